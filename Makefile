@@ -1,0 +1,71 @@
+# sanless.xen - the README names these targets; users and scripts rely on them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+N ?= 2
+PY_NEWEST := $(shell bash scripts/find-python.sh 12 2>/dev/null)
+PY_OLDEST := $(shell bash scripts/find-python.sh 11 11 2>/dev/null)
+VENV_NEWEST := .venv-newest
+VENV_OLDEST := .venv-oldest
+LAB := $(VENV_NEWEST)/bin/python lab/labctl.py
+PYTEST_UNIT := -p no:cacheprovider tests/unit
+
+.PHONY: help test unit unit-newest unit-oldest sanity lint e2e demo lab-up lab-down lab-status image link venvs host-deps
+
+help:
+	@echo "make demo        boot the lab, provision web01 and live-migrate it"
+	@echo "make test        every test: unit (2 ansible-core versions), sanity, lint, lab e2e"
+	@echo "make lab-up [N=3] / make lab-down / make lab-status"
+
+# The repo root is the collection; ansible.cfg and pytest find it through this link.
+link:
+	@mkdir -p .collections/ansible_collections/sanless
+	@ln -sfn ../../.. .collections/ansible_collections/sanless/xen
+
+$(VENV_NEWEST)/.requirements.sha256: requirements/controller-newest.txt scripts/venv.sh
+	@test -n "$(PY_NEWEST)" || { echo "need python >= 3.12 (pyenv install 3.13)"; exit 1; }
+	bash scripts/venv.sh $(VENV_NEWEST) $(PY_NEWEST) requirements/controller-newest.txt
+
+$(VENV_OLDEST)/.requirements.sha256: requirements/controller-oldest.txt scripts/venv.sh
+	@test -n "$(PY_OLDEST)" || { echo "need python 3.11"; exit 1; }
+	bash scripts/venv.sh $(VENV_OLDEST) $(PY_OLDEST) requirements/controller-oldest.txt
+
+venvs: $(VENV_NEWEST)/.requirements.sha256 $(VENV_OLDEST)/.requirements.sha256
+
+unit-newest: link $(VENV_NEWEST)/.requirements.sha256
+	$(VENV_NEWEST)/bin/python -m pytest $(PYTEST_UNIT)
+
+unit-oldest: link $(VENV_OLDEST)/.requirements.sha256
+	$(VENV_OLDEST)/bin/python -m pytest $(PYTEST_UNIT)
+
+unit: unit-newest unit-oldest
+
+sanity: $(VENV_NEWEST)/.requirements.sha256
+	bash scripts/sanity.sh $(VENV_NEWEST)
+
+lint: link $(VENV_NEWEST)/.requirements.sha256
+	PATH=$(CURDIR)/$(VENV_NEWEST)/bin:$$PATH ansible-lint --profile production roles playbooks
+	@echo "lint: ansible-lint production profile passed"
+
+host-deps:
+	bash lab/host-deps.sh
+
+e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider -m lab tests/e2e
+
+test: unit sanity lint e2e
+	@echo "make test: unit, sanity, lint and lab e2e all passed"
+
+image: host-deps $(VENV_NEWEST)/.requirements.sha256
+	$(LAB) image
+
+lab-up: link host-deps $(VENV_NEWEST)/.requirements.sha256
+	$(LAB) up --hosts $(N)
+
+lab-down: $(VENV_NEWEST)/.requirements.sha256
+	$(LAB) down
+
+lab-status: $(VENV_NEWEST)/.requirements.sha256
+	$(LAB) status
+
+demo: link host-deps $(VENV_NEWEST)/.requirements.sha256
+	bash playbooks/demo.sh

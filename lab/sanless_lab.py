@@ -1,0 +1,513 @@
+"""The sanless.xen lab: real Xen 4.17 dom0s (Debian 12) booted under QEMU TCG.
+
+Everything runs inside one network namespace holding a bridge and one tap per host, with no
+route out; the controller reaches the hosts at 10.77.0.1 through ``ip netns exec``. Images and
+runtime files live in ~/.cache/sanless-lab (SANLESS_LAB_CACHE), never in the repo. Every
+process the lab starts is recorded by PID in run/lab.json and stopped by that PID.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+IMAGE_RECIPE_DIRS = (HERE / "image", HERE / "guest")
+CACHE = Path(os.environ.get("SANLESS_LAB_CACHE", Path.home() / ".cache" / "sanless-lab"))
+RUN = CACHE / "run"
+STATE_FILE = RUN / "lab.json"
+NETNS = os.environ.get("SANLESS_LAB_NETNS", "sanless-lab")
+BRIDGE = "br0"
+SUBNET = "10.77.0"
+CONTROLLER_IP = SUBNET + ".1"
+HOST_NAMES = ("hosta", "hostb", "hostc", "hostd")
+HOST_MEM_MIB = int(os.environ.get("SANLESS_LAB_HOST_MEM", "1024"))
+DOM0_MEM_MIB = int(os.environ.get("SANLESS_LAB_DOM0_MEM", "384"))
+DATA_DISK_GIB = int(os.environ.get("SANLESS_LAB_DATA_GIB", "8"))
+ROOT_IMAGE_GIB = 4
+DOMU_IMAGE_MIB = 1024
+# Each of these was needed (see shared lab notes): no SMAP/SMEP for the PV dom0, no
+# AVX/XSAVEOPT and eager FPU in Xen so SIMD state is not corrupted under TCG.
+QEMU_CPU = "max,-smap,-smep,-xsaveopt,-avx,-avx2,-vaes,-vpclmulqdq,-fma,-f16c"
+XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem={m}M,max:{m}M dom0_max_vcpus=2 loglvl=all "
+            "guest_loglvl=all noreboot spec-ctrl=eager-fpu")
+DOM0_ARGS = "root=/dev/vda rw console=hvc0 earlyprintk=xen net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
+SSH_KEY = CACHE / "ssh" / "id_ed25519"
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=10",
+            "-o", "ServerAliveCountMax=6"]
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def log(msg):
+    print("[lab] %s" % msg, file=sys.stderr, flush=True)
+
+
+def run(argv, check=True, capture=True, input_text=None, timeout=None):
+    """Run a local command (argv list, never a shell)."""
+    proc = subprocess.run(argv, input=input_text, capture_output=capture, text=True, timeout=timeout,
+                          env=dict(os.environ, LANG="C", LC_ALL="C"))
+    if check and proc.returncode != 0:
+        raise LabError("%s failed (rc=%s): %s" % (shlex.join(argv), proc.returncode,
+                                                 (proc.stderr or proc.stdout or "").strip()[-2000:]))
+    return proc
+
+
+def host_ip(index):
+    return "%s.%d" % (SUBNET, 10 + index)
+
+
+# ---------------------------------------------------------------------------------------
+# Image build
+# ---------------------------------------------------------------------------------------
+def _hash_files(paths):
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(HERE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def recipe_hash():
+    files = [p for d in IMAGE_RECIPE_DIRS for p in d.rglob("*") if p.is_file()]
+    return _hash_files(files)
+
+
+def image_dir():
+    return CACHE / ("image-" + recipe_hash())
+
+
+def ensure_ssh_key():
+    if not SSH_KEY.exists():
+        SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sanless-lab", "-f", str(SSH_KEY)])
+    return SSH_KEY
+
+
+def _debootstrap_tarball(kind):
+    packages = HERE / "image" / ("packages-%s.txt" % kind)
+    script = HERE / "image" / "debootstrap.sh"
+    tarball = CACHE / ("rootfs-%s-%s.tar.gz" % (kind, _hash_files([packages, script])))
+    if not tarball.exists():
+        log("debootstrap %s (downloads Debian packages, ~2-3 min)" % kind)
+        run(["bash", str(script), str(packages), str(tarball)], capture=False)
+    return tarball
+
+
+def _make_ext4_qcow2(tree, out, size_mib, label):
+    raw = out.with_suffix(".raw")
+    run(["truncate", "-s", "%dM" % size_mib, str(raw)])
+    run(["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(tree), str(raw)])
+    run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out)])
+    raw.unlink()
+
+
+def build_image(force=False):
+    """Build (or reuse) the image for the current recipe. Returns its folder."""
+    target = image_dir()
+    if (target / "READY").exists() and not force:
+        return target
+    ensure_ssh_key()
+    dom0_tar = _debootstrap_tarball("dom0")
+    domu_tar = _debootstrap_tarball("domu")
+    staging = Path(tempfile.mkdtemp(prefix="image-", dir=CACHE))
+    try:
+        for kind, tar in (("dom0", dom0_tar), ("domu", domu_tar)):
+            tree = staging / kind
+            tree.mkdir()
+            log("unpacking %s rootfs" % kind)
+            run(["tar", "-C", str(tree), "--numeric-owner", "-xzf", str(tar)])
+            log("configuring %s rootfs" % kind)
+            run(["bash", str(HERE / "image" / ("configure-%s.sh" % kind)), str(tree), str(SSH_KEY.parent)],
+                capture=False)
+        dom0 = staging / "dom0"
+        kver = sorted(os.listdir(dom0 / "lib" / "modules"))[-1]
+        xen_gz = sorted((dom0 / "boot").glob("xen-4.*-amd64.gz"))
+        if not xen_gz:
+            raise LabError("no Xen hypervisor in the dom0 tree")
+        with open(staging / "xen", "wb") as out:
+            out.write(gzip.decompress(xen_gz[-1].read_bytes()))
+        shutil.copy(dom0 / "boot" / ("vmlinuz-" + kver), staging / "vmlinuz")
+        shutil.copy(dom0 / "boot" / ("initrd.img-" + kver), staging / "initrd.img")
+        versions = _package_versions(dom0, ("xen-hypervisor-4.17-amd64", "xen-utils-4.17", "drbd-utils", "lvm2",
+                                             "linux-image-" + kver))
+        log("building base.qcow2 (dom0) and debian-domu.qcow2")
+        _make_ext4_qcow2(dom0, staging / "base.qcow2", ROOT_IMAGE_GIB * 1024, "sanless-dom0")
+        _make_ext4_qcow2(staging / "domu", staging / "debian-domu.qcow2", DOMU_IMAGE_MIB, "sanless-domu")
+        shutil.rmtree(dom0)
+        shutil.rmtree(staging / "domu")
+        (staging / "versions.json").write_text(json.dumps(versions, indent=1, sort_keys=True))
+        (staging / "READY").write_text(recipe_hash() + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    # older images of other recipes are dead weight (each is ~1 GB)
+    for old in CACHE.glob("image-*"):
+        if old != target and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    log("image ready: %s %s" % (target, json.dumps(versions)))
+    return target
+
+
+def _package_versions(tree, names):
+    status = (tree / "var" / "lib" / "dpkg" / "status").read_text()
+    versions = {}
+    for block in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(" "))
+        if fields.get("Package") in names:
+            versions[fields["Package"]] = fields.get("Version")
+    return versions
+
+
+# ---------------------------------------------------------------------------------------
+# Network namespace
+# ---------------------------------------------------------------------------------------
+def netns_exists():
+    out = run(["ip", "netns", "list"]).stdout
+    return any(line.split()[0] == NETNS for line in out.splitlines() if line.strip())
+
+
+def ensure_netns():
+    if not netns_exists():
+        run(["ip", "netns", "add", NETNS])
+    run(["ip", "-n", NETNS, "link", "set", "lo", "up"])
+    if run(["ip", "-n", NETNS, "link", "show", BRIDGE], check=False).returncode != 0:
+        run(["ip", "-n", NETNS, "link", "add", BRIDGE, "type", "bridge"])
+        run(["ip", "-n", NETNS, "addr", "add", CONTROLLER_IP + "/24", "dev", BRIDGE])
+    run(["ip", "-n", NETNS, "link", "set", BRIDGE, "up"])
+
+
+def tap_name(index):
+    return "sltap%d" % index
+
+
+# ---------------------------------------------------------------------------------------
+# State
+# ---------------------------------------------------------------------------------------
+def load_state():
+    if STATE_FILE.exists():
+        return json.loads(STATE_FILE.read_text())
+    return {"hosts": {}}
+
+
+def save_state(state):
+    RUN.mkdir(parents=True, exist_ok=True)
+    tmp = STATE_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    tmp.rename(STATE_FILE)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def hosts(state=None):
+    state = state or load_state()
+    return [state["hosts"][name] for name in sorted(state["hosts"])]
+
+
+def get_host(name, state=None):
+    state = state or load_state()
+    if name in state["hosts"]:
+        return state["hosts"][name]
+    for host in state["hosts"].values():
+        if host["ip"] == name or str(host["index"]) == str(name):
+            return host
+    raise LabError("no lab host %r (lab hosts: %s)" % (name, ", ".join(sorted(state["hosts"])) or "none"))
+
+
+# ---------------------------------------------------------------------------------------
+# Hosts
+# ---------------------------------------------------------------------------------------
+def boot_host(index, image):
+    name = HOST_NAMES[index - 1]
+    ip = host_ip(index)
+    RUN.mkdir(parents=True, exist_ok=True)
+    overlay = RUN / ("%s.qcow2" % name)
+    data = RUN / ("%s-data.qcow2" % name)
+    serial = RUN / ("%s.serial.log" % name)
+    monitor = RUN / ("%s.monitor" % name)
+    pidfile = RUN / ("%s.pid" % name)
+    for path in (overlay, data, serial, monitor, pidfile):
+        if path.exists():
+            path.unlink()
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image / "base.qcow2"), str(overlay)])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "%dG" % DATA_DISK_GIB])
+    tap = tap_name(index)
+    if run(["ip", "-n", NETNS, "link", "show", tap], check=False).returncode != 0:
+        run(["ip", "-n", NETNS, "tuntap", "add", tap, "mode", "tap"])
+    run(["ip", "-n", NETNS, "link", "set", tap, "master", BRIDGE, "up"])
+    argv = [
+        "ip", "netns", "exec", NETNS, "qemu-system-x86_64", "-name", name,
+        "-accel", "tcg,thread=single,tb-size=256", "-cpu", QEMU_CPU, "-smp", "2", "-m", str(HOST_MEM_MIB),
+        "-display", "none", "-no-reboot", "-daemonize", "-pidfile", str(pidfile),
+        "-monitor", "unix:%s,server,nowait" % monitor, "-serial", "file:%s" % serial,
+        "-kernel", str(image / "xen"), "-append", XEN_ARGS.format(m=DOM0_MEM_MIB),
+        "-initrd", "%s %s,%s" % (image / "vmlinuz", DOM0_ARGS.format(name=name, ip=ip), image / "initrd.img"),
+        "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % overlay,
+        "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % data,
+        "-drive", "file=%s,if=virtio,format=qcow2,readonly=on" % (image / "debian-domu.qcow2"),
+        "-netdev", "tap,id=net0,ifname=%s,script=no,downscript=no" % tap,
+        "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:4c:00:%02x" % index,
+    ]
+    run(argv)
+    pid = int(pidfile.read_text().strip())
+    return {"name": name, "index": index, "ip": ip, "pid": pid, "tap": tap, "serial": str(serial),
+            "monitor": str(monitor), "overlay": str(overlay), "data": str(data), "booted_at": time.time()}
+
+
+def ssh_argv(host, command_argv, tty=False):
+    """argv that runs command_argv on the host (quoted for the remote shell, no local shell)."""
+    argv = ["ip", "netns", "exec", NETNS, "ssh", "-i", str(SSH_KEY)] + SSH_OPTS
+    if tty:
+        argv.append("-t")
+    argv.append("root@" + host["ip"])
+    if command_argv:
+        argv.append(shlex.join(command_argv))
+    return argv
+
+
+def ssh(name, command_argv, check=True, timeout=600, input_text=None):
+    host = get_host(name)
+    return run(ssh_argv(host, command_argv), check=check, timeout=timeout, input_text=input_text)
+
+
+def sh(name, script, check=True, timeout=600):
+    """Run a shell script on a lab host (test and harness code only; the collection uses argv)."""
+    return ssh(name, ["sh", "-c", script], check=check, timeout=timeout)
+
+
+def wait_ssh(host_list, deadline_s=600):
+    start = time.time()
+    pending = {h["name"]: h for h in host_list}
+    ready_after = {}
+    while pending:
+        for name, host in list(pending.items()):
+            if not pid_alive(host["pid"]):
+                raise LabError("%s: QEMU (pid %d) exited during boot; serial log tail:\n%s"
+                               % (name, host["pid"], tail(host["serial"], 40)))
+            probe = run(ssh_argv(host, ["true"]), check=False, timeout=30)
+            if probe.returncode == 0:
+                ready_after[name] = time.time() - host["booted_at"]
+                log("%s ssh-ready after %.0f s" % (name, ready_after[name]))
+                del pending[name]
+        if pending:
+            if time.time() - start > deadline_s:
+                raise LabError("hosts not ssh-ready after %d s: %s" % (deadline_s, ", ".join(pending)))
+            time.sleep(2)
+    return ready_after
+
+
+SELF_CHECK = r"""
+set -u
+fail=0
+xl info > /tmp/xl-info.txt 2>&1 || { echo "FAIL xl info"; cat /tmp/xl-info.txt; fail=1; }
+echo "xen_version $(awk -F': ' '/^xen_version/ {print $2}' /tmp/xl-info.txt)"
+caps=$(awk -F': ' '/^virt_caps/ {print $2}' /tmp/xl-info.txt)
+echo "virt_caps $caps"
+case " $caps " in *" shadow "*) ;; *) echo "FAIL no shadow paging in virt_caps: PV live migration impossible (Xen built without CONFIG_SHADOW_PAGING)"; fail=1;; esac
+echo "free_memory $(awk -F': ' '/^free_memory/ {print $2}' /tmp/xl-info.txt)"
+vgs --noheadings --units b --nosuffix -o vg_name,vg_size,vg_free xenvg || { echo "FAIL VG xenvg missing"; fail=1; }
+modprobe drbd && echo "drbd $(head -n1 /proc/drbd)" || { echo "FAIL drbd module"; fail=1; }
+/usr/local/sbin/sanless-fpu-check 3 || fail=1
+echo "self-check rc=$fail"
+exit $fail
+"""
+
+
+def self_check(name):
+    proc = sh(name, SELF_CHECK, check=False, timeout=300)
+    report = proc.stdout.strip()
+    if proc.returncode != 0:
+        raise LabError("%s self-check failed:\n%s\n%s" % (name, report, proc.stderr.strip()))
+    return report
+
+
+def up(count=2, build=True):
+    if count < 1 or count > len(HOST_NAMES):
+        raise LabError("the lab has 1..%d hosts" % len(HOST_NAMES))
+    state = load_state()
+    live = [h for h in hosts(state) if pid_alive(h["pid"])]
+    if live:
+        raise LabError("lab already running (%s): make lab-down first" % ", ".join(h["name"] for h in live))
+    t0 = time.time()
+    image = build_image() if build else image_dir()
+    ensure_ssh_key()
+    ensure_netns()
+    state = {"hosts": {}, "image": str(image), "netns": NETNS, "started_at": time.time()}
+    try:
+        for index in range(1, count + 1):
+            host = boot_host(index, image)
+            state["hosts"][host["name"]] = host
+            save_state(state)
+            log("%s booting: pid %d, %s, serial %s" % (host["name"], host["pid"], host["ip"], host["serial"]))
+        wait_ssh(hosts(state))
+        for host in hosts(state):
+            report = self_check(host["name"])
+            host["self_check"] = report
+            log("%s self-check ok: %s" % (host["name"], " | ".join(report.splitlines())))
+        save_state(state)
+    except BaseException:
+        log("lab-up failed; stopping what it started")
+        down()
+        raise
+    log("lab ready: %d host(s) in %.0f s" % (count, time.time() - t0))
+    return state
+
+
+def down():
+    state = load_state()
+    stopped = []
+    for host in hosts(state):
+        pid = host["pid"]
+        if pid_alive(pid) and _is_our_qemu(pid, host):
+            os.kill(pid, signal.SIGTERM)
+            stopped.append((host["name"], pid))
+    for name, pid in stopped:
+        for _ in range(50):
+            if not pid_alive(pid):
+                break
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        log("stopped %s (pid %d)" % (name, pid))
+    if netns_exists():
+        run(["ip", "netns", "del", NETNS], check=False)
+    for host in hosts(state):
+        for key in ("overlay", "data", "monitor"):
+            path = Path(host[key])
+            if path.exists():
+                path.unlink()
+    if STATE_FILE.exists():
+        STATE_FILE.unlink()
+
+
+def _is_our_qemu(pid, host):
+    try:
+        cmdline = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"qemu-system-x86_64" in cmdline[0] and host["overlay"].encode() in b" ".join(cmdline)
+
+
+def status():
+    state = load_state()
+    rows = []
+    for host in hosts(state):
+        alive = pid_alive(host["pid"])
+        reach = False
+        if alive:
+            reach = run(ssh_argv(host, ["true"]), check=False, timeout=20).returncode == 0
+        rows.append({"name": host["name"], "ip": host["ip"], "pid": host["pid"], "qemu": alive,
+                     "ssh": reach, "link": link_state(host["name"]) if alive else "-"})
+    return rows
+
+
+def tail(path, lines=30):
+    try:
+        with open(path, "rb") as handle:
+            return b"\n".join(handle.read().splitlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------
+def cut_link(name):
+    """Detach the host's tap from the lab bridge: it can reach nobody, nobody reaches it."""
+    run(["ip", "-n", NETNS, "link", "set", get_host(name)["tap"], "nomaster"])
+
+
+def restore_link(name):
+    run(["ip", "-n", NETNS, "link", "set", get_host(name)["tap"], "master", BRIDGE, "up"])
+
+
+def link_state(name):
+    out = run(["ip", "-n", NETNS, "-o", "link", "show", get_host(name)["tap"]], check=False).stdout
+    return "up" if ("master " + BRIDGE) in out else "cut"
+
+
+def monitor_command(name, command):
+    host = get_host(name)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(host["monitor"])
+        time.sleep(0.2)
+        sock.recv(65536)
+        sock.sendall((command + "\n").encode())
+        time.sleep(0.3)
+        try:
+            return sock.recv(65536).decode(errors="replace")
+        except (socket.timeout, ConnectionResetError):
+            return ""
+
+
+def power_off(name):
+    """Pull the plug: QEMU quits at once, the guest gets no shutdown."""
+    host = get_host(name)
+    try:
+        monitor_command(name, "quit")
+    except OSError:
+        pass
+    for _ in range(50):
+        if not pid_alive(host["pid"]):
+            return
+        time.sleep(0.1)
+    os.kill(host["pid"], signal.SIGKILL)
+
+
+def pause_host(name):
+    monitor_command(name, "stop")
+
+
+def resume_host(name):
+    monitor_command(name, "cont")
+
+
+def can_reach(src, dst_ip, timeout=3):
+    """True when host src can ping dst_ip (run on src)."""
+    proc = ssh(src, ["ping", "-c", "1", "-W", str(timeout), dst_ip], check=False, timeout=60)
+    return proc.returncode == 0
+
+
+def collect_artifacts(dest):
+    """Copy host serial logs and the guests' console logs (from each dom0) into dest."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for host in hosts():
+        if Path(host["serial"]).exists():
+            shutil.copy(host["serial"], dest / Path(host["serial"]).name)
+        if pid_alive(host["pid"]):
+            proc = subprocess.run(ssh_argv(host, ["tar", "-C", "/var/log/xen", "-czf", "-", "."]),
+                                  capture_output=True, timeout=120, check=False)
+            if proc.returncode == 0:
+                (dest / ("%s-xen-logs.tar.gz" % host["name"])).write_bytes(proc.stdout)
+    return dest
+

@@ -1,0 +1,90 @@
+"""What e2e tests need from the lab: commands on hosts, playbook runs, guest console reading."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sanless_lab
+
+HB_RE = re.compile(r"SANLESS-HB (\d+) (\d+(?:\.\d+)?)")
+SUM_RE = re.compile(r"SANLESS-(?:PATTERN|CHECK(?: \d+)?) sha256=([0-9a-f]{64})")
+
+
+class Lab:
+    def __init__(self, repo):
+        self.repo = Path(repo)
+
+    @property
+    def hosts(self):
+        return [h["name"] for h in sanless_lab.hosts()]
+
+    def ip(self, name):
+        return sanless_lab.get_host(name)["ip"]
+
+    def run(self, host, argv, check=True, timeout=600):
+        return sanless_lab.ssh(host, argv, check=check, timeout=timeout)
+
+    def sh(self, host, script, check=True, timeout=600):
+        return sanless_lab.sh(host, script, check=check, timeout=timeout)
+
+    def playbook(self, playbook, *args, check=True, timeout=1800, env=None):
+        """Run ansible-playbook from the repo root with the lab inventory."""
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml",
+                str(playbook)] + list(args)
+        proc = subprocess.run(argv, cwd=self.repo, capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
+        if check and proc.returncode != 0:
+            raise AssertionError("ansible-playbook %s failed rc=%d\n%s\n%s" % (
+                " ".join(argv[3:]), proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
+        return proc
+
+    def ansible(self, pattern, module, args="", check=True):
+        argv = [str(Path(sys.executable).parent / "ansible"), "-i", "inventory/lab.yml", pattern, "-m", module]
+        if args:
+            argv += ["-a", args]
+        argv += ["-o"]
+        proc = subprocess.run(argv, cwd=self.repo, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
+        if check and proc.returncode != 0:
+            raise AssertionError("ansible %s -m %s failed\n%s\n%s" % (pattern, module, proc.stdout, proc.stderr))
+        return proc
+
+    def console(self, host, domain):
+        """The guest's console log on that dom0 (xenconsoled writes it; an incoming
+        migration logs under NAME--incoming first)."""
+        proc = self.sh(host, "cat /var/log/xen/console/guest-%s--incoming.log /var/log/xen/console/guest-%s.log "
+                             "2>/dev/null; true" % (domain, domain))
+        return proc.stdout
+
+    @staticmethod
+    def heartbeats(text):
+        return [(int(n), float(t)) for n, t in HB_RE.findall(text)]
+
+    @staticmethod
+    def checksums(text):
+        return SUM_RE.findall(text)
+
+    def wait_console(self, host, domain, predicate, timeout=180, interval=2):
+        deadline = time.time() + timeout
+        text = ""
+        while time.time() < deadline:
+            text = self.console(host, domain)
+            if predicate(text):
+                return text
+            time.sleep(interval)
+        raise AssertionError("guest %s on %s: console condition not met in %d s; last lines:\n%s"
+                             % (domain, host, timeout, "\n".join(text.splitlines()[-15:])))
+
+    def xl_domains(self, host):
+        out = self.run(host, ["xl", "list"]).stdout.splitlines()[1:]
+        return {line.split()[0] for line in out if line.strip()}
+
+    def lv_sha256(self, host, path, mib):
+        out = self.sh(host, "dd if=%s bs=1M count=%d 2>/dev/null | sha256sum" % (path, mib)).stdout
+        return out.split()[0]
+
+    def json_file(self, host, path):
+        return json.loads(self.run(host, ["cat", path]).stdout)

@@ -1,0 +1,89 @@
+"""The lab itself (issue 3): hosts ready, Ansible reaches them, a test domU heartbeats, faults work."""
+import re
+import time
+
+import sanless_lab
+
+GUEST_CFG = """name = "{name}"
+type = "pv"
+kernel = "/usr/local/share/sanless/vmlinuz"
+ramdisk = "/usr/local/share/sanless/guest-busybox.img"
+extra = "console=hvc0 quiet sanless.pattern_mib=16"
+memory = 96
+vcpus = 1
+disk = [ 'phy:/dev/xenvg/{name}-disk,xvda,w' ]
+"""
+
+
+def test_hosts_pass_self_check(lab):
+    assert len(lab.hosts) >= 2
+    for host in lab.hosts:
+        info = lab.run(host, ["xl", "info"]).stdout
+        caps = re.search(r"^virt_caps\s*:\s*(.*)$", info, re.M).group(1).split()
+        assert "shadow" in caps, "%s: Xen without shadow paging, PV guests cannot migrate" % host
+        assert re.search(r"^xen_version\s*:\s*4\.17\.", info, re.M)
+        vgs = lab.run(host, ["vgs", "--noheadings", "-o", "vg_name"]).stdout.split()
+        assert "xenvg" in vgs
+        assert lab.run(host, ["hostname"]).stdout.strip() == host
+        fpu = lab.run(host, ["/usr/local/sbin/sanless-fpu-check", "2"]).stdout
+        assert "mismatches: 0" in fpu
+
+
+def test_hosts_have_distinct_identities(lab):
+    initiators = {lab.run(h, ["cat", "/etc/iscsi/initiatorname.iscsi"]).stdout.strip() for h in lab.hosts}
+    machine_ids = {lab.run(h, ["cat", "/etc/machine-id"]).stdout.strip() for h in lab.hosts}
+    host_keys = {lab.run(h, ["ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdout.split()[1]
+                 for h in lab.hosts}
+    assert len(initiators) == len(machine_ids) == len(host_keys) == len(lab.hosts)
+
+
+def test_ansible_ping_every_dom0(lab):
+    out = lab.ansible("dom0", "ansible.builtin.ping").stdout
+    for host in lab.hosts:
+        assert re.search(r"^%s \| SUCCESS" % host, out, re.M), out
+
+
+def test_root_ssh_between_dom0s(lab):
+    first, second = lab.hosts[:2]
+    out = lab.run(first, ["ssh", second, "hostname"]).stdout.strip()
+    assert out == second
+
+
+def test_busybox_domu_writes_pattern_and_heartbeats(lab):
+    host = lab.hosts[0]
+    name = "labprobe"
+    lab.run(host, ["lvcreate", "-q", "-y", "-L", "64M", "-n", name + "-disk", "xenvg"])
+    try:
+        sanless_lab.ssh(host, ["tee", "/root/%s.cfg" % name], input_text=GUEST_CFG.format(name=name))
+        t0 = time.time()
+        lab.run(host, ["xl", "create", "-q", "/root/%s.cfg" % name])
+        text = lab.wait_console(host, name, lambda t: len(lab.heartbeats(t)) >= 4, timeout=180)
+        print("test domU up and 4 heartbeats after %.0f s" % (time.time() - t0))
+        sums = lab.checksums(text)
+        assert sums, "guest reported no pattern checksum"
+        beats = lab.heartbeats(text)
+        assert [n for n, _ in beats] == list(range(1, len(beats) + 1))
+        # the guest's checksum is the checksum of the LV's pattern region, read from dom0
+        lab.run(host, ["xl", "pause", name])
+        try:
+            assert lab.lv_sha256(host, "/dev/xenvg/%s-disk" % name, 16) == sums[0]
+        finally:
+            lab.run(host, ["xl", "unpause", name])
+    finally:
+        lab.run(host, ["xl", "destroy", name], check=False)
+        lab.run(host, ["lvremove", "-q", "-y", "xenvg/%s-disk" % name], check=False)
+
+
+def test_link_cut_and_restore(lab):
+    first, second = lab.hosts[:2]
+    assert sanless_lab.can_reach(second, lab.ip(first))
+    sanless_lab.cut_link(first)
+    try:
+        assert sanless_lab.link_state(first) == "cut"
+        assert not sanless_lab.can_reach(second, lab.ip(first))
+    finally:
+        sanless_lab.restore_link(first)
+    deadline = time.time() + 30
+    while not sanless_lab.can_reach(second, lab.ip(first)):
+        assert time.time() < deadline, "link restored but %s still unreachable" % first
+        time.sleep(1)
