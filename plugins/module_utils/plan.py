@@ -1,0 +1,1198 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Capacity and failover planner for a cluster of Xen dom0s with local disks.
+
+Pure functions, plain dicts and lists in and out, Python 3.9+ standard
+library only: this file may be shipped to dom0s as a module_util.
+
+Inputs
+======
+
+hosts: ``[{"name", "memory_free_mib", "online", "vg_free_bytes"?}]``
+    ``memory_free_mib`` is the free memory with the current VMs running.
+    ``online`` defaults to true.  ``vg_free_bytes`` (optional) is the free
+    space of the volume group that holds VM disks.
+
+vms: ``[{"name", "host", "memory_mib", "protected"?, "restart_on"?,
+"disk_bytes"?, "order"?, "anti_affinity"?}]``
+    ``protected`` defaults to true.  ``restart_on`` lists the hosts that
+    hold a replica of the VM's disks (DRBD peer, RAID1 partner) and so may
+    restart it; absent (None) means "any host"; an empty list means plain
+    LVM: no replica, never restartable elsewhere.  ``order`` is the restart
+    priority (lower restarts first, absent = last), ``anti_affinity`` a
+    group name: two VMs of one group should not share a host.
+
+Semantics of ``max_host_failures`` (XenServer HA planner, made exact)
+=====================================================================
+
+They follow ``ocaml/xapi/binpack.ml`` and ``ocaml/xapi/xapi_ha_vm_failover.ml``
+of xapi-project/xen-api:
+
+* Planned VMs are the protected *agile* VMs (``compute_restart_plan``:
+  ``Agility.partition_vm_ps_by_agile``).  Unprotected VMs are only overhead:
+  their memory is already missing from ``memory_free_mib`` and they are not
+  restarted.  A protected VM with ``restart_on: []`` (plain LVM) is the
+  non-agile case: XenServer refuses to protect such VMs and
+  ``plan_for_n_failures`` can only answer "Plan_exists_excluding_non_agile_VMs"
+  for them; we take that reading: they are never restartable elsewhere, are
+  left out of the count and reported as ``non_agile``.
+* Hosts are the live hosts, in a fixed deterministic order (xapi sorts them
+  by uuid, we sort by name); VMs likewise (xapi: uuid, we: name).
+* Protected VMs whose host is offline are first restarted with one
+  biggest-fit-decreasing pass (``compute_restart_plan`` then
+  ``get_specific_plan``); if one cannot be placed there is no plan at all
+  ("No_plan_exists"): ``max_host_failures`` returns -1.
+* ``biggest_fit_decreasing`` (binpack.ml): VMs are stably sorted by memory,
+  biggest first (ties: VM order); bins (hosts) are stably sorted by free
+  memory, biggest first (ties: host order).  Each VM goes to the *first*
+  bin, i.e. the one with the most free memory; if it does not fit there it
+  fits nowhere and is left out.  The bin is then re-inserted, by
+  ``insert``, in front of the first bin whose free memory is <= its new free
+  memory: among equals the bin just used comes first.  We extend this to
+  ``restart_on``: a constrained VM goes to the first bin of that same list
+  that it may restart on (same thing when unconstrained).
+* ``simulate_failure``: when a host dies, the VMs currently on it (including
+  VMs moved there by earlier failures) are packed onto the hosts still
+  alive, each bin list being sorted afresh from the current free memory
+  (so the tie order restarts from the host order at every failure); if any
+  VM is left out the sequence fails (``Stop``).
+* ``plan_always_possible`` (nCr strategy): r failures are tolerated iff for
+  every combination of r live hosts and every permutation of it, i.e. every
+  ordered sequence of r distinct live hosts (n!/(n-r)! of them), failing
+  them one after the other, re-planning after each, never leaves a VM out.
+  ``plan_trivially_never_possible``: never with fewer live hosts than r, nor
+  with exactly r live hosts and at least one VM to protect.
+* ``compute_max_host_failures_to_tolerate`` bisects r on ``plan_for_n_failures``;
+  the answer is the largest tolerated r.  It is well defined: a sequence
+  that fails keeps failing when extended (its prefix is simulated the same
+  way), so "tolerates r" is downward closed.
+* XenServer only runs the exhaustive planner when n <= 32 and
+  nPr = n!/(n-r)! < 3500 (``choose_heuristic``); otherwise it uses
+  ``approximate_bin_pack``.  We always give the exhaustive answer.
+
+Algorithm (exact, no enumeration of all sequences when it can be avoided)
+========================================================================
+
+Iterative deepening over r = 1, 2, ...: depth-first search over failure
+sequences with exact greedy re-planning at inner nodes and early exit on the
+first failing sequence.  What makes it fast is proving whole groups of
+sequences safe without simulating them; every shortcut is a *sufficient*
+condition for "greedy places every VM", so the answer is always that of
+the plain enumeration:
+
+1. Invariant: for a live host X, ``c_X = free_X + load_X`` (load = memory of
+   protected agile VMs on X) never changes: placing v on X moves v from free
+   to load.  So after any successful failures of the set D, the total free
+   memory of the survivors is ``sum(c over alive) - L`` (L = all protected
+   memory), whatever the order.
+2. Subtree bound (only when no VM is constrained): greedy leaves a VM v out
+   only if every one of the n' survivors has less than v free, so total free
+   < n'.v; at that moment the total is at least ``sum(c alive) - L -
+   sum(c of the failed) + v``.  Hence if for j = 1..k
+   ``sum(c alive) - L - (j biggest c of alive) >= (n - j - 1) * Vmax``
+   (n alive now, n - j >= 1, Vmax the biggest protected VM) then every
+   sequence of k more failures succeeds, whatever the order.
+3. Last failure of a sequence (the leaves, by far the most numerous): only
+   success matters, not the resulting placement.  When all VMs of the
+   failing host C are unconstrained, success depends only on the multiset of
+   survivors' free memory (ties change which host gets a VM, not the
+   multiset).  Before placing the t-th VM, at most t-1 bins changed, so one
+   of the t biggest is untouched: the biggest bin then has at least F'_t,
+   the t-th biggest initial free memory of the survivors.  So ``v_t <= F'_t``
+   for all t suffices (tier 2), and ``v_1 <= F'_m`` (m VMs) is an O(1)
+   special case (tier 1).  For a whole node at once (tier 0): with M the
+   most VMs on an unconstrained host and V the biggest such VM, removing one
+   host from the sorted free list leaves its M-th biggest >= F_{M+1}, so
+   ``V <= F_{M+1}`` proves every leaf of that node.  Otherwise the leaf is
+   simulated exactly (heap of free memory, or the keyed simulation below
+   when constrained VMs are involved).
+4. Inner nodes are simulated exactly with xapi's order: a heap keyed by
+   (-free, seq) where seq is the host order and a fresh, ever smaller,
+   number on re-insertion, which reproduces ``insert`` putting the used bin
+   first among equals.
+
+Not used, on purpose: memoising on the *set* of failed hosts (the state after
+A then B is generally not the state after B then A), and symmetry between
+hosts with identical residual state (the tie order follows host order, which
+is not symmetric: with X, Z, Y equal in free memory and in that order,
+failing X sends VMs to Z, failing Y sends them to X, so the two branches are
+not images of each other).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import heapq
+from bisect import bisect_right
+from itertools import accumulate
+from operator import gt, le
+
+MIB = 1024 * 1024
+
+_NO_ORDER = 1 << 62
+
+
+class PlanError(ValueError):
+    """Inconsistent or invalid planner input."""
+
+
+# ---------------------------------------------------------------------------
+# Input validation
+
+
+def _check_int(value, what, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError("%s must be an integer, got %r" % (what, value))
+    if value < 0:
+        raise PlanError("%s must not be negative, got %r" % (what, value))
+    return value
+
+
+def _check_name(value, what):
+    if not isinstance(value, str) or not value:
+        raise PlanError("%s must be a non-empty string, got %r" % (what, value))
+    return value
+
+
+def _check_bool(value, what, default):
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise PlanError("%s must be a boolean, got %r" % (what, value))
+    return value
+
+
+def validate(hosts, vms):
+    """Check hosts and vms; return normalised copies (hosts, vms) sorted by name.
+
+    Raises PlanError on unknown hosts, negative or non-integer sizes,
+    duplicate names, restart_on naming unknown hosts, missing fields.
+    """
+    if not isinstance(hosts, (list, tuple)):
+        raise PlanError("hosts must be a list, got %r" % (type(hosts).__name__,))
+    if not isinstance(vms, (list, tuple)):
+        raise PlanError("vms must be a list, got %r" % (type(vms).__name__,))
+    norm_hosts = {}
+    for host in hosts:
+        if not isinstance(host, dict):
+            raise PlanError("each host must be a dict, got %r" % (host,))
+        name = _check_name(host.get("name"), "host name")
+        if name in norm_hosts:
+            raise PlanError("duplicate host name %r" % (name,))
+        if "memory_free_mib" not in host:
+            raise PlanError("host %r has no memory_free_mib" % (name,))
+        norm_hosts[name] = {
+            "name": name,
+            "memory_free_mib": _check_int(host["memory_free_mib"], "memory_free_mib of host %r" % name),
+            "online": _check_bool(host.get("online"), "online of host %r" % name, True),
+            "vg_free_bytes": _check_int(host.get("vg_free_bytes"), "vg_free_bytes of host %r" % name, allow_none=True),
+        }
+    norm_vms = {}
+    for vm in vms:
+        norm = _validate_vm(vm, norm_hosts)
+        if norm["name"] in norm_vms:
+            raise PlanError("duplicate VM name %r" % (norm["name"],))
+        norm_vms[norm["name"]] = norm
+    return ([norm_hosts[n] for n in sorted(norm_hosts)], [norm_vms[n] for n in sorted(norm_vms)])
+
+
+def _validate_vm(vm, hosts_by_name, need_host=True):
+    if not isinstance(vm, dict):
+        raise PlanError("each VM must be a dict, got %r" % (vm,))
+    name = _check_name(vm.get("name"), "VM name")
+    host = vm.get("host")
+    if host is None and not need_host:
+        pass
+    elif not isinstance(host, str) or host not in hosts_by_name:
+        raise PlanError("VM %r is on unknown host %r" % (name, host))
+    if "memory_mib" not in vm:
+        raise PlanError("VM %r has no memory_mib" % (name,))
+    restart_on = vm.get("restart_on")
+    if restart_on is not None:
+        if isinstance(restart_on, str) or not isinstance(restart_on, (list, tuple)):
+            raise PlanError("restart_on of VM %r must be a list of host names, got %r" % (name, restart_on))
+        for peer in restart_on:
+            if peer not in hosts_by_name:
+                raise PlanError("restart_on of VM %r names unknown host %r" % (name, peer))
+        if len(set(restart_on)) != len(restart_on):
+            raise PlanError("restart_on of VM %r names a host twice: %r" % (name, restart_on))
+        restart_on = sorted(restart_on)
+    order = vm.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        raise PlanError("order of VM %r must be an integer, got %r" % (name, order))
+    group = vm.get("anti_affinity")
+    if group is not None and not isinstance(group, str):
+        raise PlanError("anti_affinity of VM %r must be a string, got %r" % (name, group))
+    return {
+        "name": name,
+        "host": host,
+        "memory_mib": _check_int(vm["memory_mib"], "memory_mib of VM %r" % name),
+        "protected": _check_bool(vm.get("protected"), "protected of VM %r" % name, True),
+        "restart_on": restart_on,
+        "disk_bytes": _check_int(vm.get("disk_bytes", 0) or 0, "disk_bytes of VM %r" % name),
+        "order": order,
+        "anti_affinity": group,
+    }
+
+
+# ---------------------------------------------------------------------------
+# What-if
+
+
+def apply_what_if(hosts, vms, what_if=None):
+    """Return validated copies of (hosts, vms) with hypothetical changes applied.
+
+    ``what_if``: ``{"offline": [host], "online": [host], "remove_vms": [name],
+    "add_vms": [vm], "memory_mib": {vm: new size}}``.  Removing a running VM frees
+    its memory on its host; adding one takes memory (and disk for a plain or
+    replicated VM with ``disk_bytes``) from its host; an added VM without
+    ``host`` is placed with ``place``.  The inputs are never modified.
+    """
+    hosts, vms = validate(copy.deepcopy(list(hosts)), copy.deepcopy(list(vms)))
+    if not what_if:
+        return hosts, vms
+    if not isinstance(what_if, dict):
+        raise PlanError("what_if must be a dict, got %r" % (what_if,))
+    unknown = set(what_if) - set(["offline", "online", "remove_vms", "add_vms", "memory_mib"])
+    if unknown:
+        raise PlanError("unknown what_if keys: %s" % ", ".join(sorted(unknown)))
+    by_host = dict((h["name"], h) for h in hosts)
+    by_vm = dict((v["name"], v) for v in vms)
+
+    def _names(key, known, what):
+        names = what_if.get(key) or []
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise PlanError("what_if.%s must be a list" % key)
+        for name in names:
+            if name not in known:
+                raise PlanError("what_if.%s names unknown %s %r" % (key, what, name))
+        return names
+
+    for name in _names("remove_vms", by_vm, "VM"):
+        vm = by_vm.pop(name)
+        host = by_host[vm["host"]]
+        host["memory_free_mib"] += vm["memory_mib"]
+        if host["vg_free_bytes"] is not None:
+            host["vg_free_bytes"] += vm["disk_bytes"]
+    resize = what_if.get("memory_mib") or {}
+    if not isinstance(resize, dict):
+        raise PlanError("what_if.memory_mib must be a dict VM -> MiB")
+    for name, size in sorted(resize.items()):
+        if name not in by_vm:
+            raise PlanError("what_if.memory_mib names unknown VM %r" % (name,))
+        vm = by_vm[name]
+        size = _check_int(size, "what_if.memory_mib of VM %r" % name)
+        host = by_host[vm["host"]]
+        if host["online"] and size - vm["memory_mib"] > host["memory_free_mib"]:
+            raise PlanError("VM %r cannot grow to %d MiB: host %r has only %d MiB free"
+                            % (name, size, host["name"], host["memory_free_mib"] + vm["memory_mib"]))
+        host["memory_free_mib"] -= size - vm["memory_mib"]
+        vm["memory_mib"] = size
+    for name in _names("offline", by_host, "host"):
+        by_host[name]["online"] = False
+    for name in _names("online", by_host, "host"):
+        by_host[name]["online"] = True
+    added = what_if.get("add_vms") or []
+    if not isinstance(added, (list, tuple)):
+        raise PlanError("what_if.add_vms must be a list of VMs")
+    for new_vm in added:
+        if not isinstance(new_vm, dict):
+            raise PlanError("each what_if.add_vms entry must be a dict")
+        if new_vm.get("name") in by_vm:
+            raise PlanError("duplicate VM name %r" % (new_vm.get("name"),))
+        new_vm = dict(new_vm)
+        if new_vm.get("host") is None:
+            spot = place(list(by_host.values()), list(by_vm.values()), new_vm)
+            new_vm["host"] = spot["host"]
+            if spot.get("secondary") and new_vm.get("restart_on") is None:
+                new_vm["restart_on"] = [spot["secondary"]]
+        vm = _validate_vm(new_vm, by_host)
+        host = by_host[vm["host"]]
+        if host["online"]:
+            if vm["memory_mib"] > host["memory_free_mib"]:
+                raise PlanError("VM %r (%d MiB) does not fit on host %r (%d MiB free)"
+                                % (vm["name"], vm["memory_mib"], host["name"], host["memory_free_mib"]))
+            host["memory_free_mib"] -= vm["memory_mib"]
+            if host["vg_free_bytes"] is not None and vm["disk_bytes"]:
+                if vm["disk_bytes"] > host["vg_free_bytes"]:
+                    raise PlanError("disks of VM %r (%d bytes) do not fit on host %r (%d bytes free)"
+                                    % (vm["name"], vm["disk_bytes"], host["name"], host["vg_free_bytes"]))
+                host["vg_free_bytes"] -= vm["disk_bytes"]
+        by_vm[vm["name"]] = vm
+    return ([by_host[n] for n in sorted(by_host)], [by_vm[n] for n in sorted(by_vm)])
+
+
+# ---------------------------------------------------------------------------
+# Core model
+
+
+def _vm_rank_key(vm):
+    # biggest_fit_decreasing: stable sort by size, biggest first, over a
+    # name-sorted list.
+    return (-vm["memory_mib"], vm["name"])
+
+
+class _Cluster:
+    """Integer-indexed model of the protected agile VMs on the live hosts."""
+
+    def __init__(self, hosts, vms):
+        live = [h for h in hosts if h["online"]]
+        self.host_names = [h["name"] for h in live]
+        self.n = len(live)
+        index = dict((name, i) for i, name in enumerate(self.host_names))
+        self.free = [h["memory_free_mib"] for h in live]
+        agile = []
+        self.non_agile = []
+        self.unprotected = []
+        for vm in vms:
+            if not vm["protected"]:
+                self.unprotected.append(vm["name"])
+            elif vm["restart_on"] == []:
+                self.non_agile.append(vm["name"])
+            else:
+                agile.append(vm)
+        agile.sort(key=_vm_rank_key)
+        self.vm_names = [vm["name"] for vm in agile]
+        self.mem = [vm["memory_mib"] for vm in agile]
+        self.allowed = []
+        for vm in agile:
+            if vm["restart_on"] is None:
+                self.allowed.append(None)
+            else:
+                self.allowed.append(frozenset(index[h] for h in vm["restart_on"] if h in index))
+        self.constrained = [a is not None for a in self.allowed]
+        placed = [[] for _ in range(self.n)]
+        self.offline_vms = []
+        for rank, vm in enumerate(agile):
+            if vm["host"] in index:
+                placed[index[vm["host"]]].append(rank)
+            else:
+                self.offline_vms.append(rank)
+        self.host_vms = [tuple(p) for p in placed]
+        self.total_protected = sum(self.mem)
+        self.vmax = max(self.mem) if self.mem else 0
+        self.any_constrained = any(self.constrained)
+
+    def initial_state(self):
+        """State after restarting the protected VMs of offline hosts, or None."""
+        state = _State(self, list(self.free), list(range(self.n)), list(self.host_vms))
+        if not self.offline_vms:
+            return state
+        placement = self.pack(state, None, self.offline_vms)
+        if placement is None:
+            return None
+        return state.moved(None, placement)
+
+    def pack(self, state, dead, ranks, record=True, keep_going=False):
+        """biggest_fit_decreasing of VM ranks onto the alive hosts other than dead.
+
+        ``ranks`` must be sorted (VM rank order = xapi's placement order).
+        Returns [(rank, host index)], or None as soon as one VM is left out
+        (unless keep_going: then left-out VMs are returned with host None).
+        """
+        alive = state.alive
+        is_alive = state.is_alive
+        mem = self.mem
+        allowed = self.allowed
+        cur_free = list(state.free)
+        cur_seq = list(range(self.n))
+        heap = None
+        seq_counter = 0
+        out = []
+        for rank in ranks:
+            size = mem[rank]
+            hosts_ok = allowed[rank]
+            if hosts_ok is None:
+                if heap is None:
+                    heap = [(-cur_free[i], cur_seq[i], i) for i in alive if i != dead]
+                    heapq.heapify(heap)
+                while heap and cur_seq[heap[0][2]] != heap[0][1]:
+                    heapq.heappop(heap)
+                if not heap or -heap[0][0] < size:
+                    if not keep_going:
+                        return None
+                    out.append((rank, None))
+                    continue
+                best = heap[0][2]
+                left = -heap[0][0] - size
+                seq_counter -= 1
+                heapq.heapreplace(heap, (-left, seq_counter, best))
+            else:
+                best = None
+                best_free = best_seq = 0
+                for i in hosts_ok:
+                    if i == dead or not is_alive[i]:
+                        continue
+                    f = cur_free[i]
+                    if best is None or f > best_free or (f == best_free and cur_seq[i] < best_seq):
+                        best, best_free, best_seq = i, f, cur_seq[i]
+                if best is None or best_free < size:
+                    if not keep_going:
+                        return None
+                    out.append((rank, None))
+                    continue
+                left = best_free - size
+                seq_counter -= 1
+                if heap is not None:
+                    heapq.heappush(heap, (-left, seq_counter, best))
+            cur_free[best] = left
+            cur_seq[best] = seq_counter
+            if record:
+                out.append((rank, best))
+        return out
+
+
+class _State:
+    """Alive hosts, their free memory and VMs; per-host load, VM count, biggest VM."""
+
+    __slots__ = ("cluster", "free", "alive", "is_alive", "host_vms", "load", "count", "top", "tied")
+
+    def __init__(self, cluster, free, alive, host_vms, derived=None):
+        self.cluster = cluster
+        self.free = free
+        self.alive = alive
+        self.host_vms = host_vms
+        if derived is None:
+            derived = ([0] * cluster.n, [0] * cluster.n, [0] * cluster.n, [False] * cluster.n)
+            for i, vms in enumerate(host_vms):
+                self._derive(i, vms, derived)
+        self.load, self.count, self.top, self.tied = derived
+        self.is_alive = [False] * cluster.n
+        for i in alive:
+            self.is_alive[i] = True
+
+    def _derive(self, i, vms, derived):
+        mem = self.cluster.mem
+        load, count, top, tied = derived
+        load[i] = sum(mem[r] for r in vms)
+        count[i] = len(vms)
+        top[i] = mem[vms[0]] if vms else 0
+        constrained = self.cluster.constrained
+        tied[i] = any(constrained[r] for r in vms)
+
+    def moved(self, dead, placement):
+        """New state: host ``dead`` (or None) gone, ``placement`` applied."""
+        mem = self.cluster.mem
+        free = list(self.free)
+        host_vms = list(self.host_vms)
+        derived = (list(self.load), list(self.count), list(self.top), list(self.tied))
+        load, count, top, tied = derived
+        constrained = self.cluster.constrained
+        added = {}
+        for rank, i in placement:
+            if i is None:
+                continue
+            size = mem[rank]
+            free[i] -= size
+            load[i] += size
+            count[i] += 1
+            if size > top[i]:
+                top[i] = size
+            if constrained[rank]:
+                tied[i] = True
+            added.setdefault(i, []).append(rank)
+        for i, ranks in added.items():
+            host_vms[i] = tuple(sorted(host_vms[i] + tuple(ranks)))
+        alive = self.alive
+        if dead is not None:
+            host_vms[dead] = ()
+            self._derive(dead, (), derived)
+            alive = [i for i in alive if i != dead]
+        return _State(self.cluster, free, alive, host_vms, derived)
+
+
+class _Search:
+    """Exact 'every ordered sequence of r failures' search with pruning."""
+
+    def __init__(self, cluster, stats=None):
+        self.cluster = cluster
+        self.stats = stats if stats is not None else {}
+        for key in ("inner_nodes", "subtree_proofs", "node_proofs", "leaf_sum", "leaf_tier1", "leaf_tier2", "leaf_simulated"):
+            self.stats.setdefault(key, 0)
+
+    @staticmethod
+    def capacity(state):
+        """c_X = free + protected load, invariant while X lives."""
+        return dict((i, state.free[i] + state.load[i]) for i in state.alive)
+
+    def subtree_safe(self, state, k, caps):
+        """Sufficient condition: every sequence of k more failures succeeds (unconstrained VMs only)."""
+        cluster = self.cluster
+        if not cluster.mem:
+            return True
+        n = len(state.alive)
+        if cluster.any_constrained or k >= n:
+            return False
+        alive_caps = sorted((caps[i] for i in state.alive), reverse=True)
+        total = sum(alive_caps) - cluster.total_protected
+        for j in range(1, k + 1):
+            total -= alive_caps[j - 1]
+            if total < (n - j - 1) * cluster.vmax:
+                return False
+        return True
+
+    @staticmethod
+    def order_hosts(state, subset=None):
+        # Fail the most loaded hosts first: they break plans soonest.
+        load = state.load
+        return sorted(state.alive if subset is None else subset, key=lambda i: (-load[i], i))
+
+    def all_ok(self, state, depth, caps):
+        """True iff every ordered sequence of ``depth`` failures of alive hosts succeeds."""
+        if self.subtree_safe(state, depth, caps):
+            self.stats["subtree_proofs"] += 1
+            return True
+        if depth == 1:
+            return self.last_failures_ok(state)
+        self.stats["inner_nodes"] += 1
+        cluster = self.cluster
+        for dead in self.order_hosts(state):
+            vms = state.host_vms[dead]
+            placement = cluster.pack(state, dead, vms) if vms else []
+            if placement is None:
+                return False
+            if not self.all_ok(state.moved(dead, placement), depth - 1, caps):
+                return False
+        return True
+
+    def last_failures_ok(self, state):
+        """True iff the failure of any single alive host can be absorbed."""
+        cluster = self.cluster
+        stats = self.stats
+        alive = state.alive
+        free = state.free
+        count = state.count
+        top = state.top
+        n_left = len(alive) - 1
+        frees = sorted(map(free.__getitem__, alive), reverse=True)
+        if cluster.any_constrained:
+            tied = state.tied
+            loose = [i for i in alive if count[i] and not tied[i]]
+            tight = [i for i in alive if tied[i]]
+        else:
+            loose = alive
+            tight = ()
+        # Tier 0, whole node: host C with m VMs is safe when v1_C <= F_{m+1}
+        # (0-based frees[m]): without C, the m-th biggest is still >= that.
+        counts = list(map(count.__getitem__, loose))
+        if not counts or (max(counts) <= n_left and all(map(le, map(top.__getitem__, loose), map(frees.__getitem__, counts)))):
+            stats["node_proofs"] += 1
+        else:
+            position = prefix = ascending = None
+            shifted = frees[1:]
+            mem = cluster.mem
+            host_vms = state.host_vms
+            for i in loose:
+                m = count[i]
+                if not m or (m <= n_left and top[i] <= frees[m]):
+                    continue
+                # Without C the t-th biggest is >= F_{t+1}: tier 2 with no need for C's rank.
+                if m <= n_left and all(map(le, map(mem.__getitem__, host_vms[i]), shifted)):
+                    stats["leaf_tier2"] += 1
+                    continue
+                # Sum tier: VM v can only be left out when each of the k
+                # survivors that had >= v free is down to < v, so their sum
+                # P_k minus what C placed before v (<= load_C - v) is < k.v.
+                # P_k - load_C >= (k - 1).v_1 with k = #survivors >= v_1 rules
+                # that out for every VM of C (k is the best choice of k).
+                if prefix is None:
+                    prefix = [0] + list(accumulate(frees))
+                    ascending = [-f for f in frees]
+                biggest = top[i]
+                k = bisect_right(ascending, -biggest)
+                held = prefix[k]
+                if free[i] >= biggest:
+                    held -= free[i]
+                    k -= 1
+                if k and held - state.load[i] >= (k - 1) * biggest:
+                    stats["leaf_sum"] += 1
+                    continue
+                if position is None:
+                    position = {}
+                    for p, (_, host) in enumerate(sorted(((free[h], h) for h in alive), reverse=True)):
+                        position[host] = p
+                p = position[i]
+                # Tier 1: the m-th biggest survivor can take the biggest VM.
+                if m <= n_left and top[i] <= (frees[m - 1] if p > m - 1 else frees[m]):
+                    stats["leaf_tier1"] += 1
+                    continue
+                rest = frees[:p] + frees[p + 1:]
+                sizes = [cluster.mem[r] for r in state.host_vms[i]]
+                if m <= n_left:
+                    # Tier 2: VM t surely fits when v_t <= F'_t; simulate only
+                    # up to the last VM where that bound does not hold.
+                    over = list(map(gt, sizes, rest))
+                    if True not in over:
+                        stats["leaf_tier2"] += 1
+                        continue
+                    sizes = sizes[:m - over[::-1].index(True)]
+                stats["leaf_simulated"] += 1
+                heap = [-f for f in rest]
+                heapq.heapify(heap)
+                for size in sizes:
+                    if not heap or -heap[0] < size:
+                        return False
+                    heapq.heapreplace(heap, heap[0] + size)
+        for i in tight:
+            stats["leaf_simulated"] += 1
+            if cluster.pack(state, i, state.host_vms[i], record=False) is None:
+                return False
+        return True
+
+    def tolerates(self, state, r, caps):
+        n = len(state.alive)
+        if r == 0:
+            return True
+        if r > n or (r == n and self.cluster.mem):
+            return False
+        return self.all_ok(state, r, caps)
+
+
+def _prepare(hosts, vms, what_if):
+    hosts, vms = apply_what_if(hosts, vms, what_if)
+    return hosts, vms, _Cluster(hosts, vms)
+
+
+def max_host_failures(hosts, vms, up_to=None, what_if=None, stats=None):
+    """Largest r (<= up_to) such that every ordered sequence of r host failures is survivable.
+
+    See the module docstring for the exact semantics (XenServer's exhaustive
+    planner, applied to every pool size).  Returns -1 when even the protected
+    VMs of hosts already offline cannot all be restarted.  ``stats`` (a dict)
+    is filled with search counters.
+    """
+    _, _, cluster = _prepare(hosts, vms, what_if)
+    return _max_failures(cluster, up_to, stats)
+
+
+def _max_failures(cluster, up_to, stats=None):
+    if up_to is not None:
+        _check_int(up_to, "up_to")
+    state = cluster.initial_state()
+    if state is None:
+        return -1
+    limit = cluster.n if up_to is None else min(up_to, cluster.n)
+    search = _Search(cluster, stats)
+    caps = search.capacity(state)
+    tolerated = 0
+    for r in range(1, limit + 1):
+        if not search.tolerates(state, r, caps):
+            break
+        tolerated = r
+    return tolerated
+
+
+def sequences_count(n, r):
+    """Ordered sequences of r distinct hosts among n: n!/(n-r)! (what xapi enumerates)."""
+    count = 1
+    for k in range(r):
+        count *= n - k
+    return count
+
+
+def tolerance_report(hosts, vms, up_to=None, what_if=None):
+    """max_host_failures plus what it covers: dict with tolerated_failures, non_agile, unprotected, capped."""
+    hosts, vms, cluster = _prepare(hosts, vms, what_if)
+    stats = {}
+    tolerated = _max_failures(cluster, up_to, stats)
+    return {
+        "tolerated_failures": tolerated,
+        "capped": up_to is not None and tolerated == up_to and up_to < cluster.n,
+        "live_hosts": list(cluster.host_names),
+        "offline_hosts": [h["name"] for h in hosts if not h["online"]],
+        "protected_vms": len(cluster.vm_names),
+        "non_agile": list(cluster.non_agile),
+        "unprotected": list(cluster.unprotected),
+        "search": stats,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Failover plan
+
+
+def _priority_key(vm):
+    return (_NO_ORDER if vm["order"] is None else vm["order"], vm["name"])
+
+
+def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
+    """Where each VM of ``failed_hosts`` restarts, and which cannot.
+
+    By default the hosts fail together, as HA reacts to a real failure: one
+    biggest-fit-decreasing pass over all their protected agile VMs (and those
+    of hosts already offline).  ``sequential=True`` fails them one after the
+    other in the given order, re-planning after each (the planner's model).
+    Returns ``{"restarts": [{"vm", "from", "to", "memory_mib", "order"}],
+    "not_restarted": [{"vm", "from", "reason"}], "lost_unprotected": [vm]}``,
+    lists ordered by restart priority (``order``, then name).
+    """
+    hosts, vms = apply_what_if(hosts, vms, what_if)
+    if isinstance(failed_hosts, str) or not isinstance(failed_hosts, (list, tuple)):
+        raise PlanError("failed_hosts must be a list of host names")
+    known = dict((h["name"], h) for h in hosts)
+    for name in failed_hosts:
+        if name not in known:
+            raise PlanError("failed host %r is unknown" % (name,))
+    if len(set(failed_hosts)) != len(failed_hosts):
+        raise PlanError("failed_hosts names a host twice: %r" % (list(failed_hosts),))
+    by_vm = dict((v["name"], v) for v in vms)
+    origin = dict((v["name"], v["host"]) for v in vms)
+    offline_before = [h["name"] for h in hosts if not h["online"]]
+    failed_set = set(failed_hosts)
+    if sequential:
+        batches = [[h for h in failed_hosts if known[h]["online"]]]
+        batches = [[b] for b in batches[0]]
+    else:
+        batches = [[h for h in failed_hosts if known[h]["online"]]]
+    # The hosts stay in the model as dead so VM ranks and indices are stable.
+    cluster = _Cluster(hosts, vms)
+    index = dict((name, i) for i, name in enumerate(cluster.host_names))
+    state = _State(cluster, list(cluster.free), list(range(cluster.n)), list(cluster.host_vms))
+    where = {}
+    lost = {}
+    # Protected VMs of hosts already offline restart first (compute_restart_plan).
+    placement = cluster.pack(state, None, cluster.offline_vms, keep_going=True)
+    for rank, i in placement:
+        name = cluster.vm_names[rank]
+        if i is None:
+            lost[name] = "no live host with enough free memory"
+        else:
+            where[name] = cluster.host_names[i]
+    state = state.moved(None, placement)
+    for batch in batches:
+        dead = set(index[h] for h in batch)
+        ranks = sorted(r for i in dead for r in state.host_vms[i])
+        survivors = [i for i in state.alive if i not in dead]
+        cut = _State(cluster, state.free, survivors, [(() if i in dead else v) for i, v in enumerate(state.host_vms)])
+        placement = cluster.pack(cut, None, ranks, keep_going=True)
+        for rank, i in placement:
+            name = cluster.vm_names[rank]
+            if i is None:
+                lost[name] = "no surviving host with enough free memory" + _restart_hint(by_vm[name], failed_set, known)
+                where.pop(name, None)
+            else:
+                where[name] = cluster.host_names[i]
+        state = cut.moved(None, placement)
+    down = failed_set | set(offline_before)
+    restarts = []
+    for name, target in where.items():
+        vm = by_vm[name]
+        restarts.append({"vm": name, "from": origin[name], "to": target, "memory_mib": vm["memory_mib"], "order": vm["order"]})
+    not_restarted = [{"vm": name, "from": origin[name], "reason": reason} for name, reason in lost.items()]
+    for name in cluster.non_agile:
+        if origin[name] in down:
+            not_restarted.append({"vm": name, "from": origin[name], "reason": "plain storage: no replica to restart from"})
+    restarts.sort(key=lambda e: _priority_key(by_vm[e["vm"]]))
+    not_restarted.sort(key=lambda e: _priority_key(by_vm[e["vm"]]))
+    lost_unprotected = sorted(name for name in cluster.unprotected if origin[name] in down)
+    return {"restarts": restarts, "not_restarted": not_restarted, "lost_unprotected": lost_unprotected}
+
+
+def _restart_hint(vm, failed, known):
+    if vm["restart_on"] is None:
+        return ""
+    alive = [h for h in vm["restart_on"] if h not in failed and known[h]["online"]]
+    if not alive:
+        return " (every replica holder %s is down)" % (", ".join(vm["restart_on"]),)
+    return " among replica holders %s" % (", ".join(alive),)
+
+
+def failover_plans_per_host(hosts, vms, what_if=None):
+    """failover_plan for the failure of each live host in turn: dict host -> plan."""
+    hosts, vms = apply_what_if(hosts, vms, what_if)
+    return dict((h["name"], failover_plan(hosts, vms, [h["name"]])) for h in hosts if h["online"])
+
+
+# ---------------------------------------------------------------------------
+# Placement
+
+
+def place(hosts, vms, new_vm, policy=None, what_if=None):
+    """Choose where to start ``new_vm``.
+
+    ``new_vm``: ``{"name", "memory_mib", "disk_bytes"?, "protected"?,
+    "storage"? (plain|drbd|raid1), "restart_on"?, "anti_affinity"?}``.
+    Replicated storage (drbd, raid1) needs a primary and a secondary host,
+    both with ``disk_bytes`` free in their VG; the VM may restart on the
+    secondary.  ``policy``: ``{"up_to": 2, "anti_affinity": "hard"|"soft"}``.
+
+    Candidates are ranked by: the tolerated failures after the placement
+    (highest first), then balance (most free memory left on the primary, then
+    on the secondary, then most VG space), then name.  Returns ``{"host",
+    "secondary", "tolerated_failures", "candidates"}``; raises PlanError
+    when the VM fits nowhere.
+    """
+    policy = dict(policy or {})
+    up_to = policy.get("up_to", 2)
+    hard = policy.get("anti_affinity", "hard") == "hard"
+    hosts, vms = apply_what_if(hosts, vms, what_if)
+    if not isinstance(new_vm, dict):
+        raise PlanError("new_vm must be a dict")
+    storage = new_vm.get("storage", "plain" if new_vm.get("restart_on") == [] else None)
+    if storage not in (None, "plain", "drbd", "raid1"):
+        raise PlanError("storage of the new VM must be plain, drbd or raid1, got %r" % (storage,))
+    replicated = storage in ("drbd", "raid1")
+    by_host = dict((h["name"], h) for h in hosts)
+    probe = _validate_vm(dict(new_vm, host=None), by_host, need_host=False)
+    if probe["name"] in set(v["name"] for v in vms):
+        raise PlanError("duplicate VM name %r" % (probe["name"],))
+    group = probe["anti_affinity"]
+    crowded = set(v["host"] for v in vms if group is not None and v["anti_affinity"] == group)
+
+    def disk_fits(host):
+        return host["vg_free_bytes"] is None or probe["disk_bytes"] <= host["vg_free_bytes"]
+
+    online = [h for h in hosts if h["online"]]
+    primaries = [h for h in online if h["memory_free_mib"] >= probe["memory_mib"] and disk_fits(h)]
+    if probe["restart_on"]:
+        replicated = False
+    pairs = []
+    for host in primaries:
+        if hard and host["name"] in crowded:
+            continue
+        if replicated:
+            for peer in online:
+                if peer is host or not disk_fits(peer) or (hard and peer["name"] in crowded):
+                    continue
+                pairs.append((host, peer))
+        else:
+            pairs.append((host, None))
+    if not pairs:
+        raise PlanError("VM %r (%d MiB, %d disk bytes) fits on no online host%s"
+                        % (probe["name"], probe["memory_mib"], probe["disk_bytes"],
+                           " respecting anti-affinity group %r" % group if group else ""))
+
+    def balance(pair):
+        host, peer = pair
+        return (
+            -(host["memory_free_mib"] - probe["memory_mib"]),
+            -(peer["memory_free_mib"] if peer else 0),
+            -((host["vg_free_bytes"] or 0) + ((peer["vg_free_bytes"] or 0) if peer else 0)),
+            (host["name"] in crowded) + (peer is not None and peer["name"] in crowded),
+            host["name"], peer["name"] if peer else "",
+        )
+
+    pairs.sort(key=balance)
+    best = None
+    evaluated = []
+    for host, peer in pairs:
+        candidate = dict(new_vm, host=host["name"])
+        candidate.pop("storage", None)
+        if replicated:
+            candidate["restart_on"] = [peer["name"]]
+        elif storage == "plain":
+            candidate["restart_on"] = []
+        score = max_host_failures(hosts, vms, up_to=up_to, what_if={"add_vms": [candidate]})
+        evaluated.append({"host": host["name"], "secondary": peer["name"] if peer else None, "tolerated_failures": score})
+        if best is None or score > best[0]:
+            best = (score, host, peer)
+        if up_to is not None and score >= up_to:
+            break
+    score, host, peer = best
+    return {
+        "host": host["name"],
+        "secondary": peer["name"] if peer else None,
+        "tolerated_failures": score,
+        "candidates": evaluated,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Evacuation
+
+
+def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=2, deadline_s=None, per_vm_overhead_s=0, what_if=None):
+    """Drain ``host``: a target, a start time and a duration for every VM on it.
+
+    Targets: biggest-fit-decreasing by memory (as xapi's
+    ``compute_evacuation_plan``), a VM with ``restart_on`` goes to one of
+    those hosts (its replica: only memory is copied), any other VM to any
+    online host with room for its memory and, when it has to carry its disks
+    (plain storage), for ``disk_bytes`` in the VG.  Duration = bytes to copy
+    / link rate + ``per_vm_overhead_s``.  Migrations run ``concurrency`` at a
+    time, longest first; ``fits`` says up front whether every VM has a target
+    and the drain ends before ``deadline_s``.
+    """
+    hosts, vms = apply_what_if(hosts, vms, what_if)
+    by_host = dict((h["name"], h) for h in hosts)
+    if host not in by_host:
+        raise PlanError("host to evacuate %r is unknown" % (host,))
+    for value, what in ((link_mbit_s, "link_mbit_s"), (concurrency, "concurrency")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise PlanError("%s must be a positive number, got %r" % (what, value))
+    if not isinstance(concurrency, int):
+        raise PlanError("concurrency must be an integer, got %r" % (concurrency,))
+    if deadline_s is not None and (isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or deadline_s < 0):
+        raise PlanError("deadline_s must be a non-negative number, got %r" % (deadline_s,))
+    bytes_per_s = link_mbit_s * 1000000 / 8.0
+    targets = [h for h in hosts if h["online"] and h["name"] != host]
+    free = dict((h["name"], h["memory_free_mib"]) for h in targets)
+    disk = dict((h["name"], h["vg_free_bytes"]) for h in targets)
+    order = dict((h["name"], i) for i, h in enumerate(targets))
+    leaving = sorted((v for v in vms if v["host"] == host), key=_vm_rank_key)
+    moves = []
+    stuck = []
+    for vm in leaving:
+        replica = vm["restart_on"] or None
+        names = [h for h in (replica or free) if h in free]
+        carry_disk = replica is None and vm["restart_on"] == []
+        best = None
+        for name in names:
+            if free[name] < vm["memory_mib"]:
+                continue
+            if carry_disk and disk[name] is not None and disk[name] < vm["disk_bytes"]:
+                continue
+            key = (-free[name], order[name])
+            if best is None or key < best[0]:
+                best = (key, name)
+        if best is None:
+            stuck.append({"vm": vm["name"], "reason": "no target with room" + (" among replica holders" if replica else "")})
+            continue
+        target = best[1]
+        free[target] -= vm["memory_mib"]
+        if carry_disk and disk[target] is not None:
+            disk[target] -= vm["disk_bytes"]
+        copied = vm["memory_mib"] * MIB + (vm["disk_bytes"] if carry_disk else 0)
+        moves.append({"vm": vm["name"], "target": target, "bytes": copied,
+                      "duration_s": round(copied / bytes_per_s + per_vm_overhead_s, 3)})
+    # Longest first onto the earliest free slot (LPT list scheduling).
+    moves.sort(key=lambda m: (-m["duration_s"], m["vm"]))
+    slots = [(0.0, k) for k in range(concurrency)]
+    heapq.heapify(slots)
+    for step, move in enumerate(moves):
+        start, slot = heapq.heappop(slots)
+        move["order"] = step + 1
+        move["start_s"] = round(start, 3)
+        move["end_s"] = round(start + move["duration_s"], 3)
+        move["slot"] = slot
+        heapq.heappush(slots, (start + move["duration_s"], slot))
+    total = max([m["end_s"] for m in moves] or [0.0])
+    fits = not stuck and (deadline_s is None or total <= deadline_s)
+    return {"host": host, "moves": moves, "not_movable": stuck, "total_s": total,
+            "deadline_s": deadline_s, "fits": fits}
+
+
+# ---------------------------------------------------------------------------
+# Overcommit check
+
+
+def overcommit_check(hosts, vms, what_if, min_failures, up_to=None):
+    """Would ``what_if`` drop the tolerated failures below ``min_failures``?
+
+    Returns ``{"ok", "before", "after", "min_failures", "reason"}``; ``before``
+    and ``after`` are capped at ``up_to`` (default: ``min_failures``, enough to
+    decide).  An impossible operation (a VM that does not fit) is not ok.
+    """
+    _check_int(min_failures, "min_failures")
+    cap = min_failures if up_to is None else up_to
+    before = max_host_failures(hosts, vms, up_to=cap)
+    try:
+        after = max_host_failures(hosts, vms, up_to=cap, what_if=what_if)
+    except PlanError as exc:
+        if what_if is None:
+            raise
+        return {"ok": False, "before": before, "after": None, "min_failures": min_failures, "reason": str(exc)}
+    ok = after >= min_failures
+    reason = ("tolerates %d host failure(s), at least %d required" % (after, min_failures)) if ok else (
+        "would tolerate only %d host failure(s), %d required" % (after, min_failures))
+    return {"ok": ok, "before": before, "after": after, "min_failures": min_failures, "reason": reason}
+
+
+# ---------------------------------------------------------------------------
+# From sanless.xen.xen_info results to planner inputs, and a printable report
+
+STORAGE_MODES = ("plain", "drbd", "raid1")
+
+
+def _meta(meta, key):
+    # Inventory variables may carry the xen_ prefix or not.
+    if "xen_" + key in meta:
+        return meta["xen_" + key]
+    return meta.get(key)
+
+
+def _answered(result):
+    return (isinstance(result, dict) and not result.get("failed") and not result.get("unreachable")
+            and not result.get("skipped") and isinstance(result.get("host"), dict))
+
+
+def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
+    """Build (hosts, vms, notes) from ``{dom0 name: xen_info result}`` and per-VM metadata.
+
+    A dom0 whose result failed or is missing is offline.  Its free memory is
+    ``host.free_memory_mib``, its VG space the free bytes of ``vg`` (all VGs
+    when None).  Every running domain but Domain-0 is a VM on that dom0.
+    ``vm_meta``: ``{vm: {"xen_storage_mode", "xen_protected", "xen_restart_on",
+    "xen_home", "xen_memory_mib", "xen_restart_order", "xen_anti_affinity",
+    "xen_disk_bytes"}}`` (the ``xen_`` prefix is optional).  Plain storage
+    means ``restart_on: []``; drbd/raid1 need ``xen_restart_on`` (else the VM
+    is treated as plain, with a note); no storage mode means any host.  A
+    protected VM that runs nowhere and whose ``xen_home`` is an offline dom0
+    is placed there (it went down with it and needs a restart).
+    """
+    if not isinstance(info, dict):
+        raise PlanError("info must be a dict dom0 -> xen_info result")
+    vm_meta = vm_meta or {}
+    if not isinstance(vm_meta, dict):
+        raise PlanError("vm metadata must be a dict VM -> variables")
+    hosts = []
+    vms = []
+    notes = []
+    running = {}
+    for name in sorted(info):
+        result = info[name]
+        if not _answered(result):
+            hosts.append({"name": name, "memory_free_mib": 0, "online": False})
+            notes.append("dom0 %s did not answer: planned as offline" % name)
+            continue
+        vgs = [g for g in (result.get("vgs") or []) if vg is None or g.get("name") == vg]
+        vg_free = sum(int(g.get("free_bytes") or 0) for g in vgs) if vgs else None
+        hosts.append({"name": name, "memory_free_mib": int(result["host"].get("free_memory_mib") or 0),
+                      "online": True, "vg_free_bytes": vg_free})
+        for domain in result.get("domains") or []:
+            if domain.get("is_dom0") or domain.get("name") == "Domain-0":
+                continue
+            if domain["name"] in running:
+                raise PlanError("VM %r runs on both %s and %s" % (domain["name"], running[domain["name"]], name))
+            running[domain["name"]] = name
+            vms.append({"name": domain["name"], "host": name, "memory_mib": int(domain.get("memory_mib") or 0)})
+    offline = set(h["name"] for h in hosts if not h["online"])
+    for vm_name in sorted(set(vm_meta) - set(running)):
+        meta = vm_meta[vm_name] or {}
+        home = _meta(meta, "home")
+        protected = _meta(meta, "protected")
+        if home in offline and (default_protected if protected is None else protected):
+            memory = _meta(meta, "memory_mib")
+            if memory is None:
+                notes.append("VM %s went down with %s but has no xen_memory_mib: left out" % (vm_name, home))
+                continue
+            vms.append({"name": vm_name, "host": home, "memory_mib": memory})
+    for vm in vms:
+        meta = vm_meta.get(vm["name"]) or {}
+        storage = _meta(meta, "storage_mode")
+        protected = _meta(meta, "protected")
+        vm["protected"] = default_protected if protected is None else protected
+        restart_on = _meta(meta, "restart_on")
+        if storage is not None and storage not in STORAGE_MODES:
+            raise PlanError("VM %s: xen_storage_mode must be one of %s, got %r" % (vm["name"], ", ".join(STORAGE_MODES), storage))
+        if storage == "plain":
+            restart_on = []
+        elif storage in ("drbd", "raid1") and not restart_on:
+            notes.append("VM %s (%s) has no xen_restart_on: counted as not restartable elsewhere" % (vm["name"], storage))
+            restart_on = []
+        if restart_on is not None:
+            if isinstance(restart_on, str):
+                restart_on = [restart_on]
+            if not isinstance(restart_on, (list, tuple)):
+                raise PlanError("VM %s: xen_restart_on must be a list of dom0 names, got %r" % (vm["name"], restart_on))
+            # Its own dom0 is no place to restart it.
+            vm["restart_on"] = [h for h in restart_on if h != vm["host"]]
+        for key in ("restart_order", "anti_affinity", "disk_bytes"):
+            value = _meta(meta, key)
+            if value is not None:
+                vm["order" if key == "restart_order" else key] = value
+    no_mode = sorted(vm["name"] for vm in vms if "restart_on" not in vm)
+    if no_mode:
+        notes.append("no xen_storage_mode for %s: assumed restartable on any host" % ", ".join(no_mode))
+    return hosts, vms, notes
+
+
+def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuate=None, evacuation=None, new_vm=None, notes=None):
+    """Everything ``sanless.xen.cluster_plan`` returns, with ``summary`` lines to print."""
+    notes = list(notes or [])
+    report = tolerance_report(hosts, vms, up_to=up_to)
+    tolerated = report["tolerated_failures"]
+    live = report["live_hosts"]
+    lines = []
+    if tolerated < 0:
+        lines.append("Tolerated host failures: NONE - the protected VMs of offline hosts cannot all be restarted now")
+    else:
+        lines.append("Tolerated host failures: %d%s (every order of failures among %d live host(s) checked)"
+                     % (tolerated, " or more" if report["capped"] else "", len(live)))
+    lines.append("Protected VMs planned: %d; not restartable elsewhere (plain storage): %s; unprotected: %d"
+                 % (report["protected_vms"], ", ".join(report["non_agile"]) or "none", len(report["unprotected"])))
+    if report["offline_hosts"]:
+        lines.append("Offline hosts: %s" % ", ".join(report["offline_hosts"]))
+    plans = failover_plans_per_host(hosts, vms)
+    for name in sorted(plans):
+        lines.append(_plan_line("If %s fails" % name, plans[name]))
+    if report["offline_hosts"]:
+        now = failover_plan(hosts, vms, [])
+        lines.append(_plan_line("Restarts for the offline hosts now", now))
+    result = {
+        "tolerated_failures": tolerated,
+        "capped": report["capped"],
+        "live_hosts": live,
+        "offline_hosts": report["offline_hosts"],
+        "non_agile": report["non_agile"],
+        "unprotected": report["unprotected"],
+        "failover": plans,
+        "hosts": hosts,
+        "vms": vms,
+    }
+    if what_if:
+        cap = up_to if min_failures is None or (up_to is not None and up_to >= min_failures) else min_failures
+        check = overcommit_check(hosts, vms, what_if, min_failures or 0, up_to=cap)
+        result["what_if"] = check
+        if check["after"] is None:
+            lines.append("What if %s: impossible: %s" % (_brief(what_if), check["reason"]))
+        else:
+            lines.append("What if %s: tolerated host failures %d (now %d)%s" % (
+                _brief(what_if), check["after"], tolerated,
+                "" if min_failures is None else ": %s, %s" % ("OK" if check["ok"] else "NOT OK", check["reason"])))
+            what_plans = failover_plans_per_host(hosts, vms, what_if=what_if)
+            result["what_if"]["failover"] = what_plans
+            for name in sorted(what_plans):
+                lines.append(_plan_line("  then if %s fails" % name, what_plans[name]))
+    elif min_failures is not None:
+        ok = tolerated >= min_failures
+        result["overcommitted"] = not ok
+        lines.append("Overcommit check: %s (tolerates %d, at least %d required)" % ("OK" if ok else "NOT OK", tolerated, min_failures))
+    if evacuate:
+        drain = evacuation_plan(hosts, vms, evacuate, **(evacuation or {}))
+        result["evacuation"] = drain
+        lines.append("Evacuating %s: %d move(s), %.0f s%s%s" % (
+            evacuate, len(drain["moves"]), drain["total_s"],
+            "" if drain["deadline_s"] is None else " (deadline %s s)" % drain["deadline_s"],
+            ": fits" if drain["fits"] else ": DOES NOT FIT"))
+        for move in sorted(drain["moves"], key=lambda m: m["order"]):
+            lines.append("  %d. %s -> %s at %.0f s for %.0f s" % (move["order"], move["vm"], move["target"], move["start_s"], move["duration_s"]))
+        for stuck in drain["not_movable"]:
+            lines.append("  %s: %s" % (stuck["vm"], stuck["reason"]))
+    if new_vm:
+        spot = place(hosts, vms, new_vm)
+        result["placement"] = spot
+        lines.append("Place %s on %s%s: tolerated host failures %d" % (
+            new_vm.get("name"), spot["host"], " (replica on %s)" % spot["secondary"] if spot["secondary"] else "", spot["tolerated_failures"]))
+    lines.extend("Note: " + note for note in notes)
+    result["notes"] = notes
+    result["summary"] = lines
+    return result
+
+
+def _plan_line(title, plan):
+    parts = ["%s -> %s" % (r["vm"], r["to"]) for r in plan["restarts"]]
+    lost = ["%s (%s)" % (e["vm"], e["reason"]) for e in plan["not_restarted"]]
+    text = "%s: %s" % (title, ", ".join(parts) if parts else "nothing to restart")
+    if lost:
+        text += "; NOT restarted: " + ", ".join(lost)
+    if plan["lost_unprotected"]:
+        text += "; unprotected, stay down: " + ", ".join(plan["lost_unprotected"])
+    return text
+
+
+def _brief(what_if):
+    parts = []
+    for key in ("offline", "online", "remove_vms"):
+        if what_if.get(key):
+            parts.append("%s=%s" % (key, ",".join(what_if[key])))
+    for vm in what_if.get("add_vms") or []:
+        parts.append("add %s (%s MiB%s)" % (vm.get("name"), vm.get("memory_mib"), " on " + vm["host"] if vm.get("host") else ""))
+    for name, size in sorted((what_if.get("memory_mib") or {}).items()):
+        parts.append("%s to %s MiB" % (name, size))
+    return "; ".join(parts) or "no change"
