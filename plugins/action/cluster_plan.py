@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) sanless.xen developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -6,7 +5,6 @@
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
-
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     PlanError,
     cluster_report,
@@ -48,9 +46,9 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # no remote files
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         result["changed"] = False
-        what_if = dict((k, v) for k, v in (args["what_if"] or {}).items() if v)
+        what_if = {k: v for k, v in (args["what_if"] or {}).items() if v}
         try:
             hosts, vms, notes = inputs_from_xen_info(args["info"], args["vms"], args["default_protected"], args["vg"])
             report = cluster_report(
@@ -65,7 +63,7 @@ class ActionModule(ActionBase):
             )
         except PlanError as exc:
             result["failed"] = True
-            result["msg"] = "cannot plan: %s" % exc
+            result["msg"] = f"cannot plan: {exc}"
             return result
         result.update(report)
         return result

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) sanless.xen contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capacity and failover planner for a cluster of Xen dom0s with local disks.
@@ -120,9 +119,6 @@ failing X sends VMs to Z, failing Y sends them to X, so the two branches are
 not images of each other).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import heapq
@@ -147,15 +143,15 @@ def _check_int(value, what, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PlanError("%s must be an integer, got %r" % (what, value))
+        raise PlanError(f"{what} must be an integer, got {value!r}")
     if value < 0:
-        raise PlanError("%s must not be negative, got %r" % (what, value))
+        raise PlanError(f"{what} must not be negative, got {value!r}")
     return value
 
 
 def _check_name(value, what):
     if not isinstance(value, str) or not value:
-        raise PlanError("%s must be a non-empty string, got %r" % (what, value))
+        raise PlanError(f"{what} must be a non-empty string, got {value!r}")
     return value
 
 
@@ -163,7 +159,7 @@ def _check_bool(value, what, default):
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise PlanError("%s must be a boolean, got %r" % (what, value))
+        raise PlanError(f"{what} must be a boolean, got {value!r}")
     return value
 
 
@@ -174,67 +170,67 @@ def validate(hosts, vms):
     duplicate names, restart_on naming unknown hosts, missing fields.
     """
     if not isinstance(hosts, (list, tuple)):
-        raise PlanError("hosts must be a list, got %r" % (type(hosts).__name__,))
+        raise PlanError(f"hosts must be a list, got {type(hosts).__name__!r}")
     if not isinstance(vms, (list, tuple)):
-        raise PlanError("vms must be a list, got %r" % (type(vms).__name__,))
+        raise PlanError(f"vms must be a list, got {type(vms).__name__!r}")
     norm_hosts = {}
     for host in hosts:
         if not isinstance(host, dict):
-            raise PlanError("each host must be a dict, got %r" % (host,))
+            raise PlanError(f"each host must be a dict, got {host!r}")
         name = _check_name(host.get("name"), "host name")
         if name in norm_hosts:
-            raise PlanError("duplicate host name %r" % (name,))
+            raise PlanError(f"duplicate host name {name!r}")
         if "memory_free_mib" not in host:
-            raise PlanError("host %r has no memory_free_mib" % (name,))
+            raise PlanError(f"host {name!r} has no memory_free_mib")
         norm_hosts[name] = {
             "name": name,
-            "memory_free_mib": _check_int(host["memory_free_mib"], "memory_free_mib of host %r" % name),
-            "online": _check_bool(host.get("online"), "online of host %r" % name, True),
-            "vg_free_bytes": _check_int(host.get("vg_free_bytes"), "vg_free_bytes of host %r" % name, allow_none=True),
+            "memory_free_mib": _check_int(host["memory_free_mib"], f"memory_free_mib of host {name!r}"),
+            "online": _check_bool(host.get("online"), f"online of host {name!r}", True),
+            "vg_free_bytes": _check_int(host.get("vg_free_bytes"), f"vg_free_bytes of host {name!r}", allow_none=True),
         }
     norm_vms = {}
     for vm in vms:
         norm = _validate_vm(vm, norm_hosts)
         if norm["name"] in norm_vms:
-            raise PlanError("duplicate VM name %r" % (norm["name"],))
+            raise PlanError("duplicate VM name {!r}".format(norm["name"]))
         norm_vms[norm["name"]] = norm
     return ([norm_hosts[n] for n in sorted(norm_hosts)], [norm_vms[n] for n in sorted(norm_vms)])
 
 
 def _validate_vm(vm, hosts_by_name, need_host=True):
     if not isinstance(vm, dict):
-        raise PlanError("each VM must be a dict, got %r" % (vm,))
+        raise PlanError(f"each VM must be a dict, got {vm!r}")
     name = _check_name(vm.get("name"), "VM name")
     host = vm.get("host")
     if host is None and not need_host:
         pass
     elif not isinstance(host, str) or host not in hosts_by_name:
-        raise PlanError("VM %r is on unknown host %r" % (name, host))
+        raise PlanError(f"VM {name!r} is on unknown host {host!r}")
     if "memory_mib" not in vm:
-        raise PlanError("VM %r has no memory_mib" % (name,))
+        raise PlanError(f"VM {name!r} has no memory_mib")
     restart_on = vm.get("restart_on")
     if restart_on is not None:
         if isinstance(restart_on, str) or not isinstance(restart_on, (list, tuple)):
-            raise PlanError("restart_on of VM %r must be a list of host names, got %r" % (name, restart_on))
+            raise PlanError(f"restart_on of VM {name!r} must be a list of host names, got {restart_on!r}")
         for peer in restart_on:
             if peer not in hosts_by_name:
-                raise PlanError("restart_on of VM %r names unknown host %r" % (name, peer))
+                raise PlanError(f"restart_on of VM {name!r} names unknown host {peer!r}")
         if len(set(restart_on)) != len(restart_on):
-            raise PlanError("restart_on of VM %r names a host twice: %r" % (name, restart_on))
+            raise PlanError(f"restart_on of VM {name!r} names a host twice: {restart_on!r}")
         restart_on = sorted(restart_on)
     order = vm.get("order")
     if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
-        raise PlanError("order of VM %r must be an integer, got %r" % (name, order))
+        raise PlanError(f"order of VM {name!r} must be an integer, got {order!r}")
     group = vm.get("anti_affinity")
     if group is not None and not isinstance(group, str):
-        raise PlanError("anti_affinity of VM %r must be a string, got %r" % (name, group))
+        raise PlanError(f"anti_affinity of VM {name!r} must be a string, got {group!r}")
     return {
         "name": name,
         "host": host,
-        "memory_mib": _check_int(vm["memory_mib"], "memory_mib of VM %r" % name),
-        "protected": _check_bool(vm.get("protected"), "protected of VM %r" % name, True),
+        "memory_mib": _check_int(vm["memory_mib"], f"memory_mib of VM {name!r}"),
+        "protected": _check_bool(vm.get("protected"), f"protected of VM {name!r}", True),
         "restart_on": restart_on,
-        "disk_bytes": _check_int(vm.get("disk_bytes", 0) or 0, "disk_bytes of VM %r" % name),
+        "disk_bytes": _check_int(vm.get("disk_bytes", 0) or 0, f"disk_bytes of VM {name!r}"),
         "order": order,
         "anti_affinity": group,
     }
@@ -257,20 +253,20 @@ def apply_what_if(hosts, vms, what_if=None):
     if not what_if:
         return hosts, vms
     if not isinstance(what_if, dict):
-        raise PlanError("what_if must be a dict, got %r" % (what_if,))
-    unknown = set(what_if) - set(["offline", "online", "remove_vms", "add_vms", "memory_mib"])
+        raise PlanError(f"what_if must be a dict, got {what_if!r}")
+    unknown = set(what_if) - {"offline", "online", "remove_vms", "add_vms", "memory_mib"}
     if unknown:
-        raise PlanError("unknown what_if keys: %s" % ", ".join(sorted(unknown)))
-    by_host = dict((h["name"], h) for h in hosts)
-    by_vm = dict((v["name"], v) for v in vms)
+        raise PlanError("unknown what_if keys: {}".format(", ".join(sorted(unknown))))
+    by_host = {h["name"]: h for h in hosts}
+    by_vm = {v["name"]: v for v in vms}
 
     def _names(key, known, what):
         names = what_if.get(key) or []
         if isinstance(names, str) or not isinstance(names, (list, tuple)):
-            raise PlanError("what_if.%s must be a list" % key)
+            raise PlanError(f"what_if.{key} must be a list")
         for name in names:
             if name not in known:
-                raise PlanError("what_if.%s names unknown %s %r" % (key, what, name))
+                raise PlanError(f"what_if.{key} names unknown {what} {name!r}")
         return names
 
     for name in _names("remove_vms", by_vm, "VM"):
@@ -284,9 +280,9 @@ def apply_what_if(hosts, vms, what_if=None):
         raise PlanError("what_if.memory_mib must be a dict VM -> MiB")
     for name, size in sorted(resize.items()):
         if name not in by_vm:
-            raise PlanError("what_if.memory_mib names unknown VM %r" % (name,))
+            raise PlanError(f"what_if.memory_mib names unknown VM {name!r}")
         vm = by_vm[name]
-        size = _check_int(size, "what_if.memory_mib of VM %r" % name)
+        size = _check_int(size, f"what_if.memory_mib of VM {name!r}")
         host = by_host[vm["host"]]
         if host["online"] and size - vm["memory_mib"] > host["memory_free_mib"]:
             raise PlanError("VM %r cannot grow to %d MiB: host %r has only %d MiB free"
@@ -304,7 +300,7 @@ def apply_what_if(hosts, vms, what_if=None):
         if not isinstance(new_vm, dict):
             raise PlanError("each what_if.add_vms entry must be a dict")
         if new_vm.get("name") in by_vm:
-            raise PlanError("duplicate VM name %r" % (new_vm.get("name"),))
+            raise PlanError("duplicate VM name {!r}".format(new_vm.get("name")))
         new_vm = dict(new_vm)
         if new_vm.get("host") is None:
             spot = place(list(by_host.values()), list(by_vm.values()), new_vm)
@@ -344,7 +340,7 @@ class _Cluster:
         live = [h for h in hosts if h["online"]]
         self.host_names = [h["name"] for h in live]
         self.n = len(live)
-        index = dict((name, i) for i, name in enumerate(self.host_names))
+        index = {name: i for i, name in enumerate(self.host_names)}
         self.free = [h["memory_free_mib"] for h in live]
         agile = []
         self.non_agile = []
@@ -366,7 +362,7 @@ class _Cluster:
             else:
                 self.allowed.append(frozenset(index[h] for h in vm["restart_on"] if h in index))
         self.constrained = [a is not None for a in self.allowed]
-        placed = [[] for _ in range(self.n)]
+        placed = [[] for host in range(self.n)]
         self.offline_vms = []
         for rank, vm in enumerate(agile):
             if vm["host"] in index:
@@ -450,7 +446,7 @@ class _Cluster:
 class _State:
     """Alive hosts, their free memory and VMs; per-host load, VM count, biggest VM."""
 
-    __slots__ = ("cluster", "free", "alive", "is_alive", "host_vms", "load", "count", "top", "tied")
+    __slots__ = ("alive", "cluster", "count", "free", "host_vms", "is_alive", "load", "tied", "top")
 
     def __init__(self, cluster, free, alive, host_vms, derived=None):
         self.cluster = cluster
@@ -491,8 +487,7 @@ class _State:
             free[i] -= size
             load[i] += size
             count[i] += 1
-            if size > top[i]:
-                top[i] = size
+            top[i] = max(top[i], size)
             if constrained[rank]:
                 tied[i] = True
             added.setdefault(i, []).append(rank)
@@ -518,7 +513,7 @@ class _Search:
     @staticmethod
     def capacity(state):
         """c_X = free + protected load, invariant while X lives."""
-        return dict((i, state.free[i] + state.load[i]) for i in state.alive)
+        return {i: state.free[i] + state.load[i] for i in state.alive}
 
     def subtree_safe(self, state, k, caps):
         """Sufficient condition: every sequence of k more failures succeeds (unconstrained VMs only)."""
@@ -614,7 +609,7 @@ class _Search:
                     continue
                 if position is None:
                     position = {}
-                    for p, (_, host) in enumerate(sorted(((free[h], h) for h in alive), reverse=True)):
+                    for p, (_free, host) in enumerate(sorted(((free[h], h) for h in alive), reverse=True)):
                         position[host] = p
                 p = position[i]
                 # Tier 1: the m-th biggest survivor can take the biggest VM.
@@ -666,7 +661,7 @@ def max_host_failures(hosts, vms, up_to=None, what_if=None, stats=None):
     VMs of hosts already offline cannot all be restarted.  ``stats`` (a dict)
     is filled with search counters.
     """
-    _, _, cluster = _prepare(hosts, vms, what_if)
+    cluster = _prepare(hosts, vms, what_if)[2]
     return _max_failures(cluster, up_to, stats)
 
 
@@ -734,14 +729,14 @@ def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
     hosts, vms = apply_what_if(hosts, vms, what_if)
     if isinstance(failed_hosts, str) or not isinstance(failed_hosts, (list, tuple)):
         raise PlanError("failed_hosts must be a list of host names")
-    known = dict((h["name"], h) for h in hosts)
+    known = {h["name"]: h for h in hosts}
     for name in failed_hosts:
         if name not in known:
-            raise PlanError("failed host %r is unknown" % (name,))
+            raise PlanError(f"failed host {name!r} is unknown")
     if len(set(failed_hosts)) != len(failed_hosts):
-        raise PlanError("failed_hosts names a host twice: %r" % (list(failed_hosts),))
-    by_vm = dict((v["name"], v) for v in vms)
-    origin = dict((v["name"], v["host"]) for v in vms)
+        raise PlanError(f"failed_hosts names a host twice: {list(failed_hosts)!r}")
+    by_vm = {v["name"]: v for v in vms}
+    origin = {v["name"]: v["host"] for v in vms}
     offline_before = [h["name"] for h in hosts if not h["online"]]
     failed_set = set(failed_hosts)
     if sequential:
@@ -751,7 +746,7 @@ def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
         batches = [[h for h in failed_hosts if known[h]["online"]]]
     # The hosts stay in the model as dead so VM ranks and indices are stable.
     cluster = _Cluster(hosts, vms)
-    index = dict((name, i) for i, name in enumerate(cluster.host_names))
+    index = {name: i for i, name in enumerate(cluster.host_names)}
     state = _State(cluster, list(cluster.free), list(range(cluster.n)), list(cluster.host_vms))
     where = {}
     lost = {}
@@ -765,7 +760,7 @@ def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
             where[name] = cluster.host_names[i]
     state = state.moved(None, placement)
     for batch in batches:
-        dead = set(index[h] for h in batch)
+        dead = {index[h] for h in batch}
         ranks = sorted(r for i in dead for r in state.host_vms[i])
         survivors = [i for i in state.alive if i not in dead]
         cut = _State(cluster, state.free, survivors, [(() if i in dead else v) for i, v in enumerate(state.host_vms)])
@@ -798,14 +793,14 @@ def _restart_hint(vm, failed, known):
         return ""
     alive = [h for h in vm["restart_on"] if h not in failed and known[h]["online"]]
     if not alive:
-        return " (every replica holder %s is down)" % (", ".join(vm["restart_on"]),)
-    return " among replica holders %s" % (", ".join(alive),)
+        return " (every replica holder {} is down)".format(", ".join(vm["restart_on"]))
+    return " among replica holders {}".format(", ".join(alive))
 
 
 def failover_plans_per_host(hosts, vms, what_if=None):
     """failover_plan for the failure of each live host in turn: dict host -> plan."""
     hosts, vms = apply_what_if(hosts, vms, what_if)
-    return dict((h["name"], failover_plan(hosts, vms, [h["name"]])) for h in hosts if h["online"])
+    return {h["name"]: failover_plan(hosts, vms, [h["name"]]) for h in hosts if h["online"]}
 
 
 # ---------------------------------------------------------------------------
@@ -835,14 +830,14 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
         raise PlanError("new_vm must be a dict")
     storage = new_vm.get("storage", "plain" if new_vm.get("restart_on") == [] else None)
     if storage not in (None, "plain", "drbd", "raid1"):
-        raise PlanError("storage of the new VM must be plain, drbd or raid1, got %r" % (storage,))
+        raise PlanError(f"storage of the new VM must be plain, drbd or raid1, got {storage!r}")
     replicated = storage in ("drbd", "raid1")
-    by_host = dict((h["name"], h) for h in hosts)
+    by_host = {h["name"]: h for h in hosts}
     probe = _validate_vm(dict(new_vm, host=None), by_host, need_host=False)
-    if probe["name"] in set(v["name"] for v in vms):
-        raise PlanError("duplicate VM name %r" % (probe["name"],))
+    if probe["name"] in {v["name"] for v in vms}:
+        raise PlanError("duplicate VM name {!r}".format(probe["name"]))
     group = probe["anti_affinity"]
-    crowded = set(v["host"] for v in vms if group is not None and v["anti_affinity"] == group)
+    crowded = {v["host"] for v in vms if group is not None and v["anti_affinity"] == group}
 
     def disk_fits(host):
         return host["vg_free_bytes"] is None or probe["disk_bytes"] <= host["vg_free_bytes"]
@@ -865,7 +860,7 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
     if not pairs:
         raise PlanError("VM %r (%d MiB, %d disk bytes) fits on no online host%s"
                         % (probe["name"], probe["memory_mib"], probe["disk_bytes"],
-                           " respecting anti-affinity group %r" % group if group else ""))
+                           f" respecting anti-affinity group {group!r}" if group else ""))
 
     def balance(pair):
         host, peer = pair
@@ -919,21 +914,21 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=2, deadline_
     and the drain ends before ``deadline_s``.
     """
     hosts, vms = apply_what_if(hosts, vms, what_if)
-    by_host = dict((h["name"], h) for h in hosts)
+    by_host = {h["name"]: h for h in hosts}
     if host not in by_host:
-        raise PlanError("host to evacuate %r is unknown" % (host,))
+        raise PlanError(f"host to evacuate {host!r} is unknown")
     for value, what in ((link_mbit_s, "link_mbit_s"), (concurrency, "concurrency")):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise PlanError("%s must be a positive number, got %r" % (what, value))
+            raise PlanError(f"{what} must be a positive number, got {value!r}")
     if not isinstance(concurrency, int):
-        raise PlanError("concurrency must be an integer, got %r" % (concurrency,))
+        raise PlanError(f"concurrency must be an integer, got {concurrency!r}")
     if deadline_s is not None and (isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or deadline_s < 0):
-        raise PlanError("deadline_s must be a non-negative number, got %r" % (deadline_s,))
+        raise PlanError(f"deadline_s must be a non-negative number, got {deadline_s!r}")
     bytes_per_s = link_mbit_s * 1000000 / 8.0
     targets = [h for h in hosts if h["online"] and h["name"] != host]
-    free = dict((h["name"], h["memory_free_mib"]) for h in targets)
-    disk = dict((h["name"], h["vg_free_bytes"]) for h in targets)
-    order = dict((h["name"], i) for i, h in enumerate(targets))
+    free = {h["name"]: h["memory_free_mib"] for h in targets}
+    disk = {h["name"]: h["vg_free_bytes"] for h in targets}
+    order = {h["name"]: i for i, h in enumerate(targets)}
     leaving = sorted((v for v in vms if v["host"] == host), key=_vm_rank_key)
     moves = []
     stuck = []
@@ -1048,7 +1043,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
         result = info[name]
         if not _answered(result):
             hosts.append({"name": name, "memory_free_mib": 0, "online": False})
-            notes.append("dom0 %s did not answer: planned as offline" % name)
+            notes.append(f"dom0 {name} did not answer: planned as offline")
             continue
         vgs = [g for g in (result.get("vgs") or []) if vg is None or g.get("name") == vg]
         vg_free = sum(int(g.get("free_bytes") or 0) for g in vgs) if vgs else None
@@ -1058,10 +1053,10 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
             if domain.get("is_dom0") or domain.get("name") == "Domain-0":
                 continue
             if domain["name"] in running:
-                raise PlanError("VM %r runs on both %s and %s" % (domain["name"], running[domain["name"]], name))
+                raise PlanError("VM {!r} runs on both {} and {}".format(domain["name"], running[domain["name"]], name))
             running[domain["name"]] = name
             vms.append({"name": domain["name"], "host": name, "memory_mib": int(domain.get("memory_mib") or 0)})
-    offline = set(h["name"] for h in hosts if not h["online"])
+    offline = {h["name"] for h in hosts if not h["online"]}
     for vm_name in sorted(set(vm_meta) - set(running)):
         meta = vm_meta[vm_name] or {}
         home = _meta(meta, "home")
@@ -1069,7 +1064,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
         if home in offline and (default_protected if protected is None else protected):
             memory = _meta(meta, "memory_mib")
             if memory is None:
-                notes.append("VM %s went down with %s but has no xen_memory_mib: left out" % (vm_name, home))
+                notes.append(f"VM {vm_name} went down with {home} but has no xen_memory_mib: left out")
                 continue
             vms.append({"name": vm_name, "host": home, "memory_mib": memory})
     for vm in vms:
@@ -1079,17 +1074,17 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
         vm["protected"] = default_protected if protected is None else protected
         restart_on = _meta(meta, "restart_on")
         if storage is not None and storage not in STORAGE_MODES:
-            raise PlanError("VM %s: xen_storage_mode must be one of %s, got %r" % (vm["name"], ", ".join(STORAGE_MODES), storage))
+            raise PlanError("VM {}: xen_storage_mode must be one of {}, got {!r}".format(vm["name"], ", ".join(STORAGE_MODES), storage))
         if storage == "plain":
             restart_on = []
         elif storage in ("drbd", "raid1") and not restart_on:
-            notes.append("VM %s (%s) has no xen_restart_on: counted as not restartable elsewhere" % (vm["name"], storage))
+            notes.append("VM {} ({}) has no xen_restart_on: counted as not restartable elsewhere".format(vm["name"], storage))
             restart_on = []
         if restart_on is not None:
             if isinstance(restart_on, str):
                 restart_on = [restart_on]
             if not isinstance(restart_on, (list, tuple)):
-                raise PlanError("VM %s: xen_restart_on must be a list of dom0 names, got %r" % (vm["name"], restart_on))
+                raise PlanError("VM {}: xen_restart_on must be a list of dom0 names, got {!r}".format(vm["name"], restart_on))
             # Its own dom0 is no place to restart it.
             vm["restart_on"] = [h for h in restart_on if h != vm["host"]]
         for key in ("restart_order", "anti_affinity", "disk_bytes"):
@@ -1098,7 +1093,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
                 vm["order" if key == "restart_order" else key] = value
     no_mode = sorted(vm["name"] for vm in vms if "restart_on" not in vm)
     if no_mode:
-        notes.append("no xen_storage_mode for %s: assumed restartable on any host" % ", ".join(no_mode))
+        notes.append("no xen_storage_mode for {}: assumed restartable on any host".format(", ".join(no_mode)))
     return hosts, vms, notes
 
 
@@ -1117,10 +1112,10 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
     lines.append("Protected VMs planned: %d; not restartable elsewhere (plain storage): %s; unprotected: %d"
                  % (report["protected_vms"], ", ".join(report["non_agile"]) or "none", len(report["unprotected"])))
     if report["offline_hosts"]:
-        lines.append("Offline hosts: %s" % ", ".join(report["offline_hosts"]))
+        lines.append("Offline hosts: {}".format(", ".join(report["offline_hosts"])))
     plans = failover_plans_per_host(hosts, vms)
     for name in sorted(plans):
-        lines.append(_plan_line("If %s fails" % name, plans[name]))
+        lines.append(_plan_line(f"If {name} fails", plans[name]))
     if report["offline_hosts"]:
         now = failover_plan(hosts, vms, [])
         lines.append(_plan_line("Restarts for the offline hosts now", now))
@@ -1140,15 +1135,15 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
         check = overcommit_check(hosts, vms, what_if, min_failures or 0, up_to=cap)
         result["what_if"] = check
         if check["after"] is None:
-            lines.append("What if %s: impossible: %s" % (_brief(what_if), check["reason"]))
+            lines.append("What if {}: impossible: {}".format(_brief(what_if), check["reason"]))
         else:
             lines.append("What if %s: tolerated host failures %d (now %d)%s" % (
                 _brief(what_if), check["after"], tolerated,
-                "" if min_failures is None else ": %s, %s" % ("OK" if check["ok"] else "NOT OK", check["reason"])))
+                "" if min_failures is None else ": {}, {}".format("OK" if check["ok"] else "NOT OK", check["reason"])))
             what_plans = failover_plans_per_host(hosts, vms, what_if=what_if)
             result["what_if"]["failover"] = what_plans
             for name in sorted(what_plans):
-                lines.append(_plan_line("  then if %s fails" % name, what_plans[name]))
+                lines.append(_plan_line(f"  then if {name} fails", what_plans[name]))
     elif min_failures is not None:
         ok = tolerated >= min_failures
         result["overcommitted"] = not ok
@@ -1158,17 +1153,17 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
         result["evacuation"] = drain
         lines.append("Evacuating %s: %d move(s), %.0f s%s%s" % (
             evacuate, len(drain["moves"]), drain["total_s"],
-            "" if drain["deadline_s"] is None else " (deadline %s s)" % drain["deadline_s"],
+            "" if drain["deadline_s"] is None else " (deadline {} s)".format(drain["deadline_s"]),
             ": fits" if drain["fits"] else ": DOES NOT FIT"))
         for move in sorted(drain["moves"], key=lambda m: m["order"]):
             lines.append("  %d. %s -> %s at %.0f s for %.0f s" % (move["order"], move["vm"], move["target"], move["start_s"], move["duration_s"]))
         for stuck in drain["not_movable"]:
-            lines.append("  %s: %s" % (stuck["vm"], stuck["reason"]))
+            lines.append("  {}: {}".format(stuck["vm"], stuck["reason"]))
     if new_vm:
         spot = place(hosts, vms, new_vm)
         result["placement"] = spot
         lines.append("Place %s on %s%s: tolerated host failures %d" % (
-            new_vm.get("name"), spot["host"], " (replica on %s)" % spot["secondary"] if spot["secondary"] else "", spot["tolerated_failures"]))
+            new_vm.get("name"), spot["host"], " (replica on {})".format(spot["secondary"]) if spot["secondary"] else "", spot["tolerated_failures"]))
     lines.extend("Note: " + note for note in notes)
     result["notes"] = notes
     result["summary"] = lines
@@ -1176,9 +1171,9 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
 
 
 def _plan_line(title, plan):
-    parts = ["%s -> %s" % (r["vm"], r["to"]) for r in plan["restarts"]]
-    lost = ["%s (%s)" % (e["vm"], e["reason"]) for e in plan["not_restarted"]]
-    text = "%s: %s" % (title, ", ".join(parts) if parts else "nothing to restart")
+    parts = ["{} -> {}".format(r["vm"], r["to"]) for r in plan["restarts"]]
+    lost = ["{} ({})".format(e["vm"], e["reason"]) for e in plan["not_restarted"]]
+    text = "{}: {}".format(title, ", ".join(parts) if parts else "nothing to restart")
     if lost:
         text += "; NOT restarted: " + ", ".join(lost)
     if plan["lost_unprotected"]:
@@ -1190,9 +1185,9 @@ def _brief(what_if):
     parts = []
     for key in ("offline", "online", "remove_vms"):
         if what_if.get(key):
-            parts.append("%s=%s" % (key, ",".join(what_if[key])))
+            parts.append("{}={}".format(key, ",".join(what_if[key])))
     for vm in what_if.get("add_vms") or []:
-        parts.append("add %s (%s MiB%s)" % (vm.get("name"), vm.get("memory_mib"), " on " + vm["host"] if vm.get("host") else ""))
+        parts.append("add {} ({} MiB{})".format(vm.get("name"), vm.get("memory_mib"), " on " + vm["host"] if vm.get("host") else ""))
     for name, size in sorted((what_if.get("memory_mib") or {}).items()):
-        parts.append("%s to %s MiB" % (name, size))
+        parts.append(f"{name} to {size} MiB")
     return "; ".join(parts) or "no change"

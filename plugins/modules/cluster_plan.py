@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) sanless.xen developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,7 +18,7 @@ description:
   - VMs on plain LVM have no replica and are never counted as restartable elsewhere.
   - Runs on the controller from the data given; it contacts no host and never changes anything.
 author:
-  - sanless.xen developers
+  - sanless.xen developers (@sanless)
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.INFO_MODULE
@@ -200,25 +199,75 @@ vms:
   elements: dict
   sample: [{"name": "web01", "host": "hosta", "memory_mib": 64, "protected": true, "restart_on": ["hostb"]}]
 what_if:
-  description:
-    - The overcommit check of O(what_if) with C(ok), C(before), C(after), C(min_failures), C(reason),
-      and C(failover), the per-dom0 plans after the change.
-    - C(after) is V(null) when the change itself is impossible (a VM that does not fit).
+  description: The overcommit check of O(what_if), and the failover plans after the change.
   returned: when O(what_if) is given
   type: dict
-  sample: {"ok": false, "before": 1, "after": 0, "min_failures": 1, "reason": "would tolerate only 0 host failure(s), 1 required"}
+  contains:
+    ok:
+      description: Whether the change keeps at least O(min_failures) tolerated failures and is possible at all.
+      type: bool
+      sample: false
+    before:
+      description: Tolerated failures now (capped at O(up_to) or O(min_failures)).
+      type: int
+      sample: 1
+    after:
+      description: Tolerated failures after the change, V(null) when the change itself is impossible (a VM that does not fit).
+      type: int
+      sample: 0
+    min_failures:
+      description: The O(min_failures) checked against (V(0) when not given).
+      type: int
+      sample: 1
+    reason:
+      description: Why the change is or is not OK.
+      type: str
+      sample: would tolerate only 0 host failure(s), 1 required
+    failover:
+      description: Like RV(failover), after the change.
+      type: dict
+      returned: when the change is possible
+      sample: {}
 overcommitted:
   description: Whether the cluster tolerates fewer failures than O(min_failures).
   returned: when O(min_failures) is given without O(what_if)
   type: bool
   sample: false
 evacuation:
-  description:
-    - Drain plan of O(evacuate) with C(moves) (C(vm), C(target), C(order), C(start_s), C(duration_s), C(end_s),
-      C(slot), C(bytes)), C(not_movable), C(total_s), C(deadline_s) and C(fits).
+  description: Drain plan of O(evacuate).
   returned: when O(evacuate) is given
   type: dict
-  sample: {"host": "hosta", "moves": [], "not_movable": [], "total_s": 0.0, "deadline_s": null, "fits": true}
+  contains:
+    host:
+      description: The dom0 to drain.
+      type: str
+      sample: hosta
+    moves:
+      description:
+        - One entry per VM with C(vm), C(target), C(order) (start order), C(start_s), C(duration_s), C(end_s),
+          C(slot) (which of the O(concurrency) migration slots) and C(bytes) (memory, plus the disks of a plain VM).
+        - Longest migrations start first.
+      type: list
+      elements: dict
+      sample: [{"vm": "web01", "target": "hostb", "order": 1, "start_s": 0.0, "duration_s": 0.537, "end_s": 0.537, "slot": 0,
+                "bytes": 67108864}]
+    not_movable:
+      description: VMs with no target (C(vm), C(reason)).
+      type: list
+      elements: dict
+      sample: []
+    total_s:
+      description: Estimated time until the last migration ends.
+      type: float
+      sample: 0.537
+    deadline_s:
+      description: The O(deadline_s) given.
+      type: float
+      sample: 600.0
+    fits:
+      description: Whether every VM has a target and the drain ends within O(deadline_s).
+      type: bool
+      sample: true
 placement:
   description: Where O(place) should go, with C(host), C(secondary), C(tolerated_failures) and the C(candidates) evaluated.
   returned: when O(place) is given

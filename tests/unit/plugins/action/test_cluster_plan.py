@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) sanless.xen developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -8,9 +7,11 @@ from __future__ import annotations
 from unittest.mock import MagicMock
 
 import pytest
-
 from ansible_collections.sanless.xen.plugins.action.cluster_plan import ActionModule
-from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, inputs_from_xen_info
+from ansible_collections.sanless.xen.plugins.module_utils.plan import (
+    PlanError,
+    inputs_from_xen_info,
+)
 
 MIB = 1024 * 1024
 
@@ -23,7 +24,7 @@ def xen_info(hostname, free_mib, domains, vg_free=10 * 1024 * MIB):
         "domains": [{"name": "Domain-0", "domid": 0, "memory_mib": 1024, "vcpus": 2, "state": "r-----",
                      "cpu_time_s": 1.0, "config_file": None, "is_dom0": True}]
         + [{"name": name, "domid": k + 1, "memory_mib": mem, "vcpus": 1, "state": "-b----", "cpu_time_s": 0.5,
-            "config_file": "/etc/xen/auto/%s.cfg" % name, "is_dom0": False} for k, (name, mem) in enumerate(domains)],
+            "config_file": f"/etc/xen/auto/{name}.cfg", "is_dom0": False} for k, (name, mem) in enumerate(domains)],
         "vgs": [{"name": "xenvg", "size_bytes": 20 * 1024 * MIB, "free_bytes": vg_free}],
         "lvs": [],
         "drbd": {"version": "8.4.11", "minors": {}},
@@ -65,7 +66,7 @@ def test_inputs_from_xen_info():
         {"name": "hostb", "memory_free_mib": 900, "online": True, "vg_free_bytes": 10 * 1024 * MIB},
         {"name": "hostc", "memory_free_mib": 0, "online": False},
     ]
-    by_name = dict((vm["name"], vm) for vm in vms)
+    by_name = {vm["name"]: vm for vm in vms}
     assert "Domain-0" not in by_name
     assert by_name["db01"]["restart_on"] == ["hostb"]  # its own dom0 is dropped
     assert by_name["scratch"]["restart_on"] == []
@@ -75,7 +76,7 @@ def test_inputs_from_xen_info():
 
 
 def test_drbd_without_restart_on_is_not_restartable_and_noted():
-    _, vms, notes = inputs_from_xen_info({"hosta": xen_info("hosta", 10, [("vm1", 5)])}, {"vm1": {"storage_mode": "drbd"}})
+    vms, notes = inputs_from_xen_info({"hosta": xen_info("hosta", 10, [("vm1", 5)])}, {"vm1": {"storage_mode": "drbd"}})[1:]
     assert vms[0]["restart_on"] == []
     assert any("no xen_restart_on" in note for note in notes)
 
@@ -115,7 +116,7 @@ def test_action_evacuation_and_placement():
                          "place": {"name": "new01", "memory_mib": 64, "storage": "drbd", "disk_bytes": 1024}})
     assert not result.get("failed"), result
     assert result["evacuation"]["fits"] is False  # 768 MiB over 1 Gbit/s takes more than 1 s
-    assert set(m["target"] for m in result["evacuation"]["moves"]) == {"hostb"}
+    assert {m["target"] for m in result["evacuation"]["moves"]} == {"hostb"}
     assert result["placement"]["host"] in ("hosta", "hostb")
     assert result["placement"]["secondary"] in ("hosta", "hostb")
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) sanless.xen contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Brute-force reference for the planner: a literal transcription of xapi's
@@ -8,9 +7,6 @@ combination) extended with ``restart_on``.  Deliberately naive and
 independent of plan.py's data structures: it is the referee.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import itertools
 
@@ -50,13 +46,13 @@ def biggest_fit_decreasing(things, bins, allowed):
 class Config:
     def __init__(self, hosts, vms):
         live = sorted(h["name"] for h in hosts if h.get("online", True))
-        free = dict((h["name"], h["memory_free_mib"]) for h in hosts)
+        free = {h["name"]: h["memory_free_mib"] for h in hosts}
         self.hosts = [(h, free[h]) for h in live]
         agile = sorted((v for v in vms if v.get("protected", True) and v.get("restart_on") != []), key=lambda v: v["name"])
-        self.sizes = dict((v["name"], v["memory_mib"]) for v in agile)
+        self.sizes = {v["name"]: v["memory_mib"] for v in agile}
         self.order = [v["name"] for v in agile]
-        self.allowed = dict((v["name"], None if v.get("restart_on") is None else set(v["restart_on"])) for v in agile)
-        self.placement = dict((v["name"], v["host"]) for v in agile)
+        self.allowed = {v["name"]: None if v.get("restart_on") is None else set(v["restart_on"]) for v in agile}
+        self.placement = {v["name"]: v["host"] for v in agile}
         self.offline = [v["name"] for v in agile if v["host"] not in live]
 
     def restart_offline(self):
@@ -64,7 +60,7 @@ class Config:
         if not self.offline:
             return True
         things = [(vm, self.sizes[vm]) for vm in self.order if vm in self.offline]
-        mapping, left_out, _ = biggest_fit_decreasing(things, self.hosts, self.allowed)
+        mapping, left_out = biggest_fit_decreasing(things, self.hosts, self.allowed)[:2]
         if left_out:
             return False
         self._apply(mapping)
@@ -92,7 +88,7 @@ class Config:
         new = self.copy()
         new.hosts = [(h, f) for h, f in self.hosts if h != dead]
         failed = [(vm, self.sizes[vm]) for vm in self.order if self.placement[vm] == dead]
-        mapping, left_out, _ = biggest_fit_decreasing(failed, new.hosts, self.allowed)
+        mapping, left_out = biggest_fit_decreasing(failed, new.hosts, self.allowed)[:2]
         if left_out:
             return None
         new._apply(mapping)
@@ -100,7 +96,7 @@ class Config:
 
 
 def plan_always_possible(config, r):
-    hosts = [h for h, _ in config.hosts]
+    hosts = [h for h, _free in config.hosts]
     if len(hosts) < r or (len(hosts) == r and config.order):
         return False
     for combination in itertools.combinations(hosts, r):
