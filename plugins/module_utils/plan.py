@@ -285,8 +285,8 @@ def apply_what_if(hosts, vms, what_if=None):
         size = _check_int(size, f"what_if.memory_mib of VM {name!r}")
         host = by_host[vm["host"]]
         if host["online"] and size - vm["memory_mib"] > host["memory_free_mib"]:
-            raise PlanError("VM %r cannot grow to %d MiB: host %r has only %d MiB free"
-                            % (name, size, host["name"], host["memory_free_mib"] + vm["memory_mib"]))
+            room = host["memory_free_mib"] + vm["memory_mib"]
+            raise PlanError(f"VM {name!r} cannot grow to {size} MiB: host {host['name']!r} has only {room} MiB free")
         host["memory_free_mib"] -= size - vm["memory_mib"]
         vm["memory_mib"] = size
     for name in _names("offline", by_host, "host"):
@@ -311,13 +311,12 @@ def apply_what_if(hosts, vms, what_if=None):
         host = by_host[vm["host"]]
         if host["online"]:
             if vm["memory_mib"] > host["memory_free_mib"]:
-                raise PlanError("VM %r (%d MiB) does not fit on host %r (%d MiB free)"
-                                % (vm["name"], vm["memory_mib"], host["name"], host["memory_free_mib"]))
+                raise PlanError(f"VM {vm['name']!r} ({vm['memory_mib']} MiB) does not fit on host {host['name']!r} ({host['memory_free_mib']} MiB free)")
             host["memory_free_mib"] -= vm["memory_mib"]
             if host["vg_free_bytes"] is not None and vm["disk_bytes"]:
                 if vm["disk_bytes"] > host["vg_free_bytes"]:
-                    raise PlanError("disks of VM %r (%d bytes) do not fit on host %r (%d bytes free)"
-                                    % (vm["name"], vm["disk_bytes"], host["name"], host["vg_free_bytes"]))
+                    raise PlanError(f"disks of VM {vm['name']!r} ({vm['disk_bytes']} bytes) do not fit on host {host['name']!r}"
+                                    f" ({host['vg_free_bytes']} bytes free)")
                 host["vg_free_bytes"] -= vm["disk_bytes"]
         by_vm[vm["name"]] = vm
     return ([by_host[n] for n in sorted(by_host)], [by_vm[n] for n in sorted(by_vm)])
@@ -858,9 +857,8 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
         else:
             pairs.append((host, None))
     if not pairs:
-        raise PlanError("VM %r (%d MiB, %d disk bytes) fits on no online host%s"
-                        % (probe["name"], probe["memory_mib"], probe["disk_bytes"],
-                           f" respecting anti-affinity group {group!r}" if group else ""))
+        respecting = f" respecting anti-affinity group {group!r}" if group else ""
+        raise PlanError(f"VM {probe['name']!r} ({probe['memory_mib']} MiB, {probe['disk_bytes']} disk bytes) fits on no online host{respecting}")
 
     def balance(pair):
         host, peer = pair
@@ -993,8 +991,10 @@ def overcommit_check(hosts, vms, what_if, min_failures, up_to=None):
             raise
         return {"ok": False, "before": before, "after": None, "min_failures": min_failures, "reason": str(exc)}
     ok = after >= min_failures
-    reason = ("tolerates %d host failure(s), at least %d required" % (after, min_failures)) if ok else (
-        "would tolerate only %d host failure(s), %d required" % (after, min_failures))
+    if ok:
+        reason = f"tolerates {after} host failure(s), at least {min_failures} required"
+    else:
+        reason = f"would tolerate only {after} host failure(s), {min_failures} required"
     return {"ok": ok, "before": before, "after": after, "min_failures": min_failures, "reason": reason}
 
 
@@ -1107,10 +1107,11 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
     if tolerated < 0:
         lines.append("Tolerated host failures: NONE - the protected VMs of offline hosts cannot all be restarted now")
     else:
-        lines.append("Tolerated host failures: %d%s (every order of failures among %d live host(s) checked)"
-                     % (tolerated, " or more" if report["capped"] else "", len(live)))
-    lines.append("Protected VMs planned: %d; not restartable elsewhere (plain storage): %s; unprotected: %d"
-                 % (report["protected_vms"], ", ".join(report["non_agile"]) or "none", len(report["unprotected"])))
+        more = " or more" if report["capped"] else ""
+        lines.append(f"Tolerated host failures: {tolerated}{more} (every order of failures among {len(live)} live host(s) checked)")
+    plain = ", ".join(report["non_agile"]) or "none"
+    lines.append(f"Protected VMs planned: {report['protected_vms']}; not restartable elsewhere (plain storage): {plain};"
+                 f" unprotected: {len(report['unprotected'])}")
     if report["offline_hosts"]:
         lines.append("Offline hosts: {}".format(", ".join(report["offline_hosts"])))
     plans = failover_plans_per_host(hosts, vms)
@@ -1137,9 +1138,8 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
         if check["after"] is None:
             lines.append("What if {}: impossible: {}".format(_brief(what_if), check["reason"]))
         else:
-            lines.append("What if %s: tolerated host failures %d (now %d)%s" % (
-                _brief(what_if), check["after"], tolerated,
-                "" if min_failures is None else ": {}, {}".format("OK" if check["ok"] else "NOT OK", check["reason"])))
+            verdict = "" if min_failures is None else f": {'OK' if check['ok'] else 'NOT OK'}, {check['reason']}"
+            lines.append(f"What if {_brief(what_if)}: tolerated host failures {check['after']} (now {tolerated}){verdict}")
             what_plans = failover_plans_per_host(hosts, vms, what_if=what_if)
             result["what_if"]["failover"] = what_plans
             for name in sorted(what_plans):
@@ -1147,23 +1147,22 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
     elif min_failures is not None:
         ok = tolerated >= min_failures
         result["overcommitted"] = not ok
-        lines.append("Overcommit check: %s (tolerates %d, at least %d required)" % ("OK" if ok else "NOT OK", tolerated, min_failures))
+        lines.append(f"Overcommit check: {'OK' if ok else 'NOT OK'} (tolerates {tolerated}, at least {min_failures} required)")
     if evacuate:
         drain = evacuation_plan(hosts, vms, evacuate, **(evacuation or {}))
         result["evacuation"] = drain
-        lines.append("Evacuating %s: %d move(s), %.0f s%s%s" % (
-            evacuate, len(drain["moves"]), drain["total_s"],
-            "" if drain["deadline_s"] is None else " (deadline {} s)".format(drain["deadline_s"]),
-            ": fits" if drain["fits"] else ": DOES NOT FIT"))
+        window = "" if drain["deadline_s"] is None else f" (deadline {drain['deadline_s']} s)"
+        verdict = ": fits" if drain["fits"] else ": DOES NOT FIT"
+        lines.append(f"Evacuating {evacuate}: {len(drain['moves'])} move(s), {drain['total_s']:.0f} s{window}{verdict}")
         for move in sorted(drain["moves"], key=lambda m: m["order"]):
-            lines.append("  %d. %s -> %s at %.0f s for %.0f s" % (move["order"], move["vm"], move["target"], move["start_s"], move["duration_s"]))
+            lines.append(f"  {move['order']}. {move['vm']} -> {move['target']} at {move['start_s']:.0f} s for {move['duration_s']:.0f} s")
         for stuck in drain["not_movable"]:
             lines.append("  {}: {}".format(stuck["vm"], stuck["reason"]))
     if new_vm:
         spot = place(hosts, vms, new_vm)
         result["placement"] = spot
-        lines.append("Place %s on %s%s: tolerated host failures %d" % (
-            new_vm.get("name"), spot["host"], " (replica on {})".format(spot["secondary"]) if spot["secondary"] else "", spot["tolerated_failures"]))
+        replica = f" (replica on {spot['secondary']})" if spot["secondary"] else ""
+        lines.append(f"Place {new_vm.get('name')} on {spot['host']}{replica}: tolerated host failures {spot['tolerated_failures']}")
     lines.extend("Note: " + note for note in notes)
     result["notes"] = notes
     result["summary"] = lines

@@ -42,7 +42,7 @@ HOST_FREE = [0, 4 * GIB, 8 * GIB, 12 * GIB, 16 * GIB, 24 * GIB, 32 * GIB, 48 * G
 @st.composite
 def clusters(draw, max_hosts=5, max_vms=9, constrained=True, offline=True):
     n = draw(st.integers(1, max_hosts))
-    names = ["h%d" % k for k in range(n)]
+    names = [f"h{k}" for k in range(n)]
     # Equal free sizes are frequent on purpose: ties are where orders differ.
     hosts = [host(name, draw(st.sampled_from(HOST_FREE) | st.integers(0, 300 * GIB)),
                   online=draw(st.booleans()) if offline and draw(st.integers(0, 5)) == 0 else True)
@@ -58,7 +58,7 @@ def clusters(draw, max_hosts=5, max_vms=9, constrained=True, offline=True):
                 restart_on = draw(st.lists(st.sampled_from(names), unique=True, max_size=n))
                 if not restart_on:
                     restart_on = None
-        vms.append(vm("v%d" % k, draw(st.sampled_from(names)),
+        vms.append(vm(f"v{k}", draw(st.sampled_from(names)),
                       draw(st.sampled_from(VM_SIZES) | st.integers(0, 40 * GIB)),
                       protected=draw(st.integers(0, 6)) > 0, restart_on=restart_on))
     return hosts, vms
@@ -91,7 +91,7 @@ def test_equals_brute_force_with_up_to_on_bigger_clusters(cluster, up_to):
 def tight_clusters(draw, constrained):
     """Hosts loaded so that the answer is often 1 or 2 and the shortcuts often fail."""
     n = draw(st.integers(3, 6))
-    names = ["h%d" % k for k in range(n)]
+    names = [f"h{k}" for k in range(n)]
     vms = []
     load = {name: 0 for name in names}
     for k in range(draw(st.integers(n, 4 * n))):
@@ -100,7 +100,7 @@ def tight_clusters(draw, constrained):
         restart_on = None
         if constrained and draw(st.booleans()):
             restart_on = draw(st.lists(st.sampled_from([x for x in names if x != on]), min_size=1, max_size=2, unique=True))
-        vms.append(vm("v%02d" % k, on, size, restart_on=restart_on))
+        vms.append(vm(f"v{k:02d}", on, size, restart_on=restart_on))
         load[on] += size
     total = sum(load.values())
     hosts = []
@@ -138,7 +138,7 @@ def test_many_random_clusters_against_brute_force():
     rng = random.Random(20261122)
     for case in range(400):
         n = rng.randint(2, 6)
-        names = ["h%d" % k for k in range(n)]
+        names = [f"h{k}" for k in range(n)]
         hosts = [host(name, rng.choice([0, 16, 64, 130, 200, 300, 512]) * GIB) for name in names]
         vms = []
         for k in range(rng.randint(0, 3 * n)):
@@ -146,7 +146,7 @@ def test_many_random_clusters_against_brute_force():
             restart_on = None
             if case % 2 and rng.random() < 0.5:
                 restart_on = rng.sample([x for x in names if x != on] or names, 1)
-            vms.append(vm("v%d" % k, on, rng.choice([4, 4, 8, 128]) * GIB, restart_on=restart_on))
+            vms.append(vm(f"v{k}", on, rng.choice([4, 4, 8, 128]) * GIB, restart_on=restart_on))
         assert plan.max_host_failures(hosts, vms) == ref.max_host_failures(hosts, vms), (hosts, vms)
 
 
@@ -224,8 +224,8 @@ def test_offline_host_vms_restart_first_or_no_plan():
 
 def test_subtree_bound_and_tiers_are_used_on_a_loose_cluster():
     rng = random.Random(7)
-    hosts = [host("h%02d" % k, 512 * GIB) for k in range(12)]
-    vms = [vm("v%03d" % k, "h%02d" % (k % 12), rng.choice([4, 8, 16]) * GIB) for k in range(120)]
+    hosts = [host(f"h{k:02d}", 512 * GIB) for k in range(12)]
+    vms = [vm(f"v{k:03d}", f"h{k % 12:02d}", rng.choice([4, 8, 16]) * GIB) for k in range(120)]
     stats = {}
     assert plan.max_host_failures(hosts, vms, up_to=3, stats=stats) == 3
     assert stats["subtree_proofs"] > 0
@@ -234,8 +234,8 @@ def test_subtree_bound_and_tiers_are_used_on_a_loose_cluster():
 def test_tiers_on_a_tight_cluster_agree_with_brute_force():
     rng = random.Random(11)
     for case in range(20):
-        names = ["h%d" % k for k in range(6)]
-        vms = [vm("v%02d" % k, rng.choice(names), rng.choice([4, 4, 8, 128]) * GIB) for k in range(18)]
+        names = [f"h{k}" for k in range(6)]
+        vms = [vm(f"v{k:02d}", rng.choice(names), rng.choice([4, 4, 8, 128]) * GIB) for k in range(18)]
         hosts = [host(name, rng.choice([64, 128, 136, 200, 260]) * GIB) for name in names]
         stats = {}
         assert plan.max_host_failures(hosts, vms, stats=stats) == ref.max_host_failures(hosts, vms), case
@@ -265,6 +265,29 @@ def test_failover_plan_is_xapi_biggest_fit_decreasing(cluster, data):
     assert {r["vm"]: r["to"] for r in result["restarts"]} == dict(first + second)
     assert {e["vm"] for e in result["not_restarted"]} == set(left1 + left2) | {
         v["name"] for v in vms if v["protected"] and v["restart_on"] == [] and v["host"] in down}
+
+
+@PROPERTY
+@given(clusters(max_hosts=5, max_vms=9, offline=False), st.data())
+def test_sequential_failover_plan_follows_every_vm_like_the_reference(cluster, data):
+    """Fail hosts one after the other: every VM ends where xapi's simulate_failure chain puts it."""
+    hosts, vms = cluster
+    names = [h["name"] for h in hosts]
+    sequence = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
+    config = ref.Config(hosts, vms)
+    for dead in sequence:
+        config = config.simulate_failure(dead)
+        if config is None:
+            break
+    result = plan.failover_plan(hosts, vms, sequence, sequential=True)
+    if config is None:
+        assert result["not_restarted"] or not sequence
+        assert any(e["reason"].startswith("no surviving host") for e in result["not_restarted"])
+        return
+    assert not [e for e in result["not_restarted"] if not e["reason"].startswith("plain")]
+    moved = {r["vm"]: r["to"] for r in result["restarts"]}
+    for name, where in config.placement.items():
+        assert moved.get(name, where) == where
 
 
 def test_failover_plan_sequential_and_priority_order():
