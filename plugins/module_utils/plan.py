@@ -767,7 +767,7 @@ def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
         for rank, i in placement:
             name = cluster.vm_names[rank]
             if i is None:
-                lost[name] = "no surviving host with enough free memory" + _restart_hint(by_vm[name], failed_set, known)
+                lost[name] = _lost_reason(by_vm[name], survivors, failed_set, known)
                 where.pop(name, None)
             else:
                 where[name] = cluster.host_names[i]
@@ -787,13 +787,15 @@ def failover_plan(hosts, vms, failed_hosts, what_if=None, sequential=False):
     return {"restarts": restarts, "not_restarted": not_restarted, "lost_unprotected": lost_unprotected}
 
 
-def _restart_hint(vm, failed, known):
+def _lost_reason(vm, survivors, failed, known):
+    if not survivors:
+        return "no host left"
     if vm["restart_on"] is None:
-        return ""
+        return "no surviving host with enough free memory"
     alive = [h for h in vm["restart_on"] if h not in failed and known[h]["online"]]
     if not alive:
-        return " (every replica holder {} is down)".format(", ".join(vm["restart_on"]))
-    return " among replica holders {}".format(", ".join(alive))
+        return "every replica holder ({}) is down".format(", ".join(vm["restart_on"]))
+    return "not enough free memory on replica holders {}".format(", ".join(alive))
 
 
 def failover_plans_per_host(hosts, vms, what_if=None):
@@ -813,7 +815,10 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
     "storage"? (plain|drbd|raid1), "restart_on"?, "anti_affinity"?}``.
     Replicated storage (drbd, raid1) needs a primary and a secondary host,
     both with ``disk_bytes`` free in their VG; the VM may restart on the
-    secondary.  ``policy``: ``{"up_to": 2, "anti_affinity": "hard"|"soft"}``.
+    secondary.  ``policy``: ``{"up_to": 2, "anti_affinity": "hard"|"soft",
+    "max_candidates": 64}``: candidates are scored in balance order, at most
+    ``max_candidates`` of them (each is one exact ``max_host_failures``), and
+    the first that reaches ``up_to`` wins.
 
     Candidates are ranked by: the tolerated failures after the placement
     (highest first), then balance (most free memory left on the primary, then
@@ -824,6 +829,7 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
     policy = dict(policy or {})
     up_to = policy.get("up_to", 2)
     hard = policy.get("anti_affinity", "hard") == "hard"
+    max_candidates = _check_int(policy.get("max_candidates", 64), "policy.max_candidates")
     hosts, vms = apply_what_if(hosts, vms, what_if)
     if not isinstance(new_vm, dict):
         raise PlanError("new_vm must be a dict")
@@ -873,7 +879,7 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
     pairs.sort(key=balance)
     best = None
     evaluated = []
-    for host, peer in pairs:
+    for host, peer in pairs[:max(1, max_candidates)]:
         candidate = dict(new_vm, host=host["name"])
         candidate.pop("storage", None)
         if replicated:
@@ -1153,9 +1159,9 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
         result["evacuation"] = drain
         window = "" if drain["deadline_s"] is None else f" (deadline {drain['deadline_s']} s)"
         verdict = ": fits" if drain["fits"] else ": DOES NOT FIT"
-        lines.append(f"Evacuating {evacuate}: {len(drain['moves'])} move(s), {drain['total_s']:.0f} s{window}{verdict}")
+        lines.append(f"Evacuating {evacuate}: {len(drain['moves'])} move(s), {drain['total_s']:.1f} s{window}{verdict}")
         for move in sorted(drain["moves"], key=lambda m: m["order"]):
-            lines.append(f"  {move['order']}. {move['vm']} -> {move['target']} at {move['start_s']:.0f} s for {move['duration_s']:.0f} s")
+            lines.append(f"  {move['order']}. {move['vm']} -> {move['target']} at {move['start_s']:.1f} s for {move['duration_s']:.1f} s")
         for stuck in drain["not_movable"]:
             lines.append("  {}: {}".format(stuck["vm"], stuck["reason"]))
     if new_vm:

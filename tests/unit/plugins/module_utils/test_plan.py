@@ -282,7 +282,7 @@ def test_sequential_failover_plan_follows_every_vm_like_the_reference(cluster, d
     result = plan.failover_plan(hosts, vms, sequence, sequential=True)
     if config is None:
         assert result["not_restarted"] or not sequence
-        assert any(e["reason"].startswith("no surviving host") for e in result["not_restarted"])
+        assert any(not e["reason"].startswith("plain") for e in result["not_restarted"])
         return
     assert not [e for e in result["not_restarted"] if not e["reason"].startswith("plain")]
     moved = {r["vm"]: r["to"] for r in result["restarts"]}
@@ -299,6 +299,19 @@ def test_failover_plan_sequential_and_priority_order():
     together = plan.failover_plan(hosts, vms, ["a", "b"])
     names = [r["vm"] for r in together["restarts"]]
     assert names == sorted(names, key=lambda n: {"db": 1, "web": 2, "batch": 99}[n])
+
+
+def test_failover_plan_reasons():
+    hosts = [host("a", 0), host("b", 5), host("c", 100)]
+    vms = [vm("pair", "a", 10, restart_on=["b"]), vm("gone", "a", 10, restart_on=["c"]), vm("big", "a", 200)]
+    reasons = {e["vm"]: e["reason"] for e in plan.failover_plan(hosts, vms, ["a", "c"])["not_restarted"]}
+    assert reasons == {
+        "pair": "not enough free memory on replica holders b",
+        "gone": "every replica holder (c) is down",
+        "big": "no surviving host with enough free memory",
+    }
+    everything = plan.failover_plan(hosts, vms, ["a", "b", "c"])["not_restarted"]
+    assert {e["reason"] for e in everything} == {"no host left"}
 
 
 def test_failover_plans_per_host():
@@ -360,6 +373,17 @@ def test_place_replicated_pair_respects_disk_and_anti_affinity():
     vms = [vm("web1", "b", 10, anti_affinity="web", restart_on=["c"])]
     spot = plan.place(hosts, vms, {"name": "web2", "memory_mib": 20, "disk_bytes": 100, "storage": "drbd", "anti_affinity": "web"})
     assert spot["host"] not in ("a", "b") and spot["secondary"] not in ("a", "b", spot["host"])
+
+
+def test_place_soft_anti_affinity_and_candidate_cap():
+    hosts = [host("a", 100), host("b", 10)]
+    vms = [vm("web1", "a", 10, anti_affinity="web")]
+    new = {"name": "web2", "memory_mib": 20, "anti_affinity": "web"}
+    with pytest.raises(PlanError, match="anti-affinity group 'web'"):
+        plan.place(hosts, vms, new)
+    assert plan.place(hosts, vms, new, policy={"anti_affinity": "soft"})["host"] == "a"
+    spot = plan.place(hosts, vms, {"name": "n", "memory_mib": 5}, policy={"max_candidates": 1, "up_to": 5})
+    assert len(spot["candidates"]) == 1
 
 
 def test_place_nowhere_raises():
