@@ -44,7 +44,8 @@ of xapi-project/xen-api:
   ("No_plan_exists"): ``max_host_failures`` returns -1.
 * ``biggest_fit_decreasing`` (binpack.ml): VMs are stably sorted by memory,
   biggest first (ties: VM order); bins (hosts) are stably sorted by free
-  memory, biggest first (ties: host order).  Each VM goes to the *first*
+  memory, biggest first (ties: host order; OCaml's ``List.sort`` is its
+  stable merge sort).  Each VM goes to the *first*
   bin, i.e. the one with the most free memory; if it does not fit there it
   fits nowhere and is left out.  The bin is then re-inserted, by
   ``insert``, in front of the first bin whose free memory is <= its new free
@@ -62,6 +63,9 @@ of xapi-project/xen-api:
   them one after the other, re-planning after each, never leaves a VM out.
   ``plan_trivially_never_possible``: never with fewer live hosts than r, nor
   with exactly r live hosts and at least one VM to protect.
+* xapi's ``apply_plan`` lists the VMs restarted from offline hosts first in
+  its placement, which only reorders VMs of equal memory; for unconstrained
+  VMs that is a renaming and cannot change any answer, so we keep name order.
 * ``compute_max_host_failures_to_tolerate`` bisects r on ``plan_for_n_failures``;
   the answer is the largest tolerated r.  It is well defined: a sequence
   that fails keeps failing when extended (its prefix is simulated the same
