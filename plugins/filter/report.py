@@ -1,0 +1,491 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Cluster reports (vmlist, hoststats, hostlist) and VM name checks, as pure functions.
+
+The report playbooks call ``sanless.xen.xen_info`` once per dom0 and hand the registered
+results, keyed by inventory host name, to these filters; no logic lives in Jinja.
+Documentation of each filter: the YAML file named after it next to this file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+
+from ansible.errors import AnsibleFilterError
+
+# --------------------------------------------------------------------------- VM names
+
+VM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_VM_NAME_RE = re.compile(VM_NAME_PATTERN)
+VM_NAME_RULE = ("VM names are 1 to 64 letters, digits, _ . or -, starting with a letter or a digit (%s)"
+                % VM_NAME_PATTERN)
+_SHELL_META = set(";&|$`<>()[]{}*?!~#'\"")
+
+
+def _quote(value):
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def vm_name_problem(name):
+    """Why ``name`` is not an acceptable VM name, or None when it is."""
+    if not isinstance(name, str):
+        return "a VM name must be a string, got %s" % (type(name).__name__,)
+    if name == "":
+        return "the VM name is empty"
+    if len(name) > 64:
+        return "the VM name is %d characters long (at most 64)" % (len(name),)
+    if "/" in name or "\\" in name:
+        return "it contains a path separator"
+    if any(ch.isspace() for ch in name):
+        return "it contains whitespace"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "it contains a control character"
+    meta = sorted(set(ch for ch in name if ch in _SHELL_META))
+    if meta:
+        return "it contains shell metacharacters %s" % (" ".join(meta),)
+    if not (name[0].isascii() and name[0].isalnum()):
+        return "it starts with %s, not a letter or a digit" % (_quote(name[0]),)
+    if not _VM_NAME_RE.match(name):
+        bad = sorted(set(ch for ch in name if not re.match(r"[A-Za-z0-9_.-]", ch)))
+        return "it contains characters other than letters, digits, _ . and -: %s" % (" ".join(bad),)
+    return None
+
+
+def is_vm_name(name):
+    """True when ``name`` is an acceptable VM name (the ``sanless.xen.vm_name`` test)."""
+    return vm_name_problem(name) is None
+
+
+def valid_vm_name(name):
+    """Return ``name`` when it is an acceptable VM name; raise a clear error otherwise."""
+    problem = vm_name_problem(name)
+    if problem:
+        raise AnsibleFilterError("VM name %s refused: %s. %s." % (_quote(name), problem, VM_NAME_RULE))
+    return name
+
+
+# --------------------------------------------------------------------------- wildcards
+
+# Glob characters plus what VM and host names are made of.
+_GLOB_PART_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]*$")
+_HOST_PART_RE = re.compile(r"^[^\s/]*$")
+
+
+def parse_pattern(pattern):
+    """Split a ``[host/]glob[,[host/]glob...]`` pattern into (host_glob, vm_glob) pairs.
+
+    ``*web*`` is (``*``, ``*web*``), ``host17/*sql*`` is (``host17``, ``*sql*``), ``host17/``
+    is every VM of host17. An empty or missing pattern is every VM of every host.
+    """
+    if pattern is None:
+        pattern = "*"
+    if not isinstance(pattern, str):
+        raise AnsibleFilterError("VM pattern must be a string like *web* or host17/*sql*, got %s" % (_quote(pattern),))
+    parts = [p.strip() for p in pattern.split(",")] if pattern.strip() else ["*"]
+    pairs = []
+    for part in parts:
+        if not part:
+            raise AnsibleFilterError("VM pattern %s: empty element between commas" % (_quote(pattern),))
+        host_glob, sep, vm_glob = part.rpartition("/")
+        if not sep:
+            host_glob = "*"
+        if "/" in host_glob:
+            raise AnsibleFilterError("VM pattern %s: more than one / in %s (the syntax is [host/]glob)"
+                                     % (_quote(pattern), _quote(part)))
+        host_glob = host_glob or "*"
+        vm_glob = vm_glob or "*"
+        if not _HOST_PART_RE.match(host_glob):
+            raise AnsibleFilterError("VM pattern %s: the host part %s contains whitespace"
+                                     % (_quote(pattern), _quote(host_glob)))
+        if not _GLOB_PART_RE.match(vm_glob):
+            raise AnsibleFilterError(
+                "VM pattern %s refused: %s may only contain letters, digits, _ . - and the wildcards "
+                "* ? [...] (the syntax is [host/]glob, several separated by commas)" % (_quote(pattern), _quote(vm_glob)))
+        pairs.append((host_glob, vm_glob))
+    return pairs
+
+
+def _pairs(pattern):
+    return pattern if isinstance(pattern, list) else parse_pattern(pattern)
+
+
+def host_matches(host, pattern="*"):
+    """True when some element of ``pattern`` can match VMs of ``host``."""
+    return any(fnmatch.fnmatchcase(host, pair[0]) for pair in _pairs(pattern))
+
+
+def match_vm(name, pattern="*", host=None):
+    """True when VM ``name`` (on ``host``, when given) matches ``[host/]glob`` ``pattern``.
+
+    Matching is case-sensitive, as xl domain names are. Without ``host``, the host part of
+    each pattern element is ignored.
+    """
+    for host_glob, vm_glob in _pairs(pattern):
+        if host is not None and not fnmatch.fnmatchcase(str(host), host_glob):
+            continue
+        if fnmatch.fnmatchcase(str(name), vm_glob):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- host results
+
+_STATE_NAMES = (("r", "running"), ("b", "blocked"), ("p", "paused"), ("s", "shutdown"),
+                ("c", "crashed"), ("d", "dying"))
+
+
+def state_names(state):
+    """The names of the set flags of xl's 6-letter state (``r-----`` is ["running"])."""
+    state = state or ""
+    return [name for pos, (flag, name) in enumerate(_STATE_NAMES) if pos < len(state) and state[pos] == flag]
+
+
+_SSH_BOILERPLATE = "Make sure this host can be reached over ssh: "
+
+
+def _first_line(text, limit=160):
+    """One line of an error for a table: Ansible's boilerplate around ssh errors dropped."""
+    text = str(text or "").strip()
+    if text.startswith("Task failed: "):
+        text = text[len("Task failed: "):]
+    if _SSH_BOILERPLATE in text:
+        text = text.split(_SSH_BOILERPLATE, 1)[1]
+    text = " ".join(text.split("\n")[0].split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def host_status(result):
+    """(status, error) of one registered xen_info result: ok, unreachable or failed."""
+    if not isinstance(result, dict) or not result:
+        return "failed", "no xen_info result for this host (was the xen_info task skipped?)"
+    if result.get("unreachable"):
+        return "unreachable", str(result.get("msg") or "host unreachable").strip()
+    if result.get("failed"):
+        return "failed", str(result.get("msg") or "xen_info failed").strip()
+    if result.get("skipped"):
+        return "failed", "xen_info was skipped on this host"
+    if not isinstance(result.get("host"), dict) or not isinstance(result.get("domains"), list):
+        return "failed", "xen_info returned no 'host' and 'domains' (keys: %s)" % (", ".join(sorted(result)),)
+    return "ok", None
+
+
+def _check_info(info_by_host):
+    if not isinstance(info_by_host, dict):
+        raise AnsibleFilterError("expected a dict of inventory host name to registered xen_info result, got %s"
+                                 % (type(info_by_host).__name__,))
+    return [(str(h), info_by_host[h]) for h in sorted(info_by_host, key=str)]
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _pct(part, whole):
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+# --------------------------------------------------------------------------- vmlist
+
+def vm_report(info_by_host, pattern="*", generated_at=None):
+    """The vmlist document: every domain of every host matching ``pattern``, hosts that did
+    not answer, and totals. Validates against docs/schemas/vmlist.schema.json."""
+    pairs = parse_pattern(pattern)
+    hosts = []
+    domains = []
+    for host, result in _check_info(info_by_host):
+        if not host_matches(host, pairs):
+            continue
+        status, error = host_status(result)
+        entry = {"host": host, "status": status, "error": error, "hostname": None, "domains": 0}
+        if status == "ok":
+            entry["hostname"] = result["host"].get("hostname")
+            for dom in result["domains"]:
+                name = str(dom.get("name"))
+                if not match_vm(name, pairs, host=host):
+                    continue
+                entry["domains"] += 1
+                domains.append({
+                    "host": host,
+                    "name": name,
+                    "domid": dom.get("domid"),
+                    "memory_mib": _int(dom.get("memory_mib")),
+                    "vcpus": _int(dom.get("vcpus")),
+                    "state": str(dom.get("state") or ""),
+                    "state_names": state_names(dom.get("state")),
+                    "cpu_time_s": float(dom.get("cpu_time_s") or 0.0),
+                    "is_dom0": bool(dom.get("is_dom0", dom.get("domid") == 0)),
+                    "config_file": dom.get("config_file"),
+                })
+        hosts.append(entry)
+    domains.sort(key=lambda d: (d["host"], not d["is_dom0"], d["name"]))
+    totals = {
+        "hosts": len(hosts),
+        "hosts_ok": sum(1 for h in hosts if h["status"] == "ok"),
+        "hosts_unreachable": sum(1 for h in hosts if h["status"] == "unreachable"),
+        "hosts_failed": sum(1 for h in hosts if h["status"] == "failed"),
+        "domains": len(domains),
+        "guests": sum(1 for d in domains if not d["is_dom0"]),
+        "memory_mib": sum(d["memory_mib"] for d in domains),
+        "vcpus": sum(d["vcpus"] for d in domains),
+    }
+    return {"report": "vmlist", "generated_at": generated_at, "pattern": pattern or "*",
+            "hosts": hosts, "domains": domains, "totals": totals}
+
+
+# --------------------------------------------------------------------------- hoststats
+
+_SUMMED = ("domains", "guests", "nr_cpus", "dom0_vcpus", "guest_vcpus", "total_memory_mib", "used_memory_mib",
+           "free_memory_mib", "guest_memory_mib", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes")
+
+
+def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
+    """The hoststats (or hostlist) document: per host CPU allocation, memory and disk use,
+    and the same summed over the hosts that answered. ``vg`` is a glob of the VGs counted as
+    disk. Validates against docs/schemas/hoststats.schema.json."""
+    if kind not in ("hoststats", "hostlist"):
+        raise AnsibleFilterError("host_report kind must be hoststats or hostlist, got %r" % (kind,))
+    vg = vg or "*"
+    hosts = []
+    for host, result in _check_info(info_by_host):
+        status, error = host_status(result)
+        entry = {"host": host, "status": status, "error": error}
+        if status == "ok":
+            info = result["host"]
+            doms = result["domains"]
+            guests = [d for d in doms if not d.get("is_dom0", d.get("domid") == 0)]
+            dom0 = [d for d in doms if d.get("is_dom0", d.get("domid") == 0)]
+            total = _int(info.get("total_memory_mib"))
+            free = _int(info.get("free_memory_mib"))
+            nr_cpus = _int(info.get("nr_cpus"))
+            vgs = [v for v in (result.get("vgs") or []) if fnmatch.fnmatchcase(str(v.get("name")), vg)]
+            disk_total = sum(_int(v.get("size_bytes")) for v in vgs)
+            disk_free = sum(_int(v.get("free_bytes")) for v in vgs)
+            drbd = result.get("drbd") or {}
+            entry.update({
+                "hostname": info.get("hostname"),
+                "xen_version": info.get("xen_version"),
+                "toolstack": info.get("toolstack"),
+                "drbd_version": drbd.get("version") if isinstance(drbd, dict) else None,
+                "domains": len(doms),
+                "guests": len(guests),
+                "nr_cpus": nr_cpus,
+                "dom0_vcpus": sum(_int(d.get("vcpus")) for d in dom0),
+                "guest_vcpus": sum(_int(d.get("vcpus")) for d in guests),
+                "total_memory_mib": total,
+                "used_memory_mib": total - free,
+                "free_memory_mib": free,
+                "guest_memory_mib": sum(_int(d.get("memory_mib")) for d in guests),
+                "vgs": [{"name": str(v.get("name")), "size_bytes": _int(v.get("size_bytes")),
+                         "free_bytes": _int(v.get("free_bytes")), "lv_count": _int(v.get("lv_count"))}
+                        for v in vgs],
+                "disk_total_bytes": disk_total,
+                "disk_used_bytes": disk_total - disk_free,
+                "disk_free_bytes": disk_free,
+            })
+            _add_pcts(entry)
+        hosts.append(entry)
+    ok = [h for h in hosts if h["status"] == "ok"]
+    totals = {"hosts": len(hosts), "hosts_ok": len(ok),
+              "hosts_unreachable": sum(1 for h in hosts if h["status"] == "unreachable"),
+              "hosts_failed": sum(1 for h in hosts if h["status"] == "failed")}
+    for key in _SUMMED:
+        totals[key] = sum(h[key] for h in ok)
+    _add_pcts(totals)
+    return {"report": kind, "generated_at": generated_at, "vg": vg,
+            "cpu_usage": "allocated guest vCPUs / physical CPUs (allocation, not load)",
+            "hosts": hosts, "totals": totals}
+
+
+def _add_pcts(entry):
+    entry["cpu_alloc_pct"] = _pct(entry["guest_vcpus"], entry["nr_cpus"])
+    entry["memory_used_pct"] = _pct(entry["used_memory_mib"], entry["total_memory_mib"])
+    entry["disk_used_pct"] = _pct(entry["disk_used_bytes"], entry["disk_total_bytes"])
+
+
+# --------------------------------------------------------------------------- tables
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "%.1f" % value
+    return str(value)
+
+
+def _columns(columns):
+    cols = []
+    for col in columns:
+        if isinstance(col, str):
+            key, title = (col.split(":", 1) + [""])[:2]
+            col = {"key": key, "title": title or key.upper()}
+        elif isinstance(col, (list, tuple)) and len(col) in (2, 3):
+            col = {"key": col[0], "title": col[1], "align": col[2] if len(col) == 3 else None}
+        elif not isinstance(col, dict) or "key" not in col:
+            raise AnsibleFilterError("format_table: a column is 'key', 'key:TITLE', [key, title(, align)] "
+                                     "or a dict with key (title, align); got %r" % (col,))
+        cols.append({"key": col["key"], "title": str(col.get("title", str(col["key"]).upper())),
+                     "align": col.get("align")})
+    return cols
+
+
+def format_table(rows, columns, rule_before_last=False):
+    """Render ``rows`` (dicts) as aligned text lines under a header of ``columns``.
+
+    Columns whose values are all numbers are right-aligned unless a column says
+    ``align: left``; a row that is None renders as a rule of dashes. Returns a list of lines
+    without trailing spaces.
+    """
+    if not isinstance(rows, list):
+        raise AnsibleFilterError("format_table: rows must be a list of dicts, got %s" % (type(rows).__name__,))
+    cols = _columns(columns)
+    rows = list(rows)
+    if rule_before_last and rows:
+        rows.insert(len(rows) - 1, None)
+    for row in rows:
+        if row is not None and not isinstance(row, dict):
+            raise AnsibleFilterError("format_table: each row must be a dict (or None for a rule), got %r" % (row,))
+    # a key the row lacks is a blank cell, a key whose value is None a "-"
+    cells = [None if row is None else [_cell(row[c["key"]]) if c["key"] in row else "" for c in cols]
+             for row in rows]
+    widths = [len(c["title"]) for c in cols]
+    for line in cells:
+        if line is not None:
+            widths = [max(w, len(v)) for w, v in zip(widths, line)]
+    right = []
+    for idx, col in enumerate(cols):
+        if col["align"] in ("left", "right"):
+            right.append(col["align"] == "right")
+            continue
+        values = [row.get(col["key"]) for row in rows if row is not None and row.get(col["key"]) is not None]
+        right.append(bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+
+    def render(values):
+        out = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)]
+        return "  ".join(out).rstrip()
+
+    lines = [render([c["title"] for c in cols])]
+    for line in cells:
+        lines.append(render(["-" * w for w in widths]) if line is None else render(line))
+    return lines
+
+
+def _dead_lines(hosts, width):
+    return ["%s  %s: %s" % (h["host"].ljust(width), h["status"].upper(), _first_line(h["error"]))
+            for h in hosts if h["status"] != "ok"]
+
+
+def _gib(nbytes):
+    return round(nbytes / 1073741824.0, 1)
+
+
+VM_COLUMNS = [
+    {"key": "host", "title": "HOST"}, {"key": "name", "title": "NAME"}, {"key": "domid", "title": "ID"},
+    {"key": "memory_mib", "title": "MEM(MiB)"}, {"key": "vcpus", "title": "VCPUS"},
+    {"key": "state", "title": "STATE", "align": "left"}, {"key": "cpu_time_s", "title": "TIME(s)"},
+]
+
+HOSTSTATS_COLUMNS = [
+    {"key": "host", "title": "HOST"}, {"key": "guests", "title": "DOMUS"},
+    {"key": "guest_vcpus", "title": "VCPUS"}, {"key": "nr_cpus", "title": "PCPUS"},
+    {"key": "cpu", "title": "CPU%", "align": "right"},
+    {"key": "total_memory_mib", "title": "MEM(MiB)"}, {"key": "used_memory_mib", "title": "USED"},
+    {"key": "free_memory_mib", "title": "FREE"}, {"key": "mem", "title": "MEM%", "align": "right"},
+    {"key": "disk_total", "title": "DISK(GiB)"}, {"key": "disk_used", "title": "USED"},
+    {"key": "disk_free", "title": "FREE"}, {"key": "disk", "title": "DISK%", "align": "right"},
+]
+
+HOSTLIST_COLUMNS = [
+    {"key": "host", "title": "HOST"}, {"key": "status", "title": "STATUS"},
+    {"key": "hostname", "title": "HOSTNAME"}, {"key": "xen_version", "title": "XEN"},
+    {"key": "toolstack", "title": "TOOLSTACK"}, {"key": "drbd_version", "title": "DRBD"},
+    {"key": "nr_cpus", "title": "PCPUS"}, {"key": "total_memory_mib", "title": "MEM(MiB)"},
+    {"key": "domains", "title": "DOMAINS"}, {"key": "vgs", "title": "VGS(GiB free/size)", "align": "left"},
+]
+
+
+def _hoststats_row(entry):
+    row = dict(entry)
+    row.update({"cpu": "%.0f%%" % entry["cpu_alloc_pct"], "mem": "%.0f%%" % entry["memory_used_pct"],
+                "disk": "%.0f%%" % entry["disk_used_pct"], "disk_total": _gib(entry["disk_total_bytes"]),
+                "disk_used": _gib(entry["disk_used_bytes"]), "disk_free": _gib(entry["disk_free_bytes"])})
+    return row
+
+
+def _vm_lines(report):
+    rows = [dict(d) for d in report["domains"]]
+    t = report["totals"]
+    rows.append({"host": "TOTAL", "name": "%d domain%s" % (t["domains"], "" if t["domains"] == 1 else "s"),
+                 "memory_mib": t["memory_mib"], "vcpus": t["vcpus"]})
+    lines = format_table(rows, VM_COLUMNS, rule_before_last=True)
+    width = max([len("HOST")] + [len(d["host"]) for d in report["domains"]] + [len("TOTAL")])
+    lines += _dead_lines(report["hosts"], width)
+    if report.get("pattern") not in (None, "", "*"):
+        lines.append("(VMs matching %s)" % (report["pattern"],))
+    return lines
+
+
+def _hoststats_lines(report):
+    ok = [h for h in report["hosts"] if h["status"] == "ok"]
+    rows = [_hoststats_row(h) for h in ok]
+    total = _hoststats_row(report["totals"])
+    total["host"] = "TOTAL"
+    rows.append(total)
+    lines = format_table(rows, HOSTSTATS_COLUMNS, rule_before_last=True)
+    width = max([len("TOTAL")] + [len(h["host"]) for h in ok])
+    lines += _dead_lines(report["hosts"], width)
+    lines.append("CPU% = guest vCPUs / physical CPUs (allocation, not load)")
+    lines.append("MEM USED = total - free as Xen reports it (Domain-0 included); DISK = VGs matching %s, size - free"
+                 % (report.get("vg", "*"),))
+    return lines
+
+
+def _hostlist_lines(report):
+    rows = []
+    for h in report["hosts"]:
+        row = dict(h)
+        row["status"] = h["status"] if h["status"] == "ok" else h["status"].upper()
+        if h["status"] == "ok":
+            row["vgs"] = " ".join("%s(%s/%s)" % (v["name"], _gib(v["free_bytes"]), _gib(v["size_bytes"]))
+                                  for v in h["vgs"]) or "-"
+        else:
+            row["vgs"] = _first_line(h["error"], 100)
+        rows.append(row)
+    lines = format_table(rows, HOSTLIST_COLUMNS)
+    t = report["totals"]
+    lines.append("%d host%s: %d ok, %d unreachable, %d failed" % (
+        t["hosts"], "" if t["hosts"] == 1 else "s", t["hosts_ok"], t["hosts_unreachable"], t["hosts_failed"]))
+    return lines
+
+
+def report_lines(report):
+    """The text table of a vm_report or host_report document, as a list of lines."""
+    if not isinstance(report, dict) or report.get("report") not in ("vmlist", "hoststats", "hostlist"):
+        raise AnsibleFilterError("report_lines needs the result of sanless.xen.vm_report or sanless.xen.host_report")
+    return {"vmlist": _vm_lines, "hoststats": _hoststats_lines, "hostlist": _hostlist_lines}[report["report"]](report)
+
+
+class FilterModule(object):
+    """sanless.xen report and VM name filters."""
+
+    def filters(self):
+        return {
+            "vm_report": vm_report,
+            "host_report": host_report,
+            "report_lines": report_lines,
+            "format_table": format_table,
+            "match_vm": match_vm,
+            "valid_vm_name": valid_vm_name,
+        }

@@ -1,0 +1,165 @@
+"""Cluster reports in the lab (issue 4): vmlist, hoststats, hostlist against the real dom0s.
+
+Other tests share the lab and create or remove their own domains meanwhile, so these tests
+check Domain-0 of every host and a paused domain of their own (``rpvm``), not whole lists.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import sanless_lab
+from jsonschema import Draft202012Validator
+
+REPO = Path(__file__).resolve().parents[2]
+PAUSED_CFG = """name = "rpvm"
+type = "pv"
+kernel = "/usr/local/share/sanless/vmlinuz"
+extra = "console=hvc0 quiet"
+memory = 32
+vcpus = 1
+"""
+
+
+def schema(name):
+    return Draft202012Validator(json.loads((REPO / "docs" / "schemas" / name).read_text()))
+
+
+def assert_valid(name, document):
+    errors = list(schema(name).iter_errors(document))
+    assert not errors, "\n".join("%s: %s" % (list(e.path), e.message) for e in errors)
+
+
+def report(lab, playbook, tmp_path, *args):
+    """Run a report playbook with -e format=json; its stdout and the JSON document."""
+    out = tmp_path / (Path(playbook).stem + ".json")
+    proc = lab.playbook(playbook, "-e", "format=json", "-e", "output=%s" % out, *args)
+    return proc.stdout, json.loads(out.read_text())
+
+
+def table_rows(stdout):
+    """The table lines of the last report printed: HOST NAME ... as split fields."""
+    return [line.split() for line in stdout.splitlines() if re.match(r"^\s+host\w+\s+\S", line)]
+
+
+@pytest.fixture(scope="module")
+def paused_vm(lab):
+    """A paused domain rpvm on the second host (no disk, never runs), removed afterwards."""
+    host = lab.hosts[1]
+    sanless_lab.ssh(host, ["tee", "/root/rpvm.cfg"], input_text=PAUSED_CFG)
+    lab.run(host, ["xl", "destroy", "rpvm"], check=False)
+    lab.run(host, ["xl", "create", "-q", "-p", "/root/rpvm.cfg"])
+    try:
+        yield host, "rpvm"
+    finally:
+        lab.run(host, ["xl", "destroy", "rpvm"], check=False)
+        lab.run(host, ["rm", "-f", "/root/rpvm.cfg"], check=False)
+
+
+def test_vmlist_shows_every_domain0_and_our_vm_on_the_right_host(lab, tmp_path, paused_vm):
+    vm_host, vm_name = paused_vm
+    stdout, doc = report(lab, "playbooks/vmlist.yml", tmp_path)
+    assert_valid("vmlist.schema.json", doc)
+    for host in lab.hosts:
+        dom0 = [d for d in doc["domains"] if d["host"] == host and d["name"] == "Domain-0"]
+        assert len(dom0) == 1 and dom0[0]["is_dom0"] and dom0[0]["domid"] == 0, doc["domains"]
+        assert {"host": host, "status": "ok"}.items() <= [h for h in doc["hosts"] if h["host"] == host][0].items()
+    # the hostname Xen reports is the inventory's: each domain is listed under the host it runs on
+    assert {h["host"]: h["hostname"] for h in doc["hosts"]} == {h: h for h in lab.hosts}
+    mine = [d for d in doc["domains"] if d["name"] == vm_name]
+    assert [(d["host"], d["state"], d["memory_mib"], d["vcpus"]) for d in mine] == [(vm_host, "--p---", 32, 1)]
+    # what xl list says on that host right now agrees
+    assert vm_name in lab.xl_domains(vm_host)
+    # the table: one aligned line per domain with its host, and the totals line
+    rows = table_rows(stdout)
+    for host in lab.hosts:
+        assert [host, "Domain-0", "0"] in [r[:3] for r in rows], stdout
+    assert [vm_host, vm_name] in [r[:2] for r in rows]
+    assert re.search(r"^\s+TOTAL\s+%d domains\s+%d\s+%d$" % (
+        doc["totals"]["domains"], doc["totals"]["memory_mib"], doc["totals"]["vcpus"]), stdout, re.M), stdout
+    assert doc["totals"]["domains"] == len(doc["domains"])
+    assert doc["totals"]["memory_mib"] == sum(d["memory_mib"] for d in doc["domains"])
+    assert "JSON document: %s" % (tmp_path / "vmlist.json") in stdout
+
+
+def test_vmlist_host_wildcard_filters(lab, tmp_path):
+    first = lab.hosts[0]
+    stdout, doc = report(lab, "playbooks/vmlist.yml", tmp_path, "-e", "vm=%s/Domain*" % first)
+    assert_valid("vmlist.schema.json", doc)
+    assert [(d["host"], d["name"]) for d in doc["domains"]] == [(first, "Domain-0")]
+    assert [h["host"] for h in doc["hosts"]] == [first]
+    assert [r[:2] for r in table_rows(stdout)] == [[first, "Domain-0"]]
+    assert "(VMs matching %s/Domain*)" % first in stdout
+
+
+def test_vmlist_name_wildcard_across_hosts(lab, tmp_path, paused_vm):
+    vm_host, vm_name = paused_vm
+    _, doc = report(lab, "playbooks/vmlist.yml", tmp_path, "-e", "vm=rp*")
+    assert [(d["host"], d["name"]) for d in doc["domains"] if d["name"] == vm_name] == [(vm_host, vm_name)]
+    assert all(d["name"].startswith("rp") for d in doc["domains"])
+    assert sorted(h["host"] for h in doc["hosts"]) == sorted(lab.hosts)
+
+
+def test_vmlist_refuses_a_pattern_with_shell_metacharacters(lab):
+    proc = lab.playbook("playbooks/vmlist.yml", "-e", "vm=web;reboot", check=False)
+    assert proc.returncode != 0
+    assert 'VM pattern "web;reboot" refused' in proc.stdout + proc.stderr
+
+
+def test_unreachable_host_is_listed_not_dropped(lab, tmp_path):
+    # a dom0 that cannot be reached: a closed port on the controller's loopback
+    extra = tmp_path / "dead.yml"
+    extra.write_text("dom0:\n  hosts:\n    rpdead:\n      ansible_host: 127.0.0.1\n      ansible_port: 9\n"
+                     "      ansible_user: root\n      ansible_ssh_common_args: ''\n")
+    stdout, doc = report(lab, "playbooks/vmlist.yml", tmp_path, "-i", str(extra))
+    assert_valid("vmlist.schema.json", doc)
+    dead = [h for h in doc["hosts"] if h["host"] == "rpdead"]
+    assert dead and dead[0]["status"] == "unreachable" and "port 9" in dead[0]["error"]
+    assert re.search(r"^\s+rpdead\s+UNREACHABLE: ssh: connect to host 127.0.0.1 port 9", stdout, re.M), stdout
+    for host in lab.hosts:
+        assert [d for d in doc["domains"] if d["host"] == host and d["name"] == "Domain-0"]
+    stdout, doc = report(lab, "playbooks/hoststats.yml", tmp_path, "-i", str(extra))
+    assert_valid("hoststats.schema.json", doc)
+    assert doc["totals"]["hosts_unreachable"] == 1 and doc["totals"]["hosts_ok"] == len(lab.hosts)
+    assert re.search(r"^\s+rpdead\s+UNREACHABLE: ", stdout, re.M), stdout
+
+
+SUMMED = ("domains", "guests", "nr_cpus", "dom0_vcpus", "guest_vcpus", "total_memory_mib", "used_memory_mib",
+          "free_memory_mib", "guest_memory_mib", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes")
+
+
+def test_hoststats_totals_are_the_sum_over_hosts(lab, tmp_path):
+    stdout, doc = report(lab, "playbooks/hoststats.yml", tmp_path, "-e", "vg=xenvg")
+    assert_valid("hoststats.schema.json", doc)
+    hosts = doc["hosts"]
+    assert sorted(h["host"] for h in hosts) == sorted(lab.hosts)
+    assert all(h["status"] == "ok" for h in hosts)
+    for key in SUMMED:
+        assert doc["totals"][key] == sum(h[key] for h in hosts), key
+    for host in hosts:
+        # against the dom0 itself
+        info = lab.run(host["host"], ["xl", "info"]).stdout
+        assert host["total_memory_mib"] == int(re.search(r"^total_memory\s*:\s*(\d+)", info, re.M).group(1))
+        assert host["nr_cpus"] == int(re.search(r"^nr_cpus\s*:\s*(\d+)", info, re.M).group(1))
+        size = lab.run(host["host"], ["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_size",
+                                      "xenvg"]).stdout.strip()
+        assert host["disk_total_bytes"] == int(size)
+        assert [v["name"] for v in host["vgs"]] == ["xenvg"]
+    # the printed TOTAL line carries the same sums
+    total = [line.split() for line in stdout.splitlines() if line.strip().startswith("TOTAL ")][-1]
+    t = doc["totals"]
+    assert total[1:4] == [str(t["guests"]), str(t["guest_vcpus"]), str(t["nr_cpus"])]
+    assert total[5:8] == [str(t["total_memory_mib"]), str(t["used_memory_mib"]), str(t["free_memory_mib"])]
+    assert "CPU% = guest vCPUs / physical CPUs" in stdout
+
+
+def test_hostlist(lab, tmp_path):
+    stdout, doc = report(lab, "playbooks/hostlist.yml", tmp_path)
+    assert_valid("hoststats.schema.json", doc)
+    assert doc["report"] == "hostlist"
+    rows = {r[0]: r for r in table_rows(stdout)}
+    for host in lab.hosts:
+        assert rows[host][1:4] == ["ok", host, rows[host][3]] and rows[host][3].startswith("4.17.")
+        assert rows[host][4] == "xl"
+        assert any(v.startswith("xenvg(") for v in rows[host][9:])
+    assert "%d hosts: %d ok, 0 unreachable, 0 failed" % (len(lab.hosts), len(lab.hosts)) in stdout
