@@ -1,0 +1,575 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Xen toolstack (xl, legacy xm): pure parsers plus a thin command wrapper.
+
+Parsers take the text a command printed and return plain dicts; they raise XenParseError
+(a ValueError) on anything they do not recognise instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+TOOLSTACKS = ("xl", "xm")
+
+# The 6 state flags of xl/xm list: running, blocked, paused, shutdown, crashed, dying.
+_STATE_RE = re.compile(r"^[r-][b-][p-][s-][c-][d-]$")
+_LIST_HEADER_RE = re.compile(r"^\s*Name\s+ID\s+Mem(?:\(MiB\))?\s+VCPUs\s+State\s+Time\(s\)")
+_INFO_LINE_RE = re.compile(r"^(\w+)\s*:\s?(.*)$")
+# A domain name as xl accepts it in configs we write: no whitespace, no quotes.
+_DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-][A-Za-z0-9_.:+@-]*$")
+
+
+class XenParseError(ValueError):
+    """Output of xl/xm, or a domain config, that cannot be read safely."""
+
+
+def _int(value, what):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise XenParseError("%s: expected an integer, got %r" % (what, value))
+
+
+# --------------------------------------------------------------------------- xl/xm list
+
+def parse_xl_list(text):
+    """Parse ``xl list`` (or ``xm list``) into a list of domain dicts.
+
+    Each dict has name, domid, memory_mib, vcpus, state (the 6 flags), cpu_time_s.
+    Columns are read from the right, so a trailing security label column is refused
+    rather than misread.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not _LIST_HEADER_RE.match(lines[0]):
+        raise XenParseError("xl list: missing 'Name ID Mem VCPUs State Time(s)' header in %r" % (text[:200],))
+    if "Security Label" in lines[0] or "Label" in lines[0].split():
+        raise XenParseError("xl list: output with security labels (-Z) is not supported")
+    domains = []
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) < 6:
+            raise XenParseError("xl list: short line %r" % (line,))
+        name = " ".join(fields[:-5])
+        domid, mem, vcpus, state, cpu_time = fields[-5:]
+        if not _STATE_RE.match(state):
+            raise XenParseError("xl list: bad state %r in line %r" % (state, line))
+        try:
+            cpu_time_s = float(cpu_time)
+        except ValueError:
+            raise XenParseError("xl list: bad time %r in line %r" % (cpu_time, line))
+        domains.append({
+            "name": name,
+            "domid": _int(domid, "xl list domain id"),
+            "memory_mib": _int(mem, "xl list memory"),
+            "vcpus": _int(vcpus, "xl list vcpus"),
+            "state": state,
+            "cpu_time_s": cpu_time_s,
+        })
+    return domains
+
+
+# --------------------------------------------------------------------------- xl/xm info
+
+def parse_xl_info(text):
+    """Parse ``xl info`` / ``xm info``: every ``key : value`` line, plus typed fields.
+
+    Typed: total_memory_mib, free_memory_mib, nr_cpus (int), xen_version (str),
+    virt_caps (list; empty when the toolstack does not report it, as xm does not).
+    """
+    info = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _INFO_LINE_RE.match(line)
+        if not match:
+            raise XenParseError("xl info: unexpected line %r" % (line,))
+        info[match.group(1)] = match.group(2).strip()
+    for key in ("total_memory", "free_memory", "nr_cpus"):
+        if key not in info:
+            raise XenParseError("xl info: %r missing from output" % (key,))
+    if "xen_version" in info:
+        version = info["xen_version"]
+    elif "xen_major" in info and "xen_minor" in info:
+        # xm info (and old xl) only give the parts.
+        version = "%s.%s%s" % (info["xen_major"], info["xen_minor"], info.get("xen_extra", ""))
+    else:
+        raise XenParseError("xl info: neither xen_version nor xen_major/xen_minor in output")
+    result = dict(info)
+    result.update({
+        "total_memory_mib": _int(info["total_memory"], "xl info total_memory"),
+        "free_memory_mib": _int(info["free_memory"], "xl info free_memory"),
+        "nr_cpus": _int(info["nr_cpus"], "xl info nr_cpus"),
+        "xen_version": version,
+        "virt_caps": info.get("virt_caps", "").split(),
+    })
+    return result
+
+
+# --------------------------------------------------------------------------- xl list -l
+
+def parse_xl_list_long(text):
+    """Parse ``xl list -l`` JSON into a list of dicts.
+
+    Each dict: domid, name, uuid, type, memory_kib (max_memkb), vcpus (max_vcpus), disks
+    (list of pdev_path, vdev, format, readwrite), nics (list of mac, bridge), and ``config``
+    (the whole libxl config as printed).
+    """
+    stripped = text.strip()
+    if stripped.startswith("("):
+        raise XenParseError("xl list -l: SXP output (output_format=sxp in xl.conf) is not supported, JSON expected")
+    try:
+        data = json.loads(stripped)
+    except ValueError as exc:
+        raise XenParseError("xl list -l: invalid JSON: %s" % (exc,))
+    if not isinstance(data, list):
+        raise XenParseError("xl list -l: expected a JSON list, got %s" % (type(data).__name__,))
+    domains = []
+    for entry in data:
+        if not isinstance(entry, dict) or "domid" not in entry or not isinstance(entry.get("config"), dict):
+            raise XenParseError("xl list -l: entry without domid/config: %r" % (entry,))
+        config = entry["config"]
+        c_info = config.get("c_info") or {}
+        b_info = config.get("b_info") or {}
+        if "name" not in c_info:
+            raise XenParseError("xl list -l: domain %r has no c_info.name" % (entry["domid"],))
+        disks = []
+        for disk in config.get("disks") or []:
+            disks.append({
+                "pdev_path": disk.get("pdev_path"),
+                "vdev": disk.get("vdev"),
+                "format": disk.get("format"),
+                "readwrite": bool(disk.get("readwrite", 0)),
+            })
+        nics = []
+        for nic in config.get("nics") or []:
+            nics.append({"mac": nic.get("mac"), "bridge": nic.get("bridge")})
+        domains.append({
+            "domid": entry["domid"],
+            "name": c_info["name"],
+            "uuid": c_info.get("uuid"),
+            "type": c_info.get("type"),
+            "memory_kib": b_info.get("max_memkb"),
+            "vcpus": b_info.get("max_vcpus"),
+            "disks": disks,
+            "nics": nics,
+            "config": config,
+        })
+    return domains
+
+
+# --------------------------------------------------------------------------- domain config files
+#
+# The xl config syntax (libxlu): ``key = value`` statements ended by newline or ';', values
+# are "strings", 'strings', numbers or [lists] of those; '#' starts a comment.
+
+_TOKEN_RE = re.compile(r"""
+    (?P<ws>[ \t\r]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<nl>\n)
+  | (?P<semi>;)
+  | (?P<eq>=)
+  | (?P<lbr>\[)
+  | (?P<rbr>\])
+  | (?P<comma>,)
+  | (?P<dq>"(?:[^"\\\n]|\\.)*")
+  | (?P<sq>'(?:[^'\\\n]|\\.)*')
+  | (?P<num>[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+(?:\.[0-9]+)?))(?![A-Za-z0-9_.])
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+""", re.VERBOSE)
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
+
+
+def _tokenize(text):
+    pos = 0
+    line = 1
+    tokens = []
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        if not match:
+            raise XenParseError("domain config line %d: cannot read %r" % (line, text[pos:pos + 30]))
+        kind = match.lastgroup
+        if kind not in ("ws", "comment"):
+            tokens.append((kind, match.group(kind), match.start(), match.end(), line))
+        if kind == "nl":
+            line += 1
+        pos = match.end()
+    tokens.append(("eof", "", len(text), len(text), line))
+    return tokens
+
+
+def _unquote(raw, line):
+    body = raw[1:-1]
+    out = []
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            if i + 1 >= len(body) or body[i + 1] not in _ESCAPES:
+                raise XenParseError("domain config line %d: unsupported escape in %s" % (line, raw))
+            out.append(_ESCAPES[body[i + 1]])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _number(raw):
+    if raw.lower().lstrip("+-").startswith("0x"):
+        return int(raw, 16)
+    if "." in raw:
+        return float(raw)
+    return int(raw)
+
+
+def _parse_statements(text):
+    """Return [(key, value, start, end)] with the byte span of each statement."""
+    tokens = _tokenize(text)
+    statements = []
+    i = 0
+
+    def expect_value(idx):
+        kind, raw, _start, end, line = tokens[idx]
+        if kind in ("dq", "sq"):
+            return _unquote(raw, line), idx + 1, end
+        if kind == "num":
+            return _number(raw), idx + 1, end
+        if kind == "lbr":
+            items = []
+            idx += 1
+            while True:
+                while tokens[idx][0] == "nl":
+                    idx += 1
+                if tokens[idx][0] == "rbr":
+                    return items, idx + 1, tokens[idx][3]
+                if tokens[idx][0] == "lbr":
+                    raise XenParseError("domain config line %d: nested lists are not supported" % tokens[idx][4])
+                value, idx, _end = expect_value(idx)
+                items.append(value)
+                while tokens[idx][0] == "nl":
+                    idx += 1
+                if tokens[idx][0] == "comma":
+                    idx += 1
+                elif tokens[idx][0] != "rbr":
+                    raise XenParseError("domain config line %d: expected ',' or ']' in list, got %r" % (tokens[idx][4], tokens[idx][1]))
+        raise XenParseError("domain config line %d: expected a quoted string, number or list, got %r" % (line, raw or kind))
+
+    seen = set()
+    while tokens[i][0] != "eof":
+        kind, raw, start, _end, line = tokens[i]
+        if kind in ("nl", "semi"):
+            i += 1
+            continue
+        if kind != "word":
+            raise XenParseError("domain config line %d: expected a setting name, got %r" % (line, raw))
+        if tokens[i + 1][0] != "eq":
+            raise XenParseError("domain config line %d: expected '=' after %r" % (line, raw))
+        value, i, end = expect_value(i + 2)
+        if tokens[i][0] not in ("nl", "semi", "eof"):
+            raise XenParseError("domain config line %d: unexpected %r after value of %r" % (tokens[i][4], tokens[i][1], raw))
+        if raw in seen:
+            raise XenParseError("domain config line %d: %r set twice" % (line, raw))
+        seen.add(raw)
+        statements.append((raw, value, start, end))
+    return statements
+
+
+def parse_domain_config(text):
+    """Parse an xl domain config (``/etc/xen/auto/*.cfg``) into a dict (file order kept)."""
+    return dict((key, value) for key, value, _start, _end in _parse_statements(text))
+
+
+def _render_scalar(key, value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        if "\n" in value:
+            raise XenParseError("domain config: value of %r contains a newline" % (key,))
+        return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+    raise XenParseError("domain config: cannot render %r = %r (strings, numbers and lists only)" % (key, value))
+
+
+def render_value(key, value):
+    """Render one config value in xl syntax."""
+    if isinstance(value, (list, tuple)):
+        return "[ %s ]" % ", ".join(_render_scalar(key, item) for item in value) if value else "[]"
+    return _render_scalar(key, value)
+
+
+def _check_key(key):
+    if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        raise XenParseError("domain config: invalid setting name %r" % (key,))
+
+
+def render_domain_config(config, template=None):
+    """Render a dict as an xl domain config.
+
+    With ``template`` (the current file text) its comments, order and the text of unchanged
+    settings are kept; changed settings are rewritten in place, removed ones dropped, new
+    ones appended.
+    """
+    for key in config:
+        _check_key(key)
+    if template is None:
+        return "".join("%s = %s\n" % (key, render_value(key, value)) for key, value in config.items())
+    statements = _parse_statements(template)
+    out = []
+    pos = 0
+    for key, old_value, start, end in statements:
+        if key not in config:
+            # Drop the statement and, when it was alone on its line, the line itself.
+            line_start = template.rfind("\n", 0, start) + 1
+            line_end = template.find("\n", end)
+            line_end = len(template) if line_end < 0 else line_end + 1
+            before, after = template[line_start:start], template[end:line_end]
+            if not before.strip() and (not after.strip() or after.strip().startswith("#")):
+                out.append(template[pos:line_start])
+                pos = line_end
+            else:
+                out.append(template[pos:start])
+                pos = end
+            continue
+        out.append(template[pos:start])
+        if config[key] == old_value and type(config[key]) is type(old_value):
+            out.append(template[start:end])
+        else:
+            out.append("%s = %s" % (key, render_value(key, config[key])))
+        pos = end
+    out.append(template[pos:])
+    text = "".join(out)
+    present = set(key for key, _v, _s, _e in statements)
+    added = [key for key in config if key not in present]
+    if added:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join("%s = %s\n" % (key, render_value(key, config[key])) for key in added)
+    return text
+
+
+# --------------------------------------------------------------------------- commands
+
+def toolstack_argv(toolstack, verb, *args):
+    """argv for one toolstack verb; xl and xm share most verbs, the few differences live here."""
+    if toolstack not in TOOLSTACKS:
+        raise ValueError("toolstack must be one of %s, got %r" % (", ".join(TOOLSTACKS), toolstack))
+    return [toolstack, verb] + [str(arg) for arg in args]
+
+
+def check_domain_name(name):
+    if not isinstance(name, str) or not _DOMAIN_NAME_RE.match(name):
+        raise ValueError("invalid domain name %r" % (name,))
+    return name
+
+
+class Toolstack(object):
+    """xl (default) or legacy xm, run through a runner.CommandRunner.
+
+    Read verbs return parsed data; verbs that change a domain are run with
+    ``changes_state=True`` so check mode only records them.
+    """
+
+    def __init__(self, runner, name="xl"):
+        if name not in TOOLSTACKS:
+            raise ValueError("toolstack must be one of %s, got %r" % (", ".join(TOOLSTACKS), name))
+        self.runner = runner
+        self.name = name
+
+    def _argv(self, verb, *args):
+        return toolstack_argv(self.name, verb, *args)
+
+    # read-only
+    def list(self):
+        return parse_xl_list(self.runner.stdout(self._argv("list")))
+
+    def info(self):
+        return parse_xl_info(self.runner.stdout(self._argv("info")))
+
+    def list_long(self, domain=None):
+        if self.name != "xl":
+            raise ValueError("list -l JSON output needs the xl toolstack")
+        args = ["-l"] + ([check_domain_name(domain)] if domain is not None else [])
+        return parse_xl_list_long(self.runner.stdout(self._argv("list", *args)))
+
+    # state-changing
+    def create(self, config_path, paused=False):
+        args = (["-p"] if paused else []) + [config_path]
+        return self.runner.run(self._argv("create", *args), changes_state=True)
+
+    def shutdown(self, domain, wait=True):
+        args = (["-w"] if wait else []) + [check_domain_name(domain)]
+        return self.runner.run(self._argv("shutdown", *args), changes_state=True)
+
+    def destroy(self, domain):
+        return self.runner.run(self._argv("destroy", check_domain_name(domain)), changes_state=True)
+
+    def pause(self, domain):
+        return self.runner.run(self._argv("pause", check_domain_name(domain)), changes_state=True)
+
+    def unpause(self, domain):
+        return self.runner.run(self._argv("unpause", check_domain_name(domain)), changes_state=True)
+
+    def migrate(self, domain, host):
+        # xl migrate is always live; xm needs --live or it suspends the domain for the copy.
+        if self.name == "xm":
+            argv = self._argv("migrate", "--live", check_domain_name(domain), host)
+        else:
+            argv = self._argv("migrate", check_domain_name(domain), host)
+        return self.runner.run(argv, changes_state=True)
+
+    def block_attach(self, domain, target, vdev, mode="w"):
+        """Attach a dom0 block device (``phy:`` target path) as vdev."""
+        if mode not in ("r", "w"):
+            raise ValueError("mode must be 'r' or 'w', got %r" % (mode,))
+        if "," in target or "," in vdev:
+            raise ValueError("target and vdev must not contain ','")
+        if self.name == "xm":
+            argv = self._argv("block-attach", check_domain_name(domain), "phy:%s" % target, vdev, mode)
+        else:
+            argv = self._argv("block-attach", check_domain_name(domain), "phy:%s,%s,%s" % (target, vdev, mode))
+        return self.runner.run(argv, changes_state=True)
+
+    def block_detach(self, domain, vdev):
+        return self.runner.run(self._argv("block-detach", check_domain_name(domain), vdev), changes_state=True)
+
+
+def detect_toolstack(runner, wanted="auto"):
+    """Pick xl or xm. ``auto`` prefers xl, the only toolstack of Xen >= 4.5."""
+    if wanted in TOOLSTACKS:
+        return wanted
+    if wanted != "auto":
+        raise ValueError("toolstack must be auto, xl or xm, got %r" % (wanted,))
+    for name in TOOLSTACKS:
+        if runner.has_tool(name):
+            return name
+    raise ValueError("neither xl nor xm found on this host; is it a Xen dom0?")
+
+
+# --------------------------------------------------------------------------- managed domain configs
+# (the xen_domain module: VM names, configs rendered from structured options, domain states)
+
+# A VM name as the collection accepts it: it becomes a domain name, a file name and part of LV names.
+VM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DOMAIN_TYPES = ("pv", "pvh", "hvm")
+_SPEC_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_SPEC_BAD_CHARS = set(",=\"'\n\r\\")
+
+
+def check_vm_name(name):
+    """Validate a VM name: letters, digits, '_', '.', '-', not starting with a punctuation mark, 1-64 long."""
+    if not isinstance(name, str) or not VM_NAME_RE.match(name) or name.endswith("\n"):
+        raise ValueError("invalid VM name %r: use 1-64 letters, digits, '_', '.' or '-', starting with a letter "
+                         "or digit (no spaces, shell metacharacters or path separators)" % (name,))
+    return name
+
+
+def _spec_value(what, value):
+    value = str(value)
+    if not value or _SPEC_BAD_CHARS.intersection(value):
+        raise ValueError("%s %r: must be non-empty, without , = quotes backslashes or newlines" % (what, value))
+    return value
+
+
+def disk_spec(disk):
+    """``{"target": "/dev/xenvg/vm-disk", "vdev": "xvda", "mode": "w"}`` -> ``phy:/dev/xenvg/vm-disk,xvda,w``."""
+    target = _spec_value("disk target", disk.get("target"))
+    if not target.startswith("/"):
+        raise ValueError("disk target %r: must be an absolute path of a dom0 block device" % (target,))
+    vdev = _spec_value("disk vdev", disk.get("vdev"))
+    mode = disk.get("mode") or "w"
+    if mode not in ("r", "w"):
+        raise ValueError("disk %s: mode must be 'r' or 'w', got %r" % (vdev, mode))
+    return "phy:%s,%s,%s" % (target, vdev, mode)
+
+
+def vif_spec(vif):
+    """``{"bridge": "xenbr0", "mac": "00:16:3e:00:00:01"}`` -> ``bridge=xenbr0,mac=00:16:3e:00:00:01`` (keys sorted)."""
+    parts = []
+    for key in sorted(vif):
+        if vif[key] is None:
+            continue
+        if not isinstance(key, str) or not _SPEC_KEY_RE.match(key):
+            raise ValueError("vif setting name %r is invalid" % (key,))
+        parts.append("%s=%s" % (key, _spec_value("vif %s" % key, vif[key])))
+    return ",".join(parts)
+
+
+def build_domain_config(name, memory_mib, vcpus=1, domain_type="pv", kernel=None, ramdisk=None, extra=None,
+                        bootloader=None, disks=None, vifs=None, settings=None, toolstack="xl"):
+    """The settings of a domain config file, in the order they are written.
+
+    For ``xm`` (which has no ``type``) PV is the default and HVM is ``builder = "hvm"``;
+    PVH needs xl. ``settings`` adds other xl settings (on_crash, maxmem, ...) after these.
+    Raises ValueError on anything that would make a wrong or unsafe file.
+    """
+    check_vm_name(name)
+    if domain_type not in DOMAIN_TYPES:
+        raise ValueError("type must be one of %s, got %r" % (", ".join(DOMAIN_TYPES), domain_type))
+    if isinstance(memory_mib, bool) or not isinstance(memory_mib, int) or memory_mib <= 0:
+        raise ValueError("memory must be a positive number of MiB, got %r" % (memory_mib,))
+    if isinstance(vcpus, bool) or not isinstance(vcpus, int) or vcpus <= 0:
+        raise ValueError("vcpus must be a positive number, got %r" % (vcpus,))
+    if domain_type in ("pv", "pvh") and not (kernel or bootloader):
+        raise ValueError("a %s domain needs kernel or bootloader" % (domain_type,))
+    if kernel and bootloader:
+        raise ValueError("kernel and bootloader are mutually exclusive")
+    config = {"name": name}
+    if toolstack == "xm":
+        if domain_type == "pvh":
+            raise ValueError("type pvh needs the xl toolstack (xm has no PVH)")
+        if domain_type == "hvm":
+            config["builder"] = "hvm"
+    else:
+        config["type"] = domain_type
+    config["memory"] = memory_mib
+    config["vcpus"] = vcpus
+    for key, value in (("kernel", kernel), ("ramdisk", ramdisk), ("extra", extra), ("bootloader", bootloader)):
+        if value is not None and value != "":
+            config[key] = value
+    config["disk"] = [disk_spec(disk) for disk in (disks or [])]
+    vdevs = [spec.split(",")[1] for spec in config["disk"]]
+    if len(set(vdevs)) != len(vdevs):
+        raise ValueError("disks: a vdev is used twice in %s" % (", ".join(vdevs),))
+    if vifs:
+        config["vif"] = [vif_spec(vif) for vif in vifs]
+    for key, value in (settings or {}).items():
+        _check_key(key)
+        if key in config or key in ("name", "type", "builder", "memory", "vcpus", "kernel", "ramdisk", "extra",
+                                    "bootloader", "disk", "vif"):
+            raise ValueError("settings: %r is set by its own option, not through settings" % (key,))
+        render_value(key, value)
+        config[key] = value
+    return config
+
+
+def find_domain(domains, name):
+    """The parse_xl_list dict of the domain called name, or None."""
+    for domain in domains:
+        if domain["name"] == name:
+            return domain
+    return None
+
+
+def domain_state(domain):
+    """running / paused / shutdown / crashed / dying, from a parse_xl_list dict (None: absent)."""
+    if domain is None:
+        return "absent"
+    flags = domain["state"]
+    if flags[5] == "d":
+        return "dying"
+    if flags[4] == "c":
+        return "crashed"
+    if flags[3] == "s":
+        return "shutdown"
+    if flags[2] == "p":
+        return "paused"
+    return "running"

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Shared test helpers: recorded fixtures and a fake AnsibleModule that replays them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def read_fixture(*parts):
+    with open(os.path.join(FIXTURES, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+@pytest.fixture
+def fixture_text():
+    """fixture_text("xl", "4.17.5", "xl-list.txt") -> the recorded text."""
+    return read_fixture
+
+
+class FakeModule(object):
+    """Stands in for AnsibleModule: run_command replays outputs by argv and records calls.
+
+    ``outputs`` maps tuple(argv) to (rc, stdout, stderr); unknown argv fail the test.
+    ``tools`` is the set of program names get_bin_path finds.
+    """
+
+    def __init__(self, outputs=None, check_mode=False, tools=None):
+        self.outputs = dict(outputs or {})
+        self.check_mode = check_mode
+        self.tools = set(tools or [])
+        self.calls = []
+        self.warnings = []
+
+    def run_command(self, args, **kwargs):
+        self.calls.append((list(args), kwargs))
+        key = tuple(args)
+        if key not in self.outputs:
+            raise AssertionError("unexpected command %r" % (args,))
+        result = self.outputs[key]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/sbin/%s" % name if name in self.tools else None
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+@pytest.fixture
+def fake_module():
+    return FakeModule

@@ -1,0 +1,372 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    DrbdParseError,
+    drbd9_minors,
+    drbdadm_argv,
+    parse_config,
+    parse_drbdsetup_status_json,
+    parse_proc_drbd,
+    parse_resource,
+    read_proc_drbd,
+    render_resource,
+)
+
+
+# --------------------------------------------------------------------------- DRBD 8.0 (Ganeti)
+
+def test_proc_drbd_80_all_states(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.0.12", "proc-drbd-ganeti.txt"))
+    assert parsed["version"] == "8.0.12"
+    assert parsed["api"] == "86"
+    assert parsed["proto"] == "86"
+    assert sorted(parsed["minors"]) == [0, 1, 2, 4, 5, 6, 7, 8]
+    m0 = parsed["minors"][0]
+    assert (m0["cstate"], m0["role"], m0["peer_role"], m0["disk"], m0["peer_disk"]) == (
+        "Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+    assert m0["protocol"] == "C"
+    assert m0["flags"] == "r---"
+    assert m0["stats"]["ns"] == 4375577
+    assert m0["stats"]["dw"] == 4446279
+    assert m0["sync_percent"] is None and m0["sync_eta_s"] is None and m0["speed_kib_s"] is None
+    assert parsed["minors"][2] == dict(parsed["minors"][2], cstate="Unconfigured", unconfigured=True, role=None)
+    assert parsed["minors"][4]["cstate"] == "WFConnection"
+    assert parsed["minors"][4]["peer_role"] == "Unknown"
+    assert parsed["minors"][4]["peer_disk"] == "DUnknown"
+    assert parsed["minors"][6]["disk"] == "Diskless"
+    standalone = parsed["minors"][8]
+    assert standalone["cstate"] == "StandAlone"
+    assert standalone["protocol"] is None  # StandAlone prints no protocol letter
+    assert standalone["flags"] == "r---"
+    assert not standalone["unconfigured"]
+
+
+def test_proc_drbd_80_empty_line_between_minors(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.0.12", "proc-drbd-emptyline.txt"))
+    assert sorted(parsed["minors"]) == [0, 1, 2, 5, 6]
+    assert [parsed["minors"][m]["unconfigured"] for m in (0, 1, 2, 5, 6)] == [False, True, True, True, True]
+    assert parsed["minors"][0]["stats"]["ns"] == 78728316
+    assert parsed["build"].startswith("5c9f89594553e32adb87d9638dce591782f947e3 build by root@node1")
+
+
+# --------------------------------------------------------------------------- DRBD 8.3
+
+def test_proc_drbd_830_sync_without_indentation(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.3.0", "proc-drbd-syncsource.txt"))
+    assert parsed["version"] == "8.3.0"
+    assert parsed["proto"] == "86-89"
+    minor = parsed["minors"][0]
+    assert minor["cstate"] == "SyncSource"
+    assert (minor["role"], minor["peer_role"]) == ("Primary", "Secondary")
+    assert (minor["disk"], minor["peer_disk"]) == ("UpToDate", "Inconsistent")
+    assert minor["sync_percent"] == 15.9
+    assert minor["sync_eta_s"] == 16 * 60 + 30
+    assert minor["speed_kib_s"] == 16512
+    assert minor["stats"]["oos"] == 16442556
+    assert minor["stats"]["wo"] == "b"
+
+
+def test_proc_drbd_830_two_minors_one_syncing(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.3.0", "proc-drbd-stacked-sync.txt"))
+    assert parsed["minors"][0]["cstate"] == "Connected"
+    assert parsed["minors"][0]["sync_percent"] is None
+    assert parsed["minors"][1]["protocol"] == "A"
+    assert parsed["minors"][1]["sync_percent"] == 74.4
+    assert parsed["minors"][1]["sync_eta_s"] == 426
+    assert parsed["minors"][1]["speed_kib_s"] == 11776
+
+
+def test_proc_drbd_837_srcversion_and_slow_sync(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-syncsource.txt"))
+    assert parsed["version"] == "8.3.7"
+    assert parsed["build"] == "EE47D8BF18AC166BE219757"
+    minor = parsed["minors"][0]
+    assert minor["flags"] == "r----"
+    assert minor["sync_percent"] == 21.9
+    assert minor["sync_eta_s"] == 3600 + 8 * 60 + 24
+    assert minor["speed_kib_s"] == 580
+
+
+def test_proc_drbd_837_connected_and_standalone(fixture_text):
+    connected = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-connected.txt"))["minors"][0]
+    assert (connected["cstate"], connected["role"], connected["peer_role"]) == ("Connected", "Secondary", "Primary")
+    assert connected["stats"]["nr"] == 4194304
+    alone = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-standalone.txt"))["minors"][0]
+    assert (alone["cstate"], alone["disk"], alone["peer_disk"], alone["protocol"]) == (
+        "StandAlone", "Inconsistent", "DUnknown", None)
+
+
+# --------------------------------------------------------------------------- DRBD 8.4 (Ganeti)
+
+def test_proc_drbd_842(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.4.2", "proc-drbd-ganeti.txt"))
+    assert parsed["version"] == "8.4.2"
+    assert parsed["api"] == "1"
+    assert sorted(parsed["minors"]) == [0, 1, 2, 4, 6, 8]
+    assert parsed["minors"][0]["flags"] == "r-----"
+    assert parsed["minors"][2]["unconfigured"] is True
+    assert parsed["minors"][4]["stats"]["oos"] == 1048320
+    assert parsed["minors"][6]["stats"]["wo"] == "b"
+
+
+def test_proc_drbd_842_sync(fixture_text):
+    parsed = parse_proc_drbd(fixture_text("drbd", "8.4.2", "proc-drbd-sync-ganeti.txt"))
+    minor = parsed["minors"][5]
+    assert minor["cstate"] == "SyncSource"
+    assert (minor["role"], minor["peer_role"]) == ("Secondary", "Secondary")
+    assert minor["flags"] == "r---n-"
+    assert minor["sync_percent"] == 68.5
+    assert minor["sync_eta_s"] == 5
+    assert minor["speed_kib_s"] == 64800
+    assert parsed["minors"][3]["unconfigured"]
+    assert parsed["minors"][0]["sync_percent"] is None
+
+
+# --------------------------------------------------------------------------- DRBD 8.4.11 (lab recordings)
+
+LAB = ("drbd", "8.4.11")
+
+
+def test_lab_wfconnection(fixture_text):
+    parsed = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-wfconnection.txt",)))
+    assert parsed["version"] == "8.4.11"
+    assert parsed["build"] == "B536C32A3EADA868561EFD9"
+    assert sorted(parsed["minors"]) == [10, 90]  # minor 10 is another test's resource on the same lab
+    minor = parsed["minors"][90]
+    assert (minor["cstate"], minor["role"], minor["peer_role"], minor["disk"], minor["peer_disk"]) == (
+        "WFConnection", "Secondary", "Unknown", "Inconsistent", "DUnknown")
+    assert minor["stats"]["oos"] == 196352  # the 192 MiB LV, in KiB
+    assert minor["sync_percent"] is None
+
+
+def test_lab_connected_inconsistent(fixture_text):
+    minor = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-connected-inconsistent.txt",)))["minors"][90]
+    assert (minor["cstate"], minor["role"], minor["peer_role"], minor["disk"], minor["peer_disk"]) == (
+        "Connected", "Secondary", "Secondary", "Inconsistent", "Inconsistent")
+
+
+def test_lab_syncsource(fixture_text):
+    parsed = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-syncsource.txt",)))
+    minor = parsed["minors"][90]
+    assert (minor["cstate"], minor["role"], minor["disk"], minor["peer_disk"]) == (
+        "SyncSource", "Primary", "UpToDate", "Inconsistent")
+    assert minor["sync_percent"] == 67.4
+    assert minor["sync_eta_s"] == 18
+    assert minor["speed_kib_s"] == 3692
+    assert minor["want_kib_s"] is None
+    assert parsed["minors"][10]["sync_percent"] is None
+
+
+def test_lab_synctarget_with_want(fixture_text):
+    minor = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-synctarget.txt",)))["minors"][90]
+    assert (minor["cstate"], minor["role"], minor["peer_role"], minor["disk"], minor["peer_disk"]) == (
+        "SyncTarget", "Secondary", "Primary", "Inconsistent", "UpToDate")
+    assert minor["sync_percent"] == 75.6
+    assert minor["sync_eta_s"] == 13
+    assert minor["speed_kib_s"] == 3788
+    assert minor["want_kib_s"] == 4096
+
+
+def test_lab_dual_primary_of_another_resource(fixture_text):
+    minor = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-wfconnection.txt",)))["minors"][10]
+    assert (minor["cstate"], minor["role"], minor["peer_role"], minor["disk"], minor["peer_disk"]) == (
+        "Connected", "Primary", "Primary", "UpToDate", "UpToDate")
+
+
+def test_lab_uptodate_both_sides(fixture_text):
+    primary = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-uptodate.txt",)))["minors"][90]
+    secondary = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-uptodate-secondary.txt",)))["minors"][90]
+    assert (primary["cstate"], primary["role"], primary["peer_role"], primary["disk"], primary["peer_disk"]) == (
+        "Connected", "Primary", "Secondary", "UpToDate", "UpToDate")
+    assert (secondary["role"], secondary["peer_role"]) == ("Secondary", "Primary")
+    assert primary["stats"]["ns"] == secondary["stats"]["nr"] == 196608
+    assert primary["stats"]["oos"] == 0
+    assert primary["sync_percent"] is None
+
+
+def test_lab_dual_primary(fixture_text):
+    minor = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-dual-primary.txt",)))["minors"][90]
+    assert (minor["cstate"], minor["role"], minor["peer_role"], minor["disk"], minor["peer_disk"]) == (
+        "Connected", "Primary", "Primary", "UpToDate", "UpToDate")
+
+
+def test_lab_unconfigured_minor_right_after_another(fixture_text):
+    parsed = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-new-minor.txt",)))
+    assert sorted(parsed["minors"]) == [10, 90, 91]
+    assert parsed["minors"][91]["unconfigured"] is True
+    assert parsed["minors"][91]["cstate"] == "Unconfigured"
+    assert parsed["minors"][91]["role"] is None
+    # the counters line of minor 90 just before must not leak into 91
+    assert parsed["minors"][90]["stats"]["oos"] == 16128
+    assert parsed["minors"][91]["stats"] == {}
+    assert (parsed["minors"][90]["cstate"], parsed["minors"][90]["role"]) == ("WFConnection", "Primary")
+
+
+def test_lab_recorded_resource_file_parses(fixture_text):
+    parsed = parse_resource(fixture_text(*LAB + ("fxd.res",)))
+    assert parsed["name"] == "fxd"
+    assert parsed["disk"] == {"c-plan-ahead": "0", "resync-rate": "4M"}
+    assert [(h["name"], h["address"], h["port"], h["device"]) for h in parsed["hosts"]] == [
+        ("hosta", "10.77.0.11", 7990, "/dev/drbd90"), ("hostb", "10.77.0.12", 7990, "/dev/drbd90")]
+
+
+# --------------------------------------------------------------------------- malformed input
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("\n\n", "empty"),
+    ("garbage\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n", "version line"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Primary ds:UpToDate/UpToDate C r-----\n", "roles"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n    ns:0 nr:0\n", "before the first minor"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Unconfigured extra\n", "after cs:Unconfigured"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n"
+     " 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n", "listed twice"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:SyncSource ro:Primary/Secondary ds:UpToDate/Inconsistent C r-----\n"
+     "        finish: 0:00:05 speed: fast\n", "without speed"),
+    ("version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n"
+     "    something new: 1\n", "unexpected line"),
+])
+def test_proc_drbd_malformed(text, message):
+    with pytest.raises(DrbdParseError, match=message):
+        parse_proc_drbd(text)
+
+
+def test_proc_drbd_truncated_recording_raises(fixture_text):
+    text = fixture_text("drbd", "8.4.2", "proc-drbd-sync-ganeti.txt")
+    # Cut inside the roles of minor 5: must not yield a minor with half its fields.
+    cut = text[:text.index("ro:Secondary/Secondary") + 6]
+    with pytest.raises(DrbdParseError):
+        parse_proc_drbd(cut)
+
+
+def test_proc_drbd_drbd9_has_no_minors():
+    text = ("version: 9.2.4 (api:2/proto:86-122)\n"
+            "GIT-hash: f2a2fb8c8ee4ab5d3bd4d8a8c4e6e1ac0e5dbc97 build by root@host, 2023-05-01 10:00:00\n"
+            "Transports (api:18): tcp (9.2.4)\n")
+    parsed = parse_proc_drbd(text)
+    assert parsed["version"] == "9.2.4"
+    assert parsed["minors"] == {}
+
+
+def test_read_proc_drbd_missing_file_is_not_an_error(tmp_path):
+    assert read_proc_drbd(str(tmp_path / "no-such-file")) == {
+        "version": None, "api": None, "proto": None, "build": None, "minors": {}}
+
+
+def test_read_proc_drbd_reads_file(tmp_path, fixture_text):
+    path = tmp_path / "drbd"
+    path.write_text(fixture_text("drbd", "8.4.2", "proc-drbd-ganeti.txt"))
+    assert read_proc_drbd(str(path))["version"] == "8.4.2"
+
+
+# --------------------------------------------------------------------------- DRBD 9 status
+
+def test_drbdsetup_status_json(fixture_text):
+    resources = parse_drbdsetup_status_json(fixture_text("drbd", "9.x", "drbdsetup-status.json"))
+    assert [res["name"] for res in resources] == ["1-single-0", "1-single-1"]
+    first = resources[0]
+    assert first["role"] == "Secondary"
+    assert first["devices"] == [{"volume": 0, "minor": 2, "disk_state": "UpToDate", "size_kib": 409600}]
+    conn = first["connections"][0]
+    assert conn["connection_state"] == "Connected"
+    assert conn["peer_role"] == "Primary"
+    assert conn["peer_devices"][0]["replication_state"] == "Established"
+    assert conn["peer_devices"][0]["percent_in_sync"] == 100
+
+    minors = drbd9_minors(resources)
+    assert sorted(minors) == [2, 3]
+    assert minors[3]["resource"] == "1-single-1"
+    assert (minors[2]["cstate"], minors[2]["role"], minors[2]["peer_role"], minors[2]["disk"], minors[2]["peer_disk"]) == (
+        "Established", "Secondary", "Primary", "UpToDate", "UpToDate")
+    assert minors[2]["sync_percent"] is None
+
+
+@pytest.mark.parametrize("text", ["not json", "{}", '[{"name": "r0"}]'])
+def test_drbdsetup_status_json_malformed(text):
+    with pytest.raises(DrbdParseError):
+        parse_drbdsetup_status_json(text)
+
+
+# --------------------------------------------------------------------------- resource files
+
+HOSTS = [
+    {"name": "hosta", "address": "192.168.77.1", "port": 7990, "minor": 90,
+     "disk": "/dev/mapper/fx1-real", "meta_disk": "/dev/xenvg/fx1-meta"},
+    {"name": "hostb", "address": "192.168.77.2", "port": 7990, "minor": 90,
+     "disk": "/dev/mapper/fx1-real", "meta_disk": "/dev/xenvg/fx1-meta"},
+]
+
+
+def test_render_resource_84_matches_the_poc_layout():
+    text = render_resource("fx1", HOSTS, version="8.4", disk={"c-plan-ahead": 0, "resync-rate": "400M"})
+    assert text == (
+        "resource fx1 {\n"
+        "  net { protocol C; }\n"
+        "  disk { c-plan-ahead 0; resync-rate 400M; }\n"
+        "  on hosta {\n"
+        "    device /dev/drbd90; disk /dev/mapper/fx1-real; address 192.168.77.1:7990; meta-disk /dev/xenvg/fx1-meta;\n"
+        "  }\n"
+        "  on hostb {\n"
+        "    device /dev/drbd90; disk /dev/mapper/fx1-real; address 192.168.77.2:7990; meta-disk /dev/xenvg/fx1-meta;\n"
+        "  }\n"
+        "}\n")
+
+
+@pytest.mark.parametrize("version", ["8.4", "9"])
+def test_render_parse_resource_round_trip(version):
+    text = render_resource("fx1", HOSTS, version=version, net={"allow-two-primaries": True}, disk={"resync-rate": "400M"})
+    parsed = parse_resource(text)
+    assert parsed["name"] == "fx1"
+    assert parsed["net"] == {"protocol": "C", "allow-two-primaries": "yes"}
+    assert parsed["disk"] == {"resync-rate": "400M"}
+    assert [(h["name"], h["device"], h["disk"], h["meta_disk"], h["address"], h["port"]) for h in parsed["hosts"]] == [
+        (h["name"], "/dev/drbd90", h["disk"], h["meta_disk"], h["address"], h["port"]) for h in HOSTS]
+    if version == "9":
+        assert [h["node_id"] for h in parsed["hosts"]] == [0, 1]
+        assert "connection-mesh { hosts hosta hostb; }" in text
+    else:
+        assert [h["node_id"] for h in parsed["hosts"]] == [None, None]
+
+
+@pytest.mark.parametrize("name, hosts, kwargs", [
+    ("fx 1", HOSTS, {}),
+    ("fx1", HOSTS[:1], {}),
+    ("fx1", [dict(HOSTS[0], meta_disk="internal"), HOSTS[1]], {}),
+    ("fx1", [dict(HOSTS[0], disk="/dev/x; y"), HOSTS[1]], {}),
+    ("fx1", [dict(HOSTS[0], port=70000), HOSTS[1]], {}),
+    ("fx1", HOSTS, {"version": "8.3"}),
+    ("fx1", HOSTS, {"protocol": "D"}),
+])
+def test_render_resource_refuses_bad_input(name, hosts, kwargs):
+    with pytest.raises(DrbdParseError):
+        render_resource(name, hosts, **kwargs)
+
+
+@pytest.mark.parametrize("text", [
+    "resource r0 { net { protocol C; }",
+    "resource r0 { net { protocol C } }",
+    "resource r0 { } }",
+    "on a { address 1.2.3.4:1; }",
+])
+def test_parse_config_malformed(text):
+    with pytest.raises(DrbdParseError):
+        parse_resource(text)
+
+
+def test_parse_config_comments_and_quotes():
+    items = parse_config('# comment\nglobal { usage-count no; }\nresource "r0" { }\n')
+    assert items == [{"words": ["global"], "body": [{"words": ["usage-count", "no"]}]},
+                     {"words": ["resource", "r0"], "body": []}]
+
+
+def test_drbdadm_argv():
+    assert drbdadm_argv("primary", "fx1", "--force") == ["drbdadm", "primary", "--force", "fx1"]
+    with pytest.raises(DrbdParseError):
+        drbdadm_argv("up", "fx1; reboot")

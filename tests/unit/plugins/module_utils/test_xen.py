@@ -1,0 +1,335 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+from ansible_collections.sanless.xen.plugins.module_utils.xen import (
+    Toolstack,
+    XenParseError,
+    detect_toolstack,
+    parse_domain_config,
+    parse_xl_info,
+    parse_xl_list,
+    parse_xl_list_long,
+    render_domain_config,
+    toolstack_argv,
+)
+
+XL = ("xl", "4.17.5")
+
+# --------------------------------------------------------------------------- xl 4.17 lab recordings
+
+
+def test_xl_list_dom0_only(fixture_text):
+    assert parse_xl_list(fixture_text(*XL + ("xl-list.txt",))) == [
+        {"name": "Domain-0", "domid": 0, "memory_mib": 384, "vcpus": 2, "state": "r-----", "cpu_time_s": 308.3}]
+
+
+def test_xl_list_with_domus(fixture_text):
+    domains = parse_xl_list(fixture_text(*XL + ("xl-list-domu.txt",)))
+    assert domains[1] == {"name": "fxrec", "domid": 7, "memory_mib": 96, "vcpus": 1, "state": "------", "cpu_time_s": 15.8}
+    paused = parse_xl_list(fixture_text(*XL + ("xl-list-paused.txt",)))
+    assert [(d["name"], d["state"], d["memory_mib"]) for d in paused] == [
+        ("Domain-0", "r-----", 384), ("fxrec", "--p---", 96), ("mig1", "--p---", 0)]
+
+
+def test_xl_list_tab_separated_header(fixture_text):
+    # xl prints tabs between VCPUs, State and Time(s) in its header line.
+    assert "VCPUs\tState\tTime(s)" in fixture_text(*XL + ("xl-list.txt",))
+
+
+def test_xl_info(fixture_text):
+    info = parse_xl_info(fixture_text(*XL + ("xl-info.txt",)))
+    assert info["total_memory_mib"] == 1023
+    assert info["free_memory_mib"] == 626
+    assert info["nr_cpus"] == 2
+    assert info["xen_version"] == "4.17.5"
+    assert info["virt_caps"] == ["pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2"]
+    assert info["host"] == "hosta"
+    assert info["xen_scheduler"] == "credit2"
+    assert info["xen_changeset"] == ""
+    assert info["xen_commandline"].endswith("spec-ctrl=eager-fpu")
+    assert info["cc_compile_date"] == "Sat Nov 29 13:52:25 UTC 2025"
+    assert info["xen_caps"] == "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64"
+
+
+def test_xl_info_every_line_kept(fixture_text):
+    text = fixture_text(*XL + ("xl-info.txt",))
+    info = parse_xl_info(text)
+    keys = [line.split(":", 1)[0].strip() for line in text.splitlines() if line.strip()]
+    assert len(keys) == 34
+    assert all(key in info for key in keys)
+
+
+def test_xl_list_long_one_domain(fixture_text):
+    domains = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxrec.json",)))
+    assert len(domains) == 1
+    dom = domains[0]
+    assert (dom["domid"], dom["name"], dom["type"], dom["memory_kib"], dom["vcpus"]) == (7, "fxrec", "pv", 98304, 1)
+    assert dom["uuid"] == "cf25e9ab-c59b-4a6f-bbc5-b1280d8e6a1a"
+    assert dom["disks"] == [{"pdev_path": "/dev/xenvg/fxrec-disk", "vdev": "xvda", "format": "raw", "readwrite": True}]
+    assert dom["config"]["on_crash"] == "preserve"
+
+
+def test_xl_list_long_all(fixture_text):
+    domains = parse_xl_list_long(fixture_text(*XL + ("xl-list-l.json",)))
+    assert "fxrec" in [dom["name"] for dom in domains]
+
+
+def test_xl_list_long_truncated_raises(fixture_text):
+    text = fixture_text(*XL + ("xl-list-l-fxrec.json",))
+    with pytest.raises(XenParseError):
+        parse_xl_list_long(text[: len(text) // 2])
+
+
+def test_recorded_domu_config_round_trip(fixture_text):
+    text = fixture_text(*XL + ("domu-fxrec.cfg",))
+    cfg = parse_domain_config(text)
+    assert cfg["name"] == "fxrec"
+    assert cfg["memory"] == 96
+    assert cfg["disk"] == ["phy:/dev/xenvg/fxrec-disk,xvda,w"]
+    assert parse_domain_config(render_domain_config(cfg)) == cfg
+    assert render_domain_config(cfg, template=text) == text
+
+
+def test_toolstack_reads_replayed_output(fake_module, fixture_text):
+    module = fake_module({
+        ("xl", "list"): (0, fixture_text(*XL + ("xl-list-domu.txt",)), ""),
+        ("xl", "info"): (0, fixture_text(*XL + ("xl-info.txt",)), ""),
+        ("xl", "list", "-l", "fxrec"): (0, fixture_text(*XL + ("xl-list-l-fxrec.json",)), ""),
+    })
+    xl = Toolstack(CommandRunner(module), "xl")
+    assert [d["name"] for d in xl.list()] == ["Domain-0", "fxrec"]
+    assert xl.info()["nr_cpus"] == 2
+    assert xl.list_long("fxrec")[0]["memory_kib"] == 98304
+
+
+# --------------------------------------------------------------------------- legacy xm samples
+
+
+def test_xm_list(fixture_text):
+    domains = parse_xl_list(fixture_text("xm", "3.x", "xm-list.txt"))
+    assert domains == [
+        {"name": "Domain-0", "domid": 0, "memory_mib": 1024, "vcpus": 4, "state": "r-----", "cpu_time_s": 80.8},
+        {"name": "test2", "domid": 1, "memory_mib": 768, "vcpus": 4, "state": "-b----", "cpu_time_s": 25.8},
+    ]
+
+
+def test_xm_list_wide_columns(fixture_text):
+    domains = parse_xl_list(fixture_text("xm", "3.x", "xm-list-oda.txt"))
+    assert [(d["name"], d["memory_mib"], d["vcpus"], d["cpu_time_s"]) for d in domains] == [
+        ("Domain-0", 2039, 32, 119019.9), ("oakDom1", 251904, 32, 2815.8)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "header"),
+    ("Domain-0 0 384 1 r----- 10.0\n", "header"),
+    ("Name ID Mem VCPUs State Time(s)\nDomain-0 0 384 1\n", "short line"),
+    ("Name ID Mem VCPUs State Time(s)\nDomain-0 0 384 1 running 10.0\n", "bad state"),
+    ("Name ID Mem VCPUs State Time(s)\nDomain-0 0 384 1 r---- 10.0\n", "bad state"),
+    ("Name ID Mem VCPUs State Time(s)\nDomain-0 0 384M 1 r----- 10.0\n", "memory"),
+    ("Name ID Mem VCPUs State Time(s)\nDomain-0 0 384 1 r----- 1:00\n", "bad time"),
+    ("Name ID Mem VCPUs State Time(s) Security Label\nDomain-0 0 384 1 r----- 1.0 SYSTEM\n", "security labels"),
+])
+def test_xl_list_malformed(text, message):
+    with pytest.raises(XenParseError, match=message):
+        parse_xl_list(text)
+
+
+def test_xl_info_xm_style_version_from_parts():
+    text = ("host                   : oldbox\nrelease                : 2.6.18-xen\nnr_cpus                : 4\n"
+            "total_memory           : 4095\nfree_memory            : 12\nxen_major              : 3\n"
+            "xen_minor              : 4\nxen_extra              : .2\nxen_caps               : xen-3.0-x86_64 \n")
+    info = parse_xl_info(text)
+    assert info["xen_version"] == "3.4.2"
+    assert info["virt_caps"] == []
+    assert info["total_memory_mib"] == 4095
+    assert info["xen_caps"] == "xen-3.0-x86_64"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "total_memory"),
+    ("host : a\nthis is not a key line\n", "unexpected line"),
+    ("nr_cpus : 2\ntotal_memory : 767\nfree_memory : lots\nxen_version : 4.17.5\n", "free_memory"),
+    ("nr_cpus : 2\ntotal_memory : 767\nfree_memory : 10\n", "xen_version"),
+])
+def test_xl_info_malformed(text, message):
+    with pytest.raises(XenParseError, match=message):
+        parse_xl_info(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(domain (domid 1))", "SXP"),
+    ("[", "invalid JSON"),
+    ('{"domid": 1}', "JSON list"),
+    ('[{"domid": 1}]', "without domid/config"),
+    ('[{"domid": 1, "config": {"c_info": {}}}]', "c_info.name"),
+])
+def test_xl_list_long_malformed(text, message):
+    with pytest.raises(XenParseError, match=message):
+        parse_xl_list_long(text)
+
+
+# --------------------------------------------------------------------------- domain configs
+
+POC_CFG = """name = "vm1"
+type = "pv"
+kernel = "/boot/vmlinuz-6.1.0-28-amd64"
+ramdisk = "/root/domu/initrd-busybox.gz"
+extra = "console=hvc0 quiet"
+memory = 96
+vcpus = 1
+disk = [ 'phy:/dev/xenvg/vm1-disk,xvda,w' ]
+on_crash = "preserve"
+"""
+
+
+def test_parse_domain_config_poc():
+    cfg = parse_domain_config(POC_CFG)
+    assert cfg == {
+        "name": "vm1", "type": "pv", "kernel": "/boot/vmlinuz-6.1.0-28-amd64",
+        "ramdisk": "/root/domu/initrd-busybox.gz", "extra": "console=hvc0 quiet", "memory": 96,
+        "vcpus": 1, "disk": ["phy:/dev/xenvg/vm1-disk,xvda,w"], "on_crash": "preserve"}
+    assert list(cfg) == ["name", "type", "kernel", "ramdisk", "extra", "memory", "vcpus", "disk", "on_crash"]
+
+
+def test_parse_domain_config_syntax_variants():
+    text = ("# header comment\n"
+            "name='web01' ; memory = 0x100\n"
+            "vif = [ 'mac=00:16:3e:00:00:01,bridge=br0',   # first nic\n"
+            "        \"bridge=br1\",\n"
+            "      ]\n"
+            "cpu_weight = 256 # trailing comment\n"
+            'extra = "a \\"quoted\\" word"\n'
+            "empty = []\n"
+            "ratio = 1.5\n")
+    assert parse_domain_config(text) == {
+        "name": "web01", "memory": 256, "vif": ["mac=00:16:3e:00:00:01,bridge=br0", "bridge=br1"],
+        "cpu_weight": 256, "extra": 'a "quoted" word', "empty": [], "ratio": 1.5}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name = vm1\n", "expected a quoted string"),
+    ("name \"vm1\"\n", "expected '='"),
+    ("name = \"vm1\n", "cannot read"),
+    ("disk = [ 'a' 'b' ]\n", "expected ',' or ']'"),
+    ("disk = [ ['a'] ]\n", "nested lists"),
+    ("name = \"a\" \"b\"\n", "unexpected"),
+    ("name = \"a\"\nname = \"b\"\n", "set twice"),
+    ("= 1\n", "setting name"),
+    ("memory = 12abc\n", "cannot read|expected"),
+])
+def test_parse_domain_config_malformed(text, message):
+    with pytest.raises(XenParseError, match=message):
+        parse_domain_config(text)
+
+
+def test_render_parse_round_trip():
+    cfg = {"name": "fx1", "memory": 96, "vcpus": 1, "disk": ["phy:/dev/xenvg/fx1-disk,xvda,w"],
+           "extra": 'console=hvc0 "q" \\ end', "vif": [], "ratio": 0.5}
+    text = render_domain_config(cfg)
+    assert text.splitlines()[0] == 'name = "fx1"'
+    assert 'disk = [ "phy:/dev/xenvg/fx1-disk,xvda,w" ]' in text
+    assert parse_domain_config(text) == cfg
+    assert parse_domain_config(render_domain_config(parse_domain_config(POC_CFG))) == parse_domain_config(POC_CFG)
+
+
+def test_render_keeps_comments_and_unchanged_text():
+    template = ("# managed by hand\n"
+                "name = 'vm1'   # the name\n"
+                "memory = 96\n"
+                "vcpus = 1 # one cpu\n"
+                "on_crash = \"preserve\"\n")
+    new = parse_domain_config(template)
+    new["memory"] = 128
+    del new["on_crash"]
+    new["maxmem"] = 256
+    text = render_domain_config(new, template=template)
+    assert text == ("# managed by hand\n"
+                    "name = 'vm1'   # the name\n"
+                    "memory = 128\n"
+                    "vcpus = 1 # one cpu\n"
+                    "maxmem = 256\n")
+    assert render_domain_config(parse_domain_config(template), template=template) == template
+
+
+@pytest.mark.parametrize("cfg", [
+    {"name": None},
+    {"name": {"a": 1}},
+    {"extra": "two\nlines"},
+    {"bad key": 1},
+    {"disk": [["nested"]]},
+])
+def test_render_domain_config_refuses(cfg):
+    with pytest.raises(XenParseError):
+        render_domain_config(cfg)
+
+
+# --------------------------------------------------------------------------- commands
+
+def test_toolstack_argv():
+    assert toolstack_argv("xl", "list") == ["xl", "list"]
+    assert toolstack_argv("xm", "pause", "vm1") == ["xm", "pause", "vm1"]
+    with pytest.raises(ValueError):
+        toolstack_argv("virsh", "list")
+
+
+def test_toolstack_state_changes_and_check_mode(fake_module):
+    module = fake_module(check_mode=True)
+    runner = CommandRunner(module)
+    xl = Toolstack(runner, "xl")
+    xl.pause("fx1")
+    xl.unpause("fx1")
+    xl.migrate("fx1", "hostb")
+    xl.block_attach("fx1", "/dev/xenvg/fx1-data", "xvdb")
+    xl.block_detach("fx1", "xvdb")
+    xl.create("/etc/xen/auto/fx1.cfg", paused=True)
+    xl.shutdown("fx1")
+    xl.destroy("fx1")
+    xm = Toolstack(runner, "xm")
+    xm.migrate("fx1", "hostb")
+    xm.block_attach("fx1", "/dev/xenvg/fx1-data", "xvdb", mode="r")
+    assert module.calls == []
+    assert runner.would_run == [
+        ["xl", "pause", "fx1"],
+        ["xl", "unpause", "fx1"],
+        ["xl", "migrate", "fx1", "hostb"],
+        ["xl", "block-attach", "fx1", "phy:/dev/xenvg/fx1-data,xvdb,w"],
+        ["xl", "block-detach", "fx1", "xvdb"],
+        ["xl", "create", "-p", "/etc/xen/auto/fx1.cfg"],
+        ["xl", "shutdown", "-w", "fx1"],
+        ["xl", "destroy", "fx1"],
+        ["xm", "migrate", "--live", "fx1", "hostb"],
+        ["xm", "block-attach", "fx1", "phy:/dev/xenvg/fx1-data", "xvdb", "r"],
+    ]
+
+
+@pytest.mark.parametrize("call", [
+    lambda xl: xl.pause("fx1; reboot"),
+    lambda xl: xl.pause(""),
+    lambda xl: xl.block_attach("fx1", "/dev/a,b", "xvdb"),
+    lambda xl: xl.block_attach("fx1", "/dev/a", "xvdb", mode="rw"),
+])
+def test_toolstack_refuses_bad_values(fake_module, call):
+    with pytest.raises(ValueError):
+        call(Toolstack(CommandRunner(fake_module()), "xl"))
+
+
+def test_xm_has_no_json_list(fake_module):
+    with pytest.raises(ValueError):
+        Toolstack(CommandRunner(fake_module()), "xm").list_long()
+
+
+def test_detect_toolstack(fake_module):
+    assert detect_toolstack(CommandRunner(fake_module(tools=["xl", "xm"]))) == "xl"
+    assert detect_toolstack(CommandRunner(fake_module(tools=["xm"]))) == "xm"
+    assert detect_toolstack(CommandRunner(fake_module(tools=[])), "xm") == "xm"
+    with pytest.raises(ValueError, match="neither xl nor xm"):
+        detect_toolstack(CommandRunner(fake_module(tools=[])))
+    with pytest.raises(ValueError):
+        detect_toolstack(CommandRunner(fake_module(tools=["xl"])), "libvirt")
