@@ -376,7 +376,8 @@ def parse_config(text):
 
 
 def parse_resource(text):
-    """Read back a single resource written by render_resource() (8.4 or 9 syntax).
+    """Read back a single resource written by render_resource() or printed by ``drbdadm dump``
+    (8.4 or 9 syntax).
 
     Returns {"name", "net", "disk", "hosts": [{name, node_id, device, disk, meta_disk,
     address, port}]}.
@@ -394,9 +395,18 @@ def parse_resource(text):
                 if stmt["words"][0] == "volume":
                     flat(stmt["body"], into)
                 continue
-            if len(stmt["words"]) != 2:
-                raise DrbdParseError("drbd config: unexpected statement %r" % (" ".join(stmt["words"]),))
-            into[stmt["words"][0]] = stmt["words"][1]
+            words = stmt["words"]
+            # drbdadm dump writes "device /dev/drbd90 minor 90;" and "address ipv4 IP:PORT;".
+            if words[0] == "device" and len(words) == 4 and words[2] == "minor":
+                into["device"] = words[1]
+            elif words[0] == "device" and len(words) == 3 and words[1] == "minor":
+                into["device"] = "/dev/drbd%s" % words[2]
+            elif words[0] == "address" and len(words) == 3 and words[1] in ("ipv4", "ipv6"):
+                into["address"] = words[2]
+            elif len(words) == 2:
+                into[words[0]] = words[1]
+            else:
+                raise DrbdParseError("drbd config: unexpected statement %r" % (" ".join(words),))
 
     for stmt in res["body"]:
         key = stmt["words"][0]

@@ -335,6 +335,18 @@ def test_render_parse_resource_round_trip(version):
         assert [h["node_id"] for h in parsed["hosts"]] == [None, None]
 
 
+@pytest.mark.parametrize("tag", ["84", "9"])
+def test_drbdadm_reads_what_render_resource_writes(fixture_text, tag):
+    """drbdadm (drbd-utils 9.22.0 on the lab) parsed our rendering; its dump must mean the same."""
+    rendered = parse_resource(fixture_text("drbd-utils", "9.22.0", "fx9-%s.res" % tag))
+    dumped = parse_resource(fixture_text("drbd-utils", "9.22.0", "drbdadm-dump-%s.txt" % tag))
+    assert dumped == rendered
+    assert dumped["net"] == {"allow-two-primaries": "yes", "protocol": "C"}
+    assert dumped["hosts"][0] == {"name": "hosta", "node_id": 0 if tag == "9" else None, "device": "/dev/drbd92",
+                                  "disk": "/dev/xenvg/fx9-disk", "meta_disk": "/dev/xenvg/fx9-meta",
+                                  "address": "10.77.0.11", "port": 7991}
+
+
 @pytest.mark.parametrize("name, hosts, kwargs", [
     ("fx 1", HOSTS, {}),
     ("fx1", HOSTS[:1], {}),
@@ -370,3 +382,12 @@ def test_drbdadm_argv():
     assert drbdadm_argv("primary", "fx1", "--force") == ["drbdadm", "primary", "--force", "fx1"]
     with pytest.raises(DrbdParseError):
         drbdadm_argv("up", "fx1; reboot")
+
+
+def test_parse_resource_device_minor_only_and_ipv6():
+    parsed = parse_resource("resource r { on a { device minor 5; disk /d; meta-disk /m; address ipv6 [fd00::1]:7000; }\n"
+                            "on b { device /dev/drbd5; disk /d; meta-disk /m; address 10.0.0.2:7000; } }\n")
+    assert parsed["hosts"][0]["device"] == "/dev/drbd5"
+    assert (parsed["hosts"][0]["address"], parsed["hosts"][0]["port"]) == ("[fd00::1]", 7000)
+    with pytest.raises(DrbdParseError, match="unexpected statement"):
+        parse_resource("resource r { on a { device /dev/drbd5 minor; address 1.2.3.4:1; } }")
