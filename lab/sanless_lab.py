@@ -36,8 +36,9 @@ DATA_DISK_GIB = int(os.environ.get("SANLESS_LAB_DATA_GIB", "8"))
 ROOT_IMAGE_GIB = 4
 DOMU_IMAGE_MIB = 1024
 # Each of these was needed (see shared lab notes): no SMAP/SMEP for the PV dom0, no
-# AVX/XSAVEOPT and eager FPU in Xen so SIMD state is not corrupted under TCG.
-QEMU_CPU = "max,-smap,-smep,-xsaveopt,-avx,-avx2,-vaes,-vpclmulqdq,-fma,-f16c"
+# AVX/XSAVEOPT and eager FPU in Xen so SIMD state is not corrupted under TCG. No RDTSCP:
+# Xen's SVM needs NRIP (which TCG lacks) to emulate it for PVH/HVM guests.
+QEMU_CPU = "max,-smap,-smep,-xsaveopt,-avx,-avx2,-vaes,-vpclmulqdq,-fma,-f16c,-rdtscp"
 XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem={m}M,max:{m}M dom0_max_vcpus=2 loglvl=all "
             "guest_loglvl=all noreboot spec-ctrl=eager-fpu")
 DOM0_ARGS = "root=/dev/vda rw console=hvc0 earlyprintk=xen net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
@@ -492,8 +493,8 @@ def resume_host(name):
 
 
 def can_reach(src, dst_ip, timeout=3):
-    """True when host src can ping dst_ip (run on src)."""
-    proc = ssh(src, ["ping", "-c", "1", "-W", str(timeout), dst_ip], check=False, timeout=60)
+    """True when host src can open a TCP connection to dst_ip's ssh port (run on src)."""
+    proc = ssh(src, ["nc", "-z", "-w", str(timeout), dst_ip, "22"], check=False, timeout=60)
     return proc.returncode == 0
 
 

@@ -19,6 +19,13 @@ pybin=$tmp/pybin; mkdir -p "$pybin"
 for minor in 9 10 11 12 13; do
   p=$(bash "$top/scripts/find-python.sh" "$minor" "$minor" 2>/dev/null) && ln -s "$p" "$pybin/python3.$minor"
 done
+# ansible-test bootstraps pip in its virtual environments with a script it downloads from a
+# host outside the package index; put the offline stand-in where it looks first.
+pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import get_venv_packages
+class P: version = "3.13"
+print(get_venv_packages(P)["pip"])')
+mkdir -p "$HOME/.ansible/test/cache"
+cp "$top/scripts/get-pip-offline.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 cd "$dest"
 # --venv: ansible-test keeps its own per-python virtual environments with its pinned tools
 PATH="$venv/bin:$pybin:$PATH" ansible-test sanity --color no --venv --python 3.13

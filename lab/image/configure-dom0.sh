@@ -77,5 +77,13 @@ install -d "$root/usr/local/share/sanless"
 bash "$here/../guest/make-busybox-initrd.sh" "$root" "$root/usr/local/share/sanless/guest-busybox.img"
 ln -sf "/boot/vmlinuz-$kver" "$root/usr/local/share/sanless/vmlinuz"
 ln -sf "/boot/initrd.img-$kver" "$root/usr/local/share/sanless/initrd.img"
+# the Debian domU boots the dom0's kernel with a small initrd (the dom0's own 40 MB
+# MODULES=most initrd does not fit a 256 MiB PV guest)
+conf="$root/tmp/domu-initramfs"
+rm -rf "$conf"; cp -a "$root/etc/initramfs-tools" "$conf"
+sed -i 's/^MODULES=.*/MODULES=list/; s/^COMPRESS=.*/COMPRESS=gzip/' "$conf/initramfs.conf"
+printf 'xen-blkfront\nxen-netfront\next4\n' > "$conf/modules"
+chroot "$root" mkinitramfs -d /tmp/domu-initramfs -o /usr/local/share/sanless/domu-initrd.img "$kver"
+rm -rf "$conf"
 install -m 755 "$here/fpu-check.py" "$root/usr/local/sbin/sanless-fpu-check"
 chroot "$root" apt-get clean

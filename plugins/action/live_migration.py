@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller half of sanless.xen.live_migration.
+
+- Adds the identity of this ansible-playbook run to ``owner`` so a journal records who holds
+  the VM's lock. A journal held by a run of this controller whose process is gone (killed) is
+  taken over, which is how a rerun resumes; one held by a live run is refused.
+- ``step=sync`` is looped here, a short module call at a time, printing the progress
+  (percent, speed, ETA) at least every ``progress_interval`` seconds, until the disks are
+  UpToDate on both sides or ``sync_timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+# A journal of another controller is considered abandoned after this long without updates.
+FOREIGN_LEASE_S = 900
+
+
+def _process_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def controller_owner():
+    # Task workers are forked from the ansible-playbook process: the parent is the run.
+    pid = os.getppid()
+    return {"controller": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
+
+
+def owner_alive(owner, now=None):
+    if owner.get("controller") != socket.gethostname():
+        return None
+    pid = owner.get("pid")
+    return isinstance(pid, int) and _process_start(pid) is not None and _process_start(pid) == owner.get("pid_start")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        sync_timeout = int(args.pop("sync_timeout", 3600))
+        interval = int(args.pop("progress_interval", 10))
+        args["owner"] = controller_owner()
+        module_result = self._call(args, task_vars)
+        owner = module_result.get("lock_owner")
+        if module_result.get("failed") and owner:
+            alive = owner_alive(owner)
+            stale = time.time() - float((module_result.get("journal") or {}).get("updated_at") or 0) > FOREIGN_LEASE_S
+            if alive is False or (alive is None and stale):
+                display.display("sanless.xen: taking over the journal of %s from a run that is gone (%s)" % (
+                    args["vm"], owner))
+                args["takeover"] = True
+                module_result = self._call(args, task_vars)
+            elif alive:
+                module_result["msg"] = "%s is being migrated by ansible-playbook pid %s on this controller: refused" % (
+                    args["vm"], owner.get("pid"))
+        if args.get("step") == "sync" and not module_result.get("failed"):
+            module_result = self._sync_loop(args, task_vars, module_result, sync_timeout, interval)
+        result.update(module_result)
+        return result
+
+    def _call(self, args, task_vars):
+        return self._execute_module(module_name="sanless.xen.live_migration", module_args=args, task_vars=task_vars)
+
+    def _sync_loop(self, args, task_vars, first, timeout, interval):
+        started = time.time()
+        args = dict(args, sync_window=max(1, min(interval, 25)))
+        current = first
+        host = task_vars.get("inventory_hostname")
+        # a host already past the sync step answers without "synced": nothing to wait for
+        while "synced" in current and not current["synced"] and not current.get("failed") and not self._play_context.check_mode:
+            display.display("  [%s] sync %s: %s" % (host, args["vm"], ", ".join(_progress(item) for item in current.get("sync", []))))
+            if time.time() - started > timeout:
+                current["failed"] = True
+                current["msg"] = "DRBD sync of %s not done after %d s" % (args["vm"], timeout)
+                break
+            current = self._call(args, task_vars)
+        current["sync_seconds"] = round(time.time() - started, 1)
+        return current
+
+
+def _progress(item):
+    pct = "%.1f%%" % item["percent"] if item.get("percent") is not None else item.get("disk")
+    speed = "%d KiB/s" % item["speed_kib_s"] if item.get("speed_kib_s") else "-"
+    eta = "%ds" % item["eta_s"] if item.get("eta_s") is not None else "-"
+    return "%s %s %s speed %s eta %s" % (item["resource"], item.get("cstate"), pct, speed, eta)

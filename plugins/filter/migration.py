@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The migrate role's preflight decision, as a pure function of what each dom0 reported."""
+
+from __future__ import annotations
+
+from ansible_collections.sanless.xen.plugins.module_utils.livemigrate import PORT_BASE, meta_bytes
+
+FIRST_MINOR = 10
+
+
+def _facts(result):
+    if not isinstance(result, dict) or result.get("unreachable") or result.get("failed") or "preflight" not in result:
+        return None
+    return result
+
+
+def plan_migration(reports, addresses, vm, target=None, action="migrate"):
+    """reports: host -> registered result of live_migration step=preflight (or None).
+    addresses: host -> address. Returns the plan: source, target, addresses, disks,
+    minors, ports, config_text, resume (bool), migration_id (when resuming) and problems
+    (a list of messages; the migration must not start unless it is empty)."""
+    target = target or None
+    problems = []
+    facts = {}
+    unreachable = []
+    for host in sorted(reports):
+        result = _facts(reports[host])
+        if result is None:
+            unreachable.append(host)
+        else:
+            facts[host] = result
+    plan = {"vm": vm, "action": action, "source": None, "target": None, "resume": False, "problems": problems,
+            "disks": [], "minors": [], "ports": [], "config_text": None, "migration_id": None,
+            "addresses": dict(addresses), "unreachable": unreachable, "vm_memory_mib": None}
+    journals = dict((h, r["journal"]) for h, r in facts.items() if r.get("journal"))
+    if journals:
+        journal = journals[sorted(journals)[0]]
+        plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"],
+                    disks=[{"vg": d["vg"], "lv": d["lv"], "size_bytes": d["size_bytes"]} for d in journal["disks"]],
+                    minors=[d["minor"] for d in journal["disks"]], ports=[d["port"] for d in journal["disks"]],
+                    config_text=journal.get("config_text"))
+        if target and target != journal["target"]:
+            problems.append("%s is in the middle of a migration %s -> %s (journal %s): rerun without target to "
+                            "finish it, or with migrate_action=abort" % (vm, journal["source"], journal["target"], journal["id"]))
+        for host in (journal["source"], journal["target"]):
+            if host in unreachable:
+                problems.append("%s: unreachable, and it holds half of the migration of %s" % (host, vm))
+        return plan
+    if action == "abort":
+        problems.append("no migration of %s is in progress on any dom0: nothing to abort" % vm)
+        return plan
+    runs_on = sorted(h for h, r in facts.items() if r["preflight"]["runs_vm"])
+    if not runs_on:
+        problems.append("unknown VM %s: it runs on none of the dom0s (%s)%s" % (
+            vm, ", ".join(sorted(facts)) or "none answered",
+            "; unreachable: %s" % ", ".join(unreachable) if unreachable else ""))
+        return plan
+    if len(runs_on) > 1:
+        problems.append("%s runs on several dom0s at once (%s): refusing to touch it" % (vm, ", ".join(runs_on)))
+        return plan
+    source = runs_on[0]
+    src = facts[source]["preflight"]
+    plan.update(source=source, vm_memory_mib=src["vm_memory_mib"], config_text=src["config_text"])
+    disks = []
+    for disk in src["disks"]:
+        if not disk.get("lv"):
+            problems.append("%s: disk %s of %s is not an LV on this host; plain-mode migration needs local LVs"
+                            % (source, disk.get("pdev_path"), vm))
+        else:
+            disks.append({"vg": disk["vg"], "lv": disk["lv"], "size_bytes": disk["size_bytes"]})
+    if not disks and not problems:
+        problems.append("%s has no disks to migrate" % vm)
+    plan["disks"] = disks
+    if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
+        problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
+                        % (source, " ".join(src["virt_caps"])))
+    if target is not None:
+        if target == source:
+            problems.append("target = source: %s already runs on %s" % (vm, source))
+            return plan
+        if target not in reports:
+            problems.append("unknown target %s: not a dom0 of the inventory (%s)" % (target, ", ".join(sorted(reports))))
+            return plan
+        if target in unreachable:
+            problems.append("target %s did not answer the preflight" % target)
+            return plan
+        candidates = [target]
+    else:
+        candidates = sorted((h for h in facts if h != source), key=lambda h: -facts[h]["preflight"]["free_memory_mib"])
+    reasons = {}
+    for host in candidates:
+        reasons[host] = _target_problems(vm, src, host, facts[host]["preflight"], disks, addresses.get(host, host))
+    fitting = [h for h in candidates if not reasons[h]]
+    if not fitting:
+        if not candidates:
+            problems.append("no other dom0 to migrate %s to" % vm)
+        for host in candidates:
+            problems.extend(reasons[host])
+        return plan
+    chosen = fitting[0]
+    plan["target"] = chosen
+    dst = facts[chosen]["preflight"]
+    used = set(src["used_minors"]) | set(dst["used_minors"])
+    busy_ports = set(src["listening_ports"]) | set(dst["listening_ports"])
+    minor = FIRST_MINOR
+    while len(plan["minors"]) < len(disks):
+        if minor not in used and PORT_BASE + minor not in busy_ports:
+            plan["minors"].append(minor)
+            plan["ports"].append(PORT_BASE + minor)
+        minor += 1
+    return plan
+
+
+def _target_problems(vm, src, host, dst, disks, address):
+    problems = []
+    if dst["runs_vm"]:
+        problems.append("%s: %s already runs there" % (host, vm))
+    need_mib = src["vm_memory_mib"] or 0
+    if dst["free_memory_mib"] < need_mib:
+        problems.append("%s: needs %d MiB of free memory for %s, has %d MiB" % (host, need_mib, vm, dst["free_memory_mib"]))
+    need_bytes = {}
+    for disk in disks:
+        need_bytes[disk["vg"]] = need_bytes.get(disk["vg"], 0) + disk["size_bytes"] + meta_bytes(disk["size_bytes"])
+        if disk["lv"] in dst["lvs"].get(disk["vg"], []):
+            problems.append("%s: LV %s/%s already exists there" % (host, disk["vg"], disk["lv"]))
+    for vg, need in sorted(need_bytes.items()):
+        if vg not in dst["vgs"]:
+            problems.append("%s: has no VG %s (the disks of %s live on VG %s; VG names must match)" % (host, vg, vm, vg))
+        elif dst["vgs"][vg] < need:
+            problems.append("%s: VG %s needs %d bytes (disks + DRBD metadata), has %d free (short by %d)"
+                            % (host, vg, need, dst["vgs"][vg], need - dst["vgs"][vg]))
+    if src["vm_type"] == "pv" and "shadow" not in dst["virt_caps"]:
+        problems.append("%s: Xen without shadow paging cannot receive the PV guest %s (virt_caps: %s)"
+                        % (host, vm, " ".join(dst["virt_caps"])))
+    if src["ssh_ok"].get(address) is False:
+        problems.append("the source cannot ssh to %s (%s) as root: xl migrate needs it" % (host, address))
+    return problems
+
+
+def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight"):
+    """Filter: build the reports from hostvars and plan (see plan_migration)."""
+    reports = {}
+    addresses = {}
+    for host in hosts:
+        variables = hostvars[host]
+        reports[host] = variables.get(register)
+        addresses[host] = variables.get("ansible_host", host)
+    return plan_migration(reports, addresses, vm, target, action)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"migration_plan": migration_plan}

@@ -1,0 +1,543 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Live migration of a domain whose disks are plain local LVs, one host's half of it.
+
+The XenoControl sequence, made restartable. Each disk LV keeps its dm device (same
+major:minor, so blkback never notices) but its table is swapped, under ``xl pause``, from
+the LV's extents to a temporary DRBD device that sits on a *clone* of the original table:
+
+    LV (dm) -> /dev/drbdN -> clone (dm, the LV's original table) -> PV extents
+
+Source and target each run the steps below for their own side; the controller orders them.
+Every step reads the live state (dm tables, /proc/drbd, xl list) and does only what is
+missing, so a rerun after a killed controller continues where the hosts are; a journal per
+VM on each host keeps what cannot be read back (the original tables, minors, secret) and
+doubles as the lock.
+
+    prepare   both    LVs (target), meta LVs, clones, resource file, create-md, up, connect;
+                      source: pause, suspend, primary --force, load drbd table, resume, unpause
+    sync      source  wait (bounded) for UpToDate/UpToDate, report progress
+    promote   both    allow-two-primaries; target: primary and its LV table -> drbd
+    migrate   source  xl migrate
+    finish    target  pause, LV table -> original, unpause, drbd down, drop clone/meta, config
+              source  LV table -> original, drbd down, drop clone/meta and the LVs, config
+    abort     both    back to the VM on the source with its original LVs, nothing left over
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+from ansible_collections.sanless.xen.plugins.module_utils.dm import (
+    DeviceMapper, linear_table, parse_table, render_table, table_sectors,
+)
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    drbdadm_argv, parse_proc_drbd, render_resource,
+)
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+
+STATE_DIR = "/var/lib/sanless-xen"
+DRBD_CONF_DIR = "/etc/drbd.d"
+XEN_AUTO_DIR = "/etc/xen/auto"
+PORT_BASE = 7700
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB.
+META_FIXED_BYTES = 36 * 1024
+STEPS = ("prepare", "sync", "promote", "migrate", "finish")
+
+
+class MigrationError(Exception):
+    """A step cannot go on; ``details`` goes into the module result."""
+
+    def __init__(self, msg, **details):
+        super(MigrationError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def check_vm_name(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise MigrationError("invalid VM name %r: use letters, digits, '.', '_' and '-' (no spaces, shell "
+                             "metacharacters or path separators), at most 64 characters" % (name,))
+    return name
+
+
+def meta_bytes(disk_bytes, extent_bytes=4 * 1024 * 1024):
+    """Size of the external metadata LV for a disk, rounded up to whole extents."""
+    need = META_FIXED_BYTES + (disk_bytes + 32767) // 32768 + 1024 * 1024
+    return ((need + extent_bytes - 1) // extent_bytes) * extent_bytes
+
+
+def disk_names(vm, vg, lv, index, minor):
+    """Names of everything the migration creates for one disk (the same on both hosts)."""
+    resource = "sl-%s-%d" % (vm, index)
+    return {
+        "vg": vg,
+        "lv": lv,
+        "lv_dm": dm_name(vg, lv),
+        "lv_path": "/dev/%s/%s" % (vg, lv),
+        "meta_lv": "%s.drbdmeta" % lv,
+        "clone": "%s.real" % resource,
+        "resource": resource,
+        "minor": minor,
+        "port": PORT_BASE + minor,
+        "device": "/dev/drbd%d" % minor,
+    }
+
+
+def drbd_table(disk, sectors):
+    return linear_table(disk["device"], sectors)
+
+
+def is_drbd_table(segments, disk):
+    return len(segments) == 1 and segments[0]["target"] == "linear" and segments[0].get("device") in (
+        disk["device"], _drbd_majmin(disk["minor"]))
+
+
+def _drbd_majmin(minor):
+    # dmsetup table prints underlying devices as MAJ:MIN; DRBD's block major is 147.
+    return "147:%d" % minor
+
+
+# --------------------------------------------------------------------------- journal
+
+class Journal(object):
+    """One JSON file per VM on each host: the lock and what cannot be read back live."""
+
+    def __init__(self, vm, state_dir=STATE_DIR):
+        self.dir = os.path.join(state_dir, "migrations")
+        self.path = os.path.join(self.dir, "%s.json" % check_vm_name(vm))
+        self.data = None
+
+    def load(self):
+        try:
+            with open(self.path) as handle:
+                self.data = json.load(handle)
+        except (IOError, OSError):
+            self.data = None
+        except ValueError as exc:
+            raise MigrationError("journal %s is not valid JSON (%s): inspect it by hand" % (self.path, exc))
+        return self.data
+
+    def save(self):
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, 0o700)
+        self.data["updated_at"] = time.time()
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, self.path)
+
+    def mark(self, event, **info):
+        entry = {"event": event, "at": time.time()}
+        entry.update(info)
+        self.data.setdefault("log", []).append(entry)
+        self.save()
+
+    def done(self, event):
+        return any(entry["event"] == event for entry in self.data.get("log", []))
+
+    def passed(self, step):
+        """True when this host has started a step after ``step``: rerunning it would undo work."""
+        later = STEPS[STEPS.index(step) + 1:]
+        return any(self.done("step:" + name) for name in later)
+
+    def close(self, outcome):
+        """Move the journal to history/ (kept for the operator), which releases the lock."""
+        self.data["outcome"] = outcome
+        self.mark(outcome)
+        history = os.path.join(os.path.dirname(self.dir), "history")
+        if not os.path.isdir(history):
+            os.makedirs(history, 0o700)
+        os.rename(self.path, os.path.join(history, "%s-%s.json" % (self.data["vm"], self.data["id"])))
+
+
+def owner_matches(journal_owner, owner):
+    keys = ("controller", "pid", "pid_start")
+    return all(journal_owner.get(k) == owner.get(k) for k in keys)
+
+
+# --------------------------------------------------------------------------- host operations
+
+class Host(object):
+    """This host's tools, through one runner (argv only, LANG=C, check-mode aware)."""
+
+    def __init__(self, runner, toolstack):
+        self.runner = runner
+        self.xen = toolstack
+        self.dm = DeviceMapper(runner)
+        self.lvm = Lvm(runner)
+
+    # -- reading
+    def domains(self):
+        return {d["name"]: d for d in self.xen.list()}
+
+    def drbd(self):
+        try:
+            with open("/proc/drbd") as handle:
+                return parse_proc_drbd(handle.read())["minors"]
+        except (IOError, OSError):
+            return {}
+
+    def dm_tables(self):
+        return self.dm.tables()
+
+    def lv(self, vg, lv):
+        for item in self.lvm.lvs([vg]):
+            if item["name"] == lv:
+                return item
+        return None
+
+    # -- changing
+    def lvcreate(self, vg, lv, size_bytes):
+        self.runner.run(["lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % size_bytes, "-n", lv, vg],
+                        changes_state=True)
+
+    def lvremove(self, vg, lv):
+        self.runner.run(["lvremove", "-q", "-y", "%s/%s" % (vg, lv)], changes_state=True)
+
+    def drbdadm(self, verb, resource, *options, **kwargs):
+        return self.runner.run(drbdadm_argv(verb, resource, *options), changes_state=True, **kwargs)
+
+    def write_file(self, path, text, mode=0o600):
+        if self.runner.check_mode:
+            return
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path), 0o755)
+        tmp = path + ".sanless-tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+
+    def remove_file(self, path):
+        if not self.runner.check_mode and os.path.exists(path):
+            os.unlink(path)
+
+
+def _minor_state(minors, minor):
+    state = minors.get(minor)
+    if state is None or state.get("unconfigured"):
+        return None
+    return state
+
+
+class HostSide(object):
+    """One host's half of the migration of one VM."""
+
+    def __init__(self, host, journal, params):
+        self.host = host
+        self.journal = journal
+        self.p = params
+        self.changed = False
+        self.events = []
+
+    # ------------------------------------------------------------------ helpers
+    def _note(self, event, **info):
+        self.changed = True
+        self.events.append(event)
+        if not self.host.runner.check_mode:
+            self.journal.mark(event, **info)
+
+    def disks(self):
+        return self.journal.data["disks"]
+
+    def _resource_text(self, disk):
+        me = {"name": self.p["host_name"], "address": self.p["address"], "port": disk["port"],
+              "minor": disk["minor"], "disk": "/dev/mapper/" + disk["clone"],
+              "meta_disk": "/dev/%s/%s" % (disk["vg"], disk["meta_lv"])}
+        peer = dict(me, name=self.p["peer_name"], address=self.p["peer_address"])
+        hosts = [me, peer] if self.p["role"] == "source" else [peer, me]
+        net = {"cram-hmac-alg": "sha256", "shared-secret": self.journal.data["secret"],
+               "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
+        disk_opts = {"c-plan-ahead": 0, "resync-rate": self.p.get("resync_rate", "400M"), "al-extents": 1237}
+        return render_resource(disk["resource"], hosts, version="8.4", net=net, disk=disk_opts)
+
+    def _res_path(self, disk):
+        return os.path.join(DRBD_CONF_DIR, "%s.res" % disk["resource"])
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self):
+        tables = self.host.dm_tables()
+        minors = self.host.drbd()
+        for disk in self.disks():
+            self._prepare_disk(disk, tables, minors)
+        self._wait_connected(self.p.get("connect_timeout", 120))
+        if self.p["role"] == "source":
+            self._swap_source_to_drbd()
+
+    def _prepare_disk(self, disk, tables, minors):
+        host = self.host
+        if self.p["role"] == "target" and host.lv(disk["vg"], disk["lv"]) is None:
+            host.lvcreate(disk["vg"], disk["lv"], disk["size_bytes"])
+            self._note("lv-created", lv=disk["lv"])
+            tables = host.dm_tables()
+        if host.lv(disk["vg"], disk["meta_lv"]) is None:
+            host.lvcreate(disk["vg"], disk["meta_lv"], meta_bytes(disk["size_bytes"]))
+            self._note("meta-created", lv=disk["meta_lv"])
+        if disk["clone"] not in tables:
+            original = disk.get("original_table")
+            if original is None:
+                live = tables.get(disk["lv_dm"])
+                if live is None and host.runner.check_mode:
+                    return  # the target LV does not exist yet in check mode
+                if live is None:
+                    raise MigrationError("%s: no dm device %s for LV %s" % (self.p["host_name"], disk["lv_dm"], disk["lv_path"]))
+                if is_drbd_table(live, disk):
+                    raise MigrationError("%s: LV %s already points at %s but the journal has no original table; "
+                                         "refusing to guess" % (self.p["host_name"], disk["lv_path"], disk["device"]))
+                original = render_table(live)
+                disk["original_table"] = original
+                if not host.runner.check_mode:
+                    self.journal.save()
+            host.dm.create(disk["clone"], parse_table(original))
+            self._note("clone-created", clone=disk["clone"])
+        res_path = self._res_path(disk)
+        text = self._resource_text(disk)
+        current = None
+        if os.path.exists(res_path):
+            with open(res_path) as handle:
+                current = handle.read()
+        if current != text:
+            host.write_file(res_path, text)
+            self._note("resource-written", resource=disk["resource"])
+        if _minor_state(minors, disk["minor"]) is None:
+            if not self.journal.done("md-created:%s" % disk["resource"]):
+                host.drbdadm("create-md", disk["resource"], "--force", data="yes\n")
+                self._note("md-created:%s" % disk["resource"])
+            host.drbdadm("up", disk["resource"])
+            self._note("up:%s" % disk["resource"])
+
+    def _wait_connected(self, timeout):
+        if self.host.runner.check_mode:
+            return
+        deadline = time.time() + timeout
+        while True:
+            minors = self.host.drbd()
+            states = dict((d["resource"], _minor_state(minors, d["minor"])) for d in self.disks())
+            waiting = [r for r, s in states.items() if s is None or s["cstate"] not in ("Connected", "SyncSource", "SyncTarget",
+                                                                                        "PausedSyncS", "PausedSyncT")]
+            if not waiting:
+                return
+            if time.time() > deadline:
+                raise MigrationError("%s: DRBD not connected to %s after %d s: %s" % (
+                    self.p["host_name"], self.p["peer_name"], timeout,
+                    ", ".join("%s=%s" % (r, (states[r] or {}).get("cstate")) for r in waiting)))
+            time.sleep(0.2)
+
+    def _swap_source_to_drbd(self):
+        """Under xl pause: flush and hold the LV, make DRBD primary (sync source), point
+        the LV at DRBD, release. Suspending before primary --force keeps every write that
+        reaches the extents after the sync starts inside DRBD's bookkeeping."""
+        host = self.host
+        tables = host.dm_tables()
+        todo = [d for d in self.disks() if not is_drbd_table(tables.get(d["lv_dm"], []), d)]
+        if not todo:
+            return
+        vm = self.p["vm"]
+        if host.runner.check_mode:
+            self.changed = True
+            return
+        started = time.time()
+        host.xen.pause(vm)
+        try:
+            for disk in todo:
+                sectors = table_sectors(tables[disk["lv_dm"]])
+                host.dm.suspend(disk["lv_dm"])
+                try:
+                    state = _minor_state(host.drbd(), disk["minor"])
+                    if state is None or state["role"] != "Primary":
+                        host.drbdadm("primary", disk["resource"], "--force")
+                    host.dm.load(disk["lv_dm"], drbd_table(disk, sectors))
+                finally:
+                    host.dm.resume(disk["lv_dm"])
+        finally:
+            host.xen.unpause(vm)
+        pause_ms = int((time.time() - started) * 1000)
+        self._note("swapped-to-drbd", pause_ms=pause_ms)
+        self.journal.data["pause_ms"] = pause_ms
+
+    # ------------------------------------------------------------------ sync
+    def sync_status(self):
+        minors = self.host.drbd()
+        report = []
+        for disk in self.disks():
+            state = _minor_state(minors, disk["minor"])
+            if state is None:
+                raise MigrationError("%s: DRBD %s (minor %d) is down during the sync" % (
+                    self.p["host_name"], disk["resource"], disk["minor"]))
+            report.append({"resource": disk["resource"], "cstate": state["cstate"], "disk": state["disk"],
+                           "peer_disk": state["peer_disk"], "percent": state["sync_percent"],
+                           "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]})
+        synced = all(r["disk"] == "UpToDate" and r["peer_disk"] == "UpToDate" for r in report)
+        return synced, report
+
+    def wait_synced(self, window_s):
+        """Wait at most window_s for UpToDate/UpToDate; the controller loops and prints progress."""
+        deadline = time.time() + window_s
+        while True:
+            synced, report = self.sync_status()
+            if synced or time.time() >= deadline or self.host.runner.check_mode:
+                break
+            for item in report:
+                if item["cstate"] in ("StandAlone", "WFConnection"):
+                    raise MigrationError("%s: DRBD %s lost its peer during the sync (%s)" % (
+                        self.p["host_name"], item["resource"], item["cstate"]))
+            time.sleep(0.5)
+        if synced and not self.journal.done("synced"):
+            self._note("synced")
+        return synced, report
+
+    # ------------------------------------------------------------------ promote
+    def promote(self):
+        host = self.host
+        synced, report = self.sync_status()
+        if not synced:
+            raise MigrationError("%s: refusing dual-primary before the sync is complete: %s" % (self.p["host_name"], report))
+        for disk in self.disks():
+            if not self.journal.done("two-primaries:%s" % disk["resource"]):
+                host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=yes")
+                self._note("two-primaries:%s" % disk["resource"])
+        if self.p["role"] != "target":
+            return
+        deadline = time.time() + 60
+        for disk in self.disks():
+            while True:
+                state = _minor_state(host.drbd(), disk["minor"])
+                if state and state["role"] == "Primary":
+                    break
+                try:
+                    host.drbdadm("primary", disk["resource"])
+                    self._note("primary:%s" % disk["resource"])
+                    break
+                except CommandError:
+                    # the peer has not allowed two primaries yet (it does so in the same step)
+                    if time.time() > deadline or host.runner.check_mode:
+                        raise
+                    time.sleep(0.3)
+        tables = host.dm_tables()
+        for disk in self.disks():
+            live = tables.get(disk["lv_dm"])
+            if live is not None and not is_drbd_table(live, disk):
+                host.dm.swap_table(disk["lv_dm"], drbd_table(disk, table_sectors(live)))
+                self._note("swapped-to-drbd:%s" % disk["resource"])
+
+    # ------------------------------------------------------------------ migrate
+    def migrate(self):
+        vm = self.p["vm"]
+        domains = self.host.domains()
+        if vm not in domains:
+            if self.journal.done("migrate-started"):
+                return  # an earlier run migrated it; finish on the target checks it arrived
+            raise MigrationError("%s: domain %s is not running here" % (self.p["host_name"], vm))
+        self._note("migrate-started")
+        started = time.time()
+        self.host.xen.migrate(vm, self.p["peer_address"])
+        self._note("migrated", seconds=round(time.time() - started, 2))
+
+    # ------------------------------------------------------------------ finish / abort
+    def _restore_tables(self, pause_vm):
+        host = self.host
+        tables = host.dm_tables()
+        todo = [d for d in self.disks() if is_drbd_table(tables.get(d["lv_dm"], []), d)]
+        if not todo:
+            return
+        running = pause_vm and self.p["vm"] in host.domains()
+        if running:
+            host.xen.pause(self.p["vm"])
+        try:
+            for disk in todo:
+                host.dm.swap_table(disk["lv_dm"], parse_table(disk["original_table"]))
+        finally:
+            if running:
+                host.xen.unpause(self.p["vm"])
+        self._note("tables-restored")
+
+    def _teardown_drbd(self):
+        host = self.host
+        minors = host.drbd()
+        tables = host.dm_tables()
+        for disk in self.disks():
+            if _minor_state(minors, disk["minor"]) is not None:
+                host.drbdadm("down", disk["resource"])
+                self._note("down:%s" % disk["resource"])
+            if disk["clone"] in tables:
+                host.dm.remove(disk["clone"])
+                self._note("clone-removed:%s" % disk["resource"])
+            if host.lv(disk["vg"], disk["meta_lv"]) is not None:
+                host.lvremove(disk["vg"], disk["meta_lv"])
+                self._note("meta-removed:%s" % disk["resource"])
+            if os.path.exists(self._res_path(disk)):
+                host.remove_file(self._res_path(disk))
+                self._note("resource-removed:%s" % disk["resource"])
+
+    def finish(self):
+        vm = self.p["vm"]
+        host = self.host
+        cfg = os.path.join(XEN_AUTO_DIR, "%s.cfg" % vm)
+        if self.p["role"] == "target":
+            domain = host.domains().get(vm)
+            if domain is None:
+                raise MigrationError("%s: %s is not running here; the migration did not complete (rerun to resume, "
+                                     "or migrate_action=abort)" % (self.p["host_name"], vm))
+            self._restore_tables(pause_vm=True)
+            self._teardown_drbd()
+            config_text = self.journal.data.get("config_text")
+            if config_text and not _same_file(cfg, config_text):
+                host.write_file(cfg, config_text, mode=0o644)
+                self._note("config-installed", path=cfg)
+        else:
+            if vm in host.domains():
+                raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
+            if not self.p.get("target_finished"):
+                raise MigrationError("%s: the target has not confirmed %s; refusing to remove the source disks" % (
+                    self.p["host_name"], vm))
+            self._restore_tables(pause_vm=False)
+            self._teardown_drbd()
+            for disk in self.disks():
+                if host.lv(disk["vg"], disk["lv"]) is not None:
+                    host.lvremove(disk["vg"], disk["lv"])
+                    self._note("lv-removed", lv=disk["lv"])
+            if os.path.exists(cfg):
+                host.remove_file(cfg)
+                self._note("config-removed", path=cfg)
+
+    def abort(self):
+        vm = self.p["vm"]
+        host = self.host
+        if self.p["role"] == "source":
+            if vm not in host.domains():
+                raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
+                                     "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
+            self._restore_tables(pause_vm=True)
+            self._teardown_drbd()
+        else:
+            if vm in host.domains():
+                raise MigrationError("%s: %s already runs here: abort refused, rerun to finish the migration" % (
+                    self.p["host_name"], vm))
+            self._restore_tables(pause_vm=False)
+            self._teardown_drbd()
+            for disk in self.disks():
+                if self.journal.done("lv-created") and host.lv(disk["vg"], disk["lv"]) is not None:
+                    host.lvremove(disk["vg"], disk["lv"])
+                    self._note("lv-removed", lv=disk["lv"])
+
+
+def _same_file(path, text):
+    try:
+        with open(path) as handle:
+            return handle.read() == text
+    except (IOError, OSError):
+        return False

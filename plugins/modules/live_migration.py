@@ -1,0 +1,385 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: live_migration
+short_description: One host's half of a DRBD-backed live migration of a VM on plain local LVs
+version_added: 0.1.0
+description:
+  - Runs one step of the live migration of a Xen domain whose disks are plain local LVs, on the
+    source or the target dom0. The role C(sanless.xen.migrate) orders the steps on both hosts;
+    use it rather than this module directly.
+  - Each disk LV is routed, by a device-mapper table swap under C(xl pause), through a temporary
+    DRBD 8.4 resource with external metadata on a clone of the LV's own table; after the sync both
+    sides are primary for the C(xl migrate); then the tables are swapped back and everything the
+    migration created is removed.
+  - Every step reads the live state and does only what is missing, and a journal per VM on each
+    host (in O(state_dir)) keeps the original tables, minors and secret, so a killed run can be
+    resumed by running it again, or rolled back with O(step=abort). The journal is also the lock.
+  - The action plugin of the same name adds the controller's identity to O(owner), decides whether a
+    journal left by a dead run may be taken over, and prints the sync progress while O(step=sync) runs.
+options:
+  vm:
+    description: Name of the domain.
+    type: str
+    required: true
+  step:
+    description:
+      - V(preflight) changes nothing and reports what the controller needs to plan (on any dom0).
+      - V(prepare), V(sync), V(promote), V(migrate), V(finish) are the migration, in that order.
+      - V(abort) rolls back to the VM running on the source with its original LVs.
+    type: str
+    required: true
+    choices: [preflight, prepare, sync, promote, migrate, finish, abort]
+  role:
+    description: Which half this host runs. Required for every step but V(preflight).
+    type: str
+    choices: [source, target]
+  host_name:
+    description: This host's name as the peer knows it (DRBD C(on) section).
+    type: str
+  address:
+    description: This host's address for DRBD replication.
+    type: str
+  peer_name:
+    description: The other host's name.
+    type: str
+  peer_address:
+    description: The other host's address (DRBD and C(xl migrate) go there).
+    type: str
+  peers:
+    description: With O(step=preflight) on the host running the VM, addresses to check root ssh to.
+    type: list
+    elements: str
+    default: []
+  disks:
+    description: The VM's disks as the plan gives them (O(step=prepare) of a new migration).
+    type: list
+    elements: dict
+    default: []
+  minors:
+    description: DRBD minors for the disks, in order (O(step=prepare) of a new migration).
+    type: list
+    elements: int
+    default: []
+  migration_id:
+    description: Identifier of this migration (O(step=prepare) of a new migration).
+    type: str
+  secret:
+    description: Shared secret authenticating the DRBD peers (O(step=prepare) of a new migration).
+    type: str
+  config_text:
+    description: Content of the VM's config in C(/etc/xen/auto), installed on the target by O(step=finish).
+    type: str
+  owner:
+    description: Identity of the controller run (set by the action plugin).
+    type: dict
+    default: {}
+  takeover:
+    description: Take over a journal written by another (dead) run.
+    type: bool
+    default: false
+  target_finished:
+    description: With O(step=finish) on the source, the target reported the VM running there.
+    type: bool
+    default: false
+  sync_window:
+    description: With O(step=sync), seconds to wait for UpToDate/UpToDate before returning progress.
+    type: int
+    default: 10
+  resync_rate:
+    description: DRBD resync rate.
+    type: str
+    default: 400M
+  state_dir:
+    description: Folder of the journals.
+    type: path
+    default: /var/lib/sanless-xen
+extends_documentation_fragment:
+  - sanless.xen.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - sanless.xen developers (@sanless)
+"""
+
+EXAMPLES = r"""
+- name: Report what the planner needs
+  sanless.xen.live_migration:
+    vm: web01
+    step: preflight
+    peers: [10.0.0.12]
+"""
+
+RETURN = r"""
+journal:
+  description: This host's journal of the migration (without the secret), or null.
+  returned: always
+  type: dict
+events:
+  description: What this call changed, in order.
+  returned: always
+  type: list
+  elements: str
+preflight:
+  description: With O(step=preflight), this host's facts for the plan.
+  returned: when step is preflight
+  type: dict
+  contains:
+    runs_vm:
+      description: The VM runs here.
+      type: bool
+    vm_memory_mib:
+      description: The VM's memory when it runs here.
+      type: int
+    vm_type:
+      description: The guest type (pv, pvh or hvm) when it runs here.
+      type: str
+    disks:
+      description: The VM's disks when it runs here, each with vg, lv, size_bytes, pdev_path and vdev.
+      type: list
+      elements: dict
+    config_text:
+      description: The content of /etc/xen/auto/VM.cfg when there is one.
+      type: str
+    free_memory_mib:
+      description: Free Xen memory.
+      type: int
+    virt_caps:
+      description: Xen virt_caps.
+      type: list
+      elements: str
+    vgs:
+      description: VG name to free bytes.
+      type: dict
+    lvs:
+      description: Names of the LVs of each VG.
+      type: dict
+    used_minors:
+      description: DRBD minors in use.
+      type: list
+      elements: int
+    listening_ports:
+      description: TCP ports listening here.
+      type: list
+      elements: int
+    ssh_ok:
+      description: Peer address to whether root ssh to it works.
+      type: dict
+sync:
+  description: With O(step=sync), per disk the connection and disk states, percent, speed, ETA.
+  returned: when step is sync
+  type: list
+synced:
+  description: With O(step=sync), all disks are UpToDate on both sides.
+  returned: when step is sync
+  type: bool
+past_step:
+  description: This host had already started a later step, so this step was a no-op (a resumed run).
+  returned: when true
+  type: bool
+lock_owner:
+  description: The owner of a journal this call refused to take over.
+  returned: on lock failure
+  type: dict
+"""
+
+import os
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
+from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack
+
+
+def listening_ports():
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()[1:]
+        except (IOError, OSError):
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+def preflight(module, host, runner):
+    vm = module.params["vm"]
+    info = host.xen.info()
+    domains = host.domains()
+    facts = {"hostname": socket.gethostname(), "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
+             "virt_caps": info["virt_caps"], "used_minors": sorted(int(m) for m in host.drbd()),
+             "listening_ports": listening_ports(), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
+             "config_text": None, "vm_memory_mib": None, "vm_type": None}
+    for vg in host.lvm.vgs():
+        facts["vgs"][vg["name"]] = vg["free_bytes"]
+    all_lvs = host.lvm.lvs()
+    for lv in all_lvs:
+        facts["lvs"].setdefault(lv["vg"], []).append(lv["name"])
+    if facts["runs_vm"]:
+        long_info = host.xen.list_long(vm)[0]
+        facts["vm_memory_mib"] = domains[vm]["memory_mib"]
+        facts["vm_type"] = long_info["type"]
+        by_path = {}
+        for lv in all_lvs:
+            for path in (lv["path"], lv["dm_path"]):
+                if path:
+                    by_path[path] = lv
+        for disk in long_info["disks"]:
+            lv = by_path.get(os.path.realpath(disk["pdev_path"])) or by_path.get(disk["pdev_path"])
+            facts["disks"].append({"pdev_path": disk["pdev_path"], "vdev": disk["vdev"],
+                                   "vg": lv["vg"] if lv else None, "lv": lv["name"] if lv else None,
+                                   "size_bytes": lv["size_bytes"] if lv else None})
+        cfg = os.path.join(lm.XEN_AUTO_DIR, "%s.cfg" % vm)
+        if os.path.exists(cfg):
+            with open(cfg) as handle:
+                facts["config_text"] = handle.read()
+        for peer in module.params["peers"]:
+            rc = runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@" + peer, "true"],
+                            ok_rcs=tuple(range(256))).rc
+            facts["ssh_ok"][peer] = rc == 0
+    return facts
+
+
+def new_journal(module):
+    p = module.params
+    for key in ("migration_id", "secret", "peer_name", "peer_address", "host_name", "address"):
+        if not p[key]:
+            raise lm.MigrationError("step=prepare of a new migration needs %s" % key)
+    if len(p["minors"]) != len(p["disks"]) or not p["disks"]:
+        raise lm.MigrationError("step=prepare of a new migration needs one minor per disk")
+    disks = []
+    for index, (disk, minor) in enumerate(zip(p["disks"], p["minors"])):
+        names = lm.disk_names(p["vm"], disk["vg"], disk["lv"], index, int(minor))
+        names["size_bytes"] = int(disk["size_bytes"])
+        disks.append(names)
+    source, target = (p["host_name"], p["peer_name"]) if p["role"] == "source" else (p["peer_name"], p["host_name"])
+    return {"vm": p["vm"], "id": p["migration_id"], "role": p["role"], "source": source, "target": target,
+            "source_address": p["address"] if p["role"] == "source" else p["peer_address"],
+            "target_address": p["peer_address"] if p["role"] == "source" else p["address"],
+            "disks": disks, "secret": p["secret"], "owner": p["owner"], "config_text": p["config_text"],
+            "mode": "plain", "log": []}
+
+
+def public_journal(data):
+    if data is None:
+        return None
+    shown = dict((k, v) for k, v in data.items() if k != "secret")
+    return shown
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            vm=dict(type="str", required=True),
+            step=dict(type="str", required=True, choices=["preflight", "prepare", "sync", "promote", "migrate", "finish", "abort"]),
+            role=dict(type="str", choices=["source", "target"]),
+            host_name=dict(type="str"),
+            address=dict(type="str"),
+            peer_name=dict(type="str"),
+            peer_address=dict(type="str"),
+            peers=dict(type="list", elements="str", default=[]),
+            disks=dict(type="list", elements="dict", default=[]),
+            minors=dict(type="list", elements="int", default=[]),
+            migration_id=dict(type="str"),
+            secret=dict(type="str", no_log=True),
+            config_text=dict(type="str"),
+            owner=dict(type="dict", default={}),
+            takeover=dict(type="bool", default=False),
+            target_finished=dict(type="bool", default=False),
+            sync_window=dict(type="int", default=10),
+            resync_rate=dict(type="str", default="400M"),
+            state_dir=dict(type="path", default=lm.STATE_DIR),
+        ),
+        required_if=[("step", step, ["role", "host_name", "peer_name", "peer_address", "address"])
+                     for step in ("prepare", "sync", "promote", "migrate", "finish", "abort")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    runner = CommandRunner(module)
+    result = {"changed": False, "events": [], "journal": None}
+    try:
+        lm.check_vm_name(p["vm"])
+        host = lm.Host(runner, Toolstack(runner, "xl"))
+        journal = lm.Journal(p["vm"], p["state_dir"])
+        data = journal.load()
+        result["journal"] = public_journal(data)
+        if p["step"] == "preflight":
+            result["preflight"] = preflight(module, host, runner)
+            module.exit_json(**result)
+        if data is not None and data.get("owner") and p["owner"] and not lm.owner_matches(data["owner"], p["owner"]):
+            if not p["takeover"]:
+                module.fail_json(msg="a migration of %s by another run is in progress (journal %s, owner %s)" % (
+                    p["vm"], journal.path, data["owner"]), lock_owner=data["owner"], journal=public_journal(data))
+            data["owner"] = p["owner"]
+            data.setdefault("log", []).append({"event": "takeover", "owner": p["owner"]})
+            if not module.check_mode:
+                journal.save()
+        if data is None:
+            if p["step"] != "prepare":
+                if p["step"] in ("abort", "finish"):
+                    module.exit_json(msg="no migration of %s in progress on this host" % p["vm"], **result)
+                module.fail_json(msg="no journal for %s on this host: run step=prepare first" % p["vm"], **result)
+            journal.data = new_journal(module)
+            if not module.check_mode:
+                journal.save()
+            result["changed"] = True
+        elif data.get("role") != p["role"]:
+            module.fail_json(msg="this host is the %s of the migration of %s in its journal, not the %s" % (
+                data.get("role"), p["vm"], p["role"]), **result)
+        side = lm.HostSide(host, journal, dict(p, **{"secret": None}))
+        step = p["step"]
+        if step in lm.STEPS:
+            if journal.passed(step):
+                result["msg"] = "%s: already past step %s" % (p["host_name"], step)
+                result["past_step"] = True
+                module.exit_json(**result)
+            if not module.check_mode and not journal.done("step:" + step):
+                journal.mark("step:" + step)
+        if step == "prepare":
+            side.prepare()
+        elif step == "sync":
+            synced, report = side.wait_synced(p["sync_window"])
+            result.update(synced=synced, sync=report)
+        elif step == "promote":
+            side.promote()
+        elif step == "migrate":
+            side.migrate()
+        elif step == "finish":
+            side.finish()
+            if not module.check_mode:
+                journal.close("finished")
+        elif step == "abort":
+            side.abort()
+            if not module.check_mode:
+                journal.close("aborted")
+        result["changed"] = result["changed"] or side.changed
+        result["events"] = side.events
+        result["journal"] = public_journal(journal.data)
+        if step not in ("finish", "abort") and not module.check_mode and journal.data is not None:
+            result["pause_ms"] = journal.data.get("pause_ms")
+    except lm.MigrationError as exc:
+        result.update(exc.details)
+        module.fail_json(msg=exc.msg, **result)
+    except CommandError as exc:
+        result.update(exc.to_fail_kwargs())
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
