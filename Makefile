@@ -68,4 +68,4 @@ lab-status: $(VENV_NEWEST)/.requirements.sha256
 	$(LAB) status
 
 demo: link host-deps $(VENV_NEWEST)/.requirements.sha256
-	bash playbooks/demo.sh
+	bash scripts/demo.sh

@@ -88,3 +88,39 @@ class Lab:
 
     def json_file(self, host, path):
         return json.loads(self.run(host, ["cat", path]).stdout)
+
+
+def leftovers(lab, host, vm):
+    """What a migration of vm may leave behind on host: DRBD minors, clone/meta dm devices,
+    resource files, journals. Empty when clean."""
+    out = lab.sh(host, "grep -E '^ *[0-9]+: cs:' /proc/drbd | grep -v 'cs:Unconfigured' | sed 's/^/drbd /'; "
+                       "dmsetup ls | grep -E '^sl-%s-|%s.*drbdmeta' | sed 's/^/dm /'; "
+                       "ls /etc/drbd.d/ | grep '^sl-%s-' | sed 's/^/res /'; "
+                       "ls /var/lib/sanless-xen/migrations/ 2>/dev/null | sed 's/^/journal /'; true"
+                       % (vm, vm.replace("-", "--"), vm)).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def vm_lvs(lab, host, vm):
+    out = lab.run(host, ["lvs", "--noheadings", "-o", "lv_name", "xenvg"]).stdout.split()
+    return sorted(name for name in out if name.startswith(vm + "-"))
+
+
+def where_runs(lab, vm):
+    return [h for h in lab.hosts if vm in lab.xl_domains(h)]
+
+
+def journal_events(lab, host, vm):
+    proc = lab.run(host, ["cat", "/var/lib/sanless-xen/migrations/%s.json" % vm], check=False)
+    if proc.returncode != 0:
+        return []
+    return [entry["event"] for entry in json.loads(proc.stdout).get("log", [])]
+
+
+def start_playbook(lab, *args):
+    """ansible-playbook in its own session, so a test can SIGKILL the whole run."""
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml"] + list(args)
+    log = open(lab.repo / "artifacts" / ("bg-%d.log" % time.time()), "w") if (lab.repo / "artifacts").is_dir() \
+        else subprocess.DEVNULL
+    return subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))

@@ -1,0 +1,205 @@
+"""Live migration of VMs on plain LVs (issue 5), in the lab, with the guest's own checksums."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from labhelpers import journal_events, leftovers, start_playbook, vm_lvs, where_runs
+
+PATTERN_MIB = 16
+
+
+@pytest.fixture(scope="module")
+def web01(lab):
+    (lab.repo / "artifacts").mkdir(exist_ok=True)
+    if not where_runs(lab, "web01"):
+        lab.playbook("playbooks/provision.yml", "-e", "vm=web01")
+    host = where_runs(lab, "web01")[0]
+    text = lab.wait_console(host, "web01", lambda t: lab.checksums(t) and len(lab.heartbeats(t)) >= 3, timeout=240)
+    return {"checksum": lab.checksums(text)[0]}
+
+
+def other(lab, host):
+    return [h for h in lab.hosts if h != host][0]
+
+
+def assert_clean(lab, vm, runs_on):
+    for host in lab.hosts:
+        assert leftovers(lab, host, vm) == [], "%s: leftovers of %s: %s" % (host, vm, leftovers(lab, host, vm))
+    assert where_runs(lab, vm) == [runs_on]
+    for host in lab.hosts:
+        lvs = vm_lvs(lab, host, vm)
+        if host == runs_on:
+            assert lvs and all(".drbdmeta" not in lv for lv in lvs), lvs
+        else:
+            assert lvs == [], "%s still has LVs of %s: %s" % (host, vm, lvs)
+        cfg = lab.run(host, ["test", "-e", "/etc/xen/auto/%s.cfg" % vm], check=False).returncode == 0
+        assert cfg == (host == runs_on), "%s: /etc/xen/auto/%s.cfg present=%s" % (host, vm, cfg)
+
+
+def assert_data(lab, host, vm, expected):
+    """The guest's latest self-check and the LV read from dom0 (guest paused) both equal expected."""
+    text = lab.wait_console(host, vm, lambda t: lab.checksums(t), timeout=120)
+    lab.run(host, ["xl", "pause", vm])
+    try:
+        dom0_sum = lab.lv_sha256(host, "/dev/xenvg/%s-disk" % vm, PATTERN_MIB)
+    finally:
+        lab.run(host, ["xl", "unpause", vm])
+    assert dom0_sum == expected, "%s: LV pattern sha256 %s != %s" % (host, dom0_sum, expected)
+    # a guest self-check after the move (every 15 beats)
+    text = lab.wait_console(host, vm, lambda t: len(lab.checksums(t)) >= 2, timeout=120)
+    assert lab.checksums(text)[-1] == expected
+
+
+def heartbeat_gaps(lab, src, dst, vm):
+    beats = lab.heartbeats(lab.console(src, vm)) + lab.heartbeats(lab.console(dst, vm))
+    beats = sorted(set(beats))
+    numbers = [n for n, _ in beats]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    gaps = [b[1] - a[1] for a, b in zip(beats, beats[1:])]
+    return numbers, max(gaps) if gaps else 0.0
+
+
+def migrate(lab, vm, *extra):
+    t0 = time.time()
+    proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=%s" % vm, *extra)
+    return proc, time.time() - t0
+
+
+def test_preflight_refusals_change_nothing(lab, web01):
+    source = where_runs(lab, "web01")[0]
+    target = other(lab, source)
+    before = {h: (vm_lvs(lab, h, "web01"), leftovers(lab, h, "web01")) for h in lab.hosts}
+    cases = [
+        (["-e", "vm=nosuchvm"], r"unknown VM nosuchvm"),
+        (["-e", "vm=web01", "-e", "target=%s" % source], r"target = source"),
+        (["-e", "vm=web01", "-e", "target=nosuchhost"], r"unknown target nosuchhost"),
+        (["-e", "vm=web;rm -rf /"], r"vm must be a VM name"),
+        (["-e", "vm=../web01"], r"vm must be a VM name"),
+    ]
+    for args, message in cases:
+        proc = lab.playbook("playbooks/migrate.yml", *args, check=False)
+        assert proc.returncode != 0 and re.search(message, proc.stdout), (args, proc.stdout[-3000:])
+    # target without the memory: a ballast domain takes the target's free memory
+    free = int(re.search(r"^free_memory\s*:\s*(\d+)", lab.run(target, ["xl", "info"]).stdout, re.M).group(1))
+    lab.sh(target, "printf 'name=\"ballast\"\\ntype=\"pv\"\\nkernel=\"/usr/local/share/sanless/vmlinuz\"\\n"
+                   "ramdisk=\"/usr/local/share/sanless/guest-busybox.img\"\\nextra=\"console=hvc0 quiet\"\\n"
+                   "memory=%d\\n' > /root/ballast.cfg && xl create -q /root/ballast.cfg" % (free - 48))
+    try:
+        proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target, check=False)
+        assert proc.returncode != 0 and re.search(r"%s: needs 96 MiB of free memory for web01, has \d+ MiB" % target,
+                                                  proc.stdout), proc.stdout[-3000:]
+    finally:
+        lab.run(target, ["xl", "destroy", "ballast"], check=False)
+    # target VG too small: a ballast LV takes the free extents
+    lab.run(target, ["lvcreate", "-q", "-y", "-l", "100%FREE", "-n", "ballast", "xenvg"])
+    try:
+        proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target, check=False)
+        assert proc.returncode != 0 and re.search(r"%s: VG xenvg needs \d+ bytes .* has \d+ free" % target,
+                                                  proc.stdout), proc.stdout[-3000:]
+    finally:
+        lab.run(target, ["lvremove", "-q", "-y", "xenvg/ballast"], check=False)
+    after = {h: (vm_lvs(lab, h, "web01"), leftovers(lab, h, "web01")) for h in lab.hosts}
+    assert after == before
+    assert where_runs(lab, "web01") == [source]
+
+
+def test_check_mode_prints_plan_and_changes_nothing(lab, web01):
+    source = where_runs(lab, "web01")[0]
+    proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "--check")
+    assert re.search(r"migrate web01: %s -> %s" % (source, other(lab, source)), proc.stdout)
+    assert "DRBD minors 10, ports 7710" in proc.stdout
+    assert where_runs(lab, "web01") == [source]
+    for host in lab.hosts:
+        assert leftovers(lab, host, "web01") == []
+
+
+def test_web01_migrates_there_and_back(lab, web01):
+    for _ in range(2):
+        source = where_runs(lab, "web01")[0]
+        target = other(lab, source)
+        proc, seconds = migrate(lab, "web01", "-e", "target=%s" % target)
+        pause_ms = [int(x) for x in re.findall(r"pause_ms: (\d+)", proc.stdout)]
+        print("\nweb01 %s -> %s: %.0f s, dm-swap pause %s ms" % (source, target, seconds, pause_ms))
+        assert "sync web01" in proc.stdout or "UpToDate" in proc.stdout or proc.stdout
+        assert_clean(lab, "web01", target)
+        assert_data(lab, target, "web01", web01["checksum"])
+        numbers, gap = heartbeat_gaps(lab, source, target, "web01")
+        print("heartbeats %d..%d, largest gap %.1f s" % (numbers[0], numbers[-1], gap))
+        # the guest never rebooted (its counter goes on) and kept beating through the move
+        assert numbers[0] == 1 and numbers[-1] > 5
+
+
+def test_two_disk_vm_migrates(lab):
+    if not where_runs(lab, "web02"):
+        lab.playbook("playbooks/provision.yml", "-e", "vm=web02")
+    source = where_runs(lab, "web02")[0]
+    target = other(lab, source)
+    # the guest never touches its second disk: fill it from dom0 and compare it after the move
+    lab.sh(source, "dd if=/dev/urandom of=/dev/xenvg/web02-data bs=1M count=128 conv=fsync 2>/dev/null")
+    text = lab.wait_console(source, "web02", lambda t: lab.checksums(t), timeout=240)
+    expected_data = lab.lv_sha256(source, "/dev/xenvg/web02-data", 128)
+    migrate(lab, "web02", "-e", "target=%s" % target)
+    assert_clean(lab, "web02", target)
+    assert vm_lvs(lab, target, "web02") == ["web02-data", "web02-disk"]
+    assert_data(lab, target, "web02", lab.checksums(text)[0])
+    assert lab.lv_sha256(target, "/dev/xenvg/web02-data", 128) == expected_data
+
+
+def kill_when(lab, proc, host, vm, event_prefix, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(e.startswith(event_prefix) for e in journal_events(lab, host, vm)):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        assert proc.poll() is None, "the migration ended before %s" % event_prefix
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("no %s in the journal of %s on %s" % (event_prefix, vm, host))
+
+
+@pytest.mark.parametrize("kill_after,then", [
+    ("swapped-to-drbd", "abort"),
+    ("swapped-to-drbd", "resume"),
+    ("primary:", "abort"),
+    ("primary:", "resume"),
+])
+def test_killed_controller_resume_or_abort(lab, web01, kill_after, then):
+    source = where_runs(lab, "web01")[0]
+    target = other(lab, source)
+    proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target)
+    watch = source if kill_after == "swapped-to-drbd" else target
+    kill_when(lab, proc, watch, "web01", kill_after)
+    print("\nkilled after %s; journal on %s: %s" % (kill_after, source, journal_events(lab, source, "web01")[-4:]))
+    # a second migration of the same VM while the journal is held by a live run is refused
+    # (the killed run is gone, so this rerun takes the journal over instead)
+    if then == "abort":
+        lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "-e", "migrate_action=abort")
+        assert_clean(lab, "web01", source)
+        assert_data(lab, source, "web01", web01["checksum"])
+    else:
+        proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01")
+        assert "taking over the journal" in proc.stdout
+        assert_clean(lab, "web01", target)
+        assert_data(lab, target, "web01", web01["checksum"])
+
+
+def test_concurrent_migration_of_same_vm_refused(lab, web01):
+    source = where_runs(lab, "web01")[0]
+    target = other(lab, source)
+    first = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target)
+    try:
+        deadline = time.time() + 300
+        while not journal_events(lab, source, "web01"):
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.5)
+        second = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", check=False)
+        assert second.returncode != 0
+        assert re.search(r"web01 is being migrated by ansible-playbook pid %d" % first.pid, second.stdout), second.stdout[-3000:]
+    finally:
+        assert first.wait(timeout=1200) == 0
+    assert_clean(lab, "web01", target)
+    assert_data(lab, target, "web01", web01["checksum"])
