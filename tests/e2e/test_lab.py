@@ -87,3 +87,52 @@ def test_link_cut_and_restore(lab):
     while not sanless_lab.can_reach(second, lab.ip(first)):
         assert time.time() < deadline, "link restored but %s still unreachable" % first
         time.sleep(1)
+
+
+DEBIAN_CFG = """name = "{name}"
+type = "pv"
+kernel = "/usr/local/share/sanless/vmlinuz"
+ramdisk = "/usr/local/share/sanless/domu-initrd.img"
+extra = "root=/dev/xvda rw console=hvc0 quiet net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
+memory = 256
+vcpus = 1
+disk = [ 'phy:/dev/xenvg/{name}-disk,xvda,w' ]
+vif = [ 'bridge=xenbr0,mac=00:16:3e:4c:01:{mac:02x}' ]
+"""
+
+
+def test_debian_domu_answers_ssh_with_python_and_mdadm(lab):
+    """The Debian guest Ansible logs into (guest-side work such as md RAID1): its root image
+    is each host's read-only /dev/vdc, copied into an LV."""
+    host = lab.hosts[0]
+    name, ip = "labdeb", "10.77.0.101"
+    lab.run(host, ["lvcreate", "-q", "-y", "-L", "1G", "-n", name + "-disk", "xenvg"])
+    try:
+        lab.run(host, ["dd", "if=/dev/vdc", "of=/dev/xenvg/%s-disk" % name, "bs=4M", "conv=fsync"])
+        sanless_lab.ssh(host, ["tee", "/root/%s.cfg" % name], input_text=DEBIAN_CFG.format(name=name, ip=ip, mac=1))
+        lab.run(host, ["xl", "create", "-q", "/root/%s.cfg" % name])
+        guest = {"name": name, "ip": ip}
+        deadline = time.time() + 300
+        while sanless_lab.run(sanless_lab.ssh_argv(guest, ["true"]), check=False, timeout=30).returncode != 0:
+            assert time.time() < deadline, "Debian domU not reachable by ssh:\n" + lab.console(host, name)[-2000:]
+            time.sleep(3)
+        out = sanless_lab.run(sanless_lab.ssh_argv(guest, ["sh", "-c", "hostname; python3 -V; mdadm --version 2>&1"])).stdout
+        assert out.splitlines()[0] == name
+        assert "Python 3." in out and "mdadm - v4" in out
+    finally:
+        lab.run(host, ["xl", "destroy", name], check=False)
+        lab.run(host, ["lvremove", "-q", "-y", "xenvg/%s-disk" % name], check=False)
+
+
+def test_pause_and_resume_a_host(lab):
+    """A paused host (QEMU stopped) stops answering and comes back on resume."""
+    first, last = lab.hosts[0], lab.hosts[-1]
+    sanless_lab.pause_host(last)
+    try:
+        assert not sanless_lab.can_reach(first, lab.ip(last), timeout=2)
+    finally:
+        sanless_lab.resume_host(last)
+    deadline = time.time() + 60
+    while not sanless_lab.can_reach(first, lab.ip(last)):
+        assert time.time() < deadline, "%s did not come back after resume" % last
+        time.sleep(1)
