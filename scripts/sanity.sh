@@ -29,4 +29,9 @@ cp "$top/scripts/get-pip-offline.py" "$HOME/.ansible/test/cache/get_pip_${pip_ve
 cd "$dest"
 # --venv: ansible-test keeps its own per-python virtual environments with its pinned tools
 PATH="$venv/bin:$pybin:$PATH" ansible-test sanity --color no --venv --python 3.13
+# modules and module_utils run on the dom0's Python: compile and import them on each older one
+for py in $(ls "$pybin"); do
+  [ "$py" = python3.13 ] && continue
+  PATH="$venv/bin:$pybin:$PATH" ansible-test sanity --color no --venv --python "${py#python}" --test compile --test import
+done
 echo "sanity: ansible-test sanity passed"

@@ -6,7 +6,7 @@ from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as 
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
 
 GIB = 1024 ** 3
-CAPS = ["pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2"]
+CAPS = ("pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2")
 
 
 def report(runs_vm=False, free_mib=626, vg_free=8 * GIB, caps=CAPS, lvs=(), minors=(), ports=(22,), ssh_ok=None,
