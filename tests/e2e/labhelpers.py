@@ -124,3 +124,11 @@ def start_playbook(lab, *args):
         else subprocess.DEVNULL
     return subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
+
+
+def remove_vm(lab, vm):
+    """Destroy vm on every host and remove its config and LVs (test cleanup)."""
+    for host in lab.hosts:
+        lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /etc/xen/auto/%s.cfg; "
+                     "for lv in $(lvs --noheadings -o lv_name xenvg | grep '^ *%s-'); do lvremove -q -y xenvg/$lv; done; true"
+               % (vm, vm, vm))

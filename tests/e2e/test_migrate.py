@@ -6,9 +6,16 @@ import time
 
 import pytest
 
-from labhelpers import journal_events, leftovers, start_playbook, vm_lvs, where_runs
+from labhelpers import journal_events, leftovers, remove_vm, start_playbook, vm_lvs, where_runs
 
 PATTERN_MIB = 16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cleanup(lab):
+    yield
+    for vm in ("web01", "web02"):
+        remove_vm(lab, vm)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ PAUSED_CFG = """name = "rpvm"
 type = "pv"
 kernel = "/usr/local/share/sanless/vmlinuz"
 extra = "console=hvc0 quiet"
-memory = 32
+memory = 96
 vcpus = 1
 """
 
@@ -67,7 +67,7 @@ def test_vmlist_shows_every_domain0_and_our_vm_on_the_right_host(lab, tmp_path, 
     # the hostname Xen reports is the inventory's: each domain is listed under the host it runs on
     assert {h["host"]: h["hostname"] for h in doc["hosts"]} == {h: h for h in lab.hosts}
     mine = [d for d in doc["domains"] if d["name"] == vm_name]
-    assert [(d["host"], d["state"], d["memory_mib"], d["vcpus"]) for d in mine] == [(vm_host, "--p---", 32, 1)]
+    assert [(d["host"], d["state"], d["memory_mib"], d["vcpus"]) for d in mine] == [(vm_host, "--p---", 96, 1)]
     # what xl list says on that host right now agrees
     assert vm_name in lab.xl_domains(vm_host)
     # the table: one aligned line per domain with its host, and the totals line
