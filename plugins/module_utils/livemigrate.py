@@ -243,6 +243,7 @@ class HostSide(object):
         self.p = params
         self.changed = False
         self.events = []
+        self.paused_at = None
 
     # ------------------------------------------------------------------ helpers
     def _note(self, event, **info):
@@ -253,6 +254,21 @@ class HostSide(object):
 
     def disks(self):
         return self.journal.data["disks"]
+
+    # Xen counts pauses (each xl pause needs its own unpause): the journal records ours, so a
+    # run killed between the two is not paused a second time by the rerun, only unpaused.
+    def _pause(self):
+        events = [e["event"] for e in self.journal.data.get("log", []) if e["event"] in ("pause", "unpause")]
+        domain = self.host.domains().get(self.p["vm"])
+        if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
+            return
+        self.journal.mark("pause")
+        self.paused_at = time.time()
+        self.host.xen.pause(self.p["vm"])
+
+    def _unpause(self):
+        self.host.xen.unpause(self.p["vm"])
+        self.journal.mark("unpause")
 
     def _resource_text(self, disk):
         me = {"name": self.p["host_name"], "address": self.p["address"], "port": disk["port"],
@@ -346,12 +362,10 @@ class HostSide(object):
         todo = [d for d in self.disks() if not is_drbd_table(tables.get(d["lv_dm"], []), d)]
         if not todo:
             return
-        vm = self.p["vm"]
         if host.runner.check_mode:
             self.changed = True
             return
-        started = time.time()
-        host.xen.pause(vm)
+        self._pause()
         try:
             for disk in todo:
                 sectors = table_sectors(tables[disk["lv_dm"]])
@@ -364,8 +378,8 @@ class HostSide(object):
                 finally:
                     host.dm.resume(disk["lv_dm"])
         finally:
-            host.xen.unpause(vm)
-        pause_ms = int((time.time() - started) * 1000)
+            self._unpause()
+        pause_ms = int((time.time() - (self.paused_at or time.time())) * 1000)
         self._note("swapped-to-drbd", pause_ms=pause_ms)
         self.journal.data["pause_ms"] = pause_ms
 
@@ -456,13 +470,13 @@ class HostSide(object):
             return
         running = pause_vm and self.p["vm"] in host.domains()
         if running:
-            host.xen.pause(self.p["vm"])
+            self._pause()
         try:
             for disk in todo:
                 host.dm.swap_table(disk["lv_dm"], parse_table(disk["original_table"]))
         finally:
             if running:
-                host.xen.unpause(self.p["vm"])
+                self._unpause()
         self._note("tables-restored")
 
     def _teardown_drbd(self):
