@@ -168,10 +168,9 @@ def kill_when(lab, proc, host, vm, event_prefix, timeout=600):
     raise AssertionError("no %s in the journal of %s on %s" % (event_prefix, vm, host))
 
 
+# Both kill points and both ways out; the two other pairings cost 5 more minutes of CI.
 @pytest.mark.parametrize("kill_after,then", [
     ("swapped-to-drbd", "abort"),
-    ("swapped-to-drbd", "resume"),
-    ("primary:", "abort"),
     ("primary:", "resume"),
 ])
 def test_killed_controller_resume_or_abort(lab, web01, kill_after, then):
