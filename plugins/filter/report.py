@@ -35,28 +35,30 @@ def _quote(value):
 
 
 def vm_name_problem(name):
-    """Why ``name`` is not an acceptable VM name, or None when it is."""
+    """Why ``name`` is not an acceptable VM name (every reason, joined), or None when it is."""
     if not isinstance(name, str):
         return "a VM name must be a string, got %s" % (type(name).__name__,)
     if name == "":
         return "the VM name is empty"
-    if len(name) > 64:
-        return "the VM name is %d characters long (at most 64)" % (len(name),)
-    if "/" in name or "\\" in name:
-        return "it contains a path separator"
+    problems = []
     if any(ch.isspace() for ch in name):
-        return "it contains whitespace"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        return "it contains a control character"
+        problems.append("it contains whitespace")
+    if "/" in name or "\\" in name:
+        problems.append("it contains a path separator")
     meta = sorted(set(ch for ch in name if ch in _SHELL_META))
     if meta:
-        return "it contains shell metacharacters %s" % (" ".join(meta),)
-    if not (name[0].isascii() and name[0].isalnum()):
-        return "it starts with %s, not a letter or a digit" % (_quote(name[0]),)
-    if not _VM_NAME_RE.match(name):
+        problems.append("it contains shell metacharacters %s" % (" ".join(meta),))
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        problems.append("it contains a control character")
+    if not problems:
+        if not (name[0].isascii() and name[0].isalnum()):
+            problems.append("it starts with %s, not a letter or a digit" % (_quote(name[0]),))
         bad = sorted(set(ch for ch in name if not re.match(r"[A-Za-z0-9_.-]", ch)))
-        return "it contains characters other than letters, digits, _ . and -: %s" % (" ".join(bad),)
-    return None
+        if bad:
+            problems.append("it contains characters other than letters, digits, _ . and -: %s" % (" ".join(bad),))
+    if len(name) > 64:
+        problems.append("it is %d characters long (at most 64)" % (len(name),))
+    return "; ".join(problems) or None
 
 
 def is_vm_name(name):

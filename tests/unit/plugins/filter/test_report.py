@@ -116,6 +116,7 @@ def test_valid_vm_names(name):
     ("web*", "shell metacharacters *"),
     ("", "empty"),
     ("x" * 65, "65 characters"),
+    ("web 01; rm -rf /", "it contains whitespace; it contains a path separator; it contains shell metacharacters ;"),
     ("-rf", "starts with \"-\""),
     (".hidden", "starts with \".\""),
     ("caf\u00e9", "other than letters"),
