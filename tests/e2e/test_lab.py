@@ -136,3 +136,24 @@ def test_pause_and_resume_a_host(lab):
     while not sanless_lab.can_reach(first, lab.ip(last)):
         assert time.time() < deadline, "%s did not come back after resume" % last
         time.sleep(1)
+
+
+def test_xen_info_reads_a_dom0_in_one_call(lab):
+    """Issue 2: one xen_info call returns the host, Domain-0, the VG and the DRBD minors, unchanged."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    host = lab.hosts[0]
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible"), "-i", "inventory/lab.yml", host,
+                           "-m", "sanless.xen.xen_info", "-o"], cwd=lab.repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.split(" => ", 1)[1])
+    assert result["changed"] is False
+    assert result["host"]["xen_version"].startswith("4.17.") and "shadow" in result["host"]["virt_caps"]
+    assert result["host"]["hostname"] == host
+    dom0 = [d for d in result["domains"] if d["is_dom0"]]
+    assert [d["name"] for d in dom0] == ["Domain-0"] and dom0[0]["memory_mib"] > 300
+    vg = [v for v in result["vgs"] if v["name"] == "xenvg"][0]
+    assert 0 < vg["free_bytes"] <= vg["size_bytes"]
+    assert result["drbd"]["version"].startswith("8.4.")
