@@ -59,3 +59,57 @@ class FakeModule(object):
 @pytest.fixture
 def fake_module():
     return FakeModule
+
+
+class ModuleExit(Exception):
+    """exit_json/fail_json of a module run whole in a test: carries the result."""
+
+    def __init__(self, result, failed):
+        super(ModuleExit, self).__init__(result)
+        self.result = result
+        self.failed = failed
+
+
+class Replay(object):
+    """run_command replaying recorded (rc, out, err) per argv; a list is consumed in order,
+    its last item repeating. Any other command fails the test."""
+
+    def __init__(self, outputs):
+        self.outputs = dict((tuple(k), v) for k, v in outputs.items())
+        self.calls = []
+
+    def __call__(self, args, **kwargs):
+        self.calls.append(list(args))
+        key = tuple(args)
+        if key not in self.outputs:
+            raise AssertionError("unexpected command %r" % (args,))
+        out = self.outputs[key]
+        if isinstance(out, list):
+            return out.pop(0) if len(out) > 1 else out[0]
+        return out
+
+
+@pytest.fixture
+def module_main(monkeypatch):
+    """run(main, args, outputs, check_mode, diff) -> (result, failed, commands run): a module's
+    main() with its commands replayed and exit_json/fail_json caught."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
+
+    def run(main, args, outputs, check_mode=False, diff=False):
+        replay = Replay(outputs)
+        monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kwargs: replay(argv, **kwargs))
+
+        def exit_json(self, **kwargs):
+            raise ModuleExit(kwargs, False)
+
+        def fail_json(self, **kwargs):
+            raise ModuleExit(kwargs, True)
+
+        monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+        monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+        with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
+            with pytest.raises(ModuleExit) as info:
+                main()
+        return info.value.result, info.value.failed, replay.calls
+    return run

@@ -11,9 +11,6 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
     lvcreate_argv,
     lvextend_argv,
@@ -29,51 +26,11 @@ LVM = ("lvm", "2.03.16")
 MIB = 1024 * 1024
 
 
-class Exit(Exception):
-    def __init__(self, result, failed):
-        super(Exit, self).__init__(result)
-        self.result = result
-        self.failed = failed
-
-
-class Replay(object):
-    """run_command replaying (rc, out, err) per argv; a list is consumed in order (the last one stays)."""
-
-    def __init__(self, outputs):
-        self.outputs = dict((tuple(k), v) for k, v in outputs.items())
-        self.calls = []
-
-    def __call__(self, args, **kwargs):
-        self.calls.append(list(args))
-        key = tuple(args)
-        if key not in self.outputs:
-            raise AssertionError("unexpected command %r" % (args,))
-        out = self.outputs[key]
-        if isinstance(out, list):
-            return out.pop(0) if len(out) > 1 else out[0]
-        return out
-
-
 @pytest.fixture
-def run_module(monkeypatch):
+def run_module(module_main, monkeypatch):
     def run(args, outputs, check_mode=False, diff=False):
-        replay = Replay(outputs)
-        monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, args, **kwargs: replay(args, **kwargs))
-
-        def exit_json(self, **kwargs):
-            raise Exit(kwargs, False)
-
-        def fail_json(self, **kwargs):
-            raise Exit(kwargs, True)
-
-        monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-        monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
         monkeypatch.setattr(lvm_volume.socket, "gethostname", lambda: "hosta")
-        full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        with patch_module_args(full):
-            with pytest.raises(Exit) as info:
-                lvm_volume.main()
-        return info.value.result, info.value.failed, replay.calls
+        return module_main(lvm_volume.main, args, outputs, check_mode, diff)
     return run
 
 

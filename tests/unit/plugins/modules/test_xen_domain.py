@@ -12,7 +12,6 @@ import os
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     build_domain_config,
@@ -49,31 +48,6 @@ EXPECTED_TEXT = (
 )
 
 
-class Exit(Exception):
-    def __init__(self, result, failed):
-        super(Exit, self).__init__(result)
-        self.result = result
-        self.failed = failed
-
-
-class Replay(object):
-    """(rc, out, err) per argv; a list is consumed in order, its last item repeating."""
-
-    def __init__(self, outputs):
-        self.outputs = dict((tuple(k), v) for k, v in outputs.items())
-        self.calls = []
-
-    def __call__(self, args, **kwargs):
-        self.calls.append(list(args))
-        key = tuple(args)
-        if key not in self.outputs:
-            raise AssertionError("unexpected command %r" % (args,))
-        out = self.outputs[key]
-        if isinstance(out, list):
-            return out.pop(0) if len(out) > 1 else out[0]
-        return out
-
-
 @pytest.fixture
 def xl_list(fixture_text):
     def listing(state):
@@ -83,28 +57,12 @@ def xl_list(fixture_text):
 
 
 @pytest.fixture
-def run_module(monkeypatch, tmp_path):
+def run_module(module_main, monkeypatch, tmp_path):
     def run(args, outputs, check_mode=False, diff=False, tools=("xl",)):
-        replay = Replay(outputs)
-        monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: replay(argv, **kw))
         monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                             lambda self, name, required=False, opt_dirs=None: ("/usr/sbin/" + name) if name in tools else None)
-
-        def exit_json(self, **kwargs):
-            raise Exit(kwargs, False)
-
-        def fail_json(self, **kwargs):
-            raise Exit(kwargs, True)
-
-        monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-        monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
         monkeypatch.setattr(xen_domain, "POLL_S", 0)
-        full = dict({"config_dir": str(tmp_path / "auto")}, **args)
-        full.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-        with patch_module_args(full):
-            with pytest.raises(Exit) as info:
-                xen_domain.main()
-        return info.value.result, info.value.failed, replay.calls
+        return module_main(xen_domain.main, dict({"config_dir": str(tmp_path / "auto")}, **args), outputs, check_mode, diff)
     return run
 
 
