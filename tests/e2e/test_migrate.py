@@ -127,10 +127,8 @@ def test_web01_migrates_there_and_back(lab, web01):
     for _ in range(2):
         source = where_runs(lab, "web01")[0]
         target = other(lab, source)
-        proc, seconds = migrate(lab, "web01", "-e", "target=%s" % target)
-        pause_ms = [int(x) for x in re.findall(r"pause_ms: (\d+)", proc.stdout)]
-        print("\nweb01 %s -> %s: %.0f s, dm-swap pause %s ms" % (source, target, seconds, pause_ms))
-        assert "sync web01" in proc.stdout or "UpToDate" in proc.stdout or proc.stdout
+        _, seconds = migrate(lab, "web01", "-e", "target=%s" % target)
+        print("\nweb01 %s -> %s: %.0f s" % (source, target, seconds))
         assert_clean(lab, "web01", target)
         assert_data(lab, target, "web01", web01["checksum"])
         numbers, gap = heartbeat_gaps(lab, source, target, "web01")
@@ -180,8 +178,7 @@ def test_killed_controller_resume_or_abort(lab, web01, kill_after, then):
     watch = source if kill_after == "swapped-to-drbd" else target
     kill_when(lab, proc, watch, "web01", kill_after)
     print("\nkilled after %s; journal on %s: %s" % (kill_after, source, journal_events(lab, source, "web01")[-4:]))
-    # a second migration of the same VM while the journal is held by a live run is refused
-    # (the killed run is gone, so this rerun takes the journal over instead)
+    # the killed run is gone, so the rerun (resume or abort) takes its journal over
     if then == "abort":
         lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "-e", "migrate_action=abort")
         assert_clean(lab, "web01", source)
