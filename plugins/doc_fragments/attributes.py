@@ -51,3 +51,17 @@ attributes:
   diff_mode:
     support: full
 """
+
+    # Modules that move a domain between dom0s: check mode runs the read-only prechecks only.
+    MIGRATES = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The prechecks run (they only read); the migration does not, and is listed in C(would_run).
+  diff_mode:
+    support: none
+    details:
+      - The change is where the domain runs; RV(msg) and RV(target_state) say it.
+"""

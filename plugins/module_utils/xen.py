@@ -11,8 +11,11 @@ Parsers take the text a command printed and return plain dicts; they raise XenPa
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import re
+import socket
 
 TOOLSTACKS = ("xl", "xm")
 
@@ -378,14 +381,16 @@ class Toolstack(object):
     ``changes_state=True`` so check mode only records them.
     """
 
-    def __init__(self, runner, name="xl"):
+    def __init__(self, runner, name="xl", prefix=None):
         if name not in TOOLSTACKS:
             raise ValueError("toolstack must be one of %s, got %r" % (", ".join(TOOLSTACKS), name))
         self.runner = runner
         self.name = name
+        # e.g. ssh_argv(target): the same verbs on another dom0 (read verbs only, by convention).
+        self.prefix = list(prefix or [])
 
     def _argv(self, verb, *args):
-        return toolstack_argv(self.name, verb, *args)
+        return self.prefix + toolstack_argv(self.name, verb, *args)
 
     # read-only
     def list(self):
@@ -418,13 +423,25 @@ class Toolstack(object):
     def unpause(self, domain):
         return self.runner.run(self._argv("unpause", check_domain_name(domain)), changes_state=True)
 
-    def migrate(self, domain, host):
+    @contextlib.contextmanager
+    def paused(self, domain, warn=None):
+        """``with xen.paused(name):`` pause, and unpause whatever happens inside. When the body
+        failed and the unpause fails too, the body's error is raised and the unpause's is warned."""
+        self.pause(domain)
+        try:
+            yield
+        except BaseException:
+            try:
+                self.unpause(domain)
+            except Exception as exc:  # pylint: disable=broad-except
+                if warn is not None:
+                    warn("domain %s may still be paused: %s" % (domain, exc))
+            raise
+        self.unpause(domain)
+
+    def migrate(self, domain, host, timeout=None):
         # xl migrate is always live; xm needs --live or it suspends the domain for the copy.
-        if self.name == "xm":
-            argv = self._argv("migrate", "--live", check_domain_name(domain), host)
-        else:
-            argv = self._argv("migrate", check_domain_name(domain), host)
-        return self.runner.run(argv, changes_state=True)
+        return self.runner.run(self.prefix + migrate_argv(self.name, domain, host, timeout), changes_state=True)
 
     def block_attach(self, domain, target, vdev, mode="w"):
         """Attach a dom0 block device (``phy:`` target path) as vdev."""
@@ -573,3 +590,138 @@ def domain_state(domain):
     if flags[2] == "p":
         return "paused"
     return "running"
+
+
+# --------------------------------------------------------------------------- migration (xen_migrate module)
+
+# xl migrate runs ``sh -c "ssh <target> xl migrate-receive"``: the target reaches a shell, so it
+# is held to [user@]hostname, IPv4 or IPv6 (letters, digits, '.', '-', ':').
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+_SSH_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "localhost6", "ip6-localhost", "ip6-loopback")
+SSH_OPTIONS = ("-o", "BatchMode=yes")
+
+
+def check_migrate_target(target):
+    """Validate a migration target: ``host``, ``user@host``, an IPv4 or IPv6 address. Returns it."""
+    if not isinstance(target, str) or not target or len(target) > 255:
+        raise ValueError("invalid target %r" % (target,))
+    user, sep, host = target.rpartition("@")
+    if sep and not _SSH_USER_RE.match(user):
+        raise ValueError("invalid target %r: bad ssh user %r" % (target, user))
+    try:
+        ipaddress.ip_address(host)
+        return target
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.match(host):
+        raise ValueError("invalid target %r: want a host name, an IP address or user@host (letters, digits, '.', "
+                         "'-'; no spaces or shell metacharacters)" % (target,))
+    return target
+
+
+def target_host(target):
+    """The host part of a target (``root@hostb`` -> ``hostb``), lower case, without a final dot."""
+    return check_migrate_target(target).rpartition("@")[2].lower().rstrip(".")
+
+
+def ssh_argv(target, argv, connect_timeout=10):
+    """argv running ``argv`` on target through ssh as xl migrate does (same user, keys, known_hosts);
+    BatchMode: never a password prompt. The remote command must not need quoting (fixed verbs only)."""
+    for arg in argv:
+        if not re.match(r"^[A-Za-z0-9_.:/=+-]+\Z", str(arg)):
+            raise ValueError("remote argument %r would need shell quoting" % (arg,))
+    return (["ssh"] + list(SSH_OPTIONS) + ["-o", "ConnectTimeout=%d" % int(connect_timeout), "--",
+                                           check_migrate_target(target)] + [str(arg) for arg in argv])
+
+
+def local_host_names():
+    """Names this host answers to (hostname, short name, FQDN), lower case."""
+    names = set()
+    for name in (socket.gethostname(), socket.getfqdn()):
+        if name:
+            names.add(name.lower().rstrip("."))
+            names.add(name.lower().split(".")[0])
+    return names
+
+
+def _is_local_address(address):
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((address, 0))  # only an address of this host can be bound (EADDRNOTAVAIL otherwise)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def target_is_this_host(target, names=None):
+    """Why target is this very host (a reason string), or None. Compares names, then resolves the
+    target and checks whether an address is loopback or one of this host's own."""
+    host = target_host(target)
+    names = local_host_names() if names is None else names
+    if host in LOCAL_NAMES or host in names:
+        return "%s is this host's own name" % host
+    try:
+        infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        return None  # unresolvable here: ssh reports it when it tries
+    for info in infos:
+        address = info[4][0]
+        try:
+            if _is_local_address(address):
+                return "%s resolves to %s, an address of this host" % (host, address)
+        except ValueError:
+            continue
+    return None
+
+
+def migrate_state_problem(name, domain, here="this host"):
+    """Why a domain (parse_xl_list dict) cannot be migrated in its state, or None."""
+    state = domain_state(domain)
+    if state == "running":
+        return None
+    if state == "paused":
+        return ("%s: domain %s is paused; xl migrate would resume it on the target without whoever paused it "
+                "knowing: unpause it first (or finish what paused it)" % (here, name))
+    return "%s: domain %s is %s; only a running domain can be live-migrated" % (here, name, state)
+
+
+def migrate_problems(name, domain_type, need_mib, local_virt_caps, target, target_free_memory_mib=None,
+                     target_virt_caps=None, here="this host"):
+    """The reasons the migration of a running domain to target would fail (empty: none known).
+
+    Same rules as the migration preflight (plugins/filter/migration.py): the target's free memory,
+    and for PV guests Xen's shadow paging on both sides (needed for log-dirty live migration).
+    None for a target fact means unknown and skips its check.
+    """
+    problems = []
+    if target_free_memory_mib is not None and need_mib is not None and target_free_memory_mib < need_mib:
+        problems.append("%s: needs %d MiB of free memory for %s, has %d MiB"
+                        % (target, need_mib, name, target_free_memory_mib))
+    if domain_type == "pv":
+        if local_virt_caps is not None and "shadow" not in local_virt_caps:
+            problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
+                            % (here, " ".join(local_virt_caps)))
+        if target_virt_caps is not None and "shadow" not in target_virt_caps:
+            problems.append("%s: Xen without shadow paging cannot receive the PV guest %s (virt_caps: %s)"
+                            % (target, name, " ".join(target_virt_caps)))
+    return problems
+
+
+def migrate_argv(toolstack, domain, target, timeout=None):
+    """argv of the live migration (xl migrate NAME TARGET; xm migrate --live NAME TARGET), under
+    coreutils timeout when timeout (seconds) is given: SIGTERM, SIGKILL 30 s later, rc 124.
+    (The target is not checked here: callers validate it, see check_migrate_target.)"""
+    if toolstack == "xm":
+        argv = toolstack_argv("xm", "migrate", "--live", check_domain_name(domain), target)
+    else:
+        argv = toolstack_argv(toolstack, "migrate", check_domain_name(domain), target)
+    if timeout:
+        argv = ["timeout", "--kill-after=30", str(int(timeout))] + argv
+    return argv
