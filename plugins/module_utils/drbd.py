@@ -3,17 +3,24 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""DRBD: /proc/drbd (8.0, 8.3, 8.4), ``drbdsetup status --json`` (9), resource files.
+"""DRBD: /proc/drbd (8.0, 8.3, 8.4), ``drbdsetup status --json`` (9), resource files, and
+one resource brought up, down or removed (module drbd_resource).
 
-Parsers are pure (text in, plain dicts out) and raise DrbdParseError on input they do not
-recognise. Commands go through runner.CommandRunner.
+Parsers and planning helpers are pure (text or dicts in, plain dicts out) and raise
+DrbdParseError/DrbdError on input they do not recognise; DrbdResource, at the end, is the
+only code that runs commands (through runner.CommandRunner) or writes files.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+import tempfile
+import time
+
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 PROC_DRBD = "/proc/drbd"
 
@@ -448,3 +455,427 @@ def read_proc_drbd(path=PROC_DRBD):
             raise
         return {"version": None, "api": None, "proto": None, "build": None, "minors": {}}
     return parse_proc_drbd(text)
+
+
+# --------------------------------------------------------------------------- one resource: pure helpers
+
+MAX_MINOR = 1048575  # DRBD minors are 20 bits
+DEFAULT_BASE_PORT = 7700  # port defaults to 7700 + minor
+# What cs: (8.4) or the replication state (9, via drbd9_minors) says when peers are in touch
+# and not resyncing.
+CONNECTED_CSTATES = ("Connected", "Established")
+_HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+_DEVICE_PATH_RE = re.compile(r"^/dev/[A-Za-z0-9_.+:/-]+$")
+_RATE_RE = re.compile(r"^[1-9][0-9]{0,9}[kKmMgG]?$")
+_SECRET_CHARS_RE = re.compile(r"^[^\s;{}\"'#\\]{1,64}$")
+_SECRET_STMT_RE = re.compile(r"(shared-secret\s+)(\"(?:[^\"\\]|\\.)*\"|[^\s;]+)")
+SECRET_MASK = "********"
+# res-file options that may change on a running resource without drbdadm adjust.
+RUNTIME_NET = ("allow-two-primaries",)
+RUNTIME_DISK = ("c-plan-ahead", "resync-rate")
+
+
+class DrbdError(Exception):
+    """A resource that cannot be brought to the requested state (bad input or live state)."""
+
+
+def check_resource_params(params):
+    """Validate the options of sanless.xen.drbd_resource; raise DrbdError naming the bad one.
+
+    Runs before anything touches the host. The shared secret never appears in a message.
+    """
+    name = params.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 128:
+        raise DrbdError("invalid resource name %r: letters, digits and _ . - only, not starting with . or -" % (name,))
+    minor = params.get("minor")
+    if not isinstance(minor, int) or isinstance(minor, bool) or not 0 <= minor <= MAX_MINOR:
+        raise DrbdError("minor %r out of range 0..%d" % (minor, MAX_MINOR))
+    state = params.get("state", "up")
+    role = params.get("role")
+    if role is not None and state != "up":
+        raise DrbdError("role=%s needs state=up (state is %s)" % (role, state))
+    if params.get("force") and role != "primary":
+        raise DrbdError("force=true only applies with role=primary")
+    if params.get("wait") and state != "up":
+        raise DrbdError("wait=true needs state=up")
+    window = params.get("wait_window", 10)
+    if window is not None and not 0 <= window <= 25:
+        raise DrbdError("wait_window %r out of range 0..25" % (window,))
+    interval = params.get("progress_interval", 10)
+    if interval is not None and not 1 <= interval <= 30:
+        raise DrbdError("progress_interval %r out of range 1..30" % (interval,))
+    timeout = params.get("wait_timeout", 3600)
+    if timeout is not None and timeout < 1:
+        raise DrbdError("wait_timeout must be at least 1 s")
+    if state == "absent":
+        return
+    port = resource_port(params)
+    if not 1 <= port <= 65535:
+        raise DrbdError("port %d out of range 1..65535%s" % (
+            port, "" if params.get("port") is not None else " (7700 + minor); give port"))
+    for key in ("disk", "meta_disk"):
+        value = params.get(key)
+        if not isinstance(value, str) or not _DEVICE_PATH_RE.match(value) or "/../" in value or value.endswith("/.."):
+            raise DrbdError("%s must be a block device path under /dev (letters, digits, _ . + : - /), got %r"
+                            % (key, value))
+    if params["disk"] == params["meta_disk"]:
+        raise DrbdError("meta_disk must differ from disk: this module only writes external metadata")
+    for key in ("host_name", "peer_name"):
+        value = params.get(key)
+        if not isinstance(value, str) or not _HOST_NAME_RE.match(value):
+            raise DrbdError("invalid %s %r (the node name as uname -n prints it)" % (key, value))
+    if params["host_name"] == params["peer_name"]:
+        raise DrbdError("peer_name must differ from host_name (%s)" % params["host_name"])
+    for key in ("address", "peer_address"):
+        value = params.get(key)
+        if not isinstance(value, str) or not re.match(r"^\d{1,3}(\.\d{1,3}){3}$", value) \
+                or any(int(part) > 255 for part in value.split(".")):
+            raise DrbdError("%s must be an IPv4 address, got %r" % (key, value))
+    if params["address"] == params["peer_address"]:
+        raise DrbdError("peer_address must differ from address (%s)" % params["address"])
+    rate = params.get("resync_rate")
+    if rate is not None and not _RATE_RE.match(rate):
+        raise DrbdError("resync_rate must be a number with an optional unit K, M or G (400M), got %r" % (rate,))
+    secret = params.get("shared_secret")
+    if secret is not None and not _SECRET_CHARS_RE.match(secret):
+        raise DrbdError("shared_secret must be 1 to 64 characters without spaces, quotes, backslash, ; { } or #")
+
+
+def resource_port(params):
+    return params["port"] if params.get("port") is not None else DEFAULT_BASE_PORT + params["minor"]
+
+
+def userland_version(requested, proc):
+    """Resource file syntax: the requested "8.4"/"9", or with "auto" "9" when /proc/drbd says
+    version 9 and "8.4" otherwise (also when the module is not loaded)."""
+    if requested in ("8.4", "9"):
+        return requested
+    return "9" if (proc.get("version") or "").startswith("9") else "8.4"
+
+
+def resource_text(params, version):
+    """The res file the module writes. Hosts are sorted by name so both dom0s write the same
+    file (and, for DRBD 9, the same node ids)."""
+    port = resource_port(params)
+    me = {"name": params["host_name"], "address": params["address"]}
+    peer = {"name": params["peer_name"], "address": params["peer_address"]}
+    hosts = []
+    for host in sorted([me, peer], key=lambda h: h["name"]):
+        hosts.append(dict(host, port=port, minor=params["minor"], disk=params["disk"], meta_disk=params["meta_disk"]))
+    net = {}
+    if params.get("allow_two_primaries") is not None:
+        net["allow-two-primaries"] = bool(params["allow_two_primaries"])
+    if params.get("shared_secret"):
+        net["cram-hmac-alg"] = "sha256"
+        net["shared-secret"] = params["shared_secret"]
+    disk = {}
+    if params.get("resync_rate"):
+        disk = {"c-plan-ahead": 0, "resync-rate": params["resync_rate"]}
+    return render_resource(params["name"], hosts, version=version, net=net, disk=disk)
+
+
+def mask_secret(text):
+    """The res file text with the value of shared-secret replaced by ********."""
+    if text is None:
+        return None
+    return _SECRET_STMT_RE.sub(lambda m: m.group(1) + SECRET_MASK, text)
+
+
+def minor_state(minors, minor):
+    """The parsed state of a configured minor, or None (absent or cs:Unconfigured)."""
+    state = minors.get(minor)
+    if state is None or state.get("unconfigured"):
+        return None
+    return state
+
+
+def resource_view(name, minor, state):
+    """What the module returns about the resource: up or not, roles, states, sync progress."""
+    state = state or {}
+    return {
+        "name": name,
+        "minor": minor,
+        "up": bool(state),
+        "cstate": state.get("cstate"),
+        "role": state.get("role"),
+        "peer_role": state.get("peer_role"),
+        "disk": state.get("disk"),
+        "peer_disk": state.get("peer_disk"),
+        "sync_percent": state.get("sync_percent"),
+        "speed_kib_s": state.get("speed_kib_s"),
+        "sync_eta_s": state.get("sync_eta_s"),
+    }
+
+
+def is_synced(state):
+    """Connected and UpToDate/UpToDate."""
+    return bool(state) and state.get("cstate") in CONNECTED_CSTATES \
+        and state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
+
+
+def format_progress(view):
+    """One line of wait progress: "fxd SyncSource 67.4% speed 3692 KiB/s eta 18s"."""
+    pct = "%.1f%%" % view["sync_percent"] if view.get("sync_percent") is not None else \
+        "%s/%s" % (view.get("disk"), view.get("peer_disk"))
+    speed = "%d KiB/s" % view["speed_kib_s"] if view.get("speed_kib_s") else "-"
+    eta = "%ds" % view["sync_eta_s"] if view.get("sync_eta_s") is not None else "-"
+    return "%s %s %s speed %s eta %s" % (view.get("name"), view.get("cstate") or "down", pct, speed, eta)
+
+
+def metadata_state(rc, stdout, stderr):
+    """Read ``drbdadm get-gi RES`` on a resource that is not up: "present" or "none".
+
+    get-gi reads only the metadata superblock (dump-md would also print the whole bitmap).
+    rc 0 is valid metadata; "No valid meta data found" (drbdmeta's words, on either stream)
+    is none; an unclean activity log ("apply-al") is still metadata. Anything else raises
+    DrbdError: an unreadable device is never a reason to overwrite it.
+    """
+    text = "%s\n%s" % (stdout or "", stderr or "")
+    if rc == 0:
+        return "present"
+    if "No valid meta data found" in text:
+        return "none"
+    if "apply-al" in text or "unclean" in text:
+        return "present"
+    detail = (stderr or stdout or "").strip().splitlines()
+    raise DrbdError("drbdadm get-gi failed with rc %s%s: cannot tell whether the metadata is valid; not creating it"
+                    % (rc, (": " + detail[-1]) if detail else ""))
+
+
+def runtime_changes(old_text, new_text):
+    """Compare the old res file (None: none) with the new one.
+
+    Returns (net, disk, other): the runtime-changeable net and disk options whose value
+    changes ({option: new value or None}), and whether anything else changes (addresses,
+    devices, secret...), which a running resource only picks up with drbdadm adjust or down/up.
+    """
+    new = parse_resource(new_text)
+    try:
+        old = parse_resource(old_text) if old_text is not None else None
+    except DrbdParseError:
+        old = None
+    if old is None:
+        old = {"net": {}, "disk": {}, "hosts": None, "name": None}
+    net = dict((key, new["net"].get(key)) for key in RUNTIME_NET if old["net"].get(key) != new["net"].get(key))
+    disk = dict((key, new["disk"].get(key)) for key in RUNTIME_DISK if old["disk"].get(key) != new["disk"].get(key))
+
+    def rest(res):
+        return (res["name"], res["hosts"],
+                dict((k, v) for k, v in res["net"].items() if k not in RUNTIME_NET),
+                dict((k, v) for k, v in res["disk"].items() if k not in RUNTIME_DISK))
+    return net, disk, rest(old) != rest(new)
+
+
+# --------------------------------------------------------------------------- one resource: commands
+
+def _read_file(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def write_file_atomic(path, text, mode=0o600):
+    """Write text to path through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class DrbdResource(object):
+    """Brings one resource with one peer to state up/down/absent (module drbd_resource).
+
+    params are the module's options (validated with check_resource_params first). Commands
+    go through runner (check mode: changing commands are listed, not run); the res file is
+    only written outside check mode. ``sleep`` and ``clock`` are for tests.
+    """
+
+    def __init__(self, runner, params, proc_path=None, sleep=None, clock=None):
+        self.runner = runner
+        self.p = params
+        self.name = params["name"]
+        self.minor = params["minor"]
+        self.proc_path = proc_path or PROC_DRBD
+        self.res_path = os.path.join(params.get("conf_dir") or "/etc/drbd.d", "%s.res" % self.name)
+        self.sleep = sleep or time.sleep
+        self.clock = clock or time.monotonic
+        self.changed = False
+        self.warnings = []
+        self.metadata = "not checked"
+        self.kernel9 = False
+        self.kernel_version = None
+
+    # -- reading
+    def proc(self):
+        proc = read_proc_drbd(self.proc_path)
+        self.kernel_version = proc.get("version")
+        self.kernel9 = (self.kernel_version or "").startswith("9")
+        return proc
+
+    def state(self):
+        """This resource's live state (parsed minor) or None when it is not up."""
+        proc = self.proc()
+        if proc["version"] is None:
+            return None  # module not loaded: nothing is up
+        if self.kernel9:
+            out = self.runner.stdout(["drbdsetup", "status", "--json"])
+            minors = drbd9_minors(parse_drbdsetup_status_json(out))
+        else:
+            minors = proc["minors"]
+        state = minor_state(minors, self.minor)
+        if state is not None and state.get("resource") not in (None, self.name):
+            raise DrbdError("minor %d is used by resource %s, not %s" % (self.minor, state["resource"], self.name))
+        return state
+
+    # -- changing
+    def drbdadm(self, verb, *options, **kwargs):
+        self.changed = True
+        return self.runner.run(drbdadm_argv(verb, self.name, *options), changes_state=True, **kwargs)
+
+    def write_res(self, text):
+        self.changed = True
+        if not self.runner.check_mode:
+            if not os.path.isdir(os.path.dirname(self.res_path)):
+                raise DrbdError("folder %s does not exist" % os.path.dirname(self.res_path))
+            write_file_atomic(self.res_path, text)
+
+    def _mode_wrong(self):
+        try:
+            return os.stat(self.res_path).st_mode & 0o777 != 0o600
+        except OSError:
+            return False
+
+    # -- the states
+    def ensure(self):
+        """Do what params ask; returns the result dict of the module (without changed)."""
+        state_wanted = self.p["state"]
+        before_state = self.state()
+        old_text = _read_file(self.res_path)
+        version = userland_version(self.p.get("version") or "auto", {"version": self.kernel_version})
+        new_text = resource_text(self.p, version) if state_wanted != "absent" else None
+        if state_wanted == "absent":
+            self._absent(before_state, old_text)
+        elif state_wanted == "down":
+            self._write_if_needed(old_text, new_text)
+            if before_state is not None:
+                self.drbdadm("down")
+        else:
+            self._up(before_state, old_text, new_text)
+        after_state = before_state
+        synced = is_synced(before_state)
+        if not self.runner.check_mode and self.changed:
+            after_state = self.state()
+            synced = is_synced(after_state)
+        if state_wanted == "up" and self.p.get("wait") and not self.runner.check_mode:
+            synced, after_state = self.wait(self.p.get("wait_window", 10))
+        result = {
+            "res_file": self.res_path,
+            "version": version,
+            "resource": resource_view(self.name, self.minor, after_state),
+            "synced": synced,
+            "metadata": self.metadata,
+            "cmds": self.runner.ran,
+            "would_run": self.runner.would_run,
+            "diff": {
+                "before_header": self.res_path,
+                "after_header": self.res_path,
+                "before": mask_secret(old_text) or "",
+                "after": mask_secret(new_text) or "",
+            },
+        }
+        return result
+
+    def _write_if_needed(self, old_text, new_text):
+        if old_text != new_text or self._mode_wrong():
+            self.write_res(new_text)
+
+    def _absent(self, state, old_text):
+        if state is not None:
+            if old_text is not None:
+                self.drbdadm("down")
+            else:
+                self.changed = True
+                self.runner.run(["drbdsetup", "down", self.name], changes_state=True)
+        if old_text is not None:
+            self.changed = True
+            if not self.runner.check_mode:
+                os.unlink(self.res_path)
+
+    def _up(self, state, old_text, new_text):
+        if state is not None:
+            # Running: apply what may change at runtime, then write the file (a failed
+            # command leaves the old file, so the next run tries again). drbdadm needs a
+            # res file though: a missing one is written first.
+            if old_text is None:
+                self.write_res(new_text)
+            net, disk, other = runtime_changes(old_text, new_text)
+            if "allow-two-primaries" in net and self.p.get("allow_two_primaries") is not None:
+                self.drbdadm("net-options", "--allow-two-primaries=%s" % ("yes" if self.p["allow_two_primaries"] else "no"))
+            if disk and self.p.get("resync_rate"):
+                self.drbdadm("disk-options", "--c-plan-ahead=0", "--resync-rate=%s" % self.p["resync_rate"])
+            if other and old_text is not None:
+                self.warnings.append("resource %s is up: the changes to %s other than allow-two-primaries and the "
+                                     "resync rate take effect at the next drbdadm adjust or down/up"
+                                     % (self.name, self.res_path))
+            if old_text is not None:
+                self._write_if_needed(old_text, new_text)
+        else:
+            file_pending = old_text != new_text
+            self._write_if_needed(old_text, new_text)
+            if self.p.get("create_md", True):
+                if self.runner.check_mode and file_pending:
+                    # drbdadm cannot read a res file that is not written yet: assume none.
+                    self.metadata = "unknown"
+                    self.drbdadm("create-md", "--force", data="yes\n")
+                else:
+                    res = self.runner.run(drbdadm_argv("get-gi", self.name), ok_rcs=range(256))
+                    try:
+                        self.metadata = metadata_state(res.rc, res.stdout, res.stderr)
+                    except DrbdError as exc:
+                        raise CommandError(res.cmd, res.rc, res.stdout, res.stderr, msg=str(exc))
+                    if self.metadata == "none":
+                        self.drbdadm("create-md", "--force", data="yes\n")
+                        self.metadata = "created"
+            self.drbdadm("up")
+            if not self.runner.check_mode:
+                state = self.state()
+        self._role(state)
+
+    def _role(self, state):
+        role = self.p.get("role")
+        current = (state or {}).get("role") or "Secondary"  # a resource just brought up is Secondary
+        if role == "primary" and current != "Primary":
+            force = self.p.get("force") and (state or {}).get("disk") != "UpToDate"
+            self.drbdadm("primary", *(["--force"] if force else []))
+        elif role == "secondary" and current != "Secondary":
+            self.drbdadm("secondary")
+
+    def wait(self, window):
+        """Poll for Connected and UpToDate/UpToDate for at most window seconds; fail on StandAlone."""
+        deadline = self.clock() + window
+        while True:
+            state = self.state()
+            if state is None:
+                raise DrbdError("resource %s (minor %d) went down during the wait" % (self.name, self.minor))
+            if is_synced(state):
+                return True, state
+            if state["cstate"] == "StandAlone":
+                raise DrbdError("resource %s is StandAlone (disk %s/%s): the connection to %s was refused or dropped "
+                                "(split brain, secret or config mismatch?)"
+                                % (self.name, state["disk"], state["peer_disk"], self.p["peer_name"]))
+            if self.clock() >= deadline:
+                return False, state
+            self.sleep(0.5)

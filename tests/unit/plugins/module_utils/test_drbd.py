@@ -8,15 +8,26 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    DrbdError,
     DrbdParseError,
+    check_resource_params,
     drbd9_minors,
     drbdadm_argv,
+    format_progress,
+    is_synced,
+    mask_secret,
+    metadata_state,
+    minor_state,
     parse_config,
     parse_drbdsetup_status_json,
     parse_proc_drbd,
     parse_resource,
     read_proc_drbd,
     render_resource,
+    resource_text,
+    resource_view,
+    runtime_changes,
+    userland_version,
 )
 
 
@@ -391,3 +402,108 @@ def test_parse_resource_device_minor_only_and_ipv6():
     assert (parsed["hosts"][0]["address"], parsed["hosts"][0]["port"]) == ("[fd00::1]", 7000)
     with pytest.raises(DrbdParseError, match="unexpected statement"):
         parse_resource("resource r { on a { device /dev/drbd5 minor; address 1.2.3.4:1; } }")
+
+
+# --------------------------------------------------------------------------- one resource (drbd_resource)
+
+FXD = {"name": "fxd", "minor": 90, "port": 7990, "disk": "/dev/xenvg/fxd-disk", "meta_disk": "/dev/xenvg/fxd-meta",
+       "host_name": "hosta", "address": "10.77.0.11", "peer_name": "hostb", "peer_address": "10.77.0.12",
+       "resync_rate": "4M", "state": "up"}
+
+
+def test_resource_text_is_the_recorded_lab_file(fixture_text):
+    assert resource_text(FXD, "8.4") == fixture_text(*LAB + ("fxd.res",))
+
+
+def test_resource_text_is_the_same_on_both_hosts():
+    peer_side = dict(FXD, host_name="hostb", address="10.77.0.12", peer_name="hosta", peer_address="10.77.0.11")
+    for version in ("8.4", "9"):
+        assert resource_text(FXD, version) == resource_text(peer_side, version)
+
+
+def test_resource_text_options_and_secret_mask():
+    text = resource_text(dict(FXD, shared_secret="s3cr3t-x", allow_two_primaries=False, resync_rate=None), "8.4")
+    parsed = parse_resource(text)
+    assert parsed["net"] == {"allow-two-primaries": "no", "cram-hmac-alg": "sha256", "shared-secret": "s3cr3t-x",
+                             "protocol": "C"}
+    assert parsed["disk"] == {}
+    masked = mask_secret(text)
+    assert "s3cr3t-x" not in masked and "shared-secret ********;" in masked
+    assert mask_secret('net { shared-secret "a b"; }') == "net { shared-secret ********; }"
+    assert mask_secret(None) is None
+
+
+def test_check_resource_params_accepts_the_lab_resource():
+    check_resource_params(FXD)
+    check_resource_params({"name": "fxd", "minor": 90, "state": "absent"})
+
+
+@pytest.mark.parametrize("change, text", [
+    ({"minor": 1048576}, "out of range"),
+    ({"minor": True}, "out of range"),
+    ({"port": 65536}, "port"),
+    ({"name": "a" * 129}, "invalid resource name"),
+    ({"shared_secret": "x" * 65}, "shared_secret"),
+    ({"shared_secret": "a'b"}, "shared_secret"),
+    ({"resync_rate": "0M"}, "resync_rate"),
+])
+def test_check_resource_params_refuses(change, text):
+    with pytest.raises(DrbdError, match=text):
+        check_resource_params(dict(FXD, **change))
+
+
+def test_userland_version(fixture_text):
+    assert userland_version("auto", parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-uptodate.txt",)))) == "8.4"
+    assert userland_version("auto", {"version": "9.2.4"}) == "9"
+    assert userland_version("auto", {"version": None}) == "8.4"
+    assert userland_version("9", {"version": "8.4.11"}) == "9"
+
+
+def test_is_synced_and_progress_on_recordings(fixture_text):
+    def minor(name):
+        return parse_proc_drbd(fixture_text(*LAB + (name,)))["minors"][90]
+    assert is_synced(minor("proc-drbd-uptodate.txt")) and is_synced(minor("proc-drbd-dual-primary.txt"))
+    for name in ("proc-drbd-wfconnection.txt", "proc-drbd-connected-inconsistent.txt", "proc-drbd-syncsource.txt",
+                 "proc-drbd-synctarget.txt"):
+        assert not is_synced(minor(name)), name
+    assert not is_synced(None)
+    view = resource_view("fxd", 90, minor("proc-drbd-synctarget.txt"))
+    assert format_progress(view) == "fxd SyncTarget 75.6% speed 3788 KiB/s eta 13s"
+    view = resource_view("fxd", 90, minor("proc-drbd-wfconnection.txt"))
+    assert format_progress(view) == "fxd WFConnection Inconsistent/DUnknown speed - eta -"
+    assert format_progress(resource_view("fxd", 90, None)) == "fxd down None/None speed - eta -"
+    nine = drbd9_minors(parse_drbdsetup_status_json(fixture_text("drbd", "9.x", "drbdsetup-status.json")))
+    assert is_synced(nine[2])
+
+
+def test_minor_state_unconfigured(fixture_text):
+    minors = parse_proc_drbd(fixture_text(*LAB + ("proc-drbd-new-minor.txt",)))["minors"]
+    assert minor_state(minors, 91) is None and minor_state(minors, 92) is None
+    assert minor_state(minors, 90)["cstate"] == "WFConnection"
+
+
+def test_runtime_changes(fixture_text):
+    old = fixture_text(*LAB + ("fxd.res",))
+    assert runtime_changes(old, old) == ({}, {}, False)
+    assert runtime_changes(old, resource_text(dict(FXD, allow_two_primaries=True), "8.4")) == (
+        {"allow-two-primaries": "yes"}, {}, False)
+    assert runtime_changes(old, resource_text(dict(FXD, resync_rate="400M"), "8.4")) == ({}, {"resync-rate": "400M"}, False)
+    assert runtime_changes(old, resource_text(dict(FXD, shared_secret="abc"), "8.4"))[2] is True
+    assert runtime_changes(old, resource_text(dict(FXD, port=7991), "8.4"))[2] is True
+    _net, disk, other = runtime_changes(None, old)
+    assert disk == {"c-plan-ahead": "0", "resync-rate": "4M"} and other is True
+    assert runtime_changes("garbage {", old)[2] is True
+
+
+# metadata_state on hand-written inputs (not recordings; "No valid meta data found" is the
+# message in drbdmeta's source). The recorded outputs of drbdadm get-gi are replayed in
+# tests/unit/plugins/modules/test_drbd_resource_pending.py.
+def test_metadata_state_decisions():
+    assert metadata_state(0, "0:0:0:0:0:0\n", "") == "present"
+    assert metadata_state(255, "", "No valid meta data found\n") == "none"
+    assert metadata_state(255, "No valid meta data found\n", "") == "none"
+    assert metadata_state(255, "", "Found meta data is \"unclean\", please apply-al first\n") == "present"
+    with pytest.raises(DrbdError, match="not creating it"):
+        metadata_state(20, "", "open(/dev/xenvg/fxd-meta) failed: No such file or directory\n")
+    with pytest.raises(DrbdError, match="rc 1$|rc 1:|rc 1 "):
+        metadata_state(1, "", "")
