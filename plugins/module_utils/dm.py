@@ -16,6 +16,8 @@ import os
 import re
 import stat as statmod
 
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+
 _SEGMENT_RE = re.compile(r"^(\d+)\s+(\d+)\s+(\S+)(?:\s+(.*))?$")
 _DM_NAME_RE = re.compile(r"^[A-Za-z0-9_+.-][A-Za-z0-9_+.:-]*$")
 
@@ -139,9 +141,19 @@ class DeviceMapper(object):
     def resume(self, name):
         return self.runner.run(["dmsetup", "resume", check_dm_name(name)], changes_state=True)
 
+    def clear(self, name):
+        """Drop the inactive (loaded, not resumed) table of ``name``; a no-op without one."""
+        return self.runner.run(["dmsetup", "clear", check_dm_name(name)], changes_state=True)
+
     def swap_table(self, name, segments):
         """suspend, load, resume. If load fails the device is resumed on its old table,
-        so a paused guest's disk is never left suspended; the error is re-raised."""
+        so a paused guest's disk is never left suspended; the error is re-raised.
+
+        ``dmsetup load`` does not check the size of the devices a table maps (recorded: a table
+        twice as large as its device loads with rc 0); the kernel checks at resume, whose failure
+        drops the new table and leaves the device suspended on its old one. So a failed resume is
+        undone too: clear (in case the table is still loaded), resume again on the old table, and
+        re-raise the first error (with the outcome of the recovery in its message)."""
         render_table(segments)  # refuse a bad table before suspending anything
         self.suspend(name)
         try:
@@ -149,7 +161,21 @@ class DeviceMapper(object):
         except Exception:
             self.resume(name)
             raise
-        return self.resume(name)
+        try:
+            return self.resume(name)
+        except CommandError as exc:
+            try:
+                self.clear(name)
+            except CommandError:
+                pass  # nothing loaded any more: the resume below tells whether the old table is live
+            try:
+                self.resume(name)
+            except CommandError as again:
+                exc.msg = ("%s; resuming %s on its old table failed too (%s): it is left SUSPENDED, check "
+                           "dmsetup info/table %s" % (exc.msg, name, again.msg, name))
+            else:
+                exc.msg = "%s; %s was resumed on its old table" % (exc.msg, name)
+            raise
 
 
 # --------------------------------------------------------------------------- remap (dm_remap module)

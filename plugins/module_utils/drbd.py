@@ -626,13 +626,18 @@ def metadata_state(rc, stdout, stderr):
     """Read ``drbdadm get-gi RES`` on a resource that is not up: "present" or "none".
 
     get-gi reads only the metadata superblock (dump-md would also print the whole bitmap).
-    rc 0 is valid metadata; "No valid meta data found" (drbdmeta's words, on either stream)
-    is none; an unclean activity log ("apply-al") is still metadata. Anything else raises
+    rc 0 is valid metadata. No metadata: drbdadm get-gi (drbd-utils 9.22.0, recorded on a zeroed
+    meta LV) fails with rc 1 and prints nothing at all (drbdmeta reports a missing magic number
+    only with --verbose); "No valid meta data found" (drbdmeta's words elsewhere, on either
+    stream) is none too. An unclean activity log ("apply-al") is still metadata. Anything else
+    (another rc, or any message: drbdmeta names an unreadable or too small device) raises
     DrbdError: an unreadable device is never a reason to overwrite it.
     """
     text = "%s\n%s" % (stdout or "", stderr or "")
     if rc == 0:
         return "present"
+    if rc == 1 and not text.strip():
+        return "none"
     if "No valid meta data found" in text:
         return "none"
     if "apply-al" in text or "unclean" in text:

@@ -17,7 +17,9 @@ description:
   - With O(state=remapped), a I(clone) dm device O(clone_name) is first created with the LV's original table,
     so that O(via) (typically a DRBD device) can sit on top of it;
     C(LV -> VIA -> clone -> the LV's extents). Then the LV is suspended (in-flight I/O flushed), its table
-    replaced and resumed; when the load fails the LV is resumed on its old table.
+    replaced and resumed; when the load fails the LV is resumed on its old table. C(dmsetup load) does not check
+    the size of O(via) (the kernel does at resume), so the module compares the sizes in sysfs before suspending
+    anything, and a failed resume is undone too (C(dmsetup clear), then C(dmsetup resume) on the old table).
   - With O(state=original), the clone's table is loaded back into the LV, and the clone is removed
     (unless O(remove_clone=false)).
   - The clone's table I(is) the original table; no state file is kept. RV(original_table) returns it, so that

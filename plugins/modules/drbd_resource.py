@@ -118,9 +118,10 @@ options:
   create_md:
     description:
       - When the resource is not up, check the metadata with C(drbdadm get-gi NAME) (it reads only the superblock,
-        where C(dump-md) would also print the whole bitmap) and, when drbdmeta reports C(No valid meta data found),
-        run C(drbdadm create-md --force NAME). Valid metadata is never recreated; any other get-gi failure makes
-        the module fail rather than overwrite a device it cannot read.
+        where C(dump-md) would also print the whole bitmap) and, when there is none (get-gi fails with rc 1 and
+        prints nothing, or drbdmeta reports C(No valid meta data found)), run C(drbdadm create-md --force NAME).
+        Valid metadata is never recreated; any other get-gi failure makes the module fail rather than overwrite
+        a device it cannot read.
       - In check mode with a res file not written yet, drbdadm cannot be asked, so create-md is listed in RV(would_run)
         and RV(metadata) is V(unknown).
     type: bool

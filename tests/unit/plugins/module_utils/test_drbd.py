@@ -497,13 +497,18 @@ def test_runtime_changes(fixture_text):
 
 # metadata_state on hand-written inputs (not recordings; "No valid meta data found" is the
 # message in drbdmeta's source). The recorded outputs of drbdadm get-gi are replayed in
-# tests/unit/plugins/modules/test_drbd_resource_pending.py.
+# tests/unit/plugins/modules/test_drbd_resource_recorded.py: on blank metadata drbdadm 9.22.0
+# fails silently with rc 1 (drbd-utils/9.22.0/drbdadm-get-gi-blank.*).
 def test_metadata_state_decisions():
     assert metadata_state(0, "0:0:0:0:0:0\n", "") == "present"
+    assert metadata_state(1, "", "") == "none"
+    assert metadata_state(1, "\n", "") == "none"
     assert metadata_state(255, "", "No valid meta data found\n") == "none"
     assert metadata_state(255, "No valid meta data found\n", "") == "none"
     assert metadata_state(255, "", "Found meta data is \"unclean\", please apply-al first\n") == "present"
     with pytest.raises(DrbdError, match="not creating it"):
         metadata_state(20, "", "open(/dev/xenvg/fxd-meta) failed: No such file or directory\n")
-    with pytest.raises(DrbdError, match="rc 1$|rc 1:|rc 1 "):
-        metadata_state(1, "", "")
+    with pytest.raises(DrbdError, match="rc 255:"):
+        metadata_state(255, "", "")  # silent, but not the rc drbdadm gives for blank metadata
+    with pytest.raises(DrbdError, match="rc 1: .*not enough"):
+        metadata_state(1, "", "/dev/xenvg/fxd-meta is only 4096 bytes. That's not enough.\n")

@@ -10,7 +10,7 @@ The recording dmsetup-table-swapped.txt has the three situations: xenvg-mig1--di
 without a clone, and xenvg-pvfx--disk on its own extents. The tables "after" a change are that
 recording with lines moved or dropped (``edited``), never new text. The sysfs probes (device
 numbers, suspended flag) are stubbed; dmsetup's silent success is rc 0 with no output.
-Tests needing outputs not recorded yet are in dm_remap_pending.py.
+The dmsetup outputs of the remap sequence itself are replayed in test_dm_remap_recorded.py.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def test_original_runs_under_pause(run_module, swapped, fixture_text):
 
 
 def test_unpause_after_a_failed_load(run_module, swapped, fixture_text):
-    # rc only for the failed load: its message is in dm_remap_pending.py once recorded.
+    # A hand-written failed load (rc only): the lab could not make one fail, dmsetup load accepted even a
+    # table larger than its device (test_dm_remap_recorded.py); a failed load is e.g. an unknown target.
     outputs = {TABLE: (0, swapped, ""), ("xl", "list"): (0, fixture_text(*XL + ("xl-list-domu.txt",)), ""),
                ("xl", "pause", "fxrec"): OK, ("dmsetup", "suspend", MIG1): OK, ("dmsetup", "load", MIG1): (1, "", ""),
                ("dmsetup", "resume", MIG1): OK, ("xl", "unpause", "fxrec"): OK}

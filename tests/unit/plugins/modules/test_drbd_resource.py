@@ -29,7 +29,7 @@ FXD = {"name": "fxd", "minor": 90, "port": 7990, "disk": "/dev/xenvg/fxd-disk", 
        "resync_rate": "4M"}
 # The lab recordings have /proc/drbd and drbdadm dump, not yet the (empty on success) output of
 # drbdadm up/primary/down/net-options: the module ignores it when rc is 0. The recorded
-# outputs are replayed in test_drbd_resource_pending.py once record.py --phases resource ran.
+# outputs (record.py --phases resource) are replayed in test_drbd_resource_recorded.py.
 OK_UNRECORDED = (0, "", "")
 
 

@@ -8,8 +8,8 @@
 Where the target answers (``ssh hostb xl list``/``xl info``), hosta's recordings are replayed as
 its answer: real xl output, from the other dom0. That is right for ``xl list`` (which domains run
 where) and makes ``xl info`` say ``host: hosta``, which is what the same-host check must catch. The
-actual migration (xl migrate's output, the lists after it, hostb's own xl info) is not recorded
-yet: those tests are in xen_migrate_pending.py.
+actual migration (xl migrate's output, the lists after it, hostb's own xl info) is replayed in
+test_xen_migrate_recorded.py.
 """
 
 from __future__ import annotations

@@ -3,14 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""sanless.xen.xen_migrate on the recordings of record.py phase "migrate" (not recorded yet).
-
-Not collected by default (the name does not start with test_). Record, then run:
-
-  .venv-newest/bin/python tests/unit/fixtures/record.py --phases migrate
-  .venv-newest/bin/python -m pytest tests/unit/plugins/modules/xen_migrate_pending.py
-
-and rename it test_xen_migrate_recorded.py. Every test fails while its fixture is missing.
+"""sanless.xen.xen_migrate on the recordings of record.py phase "migrate" (xl/4.17.5, see its
+SOURCE). Every test fails, naming the file, if a recording is missing.
 """
 
 from __future__ import annotations
