@@ -3,7 +3,8 @@
 #   SANLESS-GUEST up <kernel>              booted
 #   SANLESS-PATTERN written                 first boot on this disk: pattern written
 #   SANLESS-PATTERN sha256=<hex>            checksum of the pattern region (first PATTERN_MIB MiB)
-#   SANLESS-HB <n> <unix time.ns>           heartbeat, after a synced write to the disk
+#   SANLESS-HB <n> <unix time> <uptime>     heartbeat, after a synced write to the disk; busybox date has
+#                                           whole seconds only, the guest's uptime has 1/100 s
 #   SANLESS-CHECK <n> sha256=<hex>          pattern re-read every 15 beats
 # Knobs on the guest kernel command line: sanless.pattern_mib=N (default 16), sanless.hb=SEC.
 /bin/busybox --install -s /bin
@@ -38,7 +39,8 @@ while true; do
   if [ -n "$DISK" ]; then
     printf 'SANLESS-HB-%08d' $n | dd of=$DISK bs=4k seek=$((HB_AT * 256)) conv=fsync 2>/dev/null
   fi
-  echo "SANLESS-HB $n $(date +%s.%N)"
+  read -r up _idle < /proc/uptime
+  echo "SANLESS-HB $n $(date +%s) $up"
   if [ -n "$DISK" ] && [ $((n % 15)) -eq 0 ]; then
     echo "SANLESS-CHECK $n sha256=$(pattern_sum)"
   fi

@@ -7,9 +7,10 @@
 - Adds the identity of this ansible-playbook run to ``owner`` so a journal records who holds
   the VM's lock. A journal held by a run of this controller whose process is gone (killed) is
   taken over, which is how a rerun resumes; one held by a live run is refused.
-- ``step=sync`` is looped here, a short module call at a time, printing the progress
-  (percent, speed, ETA) at least every ``progress_interval`` seconds, until the disks are
-  UpToDate on both sides or ``sync_timeout`` passes.
+- ``step=promote`` is looped here, a short module call at a time, printing the sync progress
+  (percent, speed, ETA) at least every ``progress_interval`` seconds, until the step is done
+  (disks UpToDate on both sides, two primaries allowed, the target primary) or ``sync_timeout``
+  passes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ display = Display()
 
 # A journal of another controller is considered abandoned after this long without updates.
 FOREIGN_LEASE_S = 900
+# After the sync, how long the target waits for the source to allow two primaries.
+PEER_PROMOTE_TIMEOUT_S = 120
 
 
 def _process_start(pid):
@@ -57,6 +60,8 @@ class ActionModule(ActionBase):
         sync_timeout = int(args.pop("sync_timeout", 3600))
         interval = int(args.pop("progress_interval", 10))
         args["owner"] = controller_owner()
+        if args.get("step") == "promote":
+            args["sync_window"] = max(1, min(interval, 25))
         module_result = self._call(args, task_vars)
         owner = module_result.get("lock_owner")
         if module_result.get("failed") and owner:
@@ -70,7 +75,7 @@ class ActionModule(ActionBase):
             elif alive:
                 module_result["msg"] = "%s is being migrated by ansible-playbook pid %s on this controller: refused" % (
                     args["vm"], owner.get("pid"))
-        if args.get("step") == "sync" and not module_result.get("failed"):
+        if args.get("step") == "promote" and not module_result.get("failed"):
             module_result = self._sync_loop(args, task_vars, module_result, sync_timeout, interval)
         result.update(module_result)
         return result
@@ -80,15 +85,23 @@ class ActionModule(ActionBase):
 
     def _sync_loop(self, args, task_vars, first, timeout, interval):
         started = time.time()
-        args = dict(args, sync_window=max(1, min(interval, 25)))
+        synced_at = None
         current = first
         host = task_vars.get("inventory_hostname")
-        # a host already past the sync step answers without "synced": nothing to wait for
-        while "synced" in current and not current["synced"] and not current.get("failed") and not self._play_context.check_mode:
-            display.display("  [%s] sync %s: %s" % (host, args["vm"], ", ".join(_progress(item) for item in current.get("sync", []))))
+        # a host already past the step answers without "waiting": nothing to wait for
+        while current.get("waiting") and not current.get("failed") and not self._play_context.check_mode:
+            if args.get("role") == "source" or not current.get("synced"):
+                display.display("  [%s] sync %s: %s" % (host, args["vm"], ", ".join(_progress(item) for item in current.get("sync", []))))
             if time.time() - started > timeout:
                 current["failed"] = True
                 current["msg"] = "DRBD sync of %s not done after %d s" % (args["vm"], timeout)
+                break
+            synced_at = synced_at or (time.time() if current.get("synced") else None)
+            if synced_at and time.time() - synced_at > PEER_PROMOTE_TIMEOUT_S:
+                # the source allows two primaries in the same task; it failed or is gone
+                current["failed"] = True
+                current["msg"] = "%s: the peer did not allow two primaries for %s within %d s after the sync" % (
+                    host, args["vm"], PEER_PROMOTE_TIMEOUT_S)
                 break
             current = self._call(args, task_vars)
         current["sync_seconds"] = round(time.time() - started, 1)

@@ -34,13 +34,15 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
             facts[host] = result
     plan = {"vm": vm, "action": action, "source": None, "target": None, "resume": False, "problems": problems,
             "disks": [], "minors": [], "ports": [], "config_text": None, "migration_id": None,
-            "addresses": dict(addresses), "unreachable": unreachable, "vm_memory_mib": None}
+            "addresses": dict(addresses), "unreachable": unreachable, "vm_memory_mib": None, "mode": "plain"}
     journals = dict((h, r["journal"]) for h, r in facts.items() if r.get("journal"))
     if journals:
         journal = journals[sorted(journals)[0]]
-        plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"],
-                    disks=[{"vg": d["vg"], "lv": d["lv"], "size_bytes": d["size_bytes"]} for d in journal["disks"]],
-                    minors=[d["minor"] for d in journal["disks"]], ports=[d["port"] for d in journal["disks"]],
+        mode = journal.get("mode", "plain")
+        keys = ("resource", "minor", "device") if mode == "drbd" else ("vg", "lv", "size_bytes")
+        plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"], mode=mode,
+                    disks=[dict((k, d.get(k)) for k in keys) for d in journal["disks"]],
+                    minors=[d["minor"] for d in journal["disks"]], ports=[d.get("port") for d in journal["disks"]],
                     config_text=journal.get("config_text"))
         if target and target != journal["target"]:
             problems.append("%s is in the middle of a migration %s -> %s (journal %s): rerun without target to "
@@ -64,6 +66,16 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     source = runs_on[0]
     src = facts[source]["preflight"]
     plan.update(source=source, vm_memory_mib=src["vm_memory_mib"], config_text=src["config_text"])
+    if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
+        problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
+                        % (source, " ".join(src["virt_caps"])))
+    on_drbd = [d for d in src["disks"] if d.get("drbd")]
+    if on_drbd:
+        if len(on_drbd) != len(src["disks"]):
+            problems.append("%s: some disks of %s are on DRBD and some are not (%s): migrate needs one storage mode"
+                            % (source, vm, ", ".join(d["pdev_path"] for d in src["disks"])))
+            return plan
+        return _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addresses)
     disks = []
     for disk in src["disks"]:
         if not disk.get("lv"):
@@ -74,9 +86,6 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     if not disks and not problems:
         problems.append("%s has no disks to migrate" % vm)
     plan["disks"] = disks
-    if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
-        problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
-                        % (source, " ".join(src["virt_caps"])))
     if target is not None:
         if target == source:
             problems.append("target = source: %s already runs on %s" % (vm, source))
@@ -111,6 +120,53 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
             plan["minors"].append(minor)
             plan["ports"].append(PORT_BASE + minor)
         minor += 1
+    return plan
+
+
+def _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addresses):
+    """Storage mode drbd: the disks already live on DRBD resources between the source and one
+    peer; the target can only be that peer, and it must be the secondary, in sync."""
+    problems = plan["problems"]
+    plan["mode"] = "drbd"
+    resources = [(d["drbd"], src["drbd_resources"][d["drbd"]]) for d in src["disks"]]
+    peers = sorted(set(res["peer"]["name"] for _name, res in resources))
+    if len(peers) != 1:
+        problems.append("%s: the DRBD resources of %s have different peers (%s): no single host can take it"
+                        % (source, vm, ", ".join(peers)))
+        return plan
+    peer = peers[0]
+    if target is not None and target != peer:
+        if target == source:
+            problems.append("target = source: %s already runs on %s" % (vm, source))
+        else:
+            problems.append("%s is on DRBD with %s: the target can only be that peer (the secondary), not %s"
+                            % (vm, peer, target))
+        return plan
+    if peer not in reports:
+        problems.append("the DRBD peer of %s, %s, is not a dom0 of the inventory (%s)" % (vm, peer, ", ".join(sorted(reports))))
+        return plan
+    if peer in unreachable:
+        problems.append("target %s (the DRBD peer of %s) did not answer the preflight" % (peer, vm))
+        return plan
+    dst = facts[peer]["preflight"]
+    for name, res in resources:
+        state = res["state"]
+        # a resync still running is fine: the promote step waits for it
+        if state.get("role") != "Primary" or state.get("cstate") not in ("Connected", "SyncSource", "PausedSyncS") or \
+                state.get("disk") != "UpToDate":
+            problems.append("%s: DRBD %s of %s must be Primary, connected to %s and UpToDate to migrate; it is "
+                            "%s, %s, %s/%s" % (source, name, vm, peer, state.get("role"), state.get("cstate"),
+                                               state.get("disk"), state.get("peer_disk")))
+        theirs = dst.get("drbd_resources", {}).get(name)
+        if theirs is None:
+            problems.append("%s: has no DRBD resource %s (the peer of %s has it)" % (peer, name, source))
+        elif theirs["state"].get("role") != "Secondary":
+            problems.append("%s: DRBD %s is %s there, it must be Secondary" % (peer, name, theirs["state"].get("role")))
+    problems.extend(_target_problems(vm, src, peer, dst, [], addresses.get(peer, peer)))
+    plan["target"] = peer
+    plan["disks"] = [{"resource": name, "minor": res["minor"], "device": res["device"]} for name, res in resources]
+    plan["minors"] = [res["minor"] for _name, res in resources]
+    plan["ports"] = [res["peer"]["port"] for _name, res in resources]
     return plan
 
 

@@ -19,12 +19,19 @@ doubles as the lock.
 
     prepare   both    LVs (target), meta LVs, clones, resource file, create-md, up, connect;
                       source: pause, suspend, primary --force, load drbd table, resume, unpause
-    sync      source  wait (bounded) for UpToDate/UpToDate, report progress
-    promote   both    allow-two-primaries; target: primary and its LV table -> drbd
+    promote   both    wait (bounded, the controller loops and prints progress) for UpToDate/UpToDate,
+                      allow-two-primaries; target: primary and its LV table -> drbd
     migrate   source  xl migrate
     finish    target  pause, LV table -> original, unpause, drbd down, drop clone/meta, config
-              source  LV table -> original, drbd down, drop clone/meta and the LVs, config
+              source  (at the same time, once xl migrate succeeded) drbd down, drop clone/meta,
+                      the LVs and the config
     abort     both    back to the VM on the source with its original LVs, nothing left over
+
+Storage mode ``drbd`` (disks permanently on DRBD between the two hosts, the target being
+the secondary) uses the same steps and journal without the LV and dm work: prepare checks
+the resources, promote allows two primaries and makes the target primary, finish demotes
+the source and clears allow-two-primaries on both (the target waits for the source to be
+secondary); abort demotes the target.
 """
 
 from __future__ import annotations
@@ -38,9 +45,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     DeviceMapper, linear_table, parse_table, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    drbdadm_argv, parse_proc_drbd, render_resource,
+    drbdadm_argv, read_proc_drbd, render_resource,
 )
-from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lvcreate_argv, lvremove_argv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 STATE_DIR = "/var/lib/sanless-xen"
@@ -50,7 +57,7 @@ PORT_BASE = 7700
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB.
 META_FIXED_BYTES = 36 * 1024
-STEPS = ("prepare", "sync", "promote", "migrate", "finish")
+STEPS = ("prepare", "promote", "migrate", "finish")
 
 
 class MigrationError(Exception):
@@ -183,11 +190,7 @@ class Host(object):
         return {d["name"]: d for d in self.xen.list()}
 
     def drbd(self):
-        try:
-            with open("/proc/drbd") as handle:
-                return parse_proc_drbd(handle.read())["minors"]
-        except (IOError, OSError):
-            return {}
+        return (read_proc_drbd() or {}).get("minors", {})
 
     def dm_tables(self):
         return self.dm.tables()
@@ -200,14 +203,19 @@ class Host(object):
 
     # -- changing
     def lvcreate(self, vg, lv, size_bytes):
-        self.runner.run(["lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % size_bytes, "-n", lv, vg],
-                        changes_state=True)
+        self.runner.run(lvcreate_argv(vg, lv, size_bytes), changes_state=True)
 
     def lvremove(self, vg, lv):
-        self.runner.run(["lvremove", "-q", "-y", "%s/%s" % (vg, lv)], changes_state=True)
+        self.runner.run(lvremove_argv(vg, lv), changes_state=True)
 
     def drbdadm(self, verb, resource, *options, **kwargs):
         return self.runner.run(drbdadm_argv(verb, resource, *options), changes_state=True, **kwargs)
+
+    def peer_runs(self, address, vm):
+        """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
+        result = self.runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@" + address,
+                                  "xl", "list", vm], ok_rcs=tuple(range(256)))
+        return result.rc == 0
 
     def write_file(self, path, text, mode=0o600):
         if self.runner.check_mode:
@@ -243,7 +251,7 @@ class HostSide(object):
         self.p = params
         self.changed = False
         self.events = []
-        self.paused_at = None
+        self.pause_ms = None
 
     # ------------------------------------------------------------------ helpers
     def _note(self, event, **info):
@@ -255,6 +263,10 @@ class HostSide(object):
     def disks(self):
         return self.journal.data["disks"]
 
+    @property
+    def drbd_mode(self):
+        return self.journal.data.get("mode") == "drbd"
+
     # Xen counts pauses (each xl pause needs its own unpause): the journal records ours, so a
     # run killed between the two is not paused a second time by the rerun, only unpaused.
     def _pause(self):
@@ -263,7 +275,6 @@ class HostSide(object):
         if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
             return
         self.journal.mark("pause")
-        self.paused_at = time.time()
         self.host.xen.pause(self.p["vm"])
 
     def _unpause(self):
@@ -286,13 +297,16 @@ class HostSide(object):
 
     # ------------------------------------------------------------------ prepare
     def prepare(self):
+        if self.drbd_mode:
+            self._check_permanent_resources()
+            return
         tables = self.host.dm_tables()
         minors = self.host.drbd()
         for disk in self.disks():
             self._prepare_disk(disk, tables, minors)
-        self._wait_connected(self.p.get("connect_timeout", 120))
         if self.p["role"] == "source":
             self._swap_source_to_drbd()
+        self._wait_connected(self.p.get("connect_timeout", 120))
 
     def _prepare_disk(self, disk, tables, minors):
         host = self.host
@@ -336,6 +350,18 @@ class HostSide(object):
             host.drbdadm("up", disk["resource"])
             self._note("up:%s" % disk["resource"])
 
+    def _check_permanent_resources(self):
+        minors = self.host.drbd()
+        for disk in self.disks():
+            state = _minor_state(minors, disk["minor"])
+            if state is None:
+                raise MigrationError("%s: DRBD %s (minor %d) is not configured here" % (
+                    self.p["host_name"], disk["resource"], disk["minor"]))
+            want = "Primary" if self.p["role"] == "source" else "Secondary"
+            if state["role"] != want and not self.journal.done("step:promote"):
+                raise MigrationError("%s: DRBD %s is %s here, the %s of a drbd-mode migration must be %s" % (
+                    self.p["host_name"], disk["resource"], state["role"], self.p["role"], want))
+
     def _wait_connected(self, timeout):
         if self.host.runner.check_mode:
             return
@@ -354,34 +380,67 @@ class HostSide(object):
             time.sleep(0.2)
 
     def _swap_source_to_drbd(self):
-        """Under xl pause: flush and hold the LV, make DRBD primary (sync source), point
-        the LV at DRBD, release. Suspending before primary --force keeps every write that
-        reaches the extents after the sync starts inside DRBD's bookkeeping."""
+        """Route the source LVs through DRBD with the guest stalled as briefly as possible.
+
+        DRBD becomes primary (UpToDate by --force) while disconnected, so no sync can start
+        before every write goes through DRBD: writes that reach the extents before the swap
+        are read by the full sync that starts at connect, writes after it are DRBD's own.
+        The DRBD table is loaded as the inactive table beforehand; under xl pause only
+        ``dmsetup resume`` runs (the kernel flushes, suspends, swaps and resumes in one call).
+        """
         host = self.host
         tables = host.dm_tables()
         todo = [d for d in self.disks() if not is_drbd_table(tables.get(d["lv_dm"], []), d)]
-        if not todo:
-            return
         if host.runner.check_mode:
-            self.changed = True
+            self.changed = self.changed or bool(todo)
             return
-        self._pause()
-        try:
+        minors = host.drbd()
+        for disk in todo:
+            state = _minor_state(minors, disk["minor"])
+            if state is None or state["role"] != "Primary":
+                if state is not None and state["cstate"] != "StandAlone":
+                    self._drbdadm_retry("disconnect", disk["resource"])
+                host.drbdadm("primary", disk["resource"], "--force")
+                self._note("primary-forced:%s" % disk["resource"])
+        if todo:
             for disk in todo:
-                sectors = table_sectors(tables[disk["lv_dm"]])
-                host.dm.suspend(disk["lv_dm"])
-                try:
-                    state = _minor_state(host.drbd(), disk["minor"])
-                    if state is None or state["role"] != "Primary":
-                        host.drbdadm("primary", disk["resource"], "--force")
-                    host.dm.load(disk["lv_dm"], drbd_table(disk, sectors))
-                finally:
-                    host.dm.resume(disk["lv_dm"])
+                host.dm.load(disk["lv_dm"], drbd_table(disk, table_sectors(tables[disk["lv_dm"]])))
+            self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=self.p.get("pause_domain", True))
+            self._note("swapped-to-drbd", pause_ms=self.pause_ms)
+            self.journal.data["pause_ms"] = self.pause_ms
+        minors = host.drbd()
+        for disk in self.disks():
+            state = _minor_state(minors, disk["minor"])
+            if state is not None and state["cstate"] == "StandAlone":
+                host.drbdadm("connect", disk["resource"])
+                self._note("connected:%s" % disk["resource"])
+
+    def _drbdadm_retry(self, verb, resource, *options):
+        """drbdadm, again while DRBD answers "(-18) In transient state" (a connection attempt
+        in flight settles within milliseconds)."""
+        deadline = time.time() + 15
+        while True:
+            try:
+                return self.host.drbdadm(verb, resource, *options)
+            except CommandError as exc:
+                if "(-18)" not in (exc.stderr or "") or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _resume_all_under_pause(self, names, pause):
+        """Make the loaded inactive tables live. Each resume is atomic (flush, suspend, swap,
+        resume); the pause keeps the guest from seeing one disk swapped and another not."""
+        running = pause and self.p["vm"] in self.host.domains()
+        started = time.time()
+        if running:
+            self._pause()
+        try:
+            for name in names:
+                self.host.dm.resume(name)
         finally:
-            self._unpause()
-        pause_ms = int((time.time() - (self.paused_at or time.time())) * 1000)
-        self._note("swapped-to-drbd", pause_ms=pause_ms)
-        self.journal.data["pause_ms"] = pause_ms
+            if running:
+                self._unpause()
+        self.pause_ms = int((time.time() - started) * 1000)
 
     # ------------------------------------------------------------------ sync
     def sync_status(self):
@@ -415,18 +474,21 @@ class HostSide(object):
         return synced, report
 
     # ------------------------------------------------------------------ promote
-    def promote(self):
+    def promote(self, window_s):
+        """Wait (at most window_s) for the sync, then allow two primaries; the target also
+        becomes primary and routes its LVs through DRBD. Returns (done, sync report): not
+        done means call again (the controller loops and prints the progress)."""
         host = self.host
-        synced, report = self.sync_status()
-        if not synced:
-            raise MigrationError("%s: refusing dual-primary before the sync is complete: %s" % (self.p["host_name"], report))
+        synced, report = self.wait_synced(window_s)
+        if not synced and not host.runner.check_mode:
+            return False, report
         for disk in self.disks():
             if not self.journal.done("two-primaries:%s" % disk["resource"]):
                 host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=yes")
                 self._note("two-primaries:%s" % disk["resource"])
         if self.p["role"] != "target":
-            return
-        deadline = time.time() + 60
+            return True, report
+        deadline = time.time() + max(window_s, 5)
         for disk in self.disks():
             while True:
                 state = _minor_state(host.drbd(), disk["minor"])
@@ -437,24 +499,38 @@ class HostSide(object):
                     self._note("primary:%s" % disk["resource"])
                     break
                 except CommandError:
-                    # the peer has not allowed two primaries yet (it does so in the same step)
-                    if time.time() > deadline or host.runner.check_mode:
+                    # the source allows two primaries in the same task: not yet, try again
+                    if host.runner.check_mode:
                         raise
+                    if time.time() > deadline:
+                        return False, report
                     time.sleep(0.3)
+        if self.drbd_mode:
+            return True, report
         tables = host.dm_tables()
         for disk in self.disks():
             live = tables.get(disk["lv_dm"])
             if live is not None and not is_drbd_table(live, disk):
-                host.dm.swap_table(disk["lv_dm"], drbd_table(disk, table_sectors(live)))
+                host.dm.load(disk["lv_dm"], drbd_table(disk, table_sectors(live)))
+                host.dm.resume(disk["lv_dm"])  # atomic swap: nothing uses the LV here yet
                 self._note("swapped-to-drbd:%s" % disk["resource"])
+        return True, report
 
     # ------------------------------------------------------------------ migrate
     def migrate(self):
         vm = self.p["vm"]
         domains = self.host.domains()
         if vm not in domains:
+            if self.journal.done("migrated"):
+                return
             if self.journal.done("migrate-started"):
-                return  # an earlier run migrated it; finish on the target checks it arrived
+                # killed during xl migrate: the domain left; ask the target whether it arrived
+                if self.host.peer_runs(self.p["peer_address"], vm):
+                    self._note("migrated", seconds=None, confirmed_by="xl list on the target")
+                    return
+                raise MigrationError("%s: %s is neither here nor running on %s after an interrupted xl migrate: "
+                                     "inspect both hosts (xl list) before rerunning or aborting"
+                                     % (self.p["host_name"], vm, self.p["peer_name"]))
             raise MigrationError("%s: domain %s is not running here" % (self.p["host_name"], vm))
         self._note("migrate-started")
         started = time.time()
@@ -468,16 +544,10 @@ class HostSide(object):
         todo = [d for d in self.disks() if is_drbd_table(tables.get(d["lv_dm"], []), d)]
         if not todo:
             return
-        running = pause_vm and self.p["vm"] in host.domains()
-        if running:
-            self._pause()
-        try:
-            for disk in todo:
-                host.dm.swap_table(disk["lv_dm"], parse_table(disk["original_table"]))
-        finally:
-            if running:
-                self._unpause()
-        self._note("tables-restored")
+        for disk in todo:
+            host.dm.load(disk["lv_dm"], parse_table(disk["original_table"]))
+        self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=pause_vm)
+        self._note("tables-restored", pause_ms=self.pause_ms)
 
     def _teardown_drbd(self):
         host = self.host
@@ -497,10 +567,62 @@ class HostSide(object):
                 host.remove_file(self._res_path(disk))
                 self._note("resource-removed:%s" % disk["resource"])
 
+    def _single_primary(self, demote, timeout=120):
+        """drbd mode: this host secondary (when demote) and two primaries no longer allowed,
+        which DRBD refuses while both sides are primary: without demote, wait for the peer
+        (demoted in the same task) to be secondary first."""
+        deadline = time.time() + timeout
+        for disk in self.disks():
+            while True:
+                state = _minor_state(self.host.drbd(), disk["minor"])
+                if state is None:
+                    raise MigrationError("%s: DRBD %s (minor %d) is down" % (self.p["host_name"], disk["resource"], disk["minor"]))
+                if demote or state["peer_role"] != "Primary" or self.host.runner.check_mode:
+                    break
+                if time.time() > deadline:
+                    raise MigrationError("%s: the peer of DRBD %s is still primary after %d s" % (
+                        self.p["host_name"], disk["resource"], timeout))
+                time.sleep(0.3)
+            if demote and state["role"] == "Primary":
+                self.host.drbdadm("secondary", disk["resource"])
+                self._note("secondary:%s" % disk["resource"])
+            if self.journal.done("two-primaries:%s" % disk["resource"]) and \
+                    not self.journal.done("one-primary:%s" % disk["resource"]):
+                self.host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=no")
+                self._note("one-primary:%s" % disk["resource"])
+
+    def _move_config(self, cfg):
+        if self.p["role"] == "target":
+            config_text = self.journal.data.get("config_text")
+            if config_text and not _same_file(cfg, config_text):
+                self.host.write_file(cfg, config_text, mode=0o644)
+                self._note("config-installed", path=cfg)
+        elif os.path.exists(cfg):
+            self.host.remove_file(cfg)
+            self._note("config-removed", path=cfg)
+
+    def _finish_drbd(self, cfg):
+        vm = self.p["vm"]
+        running = vm in self.host.domains()
+        if self.p["role"] == "source":
+            # the source goes first: DRBD refuses to clear allow-two-primaries while both are primary
+            if running:
+                raise MigrationError("%s: %s still runs here; refusing to demote its disks" % (self.p["host_name"], vm))
+            self._single_primary(demote=True)
+        else:
+            if not running:
+                raise MigrationError("%s: %s is not running here; the migration did not complete (rerun to resume, "
+                                     "or migrate_action=abort)" % (self.p["host_name"], vm))
+            self._single_primary(demote=False)
+        self._move_config(cfg)
+
     def finish(self):
         vm = self.p["vm"]
         host = self.host
         cfg = os.path.join(XEN_AUTO_DIR, "%s.cfg" % vm)
+        if self.drbd_mode:
+            self._finish_drbd(cfg)
+            return
         if self.p["role"] == "target":
             domain = host.domains().get(vm)
             if domain is None:
@@ -508,29 +630,36 @@ class HostSide(object):
                                      "or migrate_action=abort)" % (self.p["host_name"], vm))
             self._restore_tables(pause_vm=True)
             self._teardown_drbd()
-            config_text = self.journal.data.get("config_text")
-            if config_text and not _same_file(cfg, config_text):
-                host.write_file(cfg, config_text, mode=0o644)
-                self._note("config-installed", path=cfg)
+            self._move_config(cfg)
         else:
             if vm in host.domains():
                 raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
-            if not self.p.get("target_finished"):
-                raise MigrationError("%s: the target has not confirmed %s; refusing to remove the source disks" % (
-                    self.p["host_name"], vm))
+            # xl migrate returned success (or the target was seen running the domain): its disks
+            # were UpToDate there, every write since went to both sides (protocol C)
+            if not self.journal.done("migrated") and not self.p.get("target_finished"):
+                raise MigrationError("%s: no confirmed migration of %s in the journal; refusing to remove the "
+                                     "source disks" % (self.p["host_name"], vm))
             self._restore_tables(pause_vm=False)
             self._teardown_drbd()
             for disk in self.disks():
                 if host.lv(disk["vg"], disk["lv"]) is not None:
                     host.lvremove(disk["vg"], disk["lv"])
                     self._note("lv-removed", lv=disk["lv"])
-            if os.path.exists(cfg):
-                host.remove_file(cfg)
-                self._note("config-removed", path=cfg)
+            self._move_config(cfg)
 
     def abort(self):
         vm = self.p["vm"]
         host = self.host
+        if self.drbd_mode:
+            # the target goes first: it must be secondary before two primaries can be disallowed
+            if self.p["role"] == "source" and vm not in host.domains():
+                raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
+                                     "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
+            if self.p["role"] == "target" and vm in host.domains():
+                raise MigrationError("%s: %s already runs here: abort refused, rerun to finish the migration" % (
+                    self.p["host_name"], vm))
+            self._single_primary(demote=self.p["role"] == "target")
+            return
         if self.p["role"] == "source":
             if vm not in host.domains():
                 raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "

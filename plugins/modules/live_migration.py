@@ -31,11 +31,13 @@ options:
   step:
     description:
       - V(preflight) changes nothing and reports what the controller needs to plan (on any dom0).
-      - V(prepare), V(sync), V(promote), V(migrate), V(finish) are the migration, in that order.
+      - V(prepare), V(promote), V(migrate), V(finish) are the migration, in that order.
+      - V(promote) first waits up to O(sync_window) seconds for the DRBD sync; while it is not done it
+        returns RV(waiting) and the progress, and the action plugin calls it again.
       - V(abort) rolls back to the VM running on the source with its original LVs.
     type: str
     required: true
-    choices: [preflight, prepare, sync, promote, migrate, finish, abort]
+    choices: [preflight, prepare, promote, migrate, finish, abort]
   role:
     description: Which half this host runs. Required for every step but V(preflight).
     type: str
@@ -70,6 +72,15 @@ options:
   migration_id:
     description: Identifier of this migration (O(step=prepare) of a new migration).
     type: str
+  mode:
+    description:
+      - Storage mode of the VM (O(step=prepare) of a new migration; later steps read it from the journal).
+      - V(plain) for disks on local LVs, moved through temporary DRBD resources.
+      - V(drbd) for disks permanently on DRBD between the source and the target (the secondary); O(disks)
+        then name the resources (C(resource)) and O(minors) their minors.
+    type: str
+    choices: [plain, drbd]
+    default: plain
   secret:
     description: Shared secret authenticating the DRBD peers (O(step=prepare) of a new migration).
     type: str
@@ -85,17 +96,26 @@ options:
     type: bool
     default: false
   target_finished:
-    description: With O(step=finish) on the source, the target reported the VM running there.
+    description:
+      - With O(step=finish) on the source, the target reported the VM running there. Not needed when this
+        host's journal records a successful C(xl migrate), as the role's runs do.
     type: bool
     default: false
   sync_window:
-    description: With O(step=sync), seconds to wait for UpToDate/UpToDate before returning progress.
+    description: With O(step=promote), seconds to wait for UpToDate/UpToDate (and for the peer to allow two primaries) before returning progress.
     type: int
     default: 10
   resync_rate:
     description: DRBD resync rate.
     type: str
     default: 400M
+  pause_domain:
+    description:
+      - Pause the domain (C(xl pause)) while its disks' tables are swapped, so that a guest with several
+        disks never sees one swapped and another not. Each swap is atomic either way (C(dmsetup resume)
+        of a preloaded table flushes, suspends, swaps and resumes in one call).
+    type: bool
+    default: true
   state_dir:
     description: Folder of the journals.
     type: path
@@ -174,13 +194,24 @@ preflight:
     ssh_ok:
       description: Peer address to whether root ssh to it works.
       type: dict
+    drbd_resources:
+      description:
+        - DRBD resources configured in C(/etc/drbd.d) on this host, by name, each with minor, device,
+          peer (name, address, port) and the live role, peer_role, cstate, disk, peer_disk.
+        - A disk of the VM on C(/dev/drbdN) has C(drbd) set to the name of its resource (storage mode drbd).
+      type: dict
 sync:
-  description: With O(step=sync), per disk the connection and disk states, percent, speed, ETA.
-  returned: when step is sync
+  description: With O(step=promote), per disk the connection and disk states, percent, speed, ETA.
+  returned: when step is promote
   type: list
+  elements: dict
 synced:
-  description: With O(step=sync), all disks are UpToDate on both sides.
-  returned: when step is sync
+  description: With O(step=promote), all disks are UpToDate on both sides.
+  returned: when step is promote
+  type: bool
+waiting:
+  description: With O(step=promote), the step is not done yet (sync running, or the peer has not allowed two primaries); call again.
+  returned: when step is promote
   type: bool
 past_step:
   description: This host had already started a later step, so this step was a no-op (a resumed run).
@@ -192,12 +223,15 @@ lock_owner:
   type: dict
 """
 
+import glob
 import os
+import re
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack
 
@@ -217,14 +251,41 @@ def listening_ports():
     return sorted(ports)
 
 
+def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
+    """Resources of this host's /etc/drbd.d/*.res with their live state from /proc/drbd."""
+    resources = {}
+    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
+        try:
+            with open(path) as handle:
+                res = parse_resource(handle.read())
+        except (IOError, OSError, DrbdParseError):
+            continue  # not a single-resource file of ours: nothing to migrate with
+        me = [h for h in res["hosts"] if h["name"] == hostname]
+        peers = [h for h in res["hosts"] if h["name"] != hostname]
+        match = re.match(r"^/dev/drbd(\d+)$", (me[0]["device"] or "") if me else "")
+        if not match or len(peers) != 1:
+            continue
+        minor = int(match.group(1))
+        state = lm._minor_state(minors, minor) or {}
+        resources[res["name"]] = {
+            "minor": minor, "device": me[0]["device"], "disk": me[0]["disk"], "path": path,
+            "peer": {"name": peers[0]["name"], "address": peers[0]["address"], "port": peers[0]["port"]},
+            "state": {k: state.get(k) for k in ("role", "peer_role", "cstate", "disk", "peer_disk")},
+        }
+    return resources
+
+
 def preflight(module, host, runner):
     vm = module.params["vm"]
     info = host.xen.info()
     domains = host.domains()
-    facts = {"hostname": socket.gethostname(), "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
-             "virt_caps": info["virt_caps"], "used_minors": sorted(int(m) for m in host.drbd()),
+    minors = host.drbd()
+    hostname = socket.gethostname()
+    facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
+             "virt_caps": info["virt_caps"], "used_minors": sorted(int(m) for m in minors),
              "listening_ports": listening_ports(), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
-             "config_text": None, "vm_memory_mib": None, "vm_type": None}
+             "config_text": None, "vm_memory_mib": None, "vm_type": None,
+             "drbd_resources": drbd_resources(hostname, minors)}
     for vg in host.lvm.vgs():
         facts["vgs"][vg["name"]] = vg["free_bytes"]
     all_lvs = host.lvm.lvs()
@@ -234,6 +295,7 @@ def preflight(module, host, runner):
         long_info = host.xen.list_long(vm)[0]
         facts["vm_memory_mib"] = domains[vm]["memory_mib"]
         facts["vm_type"] = long_info["type"]
+        by_device = dict((res["device"], name) for name, res in facts["drbd_resources"].items())
         by_path = {}
         for lv in all_lvs:
             for path in (lv["path"], lv["dm_path"]):
@@ -243,7 +305,9 @@ def preflight(module, host, runner):
             lv = by_path.get(os.path.realpath(disk["pdev_path"])) or by_path.get(disk["pdev_path"])
             facts["disks"].append({"pdev_path": disk["pdev_path"], "vdev": disk["vdev"],
                                    "vg": lv["vg"] if lv else None, "lv": lv["name"] if lv else None,
-                                   "size_bytes": lv["size_bytes"] if lv else None})
+                                   "size_bytes": lv["size_bytes"] if lv else None,
+                                   "drbd": by_device.get(os.path.realpath(disk["pdev_path"]))
+                                   or by_device.get(disk["pdev_path"])})
         cfg = os.path.join(lm.XEN_AUTO_DIR, "%s.cfg" % vm)
         if os.path.exists(cfg):
             with open(cfg) as handle:
@@ -264,6 +328,11 @@ def new_journal(module):
         raise lm.MigrationError("step=prepare of a new migration needs one minor per disk")
     disks = []
     for index, (disk, minor) in enumerate(zip(p["disks"], p["minors"])):
+        if p["mode"] == "drbd":
+            # the VM's own DRBD resources: nothing is created, their names come from the preflight
+            disks.append({"resource": lm.check_vm_name(disk["resource"]), "minor": int(minor),
+                          "device": "/dev/drbd%d" % int(minor)})
+            continue
         names = lm.disk_names(p["vm"], disk["vg"], disk["lv"], index, int(minor))
         names["size_bytes"] = int(disk["size_bytes"])
         disks.append(names)
@@ -272,7 +341,7 @@ def new_journal(module):
             "source_address": p["address"] if p["role"] == "source" else p["peer_address"],
             "target_address": p["peer_address"] if p["role"] == "source" else p["address"],
             "disks": disks, "secret": p["secret"], "owner": p["owner"], "config_text": p["config_text"],
-            "mode": "plain", "log": []}
+            "mode": p["mode"], "log": []}
 
 
 def public_journal(data):
@@ -286,7 +355,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             vm=dict(type="str", required=True),
-            step=dict(type="str", required=True, choices=["preflight", "prepare", "sync", "promote", "migrate", "finish", "abort"]),
+            step=dict(type="str", required=True, choices=["preflight", "prepare", "promote", "migrate", "finish", "abort"]),
             role=dict(type="str", choices=["source", "target"]),
             host_name=dict(type="str"),
             address=dict(type="str"),
@@ -296,6 +365,7 @@ def main():
             disks=dict(type="list", elements="dict", default=[]),
             minors=dict(type="list", elements="int", default=[]),
             migration_id=dict(type="str"),
+            mode=dict(type="str", default="plain", choices=["plain", "drbd"]),
             secret=dict(type="str", no_log=True),
             config_text=dict(type="str"),
             owner=dict(type="dict", default={}),
@@ -303,10 +373,11 @@ def main():
             target_finished=dict(type="bool", default=False),
             sync_window=dict(type="int", default=10),
             resync_rate=dict(type="str", default="400M"),
+            pause_domain=dict(type="bool", default=True),
             state_dir=dict(type="path", default=lm.STATE_DIR),
         ),
         required_if=[("step", step, ["role", "host_name", "peer_name", "peer_address", "address"])
-                     for step in ("prepare", "sync", "promote", "migrate", "finish", "abort")],
+                     for step in ("prepare", "promote", "migrate", "finish", "abort")],
         supports_check_mode=True,
     )
     p = module.params
@@ -352,11 +423,10 @@ def main():
                 journal.mark("step:" + step)
         if step == "prepare":
             side.prepare()
-        elif step == "sync":
-            synced, report = side.wait_synced(p["sync_window"])
-            result.update(synced=synced, sync=report)
         elif step == "promote":
-            side.promote()
+            done, report = side.promote(p["sync_window"])
+            result.update(waiting=not done, synced=all(r["disk"] == "UpToDate" and r["peer_disk"] == "UpToDate"
+                                                       for r in report), sync=report)
         elif step == "migrate":
             side.migrate()
         elif step == "finish":

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import sanless_lab
 
-HB_RE = re.compile(r"SANLESS-HB (\d+) (\d+(?:\.\d+)?)")
+# SANLESS-HB <n> <unix time> <guest uptime, 1/100 s>
+HB_RE = re.compile(r"SANLESS-HB (\d+) (\d+(?:\.\d+)?) (\d+\.\d+)")
 SUM_RE = re.compile(r"SANLESS-(?:PATTERN|CHECK(?: \d+)?) sha256=([0-9a-f]{64})")
 
 
@@ -61,7 +62,14 @@ class Lab:
 
     @staticmethod
     def heartbeats(text):
-        return [(int(n), float(t)) for n, t in HB_RE.findall(text)]
+        """(beat number, guest uptime) pairs: the uptime keeps running through pauses and
+        migrations and has 1/100 s, where busybox's date has whole seconds."""
+        return [(int(n), float(up)) for n, _epoch, up in HB_RE.findall(text)]
+
+    @staticmethod
+    def heartbeats_full(text):
+        """(beat number, unix time in whole seconds, guest uptime) of each heartbeat."""
+        return [(int(n), float(epoch), float(up)) for n, epoch, up in HB_RE.findall(text)]
 
     @staticmethod
     def checksums(text):
@@ -91,9 +99,13 @@ class Lab:
 
 
 def leftovers(lab, host, vm):
-    """What a migration of vm may leave behind on host: DRBD minors, clone/meta dm devices,
-    resource files, journals. Empty when clean."""
-    out = lab.sh(host, "grep -E '^ *[0-9]+: cs:' /proc/drbd | grep -v 'cs:Unconfigured' | sed 's/^/drbd /'; "
+    """What a migration of vm may leave behind on host: DRBD minors (other than those of
+    permanent resources, whose res files are not sl-*), clone/meta dm devices, resource files,
+    journals. Empty when clean."""
+    out = lab.sh(host, "keep=$(cat $(ls /etc/drbd.d/*.res 2>/dev/null | grep -v '/sl-') /dev/null | "
+                       "grep -o 'minor [0-9]*\\|/dev/drbd[0-9]*' | grep -o '[0-9]*$' | sort -u | tr '\\n' ' '); "
+                       "grep -E '^ *[0-9]+: cs:' /proc/drbd | grep -v 'cs:Unconfigured' | while read -r line; do "
+                       "m=${line%%%%:*}; m=${m## }; case \" $keep \" in *\" $m \"*) ;; *) echo \"drbd $line\";; esac; done; "
                        "dmsetup ls | grep -E '^sl-%s-|%s.*drbdmeta' | sed 's/^/dm /'; "
                        "ls /etc/drbd.d/ | grep '^sl-%s-' | sed 's/^/res /'; "
                        "ls /var/lib/sanless-xen/migrations/ 2>/dev/null | sed 's/^/journal /'; true"
@@ -108,6 +120,12 @@ def vm_lvs(lab, host, vm):
 
 def where_runs(lab, vm):
     return [h for h in lab.hosts if vm in lab.xl_domains(h)]
+
+
+def journal_history(lab, host, vm):
+    """The newest closed journal of vm on host (history/VM-ID.json)."""
+    proc = lab.sh(host, "cat \"$(ls -t /var/lib/sanless-xen/history/%s-*.json | head -n1)\"" % vm)
+    return json.loads(proc.stdout)
 
 
 def journal_events(lab, host, vm):
