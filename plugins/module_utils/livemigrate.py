@@ -274,12 +274,14 @@ class HostSide(object):
         domain = self.host.domains().get(self.p["vm"])
         if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
             return
-        self.journal.mark("pause")
+        if not self.host.runner.check_mode:  # check mode pauses nothing and writes no journal
+            self.journal.mark("pause")
         self.host.xen.pause(self.p["vm"])
 
     def _unpause(self):
         self.host.xen.unpause(self.p["vm"])
-        self.journal.mark("unpause")
+        if not self.host.runner.check_mode:
+            self.journal.mark("unpause")
 
     def _resource_text(self, disk):
         me = {"name": self.p["host_name"], "address": self.p["address"], "port": disk["port"],

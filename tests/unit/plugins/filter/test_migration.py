@@ -1,9 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The migrate role's preflight decision (plugins/filter/migration.py) and livemigrate's pure helpers."""
+
+from __future__ import annotations
+
+import os
+
 import pytest
 
 from ansible_collections.sanless.xen.plugins.filter.migration import plan_migration
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
+from ansible_collections.sanless.xen.plugins.modules import live_migration
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures")
+
+
+def read_fixture(*parts):
+    with open(os.path.join(FIXTURES, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
 
 GIB = 1024 ** 3
 CAPS = ("pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2")
@@ -105,3 +125,192 @@ def test_disk_names_and_drbd_table_detection():
 def test_bad_vm_names_refused(name):
     with pytest.raises(lm.MigrationError, match="invalid VM name"):
         lm.check_vm_name(name)
+
+
+# --------------------------------------------------------------------------- storage mode drbd
+#
+# The preflight's "drbd_resources" are built here the way live_migration's drbd_resources() builds them
+# on each dom0: from the recorded resource file fxd.res (hosta and hostb, /dev/drbd90) and recorded
+# /proc/drbd files (drbd/8.4.11, see its SOURCE for which host each comes from).
+
+DRBD = ("drbd", "8.4.11")
+
+
+def drbd_facts(tmp_path, host, proc_text):
+    conf = tmp_path / host
+    conf.mkdir(exist_ok=True)
+    (conf / "fxd.res").write_text(read_fixture(*DRBD + ("fxd.res",)))
+    return live_migration.drbd_resources(host, parse_proc_drbd(proc_text)["minors"], str(conf))
+
+
+def drbd_report(tmp_path, host, proc_file=None, proc_text=None, runs_vm=False, **kwargs):
+    result = report(runs_vm=runs_vm, **kwargs)
+    facts = result["preflight"]
+    facts["drbd_resources"] = drbd_facts(tmp_path, host, proc_text or read_fixture(*DRBD + (proc_file,)))
+    if runs_vm:
+        facts["disks"] = [{"pdev_path": "/dev/drbd90", "vdev": "xvda", "vg": None, "lv": None, "size_bytes": None,
+                           "drbd": "fxd"}]
+    return result
+
+
+def drbd_reports(tmp_path, source_proc="proc-drbd-uptodate.txt", peer_proc="proc-drbd-uptodate-secondary.txt"):
+    # uptodate.txt (hosta): 90 Connected Primary/Secondary UpToDate/UpToDate;
+    # uptodate-secondary.txt (hostb): 90 Connected Secondary/Primary UpToDate/UpToDate
+    return {"hosta": drbd_report(tmp_path, "hosta", source_proc, runs_vm=True),
+            "hostb": drbd_report(tmp_path, "hostb", peer_proc),
+            "hostc": report()}
+
+
+def test_drbd_resources_as_the_preflight_reports_them(tmp_path):
+    resources = drbd_facts(tmp_path, "hosta", read_fixture(*DRBD + ("proc-drbd-uptodate.txt",)))
+    assert resources == {"fxd": {
+        "minor": 90, "device": "/dev/drbd90", "disk": "/dev/xenvg/fxd-disk", "path": str(tmp_path / "hosta" / "fxd.res"),
+        "peer": {"name": "hostb", "address": "10.77.0.12", "port": 7990},
+        "state": {"role": "Primary", "peer_role": "Secondary", "cstate": "Connected", "disk": "UpToDate",
+                  "peer_disk": "UpToDate"}}}
+
+
+@pytest.mark.parametrize("target", [None, "hostb"])
+def test_drbd_mode_targets_the_peer(tmp_path, target):
+    plan = plan_migration(drbd_reports(tmp_path), ADDR, "web01", target)
+    assert plan["problems"] == []
+    assert (plan["mode"], plan["source"], plan["target"]) == ("drbd", "hosta", "hostb")
+    assert plan["disks"] == [{"resource": "fxd", "minor": 90, "device": "/dev/drbd90"}]
+    assert plan["minors"] == [90] and plan["ports"] == [7990]
+    assert plan["resume"] is False and plan["vm_memory_mib"] == 96
+
+
+def test_drbd_mode_peer_is_the_target_even_with_more_free_memory_elsewhere(tmp_path):
+    reports = drbd_reports(tmp_path)
+    reports["hostc"] = report(free_mib=4096)
+    assert plan_migration(reports, ADDR, "web01")["target"] == "hostb"
+
+
+def test_drbd_mode_a_resync_in_progress_is_no_problem(tmp_path):
+    # syncsource.txt (hosta): 90 SyncSource Primary/Secondary UpToDate/Inconsistent 67.4%; promote waits for it
+    plan = plan_migration(drbd_reports(tmp_path, "proc-drbd-syncsource.txt", "proc-drbd-synctarget.txt"), ADDR, "web01")
+    assert plan["problems"] == [] and plan["target"] == "hostb"
+
+
+def test_drbd_mode_target_neither_source_nor_peer(tmp_path):
+    plan = plan_migration(drbd_reports(tmp_path), ADDR, "web01", "hostc")
+    assert plan["problems"] == ["web01 is on DRBD with hostb: the target can only be that peer (the secondary), not hostc"]
+    assert plan["target"] is None and plan["mode"] == "drbd"
+
+
+def test_drbd_mode_target_is_source(tmp_path):
+    plan = plan_migration(drbd_reports(tmp_path), ADDR, "web01", "hosta")
+    assert plan["problems"] == ["target = source: web01 already runs on hosta"]
+    assert plan["target"] is None
+
+
+def test_drbd_mode_peer_not_secondary(tmp_path):
+    # dual-primary.txt was recorded on hosta; 90 Connected Primary/Primary reads the same from either side
+    plan = plan_migration(drbd_reports(tmp_path, peer_proc="proc-drbd-dual-primary.txt"), ADDR, "web01")
+    assert plan["problems"] == ["hostb: DRBD fxd is Primary there, it must be Secondary"]
+
+
+@pytest.mark.parametrize("state", [
+    "cs:SyncTarget ro:Primary/Secondary ds:Inconsistent/UpToDate",   # a primary resyncing from its peer
+    "cs:Connected ro:Primary/Secondary ds:Diskless/UpToDate",        # a primary that detached its disk
+])
+def test_drbd_mode_source_not_uptodate(tmp_path, state):
+    # NOT recorded: proc-drbd-uptodate.txt (hosta) with the state of minor 90 edited
+    recorded = read_fixture(*DRBD + ("proc-drbd-uptodate.txt",))
+    line = "90: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----"
+    assert line in recorded
+    text = recorded.replace(line, "90: %s C r-----" % state)
+    reports = drbd_reports(tmp_path)
+    reports["hosta"] = drbd_report(tmp_path, "hosta", proc_text=text, runs_vm=True)
+    plan = plan_migration(reports, ADDR, "web01")
+    cstate, _role, disk = [part.split(":")[1] for part in state.split()]
+    assert plan["problems"] == ["hosta: DRBD fxd of web01 must be Primary, connected to hostb and UpToDate to migrate; "
+                                "it is Primary, %s, %s" % (cstate, disk)]
+
+
+@pytest.mark.parametrize("proc_file,state", [
+    # primary-standalone-peer.txt (hosta): 90 WFConnection Primary/Unknown UpToDate/DUnknown
+    ("proc-drbd-primary-standalone-peer.txt", "Primary, WFConnection, UpToDate/DUnknown"),
+    # synctarget.txt (hostb): 90 SyncTarget Secondary/Primary Inconsistent/UpToDate
+    ("proc-drbd-synctarget.txt", "Secondary, SyncTarget, Inconsistent/UpToDate"),
+    # uptodate-secondary.txt (hostb): 90 Connected Secondary/Primary UpToDate/UpToDate
+    ("proc-drbd-uptodate-secondary.txt", "Secondary, Connected, UpToDate/UpToDate"),
+])
+def test_drbd_mode_source_must_be_connected_uptodate_primary(tmp_path, proc_file, state):
+    plan = plan_migration(drbd_reports(tmp_path, source_proc=proc_file), ADDR, "web01")
+    assert any(p.startswith("hosta: DRBD fxd of web01 must be Primary") and p.endswith("it is " + state)
+               for p in plan["problems"]), plan["problems"]
+
+
+def test_drbd_mode_peer_without_the_resource(tmp_path):
+    reports = drbd_reports(tmp_path)
+    reports["hostb"] = report()
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["hostb: has no DRBD resource fxd (the peer of hosta has it)"]
+
+
+def test_drbd_mode_peer_unreachable_or_not_in_the_inventory(tmp_path):
+    reports = drbd_reports(tmp_path)
+    reports["hostb"] = {"unreachable": True}
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["target hostb (the DRBD peer of web01) did not answer the preflight"]
+    del reports["hostb"]
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["the DRBD peer of web01, hostb, is not a dom0 of the inventory (hosta, hostc)"]
+
+
+def test_drbd_mode_peer_checked_like_any_target(tmp_path):
+    reports = drbd_reports(tmp_path)
+    reports["hostb"]["preflight"]["free_memory_mib"] = 50
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["hostb: needs 96 MiB of free memory for web01, has 50 MiB"]
+
+
+def test_drbd_mode_resources_with_different_peers(tmp_path):
+    reports = drbd_reports(tmp_path)
+    src = reports["hosta"]["preflight"]
+    src["drbd_resources"]["fxe"] = dict(src["drbd_resources"]["fxd"], minor=91, device="/dev/drbd91",
+                                        peer={"name": "hostc", "address": "10.77.0.13", "port": 7991})
+    src["disks"].append({"pdev_path": "/dev/drbd91", "vdev": "xvdb", "vg": None, "lv": None, "size_bytes": None,
+                         "drbd": "fxe"})
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["hosta: the DRBD resources of web01 have different peers (hostb, hostc): no single host can take it"]
+
+
+def test_mixed_drbd_and_lv_disks_are_refused(tmp_path):
+    reports = drbd_reports(tmp_path)
+    reports["hosta"]["preflight"]["disks"].append({"pdev_path": "/dev/xenvg/web01-data", "vdev": "xvdb", "vg": "xenvg",
+                                                   "lv": "web01-data", "size_bytes": GIB, "drbd": None})
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["hosta: some disks of web01 are on DRBD and some are not (/dev/drbd90, /dev/xenvg/web01-data): "
+                                "migrate needs one storage mode"]
+    assert plan["target"] is None and plan["disks"] == []
+
+
+def test_drbd_mode_journal_resumes_with_its_resources(tmp_path):
+    # a journal as live_migration's new_journal() writes it for mode drbd
+    journal = {"id": "m7", "source": "hosta", "target": "hostb", "config_text": 'name = "web01"\n', "mode": "drbd",
+               "disks": [{"resource": "fxd", "minor": 90, "device": "/dev/drbd90"}]}
+    reports = drbd_reports(tmp_path)
+    reports["hostb"]["journal"] = journal
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == [] and plan["resume"] is True
+    assert (plan["mode"], plan["source"], plan["target"], plan["migration_id"]) == ("drbd", "hosta", "hostb", "m7")
+    assert plan["disks"] == [{"resource": "fxd", "minor": 90, "device": "/dev/drbd90"}] and plan["minors"] == [90]
+    assert plan["config_text"] == 'name = "web01"\n'
+    plan = plan_migration(reports, ADDR, "web01", "hostc")
+    assert "in the middle of a migration hosta -> hostb" in plan["problems"][0]
+
+
+def test_plain_mode_plans_as_before_next_to_drbd_resources(tmp_path):
+    # the dom0s have a DRBD resource (fxd), but the VM's disk is a local LV: plain mode, new minors
+    reports = {"hosta": report(runs_vm=True, minors=[90]), "hostb": report(minors=[90])}
+    for host in reports:
+        reports[host]["preflight"]["drbd_resources"] = drbd_facts(
+            tmp_path, host, read_fixture(*DRBD + ("proc-drbd-uptodate.txt",)))
+    reports["hosta"]["preflight"]["disks"][0]["drbd"] = None
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == [] and plan["mode"] == "plain"
+    assert (plan["source"], plan["target"]) == ("hosta", "hostb")
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
+    assert plan["minors"] == [10] and plan["ports"] == [7710]

@@ -1,0 +1,653 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""livemigrate.HostSide with a fake Host: /proc/drbd states recorded with DRBD 8.4.11 (drbd/8.4.11),
+dm tables recorded with dmsetup 1.02.185 (dm/1.02.185), xl list recorded with Xen 4.17.5 (xl/4.17.5),
+a real Journal in tmp_path and a fake clock.
+
+The disk is the recorded LV xenvg/fxs-disk (dmsetup-table-fxs-before.txt: on its extents,
+dmsetup-table-fxs-swapped.txt: on 147:90) with DRBD minor 90, the minor of the recorded /proc/drbd
+files; the VM is fxm, the domain of the recorded xl migrate (running on hosta before, on hostb after).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.plugins.module_utils.xen import parse_xl_list
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures")
+
+
+def read_fixture(*parts):
+    with open(os.path.join(FIXTURES, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def proc(name):
+    return read_fixture("drbd", "8.4.11", "proc-drbd-%s.txt" % name)
+
+
+def xl_list(name):
+    return parse_xl_list(read_fixture("xl", "4.17.5", "xl-list-%s.txt" % name))
+
+
+def proc_edited(name, old, new):
+    """A recorded /proc/drbd with one line edited: NOT a recording, each caller says how it differs."""
+    text = proc(name)
+    assert old in text
+    return text.replace(old, new)
+
+
+# 90 is WFConnection Primary/Unknown in this recording (hosta, its peer StandAlone); edited to StandAlone,
+# the state of the source right after disconnect and primary --force.
+STANDALONE_PRIMARY = ("primary-standalone-peer", "90: cs:WFConnection ro:Primary/Unknown",
+                      "90: cs:StandAlone ro:Primary/Unknown")
+
+FXS_BEFORE = parse_table(read_fixture("dm", "1.02.185", "dmsetup-table-fxs-before.txt"))    # 0 32768 linear 254:16 559104
+FXS_SWAPPED = parse_table(read_fixture("dm", "1.02.185", "dmsetup-table-fxs-swapped.txt"))  # 0 32768 linear 147:90 0
+VM = "fxm"
+SOURCE = {"vm": VM, "role": "source", "host_name": "hosta", "address": "10.77.0.11", "peer_name": "hostb",
+          "peer_address": "10.77.0.12", "connect_timeout": 5}
+TARGET = dict(SOURCE, role="target", host_name="hostb", address="10.77.0.12", peer_name="hosta", peer_address="10.77.0.11")
+
+
+def dm_listing(fxs_table, clone=False):
+    """The recorded ``dmsetup table`` listing of hosta (dmsetup-table-swapped.txt) with xenvg-fxs--disk set to
+    the given (recorded) table, and, when clone, the clone the prepare step creates for it."""
+    tables = parse_tables(read_fixture("dm", "1.02.185", "dmsetup-table-swapped.txt"))
+    assert tables["xenvg-fxs--disk"] == FXS_SWAPPED
+    tables["xenvg-fxs--disk"] = list(fxs_table)
+    if clone:
+        tables["sl-fxm-0.real"] = list(FXS_BEFORE)
+    return tables
+
+
+class Clock(object):
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeRunner(object):
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+
+class FakeXen(object):
+    def __init__(self, host):
+        self.host = host
+
+    def pause(self, vm):
+        self.host.record("xl", "pause", vm)
+
+    def unpause(self, vm):
+        self.host.record("xl", "unpause", vm)
+
+    def migrate(self, vm, address):
+        self.host.record("xl", "migrate", vm, address)
+        if self.host.migrate_error:
+            raise self.host.migrate_error
+
+
+class FakeDm(object):
+    def __init__(self, host):
+        self.host = host
+        self.inactive = {}
+
+    def load(self, name, segments):
+        self.host.record("dmsetup", "load", name, render_table(segments))
+        if not self.host.runner.check_mode:
+            self.inactive[name] = segments
+
+    def resume(self, name):
+        self.host.record("dmsetup", "resume", name)
+        if name in self.inactive:
+            self.host.tables[name] = self.inactive.pop(name)
+
+    def create(self, name, segments):
+        self.host.record("dmsetup", "create", name, render_table(segments))
+        if not self.host.runner.check_mode:
+            self.host.tables[name] = segments
+
+    def remove(self, name):
+        self.host.record("dmsetup", "remove", name)
+        if not self.host.runner.check_mode:
+            del self.host.tables[name]
+
+    def swap_table(self, name, segments):
+        raise AssertionError("HostSide does not use swap_table")
+
+
+class FakeHost(object):
+    """livemigrate.Host with recorded state: ``procs`` is a list of /proc/drbd texts, one per drbd() call,
+    the last one repeating; ``errors`` maps a drbdadm verb to the CommandErrors its next calls raise."""
+
+    def __init__(self, procs, tables=None, domains=(), lvs=(), check_mode=False, peer_runs=False):
+        self.runner = FakeRunner(check_mode)
+        self.xen = FakeXen(self)
+        self.dm = FakeDm(self)
+        self.procs = list(procs)
+        self.tables = dict(tables or {})
+        self.domain_list = list(domains)
+        self.lvs = set(lvs)
+        self.errors = {}
+        self.peer_has_vm = peer_runs
+        self.migrate_error = None
+        self.calls = []
+
+    def record(self, *call):
+        self.calls.append(call)
+
+    def commands(self, *programs):
+        return [" ".join(str(part) for part in call) for call in self.calls if call[0] in programs]
+
+    def domains(self):
+        return {d["name"]: d for d in self.domain_list}
+
+    def drbd(self):
+        text = self.procs.pop(0) if len(self.procs) > 1 else self.procs[0]
+        return parse_proc_drbd(text)["minors"]
+
+    def dm_tables(self):
+        return dict(self.tables)
+
+    def lv(self, vg, lv):
+        return {"vg": vg, "name": lv} if (vg, lv) in self.lvs else None
+
+    def lvcreate(self, vg, lv, size_bytes):
+        self.record("lvcreate", vg, lv, size_bytes)
+        self.lvs.add((vg, lv))
+
+    def lvremove(self, vg, lv):
+        self.record("lvremove", vg, lv)
+        self.lvs.discard((vg, lv))
+
+    def drbdadm(self, verb, resource, *options, **kwargs):
+        self.record(*drbdadm_argv(verb, resource, *options))
+        pending = self.errors.get(verb)
+        if pending:
+            raise pending.pop(0)
+
+    def write_file(self, path, text, mode=0o600):
+        self.record("write", path)
+        if not self.runner.check_mode:
+            with open(path, "w") as handle:
+                handle.write(text)
+
+    def remove_file(self, path):
+        self.record("remove", path)
+        if not self.runner.check_mode:
+            os.unlink(path)
+
+    def peer_runs(self, address, vm):
+        self.record("peer_runs", address, vm)
+        return self.peer_has_vm
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(lm, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    for name in ("drbd.d", "auto", "state"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(lm, "DRBD_CONF_DIR", str(tmp_path / "drbd.d"))
+    monkeypatch.setattr(lm, "XEN_AUTO_DIR", str(tmp_path / "auto"))
+    return tmp_path
+
+
+def plain_disk(original=True):
+    disk = lm.disk_names(VM, "xenvg", "fxs-disk", 0, 90)
+    disk["size_bytes"] = 32768 * 512
+    if original:
+        disk["original_table"] = render_table(FXS_BEFORE)
+    return disk
+
+
+def journal_for(dirs, role, mode="plain", events=(), disks=None):
+    journal = lm.Journal(VM, str(dirs / "state"))
+    if disks is None:
+        disks = [{"resource": "fxd", "minor": 90, "device": "/dev/drbd90"}] if mode == "drbd" else [plain_disk()]
+    journal.data = {"vm": VM, "id": "m1", "role": role, "source": "hosta", "target": "hostb", "disks": disks,
+                    "secret": "s3cret", "owner": {}, "config_text": 'name = "fxm"\n', "mode": mode,
+                    "log": [{"event": event, "at": 0} for event in events]}
+    journal.save()
+    return journal
+
+
+def logged(journal):
+    return [entry["event"] for entry in lm.Journal(VM, os.path.dirname(journal.dir)).load()["log"]]
+
+
+# --------------------------------------------------------------------------- journal
+
+def test_journal_passed_follows_the_steps(dirs, clock):
+    assert lm.STEPS == ("prepare", "promote", "migrate", "finish")
+    journal = journal_for(dirs, "source")
+    assert not any(journal.passed(step) for step in lm.STEPS)
+    journal.mark("step:prepare")
+    assert not journal.passed("prepare")
+    journal.mark("step:promote")
+    assert journal.passed("prepare") and not journal.passed("promote")
+    journal.mark("step:finish")
+    assert journal.passed("prepare") and journal.passed("promote") and journal.passed("migrate")
+    assert not journal.passed("finish")
+    assert logged(journal) == ["step:prepare", "step:promote", "step:finish"]
+
+
+# --------------------------------------------------------------------------- prepare (plain mode)
+
+def test_source_prepare_order(dirs, clock):
+    journal = journal_for(dirs, "source", disks=[plain_disk(original=False)])
+    host = FakeHost(
+        [proc("fxr-before-up"),      # no minor yet: create-md and up
+         proc("wfconnection"),       # 90 WFConnection Secondary/Unknown Inconsistent: disconnect first
+         proc_edited(*STANDALONE_PRIMARY),
+         proc("syncsource")],        # 90 SyncSource Primary/Secondary: connected
+        tables=dm_listing(FXS_BEFORE), domains=xl_list("migrate-source-before"), lvs=[("xenvg", "fxs-disk")])
+    side = lm.HostSide(host, journal, SOURCE)
+    side.prepare()
+    res = os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res")
+    assert host.commands("lvcreate", "dmsetup", "drbdadm", "xl", "write") == [
+        "lvcreate xenvg fxs-disk.drbdmeta 4194304",
+        "dmsetup create sl-fxm-0.real 0 32768 linear 254:16 559104\n",
+        "write " + res,
+        "drbdadm create-md --force sl-fxm-0",
+        "drbdadm up sl-fxm-0",
+        "drbdadm disconnect sl-fxm-0",
+        "drbdadm primary --force sl-fxm-0",
+        "dmsetup load xenvg-fxs--disk 0 32768 linear /dev/drbd90 0\n",
+        "xl pause fxm",
+        "dmsetup resume xenvg-fxs--disk",
+        "xl unpause fxm",
+        "drbdadm connect sl-fxm-0",
+    ]
+    assert journal.data["disks"][0]["original_table"] == "0 32768 linear 254:16 559104\n"
+    with open(res) as handle:
+        text = handle.read()
+    assert "on hosta" in text and "on hostb" in text and "/dev/mapper/sl-fxm-0.real" in text
+    assert logged(journal) == ["meta-created", "clone-created", "resource-written", "md-created:sl-fxm-0", "up:sl-fxm-0",
+                               "primary-forced:sl-fxm-0", "pause", "unpause", "swapped-to-drbd", "connected:sl-fxm-0"]
+
+    # rerun on the state the first run left: the LV points at DRBD, nothing is paused or run again
+    rerun = FakeHost([proc("syncsource")], tables=host.tables, domains=xl_list("migrate-source-before"), lvs=host.lvs)
+    assert lm.is_drbd_table(rerun.tables["xenvg-fxs--disk"], journal.data["disks"][0])
+    side = lm.HostSide(rerun, journal, SOURCE)
+    side.prepare()
+    assert rerun.calls == [] and not side.changed
+
+
+def test_source_prepare_rerun_on_the_recorded_swapped_table(dirs, clock):
+    journal = journal_for(dirs, "source", events=["md-created:sl-fxm-0"])
+    text = lm.HostSide(FakeHost([proc("syncsource")]), journal, SOURCE)._resource_text(journal.data["disks"][0])
+    with open(os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res"), "w") as handle:
+        handle.write(text)
+    host = FakeHost([proc("syncsource")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-before"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, SOURCE).prepare()
+    assert host.calls == []
+
+
+def test_source_prepare_standalone_is_not_disconnected(dirs, clock):
+    # killed after disconnect, before primary --force: no disconnect again
+    # NOT recorded: wfconnection.txt with 90 edited to StandAlone (Secondary/Unknown)
+    standalone = proc_edited("wfconnection", "90: cs:WFConnection ro:Secondary/Unknown", "90: cs:StandAlone ro:Secondary/Unknown")
+    journal = journal_for(dirs, "source")
+    host = FakeHost([standalone, proc_edited(*STANDALONE_PRIMARY)], tables=dm_listing(FXS_BEFORE, clone=True),
+                    domains=xl_list("migrate-source-before"))
+    lm.HostSide(host, journal, SOURCE)._swap_source_to_drbd()
+    assert host.commands("drbdadm", "xl") == ["drbdadm primary --force sl-fxm-0", "xl pause fxm", "xl unpause fxm",
+                                              "drbdadm connect sl-fxm-0"]
+
+
+def test_pause_not_repeated_after_a_run_killed_while_paused(dirs, clock):
+    # the journal's last pause event has no unpause and xl list shows the domain paused (recorded --p---)
+    paused = [dict(d, name=VM) if d["name"] == "fxrec" else d for d in xl_list("paused")]
+    journal = journal_for(dirs, "source", events=["primary-forced:sl-fxm-0", "pause"])
+    host = FakeHost([proc_edited(*STANDALONE_PRIMARY)], tables=dm_listing(FXS_BEFORE, clone=True), domains=paused)
+    lm.HostSide(host, journal, SOURCE)._swap_source_to_drbd()
+    assert host.commands("xl") == ["xl unpause fxm"]
+    assert logged(journal)[-3:] == ["unpause", "swapped-to-drbd", "connected:sl-fxm-0"]
+
+
+# --------------------------------------------------------------------------- _drbdadm_retry
+
+def refused(code_and_text):
+    # the recorded refusal (drbd-utils/9.22.0/drbdadm-primary-refused.*), with its state-change error edited in
+    stderr = read_fixture("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr")
+    recorded = "(-2) Need access to UpToDate data"
+    assert recorded in stderr
+    return CommandError(["drbdadm", "disconnect", "sl-fxm-0"], 17, "", stderr.replace(recorded, code_and_text))
+
+
+def test_drbdadm_retry_on_transient_state(dirs, clock):
+    host = FakeHost([proc("syncsource")])
+    host.errors["disconnect"] = [refused("(-18) In transient state"), refused("(-18) In transient state")]
+    lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+    assert host.commands("drbdadm") == ["drbdadm disconnect sl-fxm-0"] * 3
+    assert clock.sleeps == [0.2, 0.2]
+
+
+def test_drbdadm_retry_gives_up_on_other_errors(dirs, clock):
+    host = FakeHost([proc("syncsource")])
+    stderr = read_fixture("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr")  # recorded, (-2)
+    host.errors["disconnect"] = [CommandError(["drbdadm", "disconnect", "sl-fxm-0"], 17, "", stderr)]
+    with pytest.raises(CommandError) as info:
+        lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+    assert "(-2) Need access to UpToDate data" in info.value.stderr
+    assert host.commands("drbdadm") == ["drbdadm disconnect sl-fxm-0"] and clock.sleeps == []
+
+
+def test_drbdadm_retry_gives_up_after_15_s(dirs, clock):
+    host = FakeHost([proc("syncsource")])
+    host.errors["disconnect"] = [refused("(-18) In transient state") for _i in range(200)]
+    with pytest.raises(CommandError) as info:
+        lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+    assert "(-18) In transient state" in info.value.stderr
+    assert 1015 < clock.now <= 1015.5   # gave up once the 15 s deadline passed
+
+
+# --------------------------------------------------------------------------- promote
+
+@pytest.mark.parametrize("params,recorded,percent", [
+    (SOURCE, "syncsource", 67.4),   # hosta: 90 SyncSource UpToDate/Inconsistent
+    (TARGET, "synctarget", 75.6),   # hostb: 90 SyncTarget Inconsistent/UpToDate
+])
+def test_promote_waits_for_the_sync(dirs, clock, params, recorded, percent):
+    journal = journal_for(dirs, params["role"])
+    host = FakeHost([proc(recorded)], tables=dm_listing(FXS_BEFORE, clone=True))
+    done, report = lm.HostSide(host, journal, params).promote(0)
+    assert done is False
+    assert report == [{"resource": "sl-fxm-0", "cstate": proc(recorded).split("cs:")[2].split()[0],
+                       "disk": "UpToDate" if recorded == "syncsource" else "Inconsistent",
+                       "peer_disk": "Inconsistent" if recorded == "syncsource" else "UpToDate",
+                       "percent": percent, "speed_kib_s": report[0]["speed_kib_s"], "eta_s": report[0]["eta_s"]}]
+    assert report[0]["speed_kib_s"] and report[0]["eta_s"]
+    assert host.calls == [] and logged(journal) == []   # two primaries not allowed yet
+
+
+def test_promote_source_allows_two_primaries_once(dirs, clock):
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("uptodate")])   # hosta: 90 Connected Primary/Secondary UpToDate/UpToDate
+    assert lm.HostSide(host, journal, SOURCE).promote(0)[0] is True
+    assert host.commands("drbdadm", "dmsetup") == ["drbdadm net-options --allow-two-primaries=yes sl-fxm-0"]
+    assert logged(journal) == ["synced", "two-primaries:sl-fxm-0"]
+    again = FakeHost([proc("uptodate")])
+    assert lm.HostSide(again, journal, SOURCE).promote(0)[0] is True
+    assert again.calls == []
+
+
+def test_promote_target_becomes_primary_and_swaps_its_lv(dirs, clock):
+    journal = journal_for(dirs, "target")
+    # hostb: 90 Connected Secondary/Primary UpToDate/UpToDate
+    host = FakeHost([proc("uptodate-secondary")], tables=dm_listing(FXS_BEFORE, clone=True))
+    host.errors["primary"] = [refused("(-1) Multiple primaries not allowed by config")]   # the source not yet
+    done, report = lm.HostSide(host, journal, TARGET).promote(10)
+    assert done is True and report[0]["disk"] == report[0]["peer_disk"] == "UpToDate"
+    assert host.commands("drbdadm", "dmsetup", "xl") == [
+        "drbdadm net-options --allow-two-primaries=yes sl-fxm-0",
+        "drbdadm primary sl-fxm-0",
+        "drbdadm primary sl-fxm-0",
+        "dmsetup load xenvg-fxs--disk 0 32768 linear /dev/drbd90 0\n",
+        "dmsetup resume xenvg-fxs--disk",
+    ]
+    assert clock.sleeps == [0.3]
+    assert logged(journal) == ["synced", "two-primaries:sl-fxm-0", "primary:sl-fxm-0", "swapped-to-drbd:sl-fxm-0"]
+    assert lm.is_drbd_table(host.tables["xenvg-fxs--disk"], journal.data["disks"][0])
+
+
+def test_promote_target_not_done_while_the_source_refuses_two_primaries(dirs, clock):
+    journal = journal_for(dirs, "target")
+    host = FakeHost([proc("uptodate-secondary")], tables=dm_listing(FXS_BEFORE, clone=True))
+    host.errors["primary"] = [refused("(-1) Multiple primaries not allowed by config") for _i in range(100)]
+    assert lm.HostSide(host, journal, TARGET).promote(0)[0] is False
+    assert "primary:sl-fxm-0" not in logged(journal) and host.commands("dmsetup") == []
+
+
+def test_promote_target_already_primary_on_the_recorded_swapped_table(dirs, clock):
+    journal = journal_for(dirs, "target", events=["synced", "two-primaries:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True))
+    assert lm.HostSide(host, journal, TARGET).promote(0)[0] is True
+    assert host.calls == []
+
+
+# --------------------------------------------------------------------------- migrate
+
+def test_migrate_runs_xl_migrate(dirs, clock):
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-before"))
+    lm.HostSide(host, journal, SOURCE).migrate()
+    assert host.commands("xl", "peer_runs") == ["xl migrate fxm 10.77.0.12"]
+    assert logged(journal) == ["migrate-started", "migrated"]
+
+
+def test_migrate_failed_is_not_recorded_as_migrated(dirs, clock):
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-before"))
+    host.migrate_error = CommandError(["xl", "migrate", VM, "10.77.0.12"], 1, "", "migration failed")
+    with pytest.raises(CommandError):
+        lm.HostSide(host, journal, SOURCE).migrate()
+    assert logged(journal) == ["migrate-started"]
+
+
+def test_migrate_interrupted_asks_the_target(dirs, clock):
+    journal = journal_for(dirs, "source", events=["migrate-started"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"), peer_runs=True)
+    lm.HostSide(host, journal, SOURCE).migrate()
+    assert host.commands("xl", "peer_runs") == ["peer_runs 10.77.0.12 fxm"]
+    assert logged(journal) == ["migrate-started", "migrated"]
+    assert journal.data["log"][-1]["confirmed_by"] == "xl list on the target"
+    # and a rerun does not ask again
+    again = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"))
+    lm.HostSide(again, journal, SOURCE).migrate()
+    assert again.calls == []
+
+
+def test_migrate_interrupted_and_not_on_the_target_raises(dirs, clock):
+    journal = journal_for(dirs, "source", events=["migrate-started"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"), peer_runs=False)
+    with pytest.raises(lm.MigrationError, match="fxm is neither here nor running on hostb after an interrupted xl migrate"):
+        lm.HostSide(host, journal, SOURCE).migrate()
+    assert host.commands("xl", "peer_runs") == ["peer_runs 10.77.0.12 fxm"]
+    assert logged(journal) == ["migrate-started"]
+
+
+def test_migrate_never_started_and_not_running(dirs, clock):
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"), peer_runs=True)
+    with pytest.raises(lm.MigrationError, match="domain fxm is not running here"):
+        lm.HostSide(host, journal, SOURCE).migrate()
+    assert host.calls == []
+
+
+# --------------------------------------------------------------------------- finish (plain mode)
+
+def migrated_source(dirs, events):
+    journal = journal_for(dirs, "source", events=events)
+    res = os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res")
+    cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
+    for path in (res, cfg):
+        with open(path, "w") as handle:
+            handle.write("x\n")
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    return journal, host, res, cfg
+
+
+def test_source_finish_refuses_without_a_confirmed_migration(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:migrate", "migrate-started"])
+    with pytest.raises(lm.MigrationError, match="no confirmed migration of fxm in the journal"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.calls == [] and os.path.exists(res) and os.path.exists(cfg)
+
+
+@pytest.mark.parametrize("events,params", [
+    (["migrate-started", "migrated"], SOURCE),
+    (["migrate-started"], dict(SOURCE, target_finished=True)),
+])
+def test_source_finish_after_the_migration(dirs, clock, events, params):
+    journal, host, res, cfg = migrated_source(dirs, events)
+    lm.HostSide(host, journal, params).finish()
+    assert host.commands("dmsetup", "drbdadm", "lvremove", "remove", "xl") == [
+        "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
+        "dmsetup resume xenvg-fxs--disk",          # the VM is gone: no pause
+        "drbdadm down sl-fxm-0",
+        "dmsetup remove sl-fxm-0.real",
+        "lvremove xenvg fxs-disk.drbdmeta",
+        "remove " + res,
+        "lvremove xenvg fxs-disk",
+        "remove " + cfg,
+    ]
+    assert host.tables["xenvg-fxs--disk"] == FXS_BEFORE and "sl-fxm-0.real" not in host.tables
+
+
+def test_source_finish_refuses_while_the_vm_runs_here(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["migrated"])
+    host.domain_list = xl_list("migrate-source-before")
+    with pytest.raises(lm.MigrationError, match="fxm still runs here; refusing to remove its disks"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.calls == []
+
+
+def test_target_finish_restores_under_pause_and_installs_the_config(dirs, clock):
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, TARGET).finish()
+    cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
+    assert host.commands("dmsetup", "drbdadm", "xl", "lvremove", "write") == [
+        "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
+        "xl pause fxm", "dmsetup resume xenvg-fxs--disk", "xl unpause fxm",
+        "drbdadm down sl-fxm-0", "dmsetup remove sl-fxm-0.real", "lvremove xenvg fxs-disk.drbdmeta",
+        "write " + cfg,
+    ]
+    with open(cfg) as handle:
+        assert handle.read() == 'name = "fxm"\n'
+
+
+def test_check_mode_finish_leaves_the_journal_alone(dirs, clock):
+    # check mode runs nothing (the runner skips it), and must not write the journal either
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    with open(journal.path) as handle:
+        before = handle.read()
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")], check_mode=True)
+    side = lm.HostSide(host, journal, TARGET)
+    side.finish()
+    assert side.changed and "tables-restored" in side.events
+    with open(journal.path) as handle:
+        assert handle.read() == before
+
+
+# --------------------------------------------------------------------------- storage mode drbd
+
+def test_drbd_mode_prepare_checks_the_roles(dirs, clock):
+    lm.HostSide(FakeHost([proc("uptodate")]), journal_for(dirs, "source", "drbd"), SOURCE).prepare()
+    lm.HostSide(FakeHost([proc("uptodate-secondary")]), journal_for(dirs, "target", "drbd"), TARGET).prepare()
+    with pytest.raises(lm.MigrationError, match="DRBD fxd is Secondary here, the source of a drbd-mode migration must be Primary"):
+        lm.HostSide(FakeHost([proc("uptodate-secondary")]), journal_for(dirs, "source", "drbd"), SOURCE).prepare()
+    with pytest.raises(lm.MigrationError, match=r"DRBD fxd \(minor 90\) is not configured here"):
+        lm.HostSide(FakeHost([proc("fxr-down")]), journal_for(dirs, "target", "drbd"), TARGET).prepare()
+
+
+def test_drbd_mode_promote_target_does_not_touch_dm(dirs, clock):
+    journal = journal_for(dirs, "target", "drbd")
+    host = FakeHost([proc("uptodate-secondary"), proc("uptodate-secondary"), proc("dual-primary")])
+    assert lm.HostSide(host, journal, TARGET).promote(0)[0] is True
+    assert host.commands("drbdadm", "dmsetup") == ["drbdadm net-options --allow-two-primaries=yes fxd", "drbdadm primary fxd"]
+
+
+def test_drbd_mode_finish_source_demotes(dirs, clock):
+    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd", "migrate-started", "migrated"])
+    cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
+    with open(cfg, "w") as handle:
+        handle.write('name = "fxm"\n')
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"))
+    lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("drbdadm", "dmsetup", "xl", "remove") == [
+        "drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd", "remove " + cfg]
+    assert logged(journal)[-3:] == ["secondary:fxd", "one-primary:fxd", "config-removed"]
+    assert clock.sleeps == []
+
+
+def test_drbd_mode_finish_source_refuses_while_the_vm_runs_here(dirs, clock):
+    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-before"))
+    with pytest.raises(lm.MigrationError, match="fxm still runs here; refusing to demote its disks"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.calls == []
+
+
+def test_drbd_mode_finish_target_waits_for_the_source_to_demote(dirs, clock):
+    journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd", "primary:fxd"])
+    # dual-primary.txt: 90 Primary/Primary (the source not demoted yet); then uptodate.txt (hosta): 90 Primary/Secondary,
+    # what a primary shows once its peer is secondary
+    host = FakeHost([proc("dual-primary"), proc("dual-primary"), proc("dual-primary"), proc("uptodate")],
+                    domains=xl_list("migrate-target-after"))
+    lm.HostSide(host, journal, TARGET).finish()
+    assert clock.sleeps == [0.3, 0.3, 0.3]
+    cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
+    assert host.commands("drbdadm", "write") == ["drbdadm net-options --allow-two-primaries=no fxd", "write " + cfg]
+    assert logged(journal)[-2:] == ["one-primary:fxd", "config-installed"]
+
+
+def test_drbd_mode_finish_target_gives_up_while_the_source_stays_primary(dirs, clock):
+    journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd", "primary:fxd"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-after"))
+    with pytest.raises(lm.MigrationError, match="the peer of DRBD fxd is still primary after 120 s"):
+        lm.HostSide(host, journal, TARGET).finish()
+    assert host.calls == [] and 1120 < clock.now <= 1120.5
+
+
+def test_drbd_mode_finish_target_refuses_without_the_vm(dirs, clock):
+    journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd"])
+    host = FakeHost([proc("uptodate")], domains=xl_list("migrate-target-before"))
+    with pytest.raises(lm.MigrationError, match="fxm is not running here; the migration did not complete"):
+        lm.HostSide(host, journal, TARGET).finish()
+
+
+def test_drbd_mode_abort_demotes_the_target(dirs, clock):
+    journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd", "primary:fxd"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-before"))
+    lm.HostSide(host, journal, TARGET).abort()
+    assert host.commands("drbdadm") == ["drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd"]
+
+
+def test_drbd_mode_abort_source_waits_for_the_target(dirs, clock):
+    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd"])
+    host = FakeHost([proc("dual-primary"), proc("uptodate")], domains=xl_list("migrate-source-before"))
+    lm.HostSide(host, journal, SOURCE).abort()
+    assert host.commands("drbdadm") == ["drbdadm net-options --allow-two-primaries=no fxd"]
+    assert clock.sleeps == [0.3]
+
+
+@pytest.mark.parametrize("params,domains,message", [
+    (SOURCE, "migrate-source-after", "fxm no longer runs here"),
+    (TARGET, "migrate-target-after", "fxm already runs here: abort refused"),
+])
+def test_drbd_mode_abort_refused_after_the_migration(dirs, clock, params, domains, message):
+    journal = journal_for(dirs, params["role"], "drbd", events=["two-primaries:fxd"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list(domains))
+    with pytest.raises(lm.MigrationError, match=message):
+        lm.HostSide(host, journal, params).abort()
+    assert host.calls == []
