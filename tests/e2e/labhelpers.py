@@ -42,11 +42,11 @@ class Lab:
                 " ".join(argv[3:]), proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
         return proc
 
-    def ansible(self, pattern, module, args="", check=True):
+    def ansible(self, pattern, module, args="", check=True, extra=()):
         argv = [str(Path(sys.executable).parent / "ansible"), "-i", "inventory/lab.yml", pattern, "-m", module]
         if args:
             argv += ["-a", args]
-        argv += ["-o"]
+        argv += ["-o"] + list(extra)
         proc = subprocess.run(argv, cwd=self.repo, capture_output=True, text=True, timeout=600,
                               env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
         if check and proc.returncode != 0:
