@@ -11,11 +11,15 @@
   (percent, speed, ETA) at least every ``progress_interval`` seconds, until the step is done
   (disks UpToDate on both sides, two primaries allowed, the target primary) or ``sync_timeout``
   passes.
+- Crash tests: with ``SANLESS_XEN_KILL_AFTER=STEP:ROLE`` in the controller's environment, the run
+  SIGKILLs its own process group (as an operator's ``kill -9`` of ansible-playbook would) as soon
+  as STEP has returned on the host of that ROLE, a precise point the e2e tests resume or abort from.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 
@@ -77,6 +81,10 @@ class ActionModule(ActionBase):
                     args["vm"], owner.get("pid"))
         if args.get("step") == "promote" and not module_result.get("failed"):
             module_result = self._sync_loop(args, task_vars, module_result, sync_timeout, interval)
+        kill_after = os.environ.get("SANLESS_XEN_KILL_AFTER")
+        if kill_after and kill_after == "%s:%s" % (args.get("step"), args.get("role")) and not module_result.get("failed"):
+            display.display("sanless.xen: SANLESS_XEN_KILL_AFTER=%s: killing this run" % kill_after)
+            os.killpg(os.getpgrp(), signal.SIGKILL)
         result.update(module_result)
         return result
 

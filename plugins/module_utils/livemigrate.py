@@ -211,6 +211,22 @@ class Host(object):
     def drbdadm(self, verb, resource, *options, **kwargs):
         return self.runner.run(drbdadm_argv(verb, resource, *options), changes_state=True, **kwargs)
 
+    def migrate_pids(self, vm, proc="/proc"):
+        """PIDs of ``xl migrate ... VM ...`` processes on this host: a run killed on the
+        controller leaves its xl migrate running here, to its end."""
+        pids = []
+        for entry in os.listdir(proc):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
+                    argv = handle.read().decode("utf-8", "replace").split("\0")
+            except (IOError, OSError):
+                continue  # gone meanwhile
+            if len(argv) > 2 and os.path.basename(argv[0]) in ("xl", "xm") and argv[1] == "migrate" and vm in argv[2:]:
+                pids.append(int(entry))
+        return pids
+
     def peer_runs(self, address, vm):
         """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
         result = self.runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@" + address,
@@ -519,8 +535,23 @@ class HostSide(object):
         return True, report
 
     # ------------------------------------------------------------------ migrate
+    def _wait_migrate_process(self, timeout=1800):
+        """A killed run's xl migrate may still be running here: wait for it to end, so its
+        outcome (the domain here or gone) decides what happens next."""
+        deadline = time.time() + timeout
+        pids = self.host.migrate_pids(self.p["vm"])
+        if pids and not self.host.runner.check_mode:
+            self._note("waited-for-xl-migrate", pids=pids)
+        while pids and not self.host.runner.check_mode:
+            if time.time() > deadline:
+                raise MigrationError("%s: xl migrate of %s (pid %s) still running after %d s" % (
+                    self.p["host_name"], self.p["vm"], ", ".join(str(p) for p in pids), timeout))
+            time.sleep(1)
+            pids = self.host.migrate_pids(self.p["vm"])
+
     def migrate(self):
         vm = self.p["vm"]
+        self._wait_migrate_process()
         domains = self.host.domains()
         if vm not in domains:
             if self.journal.done("migrated"):
@@ -654,23 +685,26 @@ class HostSide(object):
         host = self.host
         if self.drbd_mode:
             # the target goes first: it must be secondary before two primaries can be disallowed
+            if self.p["role"] == "source":
+                self._wait_migrate_process()
             if self.p["role"] == "source" and vm not in host.domains():
                 raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
                                      "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
-            if self.p["role"] == "target" and vm in host.domains():
+            if self.p["role"] == "target" and (vm in host.domains() or vm + "--incoming" in host.domains()):
                 raise MigrationError("%s: %s already runs here: abort refused, rerun to finish the migration" % (
                     self.p["host_name"], vm))
             self._single_primary(demote=self.p["role"] == "target")
             return
         if self.p["role"] == "source":
+            self._wait_migrate_process()
             if vm not in host.domains():
                 raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
                                      "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
             self._restore_tables(pause_vm=True)
             self._teardown_drbd()
         else:
-            if vm in host.domains():
-                raise MigrationError("%s: %s already runs here: abort refused, rerun to finish the migration" % (
+            if vm in host.domains() or vm + "--incoming" in host.domains():
+                raise MigrationError("%s: %s already runs (or arrives) here: abort refused, rerun to finish the migration" % (
                     self.p["host_name"], vm))
             self._restore_tables(pause_vm=False)
             self._teardown_drbd()

@@ -20,7 +20,9 @@ import socket
 TOOLSTACKS = ("xl", "xm")
 
 # The 6 state flags of xl/xm list: running, blocked, paused, shutdown, crashed, dying.
-_STATE_RE = re.compile(r"^[r-][b-][p-][s-][c-][d-]$")
+# running, blocked, paused, shutdown, shutdown reason (xl: "-rscwS" for poweroff, reboot, suspend,
+# crash, watchdog, soft reset; "?" unknown; xm: c for crashed), dying
+_STATE_RE = re.compile(r"^[r-][b-][p-][s-][-rscwS?][d-]$")
 _LIST_HEADER_RE = re.compile(r"^\s*Name\s+ID\s+Mem(?:\(MiB\))?\s+VCPUs\s+State\s+Time\(s\)")
 _INFO_LINE_RE = re.compile(r"^(\w+)\s*:\s?(.*)$")
 # A domain name as xl accepts it in configs we write: no whitespace, no quotes.

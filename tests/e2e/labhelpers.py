@@ -135,13 +135,13 @@ def journal_events(lab, host, vm):
     return [entry["event"] for entry in json.loads(proc.stdout).get("log", [])]
 
 
-def start_playbook(lab, *args):
+def start_playbook(lab, *args, env=None):
     """ansible-playbook in its own session, so a test can SIGKILL the whole run."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml"] + list(args)
     log = open(lab.repo / "artifacts" / ("bg-%d.log" % time.time()), "w") if (lab.repo / "artifacts").is_dir() \
         else subprocess.DEVNULL
     return subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
+                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
 
 
 def remove_vm(lab, vm):

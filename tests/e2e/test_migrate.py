@@ -214,9 +214,18 @@ def kill_when(lab, proc, host, vm, event_prefix, timeout=600):
 def test_killed_controller_resume_or_abort(lab, web01, kill_after, then):
     source = where_runs(lab, "web01")[0]
     target = other(lab, source)
-    proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target)
-    watch = source if kill_after == "swapped-to-drbd" else target
-    kill_when(lab, proc, watch, "web01", kill_after)
+    if kill_after == "swapped-to-drbd":
+        # inside the prepare step: the test watches the source's journal and SIGKILLs the run
+        proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target)
+        kill_when(lab, proc, source, "web01", kill_after)
+    else:
+        # between two steps, where watching from here would be too late (xl migrate starts
+        # within a second): the run SIGKILLs itself when promote has returned on the target
+        proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target,
+                              env={"SANLESS_XEN_KILL_AFTER": "promote:target"})
+        assert proc.wait(timeout=1200) == -signal.SIGKILL
+        assert any(e.startswith("primary:") for e in journal_events(lab, target, "web01"))
+        assert "migrate-started" not in journal_events(lab, source, "web01")
     print("\nkilled after %s; journal on %s: %s" % (kill_after, source, journal_events(lab, source, "web01")[-4:]))
     # the killed run is gone, so the rerun (resume or abort) takes its journal over
     if then == "abort":

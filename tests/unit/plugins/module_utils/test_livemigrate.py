@@ -148,6 +148,7 @@ class FakeHost(object):
         self.lvs = set(lvs)
         self.errors = {}
         self.peer_has_vm = peer_runs
+        self.migrate_pid_answers = []
         self.migrate_error = None
         self.calls = []
 
@@ -198,6 +199,10 @@ class FakeHost(object):
     def peer_runs(self, address, vm):
         self.record("peer_runs", address, vm)
         return self.peer_has_vm
+
+    def migrate_pids(self, vm):
+        # xl migrate processes still running here: the test sets a list that empties after N looks
+        return self.migrate_pid_answers.pop(0) if self.migrate_pid_answers else []
 
 
 @pytest.fixture
@@ -461,6 +466,28 @@ def test_migrate_interrupted_asks_the_target(dirs, clock):
     again = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"))
     lm.HostSide(again, journal, SOURCE).migrate()
     assert again.calls == []
+
+
+def test_rerun_waits_for_the_killed_runs_xl_migrate_then_finds_it_done(dirs, clock):
+    # the controller was killed during xl migrate, which went on here: the rerun waits for
+    # that process instead of starting a second one, then asks the target
+    journal = journal_for(dirs, "source", events=["migrate-started"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"), peer_runs=True)
+    host.migrate_pid_answers = [[4242], [4242], []]
+    lm.HostSide(host, journal, SOURCE).migrate()
+    assert host.commands("xl", "peer_runs") == ["peer_runs 10.77.0.12 fxm"]
+    assert logged(journal) == ["migrate-started", "waited-for-xl-migrate", "migrated"]
+    assert clock.sleeps == [1, 1]
+
+
+def test_abort_waits_for_a_running_xl_migrate_and_refuses_when_it_moved_the_vm(dirs, clock):
+    journal = journal_for(dirs, "source", events=["migrate-started"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-after"))
+    host.migrate_pid_answers = [[4242], []]
+    with pytest.raises(lm.MigrationError, match="no longer runs here"):
+        lm.HostSide(host, journal, SOURCE).abort()
+    assert clock.sleeps == [1]
+    assert host.commands("drbdadm", "dmsetup", "xl") == []
 
 
 def test_migrate_interrupted_and_not_on_the_target_raises(dirs, clock):

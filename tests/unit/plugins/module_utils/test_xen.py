@@ -38,6 +38,15 @@ def test_xl_list_with_domus(fixture_text):
         ("Domain-0", "r-----", 384), ("fxrec", "--p---", 96), ("mig1", "--p---", 0)]
 
 
+def test_xl_list_domain_suspended_by_a_migration(fixture_text):
+    # xl's fifth flag is the shutdown reason letter ("-rscwS"): s = suspended, as the source
+    # domain is in the last phase of xl migrate
+    domains = parse_xl_list(fixture_text(*XL + ("xl-list-migrating-suspended.txt",)))
+    assert domains[1] == {"name": "web01", "domid": 7, "memory_mib": 96, "vcpus": 1, "state": "---ss-", "cpu_time_s": 94.8}
+    with pytest.raises(XenParseError):
+        parse_xl_list(fixture_text(*XL + ("xl-list-migrating-suspended.txt",)).replace("---ss-", "---sx-"))
+
+
 def test_xl_list_tab_separated_header(fixture_text):
     # xl prints tabs between VCPUs, State and Time(s) in its header line.
     assert "VCPUs\tState\tTime(s)" in fixture_text(*XL + ("xl-list.txt",))
