@@ -84,6 +84,8 @@ class ActionModule(ActionBase):
         kill_after = os.environ.get("SANLESS_XEN_KILL_AFTER")
         if kill_after and kill_after == "%s:%s" % (args.get("step"), args.get("role")) and not module_result.get("failed"):
             display.display("sanless.xen: SANLESS_XEN_KILL_AFTER=%s: killing this run" % kill_after)
+            # the workers run in process groups of their own: kill the run's group, then ours
+            os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
             os.killpg(os.getpgrp(), signal.SIGKILL)
         result.update(module_result)
         return result

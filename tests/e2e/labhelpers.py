@@ -67,6 +67,12 @@ class Lab:
         return [(int(n), float(up)) for n, _epoch, up in HB_RE.findall(text)]
 
     @staticmethod
+    def last_boot(text):
+        """The console log from the guest's latest boot on (the log outlives the domain)."""
+        at = text.rfind("SANLESS-GUEST up")
+        return text[at:] if at >= 0 else text
+
+    @staticmethod
     def heartbeats_full(text):
         """(beat number, unix time in whole seconds, guest uptime) of each heartbeat."""
         return [(int(n), float(epoch), float(up)) for n, epoch, up in HB_RE.findall(text)]
@@ -147,6 +153,7 @@ def start_playbook(lab, *args, env=None):
 def remove_vm(lab, vm):
     """Destroy vm on every host and remove its config and LVs (test cleanup)."""
     for host in lab.hosts:
-        lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /etc/xen/auto/%s.cfg; "
+        lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /etc/xen/auto/%s.cfg /var/log/xen/console/guest-%s.log "
+                     "/var/log/xen/console/guest-%s--incoming.log; "
                      "for lv in $(lvs --noheadings -o lv_name xenvg | grep '^ *%s-'); do lvremove -q -y xenvg/$lv; done; true"
-               % (vm, vm, vm))
+               % (vm, vm, vm, vm, vm))

@@ -33,7 +33,7 @@ def remap_guest(lab):
     lab.run(host, ["lvcreate", "-q", "-y", "-L", "64M", "-n", vm + "-disk", "xenvg"])
     sanless_lab.ssh(host, ["tee", "/root/%s.cfg" % vm], input_text=(
         'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nextra = "console=hvc0 quiet sanless.pattern_mib=16"\n'
-        'memory = 64\nvcpus = 1\ndisk = [ "phy:/dev/xenvg/%s-disk,xvda,w" ]\n' % (vm, KERNEL, RAMDISK, vm)))
+        'memory = 96\nvcpus = 1\ndisk = [ "phy:/dev/xenvg/%s-disk,xvda,w" ]\n' % (vm, KERNEL, RAMDISK, vm)))
     lab.run(host, ["xl", "create", "-q", "/root/%s.cfg" % vm])
     yield host, vm
     lab.sh(host, "xl destroy %s 2>/dev/null; dmsetup remove xenvg-%s--disk.real 2>/dev/null; dmsetup remove %s-via "
@@ -88,7 +88,7 @@ def diskless_guest(lab):
     for host in lab.hosts:
         lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /var/log/xen/console/guest-%s*.log; true" % (vm, vm))
     sanless_lab.ssh("hosta", ["tee", "/root/%s.cfg" % vm], input_text=(
-        'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nextra = "console=hvc0 quiet"\nmemory = 64\nvcpus = 1\n'
+        'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nextra = "console=hvc0 quiet"\nmemory = 96\nvcpus = 1\n'
         % (vm, KERNEL, RAMDISK)))
     lab.run("hosta", ["xl", "create", "-q", "/root/%s.cfg" % vm])
     yield vm
