@@ -85,9 +85,13 @@ def test_role_refuses_bad_names(clean_lab, name):
 
 def test_unsupported_storage_mode_is_refused(clean_lab):
     lab = clean_lab
+    proc = lab.playbook("playbooks/provision.yml", "-e", "vm=web01", "-e", "xen_storage_mode=raid1", check=False)
+    assert proc.returncode != 0
+    assert "xen_storage_mode raid1 is not yet supported" in flat(proc.stdout), proc.stdout[-3000:]
+    # drbd is supported, but web01 has no DRBD peer, secret or minors: refused before any change
     proc = lab.playbook("playbooks/provision.yml", "-e", "vm=web01", "-e", "xen_storage_mode=drbd", check=False)
     assert proc.returncode != 0
-    assert "xen_storage_mode drbd is not yet supported" in flat(proc.stdout), proc.stdout[-3000:]
+    assert "needs xen_home (the primary) and xen_drbd_peer" in flat(proc.stdout), proc.stdout[-3000:]
     assert traces(lab) == {}
 
 
