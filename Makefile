@@ -50,7 +50,7 @@ host-deps:
 	bash lab/host-deps.sh
 
 e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
-	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider -m lab tests/e2e
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m lab tests/e2e
 
 test: unit sanity lint e2e
 	@echo "make test: unit, sanity, lint and lab e2e all passed"

@@ -36,6 +36,7 @@ secondary); abort demotes the target.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -49,11 +50,16 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lvcreate_argv, lvremove_argv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
 STATE_DIR = "/var/lib/sanless-xen"
+LOCK_DIR = "/run/sanless-xen"
 DRBD_CONF_DIR = "/etc/drbd.d"
 XEN_AUTO_DIR = "/etc/xen/auto"
 PORT_BASE = 7700
+# Target of step finish: how long to wait for xl migrate's incoming domain to show up, and in all.
+ARRIVAL_START_S = 180
+ARRIVAL_TIMEOUT_S = 3600
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB.
 META_FIXED_BYTES = 36 * 1024
@@ -169,6 +175,44 @@ class Journal(object):
         os.rename(self.path, os.path.join(history, "%s-%s.json" % (self.data["vm"], self.data["id"])))
 
 
+class StepLock(object):
+    """An exclusive flock per VM held while a step runs on this host.
+
+    A controller killed mid-step leaves that step's module running here to its end (ssh does
+    not kill it); a rerun's step waits for it instead of racing it over the same devices."""
+
+    def __init__(self, vm, lock_dir=LOCK_DIR):
+        # on tmpfs: a lock only means something until the next boot, and its file is never
+        # removed (unlinking a flock file lets a waiter lock a file nobody else will see)
+        self.dir = lock_dir
+        self.path = os.path.join(self.dir, "%s.lock" % check_vm_name(vm))
+        self.fd = None
+
+    def acquire(self, timeout=1800, poll=0.5):
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, 0o700)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.time() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return waited
+            except (IOError, OSError):
+                if time.time() > deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise MigrationError("another step on %s still holds %s after %d s" % (
+                        self.path.split("/")[-1][:-5], self.path, timeout))
+                waited = True
+                time.sleep(poll)
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
 def owner_matches(journal_owner, owner):
     keys = ("controller", "pid", "pid_start")
     return all(journal_owner.get(k) == owner.get(k) for k in keys)
@@ -229,8 +273,7 @@ class Host(object):
 
     def peer_runs(self, address, vm):
         """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
-        result = self.runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@" + address,
-                                  "xl", "list", vm], ok_rcs=tuple(range(256)))
+        result = self.runner.run(ssh_argv("root@" + address, ["xl", "list", vm]), ok_rcs=tuple(range(256)))
         return result.rc == 0
 
     def write_file(self, path, text, mode=0o600):
@@ -634,22 +677,57 @@ class HostSide(object):
             self.host.remove_file(cfg)
             self._note("config-removed", path=cfg)
 
+    def wait_arrival(self, start_timeout=ARRIVAL_START_S, timeout=ARRIVAL_TIMEOUT_S, poll=0.5):
+        """Target, while the source runs xl migrate: wait until the domain runs here under its
+        own name. xl renames ``VM--incoming`` to ``VM`` only once the source has handed it over,
+        so that name is the proof the migration committed. Fails when no incoming domain shows
+        up within start_timeout (the source never started), or when it vanishes without the
+        rename (xl migrate failed and the domain went on running on the source)."""
+        vm = self.p["vm"]
+        incoming = vm + "--incoming"
+        started = time.time()
+        seen_incoming = False
+        while True:
+            domains = self.host.domains()
+            if vm in domains:
+                if not self.journal.done("arrived"):
+                    self._note("arrived", waited_s=round(time.time() - started, 1))
+                return
+            if self.host.runner.check_mode:
+                return  # nothing moves in check mode: there is nothing to wait for
+            if incoming in domains:
+                seen_incoming = True
+            elif seen_incoming:
+                if vm in self.host.domains():  # renamed between the two reads
+                    continue
+                raise MigrationError("%s: the incoming domain %s is gone and %s does not run here: xl migrate failed "
+                                     "(the domain keeps running on %s); rerun to retry, or migrate_action=abort"
+                                     % (self.p["host_name"], incoming, vm, self.p["peer_name"]))
+            elif time.time() - started > start_timeout:
+                raise MigrationError("%s: no incoming domain %s within %d s: xl migrate did not start on %s "
+                                     "(see its result there); rerun to retry, or migrate_action=abort"
+                                     % (self.p["host_name"], incoming, start_timeout, self.p["peer_name"]))
+            if time.time() - started > timeout:
+                raise MigrationError("%s: %s still arriving after %d s" % (self.p["host_name"], vm, timeout))
+            time.sleep(poll)
+
     def _finish_drbd(self, cfg):
         vm = self.p["vm"]
-        running = vm in self.host.domains()
         if self.p["role"] == "source":
+            if not self.journal.done("migrated"):
+                self.migrate()
             # the source goes first: DRBD refuses to clear allow-two-primaries while both are primary
-            if running:
+            if vm in self.host.domains():
                 raise MigrationError("%s: %s still runs here; refusing to demote its disks" % (self.p["host_name"], vm))
             self._single_primary(demote=True)
         else:
-            if not running:
-                raise MigrationError("%s: %s is not running here; the migration did not complete (rerun to resume, "
-                                     "or migrate_action=abort)" % (self.p["host_name"], vm))
+            self.wait_arrival()
             self._single_primary(demote=False)
         self._move_config(cfg)
 
     def finish(self):
+        """Source: xl migrate unless the journal has it done, then its cleanup. Target (at the
+        same time): wait for the domain to arrive, then its cleanup. One round for both."""
         vm = self.p["vm"]
         host = self.host
         cfg = os.path.join(XEN_AUTO_DIR, "%s.cfg" % vm)
@@ -657,14 +735,13 @@ class HostSide(object):
             self._finish_drbd(cfg)
             return
         if self.p["role"] == "target":
-            domain = host.domains().get(vm)
-            if domain is None:
-                raise MigrationError("%s: %s is not running here; the migration did not complete (rerun to resume, "
-                                     "or migrate_action=abort)" % (self.p["host_name"], vm))
+            self.wait_arrival()
             self._restore_tables(pause_vm=True)
             self._teardown_drbd()
             self._move_config(cfg)
         else:
+            if not self.journal.done("migrated") and not self.p.get("target_finished"):
+                self.migrate()
             if vm in host.domains():
                 raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
             # xl migrate returned success (or the target was seen running the domain): its disks

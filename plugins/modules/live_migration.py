@@ -22,7 +22,7 @@ description:
     host (in O(state_dir)) keeps the original tables, minors and secret, so a killed run can be
     resumed by running it again, or rolled back with O(step=abort). The journal is also the lock.
   - The action plugin of the same name adds the controller's identity to O(owner), decides whether a
-    journal left by a dead run may be taken over, and prints the sync progress while O(step=sync) runs.
+    journal left by a dead run may be taken over, and prints the sync progress while O(step=promote) runs.
 options:
   vm:
     description: Name of the domain.
@@ -31,7 +31,13 @@ options:
   step:
     description:
       - V(preflight) changes nothing and reports what the controller needs to plan (on any dom0).
-      - V(prepare), V(promote), V(migrate), V(finish) are the migration, in that order.
+      - V(prepare), V(promote), V(finish) are the migration, in that order, each run on both hosts at once.
+      - V(finish) on the source runs C(xl migrate) (unless its journal has one done), then removes what the
+        source no longer needs; on the target it waits for the domain to arrive (xl renames C(VM--incoming) to
+        C(VM) once the source has handed it over) and restores its tables. It fails when no incoming domain
+        shows up within 180 s or when it vanishes without arriving (C(xl migrate) failed).
+      - V(migrate) runs only the C(xl migrate) on the source, for callers that order the steps themselves.
+      - A step waits for a step of the same VM still running on this host (from a killed run) to end first.
       - V(promote) first waits up to O(sync_window) seconds for the DRBD sync; while it is not done it
         returns RV(waiting) and the progress, and the action plugin calls it again.
       - V(abort) rolls back to the VM running on the source with its original LVs.
@@ -120,6 +126,12 @@ options:
     description: Folder of the journals.
     type: path
     default: /var/lib/sanless-xen
+  lock_dir:
+    description:
+      - Folder of the per-VM step locks (flock), on tmpfs so they vanish at boot. A step waits up to 30 minutes for
+        the same VM's step still running on this host (a killed run's module goes on to its end).
+    type: path
+    default: /run/sanless-xen
 extends_documentation_fragment:
   - sanless.xen.attributes
 attributes:
@@ -227,13 +239,14 @@ import glob
 import os
 import re
 import socket
+import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
-from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack
+from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
 
 def listening_ports():
@@ -277,8 +290,13 @@ def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
 
 def preflight(module, host, runner):
     vm = module.params["vm"]
-    info = host.xen.info()
     domains = host.domains()
+    ssh_checks = []
+    if vm in domains:
+        for peer in module.params["peers"]:
+            ssh_checks.append((peer, _SshCheck(runner, peer)))
+            ssh_checks[-1][1].start()
+    info = host.xen.info()
     minors = host.drbd()
     hostname = socket.gethostname()
     facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
@@ -312,11 +330,28 @@ def preflight(module, host, runner):
         if os.path.exists(cfg):
             with open(cfg) as handle:
                 facts["config_text"] = handle.read()
-        for peer in module.params["peers"]:
-            rc = runner.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@" + peer, "true"],
-                            ok_rcs=tuple(range(256))).rc
-            facts["ssh_ok"][peer] = rc == 0
+    for peer, thread in ssh_checks:
+        thread.join()
+        facts["ssh_ok"][peer] = thread.rc == 0
     return facts
+
+
+class _SshCheck(threading.Thread):
+    """``ssh root@peer true`` as xl migrate will connect, run beside the other reads: an ssh
+    handshake is the slowest part of the preflight on a busy dom0."""
+
+    def __init__(self, runner, peer):
+        super(_SshCheck, self).__init__()
+        self.daemon = True
+        self.runner = runner
+        self.argv = ssh_argv("root@" + peer, ["true"], connect_timeout=5)
+        self.rc = None
+
+    def run(self):
+        try:
+            self.rc = self.runner.run(self.argv, ok_rcs=tuple(range(256))).rc
+        except CommandError as exc:
+            self.rc = exc.rc
 
 
 def new_journal(module):
@@ -375,6 +410,7 @@ def main():
             resync_rate=dict(type="str", default="400M"),
             pause_domain=dict(type="bool", default=True),
             state_dir=dict(type="path", default=lm.STATE_DIR),
+            lock_dir=dict(type="path", default=lm.LOCK_DIR),
         ),
         required_if=[("step", step, ["role", "host_name", "peer_name", "peer_address", "address"])
                      for step in ("prepare", "promote", "migrate", "finish", "abort")],
@@ -387,6 +423,10 @@ def main():
         lm.check_vm_name(p["vm"])
         host = lm.Host(runner, Toolstack(runner, "xl"))
         journal = lm.Journal(p["vm"], p["state_dir"])
+        if p["step"] != "preflight" and not module.check_mode:
+            # released when the process exits; a killed run's step still running here goes first
+            if lm.StepLock(p["vm"], p["lock_dir"]).acquire():
+                result["waited_for_step"] = True
         data = journal.load()
         result["journal"] = public_journal(data)
         if p["step"] == "preflight":

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,12 +143,30 @@ def journal_events(lab, host, vm):
 
 
 def start_playbook(lab, *args, env=None):
-    """ansible-playbook in its own session, so a test can SIGKILL the whole run."""
+    """ansible-playbook in its own session, so a test can SIGKILL the whole run.
+
+    Its output goes to a file (artifacts/ if there is one, else a temporary file); ``tail(proc)``
+    reads it back for assertion messages, so a failure in CI shows why the run stopped."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml"] + list(args)
-    log = open(lab.repo / "artifacts" / ("bg-%d.log" % time.time()), "w") if (lab.repo / "artifacts").is_dir() \
-        else subprocess.DEVNULL
-    return subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
+    if (lab.repo / "artifacts").is_dir():
+        path = lab.repo / "artifacts" / ("bg-%d.log" % time.time())
+    else:
+        fd, name = tempfile.mkstemp(prefix="sanless-bg-", suffix=".log")
+        os.close(fd)
+        path = Path(name)
+    with open(path, "w") as log:
+        proc = subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
+    proc.log_path = path
+    return proc
+
+
+def tail(proc, chars=4000):
+    """The last output of a start_playbook run."""
+    try:
+        return proc.log_path.read_text(errors="replace")[-chars:]
+    except OSError as exc:
+        return "(no output: %s)" % exc
 
 
 def remove_vm(lab, vm):

@@ -149,6 +149,7 @@ class FakeHost(object):
         self.errors = {}
         self.peer_has_vm = peer_runs
         self.migrate_pid_answers = []
+        self.domain_answers = []
         self.migrate_error = None
         self.calls = []
 
@@ -159,6 +160,9 @@ class FakeHost(object):
         return [" ".join(str(part) for part in call) for call in self.calls if call[0] in programs]
 
     def domains(self):
+        # ``domain_answers``: xl list states one per call (the last repeating), else domain_list
+        if self.domain_answers:
+            self.domain_list = self.domain_answers.pop(0) if len(self.domain_answers) > 1 else self.domain_answers[0]
         return {d["name"]: d for d in self.domain_list}
 
     def drbd(self):
@@ -521,11 +525,32 @@ def migrated_source(dirs, events):
     return journal, host, res, cfg
 
 
-def test_source_finish_refuses_without_a_confirmed_migration(dirs, clock):
-    journal, host, res, cfg = migrated_source(dirs, ["step:migrate", "migrate-started"])
-    with pytest.raises(lm.MigrationError, match="no confirmed migration of fxm in the journal"):
+def test_source_finish_after_an_interrupted_migrate_unconfirmed_by_the_target_refuses(dirs, clock):
+    # killed during xl migrate, the domain gone from here and not running on the target: nothing is removed
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish", "migrate-started"])
+    with pytest.raises(lm.MigrationError, match="fxm is neither here nor running on hostb after an interrupted xl migrate"):
         lm.HostSide(host, journal, SOURCE).finish()
-    assert host.calls == [] and os.path.exists(res) and os.path.exists(cfg)
+    assert host.commands("dmsetup", "drbdadm", "lvremove", "remove", "xl") == []
+    assert os.path.exists(res) and os.path.exists(cfg)
+
+
+def test_source_finish_runs_xl_migrate_first(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
+    lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("xl", "drbdadm", "lvremove")[:3] == [
+        "xl migrate fxm 10.77.0.12", "drbdadm down sl-fxm-0", "lvremove xenvg fxs-disk.drbdmeta"]
+    assert logged(journal)[1:3] == ["migrate-started", "migrated"] and not os.path.exists(res)
+
+
+def test_source_finish_keeps_everything_when_xl_migrate_fails(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    host.domain_list = xl_list("migrate-source-before")
+    host.migrate_error = CommandError(["xl", "migrate", VM, "10.77.0.12"], 1, "", "migration failed")
+    with pytest.raises(CommandError):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("dmsetup", "drbdadm", "lvremove", "remove") == []
+    assert logged(journal) == ["step:finish", "migrate-started"]
 
 
 @pytest.mark.parametrize("events,params", [
@@ -618,7 +643,7 @@ def test_drbd_mode_finish_source_demotes(dirs, clock):
 
 
 def test_drbd_mode_finish_source_refuses_while_the_vm_runs_here(dirs, clock):
-    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd"])
+    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd", "migrate-started", "migrated"])
     host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-before"))
     with pytest.raises(lm.MigrationError, match="fxm still runs here; refusing to demote its disks"):
         lm.HostSide(host, journal, SOURCE).finish()
@@ -649,8 +674,52 @@ def test_drbd_mode_finish_target_gives_up_while_the_source_stays_primary(dirs, c
 def test_drbd_mode_finish_target_refuses_without_the_vm(dirs, clock):
     journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd"])
     host = FakeHost([proc("uptodate")], domains=xl_list("migrate-target-before"))
-    with pytest.raises(lm.MigrationError, match="fxm is not running here; the migration did not complete"):
+    with pytest.raises(lm.MigrationError, match="no incoming domain fxm--incoming within 180 s: xl migrate did not start on hosta"):
         lm.HostSide(host, journal, TARGET).finish()
+    assert host.calls == [] and 1180 < clock.now <= 1181
+
+
+def test_drbd_mode_finish_source_migrates_then_demotes(dirs, clock):
+    journal = journal_for(dirs, "source", "drbd", events=["two-primaries:fxd", "step:finish"])
+    host = FakeHost([proc("dual-primary")])
+    host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
+    lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("xl", "drbdadm") == [
+        "xl migrate fxm 10.77.0.12", "drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd"]
+
+
+# --------------------------------------------------------------------------- the target waits for the domain
+
+def test_target_waits_for_the_incoming_domain_to_be_renamed(dirs, clock):
+    journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    host.domain_answers = [xl_list("migrate-target-before"), xl_list("migrate-target-incoming"),
+                           xl_list("migrate-target-incoming"), xl_list("migrate-target-after")]
+    lm.HostSide(host, journal, TARGET).finish()
+    assert clock.sleeps == [0.5, 0.5, 0.5]
+    arrived = [e for e in journal.data["log"] if e["event"] == "arrived"]
+    assert len(arrived) == 1 and arrived[0]["waited_s"] == 1.5
+    assert host.commands("xl")[:1] == ["xl pause fxm"]   # then its tables go back, under pause
+
+
+def test_target_fails_when_the_incoming_domain_vanishes(dirs, clock):
+    # xl migrate failed on the source: the receiver destroyed the incoming domain, nothing was renamed
+    journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True))
+    host.domain_answers = [xl_list("migrate-target-incoming"), xl_list("migrate-target-before")]
+    with pytest.raises(lm.MigrationError, match="the incoming domain fxm--incoming is gone and fxm does not run here: "
+                                                "xl migrate failed \\(the domain keeps running on hosta\\)"):
+        lm.HostSide(host, journal, TARGET).finish()
+    assert host.calls == [] and host.tables["xenvg-fxs--disk"] == FXS_SWAPPED
+
+
+def test_target_keeps_waiting_while_the_domain_is_incoming(dirs, clock):
+    journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-incoming"))
+    with pytest.raises(lm.MigrationError, match="fxm still arriving after 3600 s"):
+        lm.HostSide(host, journal, TARGET).finish()
+    assert host.calls == [] and clock.now > 1000 + 3600
 
 
 def test_drbd_mode_abort_demotes_the_target(dirs, clock):
@@ -678,3 +747,20 @@ def test_drbd_mode_abort_refused_after_the_migration(dirs, clock, params, domain
     with pytest.raises(lm.MigrationError, match=message):
         lm.HostSide(host, journal, params).abort()
     assert host.calls == []
+
+
+# --------------------------------------------------------------------------- step lock
+
+def test_step_lock_waits_for_the_holder_then_times_out(tmp_path, clock):
+    # flock conflicts between two open files even in one process: the first stands for a
+    # killed run's step still running on the host
+    holder = lm.StepLock(VM, str(tmp_path / "run"))
+    assert holder.acquire() is False
+    waiter = lm.StepLock(VM, str(tmp_path / "run"))
+    with pytest.raises(lm.MigrationError, match="still holds .*fxm.lock after 5 s"):
+        waiter.acquire(timeout=5, poll=1)
+    assert clock.sleeps == [1] * 6
+    holder.release()
+    assert waiter.acquire(timeout=5) is False
+    waiter.release()
+    assert os.listdir(str(tmp_path / "run")) == ["fxm.lock"]
