@@ -26,6 +26,8 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import format_progress
+
 display = Display()
 
 # A journal of another controller is considered abandoned after this long without updates.
@@ -113,13 +115,17 @@ class ActionModule(ActionBase):
                 current["msg"] = "%s: the peer did not allow two primaries for %s within %d s after the sync" % (
                     host, args["vm"], PEER_PROMOTE_TIMEOUT_S)
                 break
+            previous = current
             current = self._call(args, task_vars)
+            # what earlier calls changed stays reported
+            current["changed"] = bool(current.get("changed") or previous.get("changed"))
+            current["events"] = list(previous.get("events") or []) + list(current.get("events") or [])
         current["sync_seconds"] = round(time.time() - started, 1)
         return current
 
 
 def _progress(item):
-    pct = "%.1f%%" % item["percent"] if item.get("percent") is not None else item.get("disk")
-    speed = "%d KiB/s" % item["speed_kib_s"] if item.get("speed_kib_s") else "-"
-    eta = "%ds" % item["eta_s"] if item.get("eta_s") is not None else "-"
-    return "%s %s %s speed %s eta %s" % (item["resource"], item.get("cstate"), pct, speed, eta)
+    # a promote report item in the words of drbd.format_progress
+    return format_progress({"name": item["resource"], "cstate": item.get("cstate"), "sync_percent": item.get("percent"),
+                            "disk": item.get("disk"), "peer_disk": item.get("peer_disk"),
+                            "speed_kib_s": item.get("speed_kib_s"), "sync_eta_s": item.get("eta_s")})

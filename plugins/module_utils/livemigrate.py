@@ -46,7 +46,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     DeviceMapper, linear_table, parse_table, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    drbdadm_argv, read_proc_drbd, render_resource,
+    drbdadm_argv, minor_state, read_proc_drbd, render_resource,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lvcreate_argv, lvremove_argv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
@@ -294,13 +294,6 @@ class Host(object):
             os.unlink(path)
 
 
-def _minor_state(minors, minor):
-    state = minors.get(minor)
-    if state is None or state.get("unconfigured"):
-        return None
-    return state
-
-
 class HostSide(object):
     """One host's half of the migration of one VM."""
 
@@ -404,7 +397,7 @@ class HostSide(object):
         if current != text:
             host.write_file(res_path, text)
             self._note("resource-written", resource=disk["resource"])
-        if _minor_state(minors, disk["minor"]) is None:
+        if minor_state(minors, disk["minor"]) is None:
             if not self.journal.done("md-created:%s" % disk["resource"]):
                 host.drbdadm("create-md", disk["resource"], "--force", data="yes\n")
                 self._note("md-created:%s" % disk["resource"])
@@ -414,7 +407,7 @@ class HostSide(object):
     def _check_permanent_resources(self):
         minors = self.host.drbd()
         for disk in self.disks():
-            state = _minor_state(minors, disk["minor"])
+            state = minor_state(minors, disk["minor"])
             if state is None:
                 raise MigrationError("%s: DRBD %s (minor %d) is not configured here" % (
                     self.p["host_name"], disk["resource"], disk["minor"]))
@@ -429,7 +422,7 @@ class HostSide(object):
         deadline = time.time() + timeout
         while True:
             minors = self.host.drbd()
-            states = dict((d["resource"], _minor_state(minors, d["minor"])) for d in self.disks())
+            states = dict((d["resource"], minor_state(minors, d["minor"])) for d in self.disks())
             waiting = [r for r, s in states.items() if s is None or s["cstate"] not in ("Connected", "SyncSource", "SyncTarget",
                                                                                         "PausedSyncS", "PausedSyncT")]
             if not waiting:
@@ -457,7 +450,7 @@ class HostSide(object):
             return
         minors = host.drbd()
         for disk in todo:
-            state = _minor_state(minors, disk["minor"])
+            state = minor_state(minors, disk["minor"])
             if state is None or state["role"] != "Primary":
                 if state is not None and state["cstate"] != "StandAlone":
                     self._drbdadm_retry("disconnect", disk["resource"])
@@ -471,7 +464,7 @@ class HostSide(object):
             self.journal.data["pause_ms"] = self.pause_ms
         minors = host.drbd()
         for disk in self.disks():
-            state = _minor_state(minors, disk["minor"])
+            state = minor_state(minors, disk["minor"])
             if state is not None and state["cstate"] == "StandAlone":
                 host.drbdadm("connect", disk["resource"])
                 self._note("connected:%s" % disk["resource"])
@@ -508,7 +501,7 @@ class HostSide(object):
         minors = self.host.drbd()
         report = []
         for disk in self.disks():
-            state = _minor_state(minors, disk["minor"])
+            state = minor_state(minors, disk["minor"])
             if state is None:
                 raise MigrationError("%s: DRBD %s (minor %d) is down during the sync" % (
                     self.p["host_name"], disk["resource"], disk["minor"]))
@@ -552,7 +545,7 @@ class HostSide(object):
         deadline = time.time() + max(window_s, 5)
         for disk in self.disks():
             while True:
-                state = _minor_state(host.drbd(), disk["minor"])
+                state = minor_state(host.drbd(), disk["minor"])
                 if state and state["role"] == "Primary":
                     break
                 try:
@@ -630,7 +623,7 @@ class HostSide(object):
         minors = host.drbd()
         tables = host.dm_tables()
         for disk in self.disks():
-            if _minor_state(minors, disk["minor"]) is not None:
+            if minor_state(minors, disk["minor"]) is not None:
                 host.drbdadm("down", disk["resource"])
                 self._note("down:%s" % disk["resource"])
             if disk["clone"] in tables:
@@ -650,7 +643,7 @@ class HostSide(object):
         deadline = time.time() + timeout
         for disk in self.disks():
             while True:
-                state = _minor_state(self.host.drbd(), disk["minor"])
+                state = minor_state(self.host.drbd(), disk["minor"])
                 if state is None:
                     raise MigrationError("%s: DRBD %s (minor %d) is down" % (self.p["host_name"], disk["resource"], disk["minor"]))
                 if demote or state["peer_role"] != "Primary" or self.host.runner.check_mode:

@@ -244,7 +244,7 @@ import threading
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, parse_resource
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, minor_state, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
@@ -279,7 +279,7 @@ def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
         if not match or len(peers) != 1:
             continue
         minor = int(match.group(1))
-        state = lm._minor_state(minors, minor) or {}
+        state = minor_state(minors, minor) or {}
         resources[res["name"]] = {
             "minor": minor, "device": me[0]["device"], "disk": me[0]["disk"], "path": path,
             "peer": {"name": peers[0]["name"], "address": peers[0]["address"], "port": peers[0]["port"]},

@@ -1,0 +1,135 @@
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The controller half of live_migration: the promote loop, the journal takeover decision and the
+crash hook. Module results are scripted here (dicts as the module returns them; the sync items
+carry the values of the recorded /proc/drbd proc-drbd-syncsource.txt); HostSide itself is tested
+in tests/unit/plugins/module_utils/test_livemigrate.py."""
+
+from __future__ import annotations
+
+import os
+from unittest.mock import MagicMock
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.action import live_migration as action_mod
+from ansible_collections.sanless.xen.plugins.action.live_migration import ActionModule, controller_owner
+
+SYNCING = {"resource": "sl-web01-0", "cstate": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
+           "percent": 67.4, "speed_kib_s": 3692, "eta_s": 18}
+SYNCED = dict(SYNCING, cstate="Connected", peer_disk="UpToDate", percent=None, speed_kib_s=None, eta_s=None)
+BASE = {"vm": "web01", "role": "source", "host_name": "hosta", "address": "10.77.0.11", "peer_name": "hostb",
+        "peer_address": "10.77.0.12"}
+
+
+def promote_result(item, waiting, changed=False, events=()):
+    return {"changed": changed, "waiting": waiting, "synced": item["peer_disk"] == "UpToDate", "sync": [item],
+            "events": list(events)}
+
+
+@pytest.fixture
+def run_action(monkeypatch):
+    lines = []
+    clock = {"now": 0.0}
+    monkeypatch.setattr(action_mod.display, "display", lambda msg, *a, **k: lines.append(msg))
+    monkeypatch.setattr(action_mod.time, "time", lambda: clock["now"])
+
+    def run(args, results, step=10.0):
+        task = MagicMock()
+        task.args = args
+        task.async_val = 0
+        task.check_mode = False
+        task.diff = False
+        play_context = MagicMock()
+        play_context.check_mode = False
+        action = ActionModule(task, MagicMock(), play_context, loader=MagicMock(), templar=MagicMock(),
+                              shared_loader_obj=None)
+        calls = []
+
+        def execute(module_name, module_args, task_vars):
+            calls.append((module_name, dict(module_args)))
+            clock["now"] += step
+            return dict(results.pop(0) if len(results) > 1 else results[0])
+        action._execute_module = execute
+        return action.run(task_vars={"inventory_hostname": "hosta"}), calls, lines
+    return run
+
+
+def test_promote_loops_with_progress_and_keeps_what_changed(run_action):
+    results = [promote_result(SYNCING, True, changed=True, events=["resync-rate"]), promote_result(SYNCING, True),
+               promote_result(SYNCED, False, events=["two-primaries:sl-web01-0"])]
+    res, calls, lines = run_action(dict(BASE, step="promote", progress_interval=5, sync_timeout=600), results)
+    assert len(calls) == 3 and all(name == "sanless.xen.live_migration" for name, _ in calls)
+    assert all(args["sync_window"] == 5 and "sync_timeout" not in args and "progress_interval" not in args
+               for _, args in calls)
+    assert lines == ["  [hosta] sync web01: sl-web01-0 SyncSource 67.4% speed 3692 KiB/s eta 18s"] * 2
+    assert res["changed"] is True and not res.get("failed")
+    assert res["events"] == ["resync-rate", "two-primaries:sl-web01-0"]
+    assert res["sync_seconds"] == 20.0
+
+
+def test_promote_window_is_capped_at_25(run_action):
+    res, calls, lines = run_action(dict(BASE, step="promote", progress_interval=30), [promote_result(SYNCED, False)])
+    assert calls[0][1]["sync_window"] == 25 and lines == [] and not res.get("failed")
+
+
+def test_promote_sync_timeout(run_action):
+    res, calls, lines = run_action(dict(BASE, step="promote", sync_timeout=25), [promote_result(SYNCING, True)])
+    assert res["failed"] is True and res["msg"] == "DRBD sync of web01 not done after 25 s"
+    assert len(calls) == 4  # 10 s a call; the timeout counts from the first answer (t=10) and is seen at t=40
+
+
+def test_target_gives_up_when_the_peer_never_allows_two_primaries(run_action):
+    # synced, but the source (which allows two primaries in the same task) is gone
+    res, calls, lines = run_action(dict(BASE, role="target", step="promote", sync_timeout=3600),
+                                   [promote_result(SYNCED, True)], step=30.0)
+    assert res["failed"] is True
+    assert res["msg"] == "hosta: the peer did not allow two primaries for web01 within 120 s after the sync"
+    assert lines == []  # the target prints no progress once synced
+
+
+def test_owner_is_this_run(run_action):
+    res, calls, lines = run_action(dict(BASE, step="prepare"), [{"changed": True}])
+    owner = calls[0][1]["owner"]
+    assert owner == controller_owner() and owner["pid"] == os.getppid() and owner["pid_start"] is not None
+
+
+def test_a_live_runs_journal_is_refused_with_its_pid(run_action):
+    live = controller_owner()
+    res, calls, lines = run_action(dict(BASE, step="prepare"),
+                                   [{"failed": True, "msg": "in progress", "lock_owner": live, "journal": {"updated_at": 0}}])
+    assert len(calls) == 1
+    assert res["msg"] == "web01 is being migrated by ansible-playbook pid %d on this controller: refused" % live["pid"]
+
+
+def test_a_dead_runs_journal_is_taken_over(run_action):
+    dead = dict(controller_owner(), pid_start=1)  # same pid, another start time: a process that is gone
+    res, calls, lines = run_action(dict(BASE, step="prepare"),
+                                   [{"failed": True, "msg": "in progress", "lock_owner": dead, "journal": {}},
+                                    {"changed": True}])
+    assert [args.get("takeover") for _, args in calls] == [None, True]
+    assert lines and lines[0].startswith("sanless.xen: taking over the journal of web01 from a run that is gone")
+    assert res["changed"] is True and not res.get("failed")
+
+
+def test_another_controllers_journal_is_taken_over_only_when_stale(run_action):
+    other = {"controller": "elsewhere", "pid": 1, "pid_start": 1}
+    fresh = {"failed": True, "msg": "a migration of web01 by another run is in progress", "lock_owner": other,
+             "journal": {"updated_at": -100.0}}
+    res, calls, lines = run_action(dict(BASE, step="prepare"), [fresh])
+    assert len(calls) == 1 and res["failed"] and res["msg"].startswith("a migration of web01 by another run")
+    stale = dict(fresh, journal={"updated_at": -1000.0})
+    res, calls, lines = run_action(dict(BASE, step="prepare"), [stale, {"changed": True}])
+    assert [args.get("takeover") for _, args in calls] == [None, True]
+
+
+def test_kill_hook_kills_the_run_after_the_named_step_and_role(run_action, monkeypatch):
+    killed = []
+    monkeypatch.setattr(action_mod.os, "killpg", lambda pgid, sig: killed.append(pgid))
+    monkeypatch.setenv("SANLESS_XEN_KILL_AFTER", "promote:target")
+    run_action(dict(BASE, step="promote"), [promote_result(SYNCED, False)])
+    assert killed == []   # the source's promote: not the named role
+    run_action(dict(BASE, role="target", step="promote"), [promote_result(SYNCED, False)])
+    assert killed == [os.getpgid(os.getppid()), os.getpgrp()]
