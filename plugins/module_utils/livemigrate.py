@@ -21,10 +21,10 @@ doubles as the lock.
                       source: pause, suspend, primary --force, load drbd table, resume, unpause
     promote   both    wait (bounded, the controller loops and prints progress) for UpToDate/UpToDate,
                       allow-two-primaries; target: primary and its LV table -> drbd
-    migrate   source  xl migrate
-    finish    target  pause, LV table -> original, unpause, drbd down, drop clone/meta, config
-              source  (at the same time, once xl migrate succeeded) drbd down, drop clone/meta,
-                      the LVs and the config
+    finish    source  xl migrate (unless the journal has it: ``migrate`` alone is this part),
+                      then drbd down, drop clone/meta, the LVs and the config
+              target  (at the same time) wait for the domain to arrive, then pause, LV table ->
+                      original, unpause, drbd down, drop clone/meta, config
     abort     both    back to the VM on the source with its original LVs, nothing left over
 
 Storage mode ``drbd`` (disks permanently on DRBD between the two hosts, the target being
@@ -58,8 +58,9 @@ DRBD_CONF_DIR = "/etc/drbd.d"
 XEN_AUTO_DIR = "/etc/xen/auto"
 PORT_BASE = 7700
 # Target of step finish: how long to wait for xl migrate's incoming domain to show up, and in all.
-ARRIVAL_START_S = 180
+ARRIVAL_START_S = 90
 ARRIVAL_TIMEOUT_S = 3600
+ORPHAN_INCOMING_S = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB.
 META_FIXED_BYTES = 36 * 1024
@@ -220,6 +221,22 @@ def owner_matches(journal_owner, owner):
 
 # --------------------------------------------------------------------------- host operations
 
+def _xl_processes(proc="/proc"):
+    """(pid, argv) of the xl/xm processes running here with at least one argument."""
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
+                argv = handle.read().decode("utf-8", "replace").split("\0")
+        except (IOError, OSError):
+            continue  # gone meanwhile
+        if len(argv) > 2 and os.path.basename(argv[0]) in ("xl", "xm"):
+            found.append((int(entry), argv))
+    return found
+
+
 class Host(object):
     """This host's tools, through one runner (argv only, LANG=C, check-mode aware)."""
 
@@ -258,18 +275,12 @@ class Host(object):
     def migrate_pids(self, vm, proc="/proc"):
         """PIDs of ``xl migrate ... VM ...`` processes on this host: a run killed on the
         controller leaves its xl migrate running here, to its end."""
-        pids = []
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
-                    argv = handle.read().decode("utf-8", "replace").split("\0")
-            except (IOError, OSError):
-                continue  # gone meanwhile
-            if len(argv) > 2 and os.path.basename(argv[0]) in ("xl", "xm") and argv[1] == "migrate" and vm in argv[2:]:
-                pids.append(int(entry))
-        return pids
+        return [pid for pid, argv in _xl_processes(proc) if argv[1] == "migrate" and vm in argv[2:]]
+
+    def receive_pids(self, proc="/proc"):
+        """PIDs of ``xl migrate-receive`` processes here (the receiving end of any migration;
+        its argv names no domain). Read from /proc: no fork, cheap to poll."""
+        return [pid for pid, argv in _xl_processes(proc) if "migrate-receive" in argv[1:]]
 
     def peer_runs(self, address, vm):
         """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
@@ -670,37 +681,54 @@ class HostSide(object):
             self.host.remove_file(cfg)
             self._note("config-removed", path=cfg)
 
-    def wait_arrival(self, start_timeout=ARRIVAL_START_S, timeout=ARRIVAL_TIMEOUT_S, poll=0.5):
+    def wait_arrival(self, start_timeout=ARRIVAL_START_S, timeout=ARRIVAL_TIMEOUT_S, poll=0.5, list_every=5):
         """Target, while the source runs xl migrate: wait until the domain runs here under its
-        own name. xl renames ``VM--incoming`` to ``VM`` only once the source has handed it over,
-        so that name is the proof the migration committed. Fails when no incoming domain shows
-        up within start_timeout (the source never started), or when it vanishes without the
-        rename (xl migrate failed and the domain went on running on the source)."""
+        own name. xl migrate-receive renames ``VM--incoming`` to ``VM`` only once the source has
+        handed it over, then exits, so that name is the proof the migration committed.
+
+        Watching is cheap: a /proc scan for ``xl migrate-receive`` every ``poll`` seconds, and
+        ``xl list`` (a fork and a libxl call, slow on a busy dom0) only when no receiver runs or
+        every ``list_every`` seconds. Fails when nothing arrives for ``start_timeout`` seconds
+        (the source never started) or when our incoming domain vanishes, or stays without a
+        receiver, instead of being renamed (xl migrate failed)."""
         vm = self.p["vm"]
         incoming = vm + "--incoming"
         started = time.time()
+        busy_at = started         # last time a receiver ran or our incoming domain was there
+        orphan_since = None       # our incoming domain without a receiver
         seen_incoming = False
+        listed_at = None
         while True:
-            domains = self.host.domains()
-            if vm in domains:
-                if not self.journal.done("arrived"):
-                    self._note("arrived", waited_s=round(time.time() - started, 1))
-                return
-            if self.host.runner.check_mode:
-                return  # nothing moves in check mode: there is nothing to wait for
-            if incoming in domains:
-                seen_incoming = True
-            elif seen_incoming:
-                if vm in self.host.domains():  # renamed between the two reads
-                    continue
-                raise MigrationError("%s: the incoming domain %s is gone and %s does not run here: xl migrate failed "
-                                     "(the domain keeps running on %s); rerun to retry, or migrate_action=abort"
-                                     % (self.p["host_name"], incoming, vm, self.p["peer_name"]))
-            elif time.time() - started > start_timeout:
+            now = time.time()
+            receiving = self.host.receive_pids()
+            if not receiving or listed_at is None or now - listed_at >= list_every:
+                domains = self.host.domains()
+                listed_at = now
+                if vm in domains:
+                    if not self.journal.done("arrived"):
+                        self._note("arrived", waited_s=round(now - started, 1))
+                    return
+                if self.host.runner.check_mode:
+                    return  # nothing moves in check mode: there is nothing to wait for
+                if incoming in domains:
+                    seen_incoming = True
+                    busy_at = now
+                    orphan_since = None if receiving else (orphan_since or now)
+                elif seen_incoming and not receiving:
+                    raise MigrationError("%s: the incoming domain %s is gone and %s does not run here: xl migrate "
+                                         "failed (the domain keeps running on %s); rerun to retry, or "
+                                         "migrate_action=abort" % (self.p["host_name"], incoming, vm, self.p["peer_name"]))
+            if receiving:
+                busy_at = now
+            if orphan_since is not None and now - orphan_since > ORPHAN_INCOMING_S:
+                raise MigrationError("%s: %s stays here without an xl migrate-receive: the migration broke off; "
+                                     "inspect both hosts (xl list) before rerunning or aborting"
+                                     % (self.p["host_name"], incoming))
+            if now - busy_at > start_timeout:
                 raise MigrationError("%s: no incoming domain %s within %d s: xl migrate did not start on %s "
                                      "(see its result there); rerun to retry, or migrate_action=abort"
                                      % (self.p["host_name"], incoming, start_timeout, self.p["peer_name"]))
-            if time.time() - started > timeout:
+            if now - started > timeout:
                 raise MigrationError("%s: %s still arriving after %d s" % (self.p["host_name"], vm, timeout))
             time.sleep(poll)
 

@@ -14,6 +14,7 @@ files; the VM is fxm, the domain of the recorded xl migrate (running on hosta be
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -150,6 +151,8 @@ class FakeHost(object):
         self.peer_has_vm = peer_runs
         self.migrate_pid_answers = []
         self.domain_answers = []
+        self.receive_pid_answers = []
+        self.list_times = []
         self.migrate_error = None
         self.calls = []
 
@@ -161,6 +164,7 @@ class FakeHost(object):
 
     def domains(self):
         # ``domain_answers``: xl list states one per call (the last repeating), else domain_list
+        self.list_times.append(lm.time.time())
         if self.domain_answers:
             self.domain_list = self.domain_answers.pop(0) if len(self.domain_answers) > 1 else self.domain_answers[0]
         return {d["name"]: d for d in self.domain_list}
@@ -207,6 +211,13 @@ class FakeHost(object):
     def migrate_pids(self, vm):
         # xl migrate processes still running here: the test sets a list that empties after N looks
         return self.migrate_pid_answers.pop(0) if self.migrate_pid_answers else []
+
+    def receive_pids(self):
+        # xl migrate-receive processes here, one answer per look (the last repeating)
+        self.record("receive_pids")
+        if not self.receive_pid_answers:
+            return []
+        return self.receive_pid_answers.pop(0) if len(self.receive_pid_answers) > 1 else self.receive_pid_answers[0]
 
 
 @pytest.fixture
@@ -668,15 +679,15 @@ def test_drbd_mode_finish_target_gives_up_while_the_source_stays_primary(dirs, c
     host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-after"))
     with pytest.raises(lm.MigrationError, match="the peer of DRBD fxd is still primary after 120 s"):
         lm.HostSide(host, journal, TARGET).finish()
-    assert host.calls == [] and 1120 < clock.now <= 1120.5
+    assert host.commands("drbdadm", "xl") == [] and 1120 < clock.now <= 1120.5
 
 
 def test_drbd_mode_finish_target_refuses_without_the_vm(dirs, clock):
     journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd"])
     host = FakeHost([proc("uptodate")], domains=xl_list("migrate-target-before"))
-    with pytest.raises(lm.MigrationError, match="no incoming domain fxm--incoming within 180 s: xl migrate did not start on hosta"):
+    with pytest.raises(lm.MigrationError, match="no incoming domain fxm--incoming within 90 s: xl migrate did not start on hosta"):
         lm.HostSide(host, journal, TARGET).finish()
-    assert host.calls == [] and 1180 < clock.now <= 1181
+    assert host.commands("xl", "drbdadm") == [] and 1090 < clock.now <= 1091
 
 
 def test_drbd_mode_finish_source_migrates_then_demotes(dirs, clock):
@@ -690,36 +701,55 @@ def test_drbd_mode_finish_source_migrates_then_demotes(dirs, clock):
 
 # --------------------------------------------------------------------------- the target waits for the domain
 
-def test_target_waits_for_the_incoming_domain_to_be_renamed(dirs, clock):
+def target_to_finish(dirs):
     journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
     host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True),
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    return journal, host
+
+
+def test_target_waits_for_the_incoming_domain_to_be_renamed(dirs, clock):
+    journal, host = target_to_finish(dirs)
+    # xl list: nothing yet, then (receiver running) fxm--incoming, then fxm once the receiver is gone
     host.domain_answers = [xl_list("migrate-target-before"), xl_list("migrate-target-incoming"),
                            xl_list("migrate-target-incoming"), xl_list("migrate-target-after")]
+    host.receive_pid_answers = [[], [4711]] + [[4711]] * 20 + [[]]
     lm.HostSide(host, journal, TARGET).finish()
-    assert clock.sleeps == [0.5, 0.5, 0.5]
+    # /proc is looked at every 0.5 s, xl list only every 5 s while the receiver runs (t=0, 5, 10)
+    # and once it is gone (t=11); then the pause looks at the domain (twice)
+    assert host.list_times == [1000.0, 1005.0, 1010.0, 1011.0, 1011.0, 1011.0]
+    assert len(clock.sleeps) == 22 and set(clock.sleeps) == {0.5}
     arrived = [e for e in journal.data["log"] if e["event"] == "arrived"]
-    assert len(arrived) == 1 and arrived[0]["waited_s"] == 1.5
+    assert len(arrived) == 1 and arrived[0]["waited_s"] == 11.0
     assert host.commands("xl")[:1] == ["xl pause fxm"]   # then its tables go back, under pause
 
 
 def test_target_fails_when_the_incoming_domain_vanishes(dirs, clock):
-    # xl migrate failed on the source: the receiver destroyed the incoming domain, nothing was renamed
-    journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True))
+    # xl migrate failed on the source: the receiver destroyed the incoming domain and exited
+    journal, host = target_to_finish(dirs)
     host.domain_answers = [xl_list("migrate-target-incoming"), xl_list("migrate-target-before")]
+    host.receive_pid_answers = [[4711], []]
     with pytest.raises(lm.MigrationError, match="the incoming domain fxm--incoming is gone and fxm does not run here: "
                                                 "xl migrate failed \\(the domain keeps running on hosta\\)"):
         lm.HostSide(host, journal, TARGET).finish()
-    assert host.calls == [] and host.tables["xenvg-fxs--disk"] == FXS_SWAPPED
+    assert host.commands("xl", "dmsetup", "drbdadm") == [] and host.tables["xenvg-fxs--disk"] == FXS_SWAPPED
 
 
-def test_target_keeps_waiting_while_the_domain_is_incoming(dirs, clock):
-    journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-incoming"))
+def test_target_fails_when_the_incoming_domain_stays_without_a_receiver(dirs, clock):
+    journal, host = target_to_finish(dirs)
+    host.domain_list = xl_list("migrate-target-incoming")
+    with pytest.raises(lm.MigrationError, match="fxm--incoming stays here without an xl migrate-receive"):
+        lm.HostSide(host, journal, TARGET).finish()
+    assert 1010 < clock.now <= 1011 and host.commands("xl", "dmsetup", "drbdadm") == []
+
+
+def test_target_keeps_waiting_while_a_receiver_runs(dirs, clock):
+    journal, host = target_to_finish(dirs)
+    host.domain_list = xl_list("migrate-target-incoming")
+    host.receive_pid_answers = [[4711]]
     with pytest.raises(lm.MigrationError, match="fxm still arriving after 3600 s"):
         lm.HostSide(host, journal, TARGET).finish()
-    assert host.calls == [] and clock.now > 1000 + 3600
+    assert host.commands("xl", "dmsetup", "drbdadm") == [] and clock.now > 1000 + 3600
 
 
 def test_drbd_mode_abort_demotes_the_target(dirs, clock):
@@ -764,3 +794,30 @@ def test_step_lock_waits_for_the_holder_then_times_out(tmp_path, clock):
     assert waiter.acquire(timeout=5) is False
     waiter.release()
     assert os.listdir(str(tmp_path / "run")) == ["fxm.lock"]
+
+
+# --------------------------------------------------------------------------- xl processes from /proc
+
+def fake_proc(tmp_path, fixture):
+    """A /proc with the cmdlines of the xl processes recorded on one end of an xl migrate."""
+    recorded = json.loads(read_fixture("xl", "4.17.5", fixture))
+    tmp_path.mkdir()
+    for pid, cmdline in recorded.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(cmdline.encode("utf-8"))
+    (tmp_path / "self").mkdir()   # not a pid: skipped
+    (tmp_path / "4242").mkdir()   # gone meanwhile (no cmdline): skipped
+    return recorded, str(tmp_path)
+
+
+def test_xl_processes_of_both_ends_during_xl_migrate(tmp_path):
+    host = lm.Host(FakeRunner(), None)
+    recorded, source = fake_proc(tmp_path / "source", "proc-xl-cmdlines-migrate-source.json")
+    migrating = [int(pid) for pid, cmd in recorded.items() if cmd.split("\0")[1:3] == ["migrate", VM]]
+    assert len(migrating) == 1
+    assert host.migrate_pids(VM, proc=source) == migrating
+    assert host.migrate_pids("fxother", proc=source) == [] and host.receive_pids(proc=source) == []
+    recorded, target = fake_proc(tmp_path / "target", "proc-xl-cmdlines-migrate-target.json")
+    receiving = host.receive_pids(proc=target)
+    assert len(receiving) == 1 and "migrate-receive" in recorded[str(receiving[0])]
+    assert host.migrate_pids(VM, proc=target) == []
