@@ -168,7 +168,21 @@ def migrate_refusing_a_second_run(lab, vm, target):
     return time.time() - t0
 
 
+def bare_pause_stall(lab, host, vm):
+    """The guest's stall under a bare ``xl pause; xl unpause`` (median of three), measured the
+    way the dm swaps are: the noise every pause carries on this host."""
+    stalls = []
+    for _ in range(3):
+        result = lab.run(host, ["sh", "-c", "xl pause %s; xl unpause %s; date +%%s.%%N" % (vm, vm)])
+        time.sleep(6)
+        stalls.append(stall_around(lab, [host], vm, float(result.stdout.split()[-1]), 0.0))
+    assert None not in stalls, stalls
+    return sorted(stalls)[1]
+
+
 def test_web01_migrates_there_and_back(lab, web01):
+    bare = bare_pause_stall(lab, where_runs(lab, "web01")[0], "web01")
+    print("\nbare xl pause/unpause: guest stall %.2f s" % bare)
     for leg in range(2):
         source = where_runs(lab, "web01")[0]
         target = other(lab, source)
@@ -189,14 +203,16 @@ def test_web01_migrates_there_and_back(lab, web01):
         # longest silence is shorter than the xl migrate call (whose stop-and-copy it contains)
         assert numbers[0] == 1 and numbers[-1] > 5
         assert gap < migrated["seconds"], (gap, migrated)
-        # Around the dm swaps: in this lab every dom0 and guest vCPU shares 2 emulated cores, so a
-        # beat also waits for the CPU while dom0 runs the module; the bound allows for that
-        # (tests/bench/migrate_overhead measures the stall against a bare xl pause on a quiet lab).
+        # Around the dm swaps the guest stalls no longer than the pause the module measured plus
+        # the noise of two bare pauses on this lab (every dom0 and guest vCPU shares 2 emulated
+        # cores, so a beat also waits for the CPU while dom0 runs the module) and 2 s; the bench
+        # (tests/bench/migrate_overhead) compares the stall with a bare pause on a quiet lab.
         for host, log, event in ((source, src_log, "swapped-to-drbd"), (target, dst_log, "tables-restored")):
             swap = [e for e in log if e["event"] == event][-1]
             stall = stall_around(lab, [source, target], "web01", swap["at"], swap["pause_ms"] / 1000.0)
-            print("%s %s: pause %d ms, guest stall %s s" % (host, event, swap["pause_ms"], stall))
-            assert stall is not None and stall <= swap["pause_ms"] / 1000.0 + 10, (event, stall, swap)
+            bound = swap["pause_ms"] / 1000.0 + 2 * bare + 2
+            print("%s %s: pause %d ms, guest stall %s s (bound %.2f s)" % (host, event, swap["pause_ms"], stall, bound))
+            assert stall is not None and stall <= bound, (event, stall, swap, bare)
 
 
 def test_two_disk_vm_migrates(lab):

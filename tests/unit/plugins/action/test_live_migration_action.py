@@ -61,9 +61,9 @@ def test_promote_loops_with_progress_and_keeps_what_changed(run_action):
     results = [promote_result(SYNCING, True, changed=True, events=["resync-rate"]), promote_result(SYNCING, True),
                promote_result(SYNCED, False, events=["two-primaries:sl-web01-0"])]
     res, calls, lines = run_action(dict(BASE, step="promote", progress_interval=5, sync_timeout=600), results)
-    assert len(calls) == 3 and all(name == "sanless.xen.live_migration" for name, _ in calls)
+    assert len(calls) == 3 and all(name == "sanless.xen.live_migration" for name, _args in calls)
     assert all(args["sync_window"] == 5 and "sync_timeout" not in args and "progress_interval" not in args
-               for _, args in calls)
+               for _name, args in calls)
     assert lines == ["  [hosta] sync web01: sl-web01-0 SyncSource 67.4% speed 3692 KiB/s eta 18s"] * 2
     assert res["changed"] is True and not res.get("failed")
     assert res["events"] == ["resync-rate", "two-primaries:sl-web01-0"]
@@ -109,7 +109,7 @@ def test_a_dead_runs_journal_is_taken_over(run_action):
     res, calls, lines = run_action(dict(BASE, step="prepare"),
                                    [{"failed": True, "msg": "in progress", "lock_owner": dead, "journal": {}},
                                     {"changed": True}])
-    assert [args.get("takeover") for _, args in calls] == [None, True]
+    assert [args.get("takeover") for _name, args in calls] == [None, True]
     assert lines and lines[0].startswith("sanless.xen: taking over the journal of web01 from a run that is gone")
     assert res["changed"] is True and not res.get("failed")
 
@@ -122,7 +122,7 @@ def test_another_controllers_journal_is_taken_over_only_when_stale(run_action):
     assert len(calls) == 1 and res["failed"] and res["msg"].startswith("a migration of web01 by another run")
     stale = dict(fresh, journal={"updated_at": -1000.0})
     res, calls, lines = run_action(dict(BASE, step="prepare"), [stale, {"changed": True}])
-    assert [args.get("takeover") for _, args in calls] == [None, True]
+    assert [args.get("takeover") for _name, args in calls] == [None, True]
 
 
 def test_kill_hook_kills_the_run_after_the_named_step_and_role(run_action, monkeypatch):
