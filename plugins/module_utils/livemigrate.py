@@ -222,7 +222,7 @@ def owner_matches(journal_owner, owner):
 # --------------------------------------------------------------------------- host operations
 
 def _xl_processes(proc="/proc"):
-    """(pid, argv) of the xl/xm processes running here with at least one argument."""
+    """(pid, parent pid, argv) of the xl/xm processes running here with at least one argument."""
     found = []
     for entry in os.listdir(proc):
         if not entry.isdigit():
@@ -230,10 +230,12 @@ def _xl_processes(proc="/proc"):
         try:
             with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
                 argv = handle.read().decode("utf-8", "replace").split("\0")
-        except (IOError, OSError):
+            with open(os.path.join(proc, entry, "stat")) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (IOError, OSError, ValueError, IndexError):
             continue  # gone meanwhile
         if len(argv) > 2 and os.path.basename(argv[0]) in ("xl", "xm"):
-            found.append((int(entry), argv))
+            found.append((int(entry), ppid, argv))
     return found
 
 
@@ -275,12 +277,14 @@ class Host(object):
     def migrate_pids(self, vm, proc="/proc"):
         """PIDs of ``xl migrate ... VM ...`` processes on this host: a run killed on the
         controller leaves its xl migrate running here, to its end."""
-        return [pid for pid, argv in _xl_processes(proc) if argv[1] == "migrate" and vm in argv[2:]]
+        return [pid for pid, _ppid, argv in _xl_processes(proc) if argv[1] == "migrate" and vm in argv[2:]]
 
     def receive_pids(self, proc="/proc"):
-        """PIDs of ``xl migrate-receive`` processes here (the receiving end of any migration;
-        its argv names no domain). Read from /proc: no fork, cheap to poll."""
-        return [pid for pid, argv in _xl_processes(proc) if "migrate-receive" in argv[1:]]
+        """PIDs of ``xl migrate-receive`` processes receiving a domain here now (of any domain:
+        the argv names none). Once a domain has started, the receiver forks a monitor for it
+        with the same argv, whose parent is init, and exits: monitors are not counted. Read
+        from /proc: no fork, cheap to poll."""
+        return [pid for pid, ppid, argv in _xl_processes(proc) if "migrate-receive" in argv[1:] and ppid != 1]
 
     def peer_runs(self, address, vm):
         """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
@@ -315,6 +319,7 @@ class HostSide(object):
         self.changed = False
         self.events = []
         self.pause_ms = None
+        self.pause_window = None
 
     # ------------------------------------------------------------------ helpers
     def _note(self, event, **info):
@@ -332,19 +337,25 @@ class HostSide(object):
 
     # Xen counts pauses (each xl pause needs its own unpause): the journal records ours, so a
     # run killed between the two is not paused a second time by the rerun, only unpaused.
-    def _pause(self):
+    def _pause(self, domains):
+        """Pause the VM unless this journal's pause still holds; returns when the pause began."""
         events = [e["event"] for e in self.journal.data.get("log", []) if e["event"] in ("pause", "unpause")]
-        domain = self.host.domains().get(self.p["vm"])
+        domain = domains.get(self.p["vm"])
         if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
-            return
+            return time.time()
         if not self.host.runner.check_mode:  # check mode pauses nothing and writes no journal
             self.journal.mark("pause")
+        started = time.time()
         self.host.xen.pause(self.p["vm"])
+        return started
 
     def _unpause(self):
+        """Unpause the VM; returns when the unpause was done."""
         self.host.xen.unpause(self.p["vm"])
+        ended = time.time()
         if not self.host.runner.check_mode:
             self.journal.mark("unpause")
+        return ended
 
     def _resource_text(self, disk):
         me = {"name": self.p["host_name"], "address": self.p["address"], "port": disk["port"],
@@ -471,7 +482,7 @@ class HostSide(object):
             for disk in todo:
                 host.dm.load(disk["lv_dm"], drbd_table(disk, table_sectors(tables[disk["lv_dm"]])))
             self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=self.p.get("pause_domain", True))
-            self._note("swapped-to-drbd", pause_ms=self.pause_ms)
+            self._note("swapped-to-drbd", pause_ms=self.pause_ms, pause_window=self.pause_window)
             self.journal.data["pause_ms"] = self.pause_ms
         minors = host.drbd()
         for disk in self.disks():
@@ -495,17 +506,18 @@ class HostSide(object):
     def _resume_all_under_pause(self, names, pause):
         """Make the loaded inactive tables live. Each resume is atomic (flush, suspend, swap,
         resume); the pause keeps the guest from seeing one disk swapped and another not."""
-        running = pause and self.p["vm"] in self.host.domains()
-        started = time.time()
-        if running:
-            self._pause()
+        domains = self.host.domains() if pause else {}
+        running = self.p["vm"] in domains
+        # the window is what the guest can notice: from xl pause (or the first resume) to the end
+        # of xl unpause (or the last resume); the journal writes around it are outside
+        started = self._pause(domains) if running else time.time()
         try:
             for name in names:
                 self.host.dm.resume(name)
         finally:
-            if running:
-                self._unpause()
-        self.pause_ms = int((time.time() - started) * 1000)
+            ended = self._unpause() if running else time.time()
+        self.pause_ms = int(round((ended - started) * 1000))
+        self.pause_window = (round(started, 3), round(ended, 3))
 
     # ------------------------------------------------------------------ sync
     def sync_status(self):
@@ -627,7 +639,7 @@ class HostSide(object):
         for disk in todo:
             host.dm.load(disk["lv_dm"], parse_table(disk["original_table"]))
         self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=pause_vm)
-        self._note("tables-restored", pause_ms=self.pause_ms)
+        self._note("tables-restored", pause_ms=self.pause_ms, pause_window=self.pause_window)
 
     def _teardown_drbd(self):
         host = self.host

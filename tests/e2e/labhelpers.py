@@ -142,6 +142,29 @@ def journal_events(lab, host, vm):
     return [entry["event"] for entry in json.loads(proc.stdout).get("log", [])]
 
 
+def epoch_offset(beats, around, span=30):
+    """dom0 epoch minus guest uptime, from the beats printed within ``span`` s of ``around``.
+    A beat's epoch has whole seconds (busybox date), so epoch - uptime is at most the true
+    offset and within 1 s of it; the largest over beats at many fractions of a second is close."""
+    near = [epoch - up for _n, epoch, up in beats if abs(epoch - around) <= span]
+    return max(near) if near else None
+
+
+def stall_during(beats, start, end):
+    """The guest's stall over [start, end] (dom0 epoch seconds): the longest interval between
+    two consecutive beats that overlaps the window, minus the median interval of all beats.
+    Intervals are measured on the guest's uptime (1/100 s) and placed in dom0 time by
+    epoch_offset. ``beats`` are (number, epoch, uptime) triples, from heartbeats_full."""
+    beats = sorted(set(beats))
+    offset = epoch_offset(beats, (start + end) / 2.0)
+    gaps = [(a[2] + offset, b[2] + offset, b[2] - a[2]) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
+    if offset is None or not gaps:
+        return None
+    usual = sorted(g for _s, _e, g in gaps)[len(gaps) // 2]
+    overlapping = [g for s, e, g in gaps if s <= end and e >= start]
+    return round(max(0.0, max(overlapping) - usual), 2) if overlapping else None
+
+
 def start_playbook(lab, *args, env=None):
     """ansible-playbook in its own session, so a test can SIGKILL the whole run.
 

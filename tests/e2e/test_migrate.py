@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from labhelpers import journal_events, journal_history, leftovers, remove_vm, start_playbook, tail, vm_lvs, where_runs
+from labhelpers import journal_events, journal_history, leftovers, remove_vm, stall_during, start_playbook, tail, vm_lvs, where_runs
 
 PATTERN_MIB = 16
 
@@ -70,16 +70,8 @@ def heartbeat_gaps(lab, src, dst, vm):
     return numbers, max(gaps) if gaps else 0.0
 
 
-def stall_around(lab, hosts, vm, end_at, seconds):
-    """How much longer than a usual beat the guest's longest beat was around a pause of
-    ``seconds`` that ended at ``end_at`` (a dom0 clock): beats printed from 2 s before the
-    pause to 3 s after it (their unix time has whole seconds only), gaps measured on the
-    guest's uptime (1/100 s), minus the median gap of the whole log."""
-    beats = sorted(set(b for host in hosts for b in lab.heartbeats_full(lab.console(host, vm))))
-    gaps = [(a, b[2] - a[2]) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
-    usual = sorted(g for _, g in gaps)[len(gaps) // 2]
-    around = [g for a, g in gaps if end_at - seconds - 2 <= a[1] <= end_at + 3]
-    return round(max(around) - usual, 2) if around else None
+def beats_of(lab, hosts, vm):
+    return [b for host in hosts for b in lab.heartbeats_full(lab.console(host, vm))]
 
 
 def migrate(lab, vm, *extra):
@@ -173,9 +165,10 @@ def bare_pause_stall(lab, host, vm):
     way the dm swaps are: the noise every pause carries on this host."""
     stalls = []
     for _ in range(3):
-        result = lab.run(host, ["sh", "-c", "xl pause %s; xl unpause %s; date +%%s.%%N" % (vm, vm)])
+        out = lab.run(host, ["sh", "-c", "date +%%s.%%N; xl pause %s; xl unpause %s; date +%%s.%%N" % (vm, vm)]).stdout
+        start, end = (float(x) for x in out.split()[-2:])
         time.sleep(6)
-        stalls.append(stall_around(lab, [host], vm, float(result.stdout.split()[-1]), 0.0))
+        stalls.append(stall_during(beats_of(lab, [host], vm), start, end))
     assert None not in stalls, stalls
     return sorted(stalls)[1]
 
@@ -209,7 +202,7 @@ def test_web01_migrates_there_and_back(lab, web01):
         # (tests/bench/migrate_overhead) compares the stall with a bare pause on a quiet lab.
         for host, log, event in ((source, src_log, "swapped-to-drbd"), (target, dst_log, "tables-restored")):
             swap = [e for e in log if e["event"] == event][-1]
-            stall = stall_around(lab, [source, target], "web01", swap["at"], swap["pause_ms"] / 1000.0)
+            stall = stall_during(beats_of(lab, [source, target], "web01"), *swap["pause_window"])
             bound = swap["pause_ms"] / 1000.0 + 2 * bare + 2
             print("%s %s: pause %d ms, guest stall %s s (bound %.2f s)" % (host, event, swap["pause_ms"], stall, bound))
             assert stall is not None and stall <= bound, (event, stall, swap, bare)

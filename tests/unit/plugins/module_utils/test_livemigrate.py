@@ -90,15 +90,23 @@ class FakeRunner(object):
         self.check_mode = check_mode
 
 
+def _takes(seconds):
+    """A command's run time on the fake clock (when the test uses it)."""
+    if isinstance(lm.time, Clock):
+        lm.time.now += seconds
+
+
 class FakeXen(object):
     def __init__(self, host):
         self.host = host
 
     def pause(self, vm):
         self.host.record("xl", "pause", vm)
+        _takes(0.3)
 
     def unpause(self, vm):
         self.host.record("xl", "unpause", vm)
+        _takes(0.3)
 
     def migrate(self, vm, address):
         self.host.record("xl", "migrate", vm, address)
@@ -308,6 +316,11 @@ def test_source_prepare_order(dirs, clock):
     assert "on hosta" in text and "on hostb" in text and "/dev/mapper/sl-fxm-0.real" in text
     assert logged(journal) == ["meta-created", "clone-created", "resource-written", "md-created:sl-fxm-0", "up:sl-fxm-0",
                                "primary-forced:sl-fxm-0", "pause", "unpause", "swapped-to-drbd", "connected:sl-fxm-0"]
+    # the journaled window runs from the start of xl pause to the end of xl unpause (0.3 s each here)
+    swap = [e for e in journal.data["log"] if e["event"] == "swapped-to-drbd"][0]
+    paused = [e for e in journal.data["log"] if e["event"] in ("pause", "unpause")]
+    assert paused[0]["at"] <= swap["pause_window"][0] and swap["pause_window"][1] <= paused[1]["at"] + 0.001  # rounded to ms
+    assert swap["pause_ms"] == 600 == round((swap["pause_window"][1] - swap["pause_window"][0]) * 1000)
 
     # rerun on the state the first run left: the LV points at DRBD, nothing is paused or run again
     rerun = FakeHost([proc("syncsource")], tables=host.tables, domains=xl_list("migrate-source-before"), lvs=host.lvs)
@@ -716,8 +729,8 @@ def test_target_waits_for_the_incoming_domain_to_be_renamed(dirs, clock):
     host.receive_pid_answers = [[], [4711]] + [[4711]] * 20 + [[]]
     lm.HostSide(host, journal, TARGET).finish()
     # /proc is looked at every 0.5 s, xl list only every 5 s while the receiver runs (t=0, 5, 10)
-    # and once it is gone (t=11); then the pause looks at the domain (twice)
-    assert host.list_times == [1000.0, 1005.0, 1010.0, 1011.0, 1011.0, 1011.0]
+    # and once it is gone (t=11); then the restore looks at the domain before pausing it
+    assert host.list_times == [1000.0, 1005.0, 1010.0, 1011.0, 1011.0]
     assert len(clock.sleeps) == 22 and set(clock.sleeps) == {0.5}
     arrived = [e for e in journal.data["log"] if e["event"] == "arrived"]
     assert len(arrived) == 1 and arrived[0]["waited_s"] == 11.0
@@ -799,25 +812,31 @@ def test_step_lock_waits_for_the_holder_then_times_out(tmp_path, clock):
 # --------------------------------------------------------------------------- xl processes from /proc
 
 def fake_proc(tmp_path, fixture):
-    """A /proc with the cmdlines of the xl processes recorded on one end of an xl migrate."""
+    """A /proc with the cmdline and stat files of the xl processes recorded on one dom0."""
     recorded = json.loads(read_fixture("xl", "4.17.5", fixture))
     tmp_path.mkdir()
-    for pid, cmdline in recorded.items():
+    for pid, files in recorded.items():
         (tmp_path / pid).mkdir()
-        (tmp_path / pid / "cmdline").write_bytes(cmdline.encode("utf-8"))
+        (tmp_path / pid / "cmdline").write_bytes(files["cmdline"].encode("utf-8"))
+        (tmp_path / pid / "stat").write_text(files["stat"])
     (tmp_path / "self").mkdir()   # not a pid: skipped
     (tmp_path / "4242").mkdir()   # gone meanwhile (no cmdline): skipped
     return recorded, str(tmp_path)
 
 
-def test_xl_processes_of_both_ends_during_xl_migrate(tmp_path):
+def test_xl_processes_of_both_ends_during_and_after_xl_migrate(tmp_path):
     host = lm.Host(FakeRunner(), None)
-    recorded, source = fake_proc(tmp_path / "source", "proc-xl-cmdlines-migrate-source.json")
-    migrating = [int(pid) for pid, cmd in recorded.items() if cmd.split("\0")[1:3] == ["migrate", VM]]
-    assert len(migrating) == 1
+    recorded, source = fake_proc(tmp_path / "source", "proc-xl-migrate-source.json")
+    migrating = [int(pid) for pid, files in recorded.items() if files["cmdline"].split("\0")[1:3] == ["migrate", VM]]
+    assert len(migrating) == 1 and len(recorded) == 2   # and the domain's own xl create monitor
     assert host.migrate_pids(VM, proc=source) == migrating
     assert host.migrate_pids("fxother", proc=source) == [] and host.receive_pids(proc=source) == []
-    recorded, target = fake_proc(tmp_path / "target", "proc-xl-cmdlines-migrate-target.json")
+    # the receiver, a child of the ssh session
+    recorded, target = fake_proc(tmp_path / "target", "proc-xl-migrate-target.json")
     receiving = host.receive_pids(proc=target)
-    assert len(receiving) == 1 and "migrate-receive" in recorded[str(receiving[0])]
+    assert len(receiving) == 1 and "migrate-receive" in recorded[str(receiving[0])]["cmdline"]
     assert host.migrate_pids(VM, proc=target) == []
+    # after the move: the monitor the receiver left for the domain (same argv, parent init) is not a receiver
+    recorded, after = fake_proc(tmp_path / "after", "proc-xl-migrated-target.json")
+    assert len(recorded) == 1 and "migrate-receive" in list(recorded.values())[0]["cmdline"]
+    assert host.receive_pids(proc=after) == []
