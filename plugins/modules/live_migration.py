@@ -379,6 +379,16 @@ def new_journal(module):
             "mode": p["mode"], "log": []}
 
 
+def foreign_owner(data, owner):
+    return data is not None and bool(data.get("owner")) and bool(owner) and not lm.owner_matches(data["owner"], owner)
+
+
+def refuse_foreign(module, journal, data):
+    if foreign_owner(data, module.params["owner"]) and not module.params["takeover"]:
+        module.fail_json(msg="a migration of %s by another run is in progress (journal %s, owner %s)" % (
+            module.params["vm"], journal.path, data["owner"]), lock_owner=data["owner"], journal=public_journal(data))
+
+
 def public_journal(data):
     if data is None:
         return None
@@ -423,19 +433,23 @@ def main():
         lm.check_vm_name(p["vm"])
         host = lm.Host(runner, Toolstack(runner, "xl"))
         journal = lm.Journal(p["vm"], p["state_dir"])
-        if p["step"] != "preflight" and not module.check_mode:
-            # released when the process exits; a killed run's step still running here goes first
-            if lm.StepLock(p["vm"], p["lock_dir"]).acquire():
-                result["waited_for_step"] = True
         data = journal.load()
         result["journal"] = public_journal(data)
         if p["step"] == "preflight":
             result["preflight"] = preflight(module, host, runner)
             module.exit_json(**result)
-        if data is not None and data.get("owner") and p["owner"] and not lm.owner_matches(data["owner"], p["owner"]):
-            if not p["takeover"]:
-                module.fail_json(msg="a migration of %s by another run is in progress (journal %s, owner %s)" % (
-                    p["vm"], journal.path, data["owner"]), lock_owner=data["owner"], journal=public_journal(data))
+        # a journal of another run: refused at once (the action plugin decides whether its run is
+        # gone and calls again with takeover), before waiting for any step lock
+        refuse_foreign(module, journal, data)
+        if not module.check_mode:
+            # held until this process exits: a step of a killed run still running here goes
+            # first; then the journal is read again, as that step (or a concurrent run) left it
+            if lm.StepLock(p["vm"], p["lock_dir"]).acquire():
+                result["waited_for_step"] = True
+            data = journal.load()
+            result["journal"] = public_journal(data)
+            refuse_foreign(module, journal, data)
+        if foreign_owner(data, p["owner"]):
             data["owner"] = p["owner"]
             data.setdefault("log", []).append({"event": "takeover", "owner": p["owner"]})
             if not module.check_mode:
