@@ -7,12 +7,9 @@ module returns them), the module itself is tested in tests/unit/plugins/modules.
 
 from __future__ import annotations
 
-from unittest.mock import MagicMock
-
 import pytest
 
 from ansible_collections.sanless.xen.plugins.action import drbd_resource as action_mod
-from ansible_collections.sanless.xen.plugins.action.drbd_resource import ActionModule
 
 SYNCING = {"name": "fxd", "minor": 90, "up": True, "cstate": "SyncSource", "role": "Primary", "peer_role": "Secondary",
            "disk": "UpToDate", "peer_disk": "Inconsistent", "sync_percent": 67.4, "speed_kib_s": 3692, "sync_eta_s": 18}
@@ -24,31 +21,8 @@ def result(resource, synced, changed=False, cmds=None, **extra):
 
 
 @pytest.fixture
-def run_action(monkeypatch):
-    lines = []
-    clock = {"now": 0.0}
-    monkeypatch.setattr(action_mod.display, "display", lambda msg, *a, **k: lines.append(msg))
-    monkeypatch.setattr(action_mod.time, "time", lambda: clock["now"])
-
-    def run(args, results, check_mode=False, step=10.0):
-        task = MagicMock()
-        task.args = args
-        task.async_val = 0
-        task.check_mode = check_mode
-        task.diff = False
-        play_context = MagicMock()
-        play_context.check_mode = check_mode
-        action = ActionModule(task, MagicMock(), play_context, loader=MagicMock(), templar=MagicMock(),
-                              shared_loader_obj=None)
-        calls = []
-
-        def execute(module_name, module_args, task_vars):
-            calls.append((module_name, dict(module_args)))
-            clock["now"] += step
-            return dict(results.pop(0) if len(results) > 1 else results[0])
-        action._execute_module = execute
-        return action.run(task_vars={"inventory_hostname": "hosta"}), calls, lines
-    return run
+def run_action(action_runner):
+    return action_runner(action_mod)
 
 
 def test_loops_until_synced_with_a_line_per_call(run_action):

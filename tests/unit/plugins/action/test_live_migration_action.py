@@ -10,12 +10,11 @@ in tests/unit/plugins/module_utils/test_livemigrate.py."""
 from __future__ import annotations
 
 import os
-from unittest.mock import MagicMock
 
 import pytest
 
 from ansible_collections.sanless.xen.plugins.action import live_migration as action_mod
-from ansible_collections.sanless.xen.plugins.action.live_migration import ActionModule, controller_owner
+from ansible_collections.sanless.xen.plugins.action.live_migration import controller_owner
 
 SYNCING = {"resource": "sl-web01-0", "cstate": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
            "percent": 67.4, "speed_kib_s": 3692, "eta_s": 18}
@@ -30,31 +29,8 @@ def promote_result(item, waiting, changed=False, events=()):
 
 
 @pytest.fixture
-def run_action(monkeypatch):
-    lines = []
-    clock = {"now": 0.0}
-    monkeypatch.setattr(action_mod.display, "display", lambda msg, *a, **k: lines.append(msg))
-    monkeypatch.setattr(action_mod.time, "time", lambda: clock["now"])
-
-    def run(args, results, step=10.0):
-        task = MagicMock()
-        task.args = args
-        task.async_val = 0
-        task.check_mode = False
-        task.diff = False
-        play_context = MagicMock()
-        play_context.check_mode = False
-        action = ActionModule(task, MagicMock(), play_context, loader=MagicMock(), templar=MagicMock(),
-                              shared_loader_obj=None)
-        calls = []
-
-        def execute(module_name, module_args, task_vars):
-            calls.append((module_name, dict(module_args)))
-            clock["now"] += step
-            return dict(results.pop(0) if len(results) > 1 else results[0])
-        action._execute_module = execute
-        return action.run(task_vars={"inventory_hostname": "hosta"}), calls, lines
-    return run
+def run_action(action_runner):
+    return action_runner(action_mod)
 
 
 def test_promote_loops_with_progress_and_keeps_what_changed(run_action):
