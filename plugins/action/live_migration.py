@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -44,9 +45,21 @@ def _process_start(pid):
         return None
 
 
+def run_pid():
+    """The pid of this task's ansible-playbook process. Task workers are forked from it
+    (multiprocessing), which keeps that pid even when the worker has been orphaned."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid else os.getppid()
+
+
+def orphaned():
+    """True when the ansible-playbook that started this worker is gone (killed): a worker runs
+    in a session of its own and outlives it, and must then start nothing more."""
+    return os.getppid() != run_pid()
+
+
 def controller_owner():
-    # Task workers are forked from the ansible-playbook process: the parent is the run.
-    pid = os.getppid()
+    pid = run_pid()
     return {"controller": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
 
 
@@ -63,6 +76,11 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
+        if orphaned():
+            # the run was killed after it started this task: a rerun takes over from the journal
+            result.update(failed=True, msg="%s: the ansible-playbook of this task (pid %d) is gone; step %s not started" % (
+                args.get("vm"), run_pid(), args.get("step")))
+            return result
         sync_timeout = int(args.pop("sync_timeout", 3600))
         interval = int(args.pop("progress_interval", 10))
         args["owner"] = controller_owner()
@@ -87,7 +105,7 @@ class ActionModule(ActionBase):
         if kill_after and kill_after == "%s:%s" % (args.get("step"), args.get("role")) and not module_result.get("failed"):
             display.display("sanless.xen: SANLESS_XEN_KILL_AFTER=%s: killing this run" % kill_after)
             # the workers run in process groups of their own: kill the run's group, then ours
-            os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
+            os.killpg(os.getpgid(run_pid()), signal.SIGKILL)
             os.killpg(os.getpgrp(), signal.SIGKILL)
         result.update(module_result)
         return result
@@ -102,6 +120,11 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname")
         # a host already past the step answers without "waiting": nothing to wait for
         while current.get("waiting") and not current.get("failed") and not self._play_context.check_mode:
+            if orphaned():
+                current["failed"] = True
+                current["msg"] = "%s: the ansible-playbook of this task (pid %d) is gone; stopped waiting for the sync" % (
+                    args["vm"], run_pid())
+                break
             if args.get("role") == "source" or not current.get("synced"):
                 display.display("  [%s] sync %s: %s" % (host, args["vm"], ", ".join(_progress(item) for item in current.get("sync", []))))
             if time.time() - started > timeout:

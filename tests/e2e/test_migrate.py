@@ -176,14 +176,10 @@ def bare_pause_stall(lab, host, vm):
 def test_web01_migrates_there_and_back(lab, web01):
     bare = bare_pause_stall(lab, where_runs(lab, "web01")[0], "web01")
     print("\nbare xl pause/unpause: guest stall %.2f s" % bare)
-    for leg in range(2):
+    for _ in range(2):
         source = where_runs(lab, "web01")[0]
         target = other(lab, source)
-        if leg == 0:
-            # the first leg also shows that a concurrent run of the same VM is refused
-            seconds = migrate_refusing_a_second_run(lab, "web01", target)
-        else:
-            _, seconds = migrate(lab, "web01", "-e", "target=%s" % target)
+        _, seconds = migrate(lab, "web01", "-e", "target=%s" % target)
         print("\nweb01 %s -> %s: %.0f s" % (source, target, seconds))
         assert_clean(lab, "web01", target)
         assert_data(lab, target, "web01", web01["checksum"])
@@ -217,7 +213,10 @@ def test_two_disk_vm_migrates(lab):
     lab.sh(source, "dd if=/dev/urandom of=/dev/xenvg/web02-data bs=1M count=128 conv=fsync 2>/dev/null")
     text = lab.last_boot(lab.wait_console(source, "web02", lambda t: lab.checksums(lab.last_boot(t)), timeout=240))
     expected_data = lab.lv_sha256(source, "/dev/xenvg/web02-data", 128)
-    migrate(lab, "web02", "-e", "target=%s" % target)
+    # this move also shows that a concurrent run of the same VM is refused (here, where no
+    # stall is measured: the second playbook loads both dom0s)
+    seconds = migrate_refusing_a_second_run(lab, "web02", target)
+    print("\nweb02 %s -> %s with a concurrent run refused: %.0f s" % (source, target, seconds))
     assert_clean(lab, "web02", target)
     assert vm_lvs(lab, target, "web02") == ["web02-data", "web02-disk"]
     assert_data(lab, target, "web02", lab.checksums(text)[0])

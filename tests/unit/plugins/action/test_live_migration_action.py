@@ -9,6 +9,7 @@ in tests/unit/plugins/module_utils/test_livemigrate.py."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
@@ -109,3 +110,33 @@ def test_kill_hook_kills_the_run_after_the_named_step_and_role(run_action, monke
     assert killed == []   # the source's promote: not the named role
     run_action(dict(BASE, role="target", step="promote"), [promote_result(SYNCED, False)])
     assert killed == [os.getpgid(os.getppid()), os.getpgrp()]
+
+
+def _report_run_pid(queue):
+    queue.put((action_mod.run_pid(), action_mod.orphaned(), action_mod.controller_owner()["pid"]))
+
+
+def test_a_forked_worker_knows_its_run():
+    # ansible forks its task workers with multiprocessing (fork context), as here
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_report_run_pid, args=(queue,))
+    worker.start()
+    assert queue.get(timeout=30) == (os.getpid(), False, os.getpid())
+    worker.join(timeout=30)
+
+
+def test_an_orphaned_worker_starts_nothing(run_action, monkeypatch):
+    # the run was SIGKILLed after forking this worker: it must not call the module (and never take
+    # over the run's journal as if that run were somebody else's)
+    monkeypatch.setattr(action_mod, "orphaned", lambda: True)
+    res, calls, lines = run_action(dict(BASE, step="promote"), [promote_result(SYNCED, False)])
+    assert calls == [] and res["failed"] is True
+    assert res["msg"].startswith("web01: the ansible-playbook of this task (pid ") and "step promote not started" in res["msg"]
+
+
+def test_an_orphaned_worker_stops_waiting_for_the_sync(run_action, monkeypatch):
+    looks = iter([False, True])
+    monkeypatch.setattr(action_mod, "orphaned", lambda: next(looks))
+    res, calls, lines = run_action(dict(BASE, step="promote"), [promote_result(SYNCING, True)])
+    assert len(calls) == 1 and res["failed"] is True and "stopped waiting for the sync" in res["msg"]
