@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.sanless.xen.plugins.module_utils.livemigrate import PORT_BASE, meta_bytes
-
-FIRST_MINOR = 10
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, PORT_BASE, meta_bytes
 
 
 def _facts(result):

@@ -39,9 +39,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import time
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     DeviceMapper, linear_table, parse_table, render_table, table_sectors,
 )
@@ -52,18 +52,16 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_nam
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
-STATE_DIR = "/var/lib/sanless-xen"
-LOCK_DIR = "/run/sanless-xen"
-DRBD_CONF_DIR = "/etc/drbd.d"
-XEN_AUTO_DIR = "/etc/xen/auto"
-PORT_BASE = 7700
+STATE_DIR = conv.STATE_DIR
+LOCK_DIR = conv.LOCK_DIR
+DRBD_CONF_DIR = conv.DRBD_CONF_DIR
+XEN_AUTO_DIR = conv.XEN_AUTO_DIR
+PORT_BASE = conv.PORT_BASE
+meta_bytes = conv.meta_bytes
 # Target of step finish: how long to wait for xl migrate's incoming domain to show up, and in all.
 ARRIVAL_START_S = 90
 ARRIVAL_TIMEOUT_S = 3600
 ORPHAN_INCOMING_S = 10
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB.
-META_FIXED_BYTES = 36 * 1024
 STEPS = ("prepare", "promote", "migrate", "finish")
 
 
@@ -77,32 +75,26 @@ class MigrationError(Exception):
 
 
 def check_vm_name(name):
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise MigrationError("invalid VM name %r: use letters, digits, '.', '_' and '-' (no spaces, shell "
-                             "metacharacters or path separators), at most 64 characters" % (name,))
-    return name
-
-
-def meta_bytes(disk_bytes, extent_bytes=4 * 1024 * 1024):
-    """Size of the external metadata LV for a disk, rounded up to whole extents."""
-    need = META_FIXED_BYTES + (disk_bytes + 32767) // 32768 + 1024 * 1024
-    return ((need + extent_bytes - 1) // extent_bytes) * extent_bytes
+    try:
+        return conv.check_vm_name(name)
+    except ValueError as exc:
+        raise MigrationError(str(exc))
 
 
 def disk_names(vm, vg, lv, index, minor):
     """Names of everything the migration creates for one disk (the same on both hosts)."""
-    resource = "sl-%s-%d" % (vm, index)
+    resource = conv.migration_resource(vm, index)
     return {
         "vg": vg,
         "lv": lv,
         "lv_dm": dm_name(vg, lv),
-        "lv_path": "/dev/%s/%s" % (vg, lv),
-        "meta_lv": "%s.drbdmeta" % lv,
-        "clone": "%s.real" % resource,
+        "lv_path": conv.lv_path(vg, lv),
+        "meta_lv": conv.meta_lv_name(lv),
+        "clone": conv.clone_name(resource),
         "resource": resource,
         "minor": minor,
         "port": PORT_BASE + minor,
-        "device": "/dev/drbd%d" % minor,
+        "device": conv.drbd_device(minor),
     }
 
 
@@ -112,12 +104,7 @@ def drbd_table(disk, sectors):
 
 def is_drbd_table(segments, disk):
     return len(segments) == 1 and segments[0]["target"] == "linear" and segments[0].get("device") in (
-        disk["device"], _drbd_majmin(disk["minor"]))
-
-
-def _drbd_majmin(minor):
-    # dmsetup table prints underlying devices as MAJ:MIN; DRBD's block major is 147.
-    return "147:%d" % minor
+        disk["device"], conv.drbd_majmin(disk["minor"]))
 
 
 # --------------------------------------------------------------------------- journal

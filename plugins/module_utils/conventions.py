@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's conventions, in one place: names, sizes and state paths.
+
+Modules, filters, tests and roles all use these (roles through the filters and tests that wrap
+them), so that a VM name accepted in one place is accepted everywhere, and a metadata LV is
+the same size whoever creates it. Pure: no commands, no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+
+# --------------------------------------------------------------------------- names
+
+# A VM name becomes a domain name, a file name (journal, lock, /etc/xen/auto) and part of LV
+# and DRBD resource names: no spaces, shell metacharacters or path separators.
+VM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+VM_NAME_RE = re.compile(VM_NAME_PATTERN)
+VM_NAME_RULE = ("VM names are 1 to 64 letters, digits, _ . or -, starting with a letter or a digit (%s)"
+                % VM_NAME_PATTERN)
+
+# Host names as DNS has them (RFC 1123 labels), optionally with a final dot.
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+
+
+def is_vm_name(name):
+    return isinstance(name, str) and bool(VM_NAME_RE.match(name)) and not name.endswith("\n")
+
+
+def check_vm_name(name):
+    """Return name if it is a valid VM name, else raise ValueError saying why."""
+    if not is_vm_name(name):
+        raise ValueError("invalid VM name %r: use 1-64 letters, digits, '_', '.' or '-', starting with a letter "
+                         "or digit (no spaces, shell metacharacters or path separators)" % (name,))
+    return name
+
+
+def is_address(value):
+    """A host name or an IPv4/IPv6 address, nothing a shell or ssh could read as more."""
+    if not isinstance(value, str) or not value or len(value) > 253 or value.startswith("-"):
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(HOSTNAME_RE.match(value))
+
+
+def check_address(value, what="address"):
+    """Return value if it is a host name or an IP address, else raise ValueError saying why."""
+    if not is_address(value):
+        raise ValueError("invalid %s %r: want a host name or an IP address (letters, digits, '.', '-', ':'; "
+                         "no spaces or shell metacharacters)" % (what, value))
+    return value
+
+
+# --------------------------------------------------------------------------- state on the dom0s
+
+STATE_DIR = "/var/lib/sanless-xen"    # journals and history (persistent)
+LOCK_DIR = "/run/sanless-xen"         # flocks (tmpfs: a lock means nothing after a reboot)
+DRBD_CONF_DIR = "/etc/drbd.d"
+XEN_AUTO_DIR = "/etc/xen/auto"        # a config here is the VM's ownership: xendomains starts it at boot
+
+
+def migrations_dir(state_dir=STATE_DIR):
+    return os.path.join(state_dir, "migrations")
+
+
+def history_dir(state_dir=STATE_DIR):
+    return os.path.join(state_dir, "history")
+
+
+def auto_config_path(vm, auto_dir=XEN_AUTO_DIR):
+    return os.path.join(auto_dir, "%s.cfg" % check_vm_name(vm))
+
+
+def parked_config_path(vm, state_dir=STATE_DIR):
+    """Where a VM's config waits while ownership moves (out of /etc/xen/auto, so no boot starts it)."""
+    return os.path.join(migrations_dir(state_dir), "%s.cfg" % check_vm_name(vm))
+
+
+# --------------------------------------------------------------------------- DRBD
+
+PORT_BASE = 7700          # a temporary resource's port is PORT_BASE + its minor
+FIRST_MINOR = 10          # minors below are left to resources made by hand
+MAX_MINOR = 1048575       # DRBD minors are 20 bits
+DRBD_BLOCK_MAJOR = 147
+
+# DRBD 8.4 external metadata: 4 KiB superblock + 32 KiB activity log + 1 bit per 4 KiB of data,
+# plus 1 MiB of slack, in whole extents.
+META_FIXED_BYTES = 36 * 1024
+DEFAULT_EXTENT_BYTES = 4 * 1024 * 1024
+
+
+def meta_bytes(disk_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
+    """Size of the external DRBD metadata LV for a disk, rounded up to whole extents."""
+    need = META_FIXED_BYTES + (int(disk_bytes) + 32767) // 32768 + 1024 * 1024
+    return round_up(need, extent_bytes)
+
+
+def round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
+    """size_bytes rounded up to whole extents (what lvcreate allocates)."""
+    extent_bytes = int(extent_bytes)
+    return ((int(size_bytes) + extent_bytes - 1) // extent_bytes) * extent_bytes
+
+
+def drbd_device(minor):
+    return "/dev/drbd%d" % int(minor)
+
+
+def drbd_majmin(minor):
+    # dmsetup table prints underlying devices as MAJ:MIN
+    return "%d:%d" % (DRBD_BLOCK_MAJOR, int(minor))
+
+
+def migration_resource(vm, index):
+    """The temporary DRBD resource of a VM's disk number index during a migration."""
+    return "sl-%s-%d" % (check_vm_name(vm), int(index))
+
+
+def meta_lv_name(lv):
+    return "%s.drbdmeta" % lv
+
+
+def clone_name(resource):
+    """The dm device holding an LV's original table under a temporary DRBD resource."""
+    return "%s.real" % resource
+
+
+def lv_path(vg, lv):
+    return "/dev/%s/%s" % (vg, lv)
