@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, PORT_BASE, meta_bytes
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, PORT_BASE, is_address, meta_bytes
 
 
 def _facts(result):
@@ -18,8 +18,9 @@ def _facts(result):
 def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     """reports: host -> registered result of live_migration step=preflight (or None).
     addresses: host -> address. Returns the plan: source, target, addresses, disks,
-    minors, ports, config_text, resume (bool), migration_id (when resuming) and problems
-    (a list of messages; the migration must not start unless it is empty)."""
+    minors, ports, resume (bool), migration_id (when resuming), journal_hosts and rekey (a
+    resume where one of the two hosts has no journal: both take the run's new secret) and
+    problems (a list of messages; the migration must not start unless it is empty)."""
     target = target or None
     problems = []
     facts = {}
@@ -31,17 +32,30 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
         else:
             facts[host] = result
     plan = {"vm": vm, "action": action, "source": None, "target": None, "resume": False, "problems": problems,
-            "disks": [], "minors": [], "ports": [], "config_text": None, "migration_id": None,
+            "disks": [], "minors": [], "ports": [], "migration_id": None, "journal_hosts": [], "rekey": False,
             "addresses": dict(addresses), "unreachable": unreachable, "vm_memory_mib": None, "mode": "plain"}
+    bad = sorted(h for h, a in addresses.items() if not is_address(a))
+    if bad:
+        # addresses reach DRBD configs and xl migrate's ssh: refuse before anything runs
+        problems.extend("%s: invalid address %r (want a host name or an IP address)" % (h, addresses[h]) for h in bad)
+        return plan
     journals = dict((h, r["journal"]) for h, r in facts.items() if r.get("journal"))
     if journals:
+        ids = sorted(set(j["id"] for j in journals.values()))
+        if len(ids) > 1:
+            problems.append("%s has journals of different migrations (%s on %s): inspect them by hand" % (
+                vm, ", ".join(ids), ", ".join(sorted(journals))))
+            return plan
         journal = journals[sorted(journals)[0]]
         mode = journal.get("mode", "plain")
         keys = ("resource", "minor", "device") if mode == "drbd" else ("vg", "lv", "size_bytes")
         plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"], mode=mode,
                     disks=[dict((k, d.get(k)) for k in keys) for d in journal["disks"]],
                     minors=[d["minor"] for d in journal["disks"]], ports=[d.get("port") for d in journal["disks"]],
-                    config_text=journal.get("config_text"))
+                    journal_hosts=sorted(journals))
+        # the journal is found on either host; a host without one (killed before its prepare)
+        # gets a new one, and both take the new run's secret
+        plan["rekey"] = set(journals) != set((journal["source"], journal["target"]))
         if target and target != journal["target"]:
             problems.append("%s is in the middle of a migration %s -> %s (journal %s): rerun without target to "
                             "finish it, or with migrate_action=abort" % (vm, journal["source"], journal["target"], journal["id"]))
@@ -63,7 +77,7 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
         return plan
     source = runs_on[0]
     src = facts[source]["preflight"]
-    plan.update(source=source, vm_memory_mib=src["vm_memory_mib"], config_text=src["config_text"])
+    plan.update(source=source, vm_memory_mib=src["vm_memory_mib"])
     if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
         problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
                         % (source, " ".join(src["virt_caps"])))
@@ -194,17 +208,23 @@ def _target_problems(vm, src, host, dst, disks, address):
     return problems
 
 
+def host_address(hostvars, host):
+    """A dom0's address: ansible_host, or its inventory name (a dom0 reached by DNS name)."""
+    return hostvars[host].get("ansible_host", host)
+
+
 def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight"):
     """Filter: build the reports from hostvars and plan (see plan_migration)."""
-    reports = {}
-    addresses = {}
-    for host in hosts:
-        variables = hostvars[host]
-        reports[host] = variables.get(register)
-        addresses[host] = variables.get("ansible_host", host)
+    reports = dict((host, hostvars[host].get(register)) for host in hosts)
+    addresses = dict((host, host_address(hostvars, host)) for host in hosts)
     return plan_migration(reports, addresses, vm, target, action)
+
+
+def migration_peers(hostvars, hosts, me):
+    """Filter: the addresses of the other dom0s (the preflight checks root ssh to each)."""
+    return [host_address(hostvars, host) for host in hosts if host != me and is_address(host_address(hostvars, host))]
 
 
 class FilterModule(object):
     def filters(self):
-        return {"migration_plan": migration_plan}
+        return {"migration_plan": migration_plan, "migration_peers": migration_peers}

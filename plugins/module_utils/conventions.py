@@ -135,3 +135,8 @@ def clone_name(resource):
 
 def lv_path(vg, lv):
     return "/dev/%s/%s" % (vg, lv)
+
+
+def incoming_config_path(vm, state_dir=STATE_DIR):
+    """Where the source sends a VM's config to its migration target, before the move."""
+    return parked_config_path(vm, state_dir) + ".incoming"

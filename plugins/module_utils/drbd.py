@@ -613,6 +613,25 @@ def is_synced(state):
         and state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
 
 
+def replica_problems(state, peer_primary=False):
+    """Why the peer's copy behind a minor's state cannot be trusted right now (empty list: it
+    can): the link Connected, both disks UpToDate, nothing out of sync and, with peer_primary,
+    the peer Primary (it runs, or is about to run, the guest on its copy)."""
+    if not state:
+        return ["down"]
+    problems = []
+    if state.get("cstate") not in CONNECTED_CSTATES:
+        problems.append("connection %s" % state.get("cstate"))
+    if state.get("disk") != "UpToDate" or state.get("peer_disk") != "UpToDate":
+        problems.append("disks %s/%s" % (state.get("disk"), state.get("peer_disk")))
+    oos = (state.get("stats") or {}).get("oos")
+    if oos:
+        problems.append("%s KiB out of sync" % oos)
+    if peer_primary and state.get("peer_role") != "Primary":
+        problems.append("peer %s" % state.get("peer_role"))
+    return problems
+
+
 def format_progress(view):
     """One line of wait progress: "fxd SyncSource 67.4% speed 3692 KiB/s eta 18s"."""
     pct = "%.1f%%" % view["sync_percent"] if view.get("sync_percent") is not None else \

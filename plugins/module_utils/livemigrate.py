@@ -46,9 +46,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     DeviceMapper, linear_table, parse_table, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    drbdadm_argv, minor_state, read_proc_drbd, render_resource,
+    drbdadm_argv, minor_state, read_proc_drbd, render_resource, replica_problems,
 )
-from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lvcreate_argv, lvremove_argv
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lv_is_open, lvcreate_argv, lvremove_argv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
@@ -114,7 +114,8 @@ class Journal(object):
 
     def __init__(self, vm, state_dir=STATE_DIR):
         self.dir = os.path.join(state_dir, "migrations")
-        self.path = os.path.join(self.dir, "%s.json" % check_vm_name(vm))
+        self.vm = check_vm_name(vm)
+        self.path = os.path.join(self.dir, "%s.json" % vm)
         self.data = None
 
     def load(self):
@@ -154,13 +155,35 @@ class Journal(object):
         return any(self.done("step:" + name) for name in later)
 
     def close(self, outcome):
-        """Move the journal to history/ (kept for the operator), which releases the lock."""
+        """Move the journal to history/ (kept for the operator), which releases the lock. The
+        DRBD secret and the VM config (which may hold a VNC password) do not go to history."""
         self.data["outcome"] = outcome
+        for key in ("secret", "config_text"):
+            self.data.pop(key, None)
         self.mark(outcome)
         history = os.path.join(os.path.dirname(self.dir), "history")
         if not os.path.isdir(history):
             os.makedirs(history, 0o700)
         os.rename(self.path, os.path.join(history, "%s-%s.json" % (self.data["vm"], self.data["id"])))
+
+    def ended(self, migration_id):
+        """The outcome of a closed migration of this VM ("finished", "aborted"), or None."""
+        path = os.path.join(os.path.dirname(self.dir), "history", "%s-%s.json" % (self.vm, migration_id))
+        try:
+            with open(path) as handle:
+                return json.load(handle).get("outcome") or "ended"
+        except (IOError, OSError, ValueError):
+            return None
+
+    def renew(self):
+        """Refresh updated_at: a long step keeps its run's lease (FOREIGN_LEASE_S in the action)."""
+        if self.data is not None and time.time() - float(self.data.get("updated_at") or 0) > 30:
+            self.save()
+
+    def pause_pending(self):
+        """True when this journal's last xl pause has no unpause after it (a run killed between)."""
+        events = [e["event"] for e in self.data.get("log", []) if e["event"] in ("pause", "unpause")]
+        return bool(events) and events[-1] == "pause"
 
 
 class StepLock(object):
@@ -278,6 +301,29 @@ class Host(object):
         result = self.runner.run(ssh_argv("root@" + address, ["xl", "list", vm]), ok_rcs=tuple(range(256)))
         return result.rc == 0
 
+    def send_file(self, address, path, text):
+        """Write text to path on the dom0 at address (root ssh, as xl migrate uses): fixed argv,
+        the content on stdin, never a shell string built from input."""
+        self.runner.run(ssh_argv("root@" + address, ["dd", "of=" + path, "conv=fsync", "status=none"]),
+                        data=text, changes_state=True)
+
+    def settle_lv_paths(self, paths, timeout=30):
+        """Wait for udev, then make sure each /dev/VG/LV link exists (vgmknodes recreates a
+        missing one from the live device without touching its table). Returns the ones fixed."""
+        if self.runner.check_mode:
+            return []
+        self.runner.run(["udevadm", "settle", "--timeout=%d" % timeout], ok_rcs=tuple(range(256)))
+        fixed = []
+        for path in paths:
+            if not os.path.exists(path):
+                vg, lv = path.split("/")[2:4]
+                self.runner.run(["vgmknodes", "%s/%s" % (vg, lv)], changes_state=True)
+                fixed.append(path)
+        missing = [path for path in paths if not os.path.exists(path)]
+        if missing:
+            raise MigrationError("%s missing after udevadm settle and vgmknodes" % ", ".join(missing))
+        return fixed
+
     def write_file(self, path, text, mode=0o600):
         if self.runner.check_mode:
             return
@@ -322,6 +368,113 @@ class HostSide(object):
     def drbd_mode(self):
         return self.journal.data.get("mode") == "drbd"
 
+    def _created_here(self, lv):
+        return any(e["event"] == "lv-created" and e.get("lv") == lv for e in self.journal.data.get("log", []))
+
+    # ------------------------------------------------------------------ invariants
+    def ensure_unpaused(self):
+        """No step leaves the guest paused: a run killed between our xl pause and xl unpause is
+        unpaused here, once (Xen counts pauses; the journal says the last one was ours)."""
+        if self.journal.data is None or not self.journal.pause_pending():
+            return
+        domain = self.host.domains().get(self.p["vm"])
+        if domain is not None and "p" in domain["state"]:
+            self._unpause()
+            self._note("unpaused-after-kill")
+        elif not self.host.runner.check_mode:
+            self.journal.mark("unpause", note="found running")
+
+    def replica_problems(self, peer_primary):
+        """Per disk, why the peer's DRBD copy cannot be trusted now (empty: every disk's can)."""
+        minors = self.host.drbd()
+        problems = []
+        for disk in self.disks():
+            found = replica_problems(minor_state(minors, disk["minor"]), peer_primary)
+            if found:
+                problems.append("%s (minor %d): %s" % (disk["resource"], disk["minor"], ", ".join(found)))
+        return problems
+
+    def _check_target_holds_copy(self):
+        """Before the source drops anything after xl migrate: the target's copy is verified, in
+        this step, to be UpToDate and primary through a connected DRBD (protocol C: every write
+        the guest made here is there), or, when the target already took DRBD down, the target is
+        seen running the guest (its disks were verified UpToDate right before xl migrate)."""
+        problems = self.replica_problems(peer_primary=True)
+        if not problems:
+            return
+        if self.host.peer_runs(self.p["peer_address"], self.p["vm"]):
+            self._note("target-verified", how="xl list on %s" % self.p["peer_name"], drbd=problems)
+            return
+        raise MigrationError("%s: cannot verify that %s holds an up-to-date copy of %s (DRBD: %s; xl list there did "
+                             "not show it): refusing to drop this host's copy; rerun when %s answers"
+                             % (self.p["host_name"], self.p["peer_name"], self.p["vm"], "; ".join(problems),
+                                self.p["peer_name"]))
+
+    def _check_local_copy(self):
+        """Target, before it takes DRBD down under the arrived guest: its own disks are UpToDate."""
+        minors = self.host.drbd()
+        for disk in self.disks():
+            state = minor_state(minors, disk["minor"])
+            if state is not None and state["disk"] != "UpToDate":
+                raise MigrationError("%s: DRBD %s is %s here while %s runs here: refusing to take it down; "
+                                     "inspect it (cat /proc/drbd) before rerunning" % (
+                                         self.p["host_name"], disk["resource"], state["disk"], self.p["vm"]))
+
+    def _check_prepare_allowed(self):
+        """A prepare that comes late (its migration already done, or the VM already moved) must
+        never put a DRBD sync target on a disk that a domain uses."""
+        vm = self.p["vm"]
+        domains = self.host.domains()
+        here = vm in domains or vm + "--incoming" in domains
+        if self.p["role"] == "source" and not here and not self.host.runner.check_mode:
+            raise MigrationError("%s: %s does not run here: refusing to prepare a migration from here; rerun "
+                                 "migrate.yml to plan again from where it runs" % (self.p["host_name"], vm))
+        if self.p["role"] != "target":
+            return
+        if here:
+            raise MigrationError("%s: %s already runs here: refusing to prepare this host as its target" % (
+                self.p["host_name"], vm))
+        for disk in self.disks():
+            lv = self.host.lv(disk["vg"], disk["lv"])
+            if lv is None:
+                continue
+            if not self._created_here(disk["lv"]):
+                raise MigrationError("%s: LV %s exists here and this migration did not create it: refusing to put a "
+                                     "DRBD sync target on it" % (self.p["host_name"], disk["lv_path"]))
+            if lv_is_open(lv):
+                raise MigrationError("%s: LV %s is open (in use): refusing to put a DRBD sync target on it" % (
+                    self.p["host_name"], disk["lv_path"]))
+
+    # ------------------------------------------------------------------ ownership (/etc/xen/auto)
+    def _config_paths(self):
+        vm = self.p["vm"]
+        state_dir = os.path.dirname(self.journal.dir)
+        return conv.auto_config_path(vm, XEN_AUTO_DIR), conv.parked_config_path(vm, state_dir), \
+            conv.incoming_config_path(vm, conv.STATE_DIR), conv.incoming_config_path(vm, state_dir)
+
+    def _hand_over_config(self):
+        """Source, right before xl migrate: the config goes to the target's state folder (not its
+        /etc/xen/auto), then leaves this host's /etc/xen/auto: from here on no boot of either host
+        starts the guest; the target installs it once the guest runs there."""
+        cfg, parked, remote_incoming, _ = self._config_paths()
+        path = cfg if os.path.exists(cfg) else parked if os.path.exists(parked) else None
+        if path is None:
+            return  # not started at boot here: no ownership to move
+        with open(path) as handle:
+            text = handle.read()
+        self.host.send_file(self.p["peer_address"], remote_incoming, text)
+        self._note("config-sent", path=remote_incoming)
+        if path == cfg and not self.host.runner.check_mode:
+            os.rename(cfg, parked)
+            self._note("config-parked", path=parked)
+
+    def _take_back_config(self):
+        """Source, when the guest stays (xl migrate failed, abort): ownership back here."""
+        cfg, parked, _, _ = self._config_paths()
+        if os.path.exists(parked) and not os.path.exists(cfg) and not self.host.runner.check_mode:
+            os.rename(parked, cfg)
+            self._note("config-restored", path=cfg)
+
     # Xen counts pauses (each xl pause needs its own unpause): the journal records ours, so a
     # run killed between the two is not paused a second time by the rerun, only unpaused.
     def _pause(self, domains):
@@ -363,6 +516,7 @@ class HostSide(object):
         if self.drbd_mode:
             self._check_permanent_resources()
             return
+        self._check_prepare_allowed()
         tables = self.host.dm_tables()
         minors = self.host.drbd()
         for disk in self.disks():
@@ -406,6 +560,13 @@ class HostSide(object):
         if current != text:
             host.write_file(res_path, text)
             self._note("resource-written", resource=disk["resource"])
+            state = minor_state(minors, disk["minor"])
+            if current is not None and state is not None and state["cstate"] != "StandAlone" and not host.runner.check_mode:
+                # rekeyed (a resume where the other host had no journal): the new secret counts
+                # from the next connect; the source connects at the end of its swap
+                self._drbdadm_retry("disconnect", disk["resource"])
+                if self.p["role"] == "target":
+                    host.drbdadm("connect", disk["resource"])
         if minor_state(minors, disk["minor"]) is None:
             if not self.journal.done("md-created:%s" % disk["resource"]):
                 host.drbdadm("create-md", disk["resource"], "--force", data="yes\n")
@@ -528,6 +689,7 @@ class HostSide(object):
             synced, report = self.sync_status()
             if synced or time.time() >= deadline or self.host.runner.check_mode:
                 break
+            self.journal.renew()
             for item in report:
                 if item["cstate"] in ("StandAlone", "WFConnection"):
                     raise MigrationError("%s: DRBD %s lost its peer during the sync (%s)" % (
@@ -611,16 +773,34 @@ class HostSide(object):
                                      "inspect both hosts (xl list) before rerunning or aborting"
                                      % (self.p["host_name"], vm, self.p["peer_name"]))
             raise MigrationError("%s: domain %s is not running here" % (self.p["host_name"], vm))
+        # in the step that acts: the target's copy is connected, UpToDate, in sync and primary
+        problems = self.replica_problems(peer_primary=True)
+        if problems and not self.host.runner.check_mode:
+            raise MigrationError("%s: refusing xl migrate of %s, the target's copy is not verified: %s; rerun to "
+                                 "resume (the sync goes on) or migrate_action=abort" % (
+                                     self.p["host_name"], vm, "; ".join(problems)))
+        self._hand_over_config()
         self._note("migrate-started")
         started = time.time()
-        self.host.xen.migrate(vm, self.p["peer_address"])
+        try:
+            self.host.xen.migrate(vm, self.p["peer_address"])
+        except CommandError:
+            if vm in self.host.domains():
+                self._take_back_config()
+            raise
         self._note("migrated", seconds=round(time.time() - started, 2))
 
     # ------------------------------------------------------------------ finish / abort
-    def _restore_tables(self, pause_vm):
+    def _restore_tables(self, pause_vm, clear_stale=False):
         host = self.host
         tables = host.dm_tables()
         todo = [d for d in self.disks() if is_drbd_table(tables.get(d["lv_dm"], []), d)]
+        if clear_stale:
+            # a run killed between dmsetup load and resume leaves the DRBD table loaded as the
+            # inactive one; it holds /dev/drbdN open, so drbdadm down would fail
+            for disk in self.disks():
+                if disk not in todo and disk["lv_dm"] in tables:
+                    host.dm.clear(disk["lv_dm"])
         if not todo:
             return
         for disk in todo:
@@ -670,15 +850,27 @@ class HostSide(object):
                 self.host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=no")
                 self._note("one-primary:%s" % disk["resource"])
 
-    def _move_config(self, cfg):
+    def _move_config(self):
+        """The last half of the ownership move. Target: install the config the source sent
+        (0600: it may hold a VNC password). Source: drop its parked copy."""
+        cfg, parked, _, incoming = self._config_paths()
         if self.p["role"] == "target":
-            config_text = self.journal.data.get("config_text")
-            if config_text and not _same_file(cfg, config_text):
-                self.host.write_file(cfg, config_text, mode=0o644)
+            text = None
+            if os.path.exists(incoming):
+                with open(incoming) as handle:
+                    text = handle.read()
+            else:
+                text = self.journal.data.get("config_text")  # a journal of an older release
+            if text and not _same_file(cfg, text):
+                self.host.write_file(cfg, text, mode=0o600)
                 self._note("config-installed", path=cfg)
-        elif os.path.exists(cfg):
-            self.host.remove_file(cfg)
-            self._note("config-removed", path=cfg)
+            if os.path.exists(incoming):
+                self.host.remove_file(incoming)
+            return
+        for path in (parked, cfg):
+            if os.path.exists(path):
+                self.host.remove_file(path)
+                self._note("config-removed", path=path)
 
     def wait_arrival(self, start_timeout=ARRIVAL_START_S, timeout=ARRIVAL_TIMEOUT_S, poll=0.5, list_every=5):
         """Target, while the source runs xl migrate: wait until the domain runs here under its
@@ -729,9 +921,10 @@ class HostSide(object):
                                      % (self.p["host_name"], incoming, start_timeout, self.p["peer_name"]))
             if now - started > timeout:
                 raise MigrationError("%s: %s still arriving after %d s" % (self.p["host_name"], vm, timeout))
+            self.journal.renew()
             time.sleep(poll)
 
-    def _finish_drbd(self, cfg):
+    def _finish_drbd(self):
         vm = self.p["vm"]
         if self.p["role"] == "source":
             if not self.journal.done("migrated"):
@@ -739,43 +932,52 @@ class HostSide(object):
             # the source goes first: DRBD refuses to clear allow-two-primaries while both are primary
             if vm in self.host.domains():
                 raise MigrationError("%s: %s still runs here; refusing to demote its disks" % (self.p["host_name"], vm))
+            if not self.journal.done("target-verified") and not self.host.runner.check_mode:
+                self._check_target_holds_copy()
+                if not self.journal.done("target-verified"):
+                    self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
             self._single_primary(demote=True)
         else:
             self.wait_arrival()
             self._single_primary(demote=False)
-        self._move_config(cfg)
+        self._move_config()
 
     def finish(self):
         """Source: xl migrate unless the journal has it done, then its cleanup. Target (at the
         same time): wait for the domain to arrive, then its cleanup. One round for both."""
         vm = self.p["vm"]
         host = self.host
-        cfg = os.path.join(XEN_AUTO_DIR, "%s.cfg" % vm)
         if self.drbd_mode:
-            self._finish_drbd(cfg)
+            self._finish_drbd()
             return
         if self.p["role"] == "target":
             self.wait_arrival()
+            self._check_local_copy()
             self._restore_tables(pause_vm=True)
             self._teardown_drbd()
-            self._move_config(cfg)
+            fixed = host.settle_lv_paths([d["lv_path"] for d in self.disks()])
+            if fixed:
+                self._note("lv-links-recreated", paths=fixed)
+            self._move_config()
         else:
             if not self.journal.done("migrated") and not self.p.get("target_finished"):
                 self.migrate()
             if vm in host.domains():
                 raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
-            # xl migrate returned success (or the target was seen running the domain): its disks
-            # were UpToDate there, every write since went to both sides (protocol C)
             if not self.journal.done("migrated") and not self.p.get("target_finished"):
                 raise MigrationError("%s: no confirmed migration of %s in the journal; refusing to remove the "
                                      "source disks" % (self.p["host_name"], vm))
+            if not self.journal.done("target-verified") and not host.runner.check_mode:
+                self._check_target_holds_copy()
+                if not self.journal.done("target-verified"):
+                    self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
             self._restore_tables(pause_vm=False)
             self._teardown_drbd()
             for disk in self.disks():
                 if host.lv(disk["vg"], disk["lv"]) is not None:
                     host.lvremove(disk["vg"], disk["lv"])
                     self._note("lv-removed", lv=disk["lv"])
-            self._move_config(cfg)
+            self._move_config()
 
     def abort(self):
         vm = self.p["vm"]
@@ -787,28 +989,47 @@ class HostSide(object):
             if self.p["role"] == "source" and vm not in host.domains():
                 raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
                                      "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
-            if self.p["role"] == "target" and (vm in host.domains() or vm + "--incoming" in host.domains()):
-                raise MigrationError("%s: %s already runs here: abort refused, rerun to finish the migration" % (
-                    self.p["host_name"], vm))
+            if self.p["role"] == "target":
+                self._check_abort_target()
             self._single_primary(demote=self.p["role"] == "target")
+            if self.p["role"] == "source":
+                self._take_back_config()
             return
         if self.p["role"] == "source":
             self._wait_migrate_process()
             if vm not in host.domains():
                 raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
                                      "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
-            self._restore_tables(pause_vm=True)
+            self._restore_tables(pause_vm=True, clear_stale=True)
             self._teardown_drbd()
+            self._take_back_config()
         else:
-            if vm in host.domains() or vm + "--incoming" in host.domains():
-                raise MigrationError("%s: %s already runs (or arrives) here: abort refused, rerun to finish the migration" % (
-                    self.p["host_name"], vm))
-            self._restore_tables(pause_vm=False)
+            self._check_abort_target()
+            self._restore_tables(pause_vm=False, clear_stale=True)
             self._teardown_drbd()
             for disk in self.disks():
-                if self.journal.done("lv-created") and host.lv(disk["vg"], disk["lv"]) is not None:
+                if self._created_here(disk["lv"]) and host.lv(disk["vg"], disk["lv"]) is not None:
                     host.lvremove(disk["vg"], disk["lv"])
                     self._note("lv-removed", lv=disk["lv"])
+            incoming = self._config_paths()[3]
+            if os.path.exists(incoming):
+                host.remove_file(incoming)
+
+    def _check_abort_target(self):
+        """The target's copy goes only while the guest verifiably runs on the source's: never
+        after it arrived here, and not while the source cannot be asked."""
+        vm = self.p["vm"]
+        domains = self.host.domains()
+        if vm in domains or vm + "--incoming" in domains:
+            raise MigrationError("%s: %s already runs (or arrives) here: abort refused, rerun to finish the migration" % (
+                self.p["host_name"], vm))
+        if self.journal.done("arrived"):
+            raise MigrationError("%s: %s arrived here earlier (journal): this host may hold its only up-to-date "
+                                 "copy; abort refused, inspect both hosts" % (self.p["host_name"], vm))
+        if not self.host.runner.check_mode and not self.host.peer_runs(self.p["peer_address"], vm):
+            raise MigrationError("%s: cannot confirm that %s runs on %s: refusing to drop this host's copy of its "
+                                 "disks; abort again once %s answers and runs it" % (
+                                     self.p["host_name"], vm, self.p["peer_name"], self.p["peer_name"]))
 
 
 def _same_file(path, text):

@@ -90,9 +90,20 @@ options:
   secret:
     description: Shared secret authenticating the DRBD peers (O(step=prepare) of a new migration).
     type: str
-  config_text:
-    description: Content of the VM's config in C(/etc/xen/auto), installed on the target by O(step=finish).
-    type: str
+  resume:
+    description:
+      - With O(step=prepare), the controller planned a resume of O(migration_id) from a journal it saw. When this
+        host's journal of it has been closed meanwhile (the killed run's last step ended it), the step changes
+        nothing and returns RV(ended); the role then stops.
+    type: bool
+    default: false
+  rekey:
+    description:
+      - With O(step=prepare) of a resume where one host had no journal (a run killed before its prepare there), this
+        host takes the new O(secret) for the temporary DRBD resources, which only a side that has not reached step
+        V(promote) may do.
+    type: bool
+    default: false
   owner:
     description: Identity of the controller run (set by the action plugin).
     type: dict
@@ -152,6 +163,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ended:
+  description: With O(resume), the outcome (V(finished), V(aborted)) of the resumed migration, closed on this host meanwhile.
+  returned: when the resumed migration had ended here
+  type: str
 journal:
   description: This host's journal of the migration (without the secret), or null.
   returned: always
@@ -179,9 +194,13 @@ preflight:
       description: The VM's disks when it runs here, each with vg, lv, size_bytes, pdev_path and vdev.
       type: list
       elements: dict
-    config_text:
-      description: The content of /etc/xen/auto/VM.cfg when there is one.
-      type: str
+    config_present:
+      description:
+        - Whether /etc/xen/auto/VM.cfg exists here. Its text (it may hold a VNC password) is never returned; the
+          source sends it to the target by root ssh right before C(xl migrate) and takes it out of its own
+          C(/etc/xen/auto), so that no reboot of either host starts the guest twice; the target installs it (0600)
+          once the guest runs there.
+      type: bool
     free_memory_mib:
       description: Free Xen memory.
       type: int
@@ -238,11 +257,13 @@ lock_owner:
 import glob
 import os
 import re
+import time
 import socket
 import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, minor_state, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
@@ -302,7 +323,7 @@ def preflight(module, host, runner):
     facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
              "virt_caps": info["virt_caps"], "used_minors": sorted(int(m) for m in minors),
              "listening_ports": listening_ports(), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
-             "config_text": None, "vm_memory_mib": None, "vm_type": None,
+             "config_present": False, "vm_memory_mib": None, "vm_type": None,
              "drbd_resources": drbd_resources(hostname, minors)}
     for vg in host.lvm.vgs():
         facts["vgs"][vg["name"]] = vg["free_bytes"]
@@ -326,10 +347,9 @@ def preflight(module, host, runner):
                                    "size_bytes": lv["size_bytes"] if lv else None,
                                    "drbd": by_device.get(os.path.realpath(disk["pdev_path"]))
                                    or by_device.get(disk["pdev_path"])})
-        cfg = os.path.join(lm.XEN_AUTO_DIR, "%s.cfg" % vm)
-        if os.path.exists(cfg):
-            with open(cfg) as handle:
-                facts["config_text"] = handle.read()
+        # only whether it is there: its text (maybe a VNC password) goes from source to target by
+        # root ssh right before xl migrate, never through results
+        facts["config_present"] = os.path.exists(conv.auto_config_path(vm, lm.XEN_AUTO_DIR))
     for peer, thread in ssh_checks:
         thread.join()
         facts["ssh_ok"][peer] = thread.rc == 0
@@ -359,6 +379,8 @@ def new_journal(module):
     for key in ("migration_id", "secret", "peer_name", "peer_address", "host_name", "address"):
         if not p[key]:
             raise lm.MigrationError("step=prepare of a new migration needs %s" % key)
+    if not re.match(r"^[a-z0-9]{1,32}$", p["migration_id"]):
+        raise lm.MigrationError("invalid migration_id %r" % (p["migration_id"],))
     if len(p["minors"]) != len(p["disks"]) or not p["disks"]:
         raise lm.MigrationError("step=prepare of a new migration needs one minor per disk")
     disks = []
@@ -375,8 +397,7 @@ def new_journal(module):
     return {"vm": p["vm"], "id": p["migration_id"], "role": p["role"], "source": source, "target": target,
             "source_address": p["address"] if p["role"] == "source" else p["peer_address"],
             "target_address": p["peer_address"] if p["role"] == "source" else p["address"],
-            "disks": disks, "secret": p["secret"], "owner": p["owner"], "config_text": p["config_text"],
-            "mode": p["mode"], "log": []}
+            "disks": disks, "secret": p["secret"], "owner": p["owner"], "mode": p["mode"], "log": []}
 
 
 def foreign_owner(data, owner):
@@ -392,8 +413,39 @@ def refuse_foreign(module, journal, data):
 def public_journal(data):
     if data is None:
         return None
-    shown = dict((k, v) for k, v in data.items() if k != "secret")
-    return shown
+    return dict((k, v) for k, v in data.items() if k not in ("secret", "config_text"))
+
+
+def check_request(p):
+    """Names and addresses reach dmsetup, drbdadm, ssh and xl migrate (whose ssh runs a shell on
+    the other side): refuse anything but a VM name, host names and addresses before any change."""
+    lm.check_vm_name(p["vm"])
+    for key in ("host_name", "peer_name", "address", "peer_address"):
+        if p.get(key) is not None:
+            try:
+                conv.check_address(p[key], key)
+            except ValueError as exc:
+                raise lm.MigrationError(str(exc))
+    for peer in p.get("peers") or []:
+        try:
+            conv.check_address(peer, "peer")
+        except ValueError as exc:
+            raise lm.MigrationError(str(exc))
+
+
+def rekey(journal, secret):
+    """A resume where the other host had no journal yet (killed before its prepare): the
+    controller made a new secret for both; this side takes it over, which only a side that never
+    connected may do (its resource files are rewritten by prepare; connect reads them)."""
+    if journal.data.get("secret") == secret:
+        return False
+    if journal.done("step:promote"):
+        # past the sync: the other host had a journal then, so it was lost since
+        raise lm.MigrationError("the journal of %s here is past step prepare but the other host has none: refusing "
+                                "to change the DRBD secret; inspect both hosts" % journal.vm)
+    journal.data["secret"] = secret
+    journal.data.setdefault("log", []).append({"event": "rekeyed", "at": time.time()})
+    return True
 
 
 def main():
@@ -412,7 +464,8 @@ def main():
             migration_id=dict(type="str"),
             mode=dict(type="str", default="plain", choices=["plain", "drbd"]),
             secret=dict(type="str", no_log=True),
-            config_text=dict(type="str"),
+            resume=dict(type="bool", default=False),
+            rekey=dict(type="bool", default=False),
             owner=dict(type="dict", default={}),
             takeover=dict(type="bool", default=False),
             target_finished=dict(type="bool", default=False),
@@ -430,7 +483,7 @@ def main():
     runner = CommandRunner(module)
     result = {"changed": False, "events": [], "journal": None}
     try:
-        lm.check_vm_name(p["vm"])
+        check_request(p)
         host = lm.Host(runner, Toolstack(runner, "xl"))
         journal = lm.Journal(p["vm"], p["state_dir"])
         data = journal.load()
@@ -454,7 +507,16 @@ def main():
             data.setdefault("log", []).append({"event": "takeover", "owner": p["owner"]})
             if not module.check_mode:
                 journal.save()
+        if data is not None and p["resume"] and p["migration_id"] and data.get("id") != p["migration_id"]:
+            module.fail_json(msg="the journal of %s here is migration %s, not %s (planned from the preflight): rerun "
+                                 "migrate.yml to plan again" % (p["vm"], data.get("id"), p["migration_id"]), **result)
         if data is None:
+            # the run being resumed may have ended meanwhile: its modules were still running here
+            # when the preflight read the journal (a killed controller does not stop them)
+            outcome = journal.ended(p["migration_id"]) if p["resume"] and p["migration_id"] else None
+            if outcome:
+                module.exit_json(ended=outcome, msg="%s: migration %s of %s ended meanwhile (%s); nothing done" % (
+                    p["host_name"], p["migration_id"], p["vm"], outcome), **result)
             if p["step"] != "prepare":
                 if p["step"] in ("abort", "finish"):
                     module.exit_json(msg="no migration of %s in progress on this host" % p["vm"], **result)
@@ -466,7 +528,14 @@ def main():
         elif data.get("role") != p["role"]:
             module.fail_json(msg="this host is the %s of the migration of %s in its journal, not the %s" % (
                 data.get("role"), p["vm"], p["role"]), **result)
+        if p["rekey"] and p["step"] == "prepare" and p["secret"] and rekey(journal, p["secret"]):
+            result["changed"] = True
+            if not module.check_mode:
+                journal.save()
         side = lm.HostSide(host, journal, dict(p, **{"secret": None}))
+        side.ensure_unpaused()
+        if not module.check_mode:
+            journal.renew()
         step = p["step"]
         if step in lm.STEPS:
             if journal.passed(step):

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.filter.migration import plan_migration
+from ansible_collections.sanless.xen.plugins.filter.migration import migration_peers, migration_plan, plan_migration
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
@@ -33,9 +33,9 @@ def report(runs_vm=False, free_mib=626, vg_free=8 * GIB, caps=CAPS, lvs=(), mino
            journal=None):
     facts = {"runs_vm": runs_vm, "free_memory_mib": free_mib, "virt_caps": list(caps), "vgs": {"xenvg": vg_free},
              "lvs": {"xenvg": list(lvs)}, "used_minors": list(minors), "listening_ports": list(ports),
-             "disks": [], "ssh_ok": ssh_ok or {}, "config_text": None, "vm_memory_mib": None, "vm_type": None}
+             "disks": [], "ssh_ok": ssh_ok or {}, "config_present": False, "vm_memory_mib": None, "vm_type": None}
     if runs_vm:
-        facts.update(vm_memory_mib=96, vm_type="pv", config_text='name = "web01"\n',
+        facts.update(vm_memory_mib=96, vm_type="pv", config_present=True,
                      disks=[{"pdev_path": "/dev/xenvg/web01-disk", "vdev": "xvda", "vg": "xenvg", "lv": "web01-disk",
                              "size_bytes": 256 * 1024 * 1024}])
     return {"changed": False, "preflight": facts, "journal": journal}
@@ -97,6 +97,14 @@ def test_journal_means_resume_and_a_different_target_is_refused():
     reports = {"hosta": report(runs_vm=True, journal=journal), "hostb": report(), "hostc": report()}
     plan = plan_migration(reports, ADDR, "web01")
     assert plan["resume"] and plan["migration_id"] == "abc" and plan["minors"] == [12] and plan["problems"] == []
+    assert plan["journal_hosts"] == ["hosta"] and plan["rekey"] is True
+    reports["hostb"]["journal"] = dict(journal)
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["journal_hosts"] == ["hosta", "hostb"] and plan["rekey"] is False and plan["problems"] == []
+    reports["hostb"]["journal"] = dict(journal, id="xyz")
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == ["web01 has journals of different migrations (abc, xyz on hosta, hostb): inspect them by hand"]
+    reports["hostb"]["journal"] = None
     plan = plan_migration(reports, ADDR, "web01", "hostc")
     assert "in the middle of a migration hosta -> hostb" in plan["problems"][0]
 
@@ -297,7 +305,8 @@ def test_drbd_mode_journal_resumes_with_its_resources(tmp_path):
     assert plan["problems"] == [] and plan["resume"] is True
     assert (plan["mode"], plan["source"], plan["target"], plan["migration_id"]) == ("drbd", "hosta", "hostb", "m7")
     assert plan["disks"] == [{"resource": "fxd", "minor": 90, "device": "/dev/drbd90"}] and plan["minors"] == [90]
-    assert plan["config_text"] == 'name = "web01"\n'
+    # the journal is on hostb only: both hosts take the new run's secret
+    assert plan["journal_hosts"] == ["hostb"] and plan["rekey"] is True
     plan = plan_migration(reports, ADDR, "web01", "hostc")
     assert "in the middle of a migration hosta -> hostb" in plan["problems"][0]
 
@@ -314,3 +323,21 @@ def test_plain_mode_plans_as_before_next_to_drbd_resources(tmp_path):
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
     assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
     assert plan["minors"] == [10] and plan["ports"] == [7710]
+
+
+@pytest.mark.parametrize("address", ["10.77.0.12;reboot", "-oProxyCommand=touch /tmp/x", "$(reboot)", "host b", ""])
+def test_an_address_that_is_not_a_host_is_refused_before_anything(address):
+    reports = {"hosta": report(runs_vm=True, lvs=["web01-disk"]), "hostb": report()}
+    plan = plan_migration(reports, dict(ADDR, hostb=address), "web01")
+    assert plan["problems"] == ["hostb: invalid address %r (want a host name or an IP address)" % address]
+    assert plan["target"] is None
+
+
+def test_dom0s_without_ansible_host_are_reached_by_name():
+    hostvars = {"hosta": {"ansible_host": "10.77.0.11", "sanless_preflight": report(runs_vm=True)},
+                "dom0b.example": {"sanless_preflight": report()}}
+    plan = migration_plan(hostvars, ["hosta", "dom0b.example"], "web01")
+    assert plan["addresses"] == {"hosta": "10.77.0.11", "dom0b.example": "dom0b.example"}
+    assert plan["target"] == "dom0b.example"
+    assert migration_peers(hostvars, ["hosta", "dom0b.example"], "hosta") == ["dom0b.example"]
+    assert migration_peers(hostvars, ["hosta", "dom0b.example"], "dom0b.example") == ["10.77.0.11"]

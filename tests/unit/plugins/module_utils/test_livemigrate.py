@@ -129,6 +129,10 @@ class FakeDm(object):
         if name in self.inactive:
             self.host.tables[name] = self.inactive.pop(name)
 
+    def clear(self, name):
+        self.host.record("dmsetup", "clear", name)
+        self.inactive.pop(name, None)
+
     def create(self, name, segments):
         self.host.record("dmsetup", "create", name, render_table(segments))
         if not self.host.runner.check_mode:
@@ -163,6 +167,7 @@ class FakeHost(object):
         self.list_times = []
         self.migrate_error = None
         self.calls = []
+        self.sent = {}
 
     def record(self, *call):
         self.calls.append(call)
@@ -206,6 +211,14 @@ class FakeHost(object):
         if not self.runner.check_mode:
             with open(path, "w") as handle:
                 handle.write(text)
+
+    def send_file(self, address, path, text):
+        self.record("send", address, path)
+        self.sent[path] = text
+
+    def settle_lv_paths(self, paths):
+        self.record("settle", *paths)
+        return []
 
     def remove_file(self, path):
         self.record("remove", path)
@@ -564,7 +577,13 @@ def test_source_finish_runs_xl_migrate_first(dirs, clock):
     lm.HostSide(host, journal, SOURCE).finish()
     assert host.commands("xl", "drbdadm", "lvremove")[:3] == [
         "xl migrate fxm 10.77.0.12", "drbdadm down sl-fxm-0", "lvremove xenvg fxs-disk.drbdmeta"]
-    assert logged(journal)[1:3] == ["migrate-started", "migrated"] and not os.path.exists(res)
+    # ownership moves first: the config goes to the target's state folder and leaves /etc/xen/auto
+    # before xl migrate; the target's copy was verified in the same step, before and after
+    assert logged(journal)[1:6] == ["config-sent", "config-parked", "migrate-started", "migrated", "target-verified"]
+    assert host.commands("send") == ["send 10.77.0.12 /var/lib/sanless-xen/migrations/fxm.cfg.incoming"]
+    assert host.sent["/var/lib/sanless-xen/migrations/fxm.cfg.incoming"] == "x\n"
+    assert not os.path.exists(res) and not os.path.exists(cfg)
+    assert not os.path.exists(os.path.join(str(dirs), "state", "migrations", "fxm.cfg"))
 
 
 def test_source_finish_keeps_everything_when_xl_migrate_fails(dirs, clock):
@@ -574,7 +593,9 @@ def test_source_finish_keeps_everything_when_xl_migrate_fails(dirs, clock):
     with pytest.raises(CommandError):
         lm.HostSide(host, journal, SOURCE).finish()
     assert host.commands("dmsetup", "drbdadm", "lvremove", "remove") == []
-    assert logged(journal) == ["step:finish", "migrate-started"]
+    # the guest stays here: so does its ownership
+    assert logged(journal) == ["step:finish", "config-sent", "config-parked", "migrate-started", "config-restored"]
+    assert os.path.exists(cfg)
 
 
 @pytest.mark.parametrize("events,params", [
@@ -767,9 +788,19 @@ def test_target_keeps_waiting_while_a_receiver_runs(dirs, clock):
 
 def test_drbd_mode_abort_demotes_the_target(dirs, clock):
     journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd", "primary:fxd"])
-    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-before"))
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-before"), peer_runs=True)
     lm.HostSide(host, journal, TARGET).abort()
     assert host.commands("drbdadm") == ["drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd"]
+
+
+def test_drbd_mode_abort_on_the_target_refused_unless_the_source_runs_the_vm(dirs, clock):
+    # the target's copy may be the only up-to-date one: it is demoted only while the source is
+    # seen running the guest
+    journal = journal_for(dirs, "target", "drbd", events=["two-primaries:fxd", "primary:fxd"])
+    host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-target-before"), peer_runs=False)
+    with pytest.raises(lm.MigrationError, match="cannot confirm that fxm runs on hosta"):
+        lm.HostSide(host, journal, TARGET).abort()
+    assert host.commands("drbdadm") == []
 
 
 def test_drbd_mode_abort_source_waits_for_the_target(dirs, clock):
@@ -782,7 +813,7 @@ def test_drbd_mode_abort_source_waits_for_the_target(dirs, clock):
 
 @pytest.mark.parametrize("params,domains,message", [
     (SOURCE, "migrate-source-after", "fxm no longer runs here"),
-    (TARGET, "migrate-target-after", "fxm already runs here: abort refused"),
+    (TARGET, "migrate-target-after", r"fxm already runs \(or arrives\) here: abort refused"),
 ])
 def test_drbd_mode_abort_refused_after_the_migration(dirs, clock, params, domains, message):
     journal = journal_for(dirs, params["role"], "drbd", events=["two-primaries:fxd"])
@@ -840,3 +871,120 @@ def test_xl_processes_of_both_ends_during_and_after_xl_migrate(tmp_path):
     recorded, after = fake_proc(tmp_path / "after", "proc-xl-migrated-target.json")
     assert len(recorded) == 1 and "migrate-receive" in list(recorded.values())[0]["cmdline"]
     assert host.receive_pids(proc=after) == []
+
+
+# --------------------------------------------------------------------------- never the last copy (issue 11)
+
+def test_journal_close_keeps_no_secret_and_knows_the_outcome(dirs, clock):
+    journal = journal_for(dirs, "source")
+    assert journal.ended("m1") is None
+    journal.close("finished")
+    history = os.path.join(str(dirs), "state", "history", "fxm-m1.json")
+    with open(history) as handle:
+        text = handle.read()
+    assert "s3cret" not in text and "config_text" not in text
+    assert lm.Journal(VM, str(dirs / "state")).ended("m1") == "finished"
+    assert lm.Journal(VM, str(dirs / "state")).ended("other") is None
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("syncsource", "sl-fxm-0 (minor 90): connection SyncSource, disks UpToDate/Inconsistent, 68352 KiB out of sync, peer Secondary"),
+    ("uptodate", "sl-fxm-0 (minor 90): peer Secondary"),
+    ("wfconnection", "sl-fxm-0 (minor 90): connection WFConnection, disks Inconsistent/DUnknown, 196352 KiB out of sync, peer Unknown"),
+])
+def test_xl_migrate_refused_unless_the_targets_copy_is_verified(dirs, clock, name, problem):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    host.procs = [proc(name)]
+    host.domain_list = xl_list("migrate-source-before")
+    with pytest.raises(lm.MigrationError) as exc:
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert "refusing xl migrate of fxm, the target's copy is not verified: " + problem in exc.value.msg
+    assert host.commands("xl", "dmsetup", "drbdadm", "lvremove", "send") == []
+    assert os.path.exists(cfg) and logged(journal) == ["step:finish"]
+
+
+def test_source_keeps_its_copy_when_the_target_cannot_be_verified(dirs, clock):
+    # xl migrate done, then the link went: DRBD lost the peer and the target does not answer
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish", "migrate-started", "migrated"])
+    host.procs = [proc_edited("dual-primary", "90: cs:Connected ro:Primary/Primary ds:UpToDate/UpToDate",
+                              "90: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown")]
+    with pytest.raises(lm.MigrationError, match="cannot verify that hostb holds an up-to-date copy of fxm"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("dmsetup", "drbdadm", "lvremove", "remove") == []
+    # the target answers (and took its DRBD down already): the copy is its, the source cleans up
+    host.peer_has_vm = True
+    lm.HostSide(host, journal, SOURCE).finish()
+    assert "lvremove xenvg fxs-disk" in host.commands("lvremove")
+    assert [e for e in lm.Journal(VM, str(dirs / "state")).load()["log"] if e["event"] == "target-verified"][0]["how"] \
+        == "xl list on hostb"
+
+
+def test_target_finish_refuses_to_drop_drbd_under_a_guest_on_a_stale_disk(dirs, clock):
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc_edited("dual-primary", "90: cs:Connected ro:Primary/Primary ds:UpToDate/UpToDate",
+                                 "90: cs:SyncTarget ro:Primary/Primary ds:Inconsistent/UpToDate")],
+                    tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    with pytest.raises(lm.MigrationError, match="DRBD sl-fxm-0 is Inconsistent here while fxm runs here"):
+        lm.HostSide(host, journal, TARGET).finish()
+    assert host.commands("dmsetup", "drbdadm", "lvremove") == []
+
+
+@pytest.mark.parametrize("domains,lvs,events,message", [
+    # the VM arrived here meanwhile (a late prepare of a run that already finished)
+    ("migrate-target-after", [("xenvg", "fxs-disk")], [], "fxm already runs here: refusing to prepare"),
+    # an LV of that name that this migration did not create: perhaps the running guest's own
+    ("migrate-target-before", [("xenvg", "fxs-disk")], [], "LV /dev/xenvg/fxs-disk exists here and this migration did not"),
+])
+def test_target_prepare_never_puts_a_sync_target_on_a_disk_in_use(dirs, clock, domains, lvs, events, message):
+    journal = journal_for(dirs, "target", events=events)
+    host = FakeHost([proc("fxr-before-up")], tables=dm_listing(FXS_BEFORE), domains=xl_list(domains), lvs=lvs)
+    with pytest.raises(lm.MigrationError, match=message):
+        lm.HostSide(host, journal, TARGET).prepare()
+    assert host.commands("drbdadm", "dmsetup", "lvcreate") == []
+
+
+def test_source_prepare_refused_when_the_vm_left(dirs, clock):
+    journal = journal_for(dirs, "source", disks=[plain_disk(original=False)])
+    host = FakeHost([proc("fxr-before-up")], tables=dm_listing(FXS_BEFORE), domains=xl_list("migrate-source-after"),
+                    lvs=[("xenvg", "fxs-disk")])
+    with pytest.raises(lm.MigrationError, match="fxm does not run here: refusing to prepare"):
+        lm.HostSide(host, journal, SOURCE).prepare()
+    assert host.commands("drbdadm", "dmsetup", "lvcreate") == []
+
+
+def test_a_pause_left_by_a_killed_run_is_undone_once(dirs, clock):
+    journal = journal_for(dirs, "source", events=["step:prepare", "pause"])
+    paused = [dict(d, name="fxm") if d["name"] == "fxrec" else d for d in xl_list("paused")]
+    host = FakeHost([proc("uptodate")], domains=paused)
+    side = lm.HostSide(host, journal, SOURCE)
+    side.ensure_unpaused()
+    assert host.commands("xl") == ["xl unpause fxm"]
+    assert logged(journal)[-2:] == ["unpause", "unpaused-after-kill"]
+    side.ensure_unpaused()  # the journal now ends with our unpause: nothing more
+    assert host.commands("xl") == ["xl unpause fxm"]
+
+
+@pytest.mark.parametrize("events,peer_runs,message", [
+    (["lv-created", "arrived"], True, "fxm arrived here earlier"),
+    (["lv-created"], False, "cannot confirm that fxm runs on hosta"),
+])
+def test_target_abort_never_drops_what_may_be_the_last_copy(dirs, clock, events, peer_runs, message):
+    journal = journal_for(dirs, "target", events=events)
+    host = FakeHost([proc("wfconnection")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-before"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")], peer_runs=peer_runs)
+    with pytest.raises(lm.MigrationError, match=message):
+        lm.HostSide(host, journal, TARGET).abort()
+    assert host.commands("drbdadm", "dmsetup", "lvremove") == []
+
+
+def test_source_abort_clears_a_stale_inactive_table(dirs, clock):
+    # killed between dmsetup load and resume: the live table is the original, the loaded DRBD
+    # table holds /dev/drbd90 open; abort clears it before drbdadm down
+    journal = journal_for(dirs, "source", events=["step:prepare", "primary-forced:sl-fxm-0"])
+    host = FakeHost([proc("wfconnection")], tables=dm_listing(FXS_BEFORE, clone=True), domains=xl_list("migrate-source-before"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, SOURCE).abort()
+    commands = host.commands("dmsetup", "drbdadm")
+    assert commands[0] == "dmsetup clear xenvg-fxs--disk"
+    assert commands.index("dmsetup clear xenvg-fxs--disk") < commands.index("drbdadm down sl-fxm-0")
