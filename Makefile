@@ -9,7 +9,7 @@ VENV_OLDEST := .venv-oldest
 LAB := $(VENV_NEWEST)/bin/python lab/labctl.py
 PYTEST_UNIT := -p no:cacheprovider tests/unit
 
-.PHONY: help test unit unit-newest unit-oldest sanity lint e2e demo lab-up lab-down lab-status image link venvs host-deps
+.PHONY: help test test-faults unit unit-newest unit-oldest sanity lint e2e demo lab-up lab-down lab-status image link venvs host-deps
 
 help:
 	@echo "make demo        boot the lab, provision web01 and live-migrate it"
@@ -50,7 +50,12 @@ host-deps:
 	bash lab/host-deps.sh
 
 e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
-	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m lab tests/e2e
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "lab and not faults" tests/e2e
+
+# The long fault matrix (kill points x resume/abort, link cut, power-off): run before resolving
+# an engine issue; make test runs one kill-and-resume, one abort and the finish kill of it.
+test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m faults tests/e2e
 
 test: unit sanity lint e2e
 	@echo "make test: unit, sanity, lint and lab e2e all passed"
