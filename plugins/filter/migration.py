@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, PORT_BASE, is_address, meta_bytes
+import zlib
+
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, MINOR_SPREAD, PORT_BASE, is_address, meta_bytes
 
 
 def _facts(result):
@@ -126,13 +128,20 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     dst = facts[chosen]["preflight"]
     used = set(src["used_minors"]) | set(dst["used_minors"])
     busy_ports = set(src["listening_ports"]) | set(dst["listening_ports"])
-    minor = FIRST_MINOR
+    minor = first_minor(vm)
     while len(plan["minors"]) < len(disks):
         if minor not in used and PORT_BASE + minor not in busy_ports:
             plan["minors"].append(minor)
             plan["ports"].append(PORT_BASE + minor)
-        minor += 1
+        minor = minor + 1 if minor < FIRST_MINOR + MINOR_SPREAD - 1 else FIRST_MINOR
     return plan
+
+
+def first_minor(vm):
+    """Where the search for free minors starts: spread by VM name, so that migrations of two VMs
+    planned at the same moment (each from a preflight that cannot see the other) rarely pick the
+    same minors. The hosts claim them under a host lock; a clash fails before any change."""
+    return FIRST_MINOR + zlib.crc32(vm.encode("utf-8")) % MINOR_SPREAD
 
 
 def _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addresses):

@@ -89,6 +89,7 @@ def parked_config_path(vm, state_dir=STATE_DIR):
 
 PORT_BASE = 7700          # a temporary resource's port is PORT_BASE + its minor
 FIRST_MINOR = 10          # minors below are left to resources made by hand
+MINOR_SPREAD = 1000       # temporary resources take minors FIRST_MINOR .. FIRST_MINOR + MINOR_SPREAD - 1
 MAX_MINOR = 1048575       # DRBD minors are 20 bits
 DRBD_BLOCK_MAJOR = 147
 

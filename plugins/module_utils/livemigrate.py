@@ -37,8 +37,10 @@ secondary); abort demotes the target.
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
+import re
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
@@ -46,7 +48,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     DeviceMapper, linear_table, parse_table, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    drbdadm_argv, minor_state, read_proc_drbd, render_resource, replica_problems,
+    DrbdParseError, drbdadm_argv, minor_state, parse_resource, read_proc_drbd, render_resource, replica_problems,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lv_is_open, lvcreate_argv, lvremove_argv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
@@ -222,6 +224,63 @@ class StepLock(object):
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
+
+
+class HostLock(StepLock):
+    """The host-wide flock under which shared resources (DRBD minors and ports) are checked and
+    claimed: a claim is an open journal, written before the lock is released."""
+
+    def __init__(self, lock_dir=LOCK_DIR):
+        self.dir = lock_dir
+        self.path = os.path.join(self.dir, "host.lock")
+        self.fd = None
+
+
+def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):
+    """DRBD minors and ports this host must not hand out, each with who holds it: minors in
+    /proc/drbd, minors and ports of every resource file (up or not, ours or made by hand) and of
+    every open migration journal but except_vm's (a claim made moments ago, not yet up)."""
+    minors, ports = {}, {}
+    for minor in proc_minors or {}:
+        minors.setdefault(int(minor), "/proc/drbd")
+    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
+        try:
+            with open(path) as handle:
+                res = parse_resource(handle.read())
+        except (IOError, OSError, DrbdParseError):
+            continue
+        for host in res["hosts"]:
+            match = re.match(r"^/dev/drbd(\d+)$", host.get("device") or "")
+            if match:
+                minors.setdefault(int(match.group(1)), path)
+            ports.setdefault(host["port"], path)
+    for path in sorted(glob.glob(os.path.join(conv.migrations_dir(state_dir), "*.json"))):
+        vm = os.path.basename(path)[:-5]
+        if vm == except_vm:
+            continue
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+        except (IOError, OSError, ValueError):
+            continue
+        for disk in data.get("disks") or []:
+            if disk.get("minor") is not None:
+                minors.setdefault(int(disk["minor"]), "the migration of %s" % vm)
+            if disk.get("port") is not None:
+                ports.setdefault(int(disk["port"]), "the migration of %s" % vm)
+    return minors, ports
+
+
+def claim_problems(disks, claimed_minors, claimed_ports, listening=()):
+    """Why the minors and ports of a new journal's disks cannot be claimed here (empty: they can)."""
+    problems = []
+    for disk in disks:
+        if disk.get("minor") in claimed_minors:
+            problems.append("DRBD minor %d is held by %s" % (disk["minor"], claimed_minors[disk["minor"]]))
+        port = disk.get("port")
+        if port is not None and (port in claimed_ports or port in listening):
+            problems.append("port %d is held by %s" % (port, claimed_ports.get(port, "a listening socket")))
+    return problems
 
 
 def owner_matches(journal_owner, owner):

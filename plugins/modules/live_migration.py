@@ -319,10 +319,12 @@ def preflight(module, host, runner):
             ssh_checks[-1][1].start()
     info = host.xen.info()
     minors = host.drbd()
+    claimed_minors, claimed_ports = lm.claimed_resources(module.params["state_dir"], lm.DRBD_CONF_DIR, minors,
+                                                         except_vm=vm)
     hostname = socket.gethostname()
     facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
-             "virt_caps": info["virt_caps"], "used_minors": sorted(int(m) for m in minors),
-             "listening_ports": listening_ports(), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
+             "virt_caps": info["virt_caps"], "used_minors": sorted(claimed_minors),
+             "listening_ports": sorted(set(listening_ports()) | set(claimed_ports)), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
              "config_present": False, "vm_memory_mib": None, "vm_type": None,
              "drbd_resources": drbd_resources(hostname, minors)}
     for vg in host.lvm.vgs():
@@ -522,7 +524,24 @@ def main():
                     module.exit_json(msg="no migration of %s in progress on this host" % p["vm"], **result)
                 module.fail_json(msg="no journal for %s on this host: run step=prepare first" % p["vm"], **result)
             journal.data = new_journal(module)
-            if not module.check_mode:
+            if p["mode"] == "plain":
+                # minors and ports are claimed under the host lock: a concurrent migration of
+                # another VM that planned the same ones fails here, before any change
+                host_lock = lm.HostLock(p["lock_dir"])
+                if not module.check_mode:
+                    host_lock.acquire(timeout=120)
+                try:
+                    claimed_minors, claimed_ports = lm.claimed_resources(p["state_dir"], lm.DRBD_CONF_DIR, host.drbd(),
+                                                                         except_vm=p["vm"])
+                    problems = lm.claim_problems(journal.data["disks"], claimed_minors, claimed_ports, listening_ports())
+                    if problems:
+                        module.fail_json(msg="%s: cannot claim what the plan chose for %s: %s; rerun migrate.yml to plan "
+                                             "again" % (p["host_name"], p["vm"], "; ".join(problems)), **result)
+                    if not module.check_mode:
+                        journal.save()
+                finally:
+                    host_lock.release()
+            elif not module.check_mode:
                 journal.save()
             result["changed"] = True
         elif data.get("role") != p["role"]:

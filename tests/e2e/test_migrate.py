@@ -134,7 +134,8 @@ def test_check_mode_prints_plan_and_changes_nothing(lab, web01):
     source = where_runs(lab, "web01")[0]
     proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "--check")
     assert re.search(r"migrate web01: %s -> %s" % (source, other(lab, source)), proc.stdout)
-    assert "DRBD minors 10, ports 7710" in proc.stdout
+    # web01's minor search starts at 110 (spread by VM name, filter migration.first_minor)
+    assert "DRBD minors 110, ports 7810" in proc.stdout
     assert where_runs(lab, "web01") == [source]
     for host in lab.hosts:
         assert leftovers(lab, host, "web01") == []
@@ -221,6 +222,27 @@ def test_two_disk_vm_migrates(lab):
     assert vm_lvs(lab, target, "web02") == ["web02-data", "web02-disk"]
     assert_data(lab, target, "web02", lab.checksums(text)[0])
     assert lab.lv_sha256(target, "/dev/xenvg/web02-data", 128) == expected_data
+
+
+@pytest.mark.faults
+def test_two_vms_migrate_at_once(lab, web01):
+    """Two migrations of different VMs started together: each claims its DRBD minors and ports
+    under the host lock; both finish, with their data."""
+    if not where_runs(lab, "web02"):
+        lab.playbook("playbooks/provision.yml", "-e", "vm=web02")
+    text = lab.last_boot(lab.wait_console(where_runs(lab, "web02")[0], "web02",
+                                          lambda t: lab.checksums(lab.last_boot(t)), timeout=240))
+    expected = {"web01": web01["checksum"], "web02": lab.checksums(text)[0]}
+    targets = {vm: other(lab, where_runs(lab, vm)[0]) for vm in expected}
+    t0 = time.time()
+    runs = {vm: start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=%s" % vm, "-e", "target=%s" % targets[vm])
+            for vm in expected}
+    for vm, proc in runs.items():
+        assert proc.wait(timeout=1800) == 0, tail(proc)
+    print("\nweb01 -> %s and web02 -> %s at once: %.0f s" % (targets["web01"], targets["web02"], time.time() - t0))
+    for vm in expected:
+        assert_clean(lab, vm, targets[vm])
+        assert_data(lab, targets[vm], vm, expected[vm])
 
 
 def kill_when(lab, proc, host, vm, event_prefix, timeout=600):

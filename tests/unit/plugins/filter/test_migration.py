@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.filter.migration import migration_peers, migration_plan, plan_migration
+from ansible_collections.sanless.xen.plugins.filter.migration import first_minor, migration_peers, migration_plan, plan_migration
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
@@ -45,13 +45,15 @@ ADDR = {"hosta": "10.77.0.11", "hostb": "10.77.0.12", "hostc": "10.77.0.13"}
 
 
 def test_plan_picks_the_other_host_and_free_minors():
-    reports = {"hosta": report(runs_vm=True, lvs=["web01-disk"], minors=[10], ssh_ok={"10.77.0.12": True}),
-               "hostb": report(minors=[11], ports=[22, 7712])}
+    # web01's search starts at minor 110 (spread by name); 110 is used on hosta, 111 on hostb,
+    # port 7812 listens (or is claimed) on hostb
+    assert first_minor("web01") == 110
+    reports = {"hosta": report(runs_vm=True, lvs=["web01-disk"], minors=[110], ssh_ok={"10.77.0.12": True}),
+               "hostb": report(minors=[111], ports=[22, 7812])}
     plan = plan_migration(reports, ADDR, "web01")
     assert plan["problems"] == []
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
-    # 10 is used on hosta, 11 on hostb, port 7712 listens on hostb
-    assert plan["minors"] == [13] and plan["ports"] == [7713]
+    assert plan["minors"] == [113] and plan["ports"] == [7813]
     assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
 
 
@@ -322,7 +324,16 @@ def test_plain_mode_plans_as_before_next_to_drbd_resources(tmp_path):
     assert plan["problems"] == [] and plan["mode"] == "plain"
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
     assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
-    assert plan["minors"] == [10] and plan["ports"] == [7710]
+    assert plan["minors"] == [110] and plan["ports"] == [7810]
+
+
+def test_two_vms_planned_at_once_start_apart_and_wrap_around():
+    # each preflight sees neither the other's plan: the searches start at different minors
+    assert first_minor("web01") != first_minor("web02")
+    assert all(10 <= first_minor("vm%d" % n) < 1010 for n in range(200))
+    # the last minor of the range is taken: the search wraps to the first
+    reports = {"hosta": report(runs_vm=True), "hostb": report(minors=range(110, 1010))}
+    assert plan_migration(reports, ADDR, "web01")["minors"] == [10]
 
 
 @pytest.mark.parametrize("address", ["10.77.0.12;reboot", "-oProxyCommand=touch /tmp/x", "$(reboot)", "host b", ""])

@@ -988,3 +988,26 @@ def test_source_abort_clears_a_stale_inactive_table(dirs, clock):
     commands = host.commands("dmsetup", "drbdadm")
     assert commands[0] == "dmsetup clear xenvg-fxs--disk"
     assert commands.index("dmsetup clear xenvg-fxs--disk") < commands.index("drbdadm down sl-fxm-0")
+
+
+# --------------------------------------------------------------------------- minors and ports claimed under a host lock
+
+def test_claimed_resources_see_resource_files_proc_and_other_migrations(dirs, clock):
+    with open(os.path.join(str(dirs), "drbd.d", "fxd.res"), "w") as handle:
+        handle.write(read_fixture("drbd", "8.4.11", "fxd.res"))
+    with open(os.path.join(str(dirs), "drbd.d", "broken.res"), "w") as handle:
+        handle.write("not drbd {")
+    other = lm.Journal("web02", str(dirs / "state"))
+    other.data = {"vm": "web02", "id": "m2", "disks": [{"minor": 456, "port": 8156}], "log": []}
+    other.save()
+    journal_for(dirs, "source")  # this VM's own journal (minor 90) is no claim against itself
+    minors, ports = lm.claimed_resources(str(dirs / "state"), str(dirs / "drbd.d"),
+                                         parse_proc_drbd(proc("wfconnection"))["minors"], except_vm=VM)
+    assert minors[10] == "/proc/drbd" and minors[456] == "the migration of web02"
+    assert minors[90] == "/proc/drbd" and ports[7990].endswith("fxd.res")
+    assert ports[8156] == "the migration of web02"
+    problems = lm.claim_problems([{"minor": 456, "port": 8156}, {"minor": 457, "port": 8157}, {"minor": 458, "port": 8158}],
+                                 minors, ports, listening=[8158])
+    assert problems == ["DRBD minor 456 is held by the migration of web02", "port 8156 is held by the migration of web02",
+                        "port 8158 is held by a listening socket"]
+    assert lm.claim_problems([{"minor": 457, "port": 8157}], minors, ports, listening=[22]) == []
