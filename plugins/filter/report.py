@@ -18,12 +18,12 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-# --------------------------------------------------------------------------- VM names
+from ansible_collections.sanless.xen.plugins.module_utils import conventions
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import VM_NAME_PATTERN, VM_NAME_RULE
 
-VM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_VM_NAME_RE = re.compile(VM_NAME_PATTERN)
-VM_NAME_RULE = ("VM names are 1 to 64 letters, digits, _ . or -, starting with a letter or a digit (%s)"
-                % VM_NAME_PATTERN)
+# --------------------------------------------------------------------------- VM names
+# The rule is conventions.is_vm_name; vm_name_problem only says why a name breaks it.
+
 _SHELL_META = set(";&|$`<>()[]{}*?!~#'\"")
 
 
@@ -36,6 +36,8 @@ def _quote(value):
 
 def vm_name_problem(name):
     """Why ``name`` is not an acceptable VM name (every reason, joined), or None when it is."""
+    if conventions.is_vm_name(name):
+        return None
     if not isinstance(name, str):
         return "a VM name must be a string, got %s" % (type(name).__name__,)
     if name == "":
@@ -58,12 +60,11 @@ def vm_name_problem(name):
             problems.append("it contains characters other than letters, digits, _ . and -: %s" % (" ".join(bad),))
     if len(name) > 64:
         problems.append("it is %d characters long (at most 64)" % (len(name),))
-    return "; ".join(problems) or None
+    return "; ".join(problems) or "it does not match %s" % (VM_NAME_PATTERN,)
 
 
-def is_vm_name(name):
-    """True when ``name`` is an acceptable VM name (the ``sanless.xen.vm_name`` test)."""
-    return vm_name_problem(name) is None
+# The sanless.xen.vm_name test.
+is_vm_name = conventions.is_vm_name
 
 
 def valid_vm_name(name):

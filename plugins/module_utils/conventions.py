@@ -27,6 +27,9 @@ VM_NAME_RULE = ("VM names are 1 to 64 letters, digits, _ . or -, starting with a
 # Host names as DNS has them (RFC 1123 labels), optionally with a final dot.
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+# The zone of a scoped IPv6 address (fe80::1%eth0): an interface name or number. ipaddress
+# takes anything after the %, spaces and $(...) included.
+_IPV6_ZONE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}\Z")
 
 
 def is_vm_name(name):
@@ -47,9 +50,9 @@ def is_address(value):
         return False
     try:
         ipaddress.ip_address(value)
-        return True
     except ValueError:
         return bool(HOSTNAME_RE.match(value))
+    return "%" not in value or bool(_IPV6_ZONE_RE.match(value.partition("%")[2]))
 
 
 def check_address(value, what="address"):

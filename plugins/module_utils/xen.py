@@ -17,6 +17,8 @@ import json
 import re
 import socket
 
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address
+
 TOOLSTACKS = ("xl", "xm")
 
 # The 6 state flags of xl/xm list: running, blocked, paused, shutdown, crashed, dying.
@@ -476,19 +478,10 @@ def detect_toolstack(runner, wanted="auto"):
 # --------------------------------------------------------------------------- managed domain configs
 # (the xen_domain module: VM names, configs rendered from structured options, domain states)
 
-# A VM name as the collection accepts it: it becomes a domain name, a file name and part of LV names.
-VM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# VM names: conventions.check_vm_name (imported above; modules import it from here too).
 DOMAIN_TYPES = ("pv", "pvh", "hvm")
 _SPEC_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _SPEC_BAD_CHARS = set(",=\"'\n\r\\")
-
-
-def check_vm_name(name):
-    """Validate a VM name: letters, digits, '_', '.', '-', not starting with a punctuation mark, 1-64 long."""
-    if not isinstance(name, str) or not VM_NAME_RE.match(name) or name.endswith("\n"):
-        raise ValueError("invalid VM name %r: use 1-64 letters, digits, '_', '.' or '-', starting with a letter "
-                         "or digit (no spaces, shell metacharacters or path separators)" % (name,))
-    return name
 
 
 def _spec_value(what, value):
@@ -597,8 +590,7 @@ def domain_state(domain):
 # --------------------------------------------------------------------------- migration (xen_migrate module)
 
 # xl migrate runs ``sh -c "ssh <target> xl migrate-receive"``: the target reaches a shell, so it
-# is held to [user@]hostname, IPv4 or IPv6 (letters, digits, '.', '-', ':').
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+# is held to [user@]hostname, IPv4 or IPv6 (conventions.is_address).
 _SSH_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "localhost6", "ip6-localhost", "ip6-loopback")
 SSH_OPTIONS = ("-o", "BatchMode=yes")
@@ -611,12 +603,7 @@ def check_migrate_target(target):
     user, sep, host = target.rpartition("@")
     if sep and not _SSH_USER_RE.match(user):
         raise ValueError("invalid target %r: bad ssh user %r" % (target, user))
-    try:
-        ipaddress.ip_address(host)
-        return target
-    except ValueError:
-        pass
-    if not _HOSTNAME_RE.match(host):
+    if not is_address(host):
         raise ValueError("invalid target %r: want a host name, an IP address or user@host (letters, digits, '.', "
                          "'-'; no spaces or shell metacharacters)" % (target,))
     return target

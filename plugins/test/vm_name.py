@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.sanless.xen.plugins.filter.report import is_vm_name
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import is_vm_name
 
 
 class TestModule(object):

@@ -31,14 +31,14 @@ XL = ("xl", "4.17.5")
 
 
 @pytest.mark.parametrize("target", ["hostb", "hostb.example.org", "hostb.", "10.77.0.12", "root@hostb",
-                                    "fe80::1", "root@2001:db8::2", "h-1"])
+                                    "fe80::1", "root@2001:db8::2", "h-1", "fe80::1%eth0"])
 def test_good_targets(target):
     assert check_migrate_target(target) == target
 
 
 @pytest.mark.parametrize("target", ["", "host b", "hostb;id", "$(id)", "-oProxyCommand=id", "hostb\n", "a@@b",
                                     "root@", "@hostb", "ro ot@hostb", "hostb`id`", "-hostb", "host_b", "a..b",
-                                    "root\n@hostb", "x" * 256])
+                                    "root\n@hostb", "x" * 256, "fe80::1%$(id)", "root@fe80::1%a;b"])
 def test_bad_targets(target):
     with pytest.raises(ValueError):
         check_migrate_target(target)

@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""conventions.py: the VM-name rule, the address check, DRBD metadata sizes and extents."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+
+MIB = 1024 ** 2
+GIB = 1024 ** 3
+EXTENT = 4 * MIB
+
+# --------------------------------------------------------------------------- VM names
+
+GOOD_NAMES = ["web01", "a", "9lives", "Domain-0", "db.example_1-x", "x" * 64]
+BAD_NAMES = [
+    "", "x" * 65, "web01\n", "web01\r\n", "\nweb01", "web 01", "web\t01", " web01", "web01 ",
+    "web;reboot", "a&b", "a|b", "$(id)", "a`id`", "a>b", "it's", 'a"b', "web*", "a?b", "a[b]", "a{b}", "~root",
+    "a/b", "../etc", "a\\b", "-rf", ".hidden", "_x", "caf\u00e9", "a+b", "a\x00b", "a:b", "a@b",
+    None, 17, b"web01", ["web01"],
+]
+
+
+def test_vm_name_rule_names_the_pattern():
+    assert conv.VM_NAME_RE.pattern == conv.VM_NAME_PATTERN
+    assert conv.VM_NAME_PATTERN in conv.VM_NAME_RULE
+
+
+@given(st.text(max_size=80))
+def test_vm_name_is_the_pattern_to_the_end_of_the_string(name):
+    # $ in the pattern would also match before a final newline: is_vm_name does not
+    assert conv.is_vm_name(name) == bool(re.match(conv.VM_NAME_PATTERN[:-1] + r"\Z", name))
+
+
+# --------------------------------------------------------------------------- addresses
+
+GOOD_ADDRESSES = [
+    "10.77.0.12", "127.0.0.1", "::1", "fe80::1", "2001:db8::2", "::ffff:10.0.0.1", "fe80::1%eth0", "fe80::1%2",
+    "hostb", "hostb.example.org", "hostb.", "h-1", "a" * 63, ".".join(["a" * 63] * 3 + ["a" * 61]),
+]
+BAD_ADDRESSES = [
+    "", "-oProxyCommand=x", "-hostb", "a;b", "$(x)", "`x`", "host b", " hostb", "hostb ", "hostb\n", "a\tb",
+    "a|b", "a&b", "a>b", "a/b", "root@hostb", "host_b", "a..b", ".hostb", "hostb-", "a" * 64,
+    ".".join(["a" * 63] * 4), "fe80::1%$(x)", "fe80::1%a b", "fe80::1%", "fe80::1%eth0;id", "10.0.0.1%eth0",
+    "1.2.3.4.5:22", None, 10, b"hostb",
+]
+
+
+# is_X and check_X of each rule: (is, check, the start of check's error)
+RULES = {"vm name": (conv.is_vm_name, conv.check_vm_name, "invalid VM name"),
+         "address": (conv.is_address, conv.check_address, "invalid address")}
+
+
+@pytest.mark.parametrize("rule, value", [("vm name", v) for v in GOOD_NAMES] + [("address", v) for v in GOOD_ADDRESSES])
+def test_accepted(rule, value):
+    accepts, check = RULES[rule][:2]
+    assert accepts(value) is True
+    assert check(value) == value
+
+
+@pytest.mark.parametrize("rule, value", [("vm name", v) for v in BAD_NAMES] + [("address", v) for v in BAD_ADDRESSES])
+def test_refused(rule, value):
+    accepts, check, error = RULES[rule]
+    assert accepts(value) is False
+    with pytest.raises(ValueError, match=re.escape(error)):
+        check(value)
+
+
+def test_check_address_names_what_it_checks():
+    with pytest.raises(ValueError, match="invalid peer address 'a;b'"):
+        conv.check_address("a;b", "peer address")
+
+
+@given(st.text(max_size=40))
+def test_an_address_has_nothing_a_shell_or_ssh_reads(value):
+    if conv.is_address(value):
+        assert not value.startswith("-")
+        assert re.match(r"^[A-Za-z0-9.:%_-]+\Z", value)
+
+
+# --------------------------------------------------------------------------- sizes
+
+# What the provision role's Jinja formula gave before it called conventions.meta_bytes.
+OLD_JINJA_META_BYTES = [
+    (0, 4 * MIB), (512, 4 * MIB), (16 * MIB, 4 * MIB), (256 * MIB, 4 * MIB), (GIB, 4 * MIB), (10 * GIB, 4 * MIB),
+    (100 * GIB, 8 * MIB), (109 * GIB, 8 * MIB), (1024 * GIB - 512, 36 * MIB), (1024 * GIB, 36 * MIB),
+]
+
+
+@pytest.mark.parametrize("disk_bytes, meta", OLD_JINJA_META_BYTES)
+def test_meta_bytes_as_the_old_jinja_formula(disk_bytes, meta):
+    assert conv.meta_bytes(disk_bytes) == meta
+    assert conv.meta_bytes(str(disk_bytes)) == meta
+
+
+def test_meta_bytes_in_other_extents():
+    assert conv.meta_bytes(GIB, 32 * MIB) == 32 * MIB
+    assert conv.meta_bytes(1024 * GIB, 32 * MIB) == 64 * MIB
+    assert conv.meta_bytes(1024 * GIB, MIB) == 34 * MIB
+
+
+@given(st.integers(min_value=0, max_value=2 ** 50), st.sampled_from([MIB, EXTENT, 32 * MIB]))
+def test_meta_bytes_hold_the_bitmap_in_whole_extents(disk_bytes, extent):
+    meta = conv.meta_bytes(disk_bytes, extent)
+    bitmap = -(-disk_bytes // 32768)   # 1 bit per 4 KiB, in bytes
+    assert meta % extent == 0
+    assert conv.META_FIXED_BYTES + bitmap + MIB <= meta < conv.META_FIXED_BYTES + bitmap + MIB + extent
+
+
+@pytest.mark.parametrize("size, extent, want", [
+    (0, EXTENT, 0), (1, EXTENT, EXTENT), (EXTENT, EXTENT, EXTENT), (EXTENT + 1, EXTENT, 2 * EXTENT),
+    (1000 * MIB, EXTENT, 1000 * MIB), (1000 * MIB, 32 * MIB, 1024 * MIB), (512, 512, 512), ("1025", "512", 1536),
+])
+def test_round_up(size, extent, want):
+    assert conv.round_up(size, extent) == want
+
+
+def test_round_up_defaults_to_4_mib_extents():
+    assert conv.round_up(1) == EXTENT
+
+
+# --------------------------------------------------------------------------- names built on the rule
+
+def test_names_refuse_bad_vm_names():
+    assert conv.migration_resource("web01", 1) == "sl-web01-1"
+    assert conv.auto_config_path("web01") == "/etc/xen/auto/web01.cfg"
+    for build in (lambda: conv.migration_resource("a/b", 0), lambda: conv.auto_config_path("../x"),
+                  lambda: conv.parked_config_path("x\n")):
+        with pytest.raises(ValueError, match="invalid VM name"):
+            build()
