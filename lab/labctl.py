@@ -31,7 +31,7 @@ def main(argv=None):
     ssh = sub.add_parser("ssh")
     ssh.add_argument("host")
     ssh.add_argument("argv", nargs=argparse.REMAINDER)
-    for name in ("cut-link", "restore-link", "power-off", "pause", "resume"):
+    for name in ("cut-link", "restore-link", "power-off", "power-on", "pause", "resume"):
         sub.add_parser(name).add_argument("host")
     sub.add_parser("artifacts").add_argument("dest")
     args = parser.parse_args(argv)
@@ -65,6 +65,8 @@ def dispatch(args):
         lab.restore_link(args.host)
     elif args.cmd == "power-off":
         lab.power_off(args.host)
+    elif args.cmd == "power-on":
+        lab.power_on(args.host)
     elif args.cmd == "pause":
         lab.pause_host(args.host)
     elif args.cmd == "resume":

@@ -246,7 +246,9 @@ def get_host(name, state=None):
 # ---------------------------------------------------------------------------------------
 # Hosts
 # ---------------------------------------------------------------------------------------
-def boot_host(index, image):
+def boot_host(index, image, keep_disks=False):
+    """Boot host number index on a fresh overlay and data disk, or (keep_disks) on the ones it
+    had: a power-on after power_off, with whatever QEMU had written when the plug was pulled."""
     name = HOST_NAMES[index - 1]
     ip = host_ip(index)
     RUN.mkdir(parents=True, exist_ok=True)
@@ -255,11 +257,14 @@ def boot_host(index, image):
     serial = RUN / ("%s.serial.log" % name)
     monitor = RUN / ("%s.monitor" % name)
     pidfile = RUN / ("%s.pid" % name)
-    for path in (overlay, data, serial, monitor, pidfile):
+    for path in (monitor, pidfile) if keep_disks else (overlay, data, serial, monitor, pidfile):
         if path.exists():
             path.unlink()
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image / "base.qcow2"), str(overlay)])
-    run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "%dG" % DATA_DISK_GIB])
+    if not keep_disks:
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image / "base.qcow2"), str(overlay)])
+        run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "%dG" % DATA_DISK_GIB])
+    elif not (overlay.exists() and data.exists()):
+        raise LabError("%s: no disks to power on with (was the lab torn down?)" % name)
     tap = tap_name(index)
     if run(["ip", "-n", NETNS, "link", "show", tap], check=False).returncode != 0:
         run(["ip", "-n", NETNS, "tuntap", "add", tap, "mode", "tap"])
@@ -482,6 +487,20 @@ def power_off(name):
             return
         time.sleep(0.1)
     os.kill(host["pid"], signal.SIGKILL)
+
+
+def power_on(name, deadline_s=600):
+    """Boot a powered-off host on its own disks and wait until it answers ssh."""
+    state = load_state()
+    host = get_host(name, state)
+    if pid_alive(host["pid"]) and _is_our_qemu(host["pid"], host):
+        raise LabError("%s is running (pid %d)" % (name, host["pid"]))
+    booted = boot_host(host["index"], Path(state["image"]), keep_disks=True)
+    state["hosts"][name] = booted
+    save_state(state)
+    log("%s powered on: pid %d" % (name, booted["pid"]))
+    wait_ssh([booted], deadline_s)
+    return booted
 
 
 def pause_host(name):

@@ -35,6 +35,7 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
             facts[host] = result
     plan = {"vm": vm, "action": action, "source": None, "target": None, "resume": False, "problems": problems,
             "disks": [], "minors": [], "ports": [], "migration_id": None, "journal_hosts": [], "rekey": False,
+            "ended_on": {}, "skip": [],
             "addresses": dict(addresses), "unreachable": unreachable, "vm_memory_mib": None, "mode": "plain"}
     bad = sorted(h for h, a in addresses.items() if not is_address(a))
     if bad:
@@ -55,15 +56,30 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
                     disks=[dict((k, d.get(k)) for k in keys) for d in journal["disks"]],
                     minors=[d["minor"] for d in journal["disks"]], ports=[d.get("port") for d in journal["disks"]],
                     journal_hosts=sorted(journals))
-        # the journal is found on either host; a host without one (killed before its prepare)
-        # gets a new one, and both take the new run's secret
-        plan["rekey"] = set(journals) != set((journal["source"], journal["target"]))
+        halves = (journal["source"], journal["target"])
+        # what the host without a journal did with this migration: closed it (history), or never
+        # started it (killed before its prepare there)
+        ended = dict((h, facts[h]["preflight"].get("history", {}).get(journal["id"])) for h in halves
+                     if h in facts and h not in journals)
+        ended = dict((h, outcome) for h, outcome in ended.items() if outcome)
+        plan["ended_on"] = ended
+        # a host with neither journal nor history gets a new journal: both take the run's new secret
+        plan["rekey"] = any(h not in journals and h not in ended for h in halves)
         if target and target != journal["target"]:
             problems.append("%s is in the middle of a migration %s -> %s (journal %s): rerun without target to "
                             "finish it, or with migrate_action=abort" % (vm, journal["source"], journal["target"], journal["id"]))
-        for host in (journal["source"], journal["target"]):
-            if host in unreachable:
-                problems.append("%s: unreachable, and it holds half of the migration of %s" % (host, vm))
+        if action == "migrate" and "aborted" in ended.values():
+            problems.append("migration %s of %s was aborted on %s; %s still holds its half: run migrate_action=abort "
+                            "to remove it" % (journal["id"], vm, ", ".join(sorted(ended)), ", ".join(sorted(journals))))
+        for host in halves:
+            if host not in unreachable:
+                continue
+            if action == "abort" and host == journal["target"] and journal["source"] not in unreachable:
+                # the guest runs on the source's copy: the source rolls back alone; the target's half
+                # stays (its journal) until it is back and an abort removes it
+                plan["skip"] = [host]
+                continue
+            problems.append("%s: unreachable, and it holds half of the migration of %s" % (host, vm))
         return plan
     if action == "abort":
         problems.append("no migration of %s is in progress on any dom0: nothing to abort" % vm)

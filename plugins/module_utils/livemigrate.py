@@ -170,12 +170,20 @@ class Journal(object):
 
     def ended(self, migration_id):
         """The outcome of a closed migration of this VM ("finished", "aborted"), or None."""
-        path = os.path.join(os.path.dirname(self.dir), "history", "%s-%s.json" % (self.vm, migration_id))
-        try:
-            with open(path) as handle:
-                return json.load(handle).get("outcome") or "ended"
-        except (IOError, OSError, ValueError):
-            return None
+        return self.history().get(migration_id)
+
+    def history(self):
+        """Closed migrations of this VM here: migration id -> outcome."""
+        found = {}
+        for path in glob.glob(os.path.join(os.path.dirname(self.dir), "history", "%s-*.json" % self.vm)):
+            migration_id = os.path.basename(path)[len(self.vm) + 1:-5]
+            if re.match(r"^[a-z0-9]{1,32}$", migration_id):
+                try:
+                    with open(path) as handle:
+                        found[migration_id] = json.load(handle).get("outcome") or "ended"
+                except (IOError, OSError, ValueError):
+                    continue
+        return found
 
     def renew(self):
         """Refresh updated_at: a long step keeps its run's lease (FOREIGN_LEASE_S in the action)."""

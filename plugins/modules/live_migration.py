@@ -321,12 +321,13 @@ def preflight(module, host, runner):
     minors = host.drbd()
     claimed_minors, claimed_ports = lm.claimed_resources(module.params["state_dir"], lm.DRBD_CONF_DIR, minors,
                                                          except_vm=vm)
+    journal = lm.Journal(vm, module.params["state_dir"])
     hostname = socket.gethostname()
     facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
              "virt_caps": info["virt_caps"], "used_minors": sorted(claimed_minors),
              "listening_ports": sorted(set(listening_ports()) | set(claimed_ports)), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
              "config_present": False, "vm_memory_mib": None, "vm_type": None,
-             "drbd_resources": drbd_resources(hostname, minors)}
+             "drbd_resources": drbd_resources(hostname, minors), "history": journal.history()}
     for vg in host.lvm.vgs():
         facts["vgs"][vg["name"]] = vg["free_bytes"]
     all_lvs = host.lvm.lvs()
