@@ -25,15 +25,21 @@ from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandE
 PROC_DRBD = "/proc/drbd"
 
 _VERSION_RE = re.compile(r"^version:\s*(?P<version>\d+\.\d+\.\d+(?:[.-]\w+)?)\s*\(api:(?P<api>[^/]+)/proto:(?P<proto>[^)]+)\)")
-_MINOR_RE = re.compile(r"^\s*(?P<minor>\d+):\s+cs:(?P<cstate>\S+)(?P<rest>.*)$")
-# 8.0 says st: (state), 8.3+ ro: (roles); protocol and the I/O flags follow.
+# States, roles and disk states are plain words: anything else in them (a NUL, a byte that is
+# not UTF-8) makes the line unreadable rather than part of a name.
+_MINOR_RE = re.compile(r"^\s*(?P<minor>[0-9]+):\s+cs:(?P<cstate>[A-Za-z]+)(?P<rest>.*)$")
+# 8.0 says st: (state), 8.3+ ro: (roles); protocol and the I/O flags follow. The flags are
+# only reported (nothing decides on them) and DRBD 8.3 kernels have been seen printing NUL
+# bytes in them: whatever follows the protocol is taken here and checked by _io_flags().
 _STATE_RE = re.compile(
-    r"^\s+(?:st|ro):(?P<role>[^/\s]+)/(?P<peer_role>\S+)"
-    r"\s+ds:(?P<disk>[^/\s]+)/(?P<peer_disk>\S+)"
+    r"^\s+(?:st|ro):(?P<role>[A-Za-z]+)/(?P<peer_role>[A-Za-z]+)"
+    r"\s+ds:(?P<disk>[A-Za-z]+)/(?P<peer_disk>[A-Za-z]+)"
     r"(?:\s+(?P<protocol>[ABC]))?"
-    r"(?:\s+(?P<flags>[a-z-]{4,}))?\s*$"
+    r"(?:\s+(?P<flags>\S.*?))?\s*$"
 )
-_STAT_RE = re.compile(r"(\w+):(\S+)")
+_FLAGS_RE = re.compile(r"^[a-z-]{4,}$")
+_STAT_RE = re.compile(r"([a-z]+):(\S+)")
+_STAT_KEYS = ("ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "wo", "oos")
 # Sync progress. A DRBD 8.3 kernel bug glued "finish:" to the line before ("...)Mfinish:").
 _SYNCED_RE = re.compile(r"sync'ed:\s*(?P<percent>[0-9.]+)%")
 _VERIFIED_RE = re.compile(r"verified:\s*(?P<percent>[0-9.]+)%")
@@ -57,14 +63,20 @@ def _kib(value, line):
 
 
 def _stat_value(value):
-    # Counters are integers; 8.4.6+ shows pe:[0;0] and ap:[0;0], wo: is a letter.
-    if value.isdigit():
+    # Counters are integers; 8.4.6+ shows pe:[0;0] and ap:[0;0], wo: is a letter. Nothing
+    # decides on them: a value with unprintable bytes is None (unreadable), not an error.
+    if re.match(r"^[0-9]+$", value):
         return int(value)
     if value.startswith("[") and value.endswith("]"):
         parts = value[1:-1].split(";")
-        if all(part.isdigit() for part in parts):
+        if all(re.match(r"^[0-9]+$", part) for part in parts):
             return [int(part) for part in parts]
-    return value
+    return value if value.isprintable() else None
+
+
+def _io_flags(value):
+    """The I/O flags ("r-----"), or None when they are not readable (reported only)."""
+    return value if value is not None and _FLAGS_RE.match(value) else None
 
 
 def _new_minor(cstate):
@@ -94,6 +106,10 @@ def parse_proc_drbd(text):
     peer_role, disk, peer_disk, protocol, flags, unconfigured, sync_percent (float or
     None), sync_eta_s (int or None), speed_kib_s and want_kib_s (int or None),
     verify_percent and stats (ns, nr, dw, ... oos as ints).
+
+    Garbage (NUL bytes, say) in what is only reported - the I/O flags and the counters -
+    makes that value None; garbage in what decisions rest on (states, roles, disk states,
+    sync progress) raises DrbdParseError.
     """
     lines = text.splitlines()
     # 8.0 can start with an empty line before "version:".
@@ -135,8 +151,9 @@ def parse_proc_drbd(text):
             state = _STATE_RE.match(rest)
             if not state:
                 raise DrbdParseError("/proc/drbd: cannot read roles/disk states in %r" % (line,))
-            for key in ("role", "peer_role", "disk", "peer_disk", "protocol", "flags"):
+            for key in ("role", "peer_role", "disk", "peer_disk", "protocol"):
                 current[key] = state.group(key)
+            current["flags"] = _io_flags(state.group("flags"))
             continue
         if current is None:
             raise DrbdParseError("/proc/drbd: unexpected line before the first minor: %r" % (line,))
@@ -168,7 +185,7 @@ def parse_proc_drbd(text):
                 raise DrbdParseError("/proc/drbd: cannot read sync progress in %r" % (line,))
             continue
         stats = _STAT_RE.findall(line)
-        if stats and line.split()[0].split(":", 1)[0] in ("ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "wo", "oos"):
+        if stats and line.split()[0].split(":", 1)[0] in _STAT_KEYS:
             for key, value in stats:
                 current["stats"][key] = _stat_value(value)
             continue
@@ -446,10 +463,14 @@ def drbdadm_argv(verb, resource, *options):
 
 
 def read_proc_drbd(path=PROC_DRBD):
-    """Parsed /proc/drbd, or {"version": None, "minors": {}} when the module is not loaded."""
+    """Parsed /proc/drbd, or {"version": None, "minors": {}} when the module is not loaded.
+
+    Read as bytes: a byte that is not UTF-8 becomes U+FFFD, which parse_proc_drbd() tolerates
+    where it tolerates garbage and refuses elsewhere, instead of a UnicodeDecodeError.
+    """
     try:
-        with open(path) as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
     except (IOError, OSError) as exc:
         if exc.errno != errno.ENOENT:
             raise

@@ -114,6 +114,60 @@ def test_proc_drbd_837_connected_and_standalone(fixture_text):
         "StandAlone", "Inconsistent", "DUnknown", None)
 
 
+
+# DRBD 8.3 kernels have been seen printing NUL bytes in the I/O flags: the recording of
+# proc-drbd-syncsource.txt with two of them injected (fixtures/drbd/8.3.7/README).
+NUL_FLAGS = ("drbd", "8.3.7", "proc-drbd-syncsource-nul-ioflags.txt")
+
+
+def test_proc_drbd_837_nul_bytes_in_the_io_flags_are_tolerated(fixture_text):
+    text = fixture_text(*NUL_FLAGS)
+    assert "r-\x00-\x00" in text
+    clean = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-syncsource.txt"))
+    parsed = parse_proc_drbd(text)
+    minor = parsed["minors"][0]
+    assert minor["flags"] is None  # unreadable, and used by nothing
+    # everything else is read as from the clean recording
+    assert dict(minor, flags="r----") == clean["minors"][0]
+    assert dict(parsed, minors={}) == dict(clean, minors={})
+    assert (minor["cstate"], minor["role"], minor["disk"], minor["peer_disk"], minor["protocol"]) == (
+        "SyncSource", "Primary", "UpToDate", "Inconsistent", "C")
+    assert (minor["sync_percent"], minor["sync_eta_s"], minor["speed_kib_s"]) == (21.9, 4104, 580)
+
+
+def test_proc_drbd_garbage_in_the_io_counters_is_tolerated(fixture_text):
+    text = fixture_text(*NUL_FLAGS).replace("ns:912248 ", "ns:912\x00248 ").replace("wo:b", "wo:\x00")
+    minor = parse_proc_drbd(text)["minors"][0]
+    assert minor["stats"]["ns"] is None and minor["stats"]["wo"] is None
+    assert minor["stats"]["oos"] == 3283604 and minor["sync_percent"] == 21.9
+
+
+@pytest.mark.parametrize("field, garbled", [
+    ("cs:SyncSource", "cs:Sync\x00Source"),
+    ("ro:Primary/", "ro:Pri\x00mary/"),
+    ("/Secondary ds", "/Second\x00ary ds"),
+    ("ds:UpToDate/", "ds:UpTo\x00Date/"),
+    ("/Inconsistent C", "/Incon\x00sistent C"),
+    (" 0: cs:", " \x000: cs:"),
+    ("sync'ed: 21.9%", "sync'ed: 21\x00.9%"),
+    ("finish: 1:08:24", "finish: 1:0\x008:24"),
+    ("speed: 580 (452)", "speed: 5\x0080 (452)"),
+])
+def test_proc_drbd_garbage_in_a_field_that_is_used_raises(fixture_text, field, garbled):
+    text = fixture_text(*NUL_FLAGS)
+    assert field in text
+    with pytest.raises(DrbdParseError):
+        parse_proc_drbd(text.replace(field, garbled))
+
+
+def test_read_proc_drbd_reads_bytes_that_are_not_utf8(tmp_path, fixture_text):
+    raw = fixture_text(*NUL_FLAGS).encode("utf-8").replace(b"r-\x00-\x00", b"r-\xff-\x00")
+    path = tmp_path / "drbd"
+    path.write_bytes(raw)
+    minor = read_proc_drbd(str(path))["minors"][0]
+    assert minor["flags"] is None and minor["cstate"] == "SyncSource" and minor["sync_percent"] == 21.9
+
+
 # --------------------------------------------------------------------------- DRBD 8.4 (Ganeti)
 
 def test_proc_drbd_842(fixture_text):
