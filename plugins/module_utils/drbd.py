@@ -454,12 +454,56 @@ def parse_resource(text):
     return result
 
 
+def parse_drbdsetup_show(text):
+    """Which resource each minor belongs to, from ``drbdsetup show [MINOR|all]`` of DRBD 8.4.
+
+    /proc/drbd of 8.4 lists minors without resource names; drbdsetup show (drbdsetup-84)
+    prints ``resource NAME { ... _this_host { ... volume N { device minor M; ... } } }``
+    for each. Returns {minor: resource name} ({} for empty output).
+    """
+    owners = {}
+    for item in parse_config(text):
+        words = item["words"]
+        if words[0] != "resource" or len(words) != 2 or "body" not in item:
+            raise DrbdParseError("drbdsetup show: expected 'resource NAME { }', got %r" % (" ".join(words),))
+        for host in item["body"]:
+            if host["words"] != ["_this_host"] or "body" not in host:
+                continue
+            for volume in host["body"]:
+                if volume["words"][0] != "volume" or "body" not in volume:
+                    continue
+                for stmt in volume["body"]:
+                    if stmt["words"][0] != "device" or "body" in stmt:
+                        continue
+                    # "device minor 90;" (drbdsetup show) or "device /dev/drbd90 minor 90;" (drbdadm dump)
+                    if stmt["words"][-2:-1] != ["minor"] or not re.match(r"^[0-9]+$", stmt["words"][-1]):
+                        raise DrbdParseError("drbdsetup show: cannot read the device of resource %s: %r"
+                                             % (words[1], " ".join(stmt["words"])))
+                    minor = int(stmt["words"][-1])
+                    if minor in owners:
+                        raise DrbdParseError("drbdsetup show: minor %d listed twice (%s, %s)"
+                                             % (minor, owners[minor], words[1]))
+                    owners[minor] = words[1]
+    return owners
+
+
 # --------------------------------------------------------------------------- commands
 
 def drbdadm_argv(verb, resource, *options):
     """argv for ``drbdadm VERB [OPTIONS] RESOURCE``."""
     _check_word(resource, "resource name")
     return ["drbdadm", verb] + [str(option) for option in options] + [resource]
+
+
+def drbdsetup_show_argv(minor):
+    """argv for ``drbdsetup show MINOR`` (read-only): which resource the minor belongs to."""
+    return ["drbdsetup", "show", str(int(minor))]
+
+
+def kernel_names_resources(version):
+    """True for DRBD 8.4 and later, whose kernel knows the resource (name) of each minor."""
+    match = re.match(r"^([0-9]+)\.([0-9]+)", version or "")
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (8, 4)
 
 
 def read_proc_drbd(path=PROC_DRBD):
@@ -743,6 +787,9 @@ class DrbdResource(object):
         self.metadata = "not checked"
         self.kernel9 = False
         self.kernel_version = None
+        # The resource drbdsetup show named as the minor's (this one's name too once our drbdadm
+        # up made the minor); None again when the minor is gone.
+        self.minor_owner_seen = None
 
     # -- reading
     def proc(self):
@@ -752,7 +799,12 @@ class DrbdResource(object):
         return proc
 
     def state(self):
-        """This resource's live state (parsed minor) or None when it is not up."""
+        """This resource's live state (parsed minor) or None when it is not up.
+
+        The minor is checked to be this resource's by name first (see minor_owner): when it is
+        another resource's, DrbdError names both, before anything is changed; with state=absent
+        nothing of ours is up on it, so the state is None and only our res file goes.
+        """
         proc = self.proc()
         if proc["version"] is None:
             return None  # module not loaded: nothing is up
@@ -761,10 +813,43 @@ class DrbdResource(object):
             minors = drbd9_minors(parse_drbdsetup_status_json(out))
         else:
             minors = proc["minors"]
-        state = minor_state(minors, self.minor)
-        if state is not None and state.get("resource") not in (None, self.name):
-            raise DrbdError("minor %d is used by resource %s, not %s" % (self.minor, state["resource"], self.name))
-        return state
+        owner = self.minor_owner(minors)
+        if owner not in (None, self.name):
+            if self.p["state"] == "absent":
+                return None
+            raise DrbdError("minor %d is used by resource %s, not %s: nothing was changed; give %s a free minor "
+                            "(or take %s down first)" % (self.minor, owner, self.name, self.name, owner))
+        return minor_state(minors, self.minor)
+
+    def minor_owner(self, minors):
+        """The name of the resource holding this resource's minor, or None when it is free.
+
+        /proc/drbd of 8.4 has no resource names: a minor it lists (cs:Unconfigured too: made by
+        new-minor, it belongs to a resource all the same) is looked up with ``drbdsetup show
+        MINOR``, once per run while the minor stays. DRBD 9 names them in drbdsetup status. Kernels
+        before 8.4 know no names at all: the minor is taken to be ours, with a warning.
+        """
+        if self.minor not in minors:
+            self.minor_owner_seen = None
+            return None
+        if self.kernel9:
+            return minors[self.minor].get("resource")
+        if self.minor_owner_seen is not None:
+            return self.minor_owner_seen
+        if not kernel_names_resources(self.kernel_version):
+            if minor_state(minors, self.minor) is not None:
+                warning = ("DRBD %s kernels do not name their resources: minor %d is taken to be %s's"
+                           % (self.kernel_version, self.minor, self.name))
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            return None
+        argv = drbdsetup_show_argv(self.minor)
+        owners = parse_drbdsetup_show(self.runner.stdout(argv))
+        if self.minor not in owners:
+            raise DrbdError("/proc/drbd lists minor %d but %s names no resource for it: cannot tell whose it is"
+                            % (self.minor, " ".join(argv)))
+        self.minor_owner_seen = owners[self.minor]
+        return self.minor_owner_seen
 
     # -- changing
     def drbdadm(self, verb, *options, **kwargs):
@@ -877,6 +962,9 @@ class DrbdResource(object):
                         self.metadata = "created"
             self.drbdadm("up")
             if not self.runner.check_mode:
+                # The minor was free (checked above) and drbdadm up made it for this resource
+                # (its new-minor fails on a minor that exists): no need to ask drbdsetup again.
+                self.minor_owner_seen = self.name
                 state = self.state()
         self._role(state)
 

@@ -19,6 +19,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     metadata_state,
     minor_state,
     parse_config,
+    parse_drbdsetup_show,
     parse_drbdsetup_status_json,
     parse_proc_drbd,
     parse_resource,
@@ -329,6 +330,44 @@ def test_read_proc_drbd_reads_file(tmp_path, fixture_text):
     path = tmp_path / "drbd"
     path.write_text(fixture_text("drbd", "8.4.2", "proc-drbd-ganeti.txt"))
     assert read_proc_drbd(str(path))["version"] == "8.4.2"
+
+
+# --------------------------------------------------------------------------- drbdsetup show (8.4)
+
+# Transcribed from drbd-utils 9.22.0 source, not recorded yet: fixtures/drbd-utils/9.22.0/README.
+SHOW = ("drbd-utils", "9.22.0")
+
+
+@pytest.mark.parametrize("name, owners", [
+    ("drbdsetup-show-90.txt", {90: "fxd"}),
+    ("drbdsetup-show-91.txt", {91: "fxu"}),
+    ("drbdsetup-show-93.txt", {93: "fxr"}),
+])
+def test_drbdsetup_show_names_the_resource_of_a_minor(fixture_text, name, owners):
+    assert parse_drbdsetup_show(fixture_text(*SHOW + (name,))) == owners
+
+
+def test_drbdsetup_show_all_lists_every_resource(fixture_text):
+    # "show all" prints the resources one after the other, a blank line between them
+    # (drbdsetup.c:1979-1981); built here from the single-minor transcriptions.
+    text = "\n".join(fixture_text(*SHOW + (name,)) for name in (
+        "drbdsetup-show-90.txt", "drbdsetup-show-91.txt", "drbdsetup-show-93.txt"))
+    assert parse_drbdsetup_show(text) == {90: "fxd", 91: "fxu", 93: "fxr"}
+    assert parse_drbdsetup_show("") == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("resource fxd {\n    _this_host {\n", "missing"),
+    ("fxd {\n}\n", "expected 'resource NAME"),
+    ("resource fxd {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor x;\n        }\n    }\n}\n",
+     "device"),
+    ("resource fxd {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor 90;\n        }\n    }\n}\n"
+     "resource fxe {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor 90;\n        }\n    }\n}\n",
+     "twice"),
+])
+def test_drbdsetup_show_malformed(text, message):
+    with pytest.raises(DrbdParseError, match=message):
+        parse_drbdsetup_show(text)
 
 
 # --------------------------------------------------------------------------- DRBD 9 status
