@@ -54,7 +54,7 @@ options:
   shrink:
     description:
       - Reduce an LV that is larger than O(size). This destroys the data beyond the new end.
-      - An LV that is open (for example the disk of a running domU) is never shrunk: the task fails
+      - An LV that is open (for example the disk of a running domU) is never shrunk; the task fails
         before anything changes, also in check mode.
       - When V(false), a larger LV is left alone and a warning says so.
     type: bool

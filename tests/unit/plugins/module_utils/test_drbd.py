@@ -115,7 +115,6 @@ def test_proc_drbd_837_connected_and_standalone(fixture_text):
         "StandAlone", "Inconsistent", "DUnknown", None)
 
 
-
 # DRBD 8.3 kernels have been seen printing NUL bytes in the I/O flags: the recording of
 # proc-drbd-syncsource.txt with two of them injected (fixtures/drbd/8.3.7/README).
 NUL_FLAGS = ("drbd", "8.3.7", "proc-drbd-syncsource-nul-ioflags.txt")
