@@ -25,15 +25,21 @@ from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandE
 PROC_DRBD = "/proc/drbd"
 
 _VERSION_RE = re.compile(r"^version:\s*(?P<version>\d+\.\d+\.\d+(?:[.-]\w+)?)\s*\(api:(?P<api>[^/]+)/proto:(?P<proto>[^)]+)\)")
-_MINOR_RE = re.compile(r"^\s*(?P<minor>\d+):\s+cs:(?P<cstate>\S+)(?P<rest>.*)$")
-# 8.0 says st: (state), 8.3+ ro: (roles); protocol and the I/O flags follow.
+# States, roles and disk states are plain words: anything else in them (a NUL, a byte that is
+# not UTF-8) makes the line unreadable rather than part of a name.
+_MINOR_RE = re.compile(r"^\s*(?P<minor>[0-9]+):\s+cs:(?P<cstate>[A-Za-z]+)(?P<rest>.*)$")
+# 8.0 says st: (state), 8.3+ ro: (roles); protocol and the I/O flags follow. The flags are
+# only reported (nothing decides on them) and DRBD 8.3 kernels have been seen printing NUL
+# bytes in them: whatever follows the protocol is taken here and checked by _io_flags().
 _STATE_RE = re.compile(
-    r"^\s+(?:st|ro):(?P<role>[^/\s]+)/(?P<peer_role>\S+)"
-    r"\s+ds:(?P<disk>[^/\s]+)/(?P<peer_disk>\S+)"
+    r"^\s+(?:st|ro):(?P<role>[A-Za-z]+)/(?P<peer_role>[A-Za-z]+)"
+    r"\s+ds:(?P<disk>[A-Za-z]+)/(?P<peer_disk>[A-Za-z]+)"
     r"(?:\s+(?P<protocol>[ABC]))?"
-    r"(?:\s+(?P<flags>[a-z-]{4,}))?\s*$"
+    r"(?:\s+(?P<flags>\S.*?))?\s*$"
 )
-_STAT_RE = re.compile(r"(\w+):(\S+)")
+_FLAGS_RE = re.compile(r"^[a-z-]{4,}$")
+_STAT_RE = re.compile(r"([a-z]+):(\S+)")
+_STAT_KEYS = ("ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "wo", "oos")
 # Sync progress. A DRBD 8.3 kernel bug glued "finish:" to the line before ("...)Mfinish:").
 _SYNCED_RE = re.compile(r"sync'ed:\s*(?P<percent>[0-9.]+)%")
 _VERIFIED_RE = re.compile(r"verified:\s*(?P<percent>[0-9.]+)%")
@@ -57,14 +63,20 @@ def _kib(value, line):
 
 
 def _stat_value(value):
-    # Counters are integers; 8.4.6+ shows pe:[0;0] and ap:[0;0], wo: is a letter.
-    if value.isdigit():
+    # Counters are integers; 8.4.6+ shows pe:[0;0] and ap:[0;0], wo: is a letter. Nothing
+    # decides on them: a value with unprintable bytes is None (unreadable), not an error.
+    if re.match(r"^[0-9]+$", value):
         return int(value)
     if value.startswith("[") and value.endswith("]"):
         parts = value[1:-1].split(";")
-        if all(part.isdigit() for part in parts):
+        if all(re.match(r"^[0-9]+$", part) for part in parts):
             return [int(part) for part in parts]
-    return value
+    return value if value.isprintable() else None
+
+
+def _io_flags(value):
+    """The I/O flags ("r-----"), or None when they are not readable (reported only)."""
+    return value if value is not None and _FLAGS_RE.match(value) else None
 
 
 def _new_minor(cstate):
@@ -94,6 +106,10 @@ def parse_proc_drbd(text):
     peer_role, disk, peer_disk, protocol, flags, unconfigured, sync_percent (float or
     None), sync_eta_s (int or None), speed_kib_s and want_kib_s (int or None),
     verify_percent and stats (ns, nr, dw, ... oos as ints).
+
+    Garbage (NUL bytes, say) in what is only reported - the I/O flags and the counters -
+    makes that value None; garbage in what decisions rest on (states, roles, disk states,
+    sync progress) raises DrbdParseError.
     """
     lines = text.splitlines()
     # 8.0 can start with an empty line before "version:".
@@ -135,8 +151,9 @@ def parse_proc_drbd(text):
             state = _STATE_RE.match(rest)
             if not state:
                 raise DrbdParseError("/proc/drbd: cannot read roles/disk states in %r" % (line,))
-            for key in ("role", "peer_role", "disk", "peer_disk", "protocol", "flags"):
+            for key in ("role", "peer_role", "disk", "peer_disk", "protocol"):
                 current[key] = state.group(key)
+            current["flags"] = _io_flags(state.group("flags"))
             continue
         if current is None:
             raise DrbdParseError("/proc/drbd: unexpected line before the first minor: %r" % (line,))
@@ -168,7 +185,7 @@ def parse_proc_drbd(text):
                 raise DrbdParseError("/proc/drbd: cannot read sync progress in %r" % (line,))
             continue
         stats = _STAT_RE.findall(line)
-        if stats and line.split()[0].split(":", 1)[0] in ("ns", "nr", "dw", "dr", "al", "bm", "lo", "pe", "ua", "ap", "ep", "wo", "oos"):
+        if stats and line.split()[0].split(":", 1)[0] in _STAT_KEYS:
             for key, value in stats:
                 current["stats"][key] = _stat_value(value)
             continue
@@ -437,6 +454,39 @@ def parse_resource(text):
     return result
 
 
+def parse_drbdsetup_show(text):
+    """Which resource each minor belongs to, from ``drbdsetup show [MINOR|all]`` of DRBD 8.4.
+
+    /proc/drbd of 8.4 lists minors without resource names; drbdsetup show (drbdsetup-84)
+    prints ``resource NAME { ... _this_host { ... volume N { device minor M; ... } } }``
+    for each. Returns {minor: resource name} ({} for empty output).
+    """
+    owners = {}
+    for item in parse_config(text):
+        words = item["words"]
+        if words[0] != "resource" or len(words) != 2 or "body" not in item:
+            raise DrbdParseError("drbdsetup show: expected 'resource NAME { }', got %r" % (" ".join(words),))
+        for host in item["body"]:
+            if host["words"] != ["_this_host"] or "body" not in host:
+                continue
+            for volume in host["body"]:
+                if volume["words"][0] != "volume" or "body" not in volume:
+                    continue
+                for stmt in volume["body"]:
+                    if stmt["words"][0] != "device" or "body" in stmt:
+                        continue
+                    # "device minor 90;" (drbdsetup show) or "device /dev/drbd90 minor 90;" (drbdadm dump)
+                    if stmt["words"][-2:-1] != ["minor"] or not re.match(r"^[0-9]+$", stmt["words"][-1]):
+                        raise DrbdParseError("drbdsetup show: cannot read the device of resource %s: %r"
+                                             % (words[1], " ".join(stmt["words"])))
+                    minor = int(stmt["words"][-1])
+                    if minor in owners:
+                        raise DrbdParseError("drbdsetup show: minor %d listed twice (%s, %s)"
+                                             % (minor, owners[minor], words[1]))
+                    owners[minor] = words[1]
+    return owners
+
+
 # --------------------------------------------------------------------------- commands
 
 def drbdadm_argv(verb, resource, *options):
@@ -445,11 +495,26 @@ def drbdadm_argv(verb, resource, *options):
     return ["drbdadm", verb] + [str(option) for option in options] + [resource]
 
 
+def drbdsetup_show_argv(minor):
+    """argv for ``drbdsetup show MINOR`` (read-only): which resource the minor belongs to."""
+    return ["drbdsetup", "show", str(int(minor))]
+
+
+def kernel_names_resources(version):
+    """True for DRBD 8.4 and later, whose kernel knows the resource (name) of each minor."""
+    match = re.match(r"^([0-9]+)\.([0-9]+)", version or "")
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (8, 4)
+
+
 def read_proc_drbd(path=PROC_DRBD):
-    """Parsed /proc/drbd, or {"version": None, "minors": {}} when the module is not loaded."""
+    """Parsed /proc/drbd, or {"version": None, "minors": {}} when the module is not loaded.
+
+    Read as bytes: a byte that is not UTF-8 becomes U+FFFD, which parse_proc_drbd() tolerates
+    where it tolerates garbage and refuses elsewhere, instead of a UnicodeDecodeError.
+    """
     try:
-        with open(path) as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
     except (IOError, OSError) as exc:
         if exc.errno != errno.ENOENT:
             raise
@@ -741,6 +806,9 @@ class DrbdResource(object):
         self.metadata = "not checked"
         self.kernel9 = False
         self.kernel_version = None
+        # The resource drbdsetup show named as the minor's (this one's name too once our drbdadm
+        # up made the minor); None again when the minor is gone.
+        self.minor_owner_seen = None
 
     # -- reading
     def proc(self):
@@ -750,7 +818,12 @@ class DrbdResource(object):
         return proc
 
     def state(self):
-        """This resource's live state (parsed minor) or None when it is not up."""
+        """This resource's live state (parsed minor) or None when it is not up.
+
+        The minor is checked to be this resource's by name first (see minor_owner): when it is
+        another resource's, DrbdError names both, before anything is changed; with state=absent
+        nothing of ours is up on it, so the state is None and only our res file goes.
+        """
         proc = self.proc()
         if proc["version"] is None:
             return None  # module not loaded: nothing is up
@@ -759,10 +832,43 @@ class DrbdResource(object):
             minors = drbd9_minors(parse_drbdsetup_status_json(out))
         else:
             minors = proc["minors"]
-        state = minor_state(minors, self.minor)
-        if state is not None and state.get("resource") not in (None, self.name):
-            raise DrbdError("minor %d is used by resource %s, not %s" % (self.minor, state["resource"], self.name))
-        return state
+        owner = self.minor_owner(minors)
+        if owner not in (None, self.name):
+            if self.p["state"] == "absent":
+                return None
+            raise DrbdError("minor %d is used by resource %s, not %s: nothing was changed; give %s a free minor "
+                            "(or take %s down first)" % (self.minor, owner, self.name, self.name, owner))
+        return minor_state(minors, self.minor)
+
+    def minor_owner(self, minors):
+        """The name of the resource holding this resource's minor, or None when it is free.
+
+        /proc/drbd of 8.4 has no resource names: a minor it lists (cs:Unconfigured too: made by
+        new-minor, it belongs to a resource all the same) is looked up with ``drbdsetup show
+        MINOR``, once per run while the minor stays. DRBD 9 names them in drbdsetup status. Kernels
+        before 8.4 know no names at all: the minor is taken to be ours, with a warning.
+        """
+        if self.minor not in minors:
+            self.minor_owner_seen = None
+            return None
+        if self.kernel9:
+            return minors[self.minor].get("resource")
+        if self.minor_owner_seen is not None:
+            return self.minor_owner_seen
+        if not kernel_names_resources(self.kernel_version):
+            if minor_state(minors, self.minor) is not None:
+                warning = ("DRBD %s kernels do not name their resources: minor %d is taken to be %s's"
+                           % (self.kernel_version, self.minor, self.name))
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            return None
+        argv = drbdsetup_show_argv(self.minor)
+        owners = parse_drbdsetup_show(self.runner.stdout(argv))
+        if self.minor not in owners:
+            raise DrbdError("/proc/drbd lists minor %d but %s names no resource for it: cannot tell whose it is"
+                            % (self.minor, " ".join(argv)))
+        self.minor_owner_seen = owners[self.minor]
+        return self.minor_owner_seen
 
     # -- changing
     def drbdadm(self, verb, *options, **kwargs):
@@ -875,6 +981,9 @@ class DrbdResource(object):
                         self.metadata = "created"
             self.drbdadm("up")
             if not self.runner.check_mode:
+                # The minor was free (checked above) and drbdadm up made it for this resource
+                # (its new-minor fails on a minor that exists): no need to ask drbdsetup again.
+                self.minor_owner_seen = self.name
                 state = self.state()
         self._role(state)
 

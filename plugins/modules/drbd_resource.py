@@ -21,8 +21,12 @@ description:
     C(drbdadm net-options) or C(drbdadm disk-options) when it changes in the res file. Other changes (addresses,
     devices, secret) are written to the file and take effect at the next C(drbdadm adjust) or down/up; the module
     warns about them.
-  - Whether the resource is up is read from C(/proc/drbd) by minor (DRBD 8.4 does not show resource names there),
-    or from C(drbdsetup status --json) on DRBD 9, where a minor used by another resource makes the module fail.
+  - Whether the resource is up is read from C(/proc/drbd) by minor, and whose the minor is by resource name. On
+    DRBD 8.4, whose C(/proc/drbd) shows no names, with C(drbdsetup show MINOR) when the minor is listed there
+    (also C(cs:Unconfigured)); on DRBD 9 from C(drbdsetup status --json). A minor used by another resource makes
+    the module fail before anything changes, naming both resources (also in check mode); with O(state=absent)
+    the other resource is left alone and only this one's res file is removed. DRBD kernels before 8.4 know no
+    resource names; a listed minor is taken to be this resource's, with a warning.
   - Every command is an argv list run without a shell, with C(LANG=C). Bad input fails before anything runs.
   - With O(wait=true), the action plugin of the same name calls the module again and again (each call waits at
     most O(wait_window) seconds) until the resource is Connected and UpToDate/UpToDate, printing one progress line
@@ -41,7 +45,9 @@ options:
     type: str
     required: true
   minor:
-    description: DRBD minor (C(/dev/drbdMINOR)), 0 to 1048575. Identifies the resource in C(/proc/drbd).
+    description:
+      - DRBD minor (C(/dev/drbdMINOR)), 0 to 1048575. The resource's line in C(/proc/drbd); a minor that another
+        resource uses is refused.
     type: int
     required: true
   port:

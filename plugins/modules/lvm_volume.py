@@ -54,6 +54,8 @@ options:
   shrink:
     description:
       - Reduce an LV that is larger than O(size). This destroys the data beyond the new end.
+      - An LV that is open (for example the disk of a running domU) is never shrunk; the task fails
+        before anything changes, also in check mode.
       - When V(false), a larger LV is left alone and a warning says so.
     type: bool
     default: false
@@ -171,6 +173,10 @@ def _lv_view(vg, name, size_bytes):
     return {"vg": vg, "name": name, "size_bytes": size_bytes, "path": "/dev/%s/%s" % (vg, name)}
 
 
+def _open_refusal(hostname, vg, name, what):
+    return "%s: LV %s/%s is open (in use, for example by a running domU); not %s" % (hostname, vg, name, what)
+
+
 def plan(params, vg_info, current, hostname="dom0"):
     """Decide what to do: returns (action, lv_after, size_bytes, warnings) or raises ValueError.
 
@@ -184,8 +190,7 @@ def plan(params, vg_info, current, hostname="dom0"):
         if current is None:
             return "none", None, None, warnings
         if lv_is_open(current):
-            raise ValueError("%s: LV %s/%s is open (in use, for example by a running domU); not removing it"
-                             % (hostname, vg, name))
+            raise ValueError(_open_refusal(hostname, vg, name, "removing it"))
         return "removed", None, None, warnings
     wanted = round_to_extents(parse_size(params["size"]), vg_info["extent_size_bytes"])
     free = vg_info["free_bytes"]
@@ -210,6 +215,9 @@ def plan(params, vg_info, current, hostname="dom0"):
         warnings.append("LV %s/%s is %d bytes (%s), larger than the requested %d bytes (%s); left as it is "
                         "(shrink=true reduces it)" % (vg, name, have, format_size(have), wanted, format_size(wanted)))
         return "none", _lv_view(vg, name, have), wanted, warnings
+    if lv_is_open(current):
+        # lvreduce -f would cut the disk under whoever has it open; check mode reports this too.
+        raise ValueError(_open_refusal(hostname, vg, name, "shrinking it from %d to %d bytes" % (have, wanted)))
     return "reduced", _lv_view(vg, name, wanted), wanted, warnings
 
 

@@ -256,6 +256,8 @@ drbd:
         - Each has C(cstate), C(role), C(peer_role), C(disk), C(peer_disk), C(protocol), C(flags),
           C(unconfigured) (bool), C(sync_percent) (float or null), C(sync_eta_s) (int or null),
           C(speed_kib_s) and C(want_kib_s) (int or null), C(verify_percent) and C(stats) (the I/O counters).
+        - C(flags) and a counter in C(stats) are null when the kernel printed them unreadable (DRBD 8.3
+          kernels have been seen putting NUL bytes there).
         - On DRBD 9 hosts each minor also names its C(resource).
       type: dict
       sample: {"0": {"cstate": "Connected", "role": "Primary", "peer_role": "Secondary", "disk": "UpToDate",

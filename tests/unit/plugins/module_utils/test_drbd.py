@@ -19,6 +19,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     metadata_state,
     minor_state,
     parse_config,
+    parse_drbdsetup_show,
     parse_drbdsetup_status_json,
     parse_proc_drbd,
     parse_resource,
@@ -112,6 +113,59 @@ def test_proc_drbd_837_connected_and_standalone(fixture_text):
     alone = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-standalone.txt"))["minors"][0]
     assert (alone["cstate"], alone["disk"], alone["peer_disk"], alone["protocol"]) == (
         "StandAlone", "Inconsistent", "DUnknown", None)
+
+
+# DRBD 8.3 kernels have been seen printing NUL bytes in the I/O flags: the recording of
+# proc-drbd-syncsource.txt with two of them injected (fixtures/drbd/8.3.7/README).
+NUL_FLAGS = ("drbd", "8.3.7", "proc-drbd-syncsource-nul-ioflags.txt")
+
+
+def test_proc_drbd_837_nul_bytes_in_the_io_flags_are_tolerated(fixture_text):
+    text = fixture_text(*NUL_FLAGS)
+    assert "r-\x00-\x00" in text
+    clean = parse_proc_drbd(fixture_text("drbd", "8.3.7", "proc-drbd-syncsource.txt"))
+    parsed = parse_proc_drbd(text)
+    minor = parsed["minors"][0]
+    assert minor["flags"] is None  # unreadable, and used by nothing
+    # everything else is read as from the clean recording
+    assert dict(minor, flags="r----") == clean["minors"][0]
+    assert dict(parsed, minors={}) == dict(clean, minors={})
+    assert (minor["cstate"], minor["role"], minor["disk"], minor["peer_disk"], minor["protocol"]) == (
+        "SyncSource", "Primary", "UpToDate", "Inconsistent", "C")
+    assert (minor["sync_percent"], minor["sync_eta_s"], minor["speed_kib_s"]) == (21.9, 4104, 580)
+
+
+def test_proc_drbd_garbage_in_the_io_counters_is_tolerated(fixture_text):
+    text = fixture_text(*NUL_FLAGS).replace("ns:912248 ", "ns:912\x00248 ").replace("wo:b", "wo:\x00")
+    minor = parse_proc_drbd(text)["minors"][0]
+    assert minor["stats"]["ns"] is None and minor["stats"]["wo"] is None
+    assert minor["stats"]["oos"] == 3283604 and minor["sync_percent"] == 21.9
+
+
+@pytest.mark.parametrize("field, garbled", [
+    ("cs:SyncSource", "cs:Sync\x00Source"),
+    ("ro:Primary/", "ro:Pri\x00mary/"),
+    ("/Secondary ds", "/Second\x00ary ds"),
+    ("ds:UpToDate/", "ds:UpTo\x00Date/"),
+    ("/Inconsistent C", "/Incon\x00sistent C"),
+    (" 0: cs:", " \x000: cs:"),
+    ("sync'ed: 21.9%", "sync'ed: 21\x00.9%"),
+    ("finish: 1:08:24", "finish: 1:0\x008:24"),
+    ("speed: 580 (452)", "speed: 5\x0080 (452)"),
+])
+def test_proc_drbd_garbage_in_a_field_that_is_used_raises(fixture_text, field, garbled):
+    text = fixture_text(*NUL_FLAGS)
+    assert field in text
+    with pytest.raises(DrbdParseError):
+        parse_proc_drbd(text.replace(field, garbled))
+
+
+def test_read_proc_drbd_reads_bytes_that_are_not_utf8(tmp_path, fixture_text):
+    raw = fixture_text(*NUL_FLAGS).encode("utf-8").replace(b"r-\x00-\x00", b"r-\xff-\x00")
+    path = tmp_path / "drbd"
+    path.write_bytes(raw)
+    minor = read_proc_drbd(str(path))["minors"][0]
+    assert minor["flags"] is None and minor["cstate"] == "SyncSource" and minor["sync_percent"] == 21.9
 
 
 # --------------------------------------------------------------------------- DRBD 8.4 (Ganeti)
@@ -275,6 +329,44 @@ def test_read_proc_drbd_reads_file(tmp_path, fixture_text):
     path = tmp_path / "drbd"
     path.write_text(fixture_text("drbd", "8.4.2", "proc-drbd-ganeti.txt"))
     assert read_proc_drbd(str(path))["version"] == "8.4.2"
+
+
+# --------------------------------------------------------------------------- drbdsetup show (8.4)
+
+# Transcribed from drbd-utils 9.22.0 source, not recorded yet: fixtures/drbd-utils/9.22.0/README.
+SHOW = ("drbd-utils", "9.22.0")
+
+
+@pytest.mark.parametrize("name, owners", [
+    ("drbdsetup-show-90.txt", {90: "fxd"}),
+    ("drbdsetup-show-91.txt", {91: "fxu"}),
+    ("drbdsetup-show-93.txt", {93: "fxr"}),
+])
+def test_drbdsetup_show_names_the_resource_of_a_minor(fixture_text, name, owners):
+    assert parse_drbdsetup_show(fixture_text(*SHOW + (name,))) == owners
+
+
+def test_drbdsetup_show_all_lists_every_resource(fixture_text):
+    # "show all" prints the resources one after the other, a blank line between them
+    # (drbdsetup.c:1979-1981); built here from the single-minor transcriptions.
+    text = "\n".join(fixture_text(*SHOW + (name,)) for name in (
+        "drbdsetup-show-90.txt", "drbdsetup-show-91.txt", "drbdsetup-show-93.txt"))
+    assert parse_drbdsetup_show(text) == {90: "fxd", 91: "fxu", 93: "fxr"}
+    assert parse_drbdsetup_show("") == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("resource fxd {\n    _this_host {\n", "missing"),
+    ("fxd {\n}\n", "expected 'resource NAME"),
+    ("resource fxd {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor x;\n        }\n    }\n}\n",
+     "device"),
+    ("resource fxd {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor 90;\n        }\n    }\n}\n"
+     "resource fxe {\n    _this_host {\n        volume 0 {\n            device\t\t\tminor 90;\n        }\n    }\n}\n",
+     "twice"),
+])
+def test_drbdsetup_show_malformed(text, message):
+    with pytest.raises(DrbdParseError, match=message):
+        parse_drbdsetup_show(text)
 
 
 # --------------------------------------------------------------------------- DRBD 9 status

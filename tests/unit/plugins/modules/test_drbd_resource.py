@@ -31,6 +31,11 @@ FXD = {"name": "fxd", "minor": 90, "port": 7990, "disk": "/dev/xenvg/fxd-disk", 
 # drbdadm up/primary/down/net-options: the module ignores it when rc is 0. The recorded
 # outputs (record.py --phases resource) are replayed in test_drbd_resource_recorded.py.
 OK_UNRECORDED = (0, "", "")
+# Whose minor 90 is: drbdsetup show of DRBD 8.4, transcribed from drbd-utils 9.22.0 source and not
+# recorded yet (fixtures/drbd-utils/9.22.0/README): fxd. The module asks once per run when
+# /proc/drbd lists its minor.
+UTILS = ("drbd-utils", "9.22.0")
+SHOW90 = drbd.drbdsetup_show_argv(90)
 
 
 def argv(verb, *options):
@@ -97,7 +102,9 @@ class Host(object):
         os.chmod(str(path), 0o600)
 
     def run(self, args, outputs=None, check_mode=False, diff=False):
-        return self.module_main(drbd_resource.main, dict(args, conf_dir=str(self.conf)), outputs or {}, check_mode, diff)
+        outputs = dict(outputs or {})
+        outputs.setdefault(tuple(SHOW90), (0, self.recorded("drbdsetup-show-90.txt", UTILS), ""))
+        return self.module_main(drbd_resource.main, dict(args, conf_dir=str(self.conf)), outputs, check_mode, diff)
 
 
 @pytest.fixture
@@ -145,7 +152,8 @@ def test_second_run_changes_nothing(host):
     result, failed, calls = host.run(dict(FXD, role="primary", force=True, allow_two_primaries=None))
     assert not failed, result
     assert result["changed"] is False
-    assert calls == [] and result["cmds"] == [] and result["would_run"] == []
+    # one read-only question (whose minor 90 is), asked once although the state is read twice
+    assert calls == [SHOW90] and result["cmds"] == [SHOW90] and result["would_run"] == []
     assert result["synced"] is True
     assert (result["resource"]["role"], result["resource"]["peer_role"], result["resource"]["cstate"]) == (
         "Primary", "Secondary", "Connected")
@@ -172,7 +180,7 @@ def test_primary_force_on_inconsistent_starts_the_sync(host):
     host.after[tuple(force)] = host.recorded("proc-drbd-syncsource.txt")
     result, failed, calls = host.run(dict(FXD, role="primary", force=True), {tuple(force): OK_UNRECORDED})
     assert not failed, result
-    assert result["changed"] and calls == [force]
+    assert result["changed"] and calls == [SHOW90, force]
     view = result["resource"]
     assert (view["cstate"], view["role"], view["disk"], view["peer_disk"]) == (
         "SyncSource", "Primary", "UpToDate", "Inconsistent")
@@ -187,7 +195,7 @@ def test_force_is_not_used_on_an_uptodate_disk(host):
     host.after[tuple(primary)] = host.recorded("proc-drbd-dual-primary.txt")
     result, failed, calls = host.run(dict(FXD, role="primary", force=True), {tuple(primary): OK_UNRECORDED})
     assert not failed, result
-    assert calls == [primary]
+    assert calls == [SHOW90, primary]
     assert (result["resource"]["role"], result["resource"]["peer_role"]) == ("Primary", "Primary")
 
 
@@ -195,7 +203,7 @@ def test_primary_without_force(host):
     host.put_res(host.recorded("fxd.res"))
     host.set_proc(host.recorded("proc-drbd-connected-inconsistent.txt"))
     result, failed, calls = host.run(dict(FXD, role="primary"), check_mode=True)
-    assert not failed and result["would_run"] == [argv("primary")] and calls == []
+    assert not failed and result["would_run"] == [argv("primary")] and calls == [SHOW90]
 
 
 def test_secondary_when_primary(host):
@@ -209,7 +217,7 @@ def test_already_secondary_is_left_alone(host):
     host.put_res(host.recorded("fxd.res"))
     host.set_proc(host.recorded("proc-drbd-uptodate-secondary.txt"))
     result, failed, calls = host.run(dict(FXD, role="secondary"))
-    assert not failed and not result["changed"] and calls == []
+    assert not failed and not result["changed"] and calls == [SHOW90]
 
 
 def test_allow_two_primaries_on_a_running_resource(host):
@@ -218,14 +226,14 @@ def test_allow_two_primaries_on_a_running_resource(host):
     net = argv("net-options", "--allow-two-primaries=yes")
     result, failed, calls = host.run(dict(FXD, allow_two_primaries=True), {tuple(net): OK_UNRECORDED}, diff=True)
     assert not failed, result
-    assert calls == [net] and result["changed"]
+    assert calls == [SHOW90, net] and result["changed"]
     assert "allow-two-primaries yes;" in host.res_file().read_text()
     assert "allow-two-primaries yes;" in result["diff"]["after"] and "allow-two" not in result["diff"]["before"]
     again, failed, calls = host.run(dict(FXD, allow_two_primaries=True))
-    assert not failed and not again["changed"] and calls == []
+    assert not failed and not again["changed"] and calls == [SHOW90]
     back = argv("net-options", "--allow-two-primaries=no")
     result, failed, calls = host.run(dict(FXD, allow_two_primaries=False), {tuple(back): OK_UNRECORDED})
-    assert not failed and calls == [back]
+    assert not failed and calls == [SHOW90, back]
     assert "allow-two-primaries no;" in host.res_file().read_text()
 
 
@@ -235,7 +243,7 @@ def test_resync_rate_on_a_running_resource(host):
     disk = argv("disk-options", "--c-plan-ahead=0", "--resync-rate=400M")
     result, failed, calls = host.run(dict(FXD, resync_rate="400M"), {tuple(disk): OK_UNRECORDED})
     assert not failed, result
-    assert calls == [disk]
+    assert calls == [SHOW90, disk]
     assert "disk { c-plan-ahead 0; resync-rate 400M; }" in host.res_file().read_text()
 
 
@@ -245,7 +253,7 @@ def test_other_changes_on_a_running_resource_warn(host, monkeypatch):
     host.put_res(host.recorded("fxd.res"))
     host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
     result, failed, calls = host.run(dict(FXD, peer_address="10.77.0.13"))
-    assert not failed and result["changed"] and calls == []
+    assert not failed and result["changed"] and calls == [SHOW90]
     assert "10.77.0.13:7990" in host.res_file().read_text()
     assert len(warnings) == 1 and "drbdadm adjust" in warnings[0]
 
@@ -255,7 +263,7 @@ def test_mode_of_an_existing_res_file_is_fixed(host):
     os.chmod(str(host.res_file()), 0o644)
     host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
     result, failed, calls = host.run(FXD)
-    assert not failed and result["changed"] and calls == []
+    assert not failed and result["changed"] and calls == [SHOW90]
     assert stat.S_IMODE(os.stat(str(host.res_file())).st_mode) == 0o600
 
 
@@ -265,7 +273,7 @@ def test_secret_is_in_the_file_only(host):
     host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
     result, failed, calls = host.run(dict(FXD, shared_secret=secret), diff=True)
     assert not failed, result
-    assert calls == []  # a running resource gets a new secret at the next adjust (the module warns)
+    assert calls == [SHOW90]  # a running resource gets a new secret at the next adjust (the module warns)
     text = host.res_file().read_text()
     assert "cram-hmac-alg sha256; shared-secret %s;" % secret in text
     assert stat.S_IMODE(os.stat(str(host.res_file())).st_mode) == 0o600
@@ -329,7 +337,7 @@ def test_down(host):
     host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
     host.after[tuple(argv("down"))] = without_minor(host.recorded("proc-drbd-uptodate.txt"), 90)
     result, failed, calls = host.run(dict(FXD, state="down"), {tuple(argv("down")): OK_UNRECORDED})
-    assert not failed and result["changed"] and calls == [argv("down")]
+    assert not failed and result["changed"] and calls == [SHOW90, argv("down")]
     assert result["resource"]["up"] is False and host.res_file().exists()
     again, failed, calls = host.run(dict(FXD, state="down"))
     assert not failed and not again["changed"] and calls == []
@@ -341,7 +349,7 @@ def test_absent(host):
     host.after[tuple(argv("down"))] = without_minor(host.recorded("proc-drbd-uptodate.txt"), 90)
     result, failed, calls = host.run({"name": "fxd", "minor": 90, "state": "absent"},
                                      {tuple(argv("down")): OK_UNRECORDED}, diff=True)
-    assert not failed and result["changed"] and calls == [argv("down")]
+    assert not failed and result["changed"] and calls == [SHOW90, argv("down")]
     assert not host.res_file().exists()
     assert result["diff"]["after"] == "" and result["diff"]["before"] == host.recorded("fxd.res")
     again, failed, calls = host.run({"name": "fxd", "minor": 90, "state": "absent"})
@@ -392,6 +400,60 @@ def test_wait_fails_early_when_standalone(host, fixture_text):
     assert failed
     assert "StandAlone" in result["msg"] and "hostb" in result["msg"]
     assert drbd.time.now == 1000.0  # at once, not after the window
+
+
+# --------------------------------------------------------------------------- a minor of another resource
+
+# /proc/drbd of 8.4 has no resource names: minor 90 of proc-drbd-uptodate.txt is fxd's, as
+# drbdsetup show says. A resource "fxr" configured with minor 90 must not take it for its own.
+@pytest.mark.parametrize("change", [{}, {"role": "secondary"}, {"role": "primary", "force": True},
+                                    {"state": "down"}, {"allow_two_primaries": True}])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_minor_of_another_resource_is_refused_before_any_change(host, change, check_mode):
+    host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
+    result, failed, calls = host.run(dict(FXD, name="fxr", **change), check_mode=check_mode)
+    assert failed, result
+    assert "minor 90 is used by resource fxd, not fxr" in result["msg"]
+    assert calls == [SHOW90] and result["would_run"] == []
+    assert list(host.conf.iterdir()) == []
+
+
+def test_unconfigured_minor_of_another_resource_is_refused(host):
+    # minor 91 made by "drbdsetup new-minor fxu 91 0": cs:Unconfigured, but fxu's all the same
+    host.set_proc(host.recorded("proc-drbd-new-minor.txt"))
+    show91 = drbd.drbdsetup_show_argv(91)
+    outputs = {tuple(show91): (0, host.recorded("drbdsetup-show-91.txt", UTILS), "")}
+    result, failed, calls = host.run(dict(FXD, minor=91, port=7991), outputs)
+    assert failed, result
+    assert "minor 91 is used by resource fxu, not fxd" in result["msg"]
+    assert calls == [show91] and list(host.conf.iterdir()) == []
+
+
+def test_absent_with_the_minor_of_another_resource_only_removes_its_file(host):
+    host.put_res(drbd.resource_text(dict(FXD, name="fxr", state="up"), "8.4"), name="fxr")
+    host.set_proc(host.recorded("proc-drbd-uptodate.txt"))
+    result, failed, calls = host.run({"name": "fxr", "minor": 90, "state": "absent"})
+    assert not failed, result
+    assert result["changed"] and calls == [SHOW90]  # fxd is not taken down
+    assert list(host.conf.iterdir()) == []
+    assert result["resource"]["up"] is False
+
+
+def test_free_minor_is_not_looked_up(host):
+    host.set_proc(without_minor(host.recorded("proc-drbd-wfconnection.txt"), 90))
+    result, failed, calls = host.run(dict(FXD, create_md=False), {tuple(argv("up")): OK_UNRECORDED}, check_mode=True)
+    assert not failed and calls == [] and result["would_run"] == [argv("up")]
+
+
+def test_kernel_without_resource_names_warns(host, fixture_text, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(drbd_resource.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    host.set_proc(fixture_text("drbd", "8.3.7", "proc-drbd-connected.txt"))
+    args = dict(FXD, minor=0, port=7700)
+    host.put_res(drbd.resource_text(dict(args, state="up"), "8.4"))
+    result, failed, calls = host.run(args)
+    assert not failed and calls == []  # drbdsetup show of 8.3 names no resource: not asked
+    assert warnings == ["DRBD 8.3.7 kernels do not name their resources: minor 0 is taken to be fxd's"]
 
 
 # --------------------------------------------------------------------------- DRBD 9

@@ -108,6 +108,26 @@ def test_shrink_when_told(run_module, fixture_text):
     assert not failed and result["action"] == "reduced" and result["would_run"] == [shrink]
 
 
+# Open LVs in real recordings: pvfx-disk held open by a reader (lvcreate-lvs-open.json) and
+# fxrec-disk, the disk of the running domU fxrec (lvs-domu.json); both "-wi-ao----".
+@pytest.mark.parametrize("lvs, name, have", [
+    ("lvcreate-lvs-open.json", "pvfx-disk", 268435456),
+    ("lvs-domu.json", "fxrec-disk", 134217728),
+])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_shrink_of_an_open_lv_is_refused_before_any_change(run_module, fixture_text, lvs, name, have, check_mode):
+    shrink = lvreduce_argv("xenvg", name, have // 2)
+    outputs = reports(fixture_text, lvs=lvs)
+    outputs[tuple(shrink)] = (0, "", fixture_text(*LVM, "lvcreate-lvreduce.stderr"))
+    result, failed, calls = run_module({"vg": "xenvg", "name": name, "size": str(have // 2), "shrink": True}, outputs,
+                                       check_mode=check_mode)
+    assert failed, result
+    assert result["msg"] == ("hosta: LV xenvg/%s is open (in use, for example by a running domU); not shrinking it "
+                             "from %d to %d bytes" % (name, have, have // 2))
+    assert all(call[0] in ("vgs", "lvs") for call in calls)
+    assert not result.get("would_run")
+
+
 def test_vg_too_small_fails_before_any_change(run_module, fixture_text):
     outputs = reports(fixture_text)
     result, failed, calls = run_module({"vg": "xenvg", "name": "pvfx-big", "size": "64G"}, outputs)
