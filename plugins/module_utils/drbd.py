@@ -690,7 +690,9 @@ def replica_problems(state, peer_primary=False):
     if state.get("disk") != "UpToDate" or state.get("peer_disk") != "UpToDate":
         problems.append("disks %s/%s" % (state.get("disk"), state.get("peer_disk")))
     oos = (state.get("stats") or {}).get("oos")
-    if oos:
+    if not isinstance(oos, int):
+        problems.append("out-of-sync unknown (%r)" % (oos,))
+    elif oos:
         problems.append("%s KiB out of sync" % oos)
     if peer_primary and state.get("peer_role") != "Primary":
         problems.append("peer %s" % state.get("peer_role"))

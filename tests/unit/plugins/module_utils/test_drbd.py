@@ -25,6 +25,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     parse_resource,
     read_proc_drbd,
     render_resource,
+    replica_problems,
     resource_text,
     resource_view,
     runtime_changes,
@@ -604,3 +605,27 @@ def test_metadata_state_decisions():
         metadata_state(255, "", "")  # silent, but not the rc drbdadm gives for blank metadata
     with pytest.raises(DrbdError, match="rc 1: .*not enough"):
         metadata_state(1, "", "/dev/xenvg/fxd-meta is only 4096 bytes. That's not enough.\n")
+
+
+# --------------------------------------------------------------------------- a trusted peer copy
+
+@pytest.mark.parametrize("version,name,minor,peer_primary,problems", [
+    ("8.4.11", "proc-drbd-dual-primary.txt", 90, True, []),
+    ("8.4.11", "proc-drbd-uptodate.txt", 90, False, []),
+    ("8.4.11", "proc-drbd-uptodate.txt", 90, True, ["peer Secondary"]),
+    ("8.4.11", "proc-drbd-syncsource.txt", 90, False,
+     ["connection SyncSource", "disks UpToDate/Inconsistent", "68352 KiB out of sync"]),
+    ("8.4.11", "proc-drbd-wfconnection.txt", 90, False,
+     ["connection WFConnection", "disks Inconsistent/DUnknown", "196352 KiB out of sync"]),
+    ("8.4.11", "proc-drbd-fxr-before-up.txt", 90, False, ["down"]),
+])
+def test_replica_problems_on_recorded_states(fixture_text, version, name, minor, peer_primary, problems):
+    minors = parse_proc_drbd(fixture_text("drbd", version, name))["minors"]
+    assert replica_problems(minor_state(minors, minor), peer_primary) == problems
+
+
+def test_replica_problems_when_out_of_sync_cannot_be_read(fixture_text):
+    # Connected and UpToDate/UpToDate, but the oos counter unreadable: not trusted
+    minors = parse_proc_drbd(fixture_text("drbd", "8.4.11", "proc-drbd-uptodate.txt"))["minors"]
+    state = dict(minor_state(minors, 90), stats={})
+    assert replica_problems(state) == ["out-of-sync unknown (None)"]
