@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import zlib
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import FIRST_MINOR, MINOR_SPREAD, PORT_BASE, is_address, meta_bytes
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
+    FIRST_MINOR, MINOR_SPREAD, PORT_BASE, domain_need_mib, is_address, meta_bytes, round_up,
+)
 
 
 def _facts(result):
@@ -99,6 +101,7 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
         problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
                         % (source, " ".join(src["virt_caps"])))
+    problems.extend(_source_vg_problems(vm, source, src))
     on_drbd = [d for d in src["disks"] if d.get("drbd")]
     if on_drbd:
         if len(on_drbd) != len(src["disks"]):
@@ -207,16 +210,34 @@ def _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addre
     return plan
 
 
+def _source_vg_problems(vm, source, src):
+    """The source creates a DRBD metadata LV per plain disk in the disk's own VG."""
+    need = {}
+    for disk in src["disks"]:
+        if disk.get("lv") and not disk.get("drbd"):
+            extent = src.get("vg_extent_bytes", {}).get(disk["vg"]) or 4 * 1024 * 1024
+            need[disk["vg"]] = need.get(disk["vg"], 0) + meta_bytes(disk["size_bytes"], extent)
+    return ["%s: VG %s needs %d bytes for the DRBD metadata of %s's disks, has %d free" % (
+        source, vg, bytes_, vm, src["vgs"].get(vg, 0)) for vg, bytes_ in sorted(need.items()) if src["vgs"].get(vg, 0) < bytes_]
+
+
 def _target_problems(vm, src, host, dst, disks, address):
     problems = []
     if dst["runs_vm"]:
         problems.append("%s: %s already runs there" % (host, vm))
-    need_mib = src["vm_memory_mib"] or 0
+    need_mib = domain_need_mib(src["vm_memory_mib"] or 0, src.get("vm_vcpus") or 1, src.get("vm_type") or "pv")
     if dst["free_memory_mib"] < need_mib:
-        problems.append("%s: needs %d MiB of free memory for %s, has %d MiB" % (host, need_mib, vm, dst["free_memory_mib"]))
+        problems.append("%s: needs %d MiB of free memory for %s (%d MiB + Xen's overhead), has %d MiB" % (
+            host, need_mib, vm, src["vm_memory_mib"] or 0, dst["free_memory_mib"]))
     need_bytes = {}
     for disk in disks:
-        need_bytes[disk["vg"]] = need_bytes.get(disk["vg"], 0) + disk["size_bytes"] + meta_bytes(disk["size_bytes"])
+        extent = dst.get("vg_extent_bytes", {}).get(disk["vg"]) or 4 * 1024 * 1024
+        if disk["size_bytes"] % extent:
+            # lvcreate would round it up: a target LV larger than the DRBD device cannot take its table
+            problems.append("%s: LV %s/%s is %d bytes, not a multiple of VG %s's extent size there (%d)"
+                            % (host, disk["vg"], disk["lv"], disk["size_bytes"], disk["vg"], extent))
+        need_bytes[disk["vg"]] = need_bytes.get(disk["vg"], 0) + round_up(disk["size_bytes"], extent) + \
+            meta_bytes(disk["size_bytes"], extent)
         if disk["lv"] in dst["lvs"].get(disk["vg"], []):
             problems.append("%s: LV %s/%s already exists there" % (host, disk["vg"], disk["lv"]))
     for vg, need in sorted(need_bytes.items()):

@@ -114,6 +114,26 @@ def round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
     return ((int(size_bytes) + extent_bytes - 1) // extent_bytes) * extent_bytes
 
 
+# --------------------------------------------------------------------------- Xen memory
+
+# What libxl adds to a domain's memory when it builds one (libxl_domain_need_memory, Xen 4.17):
+# LIBXL_PV_EXTRA_MEMORY / LIBXL_HVM_EXTRA_MEMORY, and for HVM and PVH the shadow/p2m pool
+# (libxl_get_required_shadow_memory: 4 KiB x (256 per vCPU + 2 per MiB of memory)) and, for
+# HVM, the default 8 MiB of video RAM.
+EXTRA_KIB = {"pv": 1024, "pvh": 2048, "hvm": 2048}
+HVM_VIDEO_KIB = 8192
+
+
+def domain_need_mib(memory_mib, vcpus=1, domain_type="pv"):
+    """Free Xen memory (MiB) a host needs to receive or start a domain of memory_mib MiB."""
+    need_kib = int(memory_mib) * 1024 + EXTRA_KIB.get(domain_type, 2048)
+    if domain_type in ("pvh", "hvm"):
+        need_kib += 4 * (256 * int(vcpus or 1) + 2 * int(memory_mib))
+    if domain_type == "hvm":
+        need_kib += HVM_VIDEO_KIB
+    return (need_kib + 1023) // 1024
+
+
 def drbd_device(minor):
     return "/dev/drbd%d" % int(minor)
 

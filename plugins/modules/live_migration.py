@@ -187,6 +187,12 @@ preflight:
     vm_memory_mib:
       description: The VM's memory when it runs here.
       type: int
+    vm_vcpus:
+      description: The VM's vCPUs when it runs here.
+      type: int
+    vg_extent_bytes:
+      description: VG name to its extent size in bytes.
+      type: dict
     vm_type:
       description: The guest type (pv, pvh or hvm) when it runs here.
       type: str
@@ -326,16 +332,18 @@ def preflight(module, host, runner):
     facts = {"hostname": hostname, "runs_vm": vm in domains, "free_memory_mib": info["free_memory_mib"],
              "virt_caps": info["virt_caps"], "used_minors": sorted(claimed_minors),
              "listening_ports": sorted(set(listening_ports()) | set(claimed_ports)), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
-             "config_present": False, "vm_memory_mib": None, "vm_type": None,
+             "config_present": False, "vm_memory_mib": None, "vm_vcpus": None, "vm_type": None, "vg_extent_bytes": {},
              "drbd_resources": drbd_resources(hostname, minors), "history": journal.history()}
     for vg in host.lvm.vgs():
         facts["vgs"][vg["name"]] = vg["free_bytes"]
+        facts["vg_extent_bytes"][vg["name"]] = vg["extent_size_bytes"]
     all_lvs = host.lvm.lvs()
     for lv in all_lvs:
         facts["lvs"].setdefault(lv["vg"], []).append(lv["name"])
     if facts["runs_vm"]:
         long_info = host.xen.list_long(vm)[0]
         facts["vm_memory_mib"] = domains[vm]["memory_mib"]
+        facts["vm_vcpus"] = domains[vm]["vcpus"]
         facts["vm_type"] = long_info["type"]
         by_device = dict((res["device"], name) for name, res in facts["drbd_resources"].items())
         by_path = {}

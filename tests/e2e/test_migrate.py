@@ -101,7 +101,7 @@ def test_preflight_refusals_change_nothing(lab, web01):
                    "memory=%d\\n' > /root/ballast.cfg && xl create -q /root/ballast.cfg" % (free - 48))
     try:
         proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target, check=False)
-        assert proc.returncode != 0 and re.search(r"%s: needs 96 MiB of free memory for web01, has \d+ MiB" % target,
+        assert proc.returncode != 0 and re.search(r"%s: needs 97 MiB of free memory for web01 \(96 MiB \+ Xen's overhead\), has \d+ MiB" % target,
                                                   proc.stdout), proc.stdout[-3000:]
     finally:
         lab.run(target, ["xl", "destroy", "ballast"], check=False)

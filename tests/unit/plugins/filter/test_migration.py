@@ -12,6 +12,7 @@ import os
 import pytest
 
 from ansible_collections.sanless.xen.plugins.filter.migration import first_minor, migration_peers, migration_plan, plan_migration
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
@@ -70,7 +71,7 @@ def test_target_picked_by_free_memory_among_fitting_hosts():
     ({"hosta": report(runs_vm=True), "hostb": report()}, "web01", "hosta", "target = source"),
     ({"hosta": report(runs_vm=True), "hostb": report()}, "web01", "hostz", "unknown target hostz"),
     ({"hosta": report(runs_vm=True), "hostb": report(free_mib=50)}, "web01", "hostb",
-     "hostb: needs 96 MiB of free memory for web01, has 50 MiB"),
+     "hostb: needs 97 MiB of free memory for web01 (96 MiB + Xen's overhead), has 50 MiB"),
     ({"hosta": report(runs_vm=True), "hostb": report(vg_free=100 * 1024 * 1024)}, "web01", "hostb",
      "hostb: VG xenvg needs 272629760 bytes (disks + DRBD metadata), has 104857600 free (short by 167772160)"),
     ({"hosta": report(runs_vm=True), "hostb": report(caps=["pv", "hvm", "hap"])}, "web01", "hostb",
@@ -273,7 +274,7 @@ def test_drbd_mode_peer_checked_like_any_target(tmp_path):
     reports = drbd_reports(tmp_path)
     reports["hostb"]["preflight"]["free_memory_mib"] = 50
     plan = plan_migration(reports, ADDR, "web01")
-    assert plan["problems"] == ["hostb: needs 96 MiB of free memory for web01, has 50 MiB"]
+    assert plan["problems"] == ["hostb: needs 97 MiB of free memory for web01 (96 MiB + Xen's overhead), has 50 MiB"]
 
 
 def test_drbd_mode_resources_with_different_peers(tmp_path):
@@ -352,3 +353,31 @@ def test_dom0s_without_ansible_host_are_reached_by_name():
     assert plan["target"] == "dom0b.example"
     assert migration_peers(hostvars, ["hosta", "dom0b.example"], "hosta") == ["dom0b.example"]
     assert migration_peers(hostvars, ["hosta", "dom0b.example"], "dom0b.example") == ["10.77.0.11"]
+
+
+def test_target_needs_xens_overhead_and_whole_extents():
+    assert domain_need_mib(96, 1, "pv") == 97
+    assert domain_need_mib(1024, 2, "pvh") == 1024 + 2 + 10   # + 4 x (512 + 2048) KiB shadow/p2m pool
+    assert domain_need_mib(1024, 2, "hvm") == 1024 + 2 + 10 + 8
+    # 97 MiB free is just enough for a 96 MiB PV guest, 96 is not
+    for free, ok in ((97, True), (96, False)):
+        plan = plan_migration({"hosta": report(runs_vm=True), "hostb": report(free_mib=free)}, ADDR, "web01")
+        assert (plan["problems"] == []) == ok, plan["problems"]
+    # a target VG with 32 MiB extents: a 256 MiB LV fits whole extents, metadata takes one extent
+    target = report(vg_free=256 * 1024 * 1024 + 32 * 1024 * 1024)
+    target["preflight"]["vg_extent_bytes"] = {"xenvg": 32 * 1024 * 1024}
+    assert plan_migration({"hosta": report(runs_vm=True), "hostb": target}, ADDR, "web01")["problems"] == []
+    target["preflight"]["vgs"]["xenvg"] -= 1
+    assert "VG xenvg needs 301989888 bytes" in plan_migration({"hosta": report(runs_vm=True), "hostb": target},
+                                                               ADDR, "web01")["problems"][0]
+    # a disk that is not a whole number of the target's extents would come out larger there
+    target["preflight"]["vg_extent_bytes"] = {"xenvg": 96 * 1024 * 1024}
+    problems = plan_migration({"hosta": report(runs_vm=True), "hostb": target}, ADDR, "web01")["problems"]
+    assert "hostb: LV xenvg/web01-disk is 268435456 bytes, not a multiple of VG xenvg's extent size there (100663296)" \
+        in problems
+
+
+def test_source_needs_room_for_the_drbd_metadata():
+    source = report(runs_vm=True, vg_free=4 * 1024 * 1024 - 1)
+    plan = plan_migration({"hosta": source, "hostb": report()}, ADDR, "web01")
+    assert plan["problems"] == ["hosta: VG xenvg needs 4194304 bytes for the DRBD metadata of web01's disks, has 4194303 free"]
