@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: xen_migrate
 short_description: Live-migrate a Xen domain to another dom0 (xl migrate)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(xl migrate NAME TARGET) (or C(xm migrate --live NAME TARGET) with O(toolstack=xm)) on the dom0 where the
     domain O(name) runs. The toolstack reaches O(target) with C(ssh TARGET xl migrate-receive), as the user the
