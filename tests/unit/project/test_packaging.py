@@ -24,7 +24,7 @@ SHIPPED_TOP = {"LICENSE", "README.md", "bindep.txt", "requirements.txt",
                "changelogs", "docs", "meta", "playbooks", "plugins", "roles", "tests"}
 GENERATED = {"MANIFEST.json", "FILES.json"}
 # Parts of shipped folders that are development-only.
-NOT_SHIPPED = ("tests/e2e/", "tests/bench/", "tests/unit/project/")
+NOT_SHIPPED = ("tests/e2e/", "tests/bench/", "tests/unit/project/", "tests/awx/", "tests/ee/")
 # Local junk that must never ship, whatever else changes (path fnmatch patterns).
 JUNK = [".ansible/*", "*/.ansible/*", ".venv*", ".collections/*", ".hypothesis/*", "*/.hypothesis/*",
         ".pytest_cache/*", "*/.pytest_cache/*", "artifacts/*", "tests/output/*", "lab/*", "*.tar.gz",
