@@ -9,11 +9,11 @@ VENV_OLDEST := .venv-oldest
 LAB := $(VENV_NEWEST)/bin/python lab/labctl.py
 PYTEST_UNIT := -p no:cacheprovider tests/unit
 
-.PHONY: help test test-faults unit unit-newest unit-oldest sanity lint e2e demo lab-up lab-down lab-status image link venvs host-deps
+.PHONY: help test test-faults unit unit-newest unit-oldest sanity lint ee e2e demo lab-up lab-down lab-status image link venvs host-deps
 
 help:
 	@echo "make demo        boot the lab, provision web01 and live-migrate it"
-	@echo "make test        every test: unit (2 ansible-core versions), sanity, lint, lab e2e"
+	@echo "make test        every test: unit (2 ansible-core versions), sanity, lint, EE definition, lab e2e"
 	@echo "make lab-up [N=3] / make lab-down / make lab-status"
 
 # The repo root is the collection; ansible.cfg and pytest find it through this link.
@@ -46,6 +46,10 @@ lint: link $(VENV_NEWEST)/.requirements.sha256
 	PATH=$(CURDIR)/$(VENV_NEWEST)/bin:$$PATH ansible-lint --profile production roles playbooks
 	@echo "lint: ansible-lint production profile passed"
 
+# ansible-builder (from PyPI, in a throwaway venv) checks execution-environment.yml; builds no image
+ee: link $(VENV_NEWEST)/.requirements.sha256
+	bash tests/ee/check.sh $(VENV_NEWEST)/bin/python
+
 host-deps:
 	bash lab/host-deps.sh
 
@@ -57,8 +61,8 @@ e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
 test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m faults tests/e2e
 
-test: unit sanity lint e2e
-	@echo "make test: unit, sanity, lint and lab e2e all passed"
+test: unit sanity lint ee e2e
+	@echo "make test: unit, sanity, lint, execution environment and lab e2e all passed"
 
 image: host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(LAB) image

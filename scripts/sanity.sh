@@ -11,7 +11,7 @@ dest=$tmp/ansible_collections/sanless/xen
 mkdir -p "$dest"
 cd "$top"
 git ls-files --cached --others --exclude-standard \
-  | grep -Ev '^(lab/|tests/e2e/|tests/bench/|\.ci/|scripts/|Makefile$)' \
+  | grep -Ev '^(lab/|tests/e2e/|tests/bench/|tests/awx/|tests/ee/|awx/|collections/|\.ci/|scripts/|Makefile$)' \
   | while read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done \
   | tar -cf - -T - | tar -C "$dest" -xf -
 # ansible-test runs the multi-version tests on every python3.X it finds on PATH

@@ -130,7 +130,7 @@ EXAMPLES = r"""
 
 - name: Would taking hostb down for maintenance keep one failure tolerated?
   sanless.xen.cluster_plan:
-    info: "{{ info_by_host }}"
+    info: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'xen_info_result'))) }}"
     what_if:
       offline: [hostb]
     min_failures: 1

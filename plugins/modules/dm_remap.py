@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: dm_remap
 short_description: Route an LV's device-mapper device through another block device and back
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Points the device-mapper device of the logical volume O(lv) at the block device O(via)
     (C(0 SECTORS linear VIA 0)) and back, without closing it; the LV keeps its major:minor, so whoever

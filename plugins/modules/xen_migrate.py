@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: xen_migrate
 short_description: Live-migrate a Xen domain to another dom0 (xl migrate)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(xl migrate NAME TARGET) (or C(xm migrate --live NAME TARGET) with O(toolstack=xm)) on the dom0 where the
     domain O(name) runs. The toolstack reaches O(target) with C(ssh TARGET xl migrate-receive), as the user the
@@ -90,12 +90,18 @@ EXAMPLES = r"""
     target: hostb
   delegate_to: hosta
 
-- name: Same, with the target facts read earlier with xen_info on hostb
+- name: Read hostb's free memory and Xen capabilities
+  sanless.xen.xen_info:
+  delegate_to: hostb
+  run_once: true
+  register: hostb_info
+
+- name: Same, with the target facts read above (no ssh to hostb from the module)
   sanless.xen.xen_migrate:
     name: web01
     target: 10.77.0.12
-    target_free_memory_mib: "{{ hostvars['hostb'].dom0.host.free_memory_mib }}"
-    target_virt_caps: "{{ hostvars['hostb'].dom0.host.virt_caps }}"
+    target_free_memory_mib: "{{ hostb_info.host.free_memory_mib }}"
+    target_virt_caps: "{{ hostb_info.host.virt_caps }}"
     timeout: 600
   delegate_to: hosta
 """
