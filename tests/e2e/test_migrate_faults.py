@@ -42,14 +42,20 @@ def assert_unpaused(lab, host, vm):
     assert "p" not in line.split()[4], line
 
 
-def test_link_cut_during_sync_then_resume(lab, web01):
+def migrate_into_a_slow_sync(lab):
+    """Start migrating web01 with a slow sync (256 MiB at 4 MiB/s) and return 5 s into it,
+    so that a fault lands in the sync: (source, target, the running playbook)."""
     source = where_runs(lab, "web01")[0]
     target = other(lab, source)
-    # a slow sync (256 MiB at 4 MiB/s) so the cut lands in it
     proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target,
                           "-e", "migrate_resync_rate=4M")
     wait_event(lab, source, "web01", "connected:", proc)
     time.sleep(5)
+    return source, target, proc
+
+
+def test_link_cut_during_sync_then_resume(lab, web01):
+    source, target, proc = migrate_into_a_slow_sync(lab)
     sanless_lab.cut_link(target)
     try:
         time.sleep(15)
@@ -68,12 +74,7 @@ def test_link_cut_during_sync_then_resume(lab, web01):
 
 
 def test_target_power_off_during_sync_then_abort(lab, web01):
-    source = where_runs(lab, "web01")[0]
-    target = other(lab, source)
-    proc = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target,
-                          "-e", "migrate_resync_rate=4M")
-    wait_event(lab, source, "web01", "connected:", proc)
-    time.sleep(5)
+    source, target, proc = migrate_into_a_slow_sync(lab)
     sanless_lab.power_off(target)
     stop(proc)
     # the target is gone: the source rolls back alone, the guest keeps its own disk
