@@ -516,14 +516,17 @@ class HostSide(object):
     def _config_paths(self):
         vm = self.p["vm"]
         state_dir = os.path.dirname(self.journal.dir)
-        return conv.auto_config_path(vm, XEN_AUTO_DIR), conv.parked_config_path(vm, state_dir), \
-            conv.incoming_config_path(vm, conv.STATE_DIR), conv.incoming_config_path(vm, state_dir)
+        return {"auto": conv.auto_config_path(vm, XEN_AUTO_DIR), "parked": conv.parked_config_path(vm, state_dir),
+                # the peer's state folder is the default one; ours may be another (tests)
+                "peer_incoming": conv.incoming_config_path(vm, conv.STATE_DIR),
+                "incoming": conv.incoming_config_path(vm, state_dir)}
 
     def _hand_over_config(self):
         """Source, right before xl migrate: the config goes to the target's state folder (not its
         /etc/xen/auto), then leaves this host's /etc/xen/auto: from here on no boot of either host
         starts the guest; the target installs it once the guest runs there."""
-        cfg, parked, remote_incoming, _ = self._config_paths()
+        paths = self._config_paths()
+        cfg, parked, remote_incoming = paths["auto"], paths["parked"], paths["peer_incoming"]
         path = cfg if os.path.exists(cfg) else parked if os.path.exists(parked) else None
         if path is None:
             return  # not started at boot here: no ownership to move
@@ -537,7 +540,8 @@ class HostSide(object):
 
     def _take_back_config(self):
         """Source, when the guest stays (xl migrate failed, abort): ownership back here."""
-        cfg, parked, _, _ = self._config_paths()
+        paths = self._config_paths()
+        cfg, parked = paths["auto"], paths["parked"]
         if os.path.exists(parked) and not os.path.exists(cfg) and not self.host.runner.check_mode:
             os.rename(parked, cfg)
             self._note("config-restored", path=cfg)
@@ -920,7 +924,8 @@ class HostSide(object):
     def _move_config(self):
         """The last half of the ownership move. Target: install the config the source sent
         (0600: it may hold a VNC password). Source: drop its parked copy."""
-        cfg, parked, _, incoming = self._config_paths()
+        paths = self._config_paths()
+        cfg, parked, incoming = paths["auto"], paths["parked"], paths["incoming"]
         if self.p["role"] == "target":
             text = None
             if os.path.exists(incoming):
@@ -1078,7 +1083,7 @@ class HostSide(object):
                 if self._created_here(disk["lv"]) and host.lv(disk["vg"], disk["lv"]) is not None:
                     host.lvremove(disk["vg"], disk["lv"])
                     self._note("lv-removed", lv=disk["lv"])
-            incoming = self._config_paths()[3]
+            incoming = self._config_paths()["incoming"]
             if os.path.exists(incoming):
                 host.remove_file(incoming)
 
