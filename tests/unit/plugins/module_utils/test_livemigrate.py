@@ -1011,3 +1011,18 @@ def test_claimed_resources_see_resource_files_proc_and_other_migrations(dirs, cl
     assert problems == ["DRBD minor 456 is held by the migration of web02", "port 8156 is held by the migration of web02",
                         "port 8158 is held by a listening socket"]
     assert lm.claim_problems([{"minor": 457, "port": 8157}], minors, ports, listening=[22]) == []
+
+
+def test_a_long_step_renews_the_runs_lease(dirs, clock):
+    # the sync wait saves the journal (updated_at, the lease another controller's run judges)
+    # at most every 30 s, so a run syncing for longer than the lease is not taken over
+    journal = journal_for(dirs, "source")
+    journal.data["updated_at"] = clock.time() - 31
+    journal.renew()
+    assert lm.Journal(VM, str(dirs / "state")).load()["updated_at"] == clock.time()
+    clock.sleep(10)
+    journal.renew()  # renewed 10 s ago: no write
+    assert lm.Journal(VM, str(dirs / "state")).load()["updated_at"] == clock.time() - 10
+    clock.sleep(21)
+    journal.renew()
+    assert lm.Journal(VM, str(dirs / "state")).load()["updated_at"] == clock.time()
