@@ -57,7 +57,7 @@ e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "lab and not faults" tests/e2e
 
 # The long fault matrix (kill points x resume/abort, link cut, power-off): run before resolving
-# an engine issue; make test runs one kill-and-resume, one abort and the finish kill of it.
+# an engine issue; make test runs an abort and a kill-and-resume (the kill during xl migrate) of it.
 test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m faults tests/e2e
 
