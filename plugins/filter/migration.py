@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
-    FIRST_MINOR, MINOR_SPREAD, PORT_BASE, domain_need_mib, is_address, meta_bytes, round_up,
+    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, PORT_BASE, domain_need_mib, is_address, meta_bytes, round_up,
 )
 
 
@@ -215,7 +215,7 @@ def _source_vg_problems(vm, source, src):
     need = {}
     for disk in src["disks"]:
         if disk.get("lv") and not disk.get("drbd"):
-            extent = src.get("vg_extent_bytes", {}).get(disk["vg"]) or 4 * 1024 * 1024
+            extent = src.get("vg_extent_bytes", {}).get(disk["vg"]) or DEFAULT_EXTENT_BYTES
             need[disk["vg"]] = need.get(disk["vg"], 0) + meta_bytes(disk["size_bytes"], extent)
     return ["%s: VG %s needs %d bytes for the DRBD metadata of %s's disks, has %d free" % (
         source, vg, bytes_, vm, src["vgs"].get(vg, 0)) for vg, bytes_ in sorted(need.items()) if src["vgs"].get(vg, 0) < bytes_]
@@ -231,7 +231,7 @@ def _target_problems(vm, src, host, dst, disks, address):
             host, need_mib, vm, src["vm_memory_mib"] or 0, dst["free_memory_mib"]))
     need_bytes = {}
     for disk in disks:
-        extent = dst.get("vg_extent_bytes", {}).get(disk["vg"]) or 4 * 1024 * 1024
+        extent = dst.get("vg_extent_bytes", {}).get(disk["vg"]) or DEFAULT_EXTENT_BYTES
         if disk["size_bytes"] % extent:
             # lvcreate would round it up: a target LV larger than the DRBD device cannot take its table
             problems.append("%s: LV %s/%s is %d bytes, not a multiple of VG %s's extent size there (%d)"

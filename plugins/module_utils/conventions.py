@@ -101,6 +101,9 @@ DRBD_BLOCK_MAJOR = 147
 META_FIXED_BYTES = 36 * 1024
 DEFAULT_EXTENT_BYTES = 4 * 1024 * 1024
 
+# A migration's id: it names journal history files (VM-ID.json).
+MIGRATION_ID_RE = re.compile(r"^[a-z0-9]{1,32}\Z")
+
 
 def meta_bytes(disk_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
     """Size of the external DRBD metadata LV for a disk, rounded up to whole extents."""
@@ -111,7 +114,9 @@ def meta_bytes(disk_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
 def round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
     """size_bytes rounded up to whole extents (what lvcreate allocates)."""
     extent_bytes = int(extent_bytes)
-    return ((int(size_bytes) + extent_bytes - 1) // extent_bytes) * extent_bytes
+    if extent_bytes <= 0:
+        raise ValueError("extent size must be positive, got %r" % (extent_bytes,))
+    return -(-int(size_bytes) // extent_bytes) * extent_bytes
 
 
 # --------------------------------------------------------------------------- Xen memory

@@ -20,6 +20,7 @@ import re
 import tempfile
 import time
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 PROC_DRBD = "/proc/drbd"
@@ -524,8 +525,8 @@ def read_proc_drbd(path=PROC_DRBD):
 
 # --------------------------------------------------------------------------- one resource: pure helpers
 
-MAX_MINOR = 1048575  # DRBD minors are 20 bits
-DEFAULT_BASE_PORT = 7700  # port defaults to 7700 + minor
+MAX_MINOR = conv.MAX_MINOR
+DEFAULT_BASE_PORT = conv.PORT_BASE  # port defaults to PORT_BASE + minor
 # What cs: (8.4) or the replication state (9, via drbd9_minors) says when peers are in touch
 # and not resyncing.
 CONNECTED_CSTATES = ("Connected", "Established")

@@ -177,7 +177,7 @@ class Journal(object):
         found = {}
         for path in glob.glob(os.path.join(os.path.dirname(self.dir), "history", "%s-*.json" % self.vm)):
             migration_id = os.path.basename(path)[len(self.vm) + 1:-5]
-            if re.match(r"^[a-z0-9]{1,32}$", migration_id):
+            if conv.MIGRATION_ID_RE.match(migration_id):
                 try:
                     with open(path) as handle:
                         found[migration_id] = json.load(handle).get("outcome") or "ended"

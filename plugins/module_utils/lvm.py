@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+
 REPORT_OPTIONS = ["--reportformat", "json", "--units", "b", "--nosuffix"]
 
 LV_FIELDS = ["lv_name", "vg_name", "lv_attr", "lv_size", "lv_path", "lv_dm_path", "lv_active", "lv_uuid"]
@@ -217,11 +219,8 @@ def format_size(size_bytes):
     return "%d bytes" % size_bytes
 
 
-def round_to_extents(size_bytes, extent_bytes):
-    """The size LVM allocates for a request: rounded up to whole extents."""
-    if extent_bytes <= 0:
-        raise ValueError("extent size must be positive, got %r" % (extent_bytes,))
-    return -(-size_bytes // extent_bytes) * extent_bytes
+# The size LVM allocates for a request: rounded up to whole extents (the one rule, in conventions).
+round_to_extents = conv.round_up
 
 
 def lv_ref(vg, lv):

@@ -390,7 +390,7 @@ def new_journal(module):
     for key in ("migration_id", "secret", "peer_name", "peer_address", "host_name", "address"):
         if not p[key]:
             raise lm.MigrationError("step=prepare of a new migration needs %s" % key)
-    if not re.match(r"^[a-z0-9]{1,32}$", p["migration_id"]):
+    if not conv.MIGRATION_ID_RE.match(p["migration_id"]):
         raise lm.MigrationError("invalid migration_id %r" % (p["migration_id"],))
     if len(p["minors"]) != len(p["disks"]) or not p["disks"]:
         raise lm.MigrationError("step=prepare of a new migration needs one minor per disk")
