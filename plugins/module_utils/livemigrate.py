@@ -244,6 +244,25 @@ class HostLock(StepLock):
         self.fd = None
 
 
+def resource_files(conf_dir=DRBD_CONF_DIR):
+    """(path, parsed resource) of each single-resource file in conf_dir; others are skipped
+    (not ours to read). The one reader of the resource files for preflight and claims."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
+        try:
+            with open(path) as handle:
+                found.append((path, parse_resource(handle.read())))
+        except (IOError, OSError, DrbdParseError):
+            continue
+    return found
+
+
+def device_minor(device):
+    """The minor of a /dev/drbdN path, or None."""
+    match = re.match(r"^/dev/drbd(\d+)$", device or "")
+    return int(match.group(1)) if match else None
+
+
 def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):
     """DRBD minors and ports this host must not hand out, each with who holds it: minors in
     /proc/drbd, minors and ports of every resource file (up or not, ours or made by hand) and of
@@ -251,16 +270,10 @@ def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=N
     minors, ports = {}, {}
     for minor in proc_minors or {}:
         minors.setdefault(int(minor), "/proc/drbd")
-    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
-        try:
-            with open(path) as handle:
-                res = parse_resource(handle.read())
-        except (IOError, OSError, DrbdParseError):
-            continue
+    for path, res in resource_files(conf_dir):
         for host in res["hosts"]:
-            match = re.match(r"^/dev/drbd(\d+)$", host.get("device") or "")
-            if match:
-                minors.setdefault(int(match.group(1)), path)
+            if device_minor(host.get("device")) is not None:
+                minors.setdefault(device_minor(host.get("device")), path)
             ports.setdefault(host["port"], path)
     for path in sorted(glob.glob(os.path.join(conv.migrations_dir(state_dir), "*.json"))):
         vm = os.path.basename(path)[:-5]

@@ -260,9 +260,7 @@ lock_owner:
   type: dict
 """
 
-import glob
 import os
-import re
 import time
 import socket
 import threading
@@ -271,7 +269,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import DrbdParseError, minor_state, parse_resource
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import minor_state
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
@@ -294,18 +292,12 @@ def listening_ports():
 def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
     """Resources of this host's /etc/drbd.d/*.res with their live state from /proc/drbd."""
     resources = {}
-    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
-        try:
-            with open(path) as handle:
-                res = parse_resource(handle.read())
-        except (IOError, OSError, DrbdParseError):
-            continue  # not a single-resource file of ours: nothing to migrate with
+    for path, res in lm.resource_files(conf_dir):
         me = [h for h in res["hosts"] if h["name"] == hostname]
         peers = [h for h in res["hosts"] if h["name"] != hostname]
-        match = re.match(r"^/dev/drbd(\d+)$", (me[0]["device"] or "") if me else "")
-        if not match or len(peers) != 1:
+        minor = lm.device_minor(me[0]["device"]) if me else None
+        if minor is None or len(peers) != 1:
             continue
-        minor = int(match.group(1))
         state = minor_state(minors, minor) or {}
         resources[res["name"]] = {
             "minor": minor, "device": me[0]["device"], "disk": me[0]["disk"], "path": path,
