@@ -54,12 +54,12 @@ host-deps:
 	bash lab/host-deps.sh
 
 e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
-	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "lab and not faults" tests/e2e
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "lab and not faults and not long" tests/e2e
 
 # The long fault matrix (kill points x resume/abort, link cut, power-off): run before resolving
 # an engine issue; make test runs an abort and a kill-and-resume (the kill during xl migrate) of it.
 test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
-	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m faults tests/e2e
+	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "faults or long" tests/e2e
 
 test: unit sanity lint ee e2e
 	@echo "make test: unit, sanity, lint, execution environment and lab e2e all passed"

@@ -150,18 +150,24 @@ def epoch_offset(beats, around, span=30):
     return max(near) if near else None
 
 
-def stall_during(beats, start, end):
+def stall_during(beats, start, end, not_before=None):
     """The guest's stall over [start, end] (dom0 epoch seconds): the longest interval between
     two consecutive beats that overlaps the window, minus the median interval of all beats.
     Intervals are measured on the guest's uptime (1/100 s) and placed in dom0 time by
-    epoch_offset. ``beats`` are (number, epoch, uptime) triples, from heartbeats_full."""
+    epoch_offset. ``beats`` are (number, epoch, uptime) triples, from heartbeats_full.
+
+    ``not_before`` (epoch) cuts off what the guest lost before it: the target's swap back
+    follows the guest's arrival at once, so the beat interval around it also holds the
+    stop-and-copy of xl migrate, which is not the swap's stall."""
     beats = sorted(set(beats))
     offset = epoch_offset(beats, (start + end) / 2.0)
-    gaps = [(a[2] + offset, b[2] + offset, b[2] - a[2]) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
-    if offset is None or not gaps:
+    if offset is None:
         return None
-    usual = sorted(g for _s, _e, g in gaps)[len(gaps) // 2]
-    overlapping = [g for s, e, g in gaps if s <= end and e >= start]
+    gaps = [(a[2] + offset, b[2] + offset) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
+    if not gaps:
+        return None
+    usual = sorted(e - s for s, e in gaps)[len(gaps) // 2]
+    overlapping = [e - max(s, not_before if not_before is not None else s) for s, e in gaps if s <= end and e >= start]
     return round(max(0.0, max(overlapping) - usual), 2) if overlapping else None
 
 

@@ -2,6 +2,8 @@
 import re
 import time
 
+import pytest
+
 import sanless_lab
 
 GUEST_CFG = """name = "{name}"
@@ -101,6 +103,7 @@ vif = [ 'bridge=xenbr0,mac=00:16:3e:4c:01:{mac:02x}' ]
 """
 
 
+@pytest.mark.long
 def test_debian_domu_answers_ssh_with_python_and_mdadm(lab):
     """The Debian guest Ansible logs into (guest-side work such as md RAID1): its root image
     is each host's read-only /dev/vdc, copied into an LV."""
