@@ -142,32 +142,24 @@ def journal_events(lab, host, vm):
     return [entry["event"] for entry in json.loads(proc.stdout).get("log", [])]
 
 
-def epoch_offset(beats, around, span=30):
-    """dom0 epoch minus guest uptime, from the beats printed within ``span`` s of ``around``.
-    A beat's epoch has whole seconds (busybox date), so epoch - uptime is at most the true
-    offset and within 1 s of it; the largest over beats at many fractions of a second is close."""
-    near = [epoch - up for _n, epoch, up in beats if abs(epoch - around) <= span]
-    return max(near) if near else None
-
-
 def stall_during(beats, start, end, not_before=None):
     """The guest's stall over [start, end] (dom0 epoch seconds): the longest interval between
     two consecutive beats that overlaps the window, minus the median interval of all beats.
-    Intervals are measured on the guest's uptime (1/100 s) and placed in dom0 time by
-    epoch_offset. ``beats`` are (number, epoch, uptime) triples, from heartbeats_full.
+    ``beats`` are (number, epoch, uptime) triples, from heartbeats_full.
 
-    ``not_before`` (epoch) cuts off what the guest lost before it: the target's swap back
-    follows the guest's arrival at once, so the beat interval around it also holds the
-    stop-and-copy of xl migrate, which is not the swap's stall."""
+    An interval is the guest's uptime difference (1/100 s), but never more than its epoch
+    difference + 1 s (a beat's epoch has whole seconds): a PV guest's uptime stands still in
+    xl migrate's stop-and-copy and then catches up in a jump some seconds after it arrived,
+    which is no stall. ``not_before`` (epoch) cuts off what the guest lost before it: the
+    target's swap back follows the guest's arrival at once, so the interval around it may
+    also hold the stop-and-copy, which is not the swap's stall."""
     beats = sorted(set(beats))
-    offset = epoch_offset(beats, (start + end) / 2.0)
-    if offset is None:
-        return None
-    gaps = [(a[2] + offset, b[2] + offset) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
+    gaps = [(a[1], b[1] + 1, min(b[2] - a[2], b[1] - a[1] + 1)) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
     if not gaps:
         return None
-    usual = sorted(e - s for s, e in gaps)[len(gaps) // 2]
-    overlapping = [e - max(s, not_before if not_before is not None else s) for s, e in gaps if s <= end and e >= start]
+    usual = sorted(g for _s, _e, g in gaps)[len(gaps) // 2]
+    overlapping = [min(g, e - not_before) if not_before is not None and s < not_before else g
+                   for s, e, g in gaps if s <= end and e >= start]
     return round(max(0.0, max(overlapping) - usual), 2) if overlapping else None
 
 

@@ -36,6 +36,7 @@ def test_second_run_changes_nothing(lab, applied):
         assert counts["changed"] == 0 and counts["failed"] == 0, (host, counts, stdout[-4000:])
 
 
+@pytest.mark.long
 def test_check_mode_after_apply_changes_nothing(lab, applied):
     proc = lab.playbook("playbooks/dom0.yml", "--check")
     for host, counts in recap(proc.stdout).items():

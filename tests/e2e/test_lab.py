@@ -51,6 +51,7 @@ def test_root_ssh_between_dom0s(lab):
     assert out == second
 
 
+@pytest.mark.long
 def test_busybox_domu_writes_pattern_and_heartbeats(lab):
     host = lab.hosts[0]
     name = "labprobe"
