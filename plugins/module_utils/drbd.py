@@ -496,6 +496,24 @@ def drbdadm_argv(verb, resource, *options):
     return ["drbdadm", verb] + [str(option) for option in options] + [resource]
 
 
+# drbdadm's answer while a state change (a connection attempt, say) is still in flight: it
+# settles within milliseconds, so the command is worth repeating.
+TRANSIENT_STATE = "(-18)"
+
+
+def retry_transient(call, timeout=15, sleep=time.sleep, clock=time.time):
+    """call() (a drbdadm command), again every 0.2 s while DRBD answers "(-18) In transient
+    state", for at most timeout seconds; any other failure is raised at once."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            return call()
+        except CommandError as exc:
+            if TRANSIENT_STATE not in (exc.stderr or "") or clock() > deadline:
+                raise
+            sleep(0.2)
+
+
 def drbdsetup_show_argv(minor):
     """argv for ``drbdsetup show MINOR`` (read-only): which resource the minor belongs to."""
     return ["drbdsetup", "show", str(int(minor))]
@@ -530,6 +548,8 @@ DEFAULT_BASE_PORT = conv.PORT_BASE  # port defaults to PORT_BASE + minor
 # What cs: (8.4) or the replication state (9, via drbd9_minors) says when peers are in touch
 # and not resyncing.
 CONNECTED_CSTATES = ("Connected", "Established")
+# What cs: (8.4) says when peers are in touch, resyncing or not: the link is up.
+LINKED_CSTATES = ("Connected", "SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT")
 _HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _DEVICE_PATH_RE = re.compile(r"^/dev/[A-Za-z0-9_.+:/-]+$")
 _RATE_RE = re.compile(r"^[1-9][0-9]{0,9}[kKmMgG]?$")
@@ -640,6 +660,18 @@ def resource_text(params, version):
     return render_resource(params["name"], hosts, version=version, net=net, disk=disk)
 
 
+def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync_rate="400M"):
+    """The res file of a temporary resource that replicates one disk between two hosts
+    (``hosts``: [{"name", "address"}] x 2, the copy's origin first, so both write the same file):
+    the same minor, port, backing disk and external metadata device on both. A split brain only
+    disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate."""
+    hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta_disk) for host in hosts]
+    net = {"cram-hmac-alg": "sha256", "shared-secret": secret,
+           "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
+    disk_opts = {"c-plan-ahead": 0, "resync-rate": resync_rate, "al-extents": 1237}
+    return render_resource(name, hosts, version="8.4", net=net, disk=disk_opts)
+
+
 def mask_secret(text):
     """The res file text with the value of shared-secret replaced by ********."""
     if text is None:
@@ -673,10 +705,14 @@ def resource_view(name, minor, state):
     }
 
 
+def both_uptodate(state):
+    """Both copies UpToDate (a parsed minor, or anything with its disk and peer_disk keys)."""
+    return state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
+
+
 def is_synced(state):
     """Connected and UpToDate/UpToDate."""
-    return bool(state) and state.get("cstate") in CONNECTED_CSTATES \
-        and state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
+    return bool(state) and state.get("cstate") in CONNECTED_CSTATES and both_uptodate(state)
 
 
 def replica_problems(state, peer_primary=False):
@@ -688,7 +724,7 @@ def replica_problems(state, peer_primary=False):
     problems = []
     if state.get("cstate") not in CONNECTED_CSTATES:
         problems.append("connection %s" % state.get("cstate"))
-    if state.get("disk") != "UpToDate" or state.get("peer_disk") != "UpToDate":
+    if not both_uptodate(state):
         problems.append("disks %s/%s" % (state.get("disk"), state.get("peer_disk")))
     oos = (state.get("stats") or {}).get("oos")
     if not isinstance(oos, int):

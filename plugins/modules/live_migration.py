@@ -269,7 +269,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import minor_state
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import both_uptodate, minor_state
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
@@ -568,8 +568,7 @@ def main():
             side.prepare()
         elif step == "promote":
             done, report = side.promote(p["sync_window"])
-            result.update(waiting=not done, synced=all(r["disk"] == "UpToDate" and r["peer_disk"] == "UpToDate"
-                                                       for r in report), sync=report)
+            result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)
         elif step == "migrate":
             side.migrate()
         elif step == "finish":
