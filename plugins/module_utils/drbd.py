@@ -14,6 +14,7 @@ only code that runs commands (through runner.CommandRunner) or writes files.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
@@ -276,11 +277,20 @@ def _check_word(value, what):
     return value
 
 
+_DEVICE_RE = re.compile(r"^/dev/drbd(\d+)\Z")
+
+
+def device_minor(device):
+    """The minor of a /dev/drbdN path, or None."""
+    match = _DEVICE_RE.match(device or "")
+    return int(match.group(1)) if match else None
+
+
 def _device(value):
     if isinstance(value, int):
-        return "/dev/drbd%d" % value
+        return conv.drbd_device(value)
     _check_word(value, "device")
-    if not re.match(r"^/dev/drbd\d+$", value):
+    if device_minor(value) is None:
         raise DrbdParseError("resource: device must be /dev/drbdN or a minor number, got %r" % (value,))
     return value
 
@@ -453,6 +463,19 @@ def parse_resource(text):
                 "port": int(port),
             })
     return result
+
+
+def resource_files(conf_dir=conv.DRBD_CONF_DIR):
+    """(path, parsed resource) of each single-resource file in conf_dir; others are skipped
+    (not ours to read). The one reader of the resource files for preflight and claims."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
+        try:
+            with open(path) as handle:
+                found.append((path, parse_resource(handle.read())))
+        except (IOError, OSError, DrbdParseError):
+            continue
+    return found
 
 
 def parse_drbdsetup_show(text):

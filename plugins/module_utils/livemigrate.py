@@ -40,17 +40,15 @@ import fcntl
 import glob
 import json
 import os
-import re
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import replica
 from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    LINKED_CSTATES, DrbdParseError, both_uptodate, drbdadm_argv, parse_resource, read_proc_drbd,
+    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
-from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
+from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError, disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
@@ -83,10 +81,8 @@ def check_vm_name(name):
         raise MigrationError(str(exc))
 
 
-# What the migration creates for each disk, and whether an LV's table points at its DRBD device:
-# the rules of replica.py, named here for the module and the filters.
-disk_names = replica.disk_names
-is_drbd_table = replica.on_drbd
+# disk_names (imported above) and this are replica.py's rules, named here for the module and filters.
+is_drbd_table = on_drbd
 
 
 class _Clock(object):
@@ -234,25 +230,6 @@ class HostLock(StepLock):
         self.dir = lock_dir
         self.path = os.path.join(self.dir, "host.lock")
         self.fd = None
-
-
-def resource_files(conf_dir=DRBD_CONF_DIR):
-    """(path, parsed resource) of each single-resource file in conf_dir; others are skipped
-    (not ours to read). The one reader of the resource files for preflight and claims."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
-        try:
-            with open(path) as handle:
-                found.append((path, parse_resource(handle.read())))
-        except (IOError, OSError, DrbdParseError):
-            continue
-    return found
-
-
-def device_minor(device):
-    """The minor of a /dev/drbdN path, or None."""
-    match = re.match(r"^/dev/drbd(\d+)$", device or "")
-    return int(match.group(1)) if match else None
 
 
 def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):

@@ -12,6 +12,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     DrbdParseError,
     both_uptodate,
     check_resource_params,
+    device_minor,
     drbd9_minors,
     drbdadm_argv,
     format_progress,
@@ -545,6 +546,12 @@ def test_retry_transient(fixture_text):
         retry_transient(lambda: (_ for _ in ()).throw(refused(fixture_text, "(-18) In transient state")), timeout=1,
                         sleep=sleep, clock=lambda: now[0])
     assert len(sleeps) == 6
+
+
+def test_device_minor():
+    assert device_minor("/dev/drbd90") == 90 and device_minor("/dev/drbd0") == 0
+    for value in ("/dev/drbd", "/dev/drbd9x", "/dev/xenvg/fxd", None, "/dev/drbd90\n"):
+        assert device_minor(value) is None, value
 
 
 def test_drbdadm_argv():
