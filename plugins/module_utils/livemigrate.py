@@ -11,6 +11,10 @@ the LV's extents to a temporary DRBD device that sits on a *clone* of the origin
 
     LV (dm) -> /dev/drbdN -> clone (dm, the LV's original table) -> PV extents
 
+Each disk's storage work (LVs, clone, resource file, drbdadm, tables) is a replica.DiskReplica;
+HostSide orders it over the VM's disks, pauses the guest around the table swaps, runs xl migrate
+and moves the VM's ownership (/etc/xen/auto).
+
 Source and target each run the steps below for their own side; the controller orders them.
 Every step reads the live state (dm tables, /proc/drbd, xl list) and does only what is
 missing, so a rerun after a killed controller continues where the hosts are; a journal per
@@ -667,9 +671,7 @@ class HostSide(object):
             if state is None:
                 raise MigrationError("%s: DRBD %s (minor %d) is down during the sync" % (
                     self.p["host_name"], rep.name, rep.disk["minor"]))
-            report.append({"resource": rep.name, "cstate": state["cstate"], "disk": state["disk"],
-                           "peer_disk": state["peer_disk"], "percent": state["sync_percent"],
-                           "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]})
+            report.append(rep.sync_item(state))
         synced = all(both_uptodate(r) for r in report)
         return synced, report
 

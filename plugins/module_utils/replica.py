@@ -124,6 +124,11 @@ class DiskReplica(object):
         """Why the peer's copy cannot be trusted now (drbd.replica_problems; empty: it can)."""
         return replica_problems(self.status(minors), peer_primary)
 
+    def sync_item(self, state):
+        """What a user shows of the sync of a state (status()): the live_migration module's sync list."""
+        return {"resource": self.name, "cstate": state["cstate"], "disk": state["disk"], "peer_disk": state["peer_disk"],
+                "percent": state["sync_percent"], "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]}
+
     def on_drbd(self, tables):
         return on_drbd(tables.get(self.disk["lv_dm"], []), self.disk)
 
