@@ -688,6 +688,9 @@ def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync
     (``hosts``: [{"name", "address"}] x 2, the copy's origin first, so both write the same file):
     the same minor, port, backing disk and external metadata device on both. A split brain only
     disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate."""
+    if not isinstance(secret, str) or not secret:
+        # never a resource that any host reaching the port may connect to
+        raise DrbdParseError("resource %s: a shared secret is required" % (name,))
     hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta_disk) for host in hosts]
     net = {"cram-hmac-alg": "sha256", "shared-secret": secret,
            "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}

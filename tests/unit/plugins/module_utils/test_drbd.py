@@ -509,6 +509,9 @@ def test_pair_resource_text_is_the_migrations_file():
     assert parse_resource(text)["hosts"][1]["name"] == "hostb"
     with pytest.raises(DrbdParseError, match="shared-secret"):
         pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/x", "/dev/xenvg/m", hosts, "a b")
+    for secret in (None, ""):
+        with pytest.raises(DrbdParseError, match="a shared secret is required"):
+            pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/x", "/dev/xenvg/m", hosts, secret)
 
 
 def refused(fixture_text, code_and_text):
