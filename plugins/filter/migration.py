@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
-    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, PORT_BASE, domain_need_mib, is_address, meta_bytes, round_up,
+    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, domain_need_mib, drbd_port, is_address, meta_bytes, round_up,
 )
 
 
@@ -149,9 +149,9 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     busy_ports = set(src["listening_ports"]) | set(dst["listening_ports"])
     minor = first_minor(vm)
     while len(plan["minors"]) < len(disks):
-        if minor not in used and PORT_BASE + minor not in busy_ports:
+        if minor not in used and drbd_port(minor) not in busy_ports:
             plan["minors"].append(minor)
-            plan["ports"].append(PORT_BASE + minor)
+            plan["ports"].append(drbd_port(minor))
         minor = minor + 1 if minor < FIRST_MINOR + MINOR_SPREAD - 1 else FIRST_MINOR
     return plan
 

@@ -567,7 +567,6 @@ def read_proc_drbd(path=PROC_DRBD):
 # --------------------------------------------------------------------------- one resource: pure helpers
 
 MAX_MINOR = conv.MAX_MINOR
-DEFAULT_BASE_PORT = conv.PORT_BASE  # port defaults to PORT_BASE + minor
 # What cs: (8.4) or the replication state (9, via drbd9_minors) says when peers are in touch
 # and not resyncing.
 CONNECTED_CSTATES = ("Connected", "Established")
@@ -651,7 +650,7 @@ def check_resource_params(params):
 
 
 def resource_port(params):
-    return params["port"] if params.get("port") is not None else DEFAULT_BASE_PORT + params["minor"]
+    return params["port"] if params.get("port") is not None else conv.drbd_port(params["minor"])
 
 
 def userland_version(requested, proc):

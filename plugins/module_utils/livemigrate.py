@@ -60,7 +60,6 @@ STATE_DIR = conv.STATE_DIR
 LOCK_DIR = conv.LOCK_DIR
 DRBD_CONF_DIR = conv.DRBD_CONF_DIR
 XEN_AUTO_DIR = conv.XEN_AUTO_DIR
-PORT_BASE = conv.PORT_BASE
 meta_bytes = conv.meta_bytes
 # Target of step finish: how long to wait for xl migrate's incoming domain to show up, and in all.
 ARRIVAL_START_S = 90

@@ -70,7 +70,7 @@ def disk_names(vm, vg, lv, index, minor):
         "clone": conv.clone_name(resource),
         "resource": resource,
         "minor": minor,
-        "port": conv.PORT_BASE + minor,
+        "port": conv.drbd_port(minor),
         "device": conv.drbd_device(minor),
     }
 
