@@ -302,9 +302,9 @@ def test_dom0s_from_an_inventory_file(lab, tmp_path, fixture_text):
         "[other]\nhostz\n")
     config = "plugin: sanless.xen.xen\ndom0_inventory: [hosts.ini]\nssh_user: admin\n"
     proxy = ["-o", "ProxyCommand=ip netns exec sanless-lab nc %h %p"]
-    inventory, _dom0s, _warnings = lab(config, Dom0s(hosta_answers(tmp_path, fixture_text, host="10.77.0.11",
-                                                                  user="root", port=2222, identity_file="/k/id",
-                                                                  options=proxy)))
+    answered = hosta_answers(tmp_path, fixture_text, host="10.77.0.11", user="root", port=2222, identity_file="/k/id",
+                             options=proxy)
+    inventory, _dom0s, _warnings = lab(config, Dom0s(answered))
     assert members(inventory, "xen_dom0s") == ["hosta"]
     assert "hostz" not in inventory.hosts
     assert members(inventory, "dom0_hosta") == ["fxrec"]

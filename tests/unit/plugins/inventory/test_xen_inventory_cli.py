@@ -52,10 +52,10 @@ def test_lab_config_graph_then_cache(tmp_path):
         "cache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n" % (tmp_path / "cache"))
     log = tmp_path / "ssh.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    path = os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable), env.get("PATH", "")])
     env.update(HOME=str(tmp_path), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), FAKE_SSH_LOG=str(log), FAKE_SSH_XL=XL_DIR,
-               FAKE_SSH_AUTO=str(auto), PATH=os.pathsep.join([str(bin_dir), os.path.dirname(sys.executable),
-                                                                  env.get("PATH", "")]))
+               FAKE_SSH_AUTO=str(auto), PATH=path)
 
     def inventory(*args):
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", "lab.xen.yml"]
