@@ -3,10 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Cluster reports (vmlist, hoststats, hostlist) and VM name checks, as pure functions.
+"""Cluster reports (vmlist, hoststats, hostlist, the cluster overview of report.yml) as documents,
+text tables, CSV and job artifacts, and VM name checks, as pure functions.
 
 The report playbooks call ``sanless.xen.xen_info`` once per dom0 and hand the registered
-results, keyed by inventory host name, to these filters; no logic lives in Jinja.
+results, keyed by inventory host name, to these filters; no logic lives in Jinja. The HTML
+page of the cluster overview is rendered in report_html.py.
 Documentation of each filter: the YAML file named after it next to this file.
 """
 

@@ -34,12 +34,12 @@ h3 { font-size: 16px; margin: 0; }
 h4 { font-size: 13px; margin: 12px 0 4px 0; color: #4a5468; }
 .meta { color: #4a5468; font-size: 13px; }
 .tiles { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 12px; }
-.tile { background: #fff; border-radius: 6px; padding: 10px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.12); min-width: 150px; }
+.tile { background: #fff; border-radius: 6px; padding: 10px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.12); flex: 1 1 140px; }
 .tile .label { font-size: 12px; color: #4a5468; }
 .tile .big { font-size: 26px; font-weight: bold; }
 .tile .small { font-size: 12px; }
 .ok { color: #1a7f37; } .warn { color: #a35200; } .bad { color: #c62828; }
-.hosts { display: flex; flex-wrap: wrap; gap: 14px; }
+.hosts { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 .host { background: #fff; border-radius: 6px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.12);
         flex: 1 1 520px; max-width: 100%; box-sizing: border-box; }
 .host.down { border-left: 6px solid #c62828; }

@@ -352,11 +352,13 @@ def test_page_renders_in_headless_chromium(overview, tmp_path):
     for row in rows:
         for pixel in row:
             counts[pixel] = counts.get(pixel, 0) + 1
-    background = max(counts, key=counts.get)
-    assert background == hex_colour("#f3f5f8"), "the page's background is not the report's: %r" % (background,)
-    inked = width * height - counts[background]
-    assert inked > 0.2 * width * height, "the page is nearly blank: %d pixels differ from the background" % inked
+    total = float(width * height)
+    # the page's background around white cards, and text: dark pixels
+    assert counts.get(hex_colour("#f3f5f8"), 0) > 0.05 * total, "no page background: not the report"
+    assert counts.get(hex_colour("#ffffff"), 0) > 0.2 * total, "no cards"
+    dark = sum(n for (r, g, b), n in counts.items() if r + g + b < 300)
+    assert dark > 0.005 * total, "the page is nearly blank: %d dark pixels" % dark
     assert len(counts) > 50, "only %d colours: no text" % len(counts)
-    # the bars: Domain-0 and guest memory, disk, and the card's white
-    for colour in ("#5b7fb8", "#2e8b57", "#7b5ea7", "#ffffff"):
+    # the bars: Domain-0 and guest memory, used disk, a VG's free part; the unreachable host's border
+    for colour in ("#5b7fb8", "#2e8b57", "#7b5ea7", "#dfe4ec", "#c62828"):
         assert counts.get(hex_colour(colour), 0) > 150, "no %s area in the screenshot" % colour
