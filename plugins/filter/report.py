@@ -595,9 +595,10 @@ def _cluster_lines(report):
     if replicas:
         lines.append("")
         lines.append("DRBD replicas: %d of %d healthy" % (t["replicas_healthy"], t["replicas"]))
-        lines += ["  %s minor %s%s: %s" % (host, r["minor"], " (%s)" % r["resource"] if r["resource"] else "",
-                                          "healthy" if r["healthy"] else "; ".join(r["problems"]))
-                  for host, r in replicas]
+        for host, r in replicas:
+            named = " (%s)" % r["resource"] if r["resource"] else ""
+            lines.append("  %s minor %s%s: %s" % (host, r["minor"], named,
+                                                  "healthy" if r["healthy"] else "; ".join(r["problems"])))
     return lines
 
 

@@ -109,7 +109,8 @@ ul.lines { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; padding-
 
   <h4>Disk</h4>
   {%- for g in h.vgs %}
-  <div class="bar" title="VG {{ g.name }}"><span class="{{ 'seghigh' if g.used_pct >= 90 else 'segdisk' }}" style="width: {{ width(g.used_pct) }}%"></span></div>
+  <div class="bar" title="VG {{ g.name }}">
+    <span class="{{ 'seghigh' if g.used_pct >= 90 else 'segdisk' }}" style="width: {{ width(g.used_pct) }}%"></span></div>
   <div class="figures">VG {{ g.name }}: {{ gib(g.used_bytes) }} of {{ gib(g.size_bytes) }} GiB used ({{ pct(g.used_pct) }}),
     {{ gib(g.free_bytes) }} GiB free, {{ g.lv_count }} LV{{ '' if g.lv_count == 1 else 's' }}</div>
   {%- else %}
@@ -124,7 +125,8 @@ ul.lines { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; padding-
     <tr><td>{{ vm.name }}</td><td>{{ vm.domid }}</td><td>{{ vm.state_names | join(", ") or vm.state }}</td>
       <td class="num">{{ vm.memory_mib }}</td><td class="num">{{ vm.vcpus }}</td>
       <td>{{ vm.storage or "-" }}{{ "" if vm.protected is not sameas false else " (unprotected)" }}</td>
-      <td class="{{ 'ok' if vm.failover_target else ('bad' if vm.on_host_failure and vm.on_host_failure.startswith('NOT') else '') }}">{{ vm.on_host_failure or "-" }}</td></tr>
+      <td class="{{ 'ok' if vm.failover_target else ('bad' if (vm.on_host_failure or '').startswith('NOT') else '') }}">
+        {{- vm.on_host_failure or "-" }}</td></tr>
     {%- endfor %}
   </table>
   {%- else %}
@@ -138,7 +140,8 @@ ul.lines { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; padding-
     {%- for r in h.replicas %}
     <tr><td>{{ r.minor }}</td><td>{{ r.resource or "-" }}</td><td>{{ r.role }}/{{ r.peer_role }}</td><td>{{ r.cstate }}</td>
       <td>{{ r.disk }}/{{ r.peer_disk }}</td>
-      <td>{% if r.sync_percent is not none %}{{ "%.1f" % r.sync_percent }}%{% if r.sync_eta_s is not none %}, {{ r.sync_eta_s }} s left{% endif %}{% else %}-{% endif %}</td>
+      <td>{% if r.sync_percent is not none %}{{ "%.1f" % r.sync_percent }}%
+        {%- if r.sync_eta_s is not none %}, {{ r.sync_eta_s }} s left{% endif %}{% else %}-{% endif %}</td>
       <td class="{{ 'ok' if r.healthy else 'bad' }}">{{ "healthy" if r.healthy else r.problems | join("; ") }}</td></tr>
     {%- endfor %}
   </table>
@@ -158,7 +161,8 @@ ul.lines { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; padding-
     {%- for host, f in plan.failover | dictsort %}
     <tr><td>{{ host }}</td>
       <td class="ok">{% for r in f.restarts %}{{ r.vm }} &rarr; {{ r.to }}{{ "" if loop.last else ", " }}{% else %}nothing to restart{% endfor %}</td>
-      <td class="{{ 'bad' if f.not_restarted else '' }}">{% for e in f.not_restarted %}{{ e.vm }} ({{ e.reason }}){{ "" if loop.last else ", " }}{% else %}-{% endfor %}</td>
+      <td class="{{ 'bad' if f.not_restarted else '' }}">
+        {%- for e in f.not_restarted %}{{ e.vm }} ({{ e.reason }}){{ "" if loop.last else ", " }}{% else %}-{% endfor %}</td>
       <td>{{ f.lost_unprotected | join(", ") or "-" }}</td></tr>
     {%- endfor %}
   </table>

@@ -459,8 +459,8 @@ def test_summary_of_a_resume_that_had_ended_meanwhile_and_of_check_mode():
 
 def test_summary_of_an_abort():
     plan = dict(PLAN, resume=True, migration_id="k3j9x0a1bq", skip=["hostb"])
-    rolled_back = {"changed": True, "journal": journal(("step:prepare", 0, {}), ("step:abort", 60, {}),
-                                                        ("aborted", 64.25, {}))}
+    rolled_back = {"changed": True,
+                   "journal": journal(("step:prepare", 0, {}), ("step:abort", 60, {}), ("aborted", 64.25, {}))}
     skipped = {"skipped": True, "changed": False}
     hostvars = registered(hosta={"migrate_rolled_back": rolled_back},
                           hostb={"migrate_demoted": skipped, "migrate_target_rolled_back": skipped})

@@ -332,8 +332,11 @@ def hex_colour(value):
     return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium, chromium-browser or google-chrome on PATH: "
-                                              "the page is not rendered in a browser (apt-get install chromium)")
+NO_CHROMIUM = ("no chromium, chromium-browser or google-chrome on PATH: the page is not rendered in a browser "
+               "(apt-get install chromium)")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_page_renders_in_headless_chromium(overview, tmp_path):
     page = tmp_path / "report.html"
     page.write_text(report_html(overview), encoding="utf-8")
