@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
-    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, PORT_BASE, domain_need_mib, is_address, meta_bytes, round_up,
+    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, domain_need_mib, drbd_port, is_address, meta_bytes, round_up,
 )
 
 
@@ -149,9 +149,9 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
     busy_ports = set(src["listening_ports"]) | set(dst["listening_ports"])
     minor = first_minor(vm)
     while len(plan["minors"]) < len(disks):
-        if minor not in used and PORT_BASE + minor not in busy_ports:
+        if minor not in used and drbd_port(minor) not in busy_ports:
             plan["minors"].append(minor)
-            plan["ports"].append(PORT_BASE + minor)
+            plan["ports"].append(drbd_port(minor))
         minor = minor + 1 if minor < FIRST_MINOR + MINOR_SPREAD - 1 else FIRST_MINOR
     return plan
 
@@ -271,6 +271,93 @@ def migration_peers(hostvars, hosts, me):
     return [host_address(hostvars, host) for host in hosts if host != me and is_address(host_address(hostvars, host))]
 
 
+# What the migrate role registers, per action: (step, variable, the host that runs it).
+SUMMARY_STEPS = {
+    "migrate": (("prepare", "migrate_prepared", "source"), ("prepare", "migrate_prepared", "target"),
+                ("promote", "migrate_promoted", "source"), ("promote", "migrate_promoted", "target"),
+                ("finish", "migrate_finished", "source"), ("finish", "migrate_finished", "target")),
+    "abort": (("abort", "migrate_demoted", "target"), ("abort", "migrate_rolled_back", "source"),
+              ("abort", "migrate_target_rolled_back", "target")),
+}
+OUTCOMES = {"finished": "migrated", "aborted": "aborted"}
+
+
+def _ran(result):
+    return isinstance(result, dict) and bool(result) and not result.get("skipped")
+
+
+def _failed(result):
+    return _ran(result) and bool(result.get("failed") or result.get("unreachable"))
+
+
+def _one_line(text, limit=300):
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def summarize_migration(vm, action, plan, results, check_mode=False):
+    """The outcome of one run of the migrate role, for its job artifacts (set_stats).
+
+    ``results``: (step, host role, registered result) for each step variable the role registers.
+    Returns vm, action, source, target, migration_id, mode, resumed, result (migrated, aborted,
+    refused, failed, checked or incomplete), closed_earlier (a resumed migration that the killed
+    run's last step had ended), failed_step, failed_host, msg, problems, seconds (first to last
+    event of the source's journal), sync_seconds (the wait for the DRBD sync) and
+    xl_migrate_seconds. Only figures and names: no journal, no secret, no config text."""
+    plan = plan if isinstance(plan, dict) else {}
+    hosts = {"source": plan.get("source"), "target": plan.get("target")}
+    summary = {"vm": vm, "action": action, "source": hosts["source"], "target": hosts["target"],
+               "migration_id": plan.get("migration_id"), "mode": plan.get("mode"), "resumed": bool(plan.get("resume")),
+               "result": None, "closed_earlier": False, "failed_step": None, "failed_host": None, "msg": None,
+               "problems": list(plan.get("problems") or []), "seconds": None, "sync_seconds": None,
+               "xl_migrate_seconds": None}
+    journals = [r["journal"] for _s, _h, r in results if _ran(r) and isinstance(r.get("journal"), dict)]
+    if summary["migration_id"] is None and journals:
+        summary["migration_id"] = journals[0].get("id")
+    # the source's journal as its last step left it: the migration's events with their times
+    log = next((r["journal"].get("log") or [] for _s, who, r in reversed(results)
+                if who == "source" and _ran(r) and isinstance(r.get("journal"), dict)), [])
+    times = [e["at"] for e in log if isinstance(e.get("at"), (int, float))]
+    if len(times) > 1:
+        summary["seconds"] = round(max(times) - min(times), 1)
+    migrated = [e.get("seconds") for e in log if e.get("event") == "migrated"]
+    summary["xl_migrate_seconds"] = migrated[-1] if migrated else None
+    promoted = [r for step, who, r in results if step == "promote" and who == "source" and _ran(r)]
+    summary["sync_seconds"] = promoted[0].get("sync_seconds") if promoted else None
+    failed = [(step, who, r) for step, who, r in results if _failed(r)]
+    ended = [r["ended"] for step, _w, r in results if step == "prepare" and _ran(r) and r.get("ended")]
+    if not plan:
+        summary.update(result="failed", msg="no migration plan was made")
+    elif summary["problems"]:
+        summary["result"] = "refused"
+    elif failed:
+        step, who, result = failed[0]
+        summary.update(result="failed", failed_step=step, failed_host=hosts[who],
+                       msg=_one_line(result.get("msg") or "%s failed on %s" % (step, hosts[who])))
+    elif ended:
+        summary.update(result=OUTCOMES.get(ended[0], ended[0]), closed_earlier=True)
+    elif check_mode:
+        summary["result"] = "checked"
+    else:
+        last = [(who, r) for step, who, r in results if step == ("finish" if action == "migrate" else "abort")]
+        done = set(who for who, r in last if _ran(r))
+        # an abort whose target did not answer rolls the source back alone (plan skip)
+        need = set(["source"] if action == "abort" else ["source", "target"])
+        summary["result"] = ("migrated" if action == "migrate" else "aborted") if need <= done else "incomplete"
+    return summary
+
+
+def migration_summary(hostvars, plan, vm, action="migrate", check_mode=False):
+    """Filter: summarize_migration from what the migrate role registered on the source and target."""
+    plan = plan if isinstance(plan, dict) else {}
+    results = []
+    for step, variable, who in SUMMARY_STEPS.get(action, ()):
+        host = plan.get(who)
+        results.append((step, who, hostvars[host].get(variable) if host and host in hostvars else None))
+    return summarize_migration(vm, action, plan, results, check_mode)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"migration_plan": migration_plan, "migration_peers": migration_peers}
+        return {"migration_plan": migration_plan, "migration_peers": migration_peers,
+                "migration_summary": migration_summary}

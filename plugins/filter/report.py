@@ -3,22 +3,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Cluster reports (vmlist, hoststats, hostlist) and VM name checks, as pure functions.
+"""Cluster reports (vmlist, hoststats, hostlist, the cluster overview of report.yml) as documents,
+text tables, CSV and job artifacts, and VM name checks, as pure functions.
 
 The report playbooks call ``sanless.xen.xen_info`` once per dom0 and hand the registered
-results, keyed by inventory host name, to these filters; no logic lives in Jinja.
+results, keyed by inventory host name, to these filters; no logic lives in Jinja. The HTML
+page of the cluster overview is rendered in report_html.py.
 Documentation of each filter: the YAML file named after it next to this file.
 """
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import io
 import json
 import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils import conventions
+from ansible_collections.sanless.xen.plugins.module_utils import conventions, drbd
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import VM_NAME_PATTERN, VM_NAME_RULE
 
 # --------------------------------------------------------------------------- VM names
@@ -316,6 +320,104 @@ def _add_pcts(entry):
     entry["disk_used_pct"] = _pct(entry["disk_used_bytes"], entry["disk_total_bytes"])
 
 
+# --------------------------------------------------------------------------- cluster overview
+
+def _replicas(result):
+    """Each configured DRBD minor of one xen_info result, with its health by the rule the
+    migration trusts a replica with (drbd.replica_problems)."""
+    minors = (result.get("drbd") or {}).get("minors") or {}
+    found = []
+    for minor in sorted(minors, key=_int):
+        state = drbd.minor_state(minors, minor)
+        if state is None:
+            continue
+        problems = drbd.replica_problems(state)
+        found.append({"minor": _int(minor), "resource": state.get("resource"), "cstate": state.get("cstate"),
+                      "role": state.get("role"), "peer_role": state.get("peer_role"), "disk": state.get("disk"),
+                      "peer_disk": state.get("peer_disk"), "sync_percent": state.get("sync_percent"),
+                      "sync_eta_s": state.get("sync_eta_s"), "speed_kib_s": state.get("speed_kib_s"),
+                      "healthy": not problems, "problems": problems})
+    return found
+
+
+def _storage(planned):
+    if planned is None:
+        return None
+    if "restart_on" not in planned:
+        return "no storage mode: any host"
+    if not planned["restart_on"]:
+        return "plain: no replica"
+    return "replica on " + ", ".join(planned["restart_on"])
+
+
+def _on_failure(name, failover):
+    """What the plan does with VM ``name`` when its dom0 fails: (target or None, text)."""
+    if failover is None:
+        return None, None
+    for restart in failover["restarts"]:
+        if restart["vm"] == name:
+            return restart["to"], "restarts on " + restart["to"]
+    for lost in failover["not_restarted"]:
+        if lost["vm"] == name:
+            return None, "NOT restarted: " + lost["reason"]
+    if name in failover["lost_unprotected"]:
+        return None, "unprotected: stays down"
+    return None, None
+
+
+def _plan_part(plan):
+    if not isinstance(plan, dict) or not plan:
+        return {"available": False, "error": "no plan was made", "summary": [], "failover": {}, "vms": []}
+    if plan.get("failed") or plan.get("skipped") or "tolerated_failures" not in plan:
+        return {"available": False, "error": _first_line(plan.get("msg") or "the planner returned no result"),
+                "summary": [], "failover": {}, "vms": []}
+    keys = ("tolerated_failures", "capped", "live_hosts", "offline_hosts", "non_agile", "unprotected", "failover",
+            "notes", "summary", "overcommitted")
+    part = dict((key, plan[key]) for key in keys if key in plan)
+    part.update(available=True, error=None, vms=plan.get("vms") or [])
+    return part
+
+
+def cluster_overview(info_by_host, plan=None, vg="*", generated_at=None):
+    """The cluster document behind playbooks/report.yml: the hoststats figures of every host,
+    its guests (with their storage and where the plan restarts them), its DRBD replicas and
+    their health, and the failover plan (the registered result of sanless.xen.cluster_plan)."""
+    stats = host_report(info_by_host, vg=vg)
+    domains = vm_report(info_by_host)["domains"]
+    plan = _plan_part(plan)
+    planned = dict((vm["name"], vm) for vm in plan["vms"])
+    results = dict(_check_info(info_by_host))
+    hosts = []
+    for entry in stats["hosts"]:
+        entry = dict(entry, vms=[], replicas=[], memory_segments=[])
+        if entry["status"] == "ok":
+            failover = plan["failover"].get(entry["host"]) if plan["available"] else None
+            for dom in domains:
+                if dom["host"] != entry["host"] or dom["is_dom0"]:
+                    continue
+                target, text = _on_failure(dom["name"], failover)
+                vm = planned.get(dom["name"])
+                entry["vms"].append(dict(dom, protected=vm.get("protected") if vm else None, storage=_storage(vm),
+                                         restart_on=vm.get("restart_on") if vm else None,
+                                         failover_target=target, on_host_failure=text))
+            entry["replicas"] = _replicas(results[entry["host"]])
+            dom0 = sum(d["memory_mib"] for d in domains if d["host"] == entry["host"] and d["is_dom0"])
+            other = max(entry["used_memory_mib"] - dom0 - entry["guest_memory_mib"], 0)
+            entry["memory_segments"] = [
+                {"name": name, "mib": mib, "pct": _pct(mib, entry["total_memory_mib"])}
+                for name, mib in (("Domain-0", dom0), ("guests", entry["guest_memory_mib"]), ("Xen and other", other))]
+            for group in entry["vgs"]:
+                group["used_bytes"] = group["size_bytes"] - group["free_bytes"]
+                group["used_pct"] = _pct(group["used_bytes"], group["size_bytes"])
+        hosts.append(entry)
+    totals = dict(stats["totals"])
+    replicas = [r for h in hosts for r in h["replicas"]]
+    totals.update(replicas=len(replicas), replicas_healthy=sum(1 for r in replicas if r["healthy"]))
+    plan.pop("vms")
+    return {"report": "cluster", "generated_at": generated_at, "vg": stats["vg"], "cpu_usage": stats["cpu_usage"],
+            "hosts": hosts, "totals": totals, "plan": plan}
+
+
 # --------------------------------------------------------------------------- tables
 
 def _cell(value):
@@ -390,8 +492,9 @@ def _dead_lines(hosts, width):
             for h in hosts if h["status"] != "ok"]
 
 
-def _gib(nbytes):
-    return round(nbytes / 1073741824.0, 1)
+def gib(nbytes):
+    """Bytes as GiB with one decimal, as every report writes disk sizes."""
+    return round((nbytes or 0) / 1073741824.0, 1)
 
 
 VM_COLUMNS = [
@@ -422,8 +525,8 @@ HOSTLIST_COLUMNS = [
 def _hoststats_row(entry):
     row = dict(entry)
     row.update({"cpu": "%.0f%%" % entry["cpu_alloc_pct"], "mem": "%.0f%%" % entry["memory_used_pct"],
-                "disk": "%.0f%%" % entry["disk_used_pct"], "disk_total": _gib(entry["disk_total_bytes"]),
-                "disk_used": _gib(entry["disk_used_bytes"]), "disk_free": _gib(entry["disk_free_bytes"])})
+                "disk": "%.0f%%" % entry["disk_used_pct"], "disk_total": gib(entry["disk_total_bytes"]),
+                "disk_used": gib(entry["disk_used_bytes"]), "disk_free": gib(entry["disk_free_bytes"])})
     return row
 
 
@@ -461,7 +564,7 @@ def _hostlist_lines(report):
         row = dict(h)
         row["status"] = h["status"] if h["status"] == "ok" else h["status"].upper()
         if h["status"] == "ok":
-            row["vgs"] = " ".join("%s(%s/%s)" % (v["name"], _gib(v["free_bytes"]), _gib(v["size_bytes"]))
+            row["vgs"] = " ".join("%s(%s/%s)" % (v["name"], gib(v["free_bytes"]), gib(v["size_bytes"]))
                                   for v in h["vgs"]) or "-"
         else:
             row["vgs"] = _first_line(h["error"], 100)
@@ -473,11 +576,118 @@ def _hostlist_lines(report):
     return lines
 
 
+def _cluster_lines(report):
+    t = report["totals"]
+    guests = [vm for h in report["hosts"] for vm in h.get("vms", [])]
+    lines = _hoststats_lines(report)
+    lines.append("")
+    if guests:
+        # the dead hosts already have their line above
+        lines += _vm_lines({"domains": guests, "hosts": [],
+                            "totals": {"domains": t["guests"], "memory_mib": t["guest_memory_mib"],
+                                       "vcpus": t["guest_vcpus"]}})
+    else:
+        lines.append("No guests.")
+    lines.append("")
+    plan = report["plan"]
+    lines += plan["summary"] if plan["available"] else ["No failover plan: %s" % (plan["error"],)]
+    replicas = [(h["host"], r) for h in report["hosts"] for r in h.get("replicas", [])]
+    if replicas:
+        lines.append("")
+        lines.append("DRBD replicas: %d of %d healthy" % (t["replicas_healthy"], t["replicas"]))
+        for host, r in replicas:
+            named = " (%s)" % r["resource"] if r["resource"] else ""
+            lines.append("  %s minor %s%s: %s" % (host, r["minor"], named,
+                                                  "healthy" if r["healthy"] else "; ".join(r["problems"])))
+    return lines
+
+
+_LINES = {"vmlist": _vm_lines, "hoststats": _hoststats_lines, "hostlist": _hostlist_lines, "cluster": _cluster_lines}
+
+
+def _check_report(report, what, kinds=tuple(_LINES)):
+    if not isinstance(report, dict) or report.get("report") not in kinds:
+        raise AnsibleFilterError("%s needs a %s document (from sanless.xen.vm_report, host_report or cluster_overview)"
+                                 % (what, " or ".join(kinds)))
+    return report["report"]
+
+
 def report_lines(report):
-    """The text table of a vm_report or host_report document, as a list of lines."""
-    if not isinstance(report, dict) or report.get("report") not in ("vmlist", "hoststats", "hostlist"):
-        raise AnsibleFilterError("report_lines needs the result of sanless.xen.vm_report or sanless.xen.host_report")
-    return {"vmlist": _vm_lines, "hoststats": _hoststats_lines, "hostlist": _hostlist_lines}[report["report"]](report)
+    """The text table of a vm_report, host_report or cluster_overview document, as a list of lines."""
+    return _LINES[_check_report(report, "report_lines")](report)
+
+
+def report_stats(report, path=None):
+    """What a report playbook publishes with set_stats (AWX job artifacts): the kind, the time, the
+    file written (``path``, or None), the totals, each host's status and the error of each host
+    that gave no data; the cluster report adds the plan's verdict and the unhealthy replicas."""
+    kind = _check_report(report, "report_stats")
+    stats = {"report": kind, "generated_at": report.get("generated_at"), "file": path or None,
+             "totals": dict(report["totals"]),
+             "hosts": dict((h["host"], h["status"]) for h in report["hosts"]),
+             "errors": dict((h["host"], _first_line(h["error"])) for h in report["hosts"] if h["status"] != "ok")}
+    if kind == "cluster":
+        plan = report["plan"]
+        stats["plan"] = dict((key, plan.get(key)) for key in (
+            "available", "error", "tolerated_failures", "capped", "offline_hosts", "non_agile", "overcommitted"))
+        stats["unhealthy_replicas"] = ["%s minor %d: %s" % (h["host"], r["minor"], "; ".join(r["problems"]))
+                                       for h in report["hosts"] for r in h["replicas"] if not r["healthy"]]
+    return stats
+
+
+# --------------------------------------------------------------------------- CSV
+
+# One row per domain (vmlist) or per host (hoststats, hostlist), raw figures in the units the
+# JSON document has; a host that did not answer is a row with its status and error.
+CSV_COLUMNS = {
+    # xl's state flags (-b----) would read as a formula: their names instead, space-separated
+    "vmlist": ("host", "name", "domid", "memory_mib", "vcpus", "state_names", "cpu_time_s", "is_dom0",
+               "config_file", "status", "error"),
+    "hoststats": ("host", "status", "guests", "guest_vcpus", "nr_cpus", "cpu_alloc_pct", "total_memory_mib",
+                  "used_memory_mib", "free_memory_mib", "memory_used_pct", "disk_total_bytes", "disk_used_bytes",
+                  "disk_free_bytes", "disk_used_pct", "error"),
+    "hostlist": ("host", "status", "hostname", "xen_version", "toolstack", "drbd_version", "nr_cpus",
+                 "total_memory_mib", "domains", "vgs", "error"),
+}
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return value
+    value = str(value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def report_csv(report):
+    """The vmlist, hoststats or hostlist document as CSV text (a header line, then one row a
+    domain or a host; RFC 4180 quoting, \\n line ends)."""
+    kind = _check_report(report, "report_csv", tuple(CSV_COLUMNS))
+    columns = CSV_COLUMNS[kind]
+    if kind == "vmlist":
+        rows = [dict(d, status="ok", state_names=" ".join(d["state_names"])) for d in report["domains"]]
+        rows += [h for h in report["hosts"] if h["status"] != "ok"]
+    else:
+        rows = []
+        for host in report["hosts"]:
+            row = dict(host)
+            if kind == "hostlist" and host["status"] == "ok":
+                row["vgs"] = " ".join("%s:%d/%d" % (v["name"], v["free_bytes"], v["size_bytes"]) for v in host["vgs"])
+            rows.append(row)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        if row.get("error"):
+            row = dict(row, error=_first_line(row["error"], 1000))
+        writer.writerow([_csv_cell(row.get(col)) for col in columns])
+    return out.getvalue()
 
 
 class FilterModule(object):
@@ -487,7 +697,10 @@ class FilterModule(object):
         return {
             "vm_report": vm_report,
             "host_report": host_report,
+            "cluster_overview": cluster_overview,
             "report_lines": report_lines,
+            "report_csv": report_csv,
+            "report_stats": report_stats,
             "format_table": format_table,
             "match_vm": match_vm,
             "valid_vm_name": valid_vm_name,

@@ -143,6 +143,11 @@ def drbd_device(minor):
     return "/dev/drbd%d" % int(minor)
 
 
+def drbd_port(minor):
+    """The port of the resource on a minor, unless one is given: PORT_BASE + minor."""
+    return PORT_BASE + int(minor)
+
+
 def drbd_majmin(minor):
     # dmsetup table prints underlying devices as MAJ:MIN
     return "%d:%d" % (DRBD_BLOCK_MAJOR, int(minor))

@@ -16,6 +16,7 @@ import os
 import re
 import stat as statmod
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 _SEGMENT_RE = re.compile(r"^(\d+)\s+(\d+)\s+(\S+)(?:\s+(.*))?$")
@@ -189,7 +190,7 @@ class DeviceMapper(object):
 # The clone's table IS the original table: no journal file is needed, ``dmsetup table CLONE``
 # gives it back. Pure planning below; the device probes and commands after it.
 
-DRBD_MAJOR = 147
+DRBD_MAJOR = conv.DRBD_BLOCK_MAJOR
 REMAP_STATES = ("remapped", "original")
 _VIA_RE = re.compile(r"^/dev/[A-Za-z0-9_.+:-]+(?:/[A-Za-z0-9_.+:-]+)*\Z")
 _MAJMIN_RE = re.compile(r"^\d+:\d+\Z")

@@ -14,6 +14,7 @@ only code that runs commands (through runner.CommandRunner) or writes files.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
@@ -276,11 +277,20 @@ def _check_word(value, what):
     return value
 
 
+_DEVICE_RE = re.compile(r"^/dev/drbd(\d+)\Z")
+
+
+def device_minor(device):
+    """The minor of a /dev/drbdN path, or None."""
+    match = _DEVICE_RE.match(device or "")
+    return int(match.group(1)) if match else None
+
+
 def _device(value):
     if isinstance(value, int):
-        return "/dev/drbd%d" % value
+        return conv.drbd_device(value)
     _check_word(value, "device")
-    if not re.match(r"^/dev/drbd\d+$", value):
+    if device_minor(value) is None:
         raise DrbdParseError("resource: device must be /dev/drbdN or a minor number, got %r" % (value,))
     return value
 
@@ -455,6 +465,19 @@ def parse_resource(text):
     return result
 
 
+def resource_files(conf_dir=conv.DRBD_CONF_DIR):
+    """(path, parsed resource) of each single-resource file in conf_dir; others are skipped
+    (not ours to read). The one reader of the resource files for preflight and claims."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
+        try:
+            with open(path) as handle:
+                found.append((path, parse_resource(handle.read())))
+        except (IOError, OSError, DrbdParseError):
+            continue
+    return found
+
+
 def parse_drbdsetup_show(text):
     """Which resource each minor belongs to, from ``drbdsetup show [MINOR|all]`` of DRBD 8.4.
 
@@ -496,6 +519,24 @@ def drbdadm_argv(verb, resource, *options):
     return ["drbdadm", verb] + [str(option) for option in options] + [resource]
 
 
+# drbdadm's answer while a state change (a connection attempt, say) is still in flight: it
+# settles within milliseconds, so the command is worth repeating.
+TRANSIENT_STATE = "(-18)"
+
+
+def retry_transient(call, timeout=15, sleep=time.sleep, clock=time.time):
+    """call() (a drbdadm command), again every 0.2 s while DRBD answers "(-18) In transient
+    state", for at most timeout seconds; any other failure is raised at once."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            return call()
+        except CommandError as exc:
+            if TRANSIENT_STATE not in (exc.stderr or "") or clock() > deadline:
+                raise
+            sleep(0.2)
+
+
 def drbdsetup_show_argv(minor):
     """argv for ``drbdsetup show MINOR`` (read-only): which resource the minor belongs to."""
     return ["drbdsetup", "show", str(int(minor))]
@@ -526,10 +567,11 @@ def read_proc_drbd(path=PROC_DRBD):
 # --------------------------------------------------------------------------- one resource: pure helpers
 
 MAX_MINOR = conv.MAX_MINOR
-DEFAULT_BASE_PORT = conv.PORT_BASE  # port defaults to PORT_BASE + minor
 # What cs: (8.4) or the replication state (9, via drbd9_minors) says when peers are in touch
 # and not resyncing.
 CONNECTED_CSTATES = ("Connected", "Established")
+# What cs: (8.4) says when peers are in touch, resyncing or not: the link is up.
+LINKED_CSTATES = ("Connected", "SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT")
 _HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _DEVICE_PATH_RE = re.compile(r"^/dev/[A-Za-z0-9_.+:/-]+$")
 _RATE_RE = re.compile(r"^[1-9][0-9]{0,9}[kKmMgG]?$")
@@ -608,7 +650,7 @@ def check_resource_params(params):
 
 
 def resource_port(params):
-    return params["port"] if params.get("port") is not None else DEFAULT_BASE_PORT + params["minor"]
+    return params["port"] if params.get("port") is not None else conv.drbd_port(params["minor"])
 
 
 def userland_version(requested, proc):
@@ -638,6 +680,21 @@ def resource_text(params, version):
     if params.get("resync_rate"):
         disk = {"c-plan-ahead": 0, "resync-rate": params["resync_rate"]}
     return render_resource(params["name"], hosts, version=version, net=net, disk=disk)
+
+
+def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync_rate="400M"):
+    """The res file of a temporary resource that replicates one disk between two hosts
+    (``hosts``: [{"name", "address"}] x 2, the copy's origin first, so both write the same file):
+    the same minor, port, backing disk and external metadata device on both. A split brain only
+    disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate."""
+    if not isinstance(secret, str) or not secret:
+        # never a resource that any host reaching the port may connect to
+        raise DrbdParseError("resource %s: a shared secret is required" % (name,))
+    hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta_disk) for host in hosts]
+    net = {"cram-hmac-alg": "sha256", "shared-secret": secret,
+           "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
+    disk_opts = {"c-plan-ahead": 0, "resync-rate": resync_rate, "al-extents": 1237}
+    return render_resource(name, hosts, version="8.4", net=net, disk=disk_opts)
 
 
 def mask_secret(text):
@@ -673,10 +730,14 @@ def resource_view(name, minor, state):
     }
 
 
+def both_uptodate(state):
+    """Both copies UpToDate (a parsed minor, or anything with its disk and peer_disk keys)."""
+    return state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
+
+
 def is_synced(state):
     """Connected and UpToDate/UpToDate."""
-    return bool(state) and state.get("cstate") in CONNECTED_CSTATES \
-        and state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"
+    return bool(state) and state.get("cstate") in CONNECTED_CSTATES and both_uptodate(state)
 
 
 def replica_problems(state, peer_primary=False):
@@ -688,7 +749,7 @@ def replica_problems(state, peer_primary=False):
     problems = []
     if state.get("cstate") not in CONNECTED_CSTATES:
         problems.append("connection %s" % state.get("cstate"))
-    if state.get("disk") != "UpToDate" or state.get("peer_disk") != "UpToDate":
+    if not both_uptodate(state):
         problems.append("disks %s/%s" % (state.get("disk"), state.get("peer_disk")))
     oos = (state.get("stats") or {}).get("oos")
     if not isinstance(oos, int):

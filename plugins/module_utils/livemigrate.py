@@ -11,6 +11,10 @@ the LV's extents to a temporary DRBD device that sits on a *clone* of the origin
 
     LV (dm) -> /dev/drbdN -> clone (dm, the LV's original table) -> PV extents
 
+Each disk's storage work (LVs, clone, resource file, drbdadm, tables) is a replica.DiskReplica;
+HostSide orders it over the VM's disks, pauses the guest around the table swaps, runs xl migrate
+and moves the VM's ownership (/etc/xen/auto).
+
 Source and target each run the steps below for their own side; the controller orders them.
 Every step reads the live state (dm tables, /proc/drbd, xl list) and does only what is
 missing, so a rerun after a killed controller continues where the hosts are; a journal per
@@ -40,17 +44,15 @@ import fcntl
 import glob
 import json
 import os
-import re
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.dm import (
-    DeviceMapper, linear_table, parse_table, render_table, table_sectors,
-)
+from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    DrbdParseError, drbdadm_argv, minor_state, parse_resource, read_proc_drbd, render_resource, replica_problems,
+    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
 )
-from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, dm_name, lv_is_open, lvcreate_argv, lvremove_argv
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
+from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError, disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
@@ -58,7 +60,6 @@ STATE_DIR = conv.STATE_DIR
 LOCK_DIR = conv.LOCK_DIR
 DRBD_CONF_DIR = conv.DRBD_CONF_DIR
 XEN_AUTO_DIR = conv.XEN_AUTO_DIR
-PORT_BASE = conv.PORT_BASE
 meta_bytes = conv.meta_bytes
 # Target of step finish: how long to wait for xl migrate's incoming domain to show up, and in all.
 ARRIVAL_START_S = 90
@@ -83,30 +84,20 @@ def check_vm_name(name):
         raise MigrationError(str(exc))
 
 
-def disk_names(vm, vg, lv, index, minor):
-    """Names of everything the migration creates for one disk (the same on both hosts)."""
-    resource = conv.migration_resource(vm, index)
-    return {
-        "vg": vg,
-        "lv": lv,
-        "lv_dm": dm_name(vg, lv),
-        "lv_path": conv.lv_path(vg, lv),
-        "meta_lv": conv.meta_lv_name(lv),
-        "clone": conv.clone_name(resource),
-        "resource": resource,
-        "minor": minor,
-        "port": PORT_BASE + minor,
-        "device": conv.drbd_device(minor),
-    }
+# disk_names (imported above) and this are replica.py's rules, named here for the module and filters.
+is_drbd_table = on_drbd
 
 
-def drbd_table(disk, sectors):
-    return linear_table(disk["device"], sectors)
+class _Clock(object):
+    """time() and sleep() of this module's time, looked up at each call (the tests replace it)."""
 
+    @staticmethod
+    def time():
+        return time.time()
 
-def is_drbd_table(segments, disk):
-    return len(segments) == 1 and segments[0]["target"] == "linear" and segments[0].get("device") in (
-        disk["device"], conv.drbd_majmin(disk["minor"]))
+    @staticmethod
+    def sleep(seconds):
+        time.sleep(seconds)
 
 
 # --------------------------------------------------------------------------- journal
@@ -244,25 +235,6 @@ class HostLock(StepLock):
         self.fd = None
 
 
-def resource_files(conf_dir=DRBD_CONF_DIR):
-    """(path, parsed resource) of each single-resource file in conf_dir; others are skipped
-    (not ours to read). The one reader of the resource files for preflight and claims."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(conf_dir, "*.res"))):
-        try:
-            with open(path) as handle:
-                found.append((path, parse_resource(handle.read())))
-        except (IOError, OSError, DrbdParseError):
-            continue
-    return found
-
-
-def device_minor(device):
-    """The minor of a /dev/drbdN path, or None."""
-    match = re.match(r"^/dev/drbd(\d+)$", device or "")
-    return int(match.group(1)) if match else None
-
-
 def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):
     """DRBD minors and ports this host must not hand out, each with who holds it: minors in
     /proc/drbd, minors and ports of every resource file (up or not, ours or made by hand) and of
@@ -348,19 +320,7 @@ class Host(object):
     def dm_tables(self):
         return self.dm.tables()
 
-    def lv(self, vg, lv):
-        for item in self.lvm.lvs([vg]):
-            if item["name"] == lv:
-                return item
-        return None
-
     # -- changing
-    def lvcreate(self, vg, lv, size_bytes):
-        self.runner.run(lvcreate_argv(vg, lv, size_bytes), changes_state=True)
-
-    def lvremove(self, vg, lv):
-        self.runner.run(lvremove_argv(vg, lv), changes_state=True)
-
     def drbdadm(self, verb, resource, *options, **kwargs):
         return self.runner.run(drbdadm_argv(verb, resource, *options), changes_state=True, **kwargs)
 
@@ -397,7 +357,7 @@ class Host(object):
         for path in paths:
             if not os.path.exists(path):
                 vg, lv = path.split("/")[2:4]
-                self.runner.run(["vgmknodes", "%s/%s" % (vg, lv)], changes_state=True)
+                self.runner.run(vgmknodes_argv(vg, lv), changes_state=True)
                 fixed.append(path)
         missing = [path for path in paths if not os.path.exists(path)]
         if missing:
@@ -422,6 +382,18 @@ class Host(object):
             os.unlink(path)
 
 
+def _replica_errors(step):
+    """A step's ReplicaError becomes a MigrationError naming this host."""
+    def wrapped(self, *args, **kwargs):
+        try:
+            return step(self, *args, **kwargs)
+        except ReplicaError as exc:
+            raise MigrationError("%s: %s" % (self.p["host_name"], exc.msg))
+    wrapped.__name__ = step.__name__
+    wrapped.__doc__ = step.__doc__
+    return wrapped
+
+
 class HostSide(object):
     """One host's half of the migration of one VM."""
 
@@ -443,6 +415,26 @@ class HostSide(object):
 
     def disks(self):
         return self.journal.data["disks"]
+
+    # the log of this side's DiskReplicas: their events are this side's, in its journal
+    def note(self, event, **info):
+        self._note(event, **info)
+
+    def done(self, event):
+        return self.journal.done(event)
+
+    def save(self):
+        self.journal.save()
+
+    def replicas(self):
+        """A DiskReplica per disk of the journal (made anew each time: cheap, and they see the
+        module's current DRBD_CONF_DIR)."""
+        me = {"name": self.p["host_name"], "address": self.p["address"]}
+        peer = {"name": self.p["peer_name"], "address": self.p["peer_address"]}
+        link = {"hosts": [me, peer] if self.p["role"] == "source" else [peer, me],
+                "secret": self.journal.data.get("secret"), "resync_rate": self.p.get("resync_rate", "400M")}
+        return [DiskReplica(self.host, disk, self.p["role"], self, link, conf_dir=DRBD_CONF_DIR, clock=_Clock)
+                for disk in self.disks()]
 
     @property
     def drbd_mode(self):
@@ -468,10 +460,10 @@ class HostSide(object):
         """Per disk, why the peer's DRBD copy cannot be trusted now (empty: every disk's can)."""
         minors = self.host.drbd()
         problems = []
-        for disk in self.disks():
-            found = replica_problems(minor_state(minors, disk["minor"]), peer_primary)
+        for rep in self.replicas():
+            found = rep.problems(minors, peer_primary)
             if found:
-                problems.append("%s (minor %d): %s" % (disk["resource"], disk["minor"], ", ".join(found)))
+                problems.append("%s (minor %d): %s" % (rep.name, rep.disk["minor"], ", ".join(found)))
         return problems
 
     def _check_target_holds_copy(self):
@@ -493,12 +485,12 @@ class HostSide(object):
     def _check_local_copy(self):
         """Target, before it takes DRBD down under the arrived guest: its own disks are UpToDate."""
         minors = self.host.drbd()
-        for disk in self.disks():
-            state = minor_state(minors, disk["minor"])
+        for rep in self.replicas():
+            state = rep.status(minors)
             if state is not None and state["disk"] != "UpToDate":
                 raise MigrationError("%s: DRBD %s is %s here while %s runs here: refusing to take it down; "
                                      "inspect it (cat /proc/drbd) before rerunning" % (
-                                         self.p["host_name"], disk["resource"], state["disk"], self.p["vm"]))
+                                         self.p["host_name"], rep.name, state["disk"], self.p["vm"]))
 
     def _check_prepare_allowed(self):
         """A prepare that comes late (its migration already done, or the VM already moved) must
@@ -514,8 +506,9 @@ class HostSide(object):
         if here:
             raise MigrationError("%s: %s already runs here: refusing to prepare this host as its target" % (
                 self.p["host_name"], vm))
-        for disk in self.disks():
-            lv = self.host.lv(disk["vg"], disk["lv"])
+        for rep in self.replicas():
+            disk = rep.disk
+            lv = rep.lv()
             if lv is None:
                 continue
             if not self._created_here(disk["lv"]):
@@ -581,21 +574,8 @@ class HostSide(object):
             self.journal.mark("unpause")
         return ended
 
-    def _resource_text(self, disk):
-        me = {"name": self.p["host_name"], "address": self.p["address"], "port": disk["port"],
-              "minor": disk["minor"], "disk": "/dev/mapper/" + disk["clone"],
-              "meta_disk": "/dev/%s/%s" % (disk["vg"], disk["meta_lv"])}
-        peer = dict(me, name=self.p["peer_name"], address=self.p["peer_address"])
-        hosts = [me, peer] if self.p["role"] == "source" else [peer, me]
-        net = {"cram-hmac-alg": "sha256", "shared-secret": self.journal.data["secret"],
-               "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
-        disk_opts = {"c-plan-ahead": 0, "resync-rate": self.p.get("resync_rate", "400M"), "al-extents": 1237}
-        return render_resource(disk["resource"], hosts, version="8.4", net=net, disk=disk_opts)
-
-    def _res_path(self, disk):
-        return os.path.join(DRBD_CONF_DIR, "%s.res" % disk["resource"])
-
     # ------------------------------------------------------------------ prepare
+    @_replica_errors
     def prepare(self):
         if self.drbd_mode:
             self._check_permanent_resources()
@@ -603,72 +583,23 @@ class HostSide(object):
         self._check_prepare_allowed()
         tables = self.host.dm_tables()
         minors = self.host.drbd()
-        for disk in self.disks():
-            self._prepare_disk(disk, tables, minors)
+        for rep in self.replicas():
+            rep.ensure(tables, minors)
         if self.p["role"] == "source":
             self._swap_source_to_drbd()
         self._wait_connected(self.p.get("connect_timeout", 120))
 
-    def _prepare_disk(self, disk, tables, minors):
-        host = self.host
-        if self.p["role"] == "target" and host.lv(disk["vg"], disk["lv"]) is None:
-            host.lvcreate(disk["vg"], disk["lv"], disk["size_bytes"])
-            self._note("lv-created", lv=disk["lv"])
-            tables = host.dm_tables()
-        if host.lv(disk["vg"], disk["meta_lv"]) is None:
-            host.lvcreate(disk["vg"], disk["meta_lv"], meta_bytes(disk["size_bytes"]))
-            self._note("meta-created", lv=disk["meta_lv"])
-        if disk["clone"] not in tables:
-            original = disk.get("original_table")
-            if original is None:
-                live = tables.get(disk["lv_dm"])
-                if live is None and host.runner.check_mode:
-                    return  # the target LV does not exist yet in check mode
-                if live is None:
-                    raise MigrationError("%s: no dm device %s for LV %s" % (self.p["host_name"], disk["lv_dm"], disk["lv_path"]))
-                if is_drbd_table(live, disk):
-                    raise MigrationError("%s: LV %s already points at %s but the journal has no original table; "
-                                         "refusing to guess" % (self.p["host_name"], disk["lv_path"], disk["device"]))
-                original = render_table(live)
-                disk["original_table"] = original
-                if not host.runner.check_mode:
-                    self.journal.save()
-            host.dm.create(disk["clone"], parse_table(original))
-            self._note("clone-created", clone=disk["clone"])
-        res_path = self._res_path(disk)
-        text = self._resource_text(disk)
-        current = None
-        if os.path.exists(res_path):
-            with open(res_path) as handle:
-                current = handle.read()
-        if current != text:
-            host.write_file(res_path, text)
-            self._note("resource-written", resource=disk["resource"])
-            state = minor_state(minors, disk["minor"])
-            if current is not None and state is not None and state["cstate"] != "StandAlone" and not host.runner.check_mode:
-                # rekeyed (a resume where the other host had no journal): the new secret counts
-                # from the next connect; the source connects at the end of its swap
-                self._drbdadm_retry("disconnect", disk["resource"])
-                if self.p["role"] == "target":
-                    host.drbdadm("connect", disk["resource"])
-        if minor_state(minors, disk["minor"]) is None:
-            if not self.journal.done("md-created:%s" % disk["resource"]):
-                host.drbdadm("create-md", disk["resource"], "--force", data="yes\n")
-                self._note("md-created:%s" % disk["resource"])
-            host.drbdadm("up", disk["resource"])
-            self._note("up:%s" % disk["resource"])
-
     def _check_permanent_resources(self):
         minors = self.host.drbd()
-        for disk in self.disks():
-            state = minor_state(minors, disk["minor"])
+        for rep in self.replicas():
+            state = rep.status(minors)
             if state is None:
                 raise MigrationError("%s: DRBD %s (minor %d) is not configured here" % (
-                    self.p["host_name"], disk["resource"], disk["minor"]))
+                    self.p["host_name"], rep.name, rep.disk["minor"]))
             want = "Primary" if self.p["role"] == "source" else "Secondary"
             if state["role"] != want and not self.journal.done("step:promote"):
                 raise MigrationError("%s: DRBD %s is %s here, the %s of a drbd-mode migration must be %s" % (
-                    self.p["host_name"], disk["resource"], state["role"], self.p["role"], want))
+                    self.p["host_name"], rep.name, state["role"], self.p["role"], want))
 
     def _wait_connected(self, timeout):
         if self.host.runner.check_mode:
@@ -676,9 +607,8 @@ class HostSide(object):
         deadline = time.time() + timeout
         while True:
             minors = self.host.drbd()
-            states = dict((d["resource"], minor_state(minors, d["minor"])) for d in self.disks())
-            waiting = [r for r, s in states.items() if s is None or s["cstate"] not in ("Connected", "SyncSource", "SyncTarget",
-                                                                                        "PausedSyncS", "PausedSyncT")]
+            states = dict((rep.name, rep.status(minors)) for rep in self.replicas())
+            waiting = [r for r, s in states.items() if s is None or s["cstate"] not in LINKED_CSTATES]
             if not waiting:
                 return
             if time.time() > deadline:
@@ -698,42 +628,22 @@ class HostSide(object):
         """
         host = self.host
         tables = host.dm_tables()
-        todo = [d for d in self.disks() if not is_drbd_table(tables.get(d["lv_dm"], []), d)]
+        todo = [rep for rep in self.replicas() if not rep.on_drbd(tables)]
         if host.runner.check_mode:
             self.changed = self.changed or bool(todo)
             return
         minors = host.drbd()
-        for disk in todo:
-            state = minor_state(minors, disk["minor"])
-            if state is None or state["role"] != "Primary":
-                if state is not None and state["cstate"] != "StandAlone":
-                    self._drbdadm_retry("disconnect", disk["resource"])
-                host.drbdadm("primary", disk["resource"], "--force")
-                self._note("primary-forced:%s" % disk["resource"])
+        for rep in todo:
+            rep.force_primary(minors)
         if todo:
-            for disk in todo:
-                host.dm.load(disk["lv_dm"], drbd_table(disk, table_sectors(tables[disk["lv_dm"]])))
-            self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=self.p.get("pause_domain", True))
+            for rep in todo:
+                rep.stage_drbd_table(tables)
+            self._resume_all_under_pause([rep.disk["lv_dm"] for rep in todo], pause=self.p.get("pause_domain", True))
             self._note("swapped-to-drbd", pause_ms=self.pause_ms, pause_window=self.pause_window)
             self.journal.data["pause_ms"] = self.pause_ms
         minors = host.drbd()
-        for disk in self.disks():
-            state = minor_state(minors, disk["minor"])
-            if state is not None and state["cstate"] == "StandAlone":
-                host.drbdadm("connect", disk["resource"])
-                self._note("connected:%s" % disk["resource"])
-
-    def _drbdadm_retry(self, verb, resource, *options):
-        """drbdadm, again while DRBD answers "(-18) In transient state" (a connection attempt
-        in flight settles within milliseconds)."""
-        deadline = time.time() + 15
-        while True:
-            try:
-                return self.host.drbdadm(verb, resource, *options)
-            except CommandError as exc:
-                if "(-18)" not in (exc.stderr or "") or time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+        for rep in self.replicas():
+            rep.connect(minors)
 
     def _resume_all_under_pause(self, names, pause):
         """Make the loaded inactive tables live. Each resume is atomic (flush, suspend, swap,
@@ -755,15 +665,13 @@ class HostSide(object):
     def sync_status(self):
         minors = self.host.drbd()
         report = []
-        for disk in self.disks():
-            state = minor_state(minors, disk["minor"])
+        for rep in self.replicas():
+            state = rep.status(minors)
             if state is None:
                 raise MigrationError("%s: DRBD %s (minor %d) is down during the sync" % (
-                    self.p["host_name"], disk["resource"], disk["minor"]))
-            report.append({"resource": disk["resource"], "cstate": state["cstate"], "disk": state["disk"],
-                           "peer_disk": state["peer_disk"], "percent": state["sync_percent"],
-                           "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]})
-        synced = all(r["disk"] == "UpToDate" and r["peer_disk"] == "UpToDate" for r in report)
+                    self.p["host_name"], rep.name, rep.disk["minor"]))
+            report.append(rep.sync_item(state))
+        synced = all(both_uptodate(r) for r in report)
         return synced, report
 
     def wait_synced(self, window_s):
@@ -784,6 +692,7 @@ class HostSide(object):
         return synced, report
 
     # ------------------------------------------------------------------ promote
+    @_replica_errors
     def promote(self, window_s):
         """Wait (at most window_s) for the sync, then allow two primaries; the target also
         becomes primary and routes its LVs through DRBD. Returns (done, sync report): not
@@ -792,38 +701,20 @@ class HostSide(object):
         synced, report = self.wait_synced(window_s)
         if not synced and not host.runner.check_mode:
             return False, report
-        for disk in self.disks():
-            if not self.journal.done("two-primaries:%s" % disk["resource"]):
-                host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=yes")
-                self._note("two-primaries:%s" % disk["resource"])
+        for rep in self.replicas():
+            rep.allow_two_primaries()
         if self.p["role"] != "target":
             return True, report
         deadline = time.time() + max(window_s, 5)
-        for disk in self.disks():
-            while True:
-                state = minor_state(host.drbd(), disk["minor"])
-                if state and state["role"] == "Primary":
-                    break
-                try:
-                    host.drbdadm("primary", disk["resource"])
-                    self._note("primary:%s" % disk["resource"])
-                    break
-                except CommandError:
-                    # the source allows two primaries in the same task: not yet, try again
-                    if host.runner.check_mode:
-                        raise
-                    if time.time() > deadline:
-                        return False, report
-                    time.sleep(0.3)
+        for rep in self.replicas():
+            # the source allows two primaries in the same task: until then DRBD refuses
+            if not rep.promote(deadline):
+                return False, report
         if self.drbd_mode:
             return True, report
         tables = host.dm_tables()
-        for disk in self.disks():
-            live = tables.get(disk["lv_dm"])
-            if live is not None and not is_drbd_table(live, disk):
-                host.dm.load(disk["lv_dm"], drbd_table(disk, table_sectors(live)))
-                host.dm.resume(disk["lv_dm"])  # atomic swap: nothing uses the LV here yet
-                self._note("swapped-to-drbd:%s" % disk["resource"])
+        for rep in self.replicas():
+            rep.swap_to_drbd(tables)
         return True, report
 
     # ------------------------------------------------------------------ migrate
@@ -878,61 +769,28 @@ class HostSide(object):
     def _restore_tables(self, pause_vm, clear_stale=False):
         host = self.host
         tables = host.dm_tables()
-        todo = [d for d in self.disks() if is_drbd_table(tables.get(d["lv_dm"], []), d)]
+        replicas = self.replicas()
         if clear_stale:
-            # a run killed between dmsetup load and resume leaves the DRBD table loaded as the
-            # inactive one; it holds /dev/drbdN open, so drbdadm down would fail
-            for disk in self.disks():
-                if disk not in todo and disk["lv_dm"] in tables:
-                    host.dm.clear(disk["lv_dm"])
+            for rep in replicas:
+                rep.clear_stale(tables)
+        todo = [rep for rep in replicas if rep.stage_original(tables)]
         if not todo:
             return
-        for disk in todo:
-            host.dm.load(disk["lv_dm"], parse_table(disk["original_table"]))
-        self._resume_all_under_pause([d["lv_dm"] for d in todo], pause=pause_vm)
+        self._resume_all_under_pause([rep.disk["lv_dm"] for rep in todo], pause=pause_vm)
         self._note("tables-restored", pause_ms=self.pause_ms, pause_window=self.pause_window)
 
     def _teardown_drbd(self):
-        host = self.host
-        minors = host.drbd()
-        tables = host.dm_tables()
-        for disk in self.disks():
-            if minor_state(minors, disk["minor"]) is not None:
-                host.drbdadm("down", disk["resource"])
-                self._note("down:%s" % disk["resource"])
-            if disk["clone"] in tables:
-                host.dm.remove(disk["clone"])
-                self._note("clone-removed:%s" % disk["resource"])
-            if host.lv(disk["vg"], disk["meta_lv"]) is not None:
-                host.lvremove(disk["vg"], disk["meta_lv"])
-                self._note("meta-removed:%s" % disk["resource"])
-            if os.path.exists(self._res_path(disk)):
-                host.remove_file(self._res_path(disk))
-                self._note("resource-removed:%s" % disk["resource"])
+        minors = self.host.drbd()
+        tables = self.host.dm_tables()
+        for rep in self.replicas():
+            rep.teardown(minors, tables)
 
     def _single_primary(self, demote, timeout=120):
-        """drbd mode: this host secondary (when demote) and two primaries no longer allowed,
-        which DRBD refuses while both sides are primary: without demote, wait for the peer
-        (demoted in the same task) to be secondary first."""
+        """drbd mode: this host secondary (when demote) and two primaries no longer allowed
+        (without demote, once the peer, demoted in the same task, is secondary)."""
         deadline = time.time() + timeout
-        for disk in self.disks():
-            while True:
-                state = minor_state(self.host.drbd(), disk["minor"])
-                if state is None:
-                    raise MigrationError("%s: DRBD %s (minor %d) is down" % (self.p["host_name"], disk["resource"], disk["minor"]))
-                if demote or state["peer_role"] != "Primary" or self.host.runner.check_mode:
-                    break
-                if time.time() > deadline:
-                    raise MigrationError("%s: the peer of DRBD %s is still primary after %d s" % (
-                        self.p["host_name"], disk["resource"], timeout))
-                time.sleep(0.3)
-            if demote and state["role"] == "Primary":
-                self.host.drbdadm("secondary", disk["resource"])
-                self._note("secondary:%s" % disk["resource"])
-            if self.journal.done("two-primaries:%s" % disk["resource"]) and \
-                    not self.journal.done("one-primary:%s" % disk["resource"]):
-                self.host.drbdadm("net-options", disk["resource"], "--allow-two-primaries=no")
-                self._note("one-primary:%s" % disk["resource"])
+        for rep in self.replicas():
+            rep.single_primary(demote, deadline, timeout)
 
     def _move_config(self):
         """The last half of the ownership move. Target: install the config the source sent
@@ -1027,6 +885,7 @@ class HostSide(object):
             self._single_primary(demote=False)
         self._move_config()
 
+    @_replica_errors
     def finish(self):
         """Source: xl migrate unless the journal has it done, then its cleanup. Target (at the
         same time): wait for the domain to arrive, then its cleanup. One round for both."""
@@ -1058,12 +917,11 @@ class HostSide(object):
                     self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
             self._restore_tables(pause_vm=False)
             self._teardown_drbd()
-            for disk in self.disks():
-                if host.lv(disk["vg"], disk["lv"]) is not None:
-                    host.lvremove(disk["vg"], disk["lv"])
-                    self._note("lv-removed", lv=disk["lv"])
+            for rep in self.replicas():
+                rep.remove_lv()
             self._move_config()
 
+    @_replica_errors
     def abort(self):
         vm = self.p["vm"]
         host = self.host
@@ -1092,10 +950,9 @@ class HostSide(object):
             self._check_abort_target()
             self._restore_tables(pause_vm=False, clear_stale=True)
             self._teardown_drbd()
-            for disk in self.disks():
-                if self._created_here(disk["lv"]) and host.lv(disk["vg"], disk["lv"]) is not None:
-                    host.lvremove(disk["vg"], disk["lv"])
-                    self._note("lv-removed", lv=disk["lv"])
+            for rep in self.replicas():
+                if self._created_here(rep.disk["lv"]):
+                    rep.remove_lv()
             incoming = self._config_paths()["incoming"]
             if os.path.exists(incoming):
                 host.remove_file(incoming)

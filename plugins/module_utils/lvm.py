@@ -256,6 +256,11 @@ def lvremove_argv(vg, lv):
     return ["lvremove", "-q", "-y", lv_ref(vg, lv)]
 
 
+def vgmknodes_argv(vg, lv):
+    """Recreate a missing /dev/VG/LV link from the live device (its table is not touched)."""
+    return ["vgmknodes", lv_ref(vg, lv)]
+
+
 def lv_is_open(lv):
     """True when the LV (a parse_lvs dict) is open, for example by a running domU (attr[5] 'o')."""
     return len(lv["attr"]) > 5 and lv["attr"][5] == "o"

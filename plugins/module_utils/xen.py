@@ -17,7 +17,7 @@ import json
 import re
 import socket
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address, is_vm_name
 
 TOOLSTACKS = ("xl", "xm")
 
@@ -587,6 +587,67 @@ def domain_state(domain):
     return "running"
 
 
+# --------------------------------------------------------------------------- domUs of a dom0 (the xen inventory plugin)
+
+# While xl migrate runs, the receiving dom0 holds VM--incoming and the sending one may briefly hold
+# VM--migratedaway: names of one VM in flight, not VMs of their own.
+MIGRATION_NAME_SUFFIXES = ("--incoming", "--migratedaway")
+_DRBD_DEVICE_RE = re.compile(r"^/dev/drbd[0-9]+\Z")
+# /dev/<vg>/<lv>; /dev/mapper, /dev/disk and /dev/md hold device links that are no volume group.
+_LV_PATH_RE = re.compile(r"^/dev/(?!(?:mapper|disk|md)/)[A-Za-z0-9+_.-]+/[A-Za-z0-9+_.-]+\Z")
+
+
+def storage_mode(targets):
+    """The storage mode of a VM from its disks' dom0 paths: ``plain`` when every disk is an LV
+    (``/dev/<vg>/<lv>``), ``drbd`` when every disk is a DRBD device (``/dev/drbdN``), else None
+    (no disks, a mix, files or other devices)."""
+    targets = list(targets)
+    if targets and all(isinstance(t, str) and _DRBD_DEVICE_RE.match(t) for t in targets):
+        return "drbd"
+    if targets and all(isinstance(t, str) and _LV_PATH_RE.match(t) for t in targets):
+        return "plain"
+    return None
+
+
+def auto_config_vms(text):
+    """The VM names that have a ``<vm>.cfg`` in a listing of /etc/xen/auto (``ls -p`` output, one name a
+    line, folders ending in '/'); other files, folders and names that are no VM name are left out."""
+    names = set()
+    for line in text.splitlines():
+        entry = line.strip()
+        if entry.endswith(".cfg") and is_vm_name(entry[:-4]):
+            names.add(entry[:-4])
+    return sorted(names)
+
+
+def domu_facts(domains, domains_long):
+    """One dom0's domUs, {name: facts}, from parse_xl_list (state, memory, vcpus) and parse_xl_list_long
+    (type, uuid, disks) of that dom0, matched by name. Domain-0 and the in-flight names of a migration
+    (MIGRATION_NAME_SUFFIXES) are left out; a domain that ``xl list -l`` did not show has no type, uuid
+    or disks. Facts: domid, state (domain_state), memory_mib, vcpus, type, uuid, disks (target, vdev,
+    mode as in disk_spec), storage_mode."""
+    long_by_name = dict((domain["name"], domain) for domain in domains_long)
+    facts = {}
+    for domain in domains:
+        name = domain["name"]
+        if domain["domid"] == 0 or name.endswith(MIGRATION_NAME_SUFFIXES):
+            continue
+        detail = long_by_name.get(name) or {}
+        disks = [{"target": disk["pdev_path"], "vdev": disk["vdev"], "mode": "w" if disk["readwrite"] else "r"}
+                 for disk in detail.get("disks") or []]
+        facts[name] = {
+            "domid": domain["domid"],
+            "state": domain_state(domain),
+            "memory_mib": domain["memory_mib"],
+            "vcpus": domain["vcpus"],
+            "type": detail.get("type"),
+            "uuid": detail.get("uuid"),
+            "disks": disks,
+            "storage_mode": storage_mode(disk["target"] for disk in disks),
+        }
+    return facts
+
+
 # --------------------------------------------------------------------------- migration (xen_migrate module)
 
 # xl migrate runs ``sh -c "ssh <target> xl migrate-receive"``: the target reaches a shell, so it
@@ -614,14 +675,30 @@ def target_host(target):
     return check_migrate_target(target).rpartition("@")[2].lower().rstrip(".")
 
 
-def ssh_argv(target, argv, connect_timeout=10):
+def ssh_argv(target, argv, connect_timeout=10, user=None, port=None, identity_file=None, options=()):
     """argv running ``argv`` on target through ssh as xl migrate does (same user, keys, known_hosts);
-    BatchMode: never a password prompt. The remote command must not need quoting (fixed verbs only)."""
+    BatchMode: never a password prompt. The remote command must not need quoting (fixed verbs only).
+
+    ``user`` (``-l``), ``port`` (``-p``), ``identity_file`` (``-i``) and ``options`` (more ssh arguments,
+    such as ``-o ProxyCommand=...``, put before the target) are for callers that do not run as xl migrate
+    does, like the inventory plugin on the controller."""
     for arg in argv:
         if not re.match(r"^[A-Za-z0-9_.:/=+-]+\Z", str(arg)):
             raise ValueError("remote argument %r would need shell quoting" % (arg,))
-    return (["ssh"] + list(SSH_OPTIONS) + ["-o", "ConnectTimeout=%d" % int(connect_timeout), "--",
-                                           check_migrate_target(target)] + [str(arg) for arg in argv])
+    extra = []
+    if user is not None:
+        if not _SSH_USER_RE.match(str(user)):
+            raise ValueError("invalid ssh user %r" % (user,))
+        extra += ["-l", str(user)]
+    if port is not None:
+        if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("invalid ssh port %r" % (port,))
+        extra += ["-p", str(int(port))]
+    if identity_file:
+        extra += ["-i", str(identity_file)]
+    extra += [str(option) for option in options]
+    return (["ssh"] + list(SSH_OPTIONS) + ["-o", "ConnectTimeout=%d" % int(connect_timeout)] + extra
+            + ["--", check_migrate_target(target)] + [str(arg) for arg in argv])
 
 
 def local_host_names():

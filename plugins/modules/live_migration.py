@@ -269,7 +269,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import minor_state
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import both_uptodate, device_minor, minor_state, resource_files
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
@@ -292,10 +292,10 @@ def listening_ports():
 def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
     """Resources of this host's /etc/drbd.d/*.res with their live state from /proc/drbd."""
     resources = {}
-    for path, res in lm.resource_files(conf_dir):
+    for path, res in resource_files(conf_dir):
         me = [h for h in res["hosts"] if h["name"] == hostname]
         peers = [h for h in res["hosts"] if h["name"] != hostname]
-        minor = lm.device_minor(me[0]["device"]) if me else None
+        minor = device_minor(me[0]["device"]) if me else None
         if minor is None or len(peers) != 1:
             continue
         state = minor_state(minors, minor) or {}
@@ -568,8 +568,7 @@ def main():
             side.prepare()
         elif step == "promote":
             done, report = side.promote(p["sync_window"])
-            result.update(waiting=not done, synced=all(r["disk"] == "UpToDate" and r["peer_disk"] == "UpToDate"
-                                                       for r in report), sync=report)
+            result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)
         elif step == "migrate":
             side.migrate()
         elif step == "finish":

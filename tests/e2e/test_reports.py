@@ -1,8 +1,11 @@
-"""Cluster reports in the lab (issue 4): vmlist, hoststats, hostlist against the real dom0s.
+"""Cluster reports in the lab (issues 4 and 16): vmlist, hoststats, hostlist (JSON and CSV) and the
+cluster report (report.yml, as an HTML page) against the real dom0s.
 
 Other tests share the lab and create or remove their own domains meanwhile, so these tests
 check Domain-0 of every host and a paused domain of their own (``rpvm``), not whole lists.
 """
+import csv
+import html
 import json
 import re
 from pathlib import Path
@@ -163,3 +166,45 @@ def test_hostlist(lab, tmp_path):
         assert rows[host][4] == "xl"
         assert any(v.startswith("xenvg(") for v in rows[host][9:])
     assert "%d hosts: %d ok, 0 unreachable, 0 failed" % (len(lab.hosts), len(lab.hosts)) in stdout
+
+
+def xl_info_figure(lab, host, key):
+    info = lab.run(host, ["xl", "info"]).stdout
+    return int(re.search(r"^%s\s*:\s*(\d+)" % key, info, re.M).group(1))
+
+
+def vg_size(lab, host):
+    return int(lab.run(host, ["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_size", "xenvg"]).stdout)
+
+
+def test_hoststats_csv_has_a_row_per_dom0_with_its_figures(lab, tmp_path):
+    out = tmp_path / "hosts.csv"
+    proc = lab.playbook("playbooks/hoststats.yml", "-e", "format=csv", "-e", "output=%s" % out, "-e", "vg=xenvg")
+    assert "CSV document: %s" % out in proc.stdout
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert sorted(r["host"] for r in rows) == sorted(lab.hosts)
+    for row in rows:
+        assert row["status"] == "ok" and row["error"] == ""
+        assert int(row["total_memory_mib"]) == xl_info_figure(lab, row["host"], "total_memory")
+        assert int(row["disk_total_bytes"]) == vg_size(lab, row["host"])
+
+
+def test_cluster_report_page_shows_each_dom0_and_our_vm(lab, tmp_path, paused_vm):
+    vm_host, vm_name = paused_vm
+    page = tmp_path / "cluster.html"
+    proc = lab.playbook("playbooks/report.yml", "-e", "format=html", "-e", "output=%s" % page, "-e", "vg=xenvg")
+    assert "HTML document: %s" % page in proc.stdout
+    source = page.read_text()
+    assert source.startswith("<!DOCTYPE html>") and "<script" not in source
+    # the page as a reader sees it: one card per dom0, in inventory order
+    text = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", source).split()))
+    assert "Dom0s answering %d / %d" % (len(lab.hosts), len(lab.hosts)) in text
+    cards = text.split("Failure tolerance and failover plan")[0].split(" OK ")
+    for host in lab.hosts:
+        card = [c for c in cards[1:] if c.startswith("%s: Xen 4.17." % host)]
+        assert len(card) == 1, text
+        total = xl_info_figure(lab, host, "total_memory")
+        assert re.search(r"\d+ of %d MiB used \(\d+%%\), \d+ MiB free" % total, card[0]), card[0]
+        assert "of %.1f GiB used" % (vg_size(lab, host) / 1024.0 ** 3) in card[0], card[0]
+        assert (vm_name in card[0]) == (host == vm_host)
+    assert "Host failures tolerated" in text and "The planner's summary" in text

@@ -158,10 +158,11 @@ def test_awx_project_playbooks_load_without_the_link(awx_job):
     run_cli("playbook", "-i", inventory, "--syntax-check", *playbooks, cwd=project, env=env)
 
 
-def job(awx_job, playbook, **answers):
+def job(awx_job, playbook, inventory=None, extra_env=None, **answers):
     """Run a job template's playbook with survey answers (extra vars, as AWX passes them); (rc, output)."""
-    project, env, inventory = awx_job
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), playbook]
+    project, env, dead_python = awx_job
+    env = dict(env, **(extra_env or {}))
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory or dead_python), playbook]
     for key, value in answers.items():
         cmd += ["-e", json.dumps({key: value})]
     proc = subprocess.run(cmd, cwd=str(project), env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -175,6 +176,8 @@ def job(awx_job, playbook, **answers):
     ("playbooks/vmlist.yml", {"vm": "$(reboot)"}, "refused"),
     ("playbooks/plan.yml", {"min_failures": "1; reboot"}, "must be whole numbers"),
     ("playbooks/plan.yml", {"evacuate": "hosta hostb"}, "evacuate a dom0 name"),
+    ("playbooks/report.yml", {"format": "pdf"}, "format must be table, json or html"),
+    ("playbooks/hoststats.yml", {"format": "xml"}, "format must be table, json or csv"),
 ])
 def test_hostile_survey_answers_stop_the_job_at_the_check(awx_job, playbook, answers, refusal):
     rc, out = job(awx_job, playbook, **answers)
@@ -190,8 +193,71 @@ def test_hostile_survey_answers_stop_the_job_at_the_check(awx_job, playbook, ans
     ("playbooks/vmlist.yml", {"vm": "hosta/*web*,db?"}, "Read the dom0"),
     ("playbooks/plan.yml", {"min_failures": 1, "evacuate": "hosta"}, "Read the dom0"),
     ("playbooks/plan.yml", {"min_failures": "", "evacuate": ""}, "Read the dom0"),
+    ("playbooks/report.yml", {"format": "html"}, "Read the dom0"),
+    ("playbooks/hostlist.yml", {"format": "csv"}, "Read the dom0"),
 ])
 def test_good_survey_answers_pass_the_check(awx_job, playbook, answers, next_task):
     _rc, out = job(awx_job, playbook, **answers)
     assert "TASK [" in out and next_task in out, out[-3000:]
     assert "/nonexistent/python3" in out, out[-3000:]
+
+
+# the job's artifacts: what set_stats published, as the default callback prints it with these settings
+SHOW_STATS = {"ANSIBLE_SHOW_CUSTOM_STATS": "1", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+
+
+def artifacts(out):
+    found = re.findall(r"^\s*RUN: (\{.*\})\s*$", out, re.M)
+    assert found, out[-3000:]
+    return json.loads(found[-1])
+
+
+@pytest.mark.parametrize("playbook, answers, name, expected", [
+    ("playbooks/vmlist.yml", {"format": "csv", "output": "vms.csv"}, "sanless_xen_vmlist", {"report": "vmlist"}),
+    ("playbooks/hoststats.yml", {}, "sanless_xen_hoststats", {"report": "hoststats", "file": None}),
+    ("playbooks/hostlist.yml", {"format": "json", "output": "hosts.json"}, "sanless_xen_hostlist",
+     {"report": "hostlist"}),
+    ("playbooks/report.yml", {"format": "html", "output": "cluster.html"}, "sanless_xen_cluster_report",
+     {"report": "cluster", "unhealthy_replicas": []}),
+])
+def test_report_jobs_publish_their_totals_as_artifacts(awx_job, playbook, answers, name, expected):
+    project = awx_job[0]
+    _rc, out = job(awx_job, playbook, extra_env=SHOW_STATS, **answers)
+    published = artifacts(out)
+    assert list(published) == [name]
+    stats = published[name]
+    assert expected.items() <= stats.items(), stats
+    # the dom0 without Python failed its xen_info: counted, with the reason
+    assert stats["hosts"] == {"hosta": "failed"} and "/nonexistent/python3" in stats["errors"]["hosta"]
+    assert stats["totals"]["hosts_failed"] == 1
+    if answers.get("output"):
+        written = project / answers["output"]
+        assert stats["file"] == str(written.resolve())
+        text = written.read_text()
+        assert {"csv": text.startswith("host,name,domid,"), "json": text.startswith("{"),
+                "html": text.startswith("<!DOCTYPE html>") and "FAILED" in text}[answers["format"]]
+
+
+def test_migrate_job_publishes_its_summary_as_artifacts(awx_job, tmp_path):
+    # dom0s that do not answer: the preflight finds no VM, the run is refused and says so in its artifacts
+    inventory = tmp_path / "unreachable"
+    inventory.write_text("[dom0]\n" + "".join(
+        "%s ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'\n" % h
+        for h in ("hosta", "hostb")))
+    rc, out = job(awx_job, "playbooks/migrate.yml", inventory=inventory, extra_env=SHOW_STATS,
+                  vm="web01", target="hostb", abort="no")
+    assert rc != 0
+    summary = artifacts(out)["sanless_xen_migration"]
+    assert (summary["vm"], summary["action"], summary["result"], summary["source"]) == ("web01", "migrate", "refused", None)
+    assert "unknown VM web01" in summary["problems"][0] and "unreachable: hosta, hostb" in summary["problems"][0]
+    assert set(summary) == {"vm", "action", "source", "target", "migration_id", "mode", "resumed", "result",
+                            "closed_earlier", "failed_step", "failed_host", "msg", "problems", "seconds",
+                            "sync_seconds", "xl_migrate_seconds"}
+
+
+def test_plan_job_publishes_its_verdict_as_artifacts(awx_job):
+    _rc, out = job(awx_job, "playbooks/plan.yml", extra_env=SHOW_STATS, min_failures=1, evacuate="")
+    verdict = artifacts(out)["sanless_xen_plan"]
+    assert verdict["offline_hosts"] == ["hosta"] and verdict["live_hosts"] == []
+    assert "tolerated_failures" in verdict and "overcommitted" in verdict
+    assert "failover" not in verdict and "vms" not in verdict and "hosts" not in verdict

@@ -6,11 +6,13 @@
 """execution-environment.yml, requirements.txt and bindep.txt agree with the code: the EE's
 ansible-core is the one the tests run on and meets requires_ansible, and every Python package the
 controller-side plugins import (with the module_utils they load) is the standard library,
-ansible-core or listed in requirements.txt. tests/ee/check.sh runs ansible-builder on the definition."""
+ansible-core, a package ansible-core itself requires (jinja2: wherever ansible-core is installed, so
+is it) or listed in requirements.txt. tests/ee/check.sh runs ansible-builder on the definition."""
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import os
 import re
 import sys
@@ -73,10 +75,22 @@ def controller_imports():
     return found
 
 
+def core_requirements():
+    """The import names of what ansible-core requires (its package metadata): jinja2, yaml, ..."""
+    names = set()
+    for requirement in importlib.metadata.requires("ansible-core") or []:
+        if ";" in requirement and "extra ==" in requirement:
+            continue
+        name = re.split(r"[<>=!~\[; ]", requirement)[0].lower().replace("-", "_")
+        names.add({"pyyaml": "yaml"}.get(name, name))
+    return names
+
+
 def test_controller_side_needs_only_what_requirements_txt_lists():
     found = controller_imports()
     assert "ansible" in found
-    allowed = set(sys.stdlib_module_names) | {"ansible", "__future__"} | requirement_names()
+    assert "jinja2" in core_requirements()
+    allowed = set(sys.stdlib_module_names) | {"ansible", "__future__"} | core_requirements() | requirement_names()
     missing = {name: where for name, where in found.items() if name.lower() not in allowed}
     assert not missing, "imported but not in requirements.txt: %s" % missing
 

@@ -11,7 +11,9 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.filter.migration import first_minor, migration_peers, migration_plan, plan_migration
+from ansible_collections.sanless.xen.plugins.filter.migration import (
+    first_minor, migration_peers, migration_plan, migration_summary, plan_migration,
+)
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
@@ -381,3 +383,89 @@ def test_source_needs_room_for_the_drbd_metadata():
     source = report(runs_vm=True, vg_free=4 * 1024 * 1024 - 1)
     plan = plan_migration({"hosta": source, "hostb": report()}, ADDR, "web01")
     assert plan["problems"] == ["hosta: VG xenvg needs 4194304 bytes for the DRBD metadata of web01's disks, has 4194303 free"]
+
+
+# --------------------------------------------------------------------------- the run's summary (set_stats)
+
+PLAN = {"vm": "web01", "source": "hosta", "target": "hostb", "mode": "plain", "resume": False, "problems": [],
+        "migration_id": None, "skip": []}
+
+
+def journal(*events):
+    """A journal as the module returns it (public_journal: no secret, no config text)."""
+    return {"vm": "web01", "id": "k3j9x0a1bq", "role": "source", "source": "hosta", "target": "hostb", "mode": "plain",
+            "log": [dict(event=name, at=1764770000.0 + at, **extra) for name, at, extra in events]}
+
+
+SOURCE_LOG = journal(("step:prepare", 0, {}), ("swapped-to-drbd", 2.5, {"pause_ms": 41}), ("step:promote", 3, {}),
+                     ("synced", 30, {}), ("step:finish", 31, {}), ("migrated", 39.2, {"seconds": 8.04}),
+                     ("finished", 42.7, {}))
+
+
+def registered(**by_host):
+    """hostvars as the role leaves them: host -> {variable: registered result}."""
+    return dict((host, dict(values)) for host, values in by_host.items())
+
+
+def test_summary_of_a_migration():
+    ok = {"changed": True, "failed": False}
+    hostvars = registered(
+        hosta={"migrate_prepared": dict(ok, journal=journal(("step:prepare", 0, {}))),
+               "migrate_promoted": dict(ok, sync_seconds=27.1, synced=True, journal=journal()),
+               "migrate_finished": dict(ok, journal=SOURCE_LOG), "migrate_secret": "s3cr3t"},
+        hostb={"migrate_prepared": ok, "migrate_promoted": ok, "migrate_finished": ok},
+        hostc={})
+    summary = migration_summary(hostvars, PLAN, "web01")
+    assert summary == {"vm": "web01", "action": "migrate", "source": "hosta", "target": "hostb",
+                       "migration_id": "k3j9x0a1bq", "mode": "plain", "resumed": False, "result": "migrated",
+                       "closed_earlier": False, "failed_step": None, "failed_host": None, "msg": None, "problems": [],
+                       "seconds": 42.7, "sync_seconds": 27.1, "xl_migrate_seconds": 8.04}
+    assert "s3cr3t" not in repr(summary) and "log" not in summary
+
+
+def test_summary_of_a_failed_step_names_it():
+    hostvars = registered(
+        hosta={"migrate_prepared": {"changed": True, "journal": journal(("step:prepare", 0, {}))},
+               "migrate_promoted": {"failed": True, "msg": "DRBD sync of web01 not done after 3600 s", "sync_seconds": 3600.2,
+                                    "journal": journal(("step:prepare", 0, {}), ("step:promote", 5, {}))}},
+        hostb={"migrate_prepared": {"changed": True}})
+    summary = migration_summary(hostvars, PLAN, "web01")
+    assert (summary["result"], summary["failed_step"], summary["failed_host"]) == ("failed", "promote", "hosta")
+    assert summary["msg"] == "DRBD sync of web01 not done after 3600 s"
+    assert (summary["seconds"], summary["sync_seconds"], summary["xl_migrate_seconds"]) == (5.0, 3600.2, None)
+
+
+def test_summary_of_a_refused_run_and_of_no_plan():
+    plan = dict(PLAN, target=None, problems=["target hostb did not answer the preflight"])
+    summary = migration_summary(registered(hosta={}), plan, "web01")
+    assert summary["result"] == "refused" and summary["problems"] == plan["problems"] and summary["target"] is None
+    summary = migration_summary(registered(hosta={}), None, "web01")
+    assert (summary["result"], summary["msg"], summary["source"]) == ("failed", "no migration plan was made", None)
+
+
+def test_summary_of_a_resume_that_had_ended_meanwhile_and_of_check_mode():
+    plan = dict(PLAN, resume=True, migration_id="k3j9x0a1bq")
+    ended = {"changed": False, "ended": "finished", "msg": "migration k3j9x0a1bq ended meanwhile"}
+    skipped = {"skipped": True, "changed": False}
+    summary = migration_summary(registered(hosta={"migrate_prepared": ended, "migrate_finished": skipped},
+                                           hostb={"migrate_prepared": ended}), plan, "web01")
+    assert (summary["result"], summary["closed_earlier"], summary["resumed"]) == ("migrated", True, True)
+    hostvars = registered(hosta={"migrate_prepared": {"changed": True}, "migrate_promoted": skipped},
+                          hostb={"migrate_prepared": {"changed": True}})
+    assert migration_summary(hostvars, PLAN, "web01", check_mode=True)["result"] == "checked"
+    # not in check mode, and the finish never ran: a killed run
+    assert migration_summary(hostvars, PLAN, "web01")["result"] == "incomplete"
+
+
+def test_summary_of_an_abort():
+    plan = dict(PLAN, resume=True, migration_id="k3j9x0a1bq", skip=["hostb"])
+    rolled_back = {"changed": True,
+                   "journal": journal(("step:prepare", 0, {}), ("step:abort", 60, {}), ("aborted", 64.25, {}))}
+    skipped = {"skipped": True, "changed": False}
+    hostvars = registered(hosta={"migrate_rolled_back": rolled_back},
+                          hostb={"migrate_demoted": skipped, "migrate_target_rolled_back": skipped})
+    summary = migration_summary(hostvars, plan, "web01", "abort")
+    assert (summary["action"], summary["result"], summary["seconds"]) == ("abort", "aborted", 64.2)
+    hostvars["hostb"]["migrate_target_rolled_back"] = {"unreachable": True, "msg": "ssh: connect to host hostb: timeout"}
+    summary = migration_summary(hostvars, dict(plan, skip=[]), "web01", "abort")
+    assert (summary["result"], summary["failed_step"], summary["failed_host"]) == ("failed", "abort", "hostb")

@@ -142,8 +142,9 @@ def test_vm_name_check_agrees_with_the_regex(name):
 
 
 def test_plugins_are_registered():
-    assert set(FilterModule().filters()) == {"vm_report", "host_report", "report_lines", "format_table",
-                                             "match_vm", "valid_vm_name"}
+    assert set(FilterModule().filters()) == {"vm_report", "host_report", "cluster_overview", "report_lines",
+                                             "report_csv", "report_stats", "format_table", "match_vm",
+                                             "valid_vm_name"}
     assert VmNameTests().tests()["vm_name"]("web01") is True
     assert VmNameTests().tests()["vm_name"]("web 01") is False
 

@@ -137,3 +137,8 @@ def test_names_refuse_bad_vm_names():
                   lambda: conv.parked_config_path("x\n")):
         with pytest.raises(ValueError, match="invalid VM name"):
             build()
+
+
+def test_drbd_names_of_a_minor():
+    # the port of a minor is the same rule for the migration's resources, drbd_resource's default and the planner
+    assert (conv.drbd_device(90), conv.drbd_majmin(90), conv.drbd_port(90)) == ("/dev/drbd90", "147:90", 7790)

@@ -10,7 +10,9 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     DrbdError,
     DrbdParseError,
+    both_uptodate,
     check_resource_params,
+    device_minor,
     drbd9_minors,
     drbdadm_argv,
     format_progress,
@@ -18,6 +20,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     mask_secret,
     metadata_state,
     minor_state,
+    pair_resource_text,
     parse_config,
     parse_drbdsetup_show,
     parse_drbdsetup_status_json,
@@ -28,9 +31,11 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     replica_problems,
     resource_text,
     resource_view,
+    retry_transient,
     runtime_changes,
     userland_version,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 
 # --------------------------------------------------------------------------- DRBD 8.0 (Ganeti)
@@ -482,6 +487,76 @@ def test_parse_config_comments_and_quotes():
                      {"words": ["resource", "r0"], "body": []}]
 
 
+def test_pair_resource_text_is_the_migrations_file():
+    # the text livemigrate.HostSide wrote before it moved here (9b191fa): a rewrite would rekey a running resource
+    hosts = [{"name": "hosta", "address": "10.77.0.11"}, {"name": "hostb", "address": "10.77.0.12"}]
+    text = pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/sl-web01-0.real", "/dev/xenvg/web01-disk.drbdmeta",
+                              hosts, "s3cret", "100M")
+    assert text == (
+        "resource sl-web01-0 {\n"
+        "  net { cram-hmac-alg sha256; shared-secret s3cret; after-sb-0pri disconnect; after-sb-1pri disconnect; "
+        "after-sb-2pri disconnect; protocol C; }\n"
+        "  disk { c-plan-ahead 0; resync-rate 100M; al-extents 1237; }\n"
+        "  on hosta {\n"
+        "    device /dev/drbd12; disk /dev/mapper/sl-web01-0.real; address 10.77.0.11:7712; "
+        "meta-disk /dev/xenvg/web01-disk.drbdmeta;\n"
+        "  }\n"
+        "  on hostb {\n"
+        "    device /dev/drbd12; disk /dev/mapper/sl-web01-0.real; address 10.77.0.12:7712; "
+        "meta-disk /dev/xenvg/web01-disk.drbdmeta;\n"
+        "  }\n"
+        "}\n")
+    assert parse_resource(text)["hosts"][1]["name"] == "hostb"
+    with pytest.raises(DrbdParseError, match="shared-secret"):
+        pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/x", "/dev/xenvg/m", hosts, "a b")
+    for secret in (None, ""):
+        with pytest.raises(DrbdParseError, match="a shared secret is required"):
+            pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/x", "/dev/xenvg/m", hosts, secret)
+
+
+def refused(fixture_text, code_and_text):
+    """The recorded refusal of drbdadm primary fxr (drbd-utils/9.22.0), its state-change error edited in: NOT
+    a recording of that error (none is recorded)."""
+    stderr = fixture_text("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr")
+    assert "(-2) Need access to UpToDate data" in stderr
+    return CommandError(["drbdadm", "disconnect", "fxr"], 17, "", stderr.replace("(-2) Need access to UpToDate data",
+                                                                                 code_and_text))
+
+
+def test_retry_transient(fixture_text):
+    now, sleeps = [0.0], []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    answers = [refused(fixture_text, "(-18) In transient state"), refused(fixture_text, "(-18) In transient state"), "done"]
+
+    def call():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    assert retry_transient(call, sleep=sleep, clock=lambda: now[0]) == "done" and sleeps == [0.2, 0.2]
+    # any other refusal (the recorded one as it is) at once
+    recorded = CommandError(["drbdadm", "primary", "fxr"], 17, "", fixture_text("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr"))
+    sleeps[:] = []
+    with pytest.raises(CommandError, match="drbdadm primary fxr failed with rc 17"):
+        retry_transient(lambda: (_ for _ in ()).throw(recorded), sleep=sleep, clock=lambda: now[0])
+    assert sleeps == []
+    # and the transient one only until the timeout
+    with pytest.raises(CommandError):
+        retry_transient(lambda: (_ for _ in ()).throw(refused(fixture_text, "(-18) In transient state")), timeout=1,
+                        sleep=sleep, clock=lambda: now[0])
+    assert len(sleeps) == 6
+
+
+def test_device_minor():
+    assert device_minor("/dev/drbd90") == 90 and device_minor("/dev/drbd0") == 0
+    for value in ("/dev/drbd", "/dev/drbd9x", "/dev/xenvg/fxd", None, "/dev/drbd90\n"):
+        assert device_minor(value) is None, value
+
+
 def test_drbdadm_argv():
     assert drbdadm_argv("primary", "fx1", "--force") == ["drbdadm", "primary", "--force", "fx1"]
     with pytest.raises(DrbdParseError):
@@ -567,6 +642,15 @@ def test_is_synced_and_progress_on_recordings(fixture_text):
     assert format_progress(resource_view("fxd", 90, None)) == "fxd down None/None speed - eta -"
     nine = drbd9_minors(parse_drbdsetup_status_json(fixture_text("drbd", "9.x", "drbdsetup-status.json")))
     assert is_synced(nine[2])
+
+
+def test_both_uptodate_on_recordings(fixture_text):
+    def minor(name):
+        return parse_proc_drbd(fixture_text(*LAB + (name,)))["minors"][90]
+    assert both_uptodate(minor("proc-drbd-uptodate.txt")) and both_uptodate(minor("proc-drbd-uptodate-secondary.txt"))
+    assert not both_uptodate(minor("proc-drbd-syncsource.txt")) and not both_uptodate(minor("proc-drbd-wfconnection.txt"))
+    # a sync report item of live_migration (the same keys)
+    assert both_uptodate({"resource": "fxd", "disk": "UpToDate", "peer_disk": "UpToDate"})
 
 
 def test_minor_state_unconfigured(fixture_text):

@@ -147,6 +147,25 @@ class FakeDm(object):
         raise AssertionError("HostSide does not use swap_table")
 
 
+class FakeLvm(object):
+    """lvm.Lvm's find/create/remove on the host's set of (vg, lv); calls recorded as "lvcreate VG LV BYTES"
+    and "lvremove VG LV"."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def find(self, vg, lv):
+        return {"vg": vg, "name": lv} if (vg, lv) in self.host.lvs else None
+
+    def create(self, vg, lv, size_bytes):
+        self.host.record("lvcreate", vg, lv, size_bytes)
+        self.host.lvs.add((vg, lv))
+
+    def remove(self, vg, lv):
+        self.host.record("lvremove", vg, lv)
+        self.host.lvs.discard((vg, lv))
+
+
 class FakeHost(object):
     """livemigrate.Host with recorded state: ``procs`` is a list of /proc/drbd texts, one per drbd() call,
     the last one repeating; ``errors`` maps a drbdadm verb to the CommandErrors its next calls raise."""
@@ -155,6 +174,7 @@ class FakeHost(object):
         self.runner = FakeRunner(check_mode)
         self.xen = FakeXen(self)
         self.dm = FakeDm(self)
+        self.lvm = FakeLvm(self)
         self.procs = list(procs)
         self.tables = dict(tables or {})
         self.domain_list = list(domains)
@@ -188,17 +208,6 @@ class FakeHost(object):
 
     def dm_tables(self):
         return dict(self.tables)
-
-    def lv(self, vg, lv):
-        return {"vg": vg, "name": lv} if (vg, lv) in self.lvs else None
-
-    def lvcreate(self, vg, lv, size_bytes):
-        self.record("lvcreate", vg, lv, size_bytes)
-        self.lvs.add((vg, lv))
-
-    def lvremove(self, vg, lv):
-        self.record("lvremove", vg, lv)
-        self.lvs.discard((vg, lv))
 
     def drbdadm(self, verb, resource, *options, **kwargs):
         self.record(*drbdadm_argv(verb, resource, *options))
@@ -345,7 +354,7 @@ def test_source_prepare_order(dirs, clock):
 
 def test_source_prepare_rerun_on_the_recorded_swapped_table(dirs, clock):
     journal = journal_for(dirs, "source", events=["md-created:sl-fxm-0"])
-    text = lm.HostSide(FakeHost([proc("syncsource")]), journal, SOURCE)._resource_text(journal.data["disks"][0])
+    text = lm.HostSide(FakeHost([proc("syncsource")]), journal, SOURCE).replicas()[0].resource_text()
     with open(os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res"), "w") as handle:
         handle.write(text)
     host = FakeHost([proc("syncsource")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-before"),
@@ -376,7 +385,7 @@ def test_pause_not_repeated_after_a_run_killed_while_paused(dirs, clock):
     assert logged(journal)[-3:] == ["unpause", "swapped-to-drbd", "connected:sl-fxm-0"]
 
 
-# --------------------------------------------------------------------------- _drbdadm_retry
+# --------------------------------------------------------------------------- drbdadm_retry (replica, drbd.retry_transient)
 
 def refused(code_and_text):
     # the recorded refusal (drbd-utils/9.22.0/drbdadm-primary-refused.*), with its state-change error edited in
@@ -389,7 +398,7 @@ def refused(code_and_text):
 def test_drbdadm_retry_on_transient_state(dirs, clock):
     host = FakeHost([proc("syncsource")])
     host.errors["disconnect"] = [refused("(-18) In transient state"), refused("(-18) In transient state")]
-    lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+    lm.HostSide(host, journal_for(dirs, "source"), SOURCE).replicas()[0].drbdadm_retry("disconnect")
     assert host.commands("drbdadm") == ["drbdadm disconnect sl-fxm-0"] * 3
     assert clock.sleeps == [0.2, 0.2]
 
@@ -399,7 +408,7 @@ def test_drbdadm_retry_gives_up_on_other_errors(dirs, clock):
     stderr = read_fixture("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr")  # recorded, (-2)
     host.errors["disconnect"] = [CommandError(["drbdadm", "disconnect", "sl-fxm-0"], 17, "", stderr)]
     with pytest.raises(CommandError) as info:
-        lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+        lm.HostSide(host, journal_for(dirs, "source"), SOURCE).replicas()[0].drbdadm_retry("disconnect")
     assert "(-2) Need access to UpToDate data" in info.value.stderr
     assert host.commands("drbdadm") == ["drbdadm disconnect sl-fxm-0"] and clock.sleeps == []
 
@@ -408,7 +417,7 @@ def test_drbdadm_retry_gives_up_after_15_s(dirs, clock):
     host = FakeHost([proc("syncsource")])
     host.errors["disconnect"] = [refused("(-18) In transient state") for _i in range(200)]
     with pytest.raises(CommandError) as info:
-        lm.HostSide(host, journal_for(dirs, "source"), SOURCE)._drbdadm_retry("disconnect", "sl-fxm-0")
+        lm.HostSide(host, journal_for(dirs, "source"), SOURCE).replicas()[0].drbdadm_retry("disconnect")
     assert "(-18) In transient state" in info.value.stderr
     assert 1015 < clock.now <= 1015.5   # gave up once the 15 s deadline passed
 

@@ -24,6 +24,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
     parse_size,
     parse_vgs,
     round_to_extents,
+    vgmknodes_argv,
     vgs_argv,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
@@ -117,6 +118,7 @@ def test_argv_are_exact_and_safe():
     assert lvreduce_argv("xenvg", "web01-disk", 268435456) == [
         "lvreduce", "-q", "-f", "-L", "268435456b", "xenvg/web01-disk"]
     assert lvremove_argv("xenvg", "web01-disk") == ["lvremove", "-q", "-y", "xenvg/web01-disk"]
+    assert vgmknodes_argv("xenvg", "web01-disk") == ["vgmknodes", "xenvg/web01-disk"]
 
 
 @pytest.mark.parametrize("name", ["web;rm", "a b", "../x", "x/y", "-x", "$(reboot)", "", ".", "..", "a\nb", "web`id`"])
@@ -126,6 +128,7 @@ def test_argv_are_exact_and_safe():
     lambda n: lvextend_argv("xenvg", n, 512),
     lambda n: lvreduce_argv("xenvg", n, 512),
     lambda n: lvremove_argv("xenvg", n),
+    lambda n: vgmknodes_argv(n, "lv"),
     lambda n: lvsnapshot_argv("xenvg", n, "snap", 512),
     lambda n: lvsnapshot_argv("xenvg", "origin", n, 512),
 ])

@@ -5,18 +5,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drbd_device, lv_path
+from ansible_collections.sanless.xen.plugins.module_utils.runner import C_LOCALE, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     Toolstack,
     XenParseError,
+    auto_config_vms,
     detect_toolstack,
+    domu_facts,
     parse_domain_config,
     parse_xl_info,
     parse_xl_list,
     parse_xl_list_long,
     render_domain_config,
+    storage_mode,
     toolstack_argv,
 )
 
@@ -342,3 +349,61 @@ def test_detect_toolstack(fake_module):
         detect_toolstack(CommandRunner(fake_module(tools=[])))
     with pytest.raises(ValueError):
         detect_toolstack(CommandRunner(fake_module(tools=["xl"])), "libvirt")
+
+
+# --------------------------------------------------------------------------- domUs of a dom0 (inventory plugin)
+
+
+def test_domu_facts_recorded(fixture_text):
+    domains = parse_xl_list(fixture_text(*XL + ("xl-list-domu.txt",)))
+    domains_long = parse_xl_list_long(fixture_text(*XL + ("xl-list-l.json",)))
+    assert domu_facts(domains, domains_long) == {"fxrec": {
+        "domid": 7, "state": "running", "memory_mib": 96, "vcpus": 1, "type": "pv",
+        "uuid": "cf25e9ab-c59b-4a6f-bbc5-b1280d8e6a1a",
+        "disks": [{"target": "/dev/xenvg/fxrec-disk", "vdev": "xvda", "mode": "w"}], "storage_mode": "plain"}}
+
+
+def test_domu_facts_paused_and_not_in_the_json(fixture_text):
+    # mig1, paused with no memory, is in this xl list but not in xl list -l, recorded before it existed.
+    domains = parse_xl_list(fixture_text(*XL + ("xl-list-paused.txt",)))
+    facts = domu_facts(domains, parse_xl_list_long(fixture_text(*XL + ("xl-list-l.json",))))
+    assert sorted(facts) == ["fxrec", "mig1"]
+    assert facts["fxrec"]["state"] == "paused"
+    assert facts["mig1"] == {"domid": 8, "state": "paused", "memory_mib": 0, "vcpus": 0, "type": None, "uuid": None,
+                             "disks": [], "storage_mode": None}
+
+
+def test_domu_facts_leave_out_a_vm_in_flight(fixture_text):
+    incoming = parse_xl_list(fixture_text(*XL + ("xl-list-migrate-target-incoming.txt",)))
+    assert [d["name"] for d in incoming] == ["Domain-0", "fxm--incoming"]
+    assert domu_facts(incoming, []) == {}
+    suspended = domu_facts(parse_xl_list(fixture_text(*XL + ("xl-list-migrating-suspended.txt",))), [])
+    assert suspended["web01"]["state"] == "shutdown"
+
+
+def test_storage_mode():
+    assert storage_mode([lv_path("xenvg", "web02-disk"), lv_path("xenvg", "web02-data")]) == "plain"
+    assert storage_mode([drbd_device(100), drbd_device(7)]) == "drbd"
+    assert storage_mode([]) is None
+    assert storage_mode([lv_path("xenvg", "a"), drbd_device(100)]) is None
+    for other in ("/dev/mapper/xenvg-a", "/dev/disk/by-id/x", "/dev/md/raid1", "/dev/sdb", "/srv/a.img",
+                  "/dev/xenvg/a/b", None):
+        assert storage_mode([other]) is None, other
+
+
+def run_ls(path):
+    """What ``ls -p`` prints for path, run for real: there is no recording of it from a dom0, which runs
+    the same coreutils ls (in the C locale, as here)."""
+    env = dict(os.environ, **C_LOCALE)
+    proc = subprocess.run(["ls", "-p", str(path)], env=env, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_auto_config_vms_from_a_real_listing(tmp_path):
+    for name in ("web01.cfg", "web02.cfg", "README", "old.cfg~", "bad name.cfg", ".hidden.cfg", "db01.cfg.dpkg-old"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "sub.cfg").mkdir()
+    rc, out, _err = run_ls(tmp_path)
+    assert rc == 0
+    assert auto_config_vms(out) == ["web01", "web02"]
+    assert auto_config_vms("") == []

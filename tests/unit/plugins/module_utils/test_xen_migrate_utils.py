@@ -57,6 +57,16 @@ def test_ssh_argv():
         ssh_argv("hostb;id", ["xl", "info"])
 
 
+def test_ssh_argv_user_port_key_and_options():
+    assert ssh_argv("10.77.0.12", ["xl", "info"], connect_timeout=3, user="root", port="2222", identity_file="/k/id",
+                    options=["-o", "ProxyCommand=nc %h %p"]) == [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-l", "root", "-p", "2222", "-i", "/k/id",
+        "-o", "ProxyCommand=nc %h %p", "--", "10.77.0.12", "xl", "info"]
+    for bad in ({"user": "-oProxyCommand=x"}, {"user": "ro ot"}, {"port": 0}, {"port": "22;id"}, {"port": True}):
+        with pytest.raises(ValueError):
+            ssh_argv("hostb", ["xl", "info"], **bad)
+
+
 def test_migrate_argv():
     assert migrate_argv("xl", "fxrec", "hostb") == ["xl", "migrate", "fxrec", "hostb"]
     assert migrate_argv("xm", "fxrec", "hostb") == ["xm", "migrate", "--live", "fxrec", "hostb"]
