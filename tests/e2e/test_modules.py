@@ -7,6 +7,10 @@ import re
 import pytest
 import sanless_lab
 
+# The migration tests move guests and swap dm tables through the same tools; these module-level
+# runs are a second pass over them and wait in make test-faults, to keep make test in its hour.
+pytestmark = pytest.mark.long
+
 KERNEL = "/usr/local/share/sanless/vmlinuz"
 RAMDISK = "/usr/local/share/sanless/guest-busybox.img"
 

@@ -10,7 +10,8 @@ import pytest
 
 VMS = ("web01", "bigdisk01", "bigmem01")
 LVS = ("web01-disk", "bigdisk01-disk", "bigmem01-disk")
-BAD_NAMES = ("web;rm", "a b", "../x")
+# make test refuses one name in the lab (unit tests refuse them all); the other two run in make test-faults
+BAD_NAMES = ("web;rm", pytest.param("a b", marks=pytest.mark.long), pytest.param("../x", marks=pytest.mark.long))
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
