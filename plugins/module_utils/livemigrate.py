@@ -52,7 +52,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
-from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError, disk_names, on_drbd
+from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError, on_drbd
+# re-exported: the live_migration module and the filters call livemigrate.disk_names
+from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 

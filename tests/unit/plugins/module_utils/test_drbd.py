@@ -523,6 +523,10 @@ def refused(fixture_text, code_and_text):
                                                                                  code_and_text))
 
 
+def raise_(exc):
+    raise exc
+
+
 def test_retry_transient(fixture_text):
     now, sleeps = [0.0], []
 
@@ -542,11 +546,11 @@ def test_retry_transient(fixture_text):
     recorded = CommandError(["drbdadm", "primary", "fxr"], 17, "", fixture_text("drbd-utils", "9.22.0", "drbdadm-primary-refused.stderr"))
     sleeps[:] = []
     with pytest.raises(CommandError, match="drbdadm primary fxr failed with rc 17"):
-        retry_transient(lambda: (_ for _ in ()).throw(recorded), sleep=sleep, clock=lambda: now[0])
+        retry_transient(lambda: raise_(recorded), sleep=sleep, clock=lambda: now[0])
     assert sleeps == []
     # and the transient one only until the timeout
     with pytest.raises(CommandError):
-        retry_transient(lambda: (_ for _ in ()).throw(refused(fixture_text, "(-18) In transient state")), timeout=1,
+        retry_transient(lambda: raise_(refused(fixture_text, "(-18) In transient state")), timeout=1,
                         sleep=sleep, clock=lambda: now[0])
     assert len(sleeps) == 6
 

@@ -131,7 +131,7 @@ def test_ensure_creates_metadata_and_brings_the_resource_up(fixture_text, fake_m
         handle.write(rep.resource_text())
     rep.ensure(tables, minors(fixture_text, "proc-drbd-fxr-before-up.txt"))
     assert [argv for argv, _kwargs in module.calls] == [list(key), ["drbdadm", "create-md", "--force", "fxr"],
-                                                         ["drbdadm", "up", "fxr"]]
+                                                        ["drbdadm", "up", "fxr"]]
     assert module.calls[1][1]["data"] == "yes\n"   # create-md's question answered on stdin
     assert log.events == ["md-created:fxr", "up:fxr"]
     # a rerun with the minor up (proc-drbd-fxr-up) and create-md journaled: only lvs
@@ -164,7 +164,7 @@ def test_teardown_on_recorded_answers(fixture_text, fake_module, tmp_path):
         handle.write(rep.resource_text())
     rep.teardown(minors(fixture_text, "proc-drbd-fxr-up.txt"), tables)
     assert [argv for argv, _kwargs in module.calls] == [["drbdadm", "down", "fxr"], ["dmsetup", "remove", "xenvg-fxq--disk.real"],
-                                                         list(lvs_key), ["lvremove", "-q", "-y", "xenvg/pvfx-snap"]]
+                                                        list(lvs_key), ["lvremove", "-q", "-y", "xenvg/pvfx-snap"]]
     assert log.events == ["down:fxr", "clone-removed:fxr", "meta-removed:fxr", "resource-removed:fxr"]
     assert not os.path.exists(rep.res_path)
     # nothing left (proc-drbd-fxr-down, the recorded table listing without the clone): only lvs
