@@ -150,16 +150,17 @@ def stall_during(beats, start, end, not_before=None):
     An interval is the guest's uptime difference (1/100 s), but never more than its epoch
     difference + 1 s (a beat's epoch has whole seconds): a PV guest's uptime stands still in
     xl migrate's stop-and-copy and then catches up in a jump some seconds after it arrived,
-    which is no stall. ``not_before`` (epoch) cuts off what the guest lost before it: the
-    target's swap back follows the guest's arrival at once, so the interval around it may
-    also hold the stop-and-copy, which is not the swap's stall."""
+    which is no stall. What the guest lost more than 1 s before the window began (a beat late
+    because dom0 was busy starting the module) is not the window's stall; ``not_before``
+    (epoch) cuts off more: the target's swap back follows the guest's arrival at once, so the
+    interval around it may also hold the stop-and-copy, which is not the swap's stall."""
     beats = sorted(set(beats))
     gaps = [(a[1], b[1] + 1, min(b[2] - a[2], b[1] - a[1] + 1)) for a, b in zip(beats, beats[1:]) if b[0] == a[0] + 1]
     if not gaps:
         return None
     usual = sorted(g for _s, _e, g in gaps)[len(gaps) // 2]
-    overlapping = [min(g, e - not_before) if not_before is not None and s < not_before else g
-                   for s, e, g in gaps if s <= end and e >= start]
+    cut = start - 1 if not_before is None else max(start - 1, not_before)
+    overlapping = [min(g, e - cut) if s < cut else g for s, e, g in gaps if s <= end and e >= start]
     return round(max(0.0, max(overlapping) - usual), 2) if overlapping else None
 
 

@@ -202,7 +202,7 @@ def kill_when(lab, proc, host, vm, event_prefix, timeout=600):
             proc.wait()
             return
         assert proc.poll() is None, "the migration ended before %s: %s" % (event_prefix, tail(proc))
-        time.sleep(0.5)
+        time.sleep(1)
     os.killpg(proc.pid, signal.SIGKILL)
     raise AssertionError("no %s in the journal of %s on %s" % (event_prefix, vm, host))
 
@@ -260,10 +260,13 @@ def test_two_disk_vm_killed_during_xl_migrate_resumes(lab, web02):
     t0 = time.time()
     first = start_playbook(lab, "playbooks/migrate.yml", "-e", "vm=web02", "-e", "target=%s" % target)
     # the second run starts after the source's dm swap, whose stall is measured below
+    # (each poll is an ssh login, which costs a TCG dom0 a second of CPU: poll slowly, and let
+    # the guest run 5 s after the swap before the second run logs in)
     deadline = time.time() + 600
     while "swapped-to-drbd" not in journal_events(lab, source, "web02"):
         assert time.time() < deadline and first.poll() is None, tail(first)
-        time.sleep(0.5)
+        time.sleep(2)
+    time.sleep(5)
     second = lab.playbook("playbooks/migrate.yml", "-e", "vm=web02", check=False)
     assert second.returncode != 0
     assert re.search(r"web02 is being migrated by ansible-playbook pid %d" % first.pid, second.stdout), second.stdout[-3000:]
@@ -288,8 +291,10 @@ def test_two_disk_vm_killed_during_xl_migrate_resumes(lab, web02):
     assert numbers[0] == 1 and numbers[-1] > 5
     assert gap < migrated["seconds"], (gap, migrated)
     # Around the dm swaps the guest stalls no longer than the pause the module measured plus
-    # the noise of two bare pauses on this lab (every dom0 and guest vCPU shares 2 emulated
-    # cores, so a beat also waits for the CPU while dom0 runs the module) and 3 s; the bench
+    # the noise of two bare pauses on this lab and 5 s: every dom0 and guest vCPU shares 2
+    # emulated cores, so a beat also waits for the CPU while dom0 runs the module (in CI a
+    # swap's pause took 6.6 s where it takes 2 s on a quiet lab, and the guest lost 6 s more
+    # around it). A guest left paused fails it; the bench
     # (tests/bench/migrate_overhead) compares the stall with a bare pause on a quiet lab. The
     # target swaps back right after the guest arrived: what it lost in xl migrate's
     # stop-and-copy is not counted.
@@ -297,6 +302,6 @@ def test_two_disk_vm_killed_during_xl_migrate_resumes(lab, web02):
                                          (target, dst_log, "tables-restored", migrated["at"])):
         swap = [e for e in log if e["event"] == event][-1]
         stall = stall_during(beats_of(lab, [source, target], "web02"), *swap["pause_window"], not_before=not_before)
-        bound = swap["pause_ms"] / 1000.0 + 2 * bare + 3
+        bound = swap["pause_ms"] / 1000.0 + 2 * bare + 5
         print("%s %s: pause %d ms, guest stall %s s (bound %.2f s)" % (host, event, swap["pause_ms"], stall, bound))
         assert stall is not None and stall <= bound, (event, stall, swap, bare)
