@@ -256,8 +256,11 @@ def test_migrate_job_publishes_its_summary_as_artifacts(awx_job, tmp_path):
 
 
 def test_plan_job_publishes_its_verdict_as_artifacts(awx_job):
-    _rc, out = job(awx_job, "playbooks/plan.yml", extra_env=SHOW_STATS, min_failures=1, evacuate="")
+    rc, out = job(awx_job, "playbooks/plan.yml", extra_env=SHOW_STATS, min_failures=1, evacuate="")
     verdict = artifacts(out)["sanless_xen_plan"]
     assert verdict["offline_hosts"] == ["hosta"] and verdict["live_hosts"] == []
+    # no live dom0 tolerates no failure: the job fails (a nightly schedule notifies), verdict published first
+    assert verdict["overcommitted"] is True and rc != 0
+    assert "overcommitted: the cluster tolerates 0 host failure(s), 1 required" in out
     assert "tolerated_failures" in verdict and "overcommitted" in verdict
     assert "failover" not in verdict and "vms" not in verdict and "hosts" not in verdict
