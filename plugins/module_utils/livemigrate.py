@@ -967,10 +967,10 @@ class HostSide(object):
                                  "disks; abort again once %s answers and runs it" % (
                                      self.p["host_name"], vm, self.p["peer_name"], self.p["peer_name"]))
 
-
     # ------------------------------------------------------------------ checks: a step done here
     # Each reads the live state (and the journal) and holds only when the step's body would run
     # no command: a resumed step whose check holds is not run again.
+
     def _prepared_plain(self):
         minors = self.host.drbd()
         states = [rep.status(minors) for rep in self.replicas()]

@@ -1095,18 +1095,18 @@ def test_abort_without_a_begun_step_changes_nothing(dirs, clock):
 
 def test_source_abort_after_a_failed_xl_migrate_takes_the_config_back_before_the_tables(dirs, clock):
     # the run was killed in finish, its xl migrate failed: the guest still runs here on DRBD
-    journal = journal_for(dirs, "source", events=["step:prepare", "primary-forced:sl-fxm-0", "swapped-to-drbd",
-                                                 "step:promote", "two-primaries:sl-fxm-0", "step:finish",
-                                                 "config-sent", "config-parked", "migrate-started"])
+    events = ["step:prepare", "primary-forced:sl-fxm-0", "swapped-to-drbd", "step:promote", "two-primaries:sl-fxm-0",
+              "step:finish", "config-sent", "config-parked", "migrate-started"]
+    journal = journal_for(dirs, "source", events=events)
     parked = os.path.join(str(dirs), "state", "migrations", "fxm.cfg")
     with open(parked, "w") as handle:
         handle.write('name = "fxm"\n')
     host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-before"),
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, SOURCE).abort()
-    events = logged(journal)
+    log = logged(journal)
     # finish's and migrate's undo (the config back), then promote's (none), then prepare's
-    assert events.index("config-restored") < events.index("tables-restored") < events.index("down:sl-fxm-0")
+    assert log.index("config-restored") < log.index("tables-restored") < log.index("down:sl-fxm-0")
     assert os.path.exists(os.path.join(str(dirs), "auto", "fxm.cfg")) and not os.path.exists(parked)
     assert host.commands("xl", "dmsetup", "drbdadm", "lvremove") == [
         "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
