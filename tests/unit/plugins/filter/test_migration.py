@@ -57,7 +57,7 @@ def test_plan_picks_the_other_host_and_free_minors():
     assert plan["problems"] == []
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
     assert plan["minors"] == [113] and plan["ports"] == [7813]
-    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024, "target_vg": "xenvg"}]
 
 
 def test_target_picked_by_free_memory_among_fitting_hosts():
@@ -326,7 +326,7 @@ def test_plain_mode_plans_as_before_next_to_drbd_resources(tmp_path):
     plan = plan_migration(reports, ADDR, "web01")
     assert plan["problems"] == [] and plan["mode"] == "plain"
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
-    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024, "target_vg": "xenvg"}]
     assert plan["minors"] == [110] and plan["ports"] == [7810]
 
 
