@@ -20,9 +20,16 @@ def _facts(result):
     return result
 
 
-def plan_migration(reports, addresses, vm, target=None, action="migrate"):
+# live_migration step=prepare still creates a disk's LV on the target in the VG of the disk's own name: until
+# it takes the plan's target_vg, a target where a disk would go in another VG is refused.
+ENGINE_TAKES_TARGET_VG = False
+
+
+def plan_migration(reports, addresses, vm, target=None, action="migrate", target_vgs=None):
     """reports: host -> registered result of live_migration step=preflight (or None).
-    addresses: host -> address. Returns the plan: source, target, addresses, disks,
+    addresses: host -> address. target_vgs: host -> the VG for VM disks there (a per-dom0 xen_vg), else a
+    disk goes in the VG of its name or (once the engine takes target_vg) the one with most room.
+    Returns the plan: source, target, addresses, disks (each with target_vg in plain mode),
     minors, ports, resume (bool), migration_id (when resuming), journal_hosts and rekey (a
     resume where one of the two hosts has no journal: both take the run's new secret) and
     problems (a list of messages; the migration must not start unless it is empty)."""
@@ -133,7 +140,7 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
         candidates = [target]
     else:
         candidates = [h for h in facts if h != source]
-    decision = _choose_target(vm, src, facts, candidates, disks, addresses)
+    decision = _choose_target(vm, src, facts, candidates, disks, addresses, target_vgs)
     if decision["host"] is None:
         if not candidates:
             problems.append("no other dom0 to migrate %s to" % vm)
@@ -141,7 +148,6 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
             problems.extend(decision["verdicts"][host]["problems"])
         return plan
     chosen = decision["host"]
-    # the VG each disk goes in on the target (the engine still creates it in the disk's own VG: vg_strict)
     for disk, vg in zip(disks, decision["verdicts"][chosen]["disk_vgs"]):
         disk["target_vg"] = vg
     plan["target"] = chosen
@@ -222,17 +228,18 @@ def _source_vg_problems(vm, source, src):
         source, vg, bytes_, vm, src["vgs"].get(vg, 0)) for vg, bytes_ in sorted(need.items()) if src["vgs"].get(vg, 0) < bytes_]
 
 
-def _choose_target(vm, src, facts, candidates, disks, addresses):
+def _choose_target(vm, src, facts, candidates, disks, addresses, target_vgs=None):
     """plan.placement over the candidates (memory with Xen's overhead, VG space for the disks and their
     DRBD metadata, the ranking), with the migration's own refusals (_target_problems) added per host."""
     hosts = []
     for host in candidates:
         dst = facts[host]["preflight"]
         extents = dst.get("vg_extent_bytes") or {}
-        hosts.append({"name": host, "memory_free_mib": dst["free_memory_mib"],
+        hosts.append({"name": host, "memory_free_mib": dst["free_memory_mib"], "vg": (target_vgs or {}).get(host),
                       "vgs": dict((vg, {"free_bytes": free, "extent_bytes": extents.get(vg)}) for vg, free in dst["vgs"].items())})
     demand = {"name": vm, "memory_mib": src["vm_memory_mib"] or 0, "vcpus": src.get("vm_vcpus") or 1,
-              "type": src.get("vm_type") or "pv", "disks": disks, "drbd_meta": True, "vg_strict": True}
+              "type": src.get("vm_type") or "pv", "disks": disks, "drbd_meta": True,
+              "vg_strict": not ENGINE_TAKES_TARGET_VG}
     return placement(hosts, demand, check=lambda host, verdict: _target_problems(
         vm, src, host, facts[host]["preflight"], disks, addresses.get(host, host), verdict["disk_vgs"]))
 
@@ -245,6 +252,9 @@ def _target_problems(vm, src, host, dst, disks, address, disk_vgs):
     for disk, vg in zip(disks, disk_vgs):
         if vg is None:
             continue
+        if vg != disk["vg"] and not ENGINE_TAKES_TARGET_VG:
+            problems.append("%s: disk %s/%s would go in VG %s there; the migration engine keeps a disk's VG name"
+                            % (host, disk["vg"], disk["lv"], vg))
         extent = dst.get("vg_extent_bytes", {}).get(vg) or DEFAULT_EXTENT_BYTES
         if disk["size_bytes"] % extent:
             # lvcreate would round it up: a target LV larger than the DRBD device cannot take its table
@@ -265,11 +275,11 @@ def host_address(hostvars, host):
     return hostvars[host].get("ansible_host", host)
 
 
-def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight"):
+def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight", target_vgs=None):
     """Filter: build the reports from hostvars and plan (see plan_migration)."""
     reports = dict((host, hostvars[host].get(register)) for host in hosts)
     addresses = dict((host, host_address(hostvars, host)) for host in hosts)
-    return plan_migration(reports, addresses, vm, target, action)
+    return plan_migration(reports, addresses, vm, target, action, target_vgs)
 
 
 def migration_peers(hostvars, hosts, me):

@@ -848,10 +848,13 @@ def disk_need_bytes(size_bytes, extent_bytes, have_bytes=0, drbd_meta=False, met
     return need + (max(meta_bytes(size_bytes, extent_bytes) - meta_have_bytes, 0) if drbd_meta else 0)
 
 
-def _pick_vg(disk, vgs, left, drbd_meta, strict):
-    """The VG of one disk on a host: its own (``vg``) when the host has it and,
-    unless ``strict``, when it has room; else the VG with the most space left."""
-    wanted = disk.get("vg")
+def _pick_vg(disk, vgs, left, drbd_meta, strict, host_vg=None):
+    """The VG of one disk on a host: the host's own VG for VM disks (``host_vg``,
+    a per-dom0 ``xen_vg``: always that one), else the disk's (``vg``) when the
+    host has it and, unless ``strict``, when it has room; else the VG with the
+    most space left."""
+    wanted = host_vg or disk.get("vg")
+    strict = strict or host_vg is not None
     if None in vgs:
         return None
     if wanted in vgs:
@@ -894,10 +897,17 @@ def judge_host(host, demand, policy=None):
     if vgs is not None:
         left = {vg: v["free_bytes"] for vg, v in vgs.items()}
         for disk in demand.get("disks") or []:
-            vg = _pick_vg(disk, vgs, left, drbd_meta, strict)
+            vg = _pick_vg(disk, vgs, left, drbd_meta, strict, host.get("vg"))
             if vg is False:
-                problems.append("%s: has no VG %s (the disks of %s live on VG %s; VG names must match)"
-                                % (name, disk.get("vg"), vm, disk.get("vg")))
+                wanted = host.get("vg") or disk.get("vg")
+                if host.get("vg"):
+                    why = f"{name}: has no VG {wanted} (its xen_vg, where the disks of {vm} go)"
+                elif wanted:
+                    why = f"{name}: has no VG {wanted} (the disks of {vm} live on VG {wanted}; VG names must match)"
+                else:
+                    why = f"{name}: has no VG for the disks of {vm}"
+                if why not in problems:
+                    problems.append(why)
                 disk_vgs.append(None)
                 continue
             lvs = vgs[vg]["lvs"] if disk.get("lv") else {}
@@ -923,15 +933,17 @@ def placement(hosts, demand, exclude=None, policy=None, check=None):
     """The placement decision: which hosts can take ``demand``, best first.
 
     ``hosts``: ``[{"name", "memory_free_mib", "online"?, "vgs"?: {vg: {"free_bytes",
-    "extent_bytes"?, "lvs"?: {lv: bytes}}}, "vg_free_bytes"?}]`` (without ``vgs``,
+    "extent_bytes"?, "lvs"?: {lv: bytes}}}, "vg"?, "vg_free_bytes"?}]`` (``vg``: the
+    VG for VM disks on that host, a per-dom0 ``xen_vg``; without ``vgs``,
     ``vg_free_bytes`` is one VG counted in bytes, None: not known).
     ``demand``: ``{"name", "memory_mib", "vcpus"?, "type"?, "disks"?: [{"size_bytes",
     "vg"?, "lv"?}], "drbd_meta"?, "vg_strict"? (true), "running_on"?: [host],
     "memory"? (false: only disk space is wanted, a DRBD secondary)}``.
     Fit: free memory for the domain with Xen's overhead (+ ``policy.reserve_mib``)
     unless it runs there already; every disk in whole extents (less an LV of its
-    name already there, plus DRBD metadata if asked) in its VG: its own
-    ``vg``, or with ``vg_strict`` false the one with most space left.
+    name already there, plus DRBD metadata if asked) in its VG: the host's
+    ``vg`` if set, else the disk's own ``vg``, or with ``vg_strict`` false (or
+    no ``vg``) the one with most space left.
     ``exclude``: host names, or ``{host: [reasons]}``, never chosen; ``check(host,
     verdict)`` returns the caller's own reasons to refuse a host.
     Rank: most free memory, then most VG space, then name.  Returns

@@ -415,6 +415,11 @@ def test_placement_vg_choice_own_name_else_most_free_space():
     assert loose["fits"] and loose["disk_vgs"] == ["big", "small"]
     own = dom0("a", 100, {"big": {"free_bytes": 64 * MIB}, "xenvg": {"free_bytes": 8 * MIB}})
     assert plan.placement([own], dict(demand, vg_strict=False))["verdicts"]["a"]["disk_vgs"] == ["xenvg", "big"]
+    # a host's own VG for VM disks (per-dom0 xen_vg) takes every disk, room or not
+    mine = dict(own, vg="xenvg")
+    verdict = plan.placement([mine], dict(demand, vg_strict=False))["verdicts"]["a"]
+    assert verdict["disk_vgs"] == ["xenvg", "xenvg"] and not verdict["fits"]
+    assert plan.placement([dict(own, vg="big")], demand)["verdicts"]["a"]["disk_vgs"] == ["big", "big"]
 
 
 @PROPERTY
