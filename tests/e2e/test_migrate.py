@@ -210,13 +210,11 @@ def kill_when(lab, proc, host, vm, event_prefix, timeout=600):
 # Kill points: after the source's dm swap (in prepare), after the target became the second
 # primary (between promote and finish); ways out: rerun to resume, or migrate_action=abort.
 # `make e2e` (CI) runs the abort after the dm swap, and the kill during xl migrate with a rerun
-# (test_two_disk_vm_killed_during_xl_migrate_resumes); the rest runs in `make test-faults`, to
-# keep `make test` within its hour.
+# (test_two_disk_vm_killed_during_xl_migrate_resumes); `make test-faults` runs the whole matrix,
+# every step of the step table x during/after x resume/abort (test_migrate_steps.py).
 @pytest.mark.parametrize("kill_after,then", [
     ("swapped-to-drbd", "abort"),
-    pytest.param("swapped-to-drbd", "resume", marks=pytest.mark.faults),
-    pytest.param("primary:", "resume", marks=pytest.mark.faults),
-    pytest.param("primary:", "abort", marks=pytest.mark.faults),
+    pytest.param("primary:", "resume", marks=pytest.mark.long),
 ])
 def test_killed_controller_resume_or_abort(lab, web01, kill_after, then):
     source = where_runs(lab, "web01")[0]
