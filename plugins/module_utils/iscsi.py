@@ -653,6 +653,37 @@ def iscsiadm_delete_argv(target, address, port):
     return _node_argv(target, address, port) + ["--op", "delete"]
 
 
+class Lio(object):
+    """The LIO target through a runner.CommandRunner: its state and its sessions (read-only)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def state(self):
+        """(state, chap secrets, saved): from saveconfig.json when there is one (it carries the CHAP
+        user names and lets secrets be compared), else from ``targetcli ls`` (saved is False)."""
+        saved = read_text(LIO_SAVECONFIG)
+        if saved is not None:
+            return parse_lio_saveconfig(saved), lio_chap_secrets(saved), True
+        return parse_targetcli_ls(self.runner.stdout(lio_ls_argv())), {}, False
+
+    def sessions(self):
+        return parse_targetcli_sessions(self.runner.stdout(lio_sessions_argv()))
+
+
+class Tgt(object):
+    """tgtd through a runner.CommandRunner (read-only calls)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def targets(self):
+        return parse_tgtadm_show(self.runner.stdout(tgt_show_argv()))
+
+    def accounts(self):
+        return parse_tgtadm_accounts(self.runner.stdout(tgt_accounts_argv()))
+
+
 class Iscsiadm(object):
     """iscsiadm through a runner.CommandRunner (read-only calls run in check mode too)."""
 

@@ -475,20 +475,18 @@ def main():
         if p["state"] == "present" and Lvm(runner).find(p["vg"], p["lv"]) is None:
             fail("LV %s/%s does not exist" % (p["vg"], p["lv"]))
         if p["backend"] == "lio":
-            saved = iscsi.read_text(iscsi.LIO_SAVECONFIG)
-            if saved is not None:
-                state, chap = iscsi.parse_lio_saveconfig(saved), iscsi.lio_chap_secrets(saved)
-            else:
-                state, chap = iscsi.parse_targetcli_ls(runner.stdout(iscsi.lio_ls_argv())), {}
+            lio = iscsi.Lio(runner)
+            state, chap, saved = lio.state()
             sessions = []
             if p["state"] == "absent" and iscsi.lio_backstore(state, p["backstore"]) is not None:
-                sessions = iscsi.parse_targetcli_sessions(runner.stdout(iscsi.lio_sessions_argv()))
+                sessions = lio.sessions()
             steps, export, in_use, before = plan_lio(p, state, chap, sessions)
-            if p["save"] and (steps or (saved is None and export is not None)):
+            # Never saved yet: save even without a change, or the export would not survive a reboot.
+            if p["save"] and (steps or (not saved and export is not None)):
                 steps.append(("save config", iscsi.lio_saveconfig_argv()))
         else:
-            targets = iscsi.parse_tgtadm_show(runner.stdout(iscsi.tgt_show_argv()))
-            accounts = iscsi.parse_tgtadm_accounts(runner.stdout(iscsi.tgt_accounts_argv()))
+            tgt = iscsi.Tgt(runner)
+            targets, accounts = tgt.targets(), tgt.accounts()
             conf_text = iscsi.read_text(conf_path)
             conf_before = iscsi.parse_tgt_conf(conf_text) if conf_text else None
             steps, export, in_use, conf_after, before = plan_tgt(p, targets, accounts, conf_before)

@@ -288,3 +288,18 @@ def test_tgt_refusing_the_backing_store_is_reported(run, fixture_text):
     result, failed, calls = run(TGT_ARGS, outputs, lvs=("rec2",))
     assert failed and result["rc"] == 22 and result["msg"].startswith("create LUN 1: ")
     assert "invalid request" in result["msg"] and not (run.conf_dir / "sanless-hostb.conf").exists()
+
+
+def test_lio_configured_but_never_saved_is_saved(run, fixture_text):
+    # no saveconfig.json: the state comes from the recorded targetcli ls, which shows no CHAP user,
+    # so CHAP is set again, and the configuration is saved for the next boot
+    linked("hosta", "rec0")
+    outputs = {tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "tc-ls"),
+               tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): rec(fixture_text, TC, "tc-acl-chap"),
+               tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")}
+    result, failed, calls = run(LIO_ARGS, outputs)
+    assert not failed, result
+    assert result["actions"] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
+    assert calls[1] == iscsi.lio_ls_argv()
+    result, failed, calls = run(dict(LIO_ARGS, chap_user=None, chap_password=None), outputs)
+    assert not failed and result["actions"] == ["save config"]
