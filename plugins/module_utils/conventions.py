@@ -174,3 +174,158 @@ def lv_path(vg, lv):
 def incoming_config_path(vm, state_dir=STATE_DIR):
     """Where the source sends a VM's config to its migration target, before the move."""
     return parked_config_path(vm, state_dir) + ".incoming"
+
+
+# --------------------------------------------------------------------------- disk export (iSCSI, AoE)
+
+# One iSCSI target per exporting dom0, its IQN derived from the host name; each exported LV is a
+# LUN of it. The naming authority is the collection's, not the lab's domain.
+ISCSI_IQN_PREFIX = "iqn.2026-12.xen.sanless"
+ISCSI_PORT = 3260
+# RFC 3720 iqn./eui. names; ':' separates the naming authority from the unique part. No spaces,
+# quotes or shell metacharacters: IQNs become targetcli paths and tgtadm arguments.
+IQN_RE = re.compile(r"^(?:iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[A-Za-z0-9.:_-]{1,200})?"
+                    r"|eui\.[0-9A-Fa-f]{16})\Z")
+# CHAP user names and secrets go through targetcli's and tgtadm's own argument parsers.
+CHAP_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,254}\Z")
+CHAP_SECRET_RE = re.compile(r"^[A-Za-z0-9_.@:+/=-]{12,128}\Z")
+# Owner host names in device paths and IQNs: one DNS label, lower case.
+_HOST_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+# The path of an exported disk that every dom0 sees, the owner included:
+# /dev/sanless/<owner>/<vg>/<lv>, a symlink to the local LV, the iSCSI by-path device or the AoE
+# device. One guest config then works on every host.
+SHARED_DEV_DIR = "/dev/sanless"
+UDEV_RULES_DIR = "/etc/udev/rules.d"
+
+# AoE: shelf = the exporting dom0's place in the sorted cluster host list (1-based), slot =
+# the LV's export number on that shelf. Shelf 0xffff and slot 0xff are broadcast addresses.
+AOE_MAX_SHELF = 65534
+AOE_MAX_SLOT = 254
+VBLADE_UNIT_PREFIX = "sanless-vblade"
+
+
+def is_iqn(value):
+    return isinstance(value, str) and bool(IQN_RE.match(value))
+
+
+def check_iqn(value, what="IQN"):
+    if not is_iqn(value):
+        raise ValueError("invalid %s %r: want iqn.YYYY-MM.reversed.domain[:unique] (letters, digits, . - : _) "
+                         "or eui. and 16 hex digits; no spaces or shell metacharacters" % (what, value))
+    return value
+
+
+def check_chap_user(value):
+    if not isinstance(value, str) or not CHAP_USER_RE.match(value):
+        raise ValueError("invalid CHAP user name %r: letters, digits and _ . @ : -, at most 255" % (value,))
+    return value
+
+
+def check_chap_secret(value):
+    # The value itself is never put into the message: it is a secret.
+    if not isinstance(value, str) or not CHAP_SECRET_RE.match(value):
+        raise ValueError("invalid CHAP secret: 12 to 128 letters, digits or _ . @ : + / = - (RFC 3720 wants at "
+                         "least 12 characters; some initiators take at most 16)")
+    return value
+
+
+def host_label(host):
+    """The owner part of IQNs and shared device paths: the short host name, lower case."""
+    label = host.split(".", 1)[0].lower() if isinstance(host, str) else None
+    if not label or not _HOST_LABEL_RE.match(label):
+        raise ValueError("invalid host name %r for an export: want a DNS label (letters, digits, -)" % (host,))
+    return label
+
+
+def target_iqn(host):
+    """The iSCSI target of a dom0: iqn.2026-12.xen.sanless:<short host name>."""
+    return "%s:%s" % (ISCSI_IQN_PREFIX, host_label(host))
+
+
+def _lvm_part(value, what):
+    # LVM's own name characters (lvm.check_name), repeated here to keep conventions free of imports.
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*\Z", value) \
+            or value in (".", "..") or len(value) > 127:
+        raise ValueError("invalid LVM %s %r: letters, digits and _ . + -, not starting with -; no spaces, shell "
+                         "metacharacters or /" % (what, value))
+    return value
+
+
+def export_name(vg, lv):
+    """The name of an LV's export (LIO backstore): VG and LV joined by '-', each '-' in them doubled,
+    as device-mapper does, so that two different LVs never get one name (xenvg/rec0 -> xenvg-rec0)."""
+    return "%s-%s" % (_lvm_part(vg, "VG name").replace("-", "--"), _lvm_part(lv, "LV name").replace("-", "--"))
+
+
+def shared_disk_path(owner, vg, lv, base=SHARED_DEV_DIR):
+    """/dev/sanless/<owner>/<vg>/<lv>: the one path of an exported LV on every dom0."""
+    return "/".join((base, host_label(owner), _lvm_part(vg, "VG name"), _lvm_part(lv, "LV name")))
+
+
+def shared_disk_link(owner, vg, lv):
+    """The same path relative to /dev, as udev's SYMLINK+= wants it."""
+    return shared_disk_path(owner, vg, lv, base="sanless")
+
+
+def udev_rule_path(owner, vg, lv, rules_dir=UDEV_RULES_DIR):
+    return os.path.join(rules_dir, "61-sanless-%s-%s.rules" % (host_label(owner), export_name(vg, lv)))
+
+
+def aoe_shelf(host, hosts):
+    """The AoE shelf of a dom0: its 1-based place in the sorted, de-duplicated cluster host list,
+    so every dom0 computes the same shelf for the same owner."""
+    labels = sorted(set(host_label(h) for h in hosts))
+    label = host_label(host)
+    if label not in labels:
+        raise ValueError("host %s is not in the cluster host list %s" % (host, ", ".join(labels)))
+    shelf = labels.index(label) + 1
+    if shelf > AOE_MAX_SHELF:
+        raise ValueError("too many hosts for AoE shelves")
+    return shelf
+
+
+def aoe_free_slot(used):
+    """The lowest free AoE slot (1..254) given the slots in use on a shelf."""
+    used = set(int(s) for s in used)
+    for slot in range(1, AOE_MAX_SLOT + 1):
+        if slot not in used:
+            return slot
+    raise ValueError("no free AoE slot: all %d are in use" % AOE_MAX_SLOT)
+
+
+def check_aoe_address(shelf, slot):
+    if isinstance(shelf, bool) or not isinstance(shelf, int) or not 0 <= shelf <= AOE_MAX_SHELF:
+        raise ValueError("invalid AoE shelf %r: 0 to %d" % (shelf, AOE_MAX_SHELF))
+    if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot <= AOE_MAX_SLOT:
+        raise ValueError("invalid AoE slot %r: 0 to %d" % (slot, AOE_MAX_SLOT))
+    return shelf, slot
+
+
+def aoe_device(shelf, slot):
+    """/dev/etherd/eSHELF.SLOT: the block device an AoE import appears as."""
+    check_aoe_address(shelf, slot)
+    return "/dev/etherd/e%d.%d" % (shelf, slot)
+
+
+def vblade_unit_name(shelf, slot):
+    check_aoe_address(shelf, slot)
+    return "%s-%d-%d.service" % (VBLADE_UNIT_PREFIX, shelf, slot)
+
+
+def shared_disk_rule(owner, vg, lv, match):
+    """The udev rule that recreates /dev/sanless/<owner>/<vg>/<lv> at every boot. match: udev keys
+    of the device ({"ENV{ID_PATH}": by-path name} for iSCSI, {"KERNEL": "etherd!e1.2"} for AoE,
+    {"ENV{DM_VG_NAME}": vg, "ENV{DM_LV_NAME}": lv} for the owner's own LV)."""
+    for key, value in match.items():
+        if not re.match(r"^[A-Za-z0-9_{}]+\Z", key) or not re.match(r"^[A-Za-z0-9_.:!+@-]+\Z", value):
+            raise ValueError("invalid udev match %s==%r" % (key, value))
+    keys = ", ".join('%s=="%s"' % (key, match[key]) for key in sorted(match))
+    return ("# Managed by sanless.xen: the shared path of %s's LV %s/%s\n"
+            'SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", %s, SYMLINK+="%s"\n'
+            % (host_label(owner), vg, lv, keys, shared_disk_link(owner, vg, lv)))
+
+
+def local_lv_match(vg, lv):
+    """udev keys of the owner's own LV (device-mapper sets them)."""
+    return {"ENV{DM_VG_NAME}": _lvm_part(vg, "VG name"), "ENV{DM_LV_NAME}": _lvm_part(lv, "LV name")}

@@ -32,6 +32,10 @@ NO_GROUP = {
     "drbd_resource": "only DRBD resource options",
     "live_migration": "one host's half of a migration; the migrate role sets its defaults by module name",
     "cluster_plan": "runs on the controller from xen_info results",
+    "iscsi_target": "only iSCSI export options",
+    "iscsi_initiator": "only iSCSI import options",
+    "aoe_export": "only AoE export options",
+    "aoe_import": "only AoE import options",
 }
 
 

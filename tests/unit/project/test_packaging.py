@@ -30,8 +30,9 @@ JUNK = [".ansible/*", "*/.ansible/*", ".venv*", ".collections/*", ".hypothesis/*
         ".pytest_cache/*", "*/.pytest_cache/*", "artifacts/*", "tests/output/*", "lab/*", "*.tar.gz",
         "*__pycache__*", "*.pyc", "*~", "*.swp", "vmlist.json", "Makefile", "ansible.cfg", ".ci/*",
         "scripts/*", "requirements/*", "awx/*", "collections/*", "execution-environment.yml"]
-# The artifact is a few hundred files; the one with the local .ansible folder had 628.
-MAX_FILES = 450
+# The artifact is a few hundred files (about 450 with the recorded iSCSI/AoE fixtures, three files per
+# command); the one with the local .ansible folder had 628 when the collection had about 350.
+MAX_FILES = 520
 
 
 def galaxy_yml():

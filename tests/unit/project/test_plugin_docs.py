@@ -32,6 +32,8 @@ ANSIBLE_NAMES = {
 # Variables an example expects from the inventory or the command line (-e), by plugin.
 INPUTS = {
     "sanless.xen.drbd_resource": {"drbd_address", "drbd_peer_name", "drbd_peer_address", "web01_drbd_secret"},
+    "sanless.xen.iscsi_target": {"vault_iscsi_secret"},
+    "sanless.xen.iscsi_initiator": {"vault_iscsi_secret"},
     "sanless.xen.valid_vm_name": {"vm"},
     "sanless.xen.vm_name": {"vm"},
 }

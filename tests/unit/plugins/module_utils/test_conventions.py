@@ -142,3 +142,61 @@ def test_names_refuse_bad_vm_names():
 def test_drbd_names_of_a_minor():
     # the port of a minor is the same rule for the migration's resources, drbd_resource's default and the planner
     assert (conv.drbd_device(90), conv.drbd_majmin(90), conv.drbd_port(90)) == ("/dev/drbd90", "147:90", 7790)
+
+
+# --------------------------------------------------------------------------- disk export
+
+
+def test_target_iqn_from_the_host_name_is_what_the_lab_exported(fixture_text):
+    # the recorded discovery of hosta's LIO target lists the IQN the convention derives
+    discovered = fixture_text("iscsiadm", "2.1.8", "iscsiadm-discovery.out").split()[1]
+    assert conv.target_iqn("hosta.lab.example") == conv.target_iqn("HostA") == discovered
+    assert conv.is_iqn(discovered) and conv.is_iqn("iqn.2026-11.lab.sanless:hostb:54df6118618")
+
+
+@pytest.mark.parametrize("bad", ["iqn.2026-12.xen.sanless:a b", "iqn.2026-12.x;y", "iqn.x`id`", "", "iqn.2026-12.x\n",
+                                 "eui.123", "-iqn.2026-12.x"])
+def test_bad_iqns(bad):
+    assert not conv.is_iqn(bad)
+    with pytest.raises(ValueError):
+        conv.check_iqn(bad)
+
+
+def test_export_names_never_collide():
+    assert conv.export_name("xenvg", "rec0") == "xenvg-rec0"  # the recorded backstore name
+    assert conv.export_name("a-b", "c") != conv.export_name("a", "b-c")
+    with pytest.raises(ValueError):
+        conv.export_name("xenvg", "rec0;reboot")
+
+
+def test_shared_disk_path_is_the_same_for_every_spelling_of_the_owner():
+    assert conv.shared_disk_path("hosta.lab", "xenvg", "web01-disk") == "/dev/sanless/hosta/xenvg/web01-disk"
+    assert conv.shared_disk_path("HOSTA", "xenvg", "web01-disk") == conv.shared_disk_path("hosta", "xenvg", "web01-disk")
+    assert conv.shared_disk_link("hosta", "xenvg", "d") == "sanless/hosta/xenvg/d"
+    for bad in (("host/a", "xenvg", "d"), ("hosta", "xen vg", "d"), ("hosta", "xenvg", "../d"), ("hosta", "xenvg", "-d")):
+        with pytest.raises(ValueError):
+            conv.shared_disk_path(*bad)
+
+
+def test_aoe_shelves_and_slots_match_the_lab_and_are_allocated_lowest_first(fixture_text):
+    # the lab exported hosta's LV as e1.2 and hostb's as e2.1: shelf = place in the sorted host list
+    assert conv.aoe_shelf("hosta", ["hostb", "hosta"]) == 1 and conv.aoe_shelf("hostb.lab", ["hosta", "hostb"]) == 2
+    assert conv.aoe_device(1, 2) == "/dev/etherd/" + fixture_text("aoetools", "36", "aoe-discover.out").split()[0]
+    with pytest.raises(ValueError):
+        conv.aoe_shelf("hostc", ["hosta", "hostb"])
+    assert conv.aoe_free_slot([]) == 1 and conv.aoe_free_slot([1, 2, 4]) == 3
+    with pytest.raises(ValueError):
+        conv.aoe_free_slot(range(1, 255))
+    for shelf, slot in ((65535, 1), (1, 255), (-1, 0), (True, 1)):
+        with pytest.raises(ValueError):
+            conv.check_aoe_address(shelf, slot)
+    assert conv.vblade_unit_name(1, 2) == "sanless-vblade-1-2.service"
+
+
+def test_chap_checks_do_not_echo_the_secret():
+    with pytest.raises(ValueError) as info:
+        conv.check_chap_secret("short$ecret")
+    assert "short$ecret" not in str(info.value)
+    assert conv.check_chap_secret("labsecret12345") == "labsecret12345"
+    with pytest.raises(ValueError):
+        conv.check_chap_user("a b")

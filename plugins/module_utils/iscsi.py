@@ -1,0 +1,779 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""iSCSI: LIO (targetcli), tgt (tgtadm) and open-iscsi (iscsiadm).
+
+Pure parsers first (saveconfig.json, ``targetcli ls``/``sessions detail``, ``tgtadm --op show``,
+``iscsiadm -m session [-P 3]``, ``-m node``, discovery), then argv builders, then thin runners.
+CHAP secrets never appear in what the parsers return: the one function that reads them
+(lio_chap_secrets) is for comparing, and scrub()/scrub_error() mask them in commands and output.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import tempfile
+
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+
+# Debian's rtslib-fb-targetctl restores this file at boot; targetcli saveconfig writes it.
+LIO_SAVECONFIG = "/etc/rtslib-fb-target/saveconfig.json"
+LIO_TPG = 1
+TGT_CONF_DIR = "/etc/tgt/conf.d"
+MASK = "********"
+
+# iscsiadm exit codes (open-iscsi include/iscsi_err.h) the modules act on.
+ISCSI_ERR_SESS_NOT_FOUND = 2
+ISCSI_ERR_TRANS_TIMEOUT = 8
+ISCSI_ERR_SESS_EXISTS = 15
+ISCSI_ERR_FATAL_LOGIN = 19
+ISCSI_ERR_NO_OBJS_FOUND = 21
+ISCSI_ERR_LOGIN_AUTH_FAILED = 24
+_ISCSI_ERRORS = {
+    ISCSI_ERR_SESS_NOT_FOUND: ("no_session", "no such session"),
+    ISCSI_ERR_TRANS_TIMEOUT: ("timeout", "the portal did not answer in time"),
+    ISCSI_ERR_SESS_EXISTS: ("session_exists", "already logged in"),
+    ISCSI_ERR_FATAL_LOGIN: ("login_refused", "the target refused the login (no ACL for this initiator, or no such target)"),
+    ISCSI_ERR_NO_OBJS_FOUND: ("not_found", "no matching sessions or node records"),
+    ISCSI_ERR_LOGIN_AUTH_FAILED: ("auth_failed", "CHAP authorization failed: wrong or missing user name or secret "
+                                                 "for this initiator"),
+}
+
+
+class IscsiParseError(ValueError):
+    """Output of an iSCSI tool that cannot be read safely."""
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def scrub(value, secrets):
+    """value (str, list or dict, nested) with every secret replaced by ********."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return dict((k, scrub(v, secrets)) for k, v in value.items())
+    return value
+
+
+def scrub_error(err, secrets):
+    """A copy of a CommandError with the secrets masked in its command, output and message."""
+    return CommandError(scrub(err.cmd, secrets), err.rc, scrub(err.stdout, secrets), scrub(err.stderr, secrets),
+                        msg=scrub(err.msg, secrets))
+
+
+# --------------------------------------------------------------------------- LIO: saveconfig.json
+
+
+def _lio_storage(obj):
+    return {"name": obj.get("name"), "plugin": obj.get("plugin"), "dev": obj.get("dev"), "wwn": obj.get("wwn")}
+
+
+def parse_lio_saveconfig(text):
+    """The LIO state a saveconfig.json holds, without secrets.
+
+    {"backstores": [{name, plugin, dev, wwn}], "targets": [{iqn, fabric, tpgs: [{tag, enabled,
+    authentication, generate_node_acls, portals: [{address, port}], luns: [{lun, backstore, plugin}],
+    acls: [{initiator, chap_userid, chap_password_set, mapped_luns: [{mapped_lun, tpg_lun, write_protect}]}]}]}]}
+    An empty file (rtslib writes none before the first save) is an empty state.
+    """
+    if not text.strip():
+        return {"backstores": [], "targets": []}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise IscsiParseError("LIO saveconfig is not JSON: %s" % exc)
+    if not isinstance(data, dict):
+        raise IscsiParseError("LIO saveconfig is not a JSON object")
+    state = {"backstores": [_lio_storage(o) for o in data.get("storage_objects") or []], "targets": []}
+    for target in data.get("targets") or []:
+        if "wwn" not in target:
+            raise IscsiParseError("LIO saveconfig: a target without wwn")
+        tpgs = []
+        for tpg in target.get("tpgs") or []:
+            attrs = tpg.get("attributes") or {}
+            luns = []
+            for lun in tpg.get("luns") or []:
+                plugin, _sep, name = (lun.get("storage_object") or "").replace("/backstores/", "", 1).partition("/")
+                luns.append({"lun": int(lun["index"]), "backstore": name, "plugin": plugin})
+            acls = []
+            for acl in tpg.get("node_acls") or []:
+                acls.append({
+                    "initiator": acl["node_wwn"],
+                    "chap_userid": acl.get("chap_userid") or None,
+                    "chap_password_set": bool(acl.get("chap_password")),
+                    "mapped_luns": [{"mapped_lun": int(m["index"]), "tpg_lun": int(m["tpg_lun"]),
+                                     "write_protect": bool(m.get("write_protect"))}
+                                    for m in acl.get("mapped_luns") or []],
+                })
+            tpgs.append({
+                "tag": int(tpg.get("tag", 1)),
+                "enabled": bool(tpg.get("enable", True)),
+                "authentication": bool(attrs.get("authentication", 0)),
+                "generate_node_acls": bool(attrs.get("generate_node_acls", 0)),
+                "portals": [{"address": p["ip_address"], "port": int(p["port"])} for p in tpg.get("portals") or []],
+                "luns": luns,
+                "acls": acls,
+            })
+        state["targets"].append({"iqn": target["wwn"], "fabric": target.get("fabric"), "tpgs": tpgs})
+    return state
+
+
+def lio_chap_secrets(text):
+    """{(target iqn, tpg tag, initiator iqn): CHAP password} from saveconfig.json: only to compare
+    with the wanted secret, never to return."""
+    secrets = {}
+    if not text.strip():
+        return secrets
+    for target in json.loads(text).get("targets") or []:
+        for tpg in target.get("tpgs") or []:
+            for acl in tpg.get("node_acls") or []:
+                if acl.get("chap_password"):
+                    secrets[(target["wwn"], int(tpg.get("tag", 1)), acl["node_wwn"])] = acl["chap_password"]
+    return secrets
+
+
+# --------------------------------------------------------------------------- LIO: targetcli output
+
+_LS_LINE_RE = re.compile(r"^(?P<indent>[ |]*)o- (?P<name>\S+) \.*(?: \[(?P<info>.*)\])?\s*$")
+
+
+def parse_targetcli_ls(text):
+    """The same state as parse_lio_saveconfig from ``targetcli ls`` (used when there is no
+    saveconfig.json yet). CHAP user names are not in this listing: chap_userid is None."""
+    state = {"backstores": [], "targets": []}
+    path = []
+    for line in text.splitlines():
+        match = _LS_LINE_RE.match(line)
+        if not match:
+            continue
+        depth = len(match.group("indent")) // 2
+        name, info = match.group("name"), match.group("info") or ""
+        path = path[:depth] + [name]
+        if len(path) == 3 and path[1] == "backstores" and path[2] != "alua":
+            continue
+        if len(path) == 4 and path[1] == "backstores":
+            dev = info.split(" ", 1)[0] if info.startswith("/") else None
+            state["backstores"].append({"name": name, "plugin": path[2], "dev": dev, "wwn": None})
+        elif len(path) == 3 and path[1] == "iscsi":
+            state["targets"].append({"iqn": name, "fabric": "iscsi", "tpgs": []})
+        elif len(path) == 4 and path[1] == "iscsi" and name.startswith("tpg"):
+            state["targets"][-1]["tpgs"].append({
+                "tag": int(name[3:]), "enabled": True,
+                # targetcli's tpg summary: "auth per-acl" or "tpg-auth" with authentication=1, else "no-auth"
+                "authentication": "auth per-acl" in info or "tpg-auth" in info,
+                "generate_node_acls": "gen-acls" in info and "no-gen-acls" not in info,
+                "portals": [], "luns": [], "acls": []})
+        elif len(path) == 6 and path[1] == "iscsi":
+            tpg = state["targets"][-1]["tpgs"][-1]
+            if path[4] == "luns":
+                backing = info.split(" ", 1)[0]
+                plugin, _sep, backstore = backing.partition("/")
+                tpg["luns"].append({"lun": int(name[3:]), "backstore": backstore, "plugin": plugin})
+            elif path[4] == "portals":
+                address, _sep, port = name.rpartition(":")
+                tpg["portals"].append({"address": address.strip("[]"), "port": int(port)})
+            elif path[4] == "acls":
+                tpg["acls"].append({"initiator": name, "chap_userid": None,
+                                    "chap_password_set": "1-way auth" in info or "2-way auth" in info,
+                                    "mapped_luns": []})
+        elif len(path) == 7 and path[1] == "iscsi" and path[4] == "acls" and name.startswith("mapped_lun"):
+            lun = re.match(r"^lun([0-9]+) ", info)
+            if not lun:
+                raise IscsiParseError("targetcli ls: cannot read mapped LUN line %r" % line)
+            state["targets"][-1]["tpgs"][-1]["acls"][-1]["mapped_luns"].append(
+                {"mapped_lun": int(name[len("mapped_lun"):]), "tpg_lun": int(lun.group(1)),
+                 "write_protect": "(ro)" in info})
+    return state
+
+
+_SESSION_HEAD_RE = re.compile(r"^alias: (?P<alias>\S*)\s+sid: (?P<sid>[0-9]+) type: (?P<type>\S+) "
+                              r"session-state: (?P<state>\S+)")
+
+
+def parse_targetcli_sessions(text):
+    """``targetcli sessions detail``: [{alias, sid, type, state, initiator, authenticated,
+    mapped_luns: [{lun, backstore, mode}], addresses}]."""
+    sessions = []
+    for line in text.splitlines():
+        head = _SESSION_HEAD_RE.match(line)
+        if head:
+            sessions.append({"alias": head.group("alias"), "sid": int(head.group("sid")), "type": head.group("type"),
+                             "state": head.group("state"), "initiator": None, "authenticated": None,
+                             "mapped_luns": [], "addresses": []})
+            continue
+        if not sessions:
+            continue
+        words = line.split()
+        if line.strip().startswith("name:") and len(words) >= 2:
+            sessions[-1]["initiator"] = words[1]
+            sessions[-1]["authenticated"] = "NOT AUTHENTICATED" not in line
+        elif line.strip().startswith("mapped-lun:") and len(words) >= 6:
+            sessions[-1]["mapped_luns"].append({"lun": int(words[1]), "backstore": words[3], "mode": words[5]})
+        elif line.strip().startswith("address:") and len(words) >= 2:
+            sessions[-1]["addresses"].append(words[1])
+    return sessions
+
+
+def lio_tpg(state, iqn, tag=LIO_TPG):
+    """The tpg dict of a target, or None."""
+    for target in state["targets"]:
+        if target["iqn"] == iqn:
+            for tpg in target["tpgs"]:
+                if tpg["tag"] == tag:
+                    return tpg
+    return None
+
+
+def lio_target_exists(state, iqn):
+    return any(t["iqn"] == iqn for t in state["targets"])
+
+
+def lio_backstore(state, name):
+    for item in state["backstores"]:
+        if item["name"] == name:
+            return item
+    return None
+
+
+# --------------------------------------------------------------------------- LIO: commands
+
+
+def targetcli_argv(path, *args):
+    return ["targetcli", path] + [str(a) for a in args]
+
+
+def lio_tpg_path(iqn, tag=LIO_TPG):
+    return "/iscsi/%s/tpg%d" % (conv.check_iqn(iqn, "target IQN"), tag)
+
+
+def lio_backstore_create_argv(name, dev):
+    return targetcli_argv("/backstores/block", "create", "name=%s" % name, "dev=%s" % dev)
+
+
+def lio_backstore_delete_argv(name):
+    return targetcli_argv("/backstores/block", "delete", name)
+
+
+def lio_target_create_argv(iqn):
+    return targetcli_argv("/iscsi", "create", conv.check_iqn(iqn, "target IQN"))
+
+
+def lio_target_delete_argv(iqn):
+    return targetcli_argv("/iscsi", "delete", conv.check_iqn(iqn, "target IQN"))
+
+
+def lio_portal_create_argv(iqn, address, port):
+    return targetcli_argv(lio_tpg_path(iqn) + "/portals", "create", address, int(port))
+
+
+def lio_portal_delete_argv(iqn, address, port):
+    return targetcli_argv(lio_tpg_path(iqn) + "/portals", "delete", address, int(port))
+
+
+def lio_lun_create_argv(iqn, backstore, lun):
+    # add_mapped_luns=false: a new LUN is mapped to the ACLs this export names, not to every ACL.
+    return targetcli_argv(lio_tpg_path(iqn) + "/luns", "create", "/backstores/block/%s" % backstore,
+                          "lun=%d" % lun, "add_mapped_luns=false")
+
+
+def lio_lun_delete_argv(iqn, lun):
+    return targetcli_argv(lio_tpg_path(iqn) + "/luns", "delete", "lun%d" % lun)
+
+
+def lio_acl_create_argv(iqn, initiator):
+    return targetcli_argv(lio_tpg_path(iqn) + "/acls", "create", conv.check_iqn(initiator, "initiator IQN"),
+                          "add_mapped_luns=false")
+
+
+def lio_acl_delete_argv(iqn, initiator):
+    return targetcli_argv(lio_tpg_path(iqn) + "/acls", "delete", initiator)
+
+
+def lio_mapped_lun_create_argv(iqn, initiator, lun):
+    return targetcli_argv("%s/acls/%s" % (lio_tpg_path(iqn), initiator), "create", "mapped_lun=%d" % lun,
+                          "tpg_lun_or_backstore=%d" % lun)
+
+
+def lio_mapped_lun_delete_argv(iqn, initiator, mapped_lun):
+    return targetcli_argv("%s/acls/%s" % (lio_tpg_path(iqn), initiator), "delete", "mapped_lun=%d" % mapped_lun)
+
+
+def lio_acl_auth_argv(iqn, initiator, userid, password):
+    return targetcli_argv("%s/acls/%s" % (lio_tpg_path(iqn), initiator), "set", "auth", "userid=%s" % userid,
+                          "password=%s" % password)
+
+
+def lio_tpg_auth_argv(iqn, enabled):
+    return targetcli_argv(lio_tpg_path(iqn), "set", "attribute", "authentication=%d" % (1 if enabled else 0))
+
+
+def lio_saveconfig_argv():
+    return ["targetcli", "saveconfig"]
+
+
+def lio_sessions_argv():
+    return ["targetcli", "sessions", "detail"]
+
+
+def lio_ls_argv():
+    return ["targetcli", "ls"]
+
+
+# --------------------------------------------------------------------------- tgt
+
+
+def parse_tgtadm_show(text):
+    """``tgtadm --lld iscsi --mode target --op show``: [{tid, iqn, state, nexus: [{nexus, initiator,
+    alias, addresses}], luns: [{lun, type, size_mb, backing_type, backing_store}], accounts, acls}]."""
+    targets = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        match = re.match(r"^Target ([0-9]+): (\S+)$", raw)
+        if match:
+            targets.append({"tid": int(match.group(1)), "iqn": match.group(2), "state": None, "nexus": [],
+                            "luns": [], "accounts": [], "acls": []})
+            section = None
+            continue
+        if not targets or not line:
+            continue
+        target = targets[-1]
+        if raw.startswith("    ") and not raw.startswith("     ") and line.endswith(":"):
+            section = line[:-1]
+            continue
+        key, sep, value = line.partition(":")
+        value = value.strip()
+        if section == "System information" and key == "State":
+            target["state"] = value
+        elif section == "I_T nexus information":
+            if key == "I_T nexus":
+                target["nexus"].append({"nexus": int(value), "initiator": None, "alias": None, "addresses": []})
+            elif key == "Initiator" and target["nexus"]:
+                words = value.split()
+                target["nexus"][-1]["initiator"] = words[0]
+                if len(words) >= 3 and words[1] == "alias:":
+                    target["nexus"][-1]["alias"] = words[2]
+            elif key == "IP Address" and target["nexus"]:
+                target["nexus"][-1]["addresses"].append(value)
+        elif section == "LUN information":
+            if key == "LUN":
+                target["luns"].append({"lun": int(value), "type": None, "size_mb": None, "backing_type": None,
+                                       "backing_store": None})
+            elif not target["luns"]:
+                continue
+            elif key == "Type":
+                target["luns"][-1]["type"] = value
+            elif key == "Size":
+                target["luns"][-1]["size_mb"] = int(value.split()[0])
+            elif key == "Backing store type":
+                target["luns"][-1]["backing_type"] = value
+            elif key == "Backing store path":
+                target["luns"][-1]["backing_store"] = None if value == "None" else value
+        elif section == "Account information":
+            target["accounts"].append(line)
+        elif section == "ACL information":
+            target["acls"].append(line)
+    return targets
+
+
+def parse_tgtadm_accounts(text):
+    """``tgtadm --lld iscsi --mode account --op show``: the user names."""
+    users = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("Account list"):
+            users.append(line.strip())
+    return users
+
+
+def tgt_target(targets, iqn):
+    for target in targets:
+        if target["iqn"] == iqn:
+            return target
+    return None
+
+
+def tgtadm_argv(mode, op, *args):
+    return ["tgtadm", "--lld", "iscsi", "--mode", mode, "--op", op] + [str(a) for a in args]
+
+
+def tgt_show_argv():
+    return tgtadm_argv("target", "show")
+
+
+def tgt_accounts_argv():
+    return tgtadm_argv("account", "show")
+
+
+def tgt_target_new_argv(tid, iqn):
+    return tgtadm_argv("target", "new", "--tid", int(tid), "--targetname", conv.check_iqn(iqn, "target IQN"))
+
+
+def tgt_target_delete_argv(tid):
+    return tgtadm_argv("target", "delete", "--tid", int(tid))
+
+
+def tgt_lun_new_argv(tid, lun, dev):
+    return tgtadm_argv("logicalunit", "new", "--tid", int(tid), "--lun", int(lun), "--backing-store", dev)
+
+
+def tgt_lun_delete_argv(tid, lun):
+    return tgtadm_argv("logicalunit", "delete", "--tid", int(tid), "--lun", int(lun))
+
+
+def tgt_bind_argv(tid, initiator):
+    return tgtadm_argv("target", "bind", "--tid", int(tid), "--initiator-name",
+                       conv.check_iqn(initiator, "initiator IQN"))
+
+
+def tgt_unbind_argv(tid, initiator):
+    return tgtadm_argv("target", "unbind", "--tid", int(tid), "--initiator-name", initiator)
+
+
+def tgt_account_new_argv(user, password):
+    return tgtadm_argv("account", "new", "--user", user, "--password", password)
+
+
+def tgt_account_delete_argv(user):
+    return tgtadm_argv("account", "delete", "--user", user)
+
+
+def tgt_account_bind_argv(tid, user):
+    return tgtadm_argv("account", "bind", "--tid", int(tid), "--user", user)
+
+
+def tgt_conf_path(iqn, conf_dir=None):
+    """One tgt-admin config file per target the collection manages."""
+    return "%s/sanless-%s.conf" % (conf_dir or TGT_CONF_DIR, conv.check_iqn(iqn, "target IQN").rpartition(":")[2] or "target")
+
+
+def render_tgt_conf(iqn, luns, initiators, users):
+    """The tgt-admin config that brings a target back at boot (tgt.service runs tgt-admin -e).
+
+    luns: {lun: backing device}; initiators: IQNs allowed; users: {CHAP user: secret}. The file
+    holds secrets: written 0600.
+    """
+    lines = ["# Managed by sanless.xen (iscsi_target): edits are overwritten.", "<target %s>" % iqn]
+    for lun in sorted(luns):
+        lines += ["\t<backing-store %s>" % luns[lun], "\t\tlun %d" % lun, "\t</backing-store>"]
+    for initiator in sorted(initiators):
+        lines.append("\tinitiator-name %s" % initiator)
+    for user in sorted(users):
+        lines.append("\tincominguser %s %s" % (user, users[user]))
+    lines.append("</target>")
+    return "\n".join(lines) + "\n"
+
+
+def parse_tgt_conf(text):
+    """render_tgt_conf's file back: {iqn, luns, initiators, users} (users with secrets: compare
+    only), or None for an empty file."""
+    conf = None
+    backing = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if words[0] == "<target" and len(words) == 2:
+            conf = {"iqn": words[1].rstrip(">"), "luns": {}, "initiators": [], "users": {}}
+        elif conf is None:
+            continue
+        elif words[0] == "<backing-store" and len(words) == 2:
+            backing = words[1].rstrip(">")
+        elif words[0] == "lun" and backing and len(words) == 2:
+            conf["luns"][int(words[1])] = backing
+        elif words[0] == "</backing-store>":
+            backing = None
+        elif words[0] == "backing-store" and len(words) == 2:
+            conf["luns"][len(conf["luns"]) + 1] = words[1]
+        elif words[0] == "initiator-name" and len(words) == 2:
+            conf["initiators"].append(words[1])
+        elif words[0] == "incominguser" and len(words) == 3:
+            conf["users"][words[1]] = words[2]
+    return conf
+
+
+# --------------------------------------------------------------------------- open-iscsi
+
+
+def classify_iscsiadm(rc):
+    """(kind, explanation) of an iscsiadm exit code: kind is ok, no_session, not_found,
+    auth_failed, session_exists, timeout, login_refused or error."""
+    if rc == 0:
+        return "ok", "success"
+    return _ISCSI_ERRORS.get(rc, ("error", "iscsiadm failed with rc %s" % rc))
+
+
+def _portal(text):
+    """'10.77.0.11:3260,1' or '[fe80::1]:3260,1' -> (address, port, tpgt)."""
+    hostport, _sep, tpgt = text.partition(",")
+    address, _sep, port = hostport.rpartition(":")
+    if not address or not port.isdigit():
+        raise IscsiParseError("cannot read portal %r" % text)
+    return address.strip("[]"), int(port), int(tpgt) if tpgt.isdigit() else None
+
+
+def parse_targets(text):
+    """``iscsiadm -m node`` or ``-m discovery -t sendtargets``: [{address, port, tpgt, target}]."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or line.startswith("iscsiadm:"):
+            continue
+        address, port, tpgt = _portal(words[0])
+        found.append({"address": address, "port": port, "tpgt": tpgt, "target": words[1]})
+    return found
+
+
+_SESSION_RE = re.compile(r"^(?P<transport>\S+): \[(?P<sid>[0-9]+)\] (?P<portal>\S+) (?P<target>\S+)")
+
+
+def parse_sessions(text):
+    """``iscsiadm -m session``: [{sid, transport, address, port, tpgt, target}]."""
+    sessions = []
+    for line in text.splitlines():
+        match = _SESSION_RE.match(line)
+        if match:
+            address, port, tpgt = _portal(match.group("portal"))
+            sessions.append({"sid": int(match.group("sid")), "transport": match.group("transport"),
+                             "address": address, "port": port, "tpgt": tpgt, "target": match.group("target")})
+    return sessions
+
+
+def parse_session_details(text):
+    """``iscsiadm -m session -P 3``: [{target, address, port, tpgt, sid, initiator, local_address,
+    connection_state, session_state, chap_username, host, disks: [{lun, disk, state}], luns}].
+    Passwords (printed masked) are left out."""
+    sessions = []
+    current = None
+    lun = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if raw.startswith("Target: "):
+            current = {"target": raw.split()[1], "address": None, "port": None, "tpgt": None, "sid": None,
+                       "initiator": None, "local_address": None, "connection_state": None,
+                       "session_state": None, "chap_username": None, "host": None, "luns": [], "disks": []}
+            sessions.append(current)
+            continue
+        if current is None:
+            continue
+        key, _sep, value = line.partition(": ")
+        if key == "Current Portal":
+            current["address"], current["port"], current["tpgt"] = _portal(value)
+        elif key == "SID":
+            current["sid"] = int(value)
+        elif key == "Iface Initiatorname":
+            current["initiator"] = value
+        elif key == "Iface IPaddress":
+            current["local_address"] = value
+        elif key == "iSCSI Connection State":
+            current["connection_state"] = value
+        elif key == "iSCSI Session State":
+            current["session_state"] = value
+        elif key == "username":
+            current["chap_username"] = None if value == "<empty>" else value
+        elif line.startswith("Host Number:"):
+            current["host"] = int(line.split()[2])
+        else:
+            match = re.match(r"^scsi[0-9]+ Channel [0-9]+ Id [0-9]+ Lun: ([0-9]+)$", line)
+            if match:
+                lun = int(match.group(1))
+                current["luns"].append(lun)
+                continue
+            match = re.match(r"^Attached scsi disk (\S+)\s+State: (\S+)$", line)
+            if match and lun is not None:
+                current["disks"].append({"lun": lun, "disk": match.group(1), "state": match.group(2)})
+    return sessions
+
+
+def parse_node_record(text):
+    """``iscsiadm -m node -T T -p P``: {key: value}, '<empty>' as '', passwords left out."""
+    record = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " = " not in line:
+            continue
+        key, _sep, value = line.partition(" = ")
+        key = key.strip()
+        if key.split(".")[-1].startswith("password"):
+            continue
+        record[key] = "" if value.strip() == "<empty>" else value.strip()
+    return record
+
+
+def by_path(address, port, target, lun):
+    """The udev by-path link of an iSCSI LUN (stable across logins, unlike sdX)."""
+    host = "[%s]" % address if ":" in address else address
+    return "/dev/disk/by-path/ip-%s:%d-iscsi-%s-lun-%d" % (host, int(port), target, int(lun))
+
+
+def _node_argv(target, address, port):
+    return ["iscsiadm", "-m", "node", "-T", conv.check_iqn(target, "target IQN"), "-p",
+            "%s:%d" % (conv.check_address(address, "portal address"), int(port))]
+
+
+def iscsiadm_session_argv(details=False):
+    return ["iscsiadm", "-m", "session"] + (["-P", "3"] if details else [])
+
+
+def iscsiadm_discovery_argv(address, port):
+    return ["iscsiadm", "-m", "discovery", "-t", "sendtargets", "-p",
+            "%s:%d" % (conv.check_address(address, "portal address"), int(port))]
+
+
+def iscsiadm_node_argv(target, address, port):
+    return _node_argv(target, address, port)
+
+
+def iscsiadm_login_argv(target, address, port):
+    return _node_argv(target, address, port) + ["--login"]
+
+
+def iscsiadm_logout_argv(target, address, port):
+    return _node_argv(target, address, port) + ["--logout"]
+
+
+def iscsiadm_update_argv(target, address, port, name, value):
+    return _node_argv(target, address, port) + ["--op", "update", "-n", name, "-v", value]
+
+
+def iscsiadm_delete_argv(target, address, port):
+    return _node_argv(target, address, port) + ["--op", "delete"]
+
+
+class Lio(object):
+    """The LIO target through a runner.CommandRunner: its state and its sessions (read-only)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def state(self):
+        """(state, chap secrets, saved): from saveconfig.json when there is one (it carries the CHAP
+        user names and lets secrets be compared), else from ``targetcli ls`` (saved is False)."""
+        saved = read_text(LIO_SAVECONFIG)
+        if saved is not None:
+            return parse_lio_saveconfig(saved), lio_chap_secrets(saved), True
+        return parse_targetcli_ls(self.runner.stdout(lio_ls_argv())), {}, False
+
+    def sessions(self):
+        return parse_targetcli_sessions(self.runner.stdout(lio_sessions_argv()))
+
+
+class Tgt(object):
+    """tgtd through a runner.CommandRunner (read-only calls)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def targets(self):
+        return parse_tgtadm_show(self.runner.stdout(tgt_show_argv()))
+
+    def accounts(self):
+        return parse_tgtadm_accounts(self.runner.stdout(tgt_accounts_argv()))
+
+
+class Iscsiadm(object):
+    """iscsiadm through a runner.CommandRunner (read-only calls run in check mode too)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def sessions(self):
+        """parse_session_details of every session; [] when there are none (rc 21)."""
+        result = self.runner.run(iscsiadm_session_argv(details=True), ok_rcs=(0, ISCSI_ERR_NO_OBJS_FOUND))
+        return parse_session_details(result.stdout) if result.rc == 0 else []
+
+    def node(self, target, address, port):
+        """The node record, or None when there is none (rc 21)."""
+        result = self.runner.run(iscsiadm_node_argv(target, address, port), ok_rcs=(0, ISCSI_ERR_NO_OBJS_FOUND))
+        return parse_node_record(result.stdout) if result.rc == 0 else None
+
+    def discover(self, address, port):
+        """sendtargets discovery (it writes node records: a change)."""
+        result = self.runner.run(iscsiadm_discovery_argv(address, port), changes_state=True)
+        return None if result.skipped else parse_targets(result.stdout)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_text(path):
+    """The text of a file, or None when there is none."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def write_file_atomic(path, text, mode=0o600):
+    """Write text to path through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- the shared path
+
+# Prefix of every path ensure_shared_path touches (tests point it at a temporary folder).
+ROOT = ""
+
+
+def ensure_shared_path(owner, vg, lv, match, device, check_mode, state="present"):
+    """Make /dev/sanless/<owner>/<vg>/<lv> point to device now (a symlink) and at every boot (a
+    udev rule), or remove both. Returns the actions done (or that would be done in check mode)."""
+    link = ROOT + conv.shared_disk_path(owner, vg, lv)
+    rule_path = ROOT + conv.udev_rule_path(owner, vg, lv)
+    actions = []
+    if state == "absent":
+        if os.path.lexists(link):
+            actions.append("remove link %s" % link)
+            if not check_mode:
+                os.unlink(link)
+        if os.path.exists(rule_path):
+            actions.append("remove %s" % rule_path)
+            if not check_mode:
+                os.unlink(rule_path)
+        return actions
+    rule = conv.shared_disk_rule(owner, vg, lv, match)
+    if read_text(rule_path) != rule:
+        actions.append("write %s" % rule_path)
+        if not check_mode:
+            write_file_atomic(rule_path, rule, 0o644)
+    current = os.readlink(link) if os.path.islink(link) else None
+    if current != device:
+        actions.append("link %s -> %s" % (link, device))
+        if not check_mode:
+            if os.path.lexists(link):
+                os.unlink(link)
+            folder = os.path.dirname(link)
+            if not os.path.isdir(folder):
+                os.makedirs(folder, 0o755)
+            os.symlink(device, link)
+    return actions

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""iscsi.py parsers on the lab recordings (targetcli 2.1.53, tgt 1.0.85, open-iscsi 2.1.8)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+
+TC = ("targetcli", "2.1.53")
+TGT = ("tgt", "1.0.85")
+ISCSIADM = ("iscsiadm", "2.1.8")
+SECRET = "labsecret12345"
+HOSTB_INIT = "iqn.2026-11.lab.sanless:hostb:54df6118618"
+HOSTA_INIT = "iqn.2026-11.lab.sanless:hosta:a21defa1caf5"
+
+
+def out(fixture_text, where, name):
+    return fixture_text(*where + (name + ".out",))
+
+
+def rc(fixture_text, where, name):
+    return int(fixture_text(*where + (name + ".rc",)).strip())
+
+
+def test_saveconfig_state_without_the_secret(fixture_text):
+    text = out(fixture_text, TC, "tc-saveconfig-json")
+    assert SECRET in text
+    state = iscsi.parse_lio_saveconfig(text)
+    assert SECRET not in json.dumps(state)
+    assert state["backstores"] == [{"name": "xenvg-rec0", "plugin": "block", "dev": "/dev/xenvg/rec0",
+                                    "wwn": "d999ba05-b10b-460c-b965-18ff93924af4"}]
+    tpg = iscsi.lio_tpg(state, "iqn.2026-12.xen.sanless:hosta")
+    assert tpg["authentication"] is True and tpg["generate_node_acls"] is False
+    assert tpg["portals"] == [{"address": "10.77.0.11", "port": 3260}]
+    assert tpg["luns"] == [{"lun": 0, "backstore": "xenvg-rec0", "plugin": "block"}]
+    assert tpg["acls"] == [{"initiator": HOSTB_INIT, "chap_userid": "hostb", "chap_password_set": True,
+                            "mapped_luns": [{"mapped_lun": 0, "tpg_lun": 0, "write_protect": False}]}]
+    assert iscsi.lio_chap_secrets(text) == {("iqn.2026-12.xen.sanless:hosta", 1, HOSTB_INIT): SECRET}
+
+
+def test_targetcli_ls_gives_the_same_structure_as_the_json(fixture_text):
+    from_ls = iscsi.parse_targetcli_ls(out(fixture_text, TC, "tc-ls"))
+    from_json = iscsi.parse_lio_saveconfig(out(fixture_text, TC, "tc-saveconfig-json"))
+    # ls has neither the backstore wwn nor the CHAP user name
+    for state in (from_ls, from_json):
+        for item in state["backstores"]:
+            item["wwn"] = None
+        for acl in state["targets"][0]["tpgs"][0]["acls"]:
+            acl["chap_userid"] = None
+    assert from_ls == from_json
+
+
+def test_targetcli_ls_of_a_fresh_host_is_empty(fixture_text):
+    assert iscsi.parse_targetcli_ls(out(fixture_text, TC, "targetcli-ls-empty")) == {"backstores": [], "targets": []}
+    assert iscsi.parse_lio_saveconfig("") == {"backstores": [], "targets": []}
+
+
+def test_targetcli_sessions(fixture_text):
+    sessions = iscsi.parse_targetcli_sessions(out(fixture_text, TC, "tc-sessions"))
+    assert sessions == [{"alias": "hostb", "sid": 1, "type": "Normal", "state": "LOGGED_IN", "initiator": HOSTB_INIT,
+                         "authenticated": False, "addresses": ["10.77.0.12"],
+                         "mapped_luns": [{"lun": 0, "backstore": "block/xenvg-rec0", "mode": "rw"}]}]
+
+
+def test_bad_saveconfig_is_a_parse_error():
+    with pytest.raises(iscsi.IscsiParseError):
+        iscsi.parse_lio_saveconfig("{not json")
+
+
+def test_tgtadm_show_with_a_logged_in_initiator(fixture_text):
+    [target] = iscsi.parse_tgtadm_show(out(fixture_text, TGT, "tgtadm-show"))
+    assert (target["tid"], target["iqn"], target["state"]) == (1, "iqn.2026-12.xen.sanless:hostb", "ready")
+    assert target["nexus"] == [{"nexus": 1, "initiator": HOSTA_INIT, "alias": "hosta", "addresses": ["10.77.0.11"]}]
+    assert [(lun["lun"], lun["type"], lun["backing_store"]) for lun in target["luns"]] == \
+        [(0, "controller", None), (1, "disk", "/dev/xenvg/rec2")]
+    assert target["luns"][1]["size_mb"] == 17
+    assert target["accounts"] == ["hosta"] and target["acls"] == [HOSTA_INIT]
+    assert iscsi.parse_tgtadm_show(out(fixture_text, TGT, "tgtadm-show-empty")) == []
+    assert iscsi.parse_tgtadm_accounts(out(fixture_text, TGT, "tgtadm-account-show")) == ["hosta"]
+
+
+def test_tgt_conf_round_trip_and_tgt_admin_dump(fixture_text):
+    text = iscsi.render_tgt_conf("iqn.2026-12.xen.sanless:hostb", {1: "/dev/xenvg/rec2"}, [HOSTA_INIT],
+                                 {"hosta": SECRET})
+    assert iscsi.parse_tgt_conf(text) == {"iqn": "iqn.2026-12.xen.sanless:hostb", "luns": {1: "/dev/xenvg/rec2"},
+                                          "initiators": [HOSTA_INIT], "users": {"hosta": SECRET}}
+    # tgt-admin --dump's form (plain backing-store lines, LUNs from 1) reads the same way
+    dumped = iscsi.parse_tgt_conf(out(fixture_text, TGT, "tgt-admin-dump"))
+    assert dumped["luns"] == {1: "/dev/xenvg/rec2"} and dumped["initiators"] == [HOSTA_INIT]
+
+
+def test_iscsiadm_sessions_and_details(fixture_text):
+    assert iscsi.parse_sessions(out(fixture_text, ISCSIADM, "iscsiadm-session")) == [
+        {"sid": 3, "transport": "tcp", "address": "10.77.0.11", "port": 3260, "tpgt": 1,
+         "target": "iqn.2026-12.xen.sanless:hosta"}]
+    [lio] = iscsi.parse_session_details(out(fixture_text, ISCSIADM, "iscsiadm-session-P3"))
+    assert (lio["target"], lio["address"], lio["port"], lio["sid"]) == ("iqn.2026-12.xen.sanless:hosta",
+                                                                        "10.77.0.11", 3260, 3)
+    assert lio["session_state"] == "LOGGED_IN" and lio["initiator"] == HOSTB_INIT and lio["chap_username"] == "hostb"
+    assert lio["disks"] == [{"lun": 0, "disk": "sda", "state": "running"}]
+    # tgt: LUN 0 is the controller, without a disk; the disk is LUN 1
+    [tgt] = iscsi.parse_session_details(out(fixture_text, ISCSIADM, "iscsiadm-session-P3-tgt"))
+    assert tgt["luns"] == [0, 1] and tgt["disks"] == [{"lun": 1, "disk": "sda", "state": "running"}]
+    assert "password" not in json.dumps(tgt)
+
+
+def test_iscsiadm_node_and_discovery(fixture_text):
+    for name in ("iscsiadm-node", "iscsiadm-discovery"):
+        assert iscsi.parse_targets(out(fixture_text, ISCSIADM, name)) == [
+            {"address": "10.77.0.11", "port": 3260, "tpgt": 1, "target": "iqn.2026-12.xen.sanless:hosta"}]
+    record = iscsi.parse_node_record(out(fixture_text, ISCSIADM, "iscsiadm-node-show"))
+    assert record["node.startup"] == "manual" and record["node.session.auth.username"] == "hostb"
+    assert record["node.session.auth.authmethod"] == "CHAP" and record["iface.initiatorname"] == ""
+    assert not [key for key in record if "password" in key]
+
+
+def test_iscsiadm_rc_classification(fixture_text):
+    assert iscsi.classify_iscsiadm(rc(fixture_text, ISCSIADM, "iscsiadm-session-none"))[0] == "not_found"
+    for name in ("iscsiadm-login-nochap", "iscsiadm-login-badchap"):
+        kind, text = iscsi.classify_iscsiadm(rc(fixture_text, ISCSIADM, name))
+        assert kind == "auth_failed" and "CHAP" in text
+    assert iscsi.classify_iscsiadm(rc(fixture_text, ISCSIADM, "iscsiadm-login"))[0] == "ok"
+    assert iscsi.classify_iscsiadm(99)[0] == "error"
+
+
+def test_by_path_matches_udev(fixture_text):
+    link = out(fixture_text, ISCSIADM, "by-path").split()[8]
+    assert iscsi.by_path("10.77.0.11", 3260, "iqn.2026-12.xen.sanless:hosta", 0) == "/dev/disk/by-path/" + link
+
+
+def test_scrub_masks_secrets_everywhere(fixture_text):
+    chap = out(fixture_text, TC, "tc-acl-chap")
+    err = CommandError(["targetcli", "x", "password=%s" % SECRET], 1, chap, "")
+    masked = iscsi.scrub_error(err, [SECRET])
+    assert SECRET not in json.dumps(masked.to_fail_kwargs())
+    assert masked.rc == 1 and "password=********" in masked.cmd
+    assert iscsi.scrub({"a": [SECRET + "x"]}, [SECRET, None]) == {"a": ["********x"]}

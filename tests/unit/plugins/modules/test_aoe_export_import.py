@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sanless.xen.aoe_export and aoe_import run whole, their commands answered by the lab recordings
+(vblade 25 on hosta/hostb, aoetools 36 on hostb)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
+from ansible_collections.sanless.xen.plugins.modules import aoe_export, aoe_import
+
+AOETOOLS = ("aoetools", "36")
+VBLADE = ("vblade", "25")
+LVM = ("lvm", "2.03.16")
+UNIT = "sanless-vblade-2-1.service"
+MAC = "2e:4f:b1:ca:36:c2"
+
+
+def rec(fixture_text, where, name):
+    return (int(fixture_text(*where + (name + ".rc",)).strip()), fixture_text(*where + (name + ".out",)),
+            fixture_text(*where + (name + ".err",)))
+
+
+def lvs_with(fixture_text, *names):
+    """The recorded lvs report of xenvg, its LVs renamed to the LVs of the AoE recordings."""
+    data = json.loads(fixture_text(*LVM + ("lvs-domu.json",)))
+    rows = data["report"][0]["lv"][:len(names)]
+    for row, name in zip(rows, names):
+        row.update(lv_name=name, lv_path="/dev/xenvg/%s" % name, lv_dm_path="/dev/mapper/xenvg-%s" % name)
+    data["report"][0]["lv"] = rows
+    return (0, json.dumps(data), "")
+
+
+@pytest.fixture
+def export(module_main, monkeypatch, tmp_path, fixture_text):
+    units = tmp_path / "systemd"
+    units.mkdir()
+    monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(units))
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+
+    def go(args, outputs, check_mode=False):
+        outputs = dict(outputs)
+        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_with(fixture_text, "rec1", "rec3"))
+        return module_main(aoe_export.main, dict({"host": "hostb"}, **args), outputs, check_mode, True)
+    go.units = units
+    go.root = tmp_path
+    return go
+
+
+def states(fixture_text, active):
+    return {tuple(aoe.systemctl_argv("is-active", UNIT)):
+            rec(fixture_text, VBLADE, "vblade-start" if active else "vblade-stop"),
+            tuple(aoe.systemctl_argv("is-enabled", UNIT)): (0, "enabled\n", "") if active else (1, "disabled\n", "")}
+
+
+ARGS = {"vg": "xenvg", "lv": "rec3", "shelf": 2, "slot": 1, "interface": "xenbr0", "macs": [MAC.upper()]}
+
+
+def test_export_writes_enables_starts_then_second_run_is_no_change(export, fixture_text):
+    nothing = (0, "    1 /sbin/init\n", "")
+    outputs = dict(states(fixture_text, False))
+    outputs[tuple(aoe.ps_argv())] = nothing
+    for verb in ("daemon-reload",):
+        outputs[tuple(aoe.systemctl_argv(verb))] = (0, "", "")
+    outputs[tuple(aoe.systemctl_argv("enable", UNIT))] = (0, "", "")
+    outputs[tuple(aoe.systemctl_argv("start", UNIT))] = rec(fixture_text, VBLADE, "vblade-start-mac")
+    result, failed, calls = export(ARGS, outputs)
+    assert not failed, result
+    assert result["actions"][:4] == ["write %s" % (export.units / UNIT), "daemon-reload", "enable", "start"]
+    unit = (export.units / UNIT).read_text()
+    # the unit runs what the lab ran by hand (ps-vblade)
+    running = aoe.parse_ps_vblade(fixture_text(*VBLADE + ("ps-vblade.out",)))[0]
+    parsed = aoe.parse_vblade_unit(unit)
+    assert all(parsed[k] == running[k] for k in ("shelf", "slot", "interface", "device", "macs"))
+    assert os.readlink(str(export.root / "dev/sanless/hostb/xenvg/rec3")) == "/dev/xenvg/rec3"
+    # second run: the recorded vblade runs, the unit is active and enabled
+    outputs = dict(states(fixture_text, True))
+    outputs[tuple(aoe.ps_argv())] = rec(fixture_text, VBLADE, "ps-vblade")
+    result, failed, calls = export(ARGS, outputs)
+    assert not failed, result
+    assert not result["changed"] and result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_occupied_shelf_slot_is_refused_before_any_change(export, fixture_text):
+    outputs = {tuple(aoe.ps_argv()): rec(fixture_text, VBLADE, "ps-vblade")}
+    result, failed, calls = export(dict(ARGS, lv="rec1"), outputs)
+    assert failed and result["msg"] == "e2.1 is occupied: vblade pid 969 exports /dev/xenvg/rec3 on xenbr0"
+    assert calls == [lvs_argv(["xenvg"]), aoe.ps_argv()] and not list(export.units.iterdir())
+
+
+def test_a_vblade_started_by_hand_for_the_same_export_is_refused(export, fixture_text):
+    # the lab's vblade ran under systemd-run's rec-vblade-2-1, not under the sanless unit
+    outputs = dict(states(fixture_text, False))
+    outputs[tuple(aoe.ps_argv())] = rec(fixture_text, VBLADE, "ps-vblade")
+    result, failed, calls = export(ARGS, outputs)
+    assert failed and result["msg"] == "e2.1 is already served by vblade pid 969, not by %s: stop that vblade first" % UNIT
+    assert not list(export.units.iterdir())
+
+
+def test_an_lv_exported_elsewhere_is_refused(export, fixture_text):
+    outputs = {tuple(aoe.ps_argv()): rec(fixture_text, VBLADE, "ps-vblade")}
+    result, failed, calls = export(dict(ARGS, slot=5), outputs)
+    assert failed and "/dev/xenvg/rec3 is already exported as e2.1" in result["msg"]
+
+
+def test_missing_lv_and_bad_names(export, fixture_text):
+    result, failed, calls = export(dict(ARGS, lv="nope"), {})
+    assert failed and result["msg"] == "LV xenvg/nope does not exist" and calls == [lvs_argv(["xenvg"])]
+    for change in ({"lv": "rec3 ; reboot"}, {"interface": "xenbr0$(id)"}, {"macs": ["zz"]}, {"slot": 255}):
+        result, failed, calls = export(dict(ARGS, **change), {})
+        assert failed and calls == [], change
+
+
+def test_check_mode_and_absent(export, fixture_text):
+    outputs = dict(states(fixture_text, False))
+    outputs[tuple(aoe.ps_argv())] = (0, "", "")
+    result, failed, calls = export(ARGS, outputs, check_mode=True)
+    assert not failed and result["changed"] and not list(export.units.iterdir())
+    assert [c[1] for c in result["would_run"]] == ["daemon-reload", "enable", "start"]
+    (export.units / UNIT).write_text(aoe.vblade_unit(2, 1, "xenbr0", "/dev/xenvg/rec3", [MAC]))
+    outputs = dict(states(fixture_text, True))
+    for argv in (aoe.systemctl_argv("stop", UNIT), aoe.systemctl_argv("disable", UNIT),
+                 aoe.systemctl_argv("daemon-reload")):
+        outputs[tuple(argv)] = (0, "", "")
+    result, failed, calls = export({"vg": "xenvg", "lv": "rec3", "shelf": 2, "slot": 1, "state": "absent"}, outputs)
+    assert not failed and result["actions"][:3] == ["stop", "disable", "remove %s" % (export.units / UNIT)]
+    assert not (export.units / UNIT).exists()
+
+
+# --------------------------------------------------------------------------- import
+
+
+@pytest.fixture
+def imp(module_main, monkeypatch, tmp_path):
+    devices = set()
+    monkeypatch.setattr(aoe_import, "device_exists", lambda path: path in devices)
+    monkeypatch.setattr(aoe_import.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+
+    def go(args, outputs, present=("/dev/etherd/e1.2",), check_mode=False):
+        devices.clear()
+        devices.update(present)
+        return module_main(aoe_import.main, args, outputs, check_mode, True)
+    go.root = tmp_path
+    return go
+
+
+def test_import_discovers_and_waits_then_is_no_change(imp, fixture_text):
+    outputs = {tuple(aoe.aoe_stat_argv()): [rec(fixture_text, AOETOOLS, "aoe-stat-empty2"),
+                                            rec(fixture_text, AOETOOLS, "aoe-discover")],
+               tuple(aoe.aoe_discover_argv()): (0, "", fixture_text(*AOETOOLS + ("aoe-discover.err",)))}
+    args = {"shelf": 1, "slot": 2, "owner": "hosta", "vg": "xenvg", "lv": "rec1"}
+    result, failed, calls = imp(args, outputs)
+    assert not failed, result
+    assert result["device"] == "/dev/etherd/e1.2" and result["aoe"]["state"] == "up"
+    assert calls == [aoe.aoe_stat_argv(), aoe.aoe_discover_argv(), aoe.aoe_stat_argv()]
+    assert os.readlink(str(imp.root / "dev/sanless/hosta/xenvg/rec1")) == "/dev/etherd/e1.2"
+    rule = (imp.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec1.rules").read_text()
+    assert 'KERNEL=="etherd!e1.2"' in rule
+    result, failed, calls = imp(args, {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-empty")})
+    assert not failed and not result["changed"] and calls == [aoe.aoe_stat_argv()]
+
+
+def test_import_of_an_export_that_never_comes_times_out(imp, fixture_text):
+    outputs = {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-a"),
+               tuple(aoe.aoe_discover_argv()): (0, "", "")}
+    result, failed, calls = imp({"shelf": 1, "slot": 2, "timeout": 0}, outputs, present=())
+    assert failed and "/dev/etherd/e1.2 did not appear within 0 s (aoe-stat: not listed)" == result["msg"]
+
+
+def test_import_absent_flushes(imp, fixture_text):
+    outputs = {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-after-stop"),
+               tuple(aoe.aoe_flush_argv(1, 2)): (0, "", "")}
+    result, failed, calls = imp({"shelf": 1, "slot": 2, "state": "absent"}, outputs)
+    assert not failed and result["actions"] == ["aoe-flush e1.2"] and result["device"] is None
+    result, failed, calls = imp({"shelf": 1, "slot": 2, "state": "absent"},
+                                {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-empty2")})
+    assert not failed and not result["changed"]

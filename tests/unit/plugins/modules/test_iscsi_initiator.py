@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sanless.xen.iscsi_initiator run whole, iscsiadm answered by the open-iscsi 2.1.8 recordings of hostb
+importing hosta's LIO target (and hosta importing hostb's tgt target)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.modules import iscsi_initiator
+
+ADM = ("iscsiadm", "2.1.8")
+SECRET = "labsecret12345"
+HOSTA = "iqn.2026-12.xen.sanless:hosta"
+HOSTB = "iqn.2026-12.xen.sanless:hostb"
+NODES = ["iscsiadm", "-m", "node"]
+SESSIONS = iscsi.iscsiadm_session_argv(details=True)
+ARGS = {"target": HOSTA, "portal": "10.77.0.11", "chap_user": "hostb", "chap_password": SECRET}
+BY_PATH = "/dev/disk/by-path/ip-10.77.0.11:3260-iscsi-%s-lun-0" % HOSTA
+
+
+def rec(fixture_text, name):
+    return (int(fixture_text(*ADM + (name + ".rc",)).strip()), fixture_text(*ADM + (name + ".out",)),
+            fixture_text(*ADM + (name + ".err",)))
+
+
+def update(name, value, target=HOSTA, portal="10.77.0.11"):
+    return tuple(iscsi.iscsiadm_update_argv(target, portal, 3260, name, value))
+
+
+@pytest.fixture
+def run(module_main, monkeypatch, tmp_path):
+    devices = set()
+    monkeypatch.setattr(iscsi_initiator, "device_exists", lambda path: path in devices)
+    monkeypatch.setattr(iscsi_initiator.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+
+    def go(args, outputs, check_mode=False, present=(BY_PATH,)):
+        devices.clear()
+        devices.update(present)
+        result, failed, calls = module_main(iscsi_initiator.main, args, outputs, check_mode, True)
+        assert SECRET not in json.dumps(result), "the CHAP secret leaked into the result"
+        return result, failed, calls
+    go.root = tmp_path
+    return go
+
+
+def first_login(fixture_text):
+    """hostb before the import: no session, only hosta's other node record (tgt's), then the recorded
+    discovery, node updates, login and session."""
+    return {
+        tuple(SESSIONS): [rec(fixture_text, "iscsiadm-session-none"), rec(fixture_text, "iscsiadm-session-P3")],
+        tuple(NODES): rec(fixture_text, "iscsiadm-discovery-tgt"),
+        tuple(iscsi.iscsiadm_discovery_argv("10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-discovery"),
+        update("node.startup", "automatic"): rec(fixture_text, "iscsiadm-set-authmethod"),
+        update("node.session.auth.authmethod", "CHAP"): rec(fixture_text, "iscsiadm-set-authmethod"),
+        update("node.session.auth.username", "hostb"): rec(fixture_text, "iscsiadm-set-user"),
+        update("node.session.auth.password", SECRET): rec(fixture_text, "iscsiadm-set-pass"),
+        tuple(iscsi.iscsiadm_login_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-login"),
+    }
+
+
+def test_first_login_discovers_sets_chap_logs_in_and_returns_the_by_path(run, fixture_text):
+    result, failed, calls = run(dict(ARGS, owner="hosta", vg="xenvg", lv="rec0"), first_login(fixture_text))
+    assert not failed, result
+    assert result["path"] == BY_PATH and result["device"] == "/dev/sda"
+    assert result["actions"][:6] == ["discover 10.77.0.11:3260", "set node.startup=automatic",
+                                     "set node.session.auth.authmethod=CHAP", "set node.session.auth.username=hostb",
+                                     "set node.session.auth.password=********", "log in"]
+    assert calls.index(list(update("node.session.auth.password", SECRET))) < \
+        calls.index(iscsi.iscsiadm_login_argv(HOSTA, "10.77.0.11", 3260))
+    assert result["session"]["sid"] == 3 and result["diff"]["before"] == {"state": "absent"}
+    link = run.root / "dev/sanless/hosta/xenvg/rec0"
+    assert os.readlink(str(link)) == BY_PATH and result["shared_path"] == "/dev/sanless/hosta/xenvg/rec0"
+    rule = (run.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules").read_text()
+    assert 'ENV{ID_PATH}=="%s"' % os.path.basename(BY_PATH) in rule and 'SYMLINK+="sanless/hosta/xenvg/rec0"' in rule
+
+
+def test_logged_in_with_the_recorded_record_is_no_change(run, fixture_text):
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show")}
+    # the recorded node record has node.startup=manual
+    result, failed, calls = run(dict(ARGS, startup="manual"), outputs)
+    assert not failed, result
+    assert not result["changed"] and result["path"] == BY_PATH
+    assert result["diff"]["before"] == {"state": "logged in", "startup": "manual", "chap_user": "hostb"}
+    # automatic start-up is one update on the same record, no login
+    outputs[update("node.startup", "automatic")] = rec(fixture_text, "iscsiadm-set-authmethod")
+    result, failed, calls = run(ARGS, outputs)
+    assert not failed and result["actions"] == ["set node.startup=automatic"]
+
+
+def test_wrong_secret_is_an_authorization_error_without_the_secret(run, fixture_text):
+    outputs = first_login(fixture_text)
+    outputs[tuple(SESSIONS)] = rec(fixture_text, "iscsiadm-session-none")
+    outputs[tuple(iscsi.iscsiadm_login_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-login-badchap")
+    result, failed, calls = run(ARGS, outputs)
+    assert failed and result["rc"] == 24
+    assert "CHAP authorization failed" in result["msg"]
+    assert list(update("node.session.auth.password", "********")) in result["cmds"]
+
+
+def test_check_mode_changes_nothing(run, fixture_text):
+    outputs = first_login(fixture_text)
+    result, failed, calls = run(ARGS, outputs, check_mode=True)
+    assert not failed, result
+    assert result["changed"] and calls == [SESSIONS, NODES]
+    assert result["path"] is None and len(result["would_run"]) == 6
+    assert SECRET not in json.dumps(result["would_run"])
+
+
+def test_a_portal_without_the_target_is_refused(run, fixture_text):
+    outputs = first_login(fixture_text)
+    outputs[tuple(iscsi.iscsiadm_discovery_argv("10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-discovery-tgt")
+    result, failed, calls = run(ARGS, outputs)
+    assert failed and "does not offer target %s (it offers: %s)" % (HOSTA, HOSTB) in result["msg"]
+    assert calls[-1] == iscsi.iscsiadm_discovery_argv("10.77.0.11", 3260)
+
+
+def test_tgt_target_gives_lun_1(run, fixture_text):
+    by_path = iscsi.by_path("10.77.0.12", 3260, HOSTB, 1)
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3-tgt"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-discovery-tgt"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTB, "10.77.0.12", 3260)): rec(fixture_text, "iscsiadm-node-show")}
+    result, failed, calls = run({"target": HOSTB, "portal": "10.77.0.12", "startup": "manual"}, outputs,
+                                present=(by_path,))
+    assert not failed, result
+    assert result["path"] == by_path and not result["changed"]
+
+
+def test_device_that_never_appears_times_out(run, fixture_text):
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show")}
+    result, failed, calls = run(dict(ARGS, startup="manual", timeout=0), outputs, present=())
+    assert failed and "%s did not appear within 0 s" % BY_PATH in result["msg"]
+
+
+def test_absent_logs_out_and_deletes_then_is_no_change(run, fixture_text):
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show"),
+               tuple(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-logout"),
+               tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-delete")}
+    args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent"}
+    result, failed, calls = run(args, outputs)
+    assert not failed and result["actions"] == ["log out", "delete node record"]
+    gone = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-none"),
+            tuple(NODES): rec(fixture_text, "iscsiadm-discovery-tgt")}
+    result, failed, calls = run(args, gone)
+    assert not failed and not result["changed"] and calls == [SESSIONS, NODES]
+
+
+@pytest.mark.parametrize("change", [{"target": "iqn.2026-12.x;reboot"}, {"portal": "$(id)"}, {"chap_user": "a b"},
+                                    {"owner": "host a", "vg": "xenvg", "lv": "d"},
+                                    {"owner": "hosta", "vg": "xenvg", "lv": "d|x"}])
+def test_bad_values_fail_before_any_command(run, change):
+    result, failed, calls = run(dict(ARGS, **change), {})
+    assert failed and calls == []

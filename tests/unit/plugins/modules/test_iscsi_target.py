@@ -1,0 +1,305 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sanless.xen.iscsi_target run whole, its commands answered by the lab recordings of
+targetcli 2.1.53 and tgt 1.0.85 (hosta exporting xenvg/rec0 to hostb, hostb xenvg/rec2 to hosta)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
+from ansible_collections.sanless.xen.plugins.modules import iscsi_target
+
+TC = ("targetcli", "2.1.53")
+TGT = ("tgt", "1.0.85")
+LVM = ("lvm", "2.03.16")
+SECRET = "labsecret12345"  # the lab's throwaway secret, in the recordings
+HOSTA = "iqn.2026-12.xen.sanless:hosta"
+HOSTB = "iqn.2026-12.xen.sanless:hostb"
+HOSTB_INIT = "iqn.2026-11.lab.sanless:hostb:54df6118618"
+HOSTA_INIT = "iqn.2026-11.lab.sanless:hosta:a21defa1caf5"
+
+
+def rec(fixture_text, where, name):
+    """(rc, stdout, stderr) of a recording."""
+    return (int(fixture_text(*where + (name + ".rc",)).strip()), fixture_text(*where + (name + ".out",)),
+            fixture_text(*where + (name + ".err",)))
+
+
+def lvs_with(fixture_text, *names):
+    """The recorded lvs report of xenvg, its LVs renamed to the LVs of the iSCSI recordings."""
+    data = json.loads(fixture_text(*LVM + ("lvs-domu.json",)))
+    rows = data["report"][0]["lv"][:len(names)]
+    for row, name in zip(rows, names):
+        row.update(lv_name=name, lv_path="/dev/xenvg/%s" % name, lv_dm_path="/dev/mapper/xenvg-%s" % name)
+    data["report"][0]["lv"] = rows
+    return (0, json.dumps(data), "")
+
+
+LIO_ARGS = {"vg": "xenvg", "lv": "rec0", "host": "hosta", "initiators": [HOSTB_INIT], "chap_user": "hostb",
+            "chap_password": SECRET, "portal": "10.77.0.11"}
+
+
+@pytest.fixture
+def run(module_main, monkeypatch, tmp_path, fixture_text):
+    saved = tmp_path / "saveconfig.json"
+    conf_dir = tmp_path / "tgt"
+    monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(saved))
+    monkeypatch.setattr(iscsi, "TGT_CONF_DIR", str(conf_dir))
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+
+    def go(args, outputs, saveconfig=None, check_mode=False, diff=True, lvs=("rec0",)):
+        if saveconfig is not None:
+            saved.write_text(saveconfig)
+        outputs = dict(outputs)
+        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_with(fixture_text, *lvs))
+        result, failed, calls = module_main(iscsi_target.main, args, outputs, check_mode, diff)
+        assert SECRET not in json.dumps(result), "the CHAP secret leaked into the result"
+        return result, failed, calls
+    go.conf_dir = conf_dir
+    go.root = tmp_path
+    return go
+
+
+def linked(host, lv):
+    """The owner's shared path as a first run leaves it."""
+    assert iscsi.ensure_shared_path(host, "xenvg", lv, {"ENV{DM_VG_NAME}": "xenvg", "ENV{DM_LV_NAME}": lv},
+                                    "/dev/xenvg/%s" % lv, False)
+
+
+def lio_fresh_outputs(fixture_text):
+    tpg = "/iscsi/%s/tpg1" % HOSTA
+    return {
+        tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "targetcli-ls-empty"),
+        tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")): rec(fixture_text, TC, "tc-create-bs"),
+        tuple(iscsi.lio_target_create_argv(HOSTA)): rec(fixture_text, TC, "tc-create-tgt"),
+        tuple(iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0)): rec(fixture_text, TC, "tc-create-lun"),
+        tuple(iscsi.targetcli_argv(tpg + "/portals", "delete", "0.0.0.0", 3260)): rec(fixture_text, TC, "tc-portal-del"),
+        tuple(iscsi.targetcli_argv(tpg + "/portals", "create", "10.77.0.11", 3260)):
+            rec(fixture_text, TC, "tc-portal-create"),
+        tuple(iscsi.lio_tpg_auth_argv(HOSTA, True)): rec(fixture_text, TC, "tc-tpg-auth"),
+        tuple(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)): rec(fixture_text, TC, "tc-acl-create"),
+        tuple(iscsi.lio_mapped_lun_create_argv(HOSTA, HOSTB_INIT, 0)): rec(fixture_text, TC, "tc-acl-create"),
+        tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): rec(fixture_text, TC, "tc-acl-chap"),
+        tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig"),
+    }
+
+
+def test_lio_fresh_host_exports_everything_and_saves(run, fixture_text):
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text))
+    assert not failed, result
+    assert result["changed"]
+    assert calls[:2] == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    # the wildcard portal goes before the storage address is bound; CHAP is set after the ACL exists
+    assert calls.index(iscsi.targetcli_argv("/iscsi/%s/tpg1/portals" % HOSTA, "delete", "0.0.0.0", 3260)) < \
+        calls.index(iscsi.lio_portal_create_argv(HOSTA, "10.77.0.11", 3260))
+    assert calls.index(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)) < \
+        calls.index(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET))
+    assert calls[-1] == iscsi.lio_saveconfig_argv()
+    assert result["export"]["lun"] == 0 and result["export"]["backstore"] == "xenvg-rec0"
+    assert result["export"]["portals"] == ["10.77.0.11:3260"]
+    assert result["export"]["shared_path"] == "/dev/sanless/hosta/xenvg/rec0"
+    assert ["targetcli", "/iscsi/%s/tpg1/acls/%s" % (HOSTA, HOSTB_INIT), "set", "auth", "userid=hostb",
+            "password=********"] in result["cmds"]
+    assert result["diff"]["before"] == {"state": "absent"}
+    assert os.readlink(str(run.root / "dev/sanless/hosta/xenvg/rec0")) == "/dev/xenvg/rec0"
+    rule = (run.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules").read_text()
+    assert 'ENV{DM_LV_NAME}=="rec0", ENV{DM_VG_NAME}=="xenvg"' in rule
+
+
+def test_lio_second_run_from_recorded_saveconfig_changes_nothing(run, fixture_text):
+    linked("hosta", "rec0")
+    result, failed, calls = run(LIO_ARGS, {}, saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
+    assert not failed, result
+    assert not result["changed"] and result["actions"] == []
+    assert calls == [lvs_argv(["xenvg"])]
+    assert result["diff"]["before"] == result["diff"]["after"]
+    assert result["export"]["initiators"] == [HOSTB_INIT]
+
+
+def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
+    new = "anothersecret99"
+    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", new)): rec(fixture_text, TC, "tc-acl-chap"),
+               tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")}
+    result, failed, calls = run(dict(LIO_ARGS, chap_password=new), outputs,
+                                saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
+    assert not failed, result
+    assert result["actions"][:2] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
+    assert new not in json.dumps(result)
+
+
+def test_lio_check_mode_runs_nothing_that_changes(run, fixture_text):
+    outputs = {tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "targetcli-ls-empty")}
+    result, failed, calls = run(LIO_ARGS, outputs, check_mode=True)
+    assert not failed, result
+    assert result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert len(result["would_run"]) == 10 and result["actions"][-2:] == [
+        "write %s/etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules" % run.root,
+        "link %s/dev/sanless/hosta/xenvg/rec0 -> /dev/xenvg/rec0" % run.root]
+    assert SECRET not in json.dumps(result["would_run"])
+
+
+def test_lio_failing_chap_command_is_reported_masked(run, fixture_text):
+    outputs = lio_fresh_outputs(fixture_text)
+    rc, out, err = rec(fixture_text, TC, "tc-acl-chap")
+    assert SECRET in out  # targetcli echoes the secret it was given
+    outputs[tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET))] = (1, out, err)
+    result, failed, calls = run(LIO_ARGS, outputs)
+    assert failed and result["rc"] == 1
+    assert result["msg"].startswith("set CHAP of %s" % HOSTB_INIT)
+    assert "password=********" in result["cmd"] and "'********'" in result["stdout"]
+
+
+def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
+    saved = fixture_text(*TC + ("tc-saveconfig-json.out",))
+    sessions = {tuple(iscsi.lio_sessions_argv()): rec(fixture_text, TC, "tc-sessions")}
+    result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent"}, sessions,
+                                saveconfig=saved)
+    assert failed and HOSTB_INIT in result["msg"] and "force=true" in result["msg"]
+    assert calls == [iscsi.lio_sessions_argv()]
+    sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): rec(fixture_text, TC, "tc-delete-target"),
+                     tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): rec(fixture_text, TC, "tc-delete-bs"),
+                     tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")})
+    result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent", "force": True},
+                                sessions)
+    assert not failed, result
+    assert calls[1:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
+                         iscsi.lio_saveconfig_argv()]
+    assert result["export"] is None and result["sessions"] == [HOSTB_INIT]
+
+
+def test_lio_absent_when_not_exported_is_no_change(run, fixture_text):
+    saved = fixture_text(*TC + ("tc-saveconfig-json.out",))
+    result, failed, calls = run({"vg": "xenvg", "lv": "rec9", "host": "hosta", "state": "absent"}, {}, saveconfig=saved)
+    assert not failed and not result["changed"] and calls == []
+
+
+def test_lio_occupied_lun_refused_before_any_change(run, fixture_text):
+    result, failed, calls = run(dict(LIO_ARGS, lv="rec9", lun=0), {}, lvs=("rec0", "rec9"),
+                                saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
+    assert failed and "LUN 0 of %s is occupied by backstore xenvg-rec0" % HOSTA in result["msg"]
+    assert calls == [lvs_argv(["xenvg"])]
+
+
+def test_lio_next_export_takes_the_next_lun_and_leaves_the_portal(run, fixture_text):
+    result, failed, calls = run(dict(LIO_ARGS, lv="rec9"), {}, lvs=("rec0", "rec9"), check_mode=True,
+                                saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
+    assert not failed, result
+    assert result["export"]["lun"] == 1 and result["export"]["backstore"] == "xenvg-rec9"
+    assert result["actions"][:4] == ["create backstore xenvg-rec9", "create LUN 1", "map LUN 1 to %s" % HOSTB_INIT,
+                                     "save config"]
+
+
+def test_missing_lv_fails_before_any_change(run, fixture_text):
+    result, failed, calls = run(dict(LIO_ARGS, lv="nope"), {})
+    assert failed and result["msg"] == "LV xenvg/nope does not exist" and calls == [lvs_argv(["xenvg"])]
+
+
+@pytest.mark.parametrize("change", [
+    {"lv": "rec0;reboot"}, {"vg": "xen vg"}, {"initiators": ["iqn.2026-11.lab:$(id)"]}, {"portal": "10.77.0.11 -x"},
+    {"target": "iqn.x`id`"}, {"host": "host/a"}, {"chap_user": "a b"}, {"chap_password": "short"},
+])
+def test_bad_values_fail_before_any_command(run, change):
+    result, failed, calls = run(dict(LIO_ARGS, **change), {})
+    assert failed and calls == []
+    assert SECRET not in result["msg"]
+
+
+# --------------------------------------------------------------------------- tgt
+
+TGT_ARGS = {"vg": "xenvg", "lv": "rec2", "host": "hostb", "backend": "tgt", "initiators": [HOSTA_INIT],
+            "chap_user": "hosta", "chap_password": SECRET}
+
+
+def test_tgt_export_then_second_run_changes_nothing(run, fixture_text):
+    linked("hostb", "rec2")
+    first = {
+        tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
+        tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
+        tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target"),
+        tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): rec(fixture_text, TGT, "tgtadm-new-lun"),
+        tuple(iscsi.tgt_bind_argv(1, HOSTA_INIT)): rec(fixture_text, TGT, "tgtadm-bind"),
+        tuple(iscsi.tgt_account_delete_argv("hosta")): rec(fixture_text, TGT, "tgtadm-account-bind"),
+        tuple(iscsi.tgt_account_new_argv("hosta", SECRET)): rec(fixture_text, TGT, "tgtadm-account-new"),
+        tuple(iscsi.tgt_account_bind_argv(1, "hosta")): rec(fixture_text, TGT, "tgtadm-account-bind"),
+    }
+    result, failed, calls = run(TGT_ARGS, first, lvs=("rec2",))
+    assert not failed, result
+    # an account whose secret the module cannot know is made anew
+    assert calls.index(iscsi.tgt_account_delete_argv("hosta")) < calls.index(iscsi.tgt_account_new_argv("hosta", SECRET))
+    assert result["export"]["lun"] == 1 and result["actions"][-1].startswith("write ")
+    conf = run.conf_dir / "sanless-hostb.conf"
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    assert iscsi.parse_tgt_conf(conf.read_text()) == {"iqn": HOSTB, "luns": {1: "/dev/xenvg/rec2"},
+                                                      "initiators": [HOSTA_INIT], "users": {"hosta": SECRET}}
+    second = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show"),
+              tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show")}
+    result, failed, calls = run(TGT_ARGS, second, lvs=("rec2",))
+    assert not failed, result
+    assert not result["changed"] and len(calls) == 3
+    assert result["sessions"] == [HOSTA_INIT]
+
+
+def test_tgt_absent_refused_while_logged_in_then_forced(run, fixture_text):
+    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show"),
+               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show")}
+    args = {"vg": "xenvg", "lv": "rec2", "host": "hostb", "backend": "tgt", "state": "absent"}
+    result, failed, calls = run(args, outputs)
+    assert failed and "force=true" in result["msg"] and HOSTA_INIT in result["msg"]
+    forced = ["tgtadm", "--lld", "iscsi", "--mode", "target", "--op", "delete", "--force", "--tid", "1"]
+    outputs[tuple(forced)] = rec(fixture_text, TGT, "tgtadm-delete")
+    result, failed, calls = run(dict(args, force=True), outputs)
+    assert not failed and calls[-1] == forced
+
+
+def test_tgt_refusal_of_the_daemon_is_reported(run, fixture_text):
+    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
+               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
+               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target-dup")}
+    result, failed, calls = run(TGT_ARGS, outputs, lvs=("rec2",))
+    assert failed and result["rc"] == 22 and "this target already exists" in result["msg"]
+    assert not (run.conf_dir / "sanless-hostb.conf").exists()
+
+
+def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
+    # lvs lists the LV but targetcli cannot open it (an inactive LV): targetcli's own error, nothing after it
+    outputs = lio_fresh_outputs(fixture_text)
+    outputs[tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0"))] = \
+        rec(fixture_text, TC, "tc-create-bs-missing")
+    result, failed, calls = run(LIO_ARGS, outputs)
+    assert failed and result["rc"] == 1
+    assert result["msg"].startswith("create backstore xenvg-rec0: ") and "Could not open /dev/xenvg/nope" in result["msg"]
+    assert calls[-1] == iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")
+
+
+def test_tgt_refusing_the_backing_store_is_reported(run, fixture_text):
+    # lvs lists the LV but tgtd cannot open it: tgtadm's own (terse) words, rc 22, and no config file
+    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
+               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
+               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target"),
+               tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): rec(fixture_text, TGT, "tgtadm-new-lun-missing")}
+    result, failed, calls = run(TGT_ARGS, outputs, lvs=("rec2",))
+    assert failed and result["rc"] == 22 and result["msg"].startswith("create LUN 1: ")
+    assert "invalid request" in result["msg"] and not (run.conf_dir / "sanless-hostb.conf").exists()
+
+
+def test_lio_configured_but_never_saved_is_saved(run, fixture_text):
+    # no saveconfig.json: the state comes from the recorded targetcli ls, which shows no CHAP user,
+    # so CHAP is set again, and the configuration is saved for the next boot
+    linked("hosta", "rec0")
+    outputs = {tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "tc-ls"),
+               tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): rec(fixture_text, TC, "tc-acl-chap"),
+               tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")}
+    result, failed, calls = run(LIO_ARGS, outputs)
+    assert not failed, result
+    assert result["actions"] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
+    assert calls[1] == iscsi.lio_ls_argv()
+    result, failed, calls = run(dict(LIO_ARGS, chap_user=None, chap_password=None), outputs)
+    assert not failed and result["actions"] == ["save config"]
