@@ -524,6 +524,16 @@ def drbdadm_argv(verb, resource, *options):
 TRANSIENT_STATE = "(-18)"
 
 
+# drbdadm's answer when it gave up waiting for drbdsetup (5 s for a connect): on a loaded host
+# the kernel may have done the change all the same, or not; the caller looks at the state.
+TIMED_OUT = "did not terminate within"
+
+
+def timed_out(exc):
+    """True when a failed drbdadm command (CommandError) only gave up waiting for drbdsetup."""
+    return TIMED_OUT in (exc.stderr or "") + (exc.stdout or "")
+
+
 def retry_transient(call, timeout=15, sleep=time.sleep, clock=time.time):
     """call() (a drbdadm command), again every 0.2 s while DRBD answers "(-18) In transient
     state", for at most timeout seconds; any other failure is raised at once."""

@@ -44,7 +44,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     linear_table, parse_table, points_at, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    minor_state, pair_resource_text, replica_problems, retry_transient,
+    minor_state, pair_resource_text, replica_problems, retry_transient, timed_out,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import dm_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
@@ -196,7 +196,14 @@ class DiskReplica(object):
             if not self.log.done("md-created:%s" % self.name):
                 host.drbdadm("create-md", self.name, "--force", data="yes\n")
                 self.log.note("md-created:%s" % self.name)
-            host.drbdadm("up", self.name)
+            try:
+                host.drbdadm("up", self.name)
+            except CommandError as exc:
+                # up is attach, then connect; a connect that timed out on a loaded host left the
+                # disk attached and StandAlone: connect it (again) rather than fail the step
+                if not timed_out(exc) or self.status() is None:
+                    raise
+                self.connect(None)
             self.log.note("up:%s" % self.name)
 
     def force_primary(self, minors):
@@ -214,11 +221,23 @@ class DiskReplica(object):
         lv_dm = self.disk["lv_dm"]
         self.host.dm.load(lv_dm, linear_table(self.disk["device"], table_sectors(tables[lv_dm])))
 
-    def connect(self, minors):
-        state = self.status(minors)
-        if state is not None and state["cstate"] == "StandAlone":
-            self.host.drbdadm("connect", self.name)
+    def connect(self, minors, attempts=3):
+        """Connect a StandAlone resource. drbdadm gives up on drbdsetup connect after 5 s (a
+        loaded host); the state says whether it happened, so try again while StandAlone."""
+        for attempt in range(attempts):
+            state = self.status(minors if attempt == 0 else None)  # after an attempt: read again
+            if state is None or state["cstate"] != "StandAlone":
+                if attempt and state is not None:
+                    self.log.note("connected:%s" % self.name)  # the timed-out connect took
+                return
+            try:
+                self.host.drbdadm("connect", self.name)
+            except CommandError as exc:
+                if not timed_out(exc) or attempt == attempts - 1:
+                    raise
+                continue
             self.log.note("connected:%s" % self.name)
+            return
 
     def allow_two_primaries(self):
         if not self.log.done("two-primaries:%s" % self.name):

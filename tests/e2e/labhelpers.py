@@ -170,12 +170,12 @@ def start_playbook(lab, *args, env=None):
     Its output goes to a file (artifacts/ if there is one, else a temporary file); ``tail(proc)``
     reads it back for assertion messages, so a failure in CI shows why the run stopped."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml"] + list(args)
-    if (lab.repo / "artifacts").is_dir():
-        path = lab.repo / "artifacts" / ("bg-%d.log" % time.time())
-    else:
-        fd, name = tempfile.mkstemp(prefix="sanless-bg-", suffix=".log")
-        os.close(fd)
-        path = Path(name)
+    # a file of its own even for two runs started in the same second
+    folder = lab.repo / "artifacts"
+    fd, name = tempfile.mkstemp(prefix="bg-%d-" % time.time() if folder.is_dir() else "sanless-bg-", suffix=".log",
+                                dir=str(folder) if folder.is_dir() else None)
+    os.close(fd)
+    path = Path(name)
     with open(path, "w") as log:
         proc = subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))

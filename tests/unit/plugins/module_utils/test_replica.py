@@ -210,3 +210,69 @@ def test_sync_item_of_a_recorded_sync(fixture_text, fake_module, tmp_path):
     assert rep.sync_item(state) == {"resource": "fxd", "cstate": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
                                     "percent": 67.4, "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]}
     assert state["speed_kib_s"] and state["sync_eta_s"]
+
+
+def timed_out_connect(fixture_text):
+    """drbdadm's rc 20 when it gave up on drbdsetup connect (recorded in the lab, two migrations at once)."""
+    return (20, "", fixture_text("drbd-utils", "9.22.0", "drbdadm-connect-timed-out.stderr"))
+
+
+def test_up_whose_connect_timed_out_goes_on_when_the_disk_is_attached(fixture_text, fake_module, tmp_path, monkeypatch):
+    # up = attach + connect; drbdadm gave up on the connect after 5 s, yet the kernel connected
+    # (the re-read /proc/drbd shows 200 WFConnection): the step goes on, no second connect
+    tables = parse_tables(fixture_text("dm", "1.02.185", "remap-table-remapped.txt"))
+    key, answer = lvs_result(fixture_text, "lvcreate-lvs-after.json")
+    disk = fxr_disk(minor=200)
+    outputs = {key: answer,
+               ("drbdadm", "create-md", "--force", "fxr"): drbdadm_result(fixture_text, "create-md"),
+               ("drbdadm", "up", "fxr"): timed_out_connect(fixture_text)}
+    monkeypatch.setattr(lm, "read_proc_drbd",
+                        lambda: parse_proc_drbd(fixture_text("drbd", "8.4.11", "proc-drbd-wfconnection-200.txt")))
+    rep, module, log = replica(fake_module, outputs, disk, tmp_path)
+    with open(rep.res_path, "w") as handle:
+        handle.write(rep.resource_text())
+    rep.ensure(tables, minors(fixture_text, "proc-drbd-fxr-before-up.txt"))
+    assert [argv for argv, _kwargs in module.calls][1:] == [["drbdadm", "create-md", "--force", "fxr"], ["drbdadm", "up", "fxr"]]
+    assert log.events == ["md-created:fxr", "up:fxr"]
+
+
+def test_up_whose_connect_timed_out_connects_a_standalone_disk(fixture_text, fake_module, tmp_path, monkeypatch):
+    # the kernel did not connect (200 StandAlone): connect again
+    tables = parse_tables(fixture_text("dm", "1.02.185", "remap-table-remapped.txt"))
+    key, answer = lvs_result(fixture_text, "lvcreate-lvs-after.json")
+    reads = [fixture_text("drbd", "8.4.11", "proc-drbd-standalone.txt")] * 2 + [fixture_text("drbd", "8.4.11", "proc-drbd-wfconnection-200.txt")]
+    monkeypatch.setattr(lm, "read_proc_drbd", lambda: parse_proc_drbd(reads.pop(0)))
+    outputs = {key: answer,
+               ("drbdadm", "create-md", "--force", "fxr"): drbdadm_result(fixture_text, "create-md"),
+               ("drbdadm", "up", "fxr"): timed_out_connect(fixture_text),
+               ("drbdadm", "connect", "fxr"): (0, "", "")}
+    rep, module, log = replica(fake_module, outputs, fxr_disk(minor=200), tmp_path)
+    with open(rep.res_path, "w") as handle:
+        handle.write(rep.resource_text())
+    rep.ensure(tables, minors(fixture_text, "proc-drbd-fxr-before-up.txt"))
+    assert [argv for argv, _kwargs in module.calls][2:] == [["drbdadm", "up", "fxr"], ["drbdadm", "connect", "fxr"]]
+    assert log.events == ["md-created:fxr", "connected:fxr", "up:fxr"]
+
+
+def test_connect_tries_again_while_standalone_and_fails_on_other_errors(fixture_text, fake_module, tmp_path, monkeypatch):
+    standalone = minors(fixture_text, "proc-drbd-standalone.txt")
+    reads = [fixture_text("drbd", "8.4.11", "proc-drbd-wfconnection-200.txt")]
+    monkeypatch.setattr(lm, "read_proc_drbd", lambda: parse_proc_drbd(reads.pop(0)))
+    # the timed-out connect took: the re-read shows WFConnection, noted as connected, no second try
+    rep, module, log = replica(fake_module, {("drbdadm", "connect", "fxr"): timed_out_connect(fixture_text)},
+                               fxr_disk(minor=200), tmp_path)
+    rep.connect(standalone)
+    assert [argv for argv, _kwargs in module.calls] == [["drbdadm", "connect", "fxr"]] and log.events == ["connected:fxr"]
+    # still StandAlone after every attempt: the last timeout is raised
+    monkeypatch.setattr(lm, "read_proc_drbd", lambda: parse_proc_drbd(fixture_text("drbd", "8.4.11", "proc-drbd-standalone.txt")))
+    rep, module, log = replica(fake_module, {("drbdadm", "connect", "fxr"): timed_out_connect(fixture_text)},
+                               fxr_disk(minor=200), tmp_path)
+    with pytest.raises(CommandError, match="did not terminate within 5 seconds"):
+        rep.connect(standalone)
+    assert len(module.calls) == 3 and log.events == []
+    # any other failure at once (the recorded refusal of primary stands for one)
+    rep, module, log = replica(fake_module, {("drbdadm", "connect", "fxr"): drbdadm_result(fixture_text, "primary-refused")},
+                               fxr_disk(minor=200), tmp_path)
+    with pytest.raises(CommandError):
+        rep.connect(standalone)
+    assert len(module.calls) == 1
