@@ -192,9 +192,15 @@ def tail(proc, chars=4000):
 
 
 def remove_vm(lab, vm):
-    """Destroy vm on every host and remove its config and LVs (test cleanup)."""
+    """Destroy vm on every host and remove its config, what a failed migration of it left (its
+    DRBD resources, clones, journal) and its LVs (test cleanup: a failed test must not fail the
+    next ones through leftovers)."""
     for host in lab.hosts:
         lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /etc/xen/auto/%s.cfg /var/log/xen/console/guest-%s.log "
                      "/var/log/xen/console/guest-%s--incoming.log; "
+                     "for res in /etc/drbd.d/sl-%s-*.res; do [ -e \"$res\" ] || continue; r=${res##*/}; "
+                     "drbdadm down ${r%%.res}; rm -f \"$res\"; done; "
+                     "for dev in $(dmsetup ls | awk '$1 ~ /^sl-%s-/ {print $1}'); do dmsetup remove $dev; done; "
+                     "rm -f /var/lib/sanless-xen/migrations/%s.json; "
                      "for lv in $(lvs --noheadings -o lv_name xenvg | grep '^ *%s-'); do lvremove -q -y xenvg/$lv; done; true"
-               % (vm, vm, vm, vm, vm))
+               % (vm, vm, vm, vm, vm, vm, vm, vm))
