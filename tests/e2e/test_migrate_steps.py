@@ -4,7 +4,6 @@ again after it has finished there; then either rerun (the migration resumes and 
 target) or abort (the source is restored, or the abort says why it cannot and the rerun finishes).
 After each: the guest runs on exactly one host, unpaused, with its data, and nothing is left over.
 `make test-faults`."""
-import os
 import signal
 import time
 
@@ -12,7 +11,7 @@ import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils.livemigrate import STEPS
 from labhelpers import journal_events, start_playbook, tail, where_runs
-from test_migrate import assert_clean, assert_data, cleanup, other, web01  # noqa: F401 (fixtures)
+from test_migrate import assert_clean, assert_data, cleanup, kill_when, other, web01  # noqa: F401 (fixtures)
 from test_migrate_faults import assert_unpaused
 
 pytestmark = pytest.mark.faults
@@ -30,27 +29,14 @@ CASES = [(step, when, then) for step, when in KILL_POINTS for then in ("resume",
          if (step, when, then) != ("finish", "after", "resume")]
 
 
-def kill_at_event(lab, proc, host, vm, prefix, timeout=900):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(e.startswith(prefix) for e in journal_events(lab, host, vm)):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return
-        assert proc.poll() is None, "the migration ended before %s: %s" % (prefix, tail(proc))
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("no %s in the journal of %s on %s" % (prefix, vm, host))
-
-
 def start_and_kill(lab, source, target, step, when):
     args = ("playbooks/migrate.yml", "-e", "vm=web01", "-e", "target=%s" % target)
     if when == "during":
         proc = start_playbook(lab, *args)
-        kill_at_event(lab, proc, source, "web01", DURING[step])
+        kill_when(lab, proc, source, "web01", DURING[step], timeout=900)
     elif step in AFTER_EVENT:
         proc = start_playbook(lab, *args)
-        kill_at_event(lab, proc, source, "web01", AFTER_EVENT[step])
+        kill_when(lab, proc, source, "web01", AFTER_EVENT[step], timeout=900)
     else:
         proc = start_playbook(lab, *args, env={"SANLESS_XEN_KILL_AFTER": "%s:target" % step})
         assert proc.wait(timeout=1800) == -signal.SIGKILL, tail(proc)
