@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export.IMPORT
 options:
   shelf:
     description: AoE shelf number of the export.
@@ -42,15 +43,6 @@ options:
     description: Seconds to wait for the device after C(aoe-discover).
     type: int
     default: 30
-  owner:
-    description: The exporting dom0's host name, for the shared path (with O(vg) and O(lv)).
-    type: str
-  vg:
-    description: The exported LV's volume group on O(owner).
-    type: str
-  lv:
-    description: The exported LV on O(owner).
-    type: str
 notes:
   - Commands run with C(LANG=C), without a shell.
   - AoE learns that an exporter went away only by timeout; a stopped export stays listed as up for a while.

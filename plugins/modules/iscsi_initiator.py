@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export.IMPORT
 options:
   target:
     description: Target IQN, for example V(iqn.2026-12.xen.sanless:hosta).
@@ -71,15 +72,6 @@ options:
     description: Seconds to wait for the LUN's block device after the login.
     type: int
     default: 30
-  owner:
-    description: The exporting dom0's host name, for the shared path (with O(vg) and O(lv)).
-    type: str
-  vg:
-    description: The exported LV's volume group on O(owner), for the shared path.
-    type: str
-  lv:
-    description: The exported LV on O(owner), for the shared path.
-    type: str
 notes:
   - Commands run with C(LANG=C), without a shell.
   - C(iscsiadm --op update) takes the CHAP secret as a command argument, visible in the process list while it runs.
