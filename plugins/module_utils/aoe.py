@@ -16,6 +16,7 @@ import os
 import re
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.runner import RunnerTool
 
 SYSTEMD_DIR = "/etc/systemd/system"
 ETHERD_DIR = "/dev/etherd"
@@ -188,11 +189,8 @@ def systemctl_argv(verb, unit=None):
     return ["systemctl", verb] + ([unit] if unit else [])
 
 
-class Aoe(object):
+class Aoe(RunnerTool):
     """aoe-stat and ps through a runner.CommandRunner."""
-
-    def __init__(self, runner):
-        self.runner = runner
 
     def stat(self):
         # aoe-stat exits 1, printing nothing, when there is no AoE device.

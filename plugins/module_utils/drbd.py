@@ -831,7 +831,8 @@ def runtime_changes(old_text, new_text):
 
 # --------------------------------------------------------------------------- one resource: commands
 
-def _read_file(path):
+def read_text(path):
+    """The text of a file, or None when there is none."""
     try:
         with open(path) as handle:
             return handle.read()
@@ -842,8 +843,10 @@ def _read_file(path):
 
 
 def write_file_atomic(path, text, mode=0o600):
-    """Write text to path through a temporary file in the same folder and a rename."""
+    """Write text to path through a temporary file in the same folder (made when missing) and a rename."""
     folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o755)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
     try:
         os.fchmod(fd, mode)
@@ -967,7 +970,7 @@ class DrbdResource(object):
         """Do what params ask; returns the result dict of the module (without changed)."""
         state_wanted = self.p["state"]
         before_state = self.state()
-        old_text = _read_file(self.res_path)
+        old_text = read_text(self.res_path)
         version = userland_version(self.p.get("version") or "auto", {"version": self.kernel_version})
         new_text = resource_text(self.p, version) if state_wanted != "absent" else None
         if state_wanted == "absent":

@@ -13,14 +13,13 @@ CHAP secrets never appear in what the parsers return: the one function that read
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import tempfile
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text, write_file_atomic  # noqa: F401 (used by modules too)
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, RunnerTool
 
 # Debian's rtslib-fb-targetctl restores this file at boot; targetcli saveconfig writes it.
 LIO_SAVECONFIG = "/etc/rtslib-fb-target/saveconfig.json"
@@ -653,11 +652,8 @@ def iscsiadm_delete_argv(target, address, port):
     return _node_argv(target, address, port) + ["--op", "delete"]
 
 
-class Lio(object):
+class Lio(RunnerTool):
     """The LIO target through a runner.CommandRunner: its state and its sessions (read-only)."""
-
-    def __init__(self, runner):
-        self.runner = runner
 
     def state(self):
         """(state, chap secrets, saved): from saveconfig.json when there is one (it carries the CHAP
@@ -671,11 +667,8 @@ class Lio(object):
         return parse_targetcli_sessions(self.runner.stdout(lio_sessions_argv()))
 
 
-class Tgt(object):
+class Tgt(RunnerTool):
     """tgtd through a runner.CommandRunner (read-only calls)."""
-
-    def __init__(self, runner):
-        self.runner = runner
 
     def targets(self):
         return parse_tgtadm_show(self.runner.stdout(tgt_show_argv()))
@@ -684,11 +677,8 @@ class Tgt(object):
         return parse_tgtadm_accounts(self.runner.stdout(tgt_accounts_argv()))
 
 
-class Iscsiadm(object):
+class Iscsiadm(RunnerTool):
     """iscsiadm through a runner.CommandRunner (read-only calls run in check mode too)."""
-
-    def __init__(self, runner):
-        self.runner = runner
 
     def sessions(self):
         """parse_session_details of every session; [] when there are none (rc 21)."""
@@ -709,34 +699,7 @@ class Iscsiadm(object):
 # --------------------------------------------------------------------------- files
 
 
-def read_text(path):
-    """The text of a file, or None when there is none."""
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-
-
-def write_file_atomic(path, text, mode=0o600):
-    """Write text to path through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        os.makedirs(folder, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+# read_text and write_file_atomic: drbd.py's (imported above), one copy for every module.
 
 
 # --------------------------------------------------------------------------- the shared path

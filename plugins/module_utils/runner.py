@@ -130,3 +130,11 @@ class CommandRunner(object):
     def has_tool(self, name):
         """True when the program is on the dom0's PATH (sbin included)."""
         return self.module.get_bin_path(name, opt_dirs=SBIN_PATH.split(":")) is not None
+
+
+class RunnerTool(object):
+    """Base of the thin per-tool readers (iscsi.Lio, iscsi.Tgt, iscsi.Iscsiadm, aoe.Aoe): they hold a
+    CommandRunner and run their argv through it."""
+
+    def __init__(self, runner):
+        self.runner = runner

@@ -25,15 +25,8 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export
 options:
-  vg:
-    description: Volume group of the exported LV.
-    type: str
-    required: true
-  lv:
-    description: The exported LV.
-    type: str
-    required: true
   shelf:
     description: AoE shelf (major) number, 0 to 65534.
     type: int

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export.IMPORT
 options:
   shelf:
     description: AoE shelf number of the export.
@@ -42,15 +43,6 @@ options:
     description: Seconds to wait for the device after C(aoe-discover).
     type: int
     default: 30
-  owner:
-    description: The exporting dom0's host name, for the shared path (with O(vg) and O(lv)).
-    type: str
-  vg:
-    description: The exported LV's volume group on O(owner).
-    type: str
-  lv:
-    description: The exported LV on O(owner).
-    type: str
 notes:
   - Commands run with C(LANG=C), without a shell.
   - AoE learns that an exporter went away only by timeout; a stopped export stays listed as up for a while.
@@ -135,22 +127,15 @@ would_run:
   sample: []
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
-from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
-
-POLL_SECONDS = 0.5
-
-
-def device_exists(path):
-    return os.path.exists(path)
 
 
 def listed(devices, shelf, slot):
@@ -167,21 +152,15 @@ def main():
             slot=dict(type="int", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             timeout=dict(type="int", default=30),
-            owner=dict(type="str"),
-            vg=dict(type="str"),
-            lv=dict(type="str"),
+            **diskexport.SHARED_PATH_OPTIONS
         ),
-        required_together=[("owner", "vg", "lv")],
+        required_together=[diskexport.SHARED_PATH_TOGETHER],
         supports_check_mode=True,
     )
     p = module.params
     try:
         device = conv.aoe_device(p["shelf"], p["slot"])
-        shared = None
-        if p["owner"]:
-            check_name(p["vg"], "VG name")
-            check_name(p["lv"], "LV name")
-            shared = conv.shared_disk_path(p["owner"], p["vg"], p["lv"])
+        shared = diskexport.shared_path(p)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     runner = CommandRunner(module)
@@ -200,17 +179,17 @@ def main():
                                                     "absent")
             device = None
         else:
-            if entry is None or not device_exists(device):
+            if entry is None or not diskexport.device_exists(device):
                 actions.append("aoe-discover")
                 runner.run(aoe.aoe_discover_argv(), changes_state=True)
             if not module.check_mode:
                 deadline = time.time() + max(p["timeout"], 0)
-                while entry is None or entry["state"] != "up" or not device_exists(device):
+                while entry is None or entry["state"] != "up" or not diskexport.device_exists(device):
                     if time.time() >= deadline:
                         module.fail_json(msg="%s did not appear within %d s (aoe-stat: %s)"
                                          % (device, p["timeout"], entry["state"] if entry else "not listed"),
                                          cmds=runner.ran, aoe=entry)
-                    time.sleep(POLL_SECONDS)
+                    time.sleep(diskexport.POLL_SECONDS)
                     entry = listed(tools.stat(), p["shelf"], p["slot"])
             elif entry is None:
                 device = None

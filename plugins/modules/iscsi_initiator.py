@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export.IMPORT
 options:
   target:
     description: Target IQN, for example V(iqn.2026-12.xen.sanless:hosta).
@@ -71,15 +72,6 @@ options:
     description: Seconds to wait for the LUN's block device after the login.
     type: int
     default: 30
-  owner:
-    description: The exporting dom0's host name, for the shared path (with O(vg) and O(lv)).
-    type: str
-  vg:
-    description: The exported LV's volume group on O(owner), for the shared path.
-    type: str
-  lv:
-    description: The exported LV on O(owner), for the shared path.
-    type: str
 notes:
   - Commands run with C(LANG=C), without a shell.
   - C(iscsiadm --op update) takes the CHAP secret as a command argument, visible in the process list while it runs.
@@ -181,15 +173,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
-from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
-
-POLL_SECONDS = 0.5
-
-
-def device_exists(path):
-    return os.path.exists(path)
 
 
 def find_session(sessions, target, address, port):
@@ -235,11 +221,9 @@ def main():
             startup=dict(type="str", default="automatic", choices=["automatic", "manual"]),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             timeout=dict(type="int", default=30),
-            owner=dict(type="str"),
-            vg=dict(type="str"),
-            lv=dict(type="str"),
+            **diskexport.SHARED_PATH_OPTIONS
         ),
-        required_together=[("chap_user", "chap_password"), ("owner", "vg", "lv")],
+        required_together=[("chap_user", "chap_password"), diskexport.SHARED_PATH_TOGETHER],
         supports_check_mode=True,
     )
     p = module.params
@@ -251,11 +235,7 @@ def main():
         if p["chap_user"] is not None:
             conv.check_chap_user(p["chap_user"])
             conv.check_chap_secret(p["chap_password"])
-        shared = None
-        if p["owner"]:
-            check_name(p["vg"], "VG name")
-            check_name(p["lv"], "LV name")
-            shared = conv.shared_disk_path(p["owner"], p["vg"], p["lv"])
+        shared = diskexport.shared_path(p)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     secrets = [p["chap_password"]]
@@ -331,13 +311,13 @@ def main():
                 if disk is not None:
                     path = iscsi.by_path(address, port, target, disk["lun"])
                     device = "/dev/%s" % disk["disk"]
-                    if device_exists(path):
+                    if diskexport.device_exists(path):
                         break
                 if time.time() >= deadline:
                     what = path or ("the disk of LUN %d" % p["lun"] if p["lun"] is not None else "a disk")
                     fail("logged in to %s at %s:%d, but %s did not appear within %d s"
                          % (target, address, port, what, p["timeout"]))
-                time.sleep(POLL_SECONDS)
+                time.sleep(diskexport.POLL_SECONDS)
         if shared:
             # udev names the by-path link after ID_PATH: the rule matches that key.
             link_to = path or iscsi.by_path(address, port, target, p["lun"] if p["lun"] is not None else 0)

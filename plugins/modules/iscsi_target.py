@@ -30,15 +30,8 @@ author:
 extends_documentation_fragment:
   - sanless.xen.attributes
   - sanless.xen.attributes.CHANGES_STATE
+  - sanless.xen.disk_export
 options:
-  vg:
-    description: Volume group of the exported LV.
-    type: str
-    required: true
-  lv:
-    description: The exported LV.
-    type: str
-    required: true
   backend:
     description: V(lio) (the kernel target, C(targetcli)) or V(tgt) (the user-space target, C(tgtadm)).
     type: str

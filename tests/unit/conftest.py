@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
 
@@ -17,6 +19,22 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 def read_fixture(*parts):
     with open(os.path.join(FIXTURES, *parts), encoding="utf-8") as handle:
         return handle.read()
+
+
+def recorded_run(fixture_text, where, name):
+    """(rc, stdout, stderr) of the recording <where>/<name>.rc/.out/.err, as a Replay output."""
+    return (int(fixture_text(*where + (name + ".rc",)).strip()), fixture_text(*where + (name + ".out",)),
+            fixture_text(*where + (name + ".err",)))
+
+
+def lvs_report_with(fixture_text, *names):
+    """The recorded lvs report of xenvg (lvm 2.03.16), its first LVs renamed to names, as a Replay output."""
+    data = json.loads(fixture_text("lvm", "2.03.16", "lvs-domu.json"))
+    rows = data["report"][0]["lv"][:len(names)]
+    for row, name in zip(rows, names):
+        row.update(lv_name=name, lv_path="/dev/xenvg/%s" % name, lv_dm_path="/dev/mapper/xenvg-%s" % name)
+    data["report"][0]["lv"] = rows
+    return (0, json.dumps(data), "")
 
 
 @pytest.fixture
@@ -113,3 +131,16 @@ def module_main(monkeypatch):
                 main()
         return info.value.result, info.value.failed, replay.calls
     return run
+
+
+@pytest.fixture
+def imported_devices(monkeypatch, tmp_path):
+    """For the importing modules: the set of device paths that exist (diskexport.device_exists), no
+    sleeping while they wait, and the shared path under tmp_path."""
+    from ansible_collections.sanless.xen.plugins.module_utils import diskexport, iscsi
+
+    devices = set()
+    monkeypatch.setattr(diskexport, "device_exists", lambda path: path in devices)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    return devices

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -16,27 +15,12 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
 from ansible_collections.sanless.xen.plugins.modules import aoe_export, aoe_import
+from ansible_collections.sanless.xen.tests.unit.conftest import lvs_report_with, recorded_run
 
 AOETOOLS = ("aoetools", "36")
 VBLADE = ("vblade", "25")
-LVM = ("lvm", "2.03.16")
 UNIT = "sanless-vblade-2-1.service"
 MAC = "2e:4f:b1:ca:36:c2"
-
-
-def rec(fixture_text, where, name):
-    return (int(fixture_text(*where + (name + ".rc",)).strip()), fixture_text(*where + (name + ".out",)),
-            fixture_text(*where + (name + ".err",)))
-
-
-def lvs_with(fixture_text, *names):
-    """The recorded lvs report of xenvg, its LVs renamed to the LVs of the AoE recordings."""
-    data = json.loads(fixture_text(*LVM + ("lvs-domu.json",)))
-    rows = data["report"][0]["lv"][:len(names)]
-    for row, name in zip(rows, names):
-        row.update(lv_name=name, lv_path="/dev/xenvg/%s" % name, lv_dm_path="/dev/mapper/xenvg-%s" % name)
-    data["report"][0]["lv"] = rows
-    return (0, json.dumps(data), "")
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def export(module_main, monkeypatch, tmp_path, fixture_text):
 
     def go(args, outputs, check_mode=False):
         outputs = dict(outputs)
-        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_with(fixture_text, "rec1", "rec3"))
+        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_report_with(fixture_text, "rec1", "rec3"))
         return module_main(aoe_export.main, dict({"host": "hostb"}, **args), outputs, check_mode, True)
     go.units = units
     go.root = tmp_path
@@ -57,7 +41,7 @@ def export(module_main, monkeypatch, tmp_path, fixture_text):
 
 def states(fixture_text, active):
     return {tuple(aoe.systemctl_argv("is-active", UNIT)):
-            rec(fixture_text, VBLADE, "vblade-start" if active else "vblade-stop"),
+            recorded_run(fixture_text, VBLADE, "vblade-start" if active else "vblade-stop"),
             tuple(aoe.systemctl_argv("is-enabled", UNIT)): (0, "enabled\n", "") if active else (1, "disabled\n", "")}
 
 
@@ -71,7 +55,7 @@ def test_export_writes_enables_starts_then_second_run_is_no_change(export, fixtu
     for verb in ("daemon-reload",):
         outputs[tuple(aoe.systemctl_argv(verb))] = (0, "", "")
     outputs[tuple(aoe.systemctl_argv("enable", UNIT))] = (0, "", "")
-    outputs[tuple(aoe.systemctl_argv("start", UNIT))] = rec(fixture_text, VBLADE, "vblade-start-mac")
+    outputs[tuple(aoe.systemctl_argv("start", UNIT))] = recorded_run(fixture_text, VBLADE, "vblade-start-mac")
     result, failed, calls = export(ARGS, outputs)
     assert not failed, result
     assert result["actions"][:4] == ["write %s" % (export.units / UNIT), "daemon-reload", "enable", "start"]
@@ -83,14 +67,14 @@ def test_export_writes_enables_starts_then_second_run_is_no_change(export, fixtu
     assert os.readlink(str(export.root / "dev/sanless/hostb/xenvg/rec3")) == "/dev/xenvg/rec3"
     # second run: the recorded vblade runs, the unit is active and enabled
     outputs = dict(states(fixture_text, True))
-    outputs[tuple(aoe.ps_argv())] = rec(fixture_text, VBLADE, "ps-vblade")
+    outputs[tuple(aoe.ps_argv())] = recorded_run(fixture_text, VBLADE, "ps-vblade")
     result, failed, calls = export(ARGS, outputs)
     assert not failed, result
     assert not result["changed"] and result["diff"]["before"] == result["diff"]["after"]
 
 
 def test_occupied_shelf_slot_is_refused_before_any_change(export, fixture_text):
-    outputs = {tuple(aoe.ps_argv()): rec(fixture_text, VBLADE, "ps-vblade")}
+    outputs = {tuple(aoe.ps_argv()): recorded_run(fixture_text, VBLADE, "ps-vblade")}
     result, failed, calls = export(dict(ARGS, lv="rec1"), outputs)
     assert failed and result["msg"] == "e2.1 is occupied: vblade pid 969 exports /dev/xenvg/rec3 on xenbr0"
     assert calls == [lvs_argv(["xenvg"]), aoe.ps_argv()] and not list(export.units.iterdir())
@@ -99,14 +83,14 @@ def test_occupied_shelf_slot_is_refused_before_any_change(export, fixture_text):
 def test_a_vblade_started_by_hand_for_the_same_export_is_refused(export, fixture_text):
     # the lab's vblade ran under systemd-run's rec-vblade-2-1, not under the sanless unit
     outputs = dict(states(fixture_text, False))
-    outputs[tuple(aoe.ps_argv())] = rec(fixture_text, VBLADE, "ps-vblade")
+    outputs[tuple(aoe.ps_argv())] = recorded_run(fixture_text, VBLADE, "ps-vblade")
     result, failed, calls = export(ARGS, outputs)
     assert failed and result["msg"] == "e2.1 is already served by vblade pid 969, not by %s: stop that vblade first" % UNIT
     assert not list(export.units.iterdir())
 
 
 def test_an_lv_exported_elsewhere_is_refused(export, fixture_text):
-    outputs = {tuple(aoe.ps_argv()): rec(fixture_text, VBLADE, "ps-vblade")}
+    outputs = {tuple(aoe.ps_argv()): recorded_run(fixture_text, VBLADE, "ps-vblade")}
     result, failed, calls = export(dict(ARGS, slot=5), outputs)
     assert failed and "/dev/xenvg/rec3 is already exported as e2.1" in result["msg"]
 
@@ -139,11 +123,8 @@ def test_check_mode_and_absent(export, fixture_text):
 
 
 @pytest.fixture
-def imp(module_main, monkeypatch, tmp_path):
-    devices = set()
-    monkeypatch.setattr(aoe_import, "device_exists", lambda path: path in devices)
-    monkeypatch.setattr(aoe_import.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+def imp(module_main, imported_devices, tmp_path):
+    devices = imported_devices
 
     def go(args, outputs, present=("/dev/etherd/e1.2",), check_mode=False):
         devices.clear()
@@ -154,8 +135,8 @@ def imp(module_main, monkeypatch, tmp_path):
 
 
 def test_import_discovers_and_waits_then_is_no_change(imp, fixture_text):
-    outputs = {tuple(aoe.aoe_stat_argv()): [rec(fixture_text, AOETOOLS, "aoe-stat-empty2"),
-                                            rec(fixture_text, AOETOOLS, "aoe-discover")],
+    outputs = {tuple(aoe.aoe_stat_argv()): [recorded_run(fixture_text, AOETOOLS, "aoe-stat-empty2"),
+                                            recorded_run(fixture_text, AOETOOLS, "aoe-discover")],
                tuple(aoe.aoe_discover_argv()): (0, "", fixture_text(*AOETOOLS + ("aoe-discover.err",)))}
     args = {"shelf": 1, "slot": 2, "owner": "hosta", "vg": "xenvg", "lv": "rec1"}
     result, failed, calls = imp(args, outputs)
@@ -165,22 +146,22 @@ def test_import_discovers_and_waits_then_is_no_change(imp, fixture_text):
     assert os.readlink(str(imp.root / "dev/sanless/hosta/xenvg/rec1")) == "/dev/etherd/e1.2"
     rule = (imp.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec1.rules").read_text()
     assert 'KERNEL=="etherd!e1.2"' in rule
-    result, failed, calls = imp(args, {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-empty")})
+    result, failed, calls = imp(args, {tuple(aoe.aoe_stat_argv()): recorded_run(fixture_text, AOETOOLS, "aoe-stat-empty")})
     assert not failed and not result["changed"] and calls == [aoe.aoe_stat_argv()]
 
 
 def test_import_of_an_export_that_never_comes_times_out(imp, fixture_text):
-    outputs = {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-a"),
+    outputs = {tuple(aoe.aoe_stat_argv()): recorded_run(fixture_text, AOETOOLS, "aoe-stat-a"),
                tuple(aoe.aoe_discover_argv()): (0, "", "")}
     result, failed, calls = imp({"shelf": 1, "slot": 2, "timeout": 0}, outputs, present=())
     assert failed and "/dev/etherd/e1.2 did not appear within 0 s (aoe-stat: not listed)" == result["msg"]
 
 
 def test_import_absent_flushes(imp, fixture_text):
-    outputs = {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-after-stop"),
+    outputs = {tuple(aoe.aoe_stat_argv()): recorded_run(fixture_text, AOETOOLS, "aoe-stat-after-stop"),
                tuple(aoe.aoe_flush_argv(1, 2)): (0, "", "")}
     result, failed, calls = imp({"shelf": 1, "slot": 2, "state": "absent"}, outputs)
     assert not failed and result["actions"] == ["aoe-flush e1.2"] and result["device"] is None
     result, failed, calls = imp({"shelf": 1, "slot": 2, "state": "absent"},
-                                {tuple(aoe.aoe_stat_argv()): rec(fixture_text, AOETOOLS, "aoe-stat-empty2")})
+                                {tuple(aoe.aoe_stat_argv()): recorded_run(fixture_text, AOETOOLS, "aoe-stat-empty2")})
     assert not failed and not result["changed"]

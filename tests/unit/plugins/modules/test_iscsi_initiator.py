@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.modules import iscsi_initiator
+from ansible_collections.sanless.xen.tests.unit.conftest import recorded_run
 
 ADM = ("iscsiadm", "2.1.8")
 SECRET = "labsecret12345"
@@ -27,8 +28,7 @@ BY_PATH = "/dev/disk/by-path/ip-10.77.0.11:3260-iscsi-%s-lun-0" % HOSTA
 
 
 def rec(fixture_text, name):
-    return (int(fixture_text(*ADM + (name + ".rc",)).strip()), fixture_text(*ADM + (name + ".out",)),
-            fixture_text(*ADM + (name + ".err",)))
+    return recorded_run(fixture_text, ADM, name)
 
 
 def update(name, value, target=HOSTA, portal="10.77.0.11"):
@@ -36,11 +36,8 @@ def update(name, value, target=HOSTA, portal="10.77.0.11"):
 
 
 @pytest.fixture
-def run(module_main, monkeypatch, tmp_path):
-    devices = set()
-    monkeypatch.setattr(iscsi_initiator, "device_exists", lambda path: path in devices)
-    monkeypatch.setattr(iscsi_initiator.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+def run(module_main, imported_devices, tmp_path):
+    devices = imported_devices
 
     def go(args, outputs, check_mode=False, present=(BY_PATH,)):
         devices.clear()

@@ -16,31 +16,15 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
 from ansible_collections.sanless.xen.plugins.modules import iscsi_target
+from ansible_collections.sanless.xen.tests.unit.conftest import lvs_report_with, recorded_run
 
 TC = ("targetcli", "2.1.53")
 TGT = ("tgt", "1.0.85")
-LVM = ("lvm", "2.03.16")
 SECRET = "labsecret12345"  # the lab's throwaway secret, in the recordings
 HOSTA = "iqn.2026-12.xen.sanless:hosta"
 HOSTB = "iqn.2026-12.xen.sanless:hostb"
 HOSTB_INIT = "iqn.2026-11.lab.sanless:hostb:54df6118618"
 HOSTA_INIT = "iqn.2026-11.lab.sanless:hosta:a21defa1caf5"
-
-
-def rec(fixture_text, where, name):
-    """(rc, stdout, stderr) of a recording."""
-    return (int(fixture_text(*where + (name + ".rc",)).strip()), fixture_text(*where + (name + ".out",)),
-            fixture_text(*where + (name + ".err",)))
-
-
-def lvs_with(fixture_text, *names):
-    """The recorded lvs report of xenvg, its LVs renamed to the LVs of the iSCSI recordings."""
-    data = json.loads(fixture_text(*LVM + ("lvs-domu.json",)))
-    rows = data["report"][0]["lv"][:len(names)]
-    for row, name in zip(rows, names):
-        row.update(lv_name=name, lv_path="/dev/xenvg/%s" % name, lv_dm_path="/dev/mapper/xenvg-%s" % name)
-    data["report"][0]["lv"] = rows
-    return (0, json.dumps(data), "")
 
 
 LIO_ARGS = {"vg": "xenvg", "lv": "rec0", "host": "hosta", "initiators": [HOSTB_INIT], "chap_user": "hostb",
@@ -59,7 +43,7 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
         if saveconfig is not None:
             saved.write_text(saveconfig)
         outputs = dict(outputs)
-        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_with(fixture_text, *lvs))
+        outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_report_with(fixture_text, *lvs))
         result, failed, calls = module_main(iscsi_target.main, args, outputs, check_mode, diff)
         assert SECRET not in json.dumps(result), "the CHAP secret leaked into the result"
         return result, failed, calls
@@ -77,18 +61,18 @@ def linked(host, lv):
 def lio_fresh_outputs(fixture_text):
     tpg = "/iscsi/%s/tpg1" % HOSTA
     return {
-        tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "targetcli-ls-empty"),
-        tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")): rec(fixture_text, TC, "tc-create-bs"),
-        tuple(iscsi.lio_target_create_argv(HOSTA)): rec(fixture_text, TC, "tc-create-tgt"),
-        tuple(iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0)): rec(fixture_text, TC, "tc-create-lun"),
-        tuple(iscsi.targetcli_argv(tpg + "/portals", "delete", "0.0.0.0", 3260)): rec(fixture_text, TC, "tc-portal-del"),
+        tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty"),
+        tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")): recorded_run(fixture_text, TC, "tc-create-bs"),
+        tuple(iscsi.lio_target_create_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-create-tgt"),
+        tuple(iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0)): recorded_run(fixture_text, TC, "tc-create-lun"),
+        tuple(iscsi.targetcli_argv(tpg + "/portals", "delete", "0.0.0.0", 3260)): recorded_run(fixture_text, TC, "tc-portal-del"),
         tuple(iscsi.targetcli_argv(tpg + "/portals", "create", "10.77.0.11", 3260)):
-            rec(fixture_text, TC, "tc-portal-create"),
-        tuple(iscsi.lio_tpg_auth_argv(HOSTA, True)): rec(fixture_text, TC, "tc-tpg-auth"),
-        tuple(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)): rec(fixture_text, TC, "tc-acl-create"),
-        tuple(iscsi.lio_mapped_lun_create_argv(HOSTA, HOSTB_INIT, 0)): rec(fixture_text, TC, "tc-acl-create"),
-        tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): rec(fixture_text, TC, "tc-acl-chap"),
-        tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig"),
+            recorded_run(fixture_text, TC, "tc-portal-create"),
+        tuple(iscsi.lio_tpg_auth_argv(HOSTA, True)): recorded_run(fixture_text, TC, "tc-tpg-auth"),
+        tuple(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)): recorded_run(fixture_text, TC, "tc-acl-create"),
+        tuple(iscsi.lio_mapped_lun_create_argv(HOSTA, HOSTB_INIT, 0)): recorded_run(fixture_text, TC, "tc-acl-create"),
+        tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
+        tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig"),
     }
 
 
@@ -126,8 +110,8 @@ def test_lio_second_run_from_recorded_saveconfig_changes_nothing(run, fixture_te
 
 def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
     new = "anothersecret99"
-    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", new)): rec(fixture_text, TC, "tc-acl-chap"),
-               tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")}
+    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", new)): recorded_run(fixture_text, TC, "tc-acl-chap"),
+               tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")}
     result, failed, calls = run(dict(LIO_ARGS, chap_password=new), outputs,
                                 saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert not failed, result
@@ -136,7 +120,7 @@ def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
 
 
 def test_lio_check_mode_runs_nothing_that_changes(run, fixture_text):
-    outputs = {tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "targetcli-ls-empty")}
+    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty")}
     result, failed, calls = run(LIO_ARGS, outputs, check_mode=True)
     assert not failed, result
     assert result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
@@ -148,7 +132,7 @@ def test_lio_check_mode_runs_nothing_that_changes(run, fixture_text):
 
 def test_lio_failing_chap_command_is_reported_masked(run, fixture_text):
     outputs = lio_fresh_outputs(fixture_text)
-    rc, out, err = rec(fixture_text, TC, "tc-acl-chap")
+    rc, out, err = recorded_run(fixture_text, TC, "tc-acl-chap")
     assert SECRET in out  # targetcli echoes the secret it was given
     outputs[tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET))] = (1, out, err)
     result, failed, calls = run(LIO_ARGS, outputs)
@@ -159,14 +143,14 @@ def test_lio_failing_chap_command_is_reported_masked(run, fixture_text):
 
 def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
     saved = fixture_text(*TC + ("tc-saveconfig-json.out",))
-    sessions = {tuple(iscsi.lio_sessions_argv()): rec(fixture_text, TC, "tc-sessions")}
+    sessions = {tuple(iscsi.lio_sessions_argv()): recorded_run(fixture_text, TC, "tc-sessions")}
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent"}, sessions,
                                 saveconfig=saved)
     assert failed and HOSTB_INIT in result["msg"] and "force=true" in result["msg"]
     assert calls == [iscsi.lio_sessions_argv()]
-    sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): rec(fixture_text, TC, "tc-delete-target"),
-                     tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): rec(fixture_text, TC, "tc-delete-bs"),
-                     tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")})
+    sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-delete-target"),
+                     tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): recorded_run(fixture_text, TC, "tc-delete-bs"),
+                     tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")})
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent", "force": True},
                                 sessions)
     assert not failed, result
@@ -221,14 +205,14 @@ TGT_ARGS = {"vg": "xenvg", "lv": "rec2", "host": "hostb", "backend": "tgt", "ini
 def test_tgt_export_then_second_run_changes_nothing(run, fixture_text):
     linked("hostb", "rec2")
     first = {
-        tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
-        tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
-        tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target"),
-        tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): rec(fixture_text, TGT, "tgtadm-new-lun"),
-        tuple(iscsi.tgt_bind_argv(1, HOSTA_INIT)): rec(fixture_text, TGT, "tgtadm-bind"),
-        tuple(iscsi.tgt_account_delete_argv("hosta")): rec(fixture_text, TGT, "tgtadm-account-bind"),
-        tuple(iscsi.tgt_account_new_argv("hosta", SECRET)): rec(fixture_text, TGT, "tgtadm-account-new"),
-        tuple(iscsi.tgt_account_bind_argv(1, "hosta")): rec(fixture_text, TGT, "tgtadm-account-bind"),
+        tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show-empty"),
+        tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show"),
+        tuple(iscsi.tgt_target_new_argv(1, HOSTB)): recorded_run(fixture_text, TGT, "tgtadm-new-target"),
+        tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): recorded_run(fixture_text, TGT, "tgtadm-new-lun"),
+        tuple(iscsi.tgt_bind_argv(1, HOSTA_INIT)): recorded_run(fixture_text, TGT, "tgtadm-bind"),
+        tuple(iscsi.tgt_account_delete_argv("hosta")): recorded_run(fixture_text, TGT, "tgtadm-account-bind"),
+        tuple(iscsi.tgt_account_new_argv("hosta", SECRET)): recorded_run(fixture_text, TGT, "tgtadm-account-new"),
+        tuple(iscsi.tgt_account_bind_argv(1, "hosta")): recorded_run(fixture_text, TGT, "tgtadm-account-bind"),
     }
     result, failed, calls = run(TGT_ARGS, first, lvs=("rec2",))
     assert not failed, result
@@ -239,8 +223,8 @@ def test_tgt_export_then_second_run_changes_nothing(run, fixture_text):
     assert oct(conf.stat().st_mode & 0o777) == "0o600"
     assert iscsi.parse_tgt_conf(conf.read_text()) == {"iqn": HOSTB, "luns": {1: "/dev/xenvg/rec2"},
                                                       "initiators": [HOSTA_INIT], "users": {"hosta": SECRET}}
-    second = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show"),
-              tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show")}
+    second = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show"),
+              tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show")}
     result, failed, calls = run(TGT_ARGS, second, lvs=("rec2",))
     assert not failed, result
     assert not result["changed"] and len(calls) == 3
@@ -248,21 +232,21 @@ def test_tgt_export_then_second_run_changes_nothing(run, fixture_text):
 
 
 def test_tgt_absent_refused_while_logged_in_then_forced(run, fixture_text):
-    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show"),
-               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show")}
+    outputs = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show"),
+               tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show")}
     args = {"vg": "xenvg", "lv": "rec2", "host": "hostb", "backend": "tgt", "state": "absent"}
     result, failed, calls = run(args, outputs)
     assert failed and "force=true" in result["msg"] and HOSTA_INIT in result["msg"]
     forced = ["tgtadm", "--lld", "iscsi", "--mode", "target", "--op", "delete", "--force", "--tid", "1"]
-    outputs[tuple(forced)] = rec(fixture_text, TGT, "tgtadm-delete")
+    outputs[tuple(forced)] = recorded_run(fixture_text, TGT, "tgtadm-delete")
     result, failed, calls = run(dict(args, force=True), outputs)
     assert not failed and calls[-1] == forced
 
 
 def test_tgt_refusal_of_the_daemon_is_reported(run, fixture_text):
-    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
-               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
-               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target-dup")}
+    outputs = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show-empty"),
+               tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show"),
+               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): recorded_run(fixture_text, TGT, "tgtadm-new-target-dup")}
     result, failed, calls = run(TGT_ARGS, outputs, lvs=("rec2",))
     assert failed and result["rc"] == 22 and "this target already exists" in result["msg"]
     assert not (run.conf_dir / "sanless-hostb.conf").exists()
@@ -272,7 +256,7 @@ def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
     # lvs lists the LV but targetcli cannot open it (an inactive LV): targetcli's own error, nothing after it
     outputs = lio_fresh_outputs(fixture_text)
     outputs[tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0"))] = \
-        rec(fixture_text, TC, "tc-create-bs-missing")
+        recorded_run(fixture_text, TC, "tc-create-bs-missing")
     result, failed, calls = run(LIO_ARGS, outputs)
     assert failed and result["rc"] == 1
     assert result["msg"].startswith("create backstore xenvg-rec0: ") and "Could not open /dev/xenvg/nope" in result["msg"]
@@ -281,10 +265,10 @@ def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
 
 def test_tgt_refusing_the_backing_store_is_reported(run, fixture_text):
     # lvs lists the LV but tgtd cannot open it: tgtadm's own (terse) words, rc 22, and no config file
-    outputs = {tuple(iscsi.tgt_show_argv()): rec(fixture_text, TGT, "tgtadm-show-empty"),
-               tuple(iscsi.tgt_accounts_argv()): rec(fixture_text, TGT, "tgtadm-account-show"),
-               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): rec(fixture_text, TGT, "tgtadm-new-target"),
-               tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): rec(fixture_text, TGT, "tgtadm-new-lun-missing")}
+    outputs = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show-empty"),
+               tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show"),
+               tuple(iscsi.tgt_target_new_argv(1, HOSTB)): recorded_run(fixture_text, TGT, "tgtadm-new-target"),
+               tuple(iscsi.tgt_lun_new_argv(1, 1, "/dev/xenvg/rec2")): recorded_run(fixture_text, TGT, "tgtadm-new-lun-missing")}
     result, failed, calls = run(TGT_ARGS, outputs, lvs=("rec2",))
     assert failed and result["rc"] == 22 and result["msg"].startswith("create LUN 1: ")
     assert "invalid request" in result["msg"] and not (run.conf_dir / "sanless-hostb.conf").exists()
@@ -294,9 +278,9 @@ def test_lio_configured_but_never_saved_is_saved(run, fixture_text):
     # no saveconfig.json: the state comes from the recorded targetcli ls, which shows no CHAP user,
     # so CHAP is set again, and the configuration is saved for the next boot
     linked("hosta", "rec0")
-    outputs = {tuple(iscsi.lio_ls_argv()): rec(fixture_text, TC, "tc-ls"),
-               tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): rec(fixture_text, TC, "tc-acl-chap"),
-               tuple(iscsi.lio_saveconfig_argv()): rec(fixture_text, TC, "tc-saveconfig")}
+    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "tc-ls"),
+               tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
+               tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")}
     result, failed, calls = run(LIO_ARGS, outputs)
     assert not failed, result
     assert result["actions"] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
