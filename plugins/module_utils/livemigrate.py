@@ -15,27 +15,20 @@ Each disk's storage work (LVs, clone, resource file, drbdadm, tables) is a repli
 HostSide orders it over the VM's disks, pauses the guest around the table swaps, runs xl migrate
 and moves the VM's ownership (/etc/xen/auto).
 
-Source and target each run the steps below for their own side; the controller orders them.
-Every step reads the live state (dm tables, /proc/drbd, xl list) and does only what is
-missing, so a rerun after a killed controller continues where the hosts are; a journal per
-VM on each host keeps what cannot be read back (the original tables, minors, secret) and
-doubles as the lock.
-
-    prepare   both    LVs (target), meta LVs, clones, resource file, create-md, up, connect;
-                      source: pause, suspend, primary --force, load drbd table, resume, unpause
-    promote   both    wait (bounded, the controller loops and prints progress) for UpToDate/UpToDate,
-                      allow-two-primaries; target: primary and its LV table -> drbd
-    finish    source  xl migrate (unless the journal has it: ``migrate`` alone is this part),
-                      then drbd down, drop clone/meta, the LVs and the config
-              target  (at the same time) wait for the domain to arrive, then pause, LV table ->
-                      original, unpause, drbd down, drop clone/meta, config
-    abort     both    back to the VM on the source with its original LVs, nothing left over
+Source and target each run the steps (STEPS) for their own side; the controller orders them.
+STEP_TABLE declares, per step, role and storage mode, what the host does (a HostSide method),
+the check that proves it done (a predicate on the live state and the journal) and its undo;
+docs/migration-steps.md is steps_markdown() of it. HostSide.run(step) walks it for one step
+(a step a later one has passed is not run, nor one whose check holds), HostSide.abort() undoes
+the steps this host began, last first, once every refusal of theirs has been checked. Every
+body reads the live state (dm tables, /proc/drbd, xl list) and does only what is missing, so
+a rerun after a killed controller continues where the hosts are; a journal per VM on each
+host keeps what cannot be read back (the original tables, minors, secret) and doubles as the
+lock.
 
 Storage mode ``drbd`` (disks permanently on DRBD between the two hosts, the target being
-the secondary) uses the same steps and journal without the LV and dm work: prepare checks
-the resources, promote allows two primaries and makes the target primary, finish demotes
-the source and clears allow-two-primaries on both (the target waits for the source to be
-secondary); abort demotes the target.
+the secondary) uses the same steps and journal without the LV and dm work: its rows check
+the resources, allow two primaries and make the target primary, then demote the source.
 """
 
 from __future__ import annotations
@@ -52,9 +45,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
-from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError, on_drbd
-# re-exported: the live_migration module and the filters call livemigrate.disk_names
-from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
 
@@ -84,10 +75,6 @@ def check_vm_name(name):
         return conv.check_vm_name(name)
     except ValueError as exc:
         raise MigrationError(str(exc))
-
-
-# disk_names (imported above) and this are replica.py's rules, named here for the module and filters.
-is_drbd_table = on_drbd
 
 
 class _Clock(object):
@@ -577,18 +564,20 @@ class HostSide(object):
         return ended
 
     # ------------------------------------------------------------------ prepare
-    @_replica_errors
-    def prepare(self):
-        if self.drbd_mode:
-            self._check_permanent_resources()
-            return
+    def _ensure_replicas(self):
         self._check_prepare_allowed()
         tables = self.host.dm_tables()
         minors = self.host.drbd()
         for rep in self.replicas():
             rep.ensure(tables, minors)
-        if self.p["role"] == "source":
-            self._swap_source_to_drbd()
+
+    def _prepare_plain_source(self):
+        self._ensure_replicas()
+        self._swap_source_to_drbd()
+        self._wait_connected(self.p.get("connect_timeout", 120))
+
+    def _prepare_plain_target(self):
+        self._ensure_replicas()
         self._wait_connected(self.p.get("connect_timeout", 120))
 
     def _check_permanent_resources(self):
@@ -694,27 +683,34 @@ class HostSide(object):
         return synced, report
 
     # ------------------------------------------------------------------ promote
-    @_replica_errors
-    def promote(self, window_s):
-        """Wait (at most window_s) for the sync, then allow two primaries; the target also
-        becomes primary and routes its LVs through DRBD. Returns (done, sync report): not
-        done means call again (the controller loops and prints the progress)."""
-        host = self.host
+    def _promote_source(self, window_s):
+        """Wait (at most window_s) for the sync, then allow two primaries. Returns (done, sync
+        report): not done means call again (the controller loops and prints the progress)."""
         synced, report = self.wait_synced(window_s)
-        if not synced and not host.runner.check_mode:
+        if not synced and not self.host.runner.check_mode:
             return False, report
         for rep in self.replicas():
             rep.allow_two_primaries()
-        if self.p["role"] != "target":
-            return True, report
+        return True, report
+
+    def _promote_target_drbd(self, window_s):
+        """The source's half, then primary here."""
+        done, report = self._promote_source(window_s)
+        if not done:
+            return done, report
         deadline = time.time() + max(window_s, 5)
         for rep in self.replicas():
             # the source allows two primaries in the same task: until then DRBD refuses
             if not rep.promote(deadline):
                 return False, report
-        if self.drbd_mode:
-            return True, report
-        tables = host.dm_tables()
+        return True, report
+
+    def _promote_target_plain(self, window_s):
+        """The drbd mode's target half, then its LVs routed through DRBD."""
+        done, report = self._promote_target_drbd(window_s)
+        if not done:
+            return done, report
+        tables = self.host.dm_tables()
         for rep in self.replicas():
             rep.swap_to_drbd(tables)
         return True, report
@@ -734,7 +730,7 @@ class HostSide(object):
             time.sleep(1)
             pids = self.host.migrate_pids(self.p["vm"])
 
-    def migrate(self):
+    def _xl_migrate(self):
         vm = self.p["vm"]
         self._wait_migrate_process()
         domains = self.host.domains()
@@ -869,95 +865,91 @@ class HostSide(object):
             self.journal.renew()
             time.sleep(poll)
 
-    def _finish_drbd(self):
+    def _finish_drbd_source(self):
         vm = self.p["vm"]
-        if self.p["role"] == "source":
-            if not self.journal.done("migrated"):
-                self.migrate()
-            # the source goes first: DRBD refuses to clear allow-two-primaries while both are primary
-            if vm in self.host.domains():
-                raise MigrationError("%s: %s still runs here; refusing to demote its disks" % (self.p["host_name"], vm))
-            if not self.journal.done("target-verified") and not self.host.runner.check_mode:
-                self._check_target_holds_copy()
-                if not self.journal.done("target-verified"):
-                    self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
-            self._single_primary(demote=True)
-        else:
-            self.wait_arrival()
-            self._single_primary(demote=False)
+        if not self.journal.done("migrated"):
+            self._xl_migrate()
+        # the source goes first: DRBD refuses to clear allow-two-primaries while both are primary
+        if vm in self.host.domains():
+            raise MigrationError("%s: %s still runs here; refusing to demote its disks" % (self.p["host_name"], vm))
+        self._verify_target_once()
+        self._single_primary(demote=True)
         self._move_config()
 
-    @_replica_errors
-    def finish(self):
-        """Source: xl migrate unless the journal has it done, then its cleanup. Target (at the
-        same time): wait for the domain to arrive, then its cleanup. One round for both."""
-        vm = self.p["vm"]
-        host = self.host
-        if self.drbd_mode:
-            self._finish_drbd()
-            return
-        if self.p["role"] == "target":
-            self.wait_arrival()
-            self._check_local_copy()
-            self._restore_tables(pause_vm=True)
-            self._teardown_drbd()
-            fixed = host.settle_lv_paths([d["lv_path"] for d in self.disks()])
-            if fixed:
-                self._note("lv-links-recreated", paths=fixed)
-            self._move_config()
-        else:
-            if not self.journal.done("migrated") and not self.p.get("target_finished"):
-                self.migrate()
-            if vm in host.domains():
-                raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
-            if not self.journal.done("migrated") and not self.p.get("target_finished"):
-                raise MigrationError("%s: no confirmed migration of %s in the journal; refusing to remove the "
-                                     "source disks" % (self.p["host_name"], vm))
-            if not self.journal.done("target-verified") and not host.runner.check_mode:
-                self._check_target_holds_copy()
-                if not self.journal.done("target-verified"):
-                    self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
-            self._restore_tables(pause_vm=False)
-            self._teardown_drbd()
-            for rep in self.replicas():
-                rep.remove_lv()
-            self._move_config()
+    def _finish_drbd_target(self):
+        self.wait_arrival()
+        self._single_primary(demote=False)
+        self._move_config()
 
-    @_replica_errors
-    def abort(self):
+    def _finish_plain_target(self):
+        self.wait_arrival()
+        self._check_local_copy()
+        self._restore_tables(pause_vm=True)
+        self._teardown_drbd()
+        fixed = self.host.settle_lv_paths([d["lv_path"] for d in self.disks()])
+        if fixed:
+            self._note("lv-links-recreated", paths=fixed)
+        self._move_config()
+
+    def _finish_plain_source(self):
         vm = self.p["vm"]
         host = self.host
-        if self.drbd_mode:
-            # the target goes first: it must be secondary before two primaries can be disallowed
-            if self.p["role"] == "source":
-                self._wait_migrate_process()
-            if self.p["role"] == "source" and vm not in host.domains():
-                raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
-                                     "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
-            if self.p["role"] == "target":
-                self._check_abort_target()
-            self._single_primary(demote=self.p["role"] == "target")
-            if self.p["role"] == "source":
-                self._take_back_config()
-            return
-        if self.p["role"] == "source":
-            self._wait_migrate_process()
-            if vm not in host.domains():
-                raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
-                                     "rerun without migrate_action=abort to finish the migration" % (self.p["host_name"], vm))
-            self._restore_tables(pause_vm=True, clear_stale=True)
-            self._teardown_drbd()
-            self._take_back_config()
-        else:
-            self._check_abort_target()
-            self._restore_tables(pause_vm=False, clear_stale=True)
-            self._teardown_drbd()
-            for rep in self.replicas():
-                if self._created_here(rep.disk["lv"]):
-                    rep.remove_lv()
-            incoming = self._config_paths()["incoming"]
-            if os.path.exists(incoming):
-                host.remove_file(incoming)
+        if not self.journal.done("migrated") and not self.p.get("target_finished"):
+            self._xl_migrate()
+        if vm in host.domains():
+            raise MigrationError("%s: %s still runs here; refusing to remove its disks" % (self.p["host_name"], vm))
+        if not self.journal.done("migrated") and not self.p.get("target_finished"):
+            raise MigrationError("%s: no confirmed migration of %s in the journal; refusing to remove the "
+                                 "source disks" % (self.p["host_name"], vm))
+        self._verify_target_once()
+        self._restore_tables(pause_vm=False)
+        self._teardown_drbd()
+        for rep in self.replicas():
+            rep.remove_lv()
+        self._move_config()
+
+    def _verify_target_once(self):
+        if not self.journal.done("target-verified") and not self.host.runner.check_mode:
+            self._check_target_holds_copy()
+            if not self.journal.done("target-verified"):
+                self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
+
+    def _nothing(self):
+        """A step with nothing to do (or undo) on this side: the table says why."""
+
+    # ------------------------------------------------------------------ undo (abort)
+    def _refuse_abort_source(self):
+        """The source rolls back only under a guest that still runs here (after a killed run's
+        xl migrate, still running here, has ended)."""
+        self._wait_migrate_process()
+        if self.p["vm"] not in self.host.domains():
+            raise MigrationError("%s: %s no longer runs here (it was migrated): abort cannot bring it back; "
+                                 "rerun without migrate_action=abort to finish the migration" % (
+                                     self.p["host_name"], self.p["vm"]))
+
+    def _undo_prepare_source(self):
+        self._restore_tables(pause_vm=True, clear_stale=True)
+        self._teardown_drbd()
+
+    def _undo_prepare_target(self):
+        # promote's undo restores the tables; again here for a run killed inside promote's swap
+        self._restore_tables(pause_vm=False, clear_stale=True)
+        self._teardown_drbd()
+        for rep in self.replicas():
+            if self._created_here(rep.disk["lv"]):
+                rep.remove_lv()
+        incoming = self._config_paths()["incoming"]
+        if os.path.exists(incoming):
+            self.host.remove_file(incoming)
+
+    def _undo_promote_target_plain(self):
+        self._restore_tables(pause_vm=False, clear_stale=True)
+
+    def _demote(self):
+        self._single_primary(demote=True)
+
+    def _one_primary_after_peer(self):
+        self._single_primary(demote=False)
 
     def _check_abort_target(self):
         """The target's copy goes only while the guest verifiably runs on the source's: never
@@ -974,6 +966,305 @@ class HostSide(object):
             raise MigrationError("%s: cannot confirm that %s runs on %s: refusing to drop this host's copy of its "
                                  "disks; abort again once %s answers and runs it" % (
                                      self.p["host_name"], vm, self.p["peer_name"], self.p["peer_name"]))
+
+    # ------------------------------------------------------------------ checks: a step done here
+    # Each reads the live state (and the journal) and holds only when the step's body would run
+    # no command: a resumed step whose check holds is not run again.
+
+    def _prepared_plain(self):
+        minors = self.host.drbd()
+        states = [rep.status(minors) for rep in self.replicas()]
+        if any(state is None or state["cstate"] not in LINKED_CSTATES for state in states):
+            return False  # a first run: no fork for the tables
+        tables = self.host.dm_tables()
+        for rep, state in zip(self.replicas(), states):
+            if rep.lv() is None or rep.lv("meta_lv") is None or rep.disk["clone"] not in tables:
+                return False
+            if not _same_file(rep.res_path, rep.resource_text()):
+                return False  # a rekeyed resume rewrites it
+            if self.p["role"] == "source" and (state["role"] != "Primary" or not rep.on_drbd(tables)):
+                return False
+        return True
+
+    def _prepared_drbd(self):
+        minors = self.host.drbd()
+        want = "Primary" if self.p["role"] == "source" else "Secondary"
+        states = [rep.status(minors) for rep in self.replicas()]
+        return all(state is not None and state["role"] == want for state in states)
+
+    def _promoted(self):
+        minors = self.host.drbd()
+        tables = self.host.dm_tables() if self.p["role"] == "target" and not self.drbd_mode else {}
+        for rep in self.replicas():
+            state = rep.status(minors)
+            if state is None or not both_uptodate(state) or not self.journal.done("two-primaries:%s" % rep.name):
+                return False
+            if self.p["role"] == "target" and state["role"] != "Primary":
+                return False
+            if tables and not rep.on_drbd(tables):
+                return False
+        return True
+
+    def _migrated(self):
+        return self.journal.done("migrated") and self.p["vm"] not in self.host.domains()
+
+    def _drbd_gone(self):
+        """Plain mode: nothing of the temporary DRBD left here and the LVs on their extents."""
+        tables, minors = self.host.dm_tables(), self.host.drbd()
+        for rep in self.replicas():
+            if rep.status(minors) is not None or rep.on_drbd(tables) or rep.disk["clone"] in tables:
+                return False
+            if rep.lv("meta_lv") is not None or os.path.exists(rep.res_path):
+                return False
+        return True
+
+    def _one_primary(self, role):
+        """drbd mode: every resource with this host in role and two primaries disallowed again."""
+        minors = self.host.drbd()
+        for rep in self.replicas():
+            state = rep.status(minors)
+            if state is None or state["role"] != role or (role == "Primary" and state["peer_role"] == "Primary"):
+                return False
+            if self.journal.done("two-primaries:%s" % rep.name) and not self.journal.done("one-primary:%s" % rep.name):
+                return False
+        return True
+
+    def _config_left(self):
+        """Source: its /etc/xen/auto copy or parked copy still here."""
+        paths = self._config_paths()
+        return os.path.exists(paths["auto"]) or os.path.exists(paths["parked"])
+
+    def _config_pending(self):
+        """Target: a config sent by the source (or kept by an older release's journal) not installed."""
+        paths = self._config_paths()
+        text = self.journal.data.get("config_text")
+        return os.path.exists(paths["incoming"]) or bool(text) and not _same_file(paths["auto"], text)
+
+    def _finished_plain_source(self):
+        if not self.journal.done("migrated") and not self.p.get("target_finished"):
+            return False
+        if self.p["vm"] in self.host.domains() or self._config_left():
+            return False
+        return self._drbd_gone() and all(rep.lv() is None for rep in self.replicas())
+
+    def _finished_plain_target(self):
+        if self.p["vm"] not in self.host.domains() or self._config_pending() or not self._drbd_gone():
+            return False
+        return all(os.path.exists(disk["lv_path"]) for disk in self.disks())
+
+    def _finished_drbd_source(self):
+        return self._migrated() and not self._config_left() and self._one_primary("Secondary")
+
+    def _finished_drbd_target(self):
+        return self.p["vm"] in self.host.domains() and not self._config_pending() and self._one_primary("Primary")
+
+    def _always(self):
+        return True
+
+    # ------------------------------------------------------------------ the table, driven
+    def row(self, step):
+        return STEP_TABLE[(step, self.p["role"], "drbd" if self.drbd_mode else "plain")]
+
+    def _entered(self, row):
+        """Whether this host began the step: its step:NAME, a later step's, or one of its events."""
+        if self.journal.done("step:" + row.step) or self.journal.passed(row.step):
+            return True
+        return any(_event_matches(entry["event"], row.events) for entry in self.journal.data.get("log", []))
+
+    def _body(self, step, *args):
+        return getattr(self, self.row(step).run)(*args)
+
+    @_replica_errors
+    def prepare(self):
+        return self._body("prepare")
+
+    @_replica_errors
+    def promote(self, window_s=None):
+        """Returns (done, sync report): not done means call again (the controller loops and prints
+        the progress)."""
+        return self._body("promote", *(self._step_args("promote") if window_s is None else (window_s,)))
+
+    @_replica_errors
+    def migrate(self):
+        return self._body("migrate")
+
+    @_replica_errors
+    def finish(self):
+        """Source: xl migrate unless the journal has it done, then its cleanup. Target (at the
+        same time): wait for the domain to arrive, then its cleanup. One round for both."""
+        return self._body("finish")
+
+    @_replica_errors
+    def run(self, step):
+        """One step of this side as a resumed run meets it. Returns (state, value): state "past"
+        when this host already began a later step (nothing done), "held" when the step's check
+        holds (its body is not run), "ran" otherwise; value is what the body returns (promote:
+        (done, sync report), also when held)."""
+        if self.journal.passed(step):
+            return "past", None
+        if not self.host.runner.check_mode and not self.journal.done("step:" + step):
+            self.journal.mark("step:" + step)
+        row = self.row(step)
+        if getattr(self, row.check)():
+            return "held", (True, self.sync_status()[1]) if step == "promote" else None
+        return "ran", self._body(step, *self._step_args(step))
+
+    def _step_args(self, step):
+        return (self.p.get("sync_window", 0),) if step == "promote" else ()
+
+    @_replica_errors
+    def abort(self):
+        """Undo the steps this host began, last first. Every refusal of those steps is checked
+        before any undo runs (CheckPrereq, then Exec), each once."""
+        rows = [self.row(step) for step in STEPS]
+        begun = [row for row in rows if self._entered(row)]
+        for name in _unique(row.refuse for row in reversed(begun)):
+            getattr(self, name)()
+        for name in _unique(row.revert for row in reversed(begun)):
+            getattr(self, name)()
+
+
+class StepRow(object):
+    """One row of the migration table: what a host in ``role`` does in ``step`` in ``mode``.
+
+    does/check/undo say it for the operator (docs/migration-steps.md is made of them); run, check
+    (a predicate: the step is done here), revert and refuse (abort's CheckPrereq for revert) name
+    HostSide methods; events are the journal events the step writes (a name, or a prefix ending
+    with ':'), by which abort sees that it began."""
+
+    __slots__ = ("step", "role", "mode", "does", "done_when", "undo", "run", "check", "revert", "refuse", "events")
+
+    def __init__(self, step, role, mode, does, done_when, undo, run, check, revert, refuse, events=()):
+        self.step, self.role, self.mode = step, role, mode
+        self.does, self.done_when, self.undo = does, done_when, undo
+        self.run, self.check, self.revert, self.refuse = run, check, revert, refuse
+        self.events = tuple(events)
+
+
+MODES = ("plain", "drbd")
+ROLES = ("source", "target")
+_EVENTS = {
+    "prepare": ("lv-created", "meta-created", "clone-created", "resource-written", "md-created:", "up:",
+                "primary-forced:", "swapped-to-drbd", "connected:"),
+    "promote": ("synced", "two-primaries:", "primary:", "swapped-to-drbd:"),
+    "migrate": ("config-sent", "config-parked", "migrate-started", "migrated"),
+    "finish": ("arrived", "target-verified", "tables-restored", "down:", "secondary:", "one-primary:",
+               "config-installed", "config-removed", "lv-links-recreated"),
+}
+_SOURCE_REFUSES = "_refuse_abort_source"
+_TARGET_REFUSES = "_check_abort_target"
+_ROWS = (
+    # step, role, mode: does; done when; undo; run, check, revert
+    ("prepare", "source", "plain",
+     "metadata LVs, clones, resource files, create-md, up; primary --force while disconnected, the LVs' "
+     "DRBD tables loaded, one dmsetup resume each under xl pause; connect",
+     "every resource up and linked, Primary, its LV's table on DRBD, clone, metadata LV and resource file "
+     "(with this run's secret) in place",
+     "LV tables back to the clones' (original) tables under xl pause, a stale loaded table cleared; DRBD down, "
+     "clones, metadata LVs and resource files removed",
+     "_prepare_plain_source", "_prepared_plain", "_undo_prepare_source"),
+    ("prepare", "target", "plain",
+     "same-size LVs, metadata LVs, clones, resource files, create-md, up; wait until linked",
+     "every resource up and linked, LV, clone, metadata LV and resource file (with this run's secret) in place",
+     "LV tables back if on DRBD; DRBD down, clones, metadata LVs and resource files removed, the LVs this "
+     "migration created removed, a config sent here removed",
+     "_prepare_plain_target", "_prepared_plain", "_undo_prepare_target"),
+    ("prepare", "source", "drbd", "check the resources: up and Primary here",
+     "every resource up and Primary here", "nothing (nothing changed)",
+     "_check_permanent_resources", "_prepared_drbd", "_nothing"),
+    ("prepare", "target", "drbd", "check the resources: up and Secondary here",
+     "every resource up and Secondary here", "nothing (nothing changed)",
+     "_check_permanent_resources", "_prepared_drbd", "_nothing"),
+    ("promote", "source", "plain", "wait (bounded, called again) for UpToDate/UpToDate; allow two primaries",
+     "every resource UpToDate/UpToDate, two primaries allowed (journal two-primaries:RES)",
+     "nothing of its own: prepare's undo takes DRBD down",
+     "_promote_source", "_promoted", "_nothing"),
+    ("promote", "target", "plain",
+     "wait for UpToDate/UpToDate; allow two primaries; primary (retried until the source allows two); the LVs' "
+     "tables swapped to DRBD (nothing uses them yet)",
+     "every resource UpToDate/UpToDate and Primary here, two primaries allowed, the LVs' tables on DRBD",
+     "LV tables back to their extents (prepare's undo takes DRBD down)",
+     "_promote_target_plain", "_promoted", "_undo_promote_target_plain"),
+    ("promote", "source", "drbd", "wait for UpToDate/UpToDate; allow two primaries",
+     "every resource UpToDate/UpToDate, two primaries allowed (journal two-primaries:RES)",
+     "once the target is secondary again, two primaries disallowed",
+     "_promote_source", "_promoted", "_one_primary_after_peer"),
+    ("promote", "target", "drbd", "wait for UpToDate/UpToDate; allow two primaries; primary",
+     "every resource UpToDate/UpToDate and Primary here, two primaries allowed",
+     "secondary, two primaries disallowed",
+     "_promote_target_drbd", "_promoted", "_demote"),
+    ("migrate", "source", "plain",
+     "with every disk verified (Connected, UpToDate, in sync, peer Primary): config sent to the target and "
+     "parked, xl migrate (a killed run's xl migrate waited for; an interrupted one confirmed on the target)",
+     "journal migrated and the domain no longer here", "the config back into /etc/xen/auto",
+     "_xl_migrate", "_migrated", "_take_back_config"),
+    ("migrate", "target", "plain", "nothing: the source's xl migrate sends the domain, finish waits for it",
+     "always", "nothing", "_nothing", "_always", "_nothing"),
+    ("migrate", "source", "drbd", "as in plain mode", "journal migrated and the domain no longer here",
+     "the config back into /etc/xen/auto", "_xl_migrate", "_migrated", "_take_back_config"),
+    ("migrate", "target", "drbd", "nothing: the source's xl migrate sends the domain, finish waits for it",
+     "always", "nothing", "_nothing", "_always", "_nothing"),
+    ("finish", "source", "plain",
+     "migrate (unless journaled or the target reported the domain), the target's copy verified; LV tables "
+     "back, DRBD down, clones, metadata LVs, resource files, the LVs and the config removed",
+     "migrated (or the target finished), the domain not here, no DRBD, clone, metadata LV, resource file, LV "
+     "or config left",
+     "the config back (the domain still runs here: xl migrate did not happen; refused otherwise)",
+     "_finish_plain_source", "_finished_plain_source", "_take_back_config"),
+    ("finish", "target", "plain",
+     "wait for the domain to arrive (VM--incoming renamed VM); its disks UpToDate; LV tables back under "
+     "xl pause, DRBD down, clones, metadata LVs and resource files removed, /dev links settled, config installed",
+     "the domain here, no DRBD, clone, metadata LV or resource file left, /dev links there, the config installed",
+     "nothing (abort refuses once the domain arrived here)",
+     "_finish_plain_target", "_finished_plain_target", "_nothing"),
+    ("finish", "source", "drbd",
+     "migrate (unless journaled), the target's copy verified; secondary, two primaries disallowed, config removed",
+     "migrated, the domain not here, every resource Secondary, two primaries disallowed, no config left",
+     "the config back (the domain still runs here; refused otherwise)",
+     "_finish_drbd_source", "_finished_drbd_source", "_take_back_config"),
+    ("finish", "target", "drbd",
+     "wait for the domain to arrive; once the source is secondary, two primaries disallowed; config installed",
+     "the domain here, Primary with a secondary peer, two primaries disallowed, the config installed",
+     "nothing (abort refuses once the domain arrived here)",
+     "_finish_drbd_target", "_finished_drbd_target", "_nothing"),
+)
+STEP_TABLE = dict(
+    ((step, role, mode), StepRow(step, role, mode, does, done_when, undo, run, check, revert,
+                                 _SOURCE_REFUSES if role == "source" else _TARGET_REFUSES, _EVENTS[step]))
+    for step, role, mode, does, done_when, undo, run, check, revert in _ROWS)
+ABORT_REFUSES = {
+    "source": "the domain must run here (after a still running xl migrate of a killed run has ended)",
+    "target": "the domain neither runs nor arrives here, never arrived (journal), and runs on the source",
+}
+
+
+def steps_markdown():
+    """The table as the operator reads it (docs/migration-steps.md holds this text)."""
+    lines = []
+    for mode in MODES:
+        lines += ["", "### Storage mode %s" % mode, "",
+                  "| step | role | does | done when (resume skips it) | undo (abort) |",
+                  "|---|---|---|---|---|"]
+        for step in STEPS:
+            for role in ROLES:
+                row = STEP_TABLE[(step, role, mode)]
+                lines.append("| %s | %s | %s | %s | %s |" % (step, role, row.does, row.done_when, row.undo))
+    lines += ["", "Abort undoes the steps a host began (journal `step:NAME` or one of the step's events), last first,",
+              "after checking, before any undo, that it may:", ""]
+    lines += ["- %s: %s" % (role, ABORT_REFUSES[role]) for role in ROLES]
+    return "\n".join(lines[1:]) + "\n"
+
+
+def _event_matches(event, names):
+    return any(event == name or name.endswith(":") and event.startswith(name) for name in names)
+
+
+def _unique(names):
+    seen = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    return seen
 
 
 def _same_file(path, text):

@@ -38,6 +38,9 @@ options:
         shows up within 180 s or when it vanishes without arriving (C(xl migrate) failed).
       - V(migrate) runs only the C(xl migrate) on the source, for callers that order the steps themselves.
       - A step waits for a step of the same VM still running on this host (from a killed run) to end first.
+      - A step runs nothing when this host already began a later one (RV(past_step)) or when its check holds (the
+        step is done here); V(abort) undoes the steps this host began, last first. The table of steps, checks and
+        undos is in the collection's C(docs/migration-steps.md).
       - V(promote) first waits up to O(sync_window) seconds for the DRBD sync; while it is not done it
         returns RV(waiting) and the progress, and the action plugin calls it again.
       - V(abort) rolls back to the VM running on the source with its original LVs.
@@ -270,6 +273,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import both_uptodate, device_minor, minor_state, resource_files
+from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
 
@@ -393,7 +397,7 @@ def new_journal(module):
             disks.append({"resource": lm.check_vm_name(disk["resource"]), "minor": int(minor),
                           "device": "/dev/drbd%d" % int(minor)})
             continue
-        names = lm.disk_names(p["vm"], disk["vg"], disk["lv"], index, int(minor))
+        names = disk_names(p["vm"], disk["vg"], disk["lv"], index, int(minor))
         names["size_bytes"] = int(disk["size_bytes"])
         disks.append(names)
     source, target = (p["host_name"], p["peer_name"]) if p["role"] == "source" else (p["peer_name"], p["host_name"])
@@ -558,22 +562,15 @@ def main():
             journal.renew()
         step = p["step"]
         if step in lm.STEPS:
-            if journal.passed(step):
+            state, value = side.run(step)
+            if state == "past":
                 result["msg"] = "%s: already past step %s" % (p["host_name"], step)
                 result["past_step"] = True
                 module.exit_json(**result)
-            if not module.check_mode and not journal.done("step:" + step):
-                journal.mark("step:" + step)
-        if step == "prepare":
-            side.prepare()
-        elif step == "promote":
-            done, report = side.promote(p["sync_window"])
-            result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)
-        elif step == "migrate":
-            side.migrate()
-        elif step == "finish":
-            side.finish()
-            if not module.check_mode:
+            if step == "promote":
+                done, report = value
+                result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)
+            if step == "finish" and not module.check_mode:
                 journal.close("finished")
         elif step == "abort":
             side.abort()

@@ -16,6 +16,7 @@ from ansible_collections.sanless.xen.plugins.filter.migration import (
 )
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
 from ansible_collections.sanless.xen.plugins.modules import live_migration
@@ -126,12 +127,12 @@ def test_meta_size_covers_bitmap_and_activity_log():
 
 
 def test_disk_names_and_drbd_table_detection():
-    names = lm.disk_names("web-01", "xenvg", "web-01-disk", 0, 12)
+    names = disk_names("web-01", "xenvg", "web-01-disk", 0, 12)
     assert names["lv_dm"] == "xenvg-web--01--disk" and names["resource"] == "sl-web-01-0"
     assert names["port"] == 7712 and names["device"] == "/dev/drbd12"
-    assert lm.is_drbd_table(parse_table("0 524288 linear 147:12 0\n"), names)
-    assert not lm.is_drbd_table(parse_table("0 524288 linear 254:0 2048\n"), names)
-    assert not lm.is_drbd_table(parse_table("0 262144 linear 147:12 0\n262144 262144 linear 254:0 2048\n"), names)
+    assert on_drbd(parse_table("0 524288 linear 147:12 0\n"), names)
+    assert not on_drbd(parse_table("0 524288 linear 254:0 2048\n"), names)
+    assert not on_drbd(parse_table("0 262144 linear 147:12 0\n262144 262144 linear 254:0 2048\n"), names)
 
 
 @pytest.mark.parametrize("name", ["web;rm", "a b", "../x", "-x", "", "x" * 65, "web$(id)"])

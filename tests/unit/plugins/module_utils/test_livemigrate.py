@@ -20,6 +20,7 @@ import os
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
@@ -267,7 +268,7 @@ def dirs(tmp_path, monkeypatch):
 
 
 def plain_disk(original=True):
-    disk = lm.disk_names(VM, "xenvg", "fxs-disk", 0, 90)
+    disk = disk_names(VM, "xenvg", "fxs-disk", 0, 90)
     disk["size_bytes"] = 32768 * 512
     if original:
         disk["original_table"] = render_table(FXS_BEFORE)
@@ -346,7 +347,7 @@ def test_source_prepare_order(dirs, clock):
 
     # rerun on the state the first run left: the LV points at DRBD, nothing is paused or run again
     rerun = FakeHost([proc("syncsource")], tables=host.tables, domains=xl_list("migrate-source-before"), lvs=host.lvs)
-    assert lm.is_drbd_table(rerun.tables["xenvg-fxs--disk"], journal.data["disks"][0])
+    assert on_drbd(rerun.tables["xenvg-fxs--disk"], journal.data["disks"][0])
     side = lm.HostSide(rerun, journal, SOURCE)
     side.prepare()
     assert rerun.calls == [] and not side.changed
@@ -468,7 +469,7 @@ def test_promote_target_becomes_primary_and_swaps_its_lv(dirs, clock):
     ]
     assert clock.sleeps == [0.3]
     assert logged(journal) == ["synced", "two-primaries:sl-fxm-0", "primary:sl-fxm-0", "swapped-to-drbd:sl-fxm-0"]
-    assert lm.is_drbd_table(host.tables["xenvg-fxs--disk"], journal.data["disks"][0])
+    assert on_drbd(host.tables["xenvg-fxs--disk"], journal.data["disks"][0])
 
 
 def test_promote_target_not_done_while_the_source_refuses_two_primaries(dirs, clock):
@@ -1035,3 +1036,128 @@ def test_a_long_step_renews_the_runs_lease(dirs, clock):
     clock.sleep(21)
     journal.renew()
     assert lm.Journal(VM, str(dirs / "state")).load()["updated_at"] == clock.time()
+
+
+# --------------------------------------------------------------------------- the step table
+
+ALL_ROWS = [(step, role, mode) for step in lm.STEPS for role in lm.ROLES for mode in lm.MODES]
+
+
+@pytest.mark.parametrize("key", ALL_ROWS, ids=["-".join(key) for key in ALL_ROWS])
+def test_every_step_has_an_action_a_check_and_an_undo(key):
+    row = lm.STEP_TABLE[key]
+    assert (row.step, row.role, row.mode) == key
+    for text in (row.does, row.done_when, row.undo):
+        assert isinstance(text, str) and text.strip()
+    for name in (row.run, row.check, row.revert, row.refuse):
+        assert callable(getattr(lm.HostSide, name, None)), "%s of %s names no HostSide method" % (name, key)
+    assert row.events or row.step != "prepare" or row.mode == "drbd"
+
+
+def test_the_table_has_exactly_one_row_per_step_role_and_mode():
+    assert sorted(lm.STEP_TABLE) == sorted(ALL_ROWS)
+
+
+def test_the_docs_are_the_table():
+    with open(os.path.join(os.path.dirname(FIXTURES), "..", "..", "docs", "migration-steps.md")) as handle:
+        text = handle.read()
+    assert lm.steps_markdown() in text
+    for row in lm.STEP_TABLE.values():
+        assert "| %s | %s | %s |" % (row.step, row.role, row.does) in text
+
+
+@pytest.mark.parametrize("role,mode", [(role, mode) for role in lm.ROLES for mode in lm.MODES])
+def test_abort_checks_then_undoes_the_begun_steps_last_first(dirs, clock, monkeypatch, role, mode):
+    # prepare and promote began here, migrate and finish did not: only the first two are undone,
+    # promote's first, after every refusal was checked
+    journal = journal_for(dirs, role, mode, events=["step:prepare", "step:promote"])
+    calls = []
+    for row in lm.STEP_TABLE.values():
+        for name in (row.revert, row.refuse):
+            monkeypatch.setattr(lm.HostSide, name, lambda self, name=name: calls.append(name))
+    lm.HostSide(FakeHost([proc("dual-primary")]), journal, dict(SOURCE if role == "source" else TARGET)).abort()
+    promote, prepare = lm.STEP_TABLE[("promote", role, mode)], lm.STEP_TABLE[("prepare", role, mode)]
+    refusals = [n for n in (promote.refuse, prepare.refuse) if n]
+    undos = [promote.revert] + ([prepare.revert] if prepare.revert != promote.revert else [])
+    assert calls == sorted(set(refusals), key=refusals.index) + undos
+    for step in ("migrate", "finish"):
+        later = lm.STEP_TABLE[(step, role, mode)].revert
+        if later not in undos:
+            assert later not in calls
+
+
+def test_abort_without_a_begun_step_changes_nothing(dirs, clock):
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-after"))
+    lm.HostSide(host, journal, SOURCE).abort()
+    assert host.calls == [] and logged(journal) == []
+
+
+def test_source_abort_after_a_failed_xl_migrate_takes_the_config_back_before_the_tables(dirs, clock):
+    # the run was killed in finish, its xl migrate failed: the guest still runs here on DRBD
+    events = ["step:prepare", "primary-forced:sl-fxm-0", "swapped-to-drbd", "step:promote", "two-primaries:sl-fxm-0",
+              "step:finish", "config-sent", "config-parked", "migrate-started"]
+    journal = journal_for(dirs, "source", events=events)
+    parked = os.path.join(str(dirs), "state", "migrations", "fxm.cfg")
+    with open(parked, "w") as handle:
+        handle.write('name = "fxm"\n')
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-before"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, SOURCE).abort()
+    log = logged(journal)
+    # finish's and migrate's undo (the config back), then promote's (none), then prepare's
+    assert log.index("config-restored") < log.index("tables-restored") < log.index("down:sl-fxm-0")
+    assert os.path.exists(os.path.join(str(dirs), "auto", "fxm.cfg")) and not os.path.exists(parked)
+    assert host.commands("xl", "dmsetup", "drbdadm", "lvremove") == [
+        "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
+        "xl pause fxm", "dmsetup resume xenvg-fxs--disk", "xl unpause fxm",
+        "drbdadm down sl-fxm-0", "dmsetup remove sl-fxm-0.real", "lvremove xenvg fxs-disk.drbdmeta",
+    ]
+    assert ("xenvg", "fxs-disk") in host.lvs
+
+
+def prepared_source(dirs, secret):
+    """A source whose prepare is done (recorded: its LV on minor 90, SyncSource), its resource file written
+    with the given secret."""
+    journal = journal_for(dirs, "source", events=["step:prepare", "primary-forced:sl-fxm-0", "swapped-to-drbd"])
+    host = FakeHost([proc("syncsource")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-source-before"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    side = lm.HostSide(host, journal, SOURCE)
+    rep = side.replicas()[0]
+    rep.link["secret"] = secret
+    with open(rep.res_path, "w") as handle:
+        handle.write(rep.resource_text())
+    return side, host, journal, rep.res_path
+
+
+def test_resume_skips_a_step_whose_check_holds(dirs, clock):
+    side, host, journal, _res = prepared_source(dirs, "s3cret")
+    assert side.run("prepare") == ("held", None)
+    assert host.calls == [] and logged(journal) == ["step:prepare", "primary-forced:sl-fxm-0", "swapped-to-drbd"]
+
+
+def test_resume_runs_a_step_whose_check_does_not_hold(dirs, clock):
+    # the resource file has another secret (a rekeyed resume): prepare runs and rewrites it
+    side, host, journal, res = prepared_source(dirs, "old-secret")
+    assert side.run("prepare") == ("ran", None)
+    assert host.commands("write", "drbdadm") == ["write " + res, "drbdadm disconnect sl-fxm-0"]
+
+
+def test_resume_of_a_step_a_later_one_passed_does_nothing(dirs, clock):
+    journal = journal_for(dirs, "source", events=["step:prepare", "step:promote"])
+    host = FakeHost([proc("wfconnection")], tables=dm_listing(FXS_BEFORE), domains=xl_list("migrate-source-before"))
+    assert lm.HostSide(host, journal, SOURCE).run("prepare") == ("past", None)
+    assert host.calls == [] and logged(journal) == ["step:prepare", "step:promote"]
+
+
+@pytest.mark.parametrize("events,held", [
+    (["step:promote", "synced", "two-primaries:fxd", "primary:fxd"], True),
+    (["step:promote", "synced"], False),
+])
+def test_resumed_promote_reports_the_sync_whether_or_not_it_runs(dirs, clock, events, held):
+    journal = journal_for(dirs, "target", "drbd", events=events)
+    host = FakeHost([proc("dual-primary")])
+    state, (done, report) = lm.HostSide(host, journal, dict(TARGET, sync_window=0)).run("promote")
+    assert (state, done) == ("held" if held else "ran", True)
+    assert [item["resource"] for item in report] == ["fxd"] and report[0]["disk"] == report[0]["peer_disk"] == "UpToDate"
+    assert host.commands("drbdadm") == ([] if held else ["drbdadm net-options --allow-two-primaries=yes fxd"])
