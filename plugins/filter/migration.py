@@ -9,8 +9,9 @@ from __future__ import annotations
 import zlib
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
-    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, domain_need_mib, drbd_port, is_address, meta_bytes, round_up,
+    DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, drbd_port, is_address, meta_bytes,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.plan import placement
 
 
 def _facts(result):
@@ -19,9 +20,16 @@ def _facts(result):
     return result
 
 
-def plan_migration(reports, addresses, vm, target=None, action="migrate"):
+# live_migration step=prepare still creates a disk's LV on the target in the VG of the disk's own name: until
+# it takes the plan's target_vg, a target where a disk would go in another VG is refused.
+ENGINE_TAKES_TARGET_VG = False
+
+
+def plan_migration(reports, addresses, vm, target=None, action="migrate", target_vgs=None):
     """reports: host -> registered result of live_migration step=preflight (or None).
-    addresses: host -> address. Returns the plan: source, target, addresses, disks,
+    addresses: host -> address. target_vgs: host -> the VG for VM disks there (a per-dom0 xen_vg), else a
+    disk goes in the VG of its name or (once the engine takes target_vg) the one with most room.
+    Returns the plan: source, target, addresses, disks (each with target_vg in plain mode),
     minors, ports, resume (bool), migration_id (when resuming), journal_hosts and rekey (a
     resume where one of the two hosts has no journal: both take the run's new secret) and
     problems (a list of messages; the migration must not start unless it is empty)."""
@@ -131,18 +139,17 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate"):
             return plan
         candidates = [target]
     else:
-        candidates = sorted((h for h in facts if h != source), key=lambda h: -facts[h]["preflight"]["free_memory_mib"])
-    reasons = {}
-    for host in candidates:
-        reasons[host] = _target_problems(vm, src, host, facts[host]["preflight"], disks, addresses.get(host, host))
-    fitting = [h for h in candidates if not reasons[h]]
-    if not fitting:
+        candidates = [h for h in facts if h != source]
+    decision = _choose_target(vm, src, facts, candidates, disks, addresses, target_vgs)
+    if decision["host"] is None:
         if not candidates:
             problems.append("no other dom0 to migrate %s to" % vm)
-        for host in candidates:
-            problems.extend(reasons[host])
+        for host in sorted(candidates):
+            problems.extend(decision["verdicts"][host]["problems"])
         return plan
-    chosen = fitting[0]
+    chosen = decision["host"]
+    for disk, vg in zip(disks, decision["verdicts"][chosen]["disk_vgs"]):
+        disk["target_vg"] = vg
     plan["target"] = chosen
     dst = facts[chosen]["preflight"]
     used = set(src["used_minors"]) | set(dst["used_minors"])
@@ -202,7 +209,7 @@ def _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addre
             problems.append("%s: has no DRBD resource %s (the peer of %s has it)" % (peer, name, source))
         elif theirs["state"].get("role") != "Secondary":
             problems.append("%s: DRBD %s is %s there, it must be Secondary" % (peer, name, theirs["state"].get("role")))
-    problems.extend(_target_problems(vm, src, peer, dst, [], addresses.get(peer, peer)))
+    problems.extend(_choose_target(vm, src, facts, [peer], [], addresses)["verdicts"][peer]["problems"])
     plan["target"] = peer
     plan["disks"] = [{"resource": name, "minor": res["minor"], "device": res["device"]} for name, res in resources]
     plan["minors"] = [res["minor"] for _name, res in resources]
@@ -221,31 +228,40 @@ def _source_vg_problems(vm, source, src):
         source, vg, bytes_, vm, src["vgs"].get(vg, 0)) for vg, bytes_ in sorted(need.items()) if src["vgs"].get(vg, 0) < bytes_]
 
 
-def _target_problems(vm, src, host, dst, disks, address):
+def _choose_target(vm, src, facts, candidates, disks, addresses, target_vgs=None):
+    """plan.placement over the candidates (memory with Xen's overhead, VG space for the disks and their
+    DRBD metadata, the ranking), with the migration's own refusals (_target_problems) added per host."""
+    hosts = []
+    for host in candidates:
+        dst = facts[host]["preflight"]
+        extents = dst.get("vg_extent_bytes") or {}
+        hosts.append({"name": host, "memory_free_mib": dst["free_memory_mib"], "vg": (target_vgs or {}).get(host),
+                      "vgs": dict((vg, {"free_bytes": free, "extent_bytes": extents.get(vg)}) for vg, free in dst["vgs"].items())})
+    demand = {"name": vm, "memory_mib": src["vm_memory_mib"] or 0, "vcpus": src.get("vm_vcpus") or 1,
+              "type": src.get("vm_type") or "pv", "disks": disks, "drbd_meta": True,
+              "vg_strict": not ENGINE_TAKES_TARGET_VG}
+    return placement(hosts, demand, check=lambda host, verdict: _target_problems(
+        vm, src, host, facts[host]["preflight"], disks, addresses.get(host, host), verdict["disk_vgs"]))
+
+
+def _target_problems(vm, src, host, dst, disks, address, disk_vgs):
+    """What refuses a target besides room (plan.placement judges memory and VG space)."""
     problems = []
     if dst["runs_vm"]:
         problems.append("%s: %s already runs there" % (host, vm))
-    need_mib = domain_need_mib(src["vm_memory_mib"] or 0, src.get("vm_vcpus") or 1, src.get("vm_type") or "pv")
-    if dst["free_memory_mib"] < need_mib:
-        problems.append("%s: needs %d MiB of free memory for %s (%d MiB + Xen's overhead), has %d MiB" % (
-            host, need_mib, vm, src["vm_memory_mib"] or 0, dst["free_memory_mib"]))
-    need_bytes = {}
-    for disk in disks:
-        extent = dst.get("vg_extent_bytes", {}).get(disk["vg"]) or DEFAULT_EXTENT_BYTES
+    for disk, vg in zip(disks, disk_vgs):
+        if vg is None:
+            continue
+        if vg != disk["vg"] and not ENGINE_TAKES_TARGET_VG:
+            problems.append("%s: disk %s/%s would go in VG %s there; the migration engine keeps a disk's VG name"
+                            % (host, disk["vg"], disk["lv"], vg))
+        extent = dst.get("vg_extent_bytes", {}).get(vg) or DEFAULT_EXTENT_BYTES
         if disk["size_bytes"] % extent:
             # lvcreate would round it up: a target LV larger than the DRBD device cannot take its table
             problems.append("%s: LV %s/%s is %d bytes, not a multiple of VG %s's extent size there (%d)"
-                            % (host, disk["vg"], disk["lv"], disk["size_bytes"], disk["vg"], extent))
-        need_bytes[disk["vg"]] = need_bytes.get(disk["vg"], 0) + round_up(disk["size_bytes"], extent) + \
-            meta_bytes(disk["size_bytes"], extent)
-        if disk["lv"] in dst["lvs"].get(disk["vg"], []):
-            problems.append("%s: LV %s/%s already exists there" % (host, disk["vg"], disk["lv"]))
-    for vg, need in sorted(need_bytes.items()):
-        if vg not in dst["vgs"]:
-            problems.append("%s: has no VG %s (the disks of %s live on VG %s; VG names must match)" % (host, vg, vm, vg))
-        elif dst["vgs"][vg] < need:
-            problems.append("%s: VG %s needs %d bytes (disks + DRBD metadata), has %d free (short by %d)"
-                            % (host, vg, need, dst["vgs"][vg], need - dst["vgs"][vg]))
+                            % (host, disk["vg"], disk["lv"], disk["size_bytes"], vg, extent))
+        if disk["lv"] in dst["lvs"].get(vg, []):
+            problems.append("%s: LV %s/%s already exists there" % (host, vg, disk["lv"]))
     if src["vm_type"] == "pv" and "shadow" not in dst["virt_caps"]:
         problems.append("%s: Xen without shadow paging cannot receive the PV guest %s (virt_caps: %s)"
                         % (host, vm, " ".join(dst["virt_caps"])))
@@ -259,11 +275,11 @@ def host_address(hostvars, host):
     return hostvars[host].get("ansible_host", host)
 
 
-def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight"):
+def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight", target_vgs=None):
     """Filter: build the reports from hostvars and plan (see plan_migration)."""
     reports = dict((host, hostvars[host].get(register)) for host in hosts)
     addresses = dict((host, host_address(hostvars, host)) for host in hosts)
-    return plan_migration(reports, addresses, vm, target, action)
+    return plan_migration(reports, addresses, vm, target, action, target_vgs)
 
 
 def migration_peers(hostvars, hosts, me):

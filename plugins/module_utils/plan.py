@@ -134,6 +134,10 @@ from bisect import bisect_right
 from itertools import accumulate
 from operator import gt, le
 
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
+    DEFAULT_EXTENT_BYTES, domain_need_mib, meta_bytes, meta_lv_name, round_up,
+)
+
 MIB = 1024 * 1024
 
 _NO_ORDER = 1 << 62
@@ -817,7 +821,150 @@ def failover_plans_per_host(hosts, vms, what_if=None):
 
 
 # ---------------------------------------------------------------------------
-# Placement
+# Placement: the one decision of where a VM goes.  provision (filter
+# sanless.xen.provision_placement), migrate's target (plan_migration), place()
+# and evacuation_plan() all ask placement(); nothing else ranks hosts.
+
+
+def _host_vgs(host):
+    """A host's VGs as ``{name: {"free_bytes", "extent_bytes", "lvs"}}``.
+
+    A planner host has no ``vgs``: one anonymous VG (None) of ``vg_free_bytes``
+    counted in bytes (extent 1), or, when that is None, no VG constraint.
+    """
+    vgs = host.get("vgs")
+    if vgs is None:
+        free = host.get("vg_free_bytes")
+        return None if free is None else {None: {"free_bytes": free, "extent_bytes": 1, "lvs": {}}}
+    return {name: {"free_bytes": int(vg.get("free_bytes") or 0),
+                   "extent_bytes": int(vg.get("extent_bytes") or DEFAULT_EXTENT_BYTES),
+                   "lvs": dict(vg.get("lvs") or {})} for name, vg in vgs.items()}
+
+
+def disk_need_bytes(size_bytes, extent_bytes, have_bytes=0, drbd_meta=False, meta_have_bytes=0):
+    """VG space a disk takes: whole extents beyond an LV of ``have_bytes`` already there, plus its DRBD
+    metadata LV (beyond one of ``meta_have_bytes``)."""
+    need = max(round_up(size_bytes, extent_bytes) - have_bytes, 0)
+    return need + (max(meta_bytes(size_bytes, extent_bytes) - meta_have_bytes, 0) if drbd_meta else 0)
+
+
+def _pick_vg(disk, vgs, left, drbd_meta, strict, host_vg=None):
+    """The VG of one disk on a host: the host's own VG for VM disks (``host_vg``,
+    a per-dom0 ``xen_vg``: always that one), else the disk's (``vg``) when the
+    host has it and, unless ``strict``, when it has room; else the VG with the
+    most space left."""
+    wanted = host_vg or disk.get("vg")
+    strict = strict or host_vg is not None
+    if None in vgs:
+        return None
+    if wanted in vgs:
+        need = disk_need_bytes(disk["size_bytes"], vgs[wanted]["extent_bytes"], drbd_meta=drbd_meta)
+        if strict or need <= left[wanted]:
+            return wanted
+    elif wanted is not None and strict:
+        return False
+    if not vgs:
+        return False
+    roomy = [vg for vg in vgs if disk_need_bytes(disk["size_bytes"], vgs[vg]["extent_bytes"], drbd_meta=drbd_meta) <= left[vg]]
+    return min(roomy or vgs, key=lambda vg: (-left[vg], vg))
+
+
+def judge_host(host, demand, policy=None):
+    """Whether ``host`` can take ``demand`` (see placement): a verdict
+    ``{"host", "fits", "problems", "need_mib", "vg_need_bytes", "vg_free_bytes", "disk_vgs"}``."""
+    policy = policy or {}
+    name = host["name"]
+    vm = demand.get("name") or "the VM"
+    problems = []
+    if not host.get("online", True):
+        problems.append(f"{name}: offline")
+    memory = int(demand.get("memory_mib") or 0)
+    reserve = int(policy.get("reserve_mib") or 0)
+    running = demand.get("running_on") or ()
+    need_mib = 0
+    if demand.get("memory", True) and name not in running:
+        # what Xen takes to build the domain, not just its memory (conventions.domain_need_mib)
+        need_mib = domain_need_mib(memory, demand.get("vcpus") or 1, demand.get("type") or "pv") + reserve
+    if need_mib > host["memory_free_mib"]:
+        extra = f" + {reserve} MiB reserve" if reserve else ""
+        problems.append(f"{name}: needs {need_mib} MiB of free memory for {vm} ({memory} MiB + Xen's overhead{extra}),"
+                        f" has {host['memory_free_mib']} MiB")
+    vgs = _host_vgs(host)
+    drbd_meta = bool(demand.get("drbd_meta"))
+    strict = demand.get("vg_strict", True)
+    disk_vgs = []
+    need = {}
+    if vgs is not None:
+        left = {vg: v["free_bytes"] for vg, v in vgs.items()}
+        for disk in demand.get("disks") or []:
+            vg = _pick_vg(disk, vgs, left, drbd_meta, strict, host.get("vg"))
+            if vg is False:
+                wanted = host.get("vg") or disk.get("vg")
+                if host.get("vg"):
+                    why = f"{name}: has no VG {wanted} (its xen_vg, where the disks of {vm} go)"
+                elif wanted:
+                    why = f"{name}: has no VG {wanted} (the disks of {vm} live on VG {wanted}; VG names must match)"
+                else:
+                    why = f"{name}: has no VG for the disks of {vm}"
+                if why not in problems:
+                    problems.append(why)
+                disk_vgs.append(None)
+                continue
+            lvs = vgs[vg]["lvs"] if disk.get("lv") else {}
+            bytes_ = disk_need_bytes(disk["size_bytes"], vgs[vg]["extent_bytes"], lvs.get(disk.get("lv"), 0), drbd_meta,
+                                     lvs.get(meta_lv_name(disk["lv"]), 0) if lvs else 0)
+            left[vg] -= bytes_
+            need[vg] = need.get(vg, 0) + bytes_
+            disk_vgs.append(vg)
+        what = "disks + DRBD metadata" if drbd_meta else f"the disks of {vm}"
+        for vg, bytes_ in sorted(need.items(), key=lambda item: str(item[0])):
+            free = vgs[vg]["free_bytes"]
+            if bytes_ > free:
+                where = "VG space" if vg is None else f"VG {vg}"
+                problems.append(f"{name}: {where} needs {bytes_} bytes ({what}), has {free} free (short by {bytes_ - free})")
+    else:
+        disk_vgs = [None for _disk in demand.get("disks") or []]
+    return {"host": name, "fits": not problems, "problems": problems, "need_mib": need_mib,
+            "vg_need_bytes": sum(need.values()), "vg_free_bytes": sum(v["free_bytes"] for v in (vgs or {}).values()),
+            "disk_vgs": disk_vgs}
+
+
+def placement(hosts, demand, exclude=None, policy=None, check=None):
+    """The placement decision: which hosts can take ``demand``, best first.
+
+    ``hosts``: ``[{"name", "memory_free_mib", "online"?, "vgs"?: {vg: {"free_bytes",
+    "extent_bytes"?, "lvs"?: {lv: bytes}}}, "vg"?, "vg_free_bytes"?}]`` (``vg``: the
+    VG for VM disks on that host, a per-dom0 ``xen_vg``; without ``vgs``,
+    ``vg_free_bytes`` is one VG counted in bytes, None: not known).
+    ``demand``: ``{"name", "memory_mib", "vcpus"?, "type"?, "disks"?: [{"size_bytes",
+    "vg"?, "lv"?}], "drbd_meta"?, "vg_strict"? (true), "running_on"?: [host],
+    "memory"? (false: only disk space is wanted, a DRBD secondary)}``.
+    Fit: free memory for the domain with Xen's overhead (+ ``policy.reserve_mib``)
+    unless it runs there already; every disk in whole extents (less an LV of its
+    name already there, plus DRBD metadata if asked) in its VG: the host's
+    ``vg`` if set, else the disk's own ``vg``, or with ``vg_strict`` false (or
+    no ``vg``) the one with most space left.
+    ``exclude``: host names, or ``{host: [reasons]}``, never chosen; ``check(host,
+    verdict)`` returns the caller's own reasons to refuse a host.
+    Rank: most free memory, then most VG space, then name.  Returns
+    ``{"host" (None when nothing fits), "ranked", "verdicts": {host: judge_host()}}``.
+    """
+    if isinstance(exclude, dict):
+        refused = {name: list(reasons or []) for name, reasons in exclude.items()}
+    else:
+        refused = {name: [] for name in exclude or ()}
+    verdicts = {}
+    for host in hosts:
+        verdict = judge_host(host, demand, policy)
+        own = check(host["name"], verdict) if check else []
+        if host["name"] in refused or own:
+            verdict["problems"] = refused.get(host["name"], []) + verdict["problems"] + list(own)
+            verdict["fits"] = False
+        verdicts[host["name"]] = verdict
+    ranked = sorted((h for h in hosts if verdicts[h["name"]]["fits"]),
+                    key=lambda h: (-h["memory_free_mib"], -verdicts[h["name"]]["vg_free_bytes"], h["name"]))
+    names = [h["name"] for h in ranked]
+    return {"host": names[0] if names else None, "ranked": names, "verdicts": verdicts}
 
 
 def place(hosts, vms, new_vm, policy=None, what_if=None):
@@ -828,13 +975,14 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
     Replicated storage (drbd, raid1) needs a primary and a secondary host,
     both with ``disk_bytes`` free in their VG; the VM may restart on the
     secondary.  ``policy``: ``{"up_to": 2, "anti_affinity": "hard"|"soft",
-    "max_candidates": 64}``: candidates are scored in balance order, at most
+    "max_candidates": 64, "reserve_mib": 0}``: candidates are scored in
+    ``placement`` order (which also judges the fit), at most
     ``max_candidates`` of them (each is one exact ``max_host_failures``), and
     the first that reaches ``up_to`` wins.
 
     Candidates are ranked by: the tolerated failures after the placement
-    (highest first), then balance (most free memory left on the primary, then
-    on the secondary, then most VG space), then name.  Returns ``{"host",
+    (highest first), then ``placement``'s rank of the primary, then of the
+    secondary, then fewest anti-affinity neighbours.  Returns ``{"host",
     "secondary", "tolerated_failures", "candidates"}``; raises PlanError
     when the VM fits nowhere.
     """
@@ -855,40 +1003,25 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
         raise PlanError("duplicate VM name {!r}".format(probe["name"]))
     group = probe["anti_affinity"]
     crowded = {v["host"] for v in vms if group is not None and v["anti_affinity"] == group}
-
-    def disk_fits(host):
-        return host["vg_free_bytes"] is None or probe["disk_bytes"] <= host["vg_free_bytes"]
-
-    online = [h for h in hosts if h["online"]]
-    primaries = [h for h in online if h["memory_free_mib"] >= probe["memory_mib"] and disk_fits(h)]
+    shunned = crowded if hard else ()
+    demand = {"name": probe["name"], "memory_mib": probe["memory_mib"], "vcpus": new_vm.get("vcpus"),
+              "type": new_vm.get("type"), "disks": [{"size_bytes": probe["disk_bytes"]}]}
+    primaries = placement(hosts, demand, exclude=shunned, policy=policy)["ranked"]
     if probe["restart_on"]:
         replicated = False
     pairs = []
-    for host in primaries:
-        if hard and host["name"] in crowded:
+    for rank, name in enumerate(primaries):
+        if not replicated:
+            pairs.append(((rank, 0, name in crowded), name, None))
             continue
-        if replicated:
-            for peer in online:
-                if peer is host or not disk_fits(peer) or (hard and peer["name"] in crowded):
-                    continue
-                pairs.append((host, peer))
-        else:
-            pairs.append((host, None))
+        # the secondary only holds the disks: same rule, no memory wanted
+        peers = placement(hosts, dict(demand, memory=False), exclude=set(shunned) | {name}, policy=policy)["ranked"]
+        pairs.extend(((rank, k, (name in crowded) + (peer in crowded)), name, peer) for k, peer in enumerate(peers))
     if not pairs:
         respecting = f" respecting anti-affinity group {group!r}" if group else ""
         raise PlanError(f"VM {probe['name']!r} ({probe['memory_mib']} MiB, {probe['disk_bytes']} disk bytes) fits on no online host{respecting}")
-
-    def balance(pair):
-        host, peer = pair
-        return (
-            -(host["memory_free_mib"] - probe["memory_mib"]),
-            -(peer["memory_free_mib"] if peer else 0),
-            -((host["vg_free_bytes"] or 0) + ((peer["vg_free_bytes"] or 0) if peer else 0)),
-            (host["name"] in crowded) + (peer is not None and peer["name"] in crowded),
-            host["name"], peer["name"] if peer else "",
-        )
-
-    pairs.sort(key=balance)
+    pairs.sort()
+    pairs = [(by_host[name], by_host[peer] if peer else None) for _key, name, peer in pairs]
     best = None
     evaluated = []
     for host, peer in pairs[:max(1, max_candidates)]:
@@ -920,7 +1053,8 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
 def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=2, deadline_s=None, per_vm_overhead_s=0, what_if=None):
     """Drain ``host``: a target, a start time and a duration for every VM on it.
 
-    Targets: biggest-fit-decreasing by memory (as xapi's
+    Targets, chosen by ``placement`` (memory with Xen's overhead, most free
+    first): biggest-fit-decreasing by memory (as xapi's
     ``compute_evacuation_plan``), a VM with ``restart_on`` goes to one of
     those hosts (its replica: only memory is copied), any other VM to any
     online host with room for its memory and, when it has to carry its disks
@@ -944,30 +1078,24 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=2, deadline_
     targets = [h for h in hosts if h["online"] and h["name"] != host]
     free = {h["name"]: h["memory_free_mib"] for h in targets}
     disk = {h["name"]: h["vg_free_bytes"] for h in targets}
-    order = {h["name"]: i for i, h in enumerate(targets)}
     leaving = sorted((v for v in vms if v["host"] == host), key=_vm_rank_key)
     moves = []
     stuck = []
     for vm in leaving:
         replica = vm["restart_on"] or None
-        names = [h for h in (replica or free) if h in free]
         carry_disk = replica is None and vm["restart_on"] == []
-        best = None
-        for name in names:
-            if free[name] < vm["memory_mib"]:
-                continue
-            if carry_disk and disk[name] is not None and disk[name] < vm["disk_bytes"]:
-                continue
-            key = (-free[name], order[name])
-            if best is None or key < best[0]:
-                best = (key, name)
-        if best is None:
+        demand = {"name": vm["name"], "memory_mib": vm["memory_mib"],
+                  "disks": [{"size_bytes": vm["disk_bytes"]}] if carry_disk else []}
+        now = [{"name": n, "memory_free_mib": free[n], "vg_free_bytes": disk[n]} for n in free]
+        chosen = placement(now, demand, exclude=[n for n in free if replica and n not in replica])
+        target = chosen["host"]
+        if target is None:
             stuck.append({"vm": vm["name"], "reason": "no target with room" + (" among replica holders" if replica else "")})
             continue
-        target = best[1]
-        free[target] -= vm["memory_mib"]
-        if carry_disk and disk[target] is not None:
-            disk[target] -= vm["disk_bytes"]
+        verdict = chosen["verdicts"][target]
+        free[target] -= verdict["need_mib"]
+        if disk[target] is not None:
+            disk[target] -= verdict["vg_need_bytes"]
         copied = vm["memory_mib"] * MIB + (vm["disk_bytes"] if carry_disk else 0)
         moves.append({"vm": vm["name"], "target": target, "bytes": copied,
                       "duration_s": round(copied / bytes_per_s + per_vm_overhead_s, 3)})

@@ -11,10 +11,11 @@ import os
 
 import pytest
 
+from ansible_collections.sanless.xen.plugins.filter import migration
 from ansible_collections.sanless.xen.plugins.filter.migration import (
     first_minor, migration_peers, migration_plan, migration_summary, plan_migration,
 )
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib, meta_bytes
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
@@ -58,7 +59,7 @@ def test_plan_picks_the_other_host_and_free_minors():
     assert plan["problems"] == []
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
     assert plan["minors"] == [113] and plan["ports"] == [7813]
-    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024, "target_vg": "xenvg"}]
 
 
 def test_target_picked_by_free_memory_among_fitting_hosts():
@@ -95,6 +96,43 @@ def test_missing_vg_on_target_is_named():
     target["preflight"]["vgs"] = {"othervg": 8 * GIB}
     plan = plan_migration({"hosta": report(runs_vm=True), "hostb": target}, ADDR, "web01", "hostb")
     assert any("hostb: has no VG xenvg" in p for p in plan["problems"])
+
+
+def with_vgs(free_by_vg, **kwargs):
+    target = report(**kwargs)
+    target["preflight"]["vgs"] = dict(free_by_vg)
+    return target
+
+
+def test_target_vg_is_recorded_and_held_to_the_disks_vg_until_the_engine_takes_it():
+    reports = {"hosta": report(runs_vm=True), "hostb": with_vgs({"xenvg": 8 * GIB, "datavg": 16 * GIB}, free_mib=900),
+               "hostc": report(free_mib=300)}
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["target"] == "hostb" and [d["target_vg"] for d in plan["disks"]] == ["xenvg"]
+    # hostb's VG for VM disks is datavg: the engine would put the disk in xenvg there, so hostb is refused
+    plan = plan_migration(reports, ADDR, "web01", target_vgs={"hostb": "datavg"})
+    assert plan["target"] == "hostc" and plan["problems"] == []
+    plan = plan_migration(reports, ADDR, "web01", "hostb", target_vgs={"hostb": "datavg"})
+    assert plan["problems"] == ["hostb: disk xenvg/web01-disk would go in VG datavg there; the migration engine "
+                                "keeps a disk's VG name"]
+
+
+def test_target_vg_by_per_host_vg_or_free_space_once_the_engine_takes_it(monkeypatch):
+    monkeypatch.setattr(migration, "ENGINE_TAKES_TARGET_VG", True)
+    source = report(runs_vm=True)
+    need = 256 * 1024 * 1024 + meta_bytes(256 * 1024 * 1024)
+    cases = [
+        ({"othervg": 8 * GIB}, None, "othervg"),                            # VG names need not match
+        ({"xenvg": need - 1, "bigvg": GIB, "smallvg": need}, None, "bigvg"),   # no room in its own: the roomiest
+        ({"xenvg": GIB, "bigvg": 8 * GIB}, None, "xenvg"),                    # its own VG when it has room
+        ({"xenvg": 8 * GIB, "smallvg": need}, "smallvg", "smallvg"),          # the dom0's own VG for VM disks
+    ]
+    for vgs, own, expected in cases:
+        plan = plan_migration({"hosta": source, "hostb": with_vgs(vgs)}, ADDR, "web01",
+                              target_vgs={"hostb": own} if own else None)
+        assert plan["problems"] == [] and [d["target_vg"] for d in plan["disks"]] == [expected], (vgs, plan["problems"])
+    plan = plan_migration({"hosta": source, "hostb": with_vgs({"xenvg": 8 * GIB})}, ADDR, "web01", target_vgs={"hostb": "novg"})
+    assert plan["problems"] == ["hostb: has no VG novg (its xen_vg, where the disks of web01 go)"]
 
 
 def test_journal_means_resume_and_a_different_target_is_refused():
@@ -327,7 +365,7 @@ def test_plain_mode_plans_as_before_next_to_drbd_resources(tmp_path):
     plan = plan_migration(reports, ADDR, "web01")
     assert plan["problems"] == [] and plan["mode"] == "plain"
     assert (plan["source"], plan["target"]) == ("hosta", "hostb")
-    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024}]
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024, "target_vg": "xenvg"}]
     assert plan["minors"] == [110] and plan["ports"] == [7810]
 
 

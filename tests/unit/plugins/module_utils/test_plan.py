@@ -7,7 +7,8 @@ import itertools
 import random
 
 import pytest
-from ansible_collections.sanless.xen.plugins.module_utils import plan
+from ansible_collections.sanless.xen.plugins.module_utils import conventions, plan
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.tests.unit.plugins.module_utils import (
     plan_reference as ref,
@@ -357,7 +358,113 @@ def test_overcommit_check():
 
 
 # ---------------------------------------------------------------------------
-# Placement
+# The placement decision (plan.placement): fit and rank
+
+
+MIB = 1024 * 1024
+
+
+def dom0(name, free, vgs=None, online=True):
+    """A host as provision and migrate give it: named VGs with free bytes, extents and LVs."""
+    return {"name": name, "memory_free_mib": free, "online": online, "vgs": vgs or {}}
+
+
+@pytest.mark.parametrize("domain_type, vcpus", [("pv", 1), ("pvh", 2), ("hvm", 4)])
+def test_placement_memory_fit_counts_xens_overhead(domain_type, vcpus):
+    need = domain_need_mib(1024, vcpus, domain_type)
+    assert need > 1024
+    demand = {"name": "n", "memory_mib": 1024, "vcpus": vcpus, "type": domain_type}
+    for free, fits in ((need, True), (need - 1, False)):
+        verdict = plan.placement([dom0("a", free)], demand)["verdicts"]["a"]
+        assert verdict["fits"] is fits and verdict["need_mib"] == need
+    short = plan.placement([dom0("a", need - 1)], demand)["verdicts"]["a"]["problems"]
+    assert short == [f"a: needs {need} MiB of free memory for n (1024 MiB + Xen's overhead), has {need - 1} MiB"]
+    # the reserve comes on top; a host where the VM runs already needs no memory for it
+    assert not plan.placement([dom0("a", need)], demand, policy={"reserve_mib": 1})["verdicts"]["a"]["fits"]
+    assert plan.placement([dom0("a", 0)], dict(demand, running_on=["a"]))["host"] == "a"
+
+
+def test_placement_vg_fit_in_whole_extents_with_drbd_metadata_and_existing_lvs():
+    extent = 32 * MIB
+    size = 100 * MIB + 1
+    whole = conventions.round_up(size, extent)
+    meta = conventions.meta_bytes(size, extent)
+    disk = {"lv": "n-disk", "size_bytes": size, "vg": "vg0"}
+    for drbd, need in ((False, whole), (True, whole + meta)):
+        demand = {"name": "n", "memory_mib": 1, "disks": [disk], "drbd_meta": drbd}
+        for free, fits in ((need, True), (need - 1, False)):
+            host = dom0("a", 100, {"vg0": {"free_bytes": free, "extent_bytes": extent}})
+            verdict = plan.placement([host], demand)["verdicts"]["a"]
+            assert (verdict["fits"], verdict["vg_need_bytes"], verdict["disk_vgs"]) == (fits, need, ["vg0"])
+    # an LV of the disk's name already there is grown, not made again
+    host = dom0("a", 100, {"vg0": {"free_bytes": extent, "extent_bytes": extent, "lvs": {"n-disk": whole - extent}}})
+    assert plan.placement([host], {"name": "n", "memory_mib": 1, "disks": [disk]})["verdicts"]["a"]["vg_need_bytes"] == extent
+    short = dom0("a", 100, {"vg0": {"free_bytes": whole - 1, "extent_bytes": extent}})
+    assert plan.placement([short], {"name": "n", "memory_mib": 1, "disks": [disk]})["verdicts"]["a"]["problems"] == [
+        f"a: VG vg0 needs {whole} bytes (the disks of n), has {whole - 1} free (short by 1)"]
+
+
+def test_placement_vg_choice_own_name_else_most_free_space():
+    disks = [{"lv": "n-a", "size_bytes": 8 * MIB, "vg": "xenvg"}, {"lv": "n-b", "size_bytes": 8 * MIB, "vg": "xenvg"}]
+    demand = {"name": "n", "memory_mib": 1, "disks": disks}
+    other = dom0("a", 100, {"big": {"free_bytes": 12 * MIB}, "small": {"free_bytes": 8 * MIB}})
+    strict = plan.placement([other], demand)["verdicts"]["a"]
+    assert not strict["fits"] and strict["problems"][0].startswith("a: has no VG xenvg")
+    # not strict: each disk to the VG with the most room left at that point
+    loose = plan.placement([other], dict(demand, vg_strict=False))["verdicts"]["a"]
+    assert loose["fits"] and loose["disk_vgs"] == ["big", "small"]
+    own = dom0("a", 100, {"big": {"free_bytes": 64 * MIB}, "xenvg": {"free_bytes": 8 * MIB}})
+    assert plan.placement([own], dict(demand, vg_strict=False))["verdicts"]["a"]["disk_vgs"] == ["xenvg", "big"]
+    # a host's own VG for VM disks (per-dom0 xen_vg) takes every disk, room or not
+    mine = dict(own, vg="xenvg")
+    verdict = plan.placement([mine], dict(demand, vg_strict=False))["verdicts"]["a"]
+    assert verdict["disk_vgs"] == ["xenvg", "xenvg"] and not verdict["fits"]
+    assert plan.placement([dict(own, vg="big")], demand)["verdicts"]["a"]["disk_vgs"] == ["big", "big"]
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 64), st.integers(0, 64), st.booleans()), min_size=1, max_size=6),
+       st.integers(0, 40), st.integers(0, 40), st.sets(st.integers(0, 5)))
+def test_placement_ranks_fitting_hosts_by_memory_then_vg_space_then_name(specs, memory, disk, excluded):
+    hosts = [host(f"h{k}", free, vg=vg * GIB if has_vg else None) for k, (free, vg, has_vg) in enumerate(specs)]
+    exclude = [f"h{k}" for k in excluded]
+    result = plan.placement(hosts, {"name": "n", "memory_mib": memory, "disks": [{"size_bytes": disk * GIB}]},
+                            exclude=exclude)
+    fitting = [h for h in hosts if h["name"] not in exclude and h["memory_free_mib"] >= domain_need_mib(memory)
+               and (h["vg_free_bytes"] is None or h["vg_free_bytes"] >= disk * GIB)]
+    assert result["ranked"] == [h["name"] for h in sorted(
+        fitting, key=lambda h: (-h["memory_free_mib"], -(h["vg_free_bytes"] or 0), h["name"]))]
+    assert result["host"] == (result["ranked"][0] if fitting else None)
+    for name, verdict in result["verdicts"].items():
+        assert verdict["fits"] == (name in result["ranked"]) and bool(verdict["problems"]) != verdict["fits"] or \
+            name in exclude
+
+
+def test_placement_exclusions_and_the_callers_own_refusals():
+    hosts = [host("a", 100), host("b", 90), host("c", 80, online=False)]
+    demand = {"name": "n", "memory_mib": 10}
+    assert plan.placement(hosts, demand)["ranked"] == ["a", "b"]
+    result = plan.placement(hosts, demand, exclude={"a": ["a: is the source"]})
+    assert result["host"] == "b" and result["verdicts"]["a"]["problems"] == ["a: is the source"]
+    refused = plan.placement(hosts, demand, check=lambda name, verdict: [f"{name}: no"] if name == "b" else [])
+    assert refused["ranked"] == ["a"] and refused["verdicts"]["b"]["problems"] == ["b: no"]
+    assert refused["verdicts"]["c"]["problems"] == ["c: offline"]
+
+
+def test_place_and_evacuation_ask_placement():
+    hosts = [host("a", 0), host("b", 64 * GIB, vg=10 ** 9), host("c", 64 * GIB, vg=10 ** 10), host("d", 65 * GIB, vg=0)]
+    vms = [vm("p", "a", 4 * GIB, restart_on=[], disk_bytes=10 ** 8), vm("r", "a", 4 * GIB, restart_on=["b", "d"])]
+    demand = {"name": "p", "memory_mib": 4 * GIB, "disks": [{"size_bytes": 10 ** 8}]}
+    best = plan.placement([h for h in hosts if h["name"] != "a"], demand)["host"]
+    assert best == "c"   # d has the most memory but no VG space, b and c tie on memory: VG space
+    assert plan.place(hosts, vms, {"name": "n", "memory_mib": 4 * GIB, "disk_bytes": 10 ** 8}, policy={"up_to": 0})["host"] == best
+    moves = {m["vm"]: m["target"] for m in plan.evacuation_plan(hosts, vms, "a")["moves"]}
+    replica = plan.placement([h for h in hosts if h["name"] in ("b", "d")], {"name": "r", "memory_mib": 4 * GIB})["host"]
+    assert moves == {"p": best, "r": replica} and replica == "d"
+
+
+# ---------------------------------------------------------------------------
+# Placement (with the tolerated failures first)
 
 
 def test_place_prefers_tolerance_then_balance():
