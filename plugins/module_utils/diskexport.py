@@ -9,6 +9,7 @@ the shared path /dev/sanless/<owner>/<vg>/<lv>, and the wait for a device node t
 from __future__ import annotations
 
 import os
+import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
@@ -38,3 +39,14 @@ def shared_path(params):
 def device_exists(path):
     """True when the device node (or link) is there (tests replace it)."""
     return os.path.exists(path)
+
+
+def wait_until(done, timeout):
+    """Call done() until it returns true or timeout seconds passed; returns its last answer. The
+    importing modules' one wait loop (a device that udev creates some time after the login)."""
+    deadline = time.time() + max(timeout, 0)
+    while True:
+        answer = done()
+        if answer or time.time() >= deadline:
+            return answer
+        time.sleep(POLL_SECONDS)

@@ -127,8 +127,6 @@ would_run:
   sample: []
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
@@ -183,14 +181,19 @@ def main():
                 actions.append("aoe-discover")
                 runner.run(aoe.aoe_discover_argv(), changes_state=True)
             if not module.check_mode:
-                deadline = time.time() + max(p["timeout"], 0)
-                while entry is None or entry["state"] != "up" or not diskexport.device_exists(device):
-                    if time.time() >= deadline:
-                        module.fail_json(msg="%s did not appear within %d s (aoe-stat: %s)"
-                                         % (device, p["timeout"], entry["state"] if entry else "not listed"),
-                                         cmds=runner.ran, aoe=entry)
-                    time.sleep(diskexport.POLL_SECONDS)
-                    entry = listed(tools.stat(), p["shelf"], p["slot"])
+                seen = [entry]
+
+                def up():
+                    if seen[0] is None or seen[0]["state"] != "up" or not diskexport.device_exists(device):
+                        seen[0] = listed(tools.stat(), p["shelf"], p["slot"])
+                        return False
+                    return True
+                if not diskexport.wait_until(up, p["timeout"]):
+                    entry = seen[0]
+                    module.fail_json(msg="%s did not appear within %d s (aoe-stat: %s)"
+                                     % (device, p["timeout"], entry["state"] if entry else "not listed"),
+                                     cmds=runner.ran, aoe=entry)
+                entry = seen[0]
             elif entry is None:
                 device = None
             if shared:

@@ -168,7 +168,6 @@ would_run:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -301,23 +300,22 @@ def main():
         if session is None:
             change("log in", iscsi.iscsiadm_login_argv(target, address, port), ok_rcs=(0, iscsi.ISCSI_ERR_SESS_EXISTS))
         if not module.check_mode or session is not None:
-            deadline = time.time() + max(p["timeout"], 0)
-            while True:
+            def appeared():
+                nonlocal session, path, device
                 try:
                     session = find_session(adm.sessions(), target, address, port)
                 except CommandError as exc:
                     fail(exc.msg, exc)
                 disk = _disk_of(session, p["lun"])
-                if disk is not None:
-                    path = iscsi.by_path(address, port, target, disk["lun"])
-                    device = "/dev/%s" % disk["disk"]
-                    if diskexport.device_exists(path):
-                        break
-                if time.time() >= deadline:
-                    what = path or ("the disk of LUN %d" % p["lun"] if p["lun"] is not None else "a disk")
-                    fail("logged in to %s at %s:%d, but %s did not appear within %d s"
-                         % (target, address, port, what, p["timeout"]))
-                time.sleep(diskexport.POLL_SECONDS)
+                if disk is None:
+                    return False
+                path = iscsi.by_path(address, port, target, disk["lun"])
+                device = "/dev/%s" % disk["disk"]
+                return diskexport.device_exists(path)
+            if not diskexport.wait_until(appeared, p["timeout"]):
+                what = path or ("the disk of LUN %d" % p["lun"] if p["lun"] is not None else "a disk")
+                fail("logged in to %s at %s:%d, but %s did not appear within %d s"
+                     % (target, address, port, what, p["timeout"]))
         if shared:
             # udev names the by-path link after ID_PATH: the rule matches that key.
             link_to = path or iscsi.by_path(address, port, target, p["lun"] if p["lun"] is not None else 0)

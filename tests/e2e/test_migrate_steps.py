@@ -42,8 +42,8 @@ def start_and_kill(lab, source, target, step, when):
         assert proc.wait(timeout=1800) == -signal.SIGKILL, tail(proc)
 
 
-def test_table_steps_are_all_covered():
-    assert [s for s, _w in KILL_POINTS[::2]] == list(STEPS)
+def test_every_step_has_a_kill_point():
+    # KILL_POINTS follow STEPS; a step added to the table without its journal event here fails
     assert set(DURING) == set(STEPS)
 
 
