@@ -475,9 +475,28 @@ def monitor_command(name, command):
             return ""
 
 
+def drop_ssh_masters(host):
+    """Close ansible's ssh ControlPersist master for this host: a master whose peer lost power
+    answers later logins with "mux_client_request_session: read from master failed: Broken
+    pipe" instead of reconnecting. ansible-core names it sha1("<host>-<port>-<user>")[:10]
+    (port None when the inventory sets none) under ~/.ansible/cp."""
+    for port in (None, 22):
+        digest = hashlib.sha1(("%s-%s-root" % (host["ip"], port)).encode()).hexdigest()[:10]
+        path = os.path.expanduser("~/.ansible/cp/" + digest)
+        if not os.path.exists(path):
+            continue
+        try:
+            run(["ssh", "-O", "exit", "-o", "ControlPath=" + path, "root@" + host["ip"]], check=False, timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def power_off(name):
     """Pull the plug: QEMU quits at once, the guest gets no shutdown."""
     host = get_host(name)
+    drop_ssh_masters(host)
     try:
         monitor_command(name, "quit")
     except OSError:
@@ -499,6 +518,7 @@ def power_on(name, deadline_s=600):
     state["hosts"][name] = booted
     save_state(state)
     log("%s powered on: pid %d" % (name, booted["pid"]))
+    drop_ssh_masters(booted)
     wait_ssh([booted], deadline_s)
     return booted
 

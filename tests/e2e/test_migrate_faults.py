@@ -58,8 +58,14 @@ def test_link_cut_during_sync_then_resume(lab, web01):
     source, target, proc = migrate_into_a_slow_sync(lab)
     sanless_lab.cut_link(target)
     try:
-        time.sleep(15)
-        drbd = lab.sh(source, "cat /proc/drbd").stdout
+        # DRBD notices at its next ping or when a send times out (ko-count x timeout under a sync)
+        deadline = time.time() + 180
+        drbd = ""
+        while time.time() < deadline:
+            drbd = lab.sh(source, "cat /proc/drbd").stdout
+            if "WFConnection" in drbd or "StandAlone" in drbd:
+                break
+            time.sleep(3)
         assert "WFConnection" in drbd or "StandAlone" in drbd, drbd
         stop(proc)
     finally:
