@@ -20,15 +20,10 @@ def _facts(result):
     return result
 
 
-# live_migration step=prepare still creates a disk's LV on the target in the VG of the disk's own name: until
-# it takes the plan's target_vg, a target where a disk would go in another VG is refused.
-ENGINE_TAKES_TARGET_VG = False
-
-
 def plan_migration(reports, addresses, vm, target=None, action="migrate", target_vgs=None):
     """reports: host -> registered result of live_migration step=preflight (or None).
     addresses: host -> address. target_vgs: host -> the VG for VM disks there (a per-dom0 xen_vg), else a
-    disk goes in the VG of its name or (once the engine takes target_vg) the one with most room.
+    disk goes in the VG of its name when it has room there, or in the one with most room.
     Returns the plan: source, target, addresses, disks (each with target_vg in plain mode),
     minors, ports, resume (bool), migration_id (when resuming), journal_hosts and rekey (a
     resume where one of the two hosts has no journal: both take the run's new secret) and
@@ -61,9 +56,14 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
             return plan
         journal = journals[sorted(journals)[0]]
         mode = journal.get("mode", "plain")
-        keys = ("resource", "minor", "device") if mode == "drbd" else ("vg", "lv", "size_bytes")
+        if mode == "drbd":
+            disks = [dict((k, d.get(k)) for k in ("resource", "minor", "device")) for d in journal["disks"]]
+        else:
+            # a journal's vg is its host's VG of the disk; source_vg and target_vg name both (older journals: one VG)
+            disks = [{"vg": d.get("source_vg") or d["vg"], "lv": d.get("lv"), "size_bytes": d.get("size_bytes"),
+                      "target_vg": d.get("target_vg") or d["vg"]} for d in journal["disks"]]
         plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"], mode=mode,
-                    disks=[dict((k, d.get(k)) for k in keys) for d in journal["disks"]],
+                    disks=disks,
                     minors=[d["minor"] for d in journal["disks"]], ports=[d.get("port") for d in journal["disks"]],
                     journal_hosts=sorted(journals))
         halves = (journal["source"], journal["target"])
@@ -238,8 +238,7 @@ def _choose_target(vm, src, facts, candidates, disks, addresses, target_vgs=None
         hosts.append({"name": host, "memory_free_mib": dst["free_memory_mib"], "vg": (target_vgs or {}).get(host),
                       "vgs": dict((vg, {"free_bytes": free, "extent_bytes": extents.get(vg)}) for vg, free in dst["vgs"].items())})
     demand = {"name": vm, "memory_mib": src["vm_memory_mib"] or 0, "vcpus": src.get("vm_vcpus") or 1,
-              "type": src.get("vm_type") or "pv", "disks": disks, "drbd_meta": True,
-              "vg_strict": not ENGINE_TAKES_TARGET_VG}
+              "type": src.get("vm_type") or "pv", "disks": disks, "drbd_meta": True, "vg_strict": False}
     return placement(hosts, demand, check=lambda host, verdict: _target_problems(
         vm, src, host, facts[host]["preflight"], disks, addresses.get(host, host), verdict["disk_vgs"]))
 
@@ -252,9 +251,10 @@ def _target_problems(vm, src, host, dst, disks, address, disk_vgs):
     for disk, vg in zip(disks, disk_vgs):
         if vg is None:
             continue
-        if vg != disk["vg"] and not ENGINE_TAKES_TARGET_VG:
-            problems.append("%s: disk %s/%s would go in VG %s there; the migration engine keeps a disk's VG name"
-                            % (host, disk["vg"], disk["lv"], vg))
+        if vg != disk["vg"] and not src.get("config_present"):
+            # xl migrate must send the config file with the disk's path there (-C); the domain's own has this one
+            problems.append("%s: disk %s/%s would go in VG %s there, and %s has no /etc/xen/auto config on its "
+                            "source to send with the disk's path there" % (host, disk["vg"], disk["lv"], vg, vm))
         extent = dst.get("vg_extent_bytes", {}).get(vg) or DEFAULT_EXTENT_BYTES
         if disk["size_bytes"] % extent:
             # lvcreate would round it up: a target LV larger than the DRBD device cannot take its table
@@ -276,10 +276,13 @@ def host_address(hostvars, host):
 
 
 def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register="sanless_preflight", target_vgs=None):
-    """Filter: build the reports from hostvars and plan (see plan_migration)."""
+    """Filter: build the reports from hostvars and plan (see plan_migration). A dom0's VG for VM disks is its
+    xen_vg host variable, unless target_vgs names another."""
     reports = dict((host, hostvars[host].get(register)) for host in hosts)
     addresses = dict((host, host_address(hostvars, host)) for host in hosts)
-    return plan_migration(reports, addresses, vm, target, action, target_vgs)
+    vgs = dict((host, hostvars[host].get("xen_vg")) for host in hosts if hostvars[host].get("xen_vg"))
+    vgs.update((host, vg) for host, vg in (target_vgs or {}).items() if vg)
+    return plan_migration(reports, addresses, vm, target, action, vgs)
 
 
 def migration_peers(hostvars, hosts, me):

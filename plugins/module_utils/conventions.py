@@ -176,6 +176,11 @@ def incoming_config_path(vm, state_dir=STATE_DIR):
     return parked_config_path(vm, state_dir) + ".incoming"
 
 
+def outgoing_config_path(vm, state_dir=STATE_DIR):
+    """Where the source keeps, for xl migrate -C, a VM's config with its disks' paths on the target."""
+    return parked_config_path(vm, state_dir) + ".outgoing"
+
+
 # --------------------------------------------------------------------------- disk export (iSCSI, AoE)
 
 # One iSCSI target per exporting dom0, its IQN derived from the host name; each exported LV is a

@@ -695,12 +695,14 @@ def resource_text(params, version):
 def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync_rate="400M"):
     """The res file of a temporary resource that replicates one disk between two hosts
     (``hosts``: [{"name", "address"}] x 2, the copy's origin first, so both write the same file):
-    the same minor, port, backing disk and external metadata device on both. A split brain only
+    the same minor, port and backing disk on both, and the same external metadata device, or one
+    per host (``meta_disk`` a list in the hosts' order: their VGs differ). A split brain only
     disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate."""
     if not isinstance(secret, str) or not secret:
         # never a resource that any host reaching the port may connect to
         raise DrbdParseError("resource %s: a shared secret is required" % (name,))
-    hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta_disk) for host in hosts]
+    metas = list(meta_disk) if isinstance(meta_disk, (list, tuple)) else [meta_disk] * len(hosts)
+    hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta) for host, meta in zip(hosts, metas)]
     net = {"cram-hmac-alg": "sha256", "shared-secret": secret,
            "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
     disk_opts = {"c-plan-ahead": 0, "resync-rate": resync_rate, "al-extents": 1237}

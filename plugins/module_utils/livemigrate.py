@@ -47,7 +47,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import ssh_argv
+from ansible_collections.sanless.xen.plugins.module_utils.xen import move_disk_paths, ssh_argv
 
 STATE_DIR = conv.STATE_DIR
 LOCK_DIR = conv.LOCK_DIR
@@ -514,7 +514,35 @@ class HostSide(object):
         return {"auto": conv.auto_config_path(vm, XEN_AUTO_DIR), "parked": conv.parked_config_path(vm, state_dir),
                 # the peer's state folder is the default one; ours may be another (tests)
                 "peer_incoming": conv.incoming_config_path(vm, conv.STATE_DIR),
-                "incoming": conv.incoming_config_path(vm, state_dir)}
+                "incoming": conv.incoming_config_path(vm, state_dir), "outgoing": conv.outgoing_config_path(vm, state_dir)}
+
+    def _config_file(self):
+        """Source: the VM's config file here, in /etc/xen/auto or parked meanwhile (None: there is none)."""
+        paths = self._config_paths()
+        return next((paths[key] for key in ("auto", "parked") if os.path.exists(paths[key])), None)
+
+    def _vg_moves(self):
+        """Source: (vg, lv, target VG) of the disks whose VG on the target has another name (drbd mode: none)."""
+        return [(d["vg"], d["lv"], d["target_vg"]) for d in self.disks() if d.get("target_vg", d.get("vg")) != d.get("vg")]
+
+    def _outgoing_config(self):
+        """Source, right before xl migrate: when a disk changes VG, the config xl migrate sends instead of
+        the domain's own (whose disk paths the target does not have): the config file with the paths moved,
+        written for xl migrate -C. None when no disk changes VG (xl sends the domain's own)."""
+        moves = self._vg_moves()
+        if not moves:
+            return None
+        path = self._config_file()
+        if path is None:
+            raise MigrationError("%s: the disks of %s go in other VGs on %s (%s), so xl migrate must send a config "
+                                 "with their paths there, and %s has no config file here: refusing xl migrate" % (
+                                     self.p["host_name"], self.p["vm"], self.p["peer_name"],
+                                     ", ".join("%s/%s -> %s" % move for move in moves), self.p["vm"]))
+        with open(path) as handle:
+            text = move_disk_paths(handle.read(), moves)
+        outgoing = self._config_paths()["outgoing"]
+        self.host.write_file(outgoing, text, mode=0o600)
+        return outgoing
 
     def _hand_over_config(self):
         """Source, right before xl migrate: the config goes to the target's state folder (not its
@@ -522,11 +550,11 @@ class HostSide(object):
         starts the guest; the target installs it once the guest runs there."""
         paths = self._config_paths()
         cfg, parked, remote_incoming = paths["auto"], paths["parked"], paths["peer_incoming"]
-        path = cfg if os.path.exists(cfg) else parked if os.path.exists(parked) else None
+        path = self._config_file()
         if path is None:
             return  # not started at boot here: no ownership to move
         with open(path) as handle:
-            text = handle.read()
+            text = move_disk_paths(handle.read(), self._vg_moves())  # the disks' paths there
         self.host.send_file(self.p["peer_address"], remote_incoming, text)
         self._note("config-sent", path=remote_incoming)
         if path == cfg and not self.host.runner.check_mode:
@@ -752,15 +780,19 @@ class HostSide(object):
             raise MigrationError("%s: refusing xl migrate of %s, the target's copy is not verified: %s; rerun to "
                                  "resume (the sync goes on) or migrate_action=abort" % (
                                      self.p["host_name"], vm, "; ".join(problems)))
+        config = self._outgoing_config()
         self._hand_over_config()
         self._note("migrate-started")
         started = time.time()
         try:
-            self.host.xen.migrate(vm, self.p["peer_address"])
+            self.host.xen.migrate(vm, self.p["peer_address"], config=config)
         except CommandError:
             if vm in self.host.domains():
                 self._take_back_config()
             raise
+        finally:
+            if config:
+                self.host.remove_file(config)
         self._note("migrated", seconds=round(time.time() - started, 2))
 
     # ------------------------------------------------------------------ finish / abort
@@ -808,7 +840,7 @@ class HostSide(object):
             if os.path.exists(incoming):
                 self.host.remove_file(incoming)
             return
-        for path in (parked, cfg):
+        for path in (parked, cfg, paths["outgoing"]):  # outgoing: left by a run killed in xl migrate -C
             if os.path.exists(path):
                 self.host.remove_file(path)
                 self._note("config-removed", path=path)
@@ -1164,7 +1196,8 @@ _ROWS = (
      "clones, metadata LVs and resource files removed",
      "_prepare_plain_source", "_prepared_plain", "_undo_prepare_source"),
     ("prepare", "target", "plain",
-     "same-size LVs, metadata LVs, clones, resource files, create-md, up; wait until linked",
+     "same-size LVs and metadata LVs (in each disk's target VG), clones, resource files, create-md, up; wait until "
+     "linked",
      "every resource up and linked, LV, clone, metadata LV and resource file (with this run's secret) in place",
      "LV tables back if on DRBD; DRBD down, clones, metadata LVs and resource files removed, the LVs this "
      "migration created removed, a config sent here removed",
@@ -1195,7 +1228,8 @@ _ROWS = (
      "_promote_target_drbd", "_promoted", "_demote"),
     ("migrate", "source", "plain",
      "with every disk verified (Connected, UpToDate, in sync, peer Primary): config sent to the target and "
-     "parked, xl migrate (a killed run's xl migrate waited for; an interrupted one confirmed on the target)",
+     "parked, xl migrate (a killed run's xl migrate waited for; an interrupted one confirmed on the target); "
+     "when a disk changes VG, the config sent and xl migrate -C's have its path in the target VG",
      "journal migrated and the domain no longer here", "the config back into /etc/xen/auto",
      "_xl_migrate", "_migrated", "_take_back_config"),
     ("migrate", "target", "plain", "nothing: the source's xl migrate sends the domain, finish waits for it",

@@ -902,7 +902,7 @@ def judge_host(host, demand, policy=None):
                 wanted = host.get("vg") or disk.get("vg")
                 if host.get("vg"):
                     why = f"{name}: has no VG {wanted} (its xen_vg, where the disks of {vm} go)"
-                elif wanted:
+                elif wanted and strict:
                     why = f"{name}: has no VG {wanted} (the disks of {vm} live on VG {wanted}; VG names must match)"
                 else:
                     why = f"{name}: has no VG for the disks of {vm}"

@@ -85,7 +85,8 @@ class DiskReplica(object):
 
     host: the dom0's tools: ``runner`` (check mode), ``lvm`` (lvm.Lvm), ``dm`` (dm.DeviceMapper),
     ``drbd()`` (the minors of /proc/drbd), ``dm_tables()``, ``drbdadm(verb, resource, *options)``,
-    ``write_file`` and ``remove_file``. disk: disk_names() plus size_bytes and, once read,
+    ``write_file`` and ``remove_file``. disk: disk_names() (vg: this host's VG of the disk) plus
+    size_bytes, source_vg and target_vg (the disk's VG on each host; vg when absent) and, once read,
     original_table; a resource that outlives the replica (made by hand or drbd_resource) needs
     only resource, minor and device. role: "source" (holds the data; made primary first) or
     "target" (receives it; its LV is created here). log: see above. link: what the resource file
@@ -138,9 +139,10 @@ class DiskReplica(object):
 
     def resource_text(self):
         disk = self.disk
-        return pair_resource_text(self.name, disk["minor"], disk["port"], "/dev/mapper/" + disk["clone"],
-                                  conv.lv_path(disk["vg"], disk["meta_lv"]), self.link["hosts"], self.link["secret"],
-                                  self.link.get("resync_rate", "400M"))
+        # each host's metadata LV is in that host's VG of the disk
+        metas = [conv.lv_path(disk.get(key) or disk["vg"], disk["meta_lv"]) for key in ("source_vg", "target_vg")]
+        return pair_resource_text(self.name, disk["minor"], disk["port"], "/dev/mapper/" + disk["clone"], metas,
+                                  self.link["hosts"], self.link["secret"], self.link.get("resync_rate", "400M"))
 
     # ------------------------------------------------------------------ changing
     def drbdadm_retry(self, verb, *options):

@@ -17,7 +17,8 @@ import json
 import re
 import socket
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address, is_vm_name
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address, is_vm_name, lv_path
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import dm_name
 
 TOOLSTACKS = ("xl", "xm")
 
@@ -363,6 +364,41 @@ def render_domain_config(config, template=None):
     return text
 
 
+def move_disk_paths(text, moves):
+    """The domain config ``text`` with its disks pointing at their LVs in other VGs: ``moves`` is
+    [(vg, lv, new_vg)]; a disk whose dom0 path is /dev/<vg>/<lv> or /dev/mapper/<vg>-<lv> (LVM's '-'
+    doubling), positional (``phy:`` prefix or not) or ``target=``, gets the same form in new_vg. The rest
+    of the text is kept as written (render_domain_config with the text as template); without a move
+    the text comes back as it is."""
+    paths = {}
+    for vg, lv, new_vg in moves:
+        if new_vg != vg:
+            paths[lv_path(vg, lv)] = lv_path(new_vg, lv)
+            paths["/dev/mapper/" + dm_name(vg, lv)] = "/dev/mapper/" + dm_name(new_vg, lv)
+    if not paths:
+        return text
+    config = parse_domain_config(text)
+    if not isinstance(config.get("disk"), list):
+        return text
+    moved = []
+    for spec in config["disk"]:
+        parts = spec.split(",") if isinstance(spec, str) else []
+        for index, part in enumerate(parts):
+            key, eq, value = part.strip().partition("=")
+            # target= is the last key (its value may hold commas: then it is none of ours)
+            if eq and (key != "target" or index != len(parts) - 1):
+                continue
+            path = (value if eq else key).rpartition(":")[2]  # a positional target may carry a phy: prefix
+            if path in paths:
+                at = part.rindex(path)
+                parts[index] = part[:at] + paths[path] + part[at + len(path):]
+        moved.append(",".join(parts) if parts else spec)
+    if moved == config["disk"]:
+        return text
+    config["disk"] = moved
+    return render_domain_config(config, template=text)
+
+
 # --------------------------------------------------------------------------- commands
 
 def toolstack_argv(toolstack, verb, *args):
@@ -443,9 +479,9 @@ class Toolstack(object):
             raise
         self.unpause(domain)
 
-    def migrate(self, domain, host, timeout=None):
+    def migrate(self, domain, host, timeout=None, config=None):
         # xl migrate is always live; xm needs --live or it suspends the domain for the copy.
-        return self.runner.run(self.prefix + migrate_argv(self.name, domain, host, timeout), changes_state=True)
+        return self.runner.run(self.prefix + migrate_argv(self.name, domain, host, timeout, config), changes_state=True)
 
     def block_attach(self, domain, target, vdev, mode="w"):
         """Attach a dom0 block device (``phy:`` target path) as vdev."""
@@ -780,14 +816,17 @@ def migrate_problems(name, domain_type, need_mib, local_virt_caps, target, targe
     return problems
 
 
-def migrate_argv(toolstack, domain, target, timeout=None):
+def migrate_argv(toolstack, domain, target, timeout=None, config=None):
     """argv of the live migration (xl migrate NAME TARGET; xm migrate --live NAME TARGET), under
-    coreutils timeout when timeout (seconds) is given: SIGTERM, SIGKILL 30 s later, rc 124.
+    coreutils timeout when timeout (seconds) is given: SIGTERM, SIGKILL 30 s later, rc 124. With
+    ``config`` (a path here), xl sends that config file instead of the domain's own (``-C``).
     (The target is not checked here: callers validate it, see check_migrate_target.)"""
     if toolstack == "xm":
+        if config:
+            raise ValueError("xm migrate cannot send another config than the domain's own (xl migrate -C can)")
         argv = toolstack_argv("xm", "migrate", "--live", check_domain_name(domain), target)
     else:
-        argv = toolstack_argv(toolstack, "migrate", check_domain_name(domain), target)
+        argv = toolstack_argv(toolstack, "migrate", *((["-C", config] if config else []) + [check_domain_name(domain), target]))
     if timeout:
         argv = ["timeout", "--kill-after=30", str(int(timeout))] + argv
     return argv

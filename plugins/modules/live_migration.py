@@ -69,7 +69,13 @@ options:
     elements: str
     default: []
   disks:
-    description: The VM's disks as the plan gives them (O(step=prepare) of a new migration).
+    description:
+      - The VM's disks as the plan gives them (O(step=prepare) of a new migration).
+      - In storage mode plain each has C(vg) and C(lv) (the disk on the source), C(size_bytes) and C(target_vg),
+        the VG the target creates the disk in (C(vg) when absent). When a disk changes VG, the source runs
+        C(xl migrate -C) with the domain's config file, its disks' paths rewritten to the target's VGs, and the
+        target installs that config in C(/etc/xen/auto). What that file leaves to libxl (a vif without C(mac=),
+        the uuid) is then chosen anew on the target, so set it in the file for such guests.
     type: list
     elements: dict
     default: []
@@ -171,7 +177,9 @@ ended:
   returned: when the resumed migration had ended here
   type: str
 journal:
-  description: This host's journal of the migration (without the secret), or null.
+  description:
+    - This host's journal of the migration (without the secret), or null.
+    - In storage mode plain each of its C(disks) has C(vg), this host's VG of the disk, and C(source_vg) and C(target_vg).
   returned: always
   type: dict
 events:
@@ -397,8 +405,11 @@ def new_journal(module):
             disks.append({"resource": lm.check_vm_name(disk["resource"]), "minor": int(minor),
                           "device": "/dev/drbd%d" % int(minor)})
             continue
-        names = disk_names(p["vm"], disk["vg"], disk["lv"], index, int(minor))
-        names["size_bytes"] = int(disk["size_bytes"])
+        # VG names may differ per dom0: the target makes the disk in the plan's target_vg, and both
+        # journals keep both VGs (a resume planned from either journal, the source's xl migrate -C)
+        source_vg, target_vg = disk["vg"], disk.get("target_vg") or disk["vg"]
+        names = disk_names(p["vm"], target_vg if p["role"] == "target" else source_vg, disk["lv"], index, int(minor))
+        names.update(size_bytes=int(disk["size_bytes"]), source_vg=source_vg, target_vg=target_vg)
         disks.append(names)
     source, target = (p["host_name"], p["peer_name"]) if p["role"] == "source" else (p["peer_name"], p["host_name"])
     return {"vm": p["vm"], "id": p["migration_id"], "role": p["role"], "source": source, "target": target,

@@ -11,7 +11,6 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.filter import migration
 from ansible_collections.sanless.xen.plugins.filter.migration import (
     first_minor, migration_peers, migration_plan, migration_summary, plan_migration,
 )
@@ -91,11 +90,11 @@ def test_preflight_problems(reports, vm, target, message):
     assert any(message in problem for problem in plan["problems"]), plan["problems"]
 
 
-def test_missing_vg_on_target_is_named():
+def test_a_target_without_a_vg_is_refused():
     target = report()
-    target["preflight"]["vgs"] = {"othervg": 8 * GIB}
+    target["preflight"]["vgs"] = {}
     plan = plan_migration({"hosta": report(runs_vm=True), "hostb": target}, ADDR, "web01", "hostb")
-    assert any("hostb: has no VG xenvg" in p for p in plan["problems"])
+    assert plan["problems"] == ["hostb: has no VG for the disks of web01"]
 
 
 def with_vgs(free_by_vg, **kwargs):
@@ -104,21 +103,26 @@ def with_vgs(free_by_vg, **kwargs):
     return target
 
 
-def test_target_vg_is_recorded_and_held_to_the_disks_vg_until_the_engine_takes_it():
+def test_a_target_whose_vg_has_another_name_takes_the_disk_there():
     reports = {"hosta": report(runs_vm=True), "hostb": with_vgs({"xenvg": 8 * GIB, "datavg": 16 * GIB}, free_mib=900),
                "hostc": report(free_mib=300)}
     plan = plan_migration(reports, ADDR, "web01")
     assert plan["target"] == "hostb" and [d["target_vg"] for d in plan["disks"]] == ["xenvg"]
-    # hostb's VG for VM disks is datavg: the engine would put the disk in xenvg there, so hostb is refused
+    # hostb's VG for VM disks is datavg: the disk goes there (the engine creates it in target_vg)
+    for target in (None, "hostb"):
+        plan = plan_migration(reports, ADDR, "web01", target, target_vgs={"hostb": "datavg"})
+        assert plan["problems"] == [] and plan["target"] == "hostb"
+        assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 256 * 1024 * 1024, "target_vg": "datavg"}]
+    # xl migrate -C sends the config file with the disk's new path: without one, hostb is refused
+    reports["hosta"]["preflight"]["config_present"] = False
     plan = plan_migration(reports, ADDR, "web01", target_vgs={"hostb": "datavg"})
     assert plan["target"] == "hostc" and plan["problems"] == []
     plan = plan_migration(reports, ADDR, "web01", "hostb", target_vgs={"hostb": "datavg"})
-    assert plan["problems"] == ["hostb: disk xenvg/web01-disk would go in VG datavg there; the migration engine "
-                                "keeps a disk's VG name"]
+    assert plan["problems"] == ["hostb: disk xenvg/web01-disk would go in VG datavg there, and web01 has no "
+                                "/etc/xen/auto config on its source to send with the disk's path there"]
 
 
-def test_target_vg_by_per_host_vg_or_free_space_once_the_engine_takes_it(monkeypatch):
-    monkeypatch.setattr(migration, "ENGINE_TAKES_TARGET_VG", True)
+def test_target_vg_by_per_host_vg_or_free_space():
     source = report(runs_vm=True)
     need = 256 * 1024 * 1024 + meta_bytes(256 * 1024 * 1024)
     cases = [
@@ -151,6 +155,31 @@ def test_journal_means_resume_and_a_different_target_is_refused():
     reports["hostb"]["journal"] = None
     plan = plan_migration(reports, ADDR, "web01", "hostc")
     assert "in the middle of a migration hosta -> hostb" in plan["problems"][0]
+
+
+def test_a_resume_keeps_each_disks_vg_on_both_hosts():
+    # the target's journal (new_journal there): vg is the target's VG, source_vg and target_vg name both
+    names = disk_names("web01", "datavg", "web01-disk", 0, 12)
+    journal = {"id": "abc", "source": "hosta", "target": "hostb", "mode": "plain",
+               "disks": [dict(names, size_bytes=1, source_vg="xenvg", target_vg="datavg")]}
+    plan = plan_migration({"hosta": report(runs_vm=True), "hostb": report(journal=journal)}, ADDR, "web01")
+    assert plan["resume"] and plan["problems"] == [] and plan["journal_hosts"] == ["hostb"]
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 1, "target_vg": "datavg"}]
+    # a journal of an older release has one VG, the same on both hosts
+    journal["disks"] = [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 1, "minor": 12, "port": 7712}]
+    plan = plan_migration({"hosta": report(runs_vm=True), "hostb": report(journal=journal)}, ADDR, "web01")
+    assert plan["disks"] == [{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 1, "target_vg": "xenvg"}]
+
+
+def test_the_filter_takes_each_dom0s_xen_vg_unless_target_vgs_names_another():
+    source = report(runs_vm=True)
+    hostvars = {"hosta": {"ansible_host": "10.77.0.11", "xen_vg": "xenvg", "sanless_preflight": source},
+                "hostb": {"ansible_host": "10.77.0.12", "xen_vg": "datavg",
+                          "sanless_preflight": with_vgs({"xenvg": 8 * GIB, "datavg": 8 * GIB})}}
+    target_vgs = [d["target_vg"] for d in migration_plan(hostvars, ["hosta", "hostb"], "web01")["disks"]]
+    assert target_vgs == ["datavg"]
+    plan = migration_plan(hostvars, ["hosta", "hostb"], "web01", target_vgs={"hostb": "xenvg", "hosta": ""})
+    assert [d["target_vg"] for d in plan["disks"]] == ["xenvg"]
 
 
 def test_abort_without_journal_is_refused():

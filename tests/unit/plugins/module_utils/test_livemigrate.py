@@ -22,9 +22,9 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import parse_xl_list
+from ansible_collections.sanless.xen.plugins.module_utils.xen import migrate_argv, parse_xl_list
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures")
 
@@ -109,8 +109,9 @@ class FakeXen(object):
         self.host.record("xl", "unpause", vm)
         _takes(0.3)
 
-    def migrate(self, vm, address):
-        self.host.record("xl", "migrate", vm, address)
+    def migrate(self, vm, address, config=None):
+        self.host.record(*migrate_argv("xl", vm, address, config=config))
+        self.host.sent_config = config and open(config).read()
         if self.host.migrate_error:
             raise self.host.migrate_error
 
@@ -1161,3 +1162,120 @@ def test_resumed_promote_reports_the_sync_whether_or_not_it_runs(dirs, clock, ev
     assert (state, done) == ("held" if held else "ran", True)
     assert [item["resource"] for item in report] == ["fxd"] and report[0]["disk"] == report[0]["peer_disk"] == "UpToDate"
     assert host.commands("drbdadm") == ([] if held else ["drbdadm net-options --allow-two-primaries=yes fxd"])
+
+
+# --------------------------------------------------------------------------- a disk in another VG on the target
+# The target's VG of fxs-disk is datavg; hosta's recorded tables stand in for hostb's, the LV's dm name
+# renamed (datavg-fxs--disk: NOT recorded, the same table under the name dm gives datavg/fxs-disk).
+
+def moved_disk(role, original=True):
+    disk = disk_names(VM, "datavg" if role == "target" else "xenvg", "fxs-disk", 0, 90)
+    disk.update(size_bytes=32768 * 512, source_vg="xenvg", target_vg="datavg")
+    if original:
+        disk["original_table"] = render_table(FXS_BEFORE)
+    return disk
+
+
+def datavg_listing(fxs_table, clone=False):
+    tables = dm_listing(fxs_table, clone)
+    tables["datavg-fxs--disk"] = tables.pop("xenvg-fxs--disk")
+    return tables
+
+
+def test_target_prepare_creates_the_lv_and_its_metadata_in_the_target_vg(dirs, clock):
+    journal = journal_for(dirs, "target", disks=[moved_disk("target", original=False)])
+    host = FakeHost([proc("fxr-before-up"), proc("synctarget")], tables=datavg_listing(FXS_BEFORE),
+                    domains=xl_list("migrate-target-before"))
+    lm.HostSide(host, journal, TARGET).prepare()
+    res = os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res")
+    assert host.commands("lvcreate", "dmsetup", "drbdadm", "write") == [
+        "lvcreate datavg fxs-disk 16777216",
+        "lvcreate datavg fxs-disk.drbdmeta 4194304",
+        "dmsetup create sl-fxm-0.real 0 32768 linear 254:16 559104\n",
+        "write " + res,
+        "drbdadm create-md --force sl-fxm-0",
+        "drbdadm up sl-fxm-0",
+    ]
+    # each host's section names its own metadata LV; the source writes the same file
+    with open(res) as handle:
+        text = handle.read()
+    assert [(h["name"], h["meta_disk"]) for h in parse_resource(text)["hosts"]] == [
+        ("hosta", "/dev/xenvg/fxs-disk.drbdmeta"), ("hostb", "/dev/datavg/fxs-disk.drbdmeta")]
+    source = lm.HostSide(FakeHost([proc("syncsource")]), journal_for(dirs, "source", disks=[moved_disk("source")]), SOURCE)
+    assert source.replicas()[0].resource_text() == text
+
+
+def test_target_abort_removes_what_it_made_in_the_target_vg(dirs, clock):
+    journal = journal_for(dirs, "target", disks=[moved_disk("target")], events=["step:prepare", "up:sl-fxm-0"])
+    journal.data["log"].insert(0, {"event": "lv-created", "lv": "fxs-disk", "at": 0})
+    journal.save()
+    host = FakeHost([proc("wfconnection"), proc("fxr-down")], tables=datavg_listing(FXS_BEFORE, clone=True),
+                    domains=xl_list("migrate-target-before"), lvs=[("datavg", "fxs-disk"), ("datavg", "fxs-disk.drbdmeta"),
+                                                                   ("xenvg", "fxs-disk")], peer_runs=True)
+    lm.HostSide(host, journal, TARGET).abort()
+    assert host.commands("lvremove", "drbdadm") == [
+        "drbdadm down sl-fxm-0", "lvremove datavg fxs-disk.drbdmeta", "lvremove datavg fxs-disk"]
+    assert host.lvs == {("xenvg", "fxs-disk")}   # an LV of that name in another VG is none of this migration's
+
+
+def test_target_finish_settles_the_lv_in_the_target_vg(dirs, clock):
+    journal = journal_for(dirs, "target", disks=[moved_disk("target")],
+                          events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=datavg_listing(FXS_SWAPPED, clone=True),
+                    domains=xl_list("migrate-target-after"), lvs=[("datavg", "fxs-disk"), ("datavg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, TARGET).finish()
+    assert host.commands("dmsetup", "lvremove", "settle") == [
+        "dmsetup load datavg-fxs--disk 0 32768 linear 254:16 559104\n", "dmsetup resume datavg-fxs--disk",
+        "dmsetup remove sl-fxm-0.real", "lvremove datavg fxs-disk.drbdmeta", "settle /dev/datavg/fxs-disk"]
+
+
+# the recorded domain config (xl/4.17.5/domu-fxrec.cfg) with fxrec renamed fxm and its disk fxs-disk: NOT recorded
+FXM_CFG = read_fixture("xl", "4.17.5", "domu-fxrec.cfg").replace("fxrec-disk", "fxs-disk").replace("fxrec", "fxm")
+
+
+@pytest.mark.parametrize("target_vg", ["xenvg", "datavg"])
+def test_source_sends_the_config_with_the_target_vgs_paths_only_when_a_vg_differs(dirs, clock, target_vg):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    journal.data["disks"][0].update(source_vg="xenvg", target_vg=target_vg)
+    journal.save()
+    with open(cfg, "w") as handle:
+        handle.write(FXM_CFG)
+    host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
+    lm.HostSide(host, journal, SOURCE).finish()
+    incoming = host.sent["/var/lib/sanless-xen/migrations/fxm.cfg.incoming"]   # what the target's /etc/xen/auto gets
+    outgoing = os.path.join(str(dirs), "state", "migrations", "fxm.cfg.outgoing")
+    if target_vg == "xenvg":
+        assert host.commands("xl")[0] == "xl migrate fxm 10.77.0.12" and host.sent_config is None
+        assert incoming == FXM_CFG
+    else:
+        assert host.commands("xl")[0] == "xl migrate -C %s fxm 10.77.0.12" % outgoing
+        assert host.sent_config == incoming == FXM_CFG.replace(
+            "disk = [ 'phy:/dev/xenvg/fxs-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxs-disk,xvda,w" ]')
+        assert "remove " + outgoing in host.commands("remove")
+    assert not os.path.exists(outgoing)
+    # the source removes its own disk, in its own VG
+    assert host.commands("lvremove") == ["lvremove xenvg fxs-disk.drbdmeta", "lvremove xenvg fxs-disk"]
+
+
+def test_a_failed_xl_migrate_c_gives_the_source_its_own_config_back(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    journal.data["disks"][0].update(source_vg="xenvg", target_vg="datavg")
+    with open(cfg, "w") as handle:
+        handle.write(FXM_CFG)
+    host.domain_list = xl_list("migrate-source-before")
+    host.migrate_error = CommandError(["xl", "migrate", VM, "10.77.0.12"], 1, "", "migration failed")
+    with pytest.raises(CommandError):
+        lm.HostSide(host, journal, SOURCE).finish()
+    with open(cfg) as handle:
+        assert handle.read() == FXM_CFG
+    assert not os.path.exists(os.path.join(str(dirs), "state", "migrations", "fxm.cfg.outgoing"))
+
+
+def test_source_refuses_xl_migrate_to_another_vg_without_a_config_file(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    journal.data["disks"][0].update(source_vg="xenvg", target_vg="datavg")
+    os.unlink(cfg)
+    host.domain_list = xl_list("migrate-source-before")
+    with pytest.raises(lm.MigrationError, match=r"\(xenvg/fxs-disk -> datavg\), so xl migrate must send a config"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("xl", "send") == [] and "migrate-started" not in logged(journal)

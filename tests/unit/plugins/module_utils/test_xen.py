@@ -18,6 +18,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     auto_config_vms,
     detect_toolstack,
     domu_facts,
+    move_disk_paths,
     parse_domain_config,
     parse_xl_info,
     parse_xl_list,
@@ -111,6 +112,32 @@ def test_recorded_domu_config_round_trip(fixture_text):
     assert cfg["disk"] == ["phy:/dev/xenvg/fxrec-disk,xvda,w"]
     assert parse_domain_config(render_domain_config(cfg)) == cfg
     assert render_domain_config(cfg, template=text) == text
+
+
+def test_move_disk_paths_of_the_recorded_config(fixture_text):
+    text = fixture_text(*XL + ("domu-fxrec.cfg",))
+    # the same VG, or a move of another LV: the text as it is (nothing is parsed or rendered)
+    assert move_disk_paths(text, [("xenvg", "fxrec-disk", "xenvg"), ("xenvg", "fxrec-disk2", "datavg")]) is text
+    moved = move_disk_paths(text, [("xenvg", "fxrec-disk", "datavg")])
+    assert moved == text.replace("disk = [ 'phy:/dev/xenvg/fxrec-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxrec-disk,xvda,w" ]')
+
+
+@pytest.mark.parametrize("spec,moved", [
+    # the recorded disk (domu-fxrec.cfg) in xl's other forms: NOT recorded configs, each as xl-disk-configuration has it
+    ("/dev/xenvg/fxrec-disk,raw,xvda,w", "/dev/data-vg/fxrec-disk,raw,xvda,w"),
+    ("phy:/dev/mapper/xenvg-fxrec--disk,xvda,w", "phy:/dev/mapper/data--vg-fxrec--disk,xvda,w"),
+    ("format=raw, vdev=xvda, access=w, target=/dev/xenvg/fxrec-disk", "format=raw, vdev=xvda, access=w, target=/dev/data-vg/fxrec-disk"),
+    ("vdev=xvda, target=/dev/xenvg/fxrec-disk,more", None),     # target= takes the rest: another device
+    ("phy:/dev/xenvg/fxrec-disk2,xvdb,w", None),                # another LV
+    ("phy:/dev/othervg/fxrec-disk,xvdb,w", None),               # the same LV name in another VG
+])
+def test_move_disk_paths_forms(fixture_text, spec, moved):
+    text = fixture_text(*XL + ("domu-fxrec.cfg",)).replace("phy:/dev/xenvg/fxrec-disk,xvda,w", spec)
+    out = move_disk_paths(text, [("xenvg", "fxrec-disk", "data-vg")])
+    assert parse_domain_config(out)["disk"] == [moved or spec]
+    assert (out == text) == (moved is None)
+    assert [line for line in out.splitlines() if not line.startswith("disk")] == \
+        [line for line in text.splitlines() if not line.startswith("disk")]
 
 
 def test_toolstack_reads_replayed_output(fake_module, fixture_text):

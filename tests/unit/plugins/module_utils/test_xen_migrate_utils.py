@@ -74,6 +74,11 @@ def test_migrate_argv():
         "timeout", "--kill-after=30", "600", "xl", "migrate", "fxrec", "hostb"]
     with pytest.raises(ValueError):
         migrate_argv("xl", "fx rec", "hostb")
+    # -C: the config xl sends instead of the domain's own (xl migrate [options] <Domain> <host>)
+    assert migrate_argv("xl", "fxrec", "hostb", config="/var/lib/sanless-xen/migrations/fxrec.cfg.outgoing") == [
+        "xl", "migrate", "-C", "/var/lib/sanless-xen/migrations/fxrec.cfg.outgoing", "fxrec", "hostb"]
+    with pytest.raises(ValueError, match="xm migrate cannot send another config"):
+        migrate_argv("xm", "fxrec", "hostb", config="/tmp/fxrec.cfg")
 
 
 def test_toolstack_migrate_keeps_its_argv(fake_module):

@@ -64,3 +64,22 @@ def test_minors_claimed_by_another_migration_are_refused_before_any_command(modu
     assert result["msg"] == ("hostb: cannot claim what the plan chose for web01: DRBD minor 110 is held by the migration "
                              "of web02; port 7810 is held by the migration of web02; rerun migrate.yml to plan again")
     assert not os.path.exists(os.path.join(dirs["state_dir"], "migrations", "web01.json"))
+
+
+class _Module(object):
+    def __init__(self, params):
+        self.params = params
+
+
+@pytest.mark.parametrize("role,vg", [("source", "xenvg"), ("target", "datavg")])
+def test_the_journal_keeps_each_disks_vg_on_both_hosts(dirs, role, vg):
+    args = new_prepare(dirs, role=role, owner={}, mode="plain",
+                       disks=[{"vg": "xenvg", "lv": "web01-disk", "size_bytes": 268435456, "target_vg": "datavg"}])
+    disk = live_migration.new_journal(_Module(args))["disks"][0]
+    # vg is this host's (the one its LVs, dm names and paths use); source_vg and target_vg are both hosts'
+    assert (disk["vg"], disk["lv_dm"], disk["lv_path"]) == (vg, vg + "-web01--disk", "/dev/%s/web01-disk" % vg)
+    assert (disk["source_vg"], disk["target_vg"], disk["meta_lv"]) == ("xenvg", "datavg", "web01-disk.drbdmeta")
+    # a plan without target_vg (the same VG on both)
+    args["disks"][0].pop("target_vg")
+    disk = live_migration.new_journal(_Module(args))["disks"][0]
+    assert (disk["vg"], disk["source_vg"], disk["target_vg"]) == ("xenvg", "xenvg", "xenvg")
