@@ -120,8 +120,8 @@ def leftovers(lab, host, vm):
     return [line for line in out.splitlines() if line.strip()]
 
 
-def vm_lvs(lab, host, vm):
-    out = lab.run(host, ["lvs", "--noheadings", "-o", "lv_name", "xenvg"]).stdout.split()
+def vm_lvs(lab, host, vm, vg="xenvg"):
+    out = lab.run(host, ["lvs", "--noheadings", "-o", "lv_name", vg]).stdout.split()
     return sorted(name for name in out if name.startswith(vm + "-"))
 
 
