@@ -47,7 +47,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import move_disk_paths, ssh_argv
+from ansible_collections.sanless.xen.plugins.module_utils.xen import XenParseError, move_disk_paths, pin_domain_identity, ssh_argv
 
 STATE_DIR = conv.STATE_DIR
 LOCK_DIR = conv.LOCK_DIR
@@ -525,36 +525,50 @@ class HostSide(object):
         """Source: (vg, lv, target VG) of the disks whose VG on the target has another name (drbd mode: none)."""
         return [(d["vg"], d["lv"], d["target_vg"]) for d in self.disks() if d.get("target_vg", d.get("vg")) != d.get("vg")]
 
-    def _outgoing_config(self):
+    def _config_for_target(self, path):
+        """Source, right before xl migrate: the text of the config file at ``path`` (None: there is none) as
+        the target gets it. When no disk changes VG, the file's own text. Else the target makes the domain
+        from this text (xl migrate -C), not from the running domain's config: the disks' paths move to the
+        target's VGs, and the running domain's uuid and vif MACs (xl list -l) are pinned where the file
+        leaves them to libxl, which would choose them anew there."""
+        if path is None:
+            return None
+        with open(path) as handle:
+            text = handle.read()
+        moves = self._vg_moves()
+        if not moves:
+            return text
+        try:
+            return pin_domain_identity(move_disk_paths(text, moves), self.host.xen.list_long(self.p["vm"])[0])
+        except XenParseError as exc:
+            raise MigrationError("%s: the config of %s for %s (its disks in other VGs there): %s; refusing xl migrate" % (
+                self.p["host_name"], self.p["vm"], self.p["peer_name"], exc))
+
+    def _outgoing_config(self, text):
         """Source, right before xl migrate: when a disk changes VG, the config xl migrate sends instead of
-        the domain's own (whose disk paths the target does not have): the config file with the paths moved,
+        the domain's own (whose disk paths the target does not have): ``text`` (_config_for_target),
         written for xl migrate -C. None when no disk changes VG (xl sends the domain's own)."""
         moves = self._vg_moves()
         if not moves:
             return None
-        path = self._config_file()
-        if path is None:
+        if text is None:
             raise MigrationError("%s: the disks of %s go in other VGs on %s (%s), so xl migrate must send a config "
                                  "with their paths there, and %s has no config file here: refusing xl migrate" % (
                                      self.p["host_name"], self.p["vm"], self.p["peer_name"],
                                      ", ".join("%s/%s -> %s" % move for move in moves), self.p["vm"]))
-        with open(path) as handle:
-            text = move_disk_paths(handle.read(), moves)
         outgoing = self._config_paths()["outgoing"]
         self.host.write_file(outgoing, text, mode=0o600)
         return outgoing
 
-    def _hand_over_config(self):
-        """Source, right before xl migrate: the config goes to the target's state folder (not its
-        /etc/xen/auto), then leaves this host's /etc/xen/auto: from here on no boot of either host
-        starts the guest; the target installs it once the guest runs there."""
-        paths = self._config_paths()
-        cfg, parked, remote_incoming = paths["auto"], paths["parked"], paths["peer_incoming"]
-        path = self._config_file()
+    def _hand_over_config(self, path, text):
+        """Source, right before xl migrate: the config (``text``, the file at ``path`` as _config_for_target
+        gives it) goes to the target's state folder (not its /etc/xen/auto), then leaves this host's
+        /etc/xen/auto: from here on no boot of either host starts the guest; the target installs it once
+        the guest runs there."""
         if path is None:
             return  # not started at boot here: no ownership to move
-        with open(path) as handle:
-            text = move_disk_paths(handle.read(), self._vg_moves())  # the disks' paths there
+        paths = self._config_paths()
+        cfg, parked, remote_incoming = paths["auto"], paths["parked"], paths["peer_incoming"]
         self.host.send_file(self.p["peer_address"], remote_incoming, text)
         self._note("config-sent", path=remote_incoming)
         if path == cfg and not self.host.runner.check_mode:
@@ -780,8 +794,10 @@ class HostSide(object):
             raise MigrationError("%s: refusing xl migrate of %s, the target's copy is not verified: %s; rerun to "
                                  "resume (the sync goes on) or migrate_action=abort" % (
                                      self.p["host_name"], vm, "; ".join(problems)))
-        config = self._outgoing_config()
-        self._hand_over_config()
+        path = self._config_file()
+        text = self._config_for_target(path)
+        config = self._outgoing_config(text)
+        self._hand_over_config(path, text)
         self._note("migrate-started")
         started = time.time()
         try:
@@ -1229,7 +1245,8 @@ _ROWS = (
     ("migrate", "source", "plain",
      "with every disk verified (Connected, UpToDate, in sync, peer Primary): config sent to the target and "
      "parked, xl migrate (a killed run's xl migrate waited for; an interrupted one confirmed on the target); "
-     "when a disk changes VG, the config sent and xl migrate -C's have its path in the target VG",
+     "when a disk changes VG, the config sent and xl migrate -C's have its path in the target VG, and the running "
+     "domain's uuid and vif MACs where the file leaves them to libxl",
      "journal migrated and the domain no longer here", "the config back into /etc/xen/auto",
      "_xl_migrate", "_migrated", "_take_back_config"),
     ("migrate", "target", "plain", "nothing: the source's xl migrate sends the domain, finish waits for it",

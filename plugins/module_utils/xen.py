@@ -124,7 +124,7 @@ def parse_xl_list_long(text):
     """Parse ``xl list -l`` JSON into a list of dicts.
 
     Each dict: domid, name, uuid, type, memory_kib (max_memkb), vcpus (max_vcpus), disks
-    (list of pdev_path, vdev, format, readwrite), nics (list of mac, bridge), and ``config``
+    (list of pdev_path, vdev, format, readwrite), nics (list of devid, mac, bridge), and ``config``
     (the whole libxl config as printed).
     """
     stripped = text.strip()
@@ -155,7 +155,7 @@ def parse_xl_list_long(text):
             })
         nics = []
         for nic in config.get("nics") or []:
-            nics.append({"mac": nic.get("mac"), "bridge": nic.get("bridge")})
+            nics.append({"devid": nic.get("devid"), "mac": nic.get("mac"), "bridge": nic.get("bridge")})
         domains.append({
             "domid": entry["domid"],
             "name": c_info["name"],
@@ -397,6 +397,53 @@ def move_disk_paths(text, moves):
         return text
     config["disk"] = moved
     return render_domain_config(config, template=text)
+
+
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
+
+
+def _spec_keys(spec):
+    """The keys of a comma-separated key=value device spec (a vif entry)."""
+    return [part.partition("=")[0].strip() for part in spec.split(",")]
+
+
+def pin_domain_identity(text, domain):
+    """The domain config ``text`` with what identifies the running ``domain`` (an entry of
+    parse_xl_list_long) to its guest set where the text leaves it to libxl: ``uuid`` and each vif's
+    ``mac=``. A domain made anew from the text (xl create, xl migrate -C) gets a new uuid and new MACs
+    otherwise, and its guest a new NIC (ARP caches, DHCP leases, persistent interface names). The vif
+    entries match the domain's nics by position: xl numbers them (devid) in list order. What the text
+    sets is kept, and the rest of it as written (render_domain_config with the text as template); with
+    nothing to add the text comes back as it is. A vif without ``mac=`` when the domain's nics are not
+    devids 0..n-1 of the n vifs (one hot-plugged or detached since) raises XenParseError: which MAC
+    was whose cannot be told."""
+    config = parse_domain_config(text)
+    changed = False
+    if "uuid" not in config and domain.get("uuid"):
+        config["uuid"] = domain["uuid"]
+        changed = True
+    vifs = config.get("vif")
+    if isinstance(vifs, list) and not all(isinstance(spec, str) and "mac" in _spec_keys(spec) for spec in vifs):
+        by_devid = dict((nic.get("devid"), nic) for nic in domain.get("nics") or [])
+        if len(domain.get("nics") or []) != len(vifs) or set(by_devid) != set(range(len(vifs))):
+            raise XenParseError(
+                "domain %s: the config has %d vif(s), the running domain nics of devid %s: which MAC belongs to which "
+                "vif cannot be told; set mac= in each vif of the config" % (
+                    domain.get("name"), len(vifs), ", ".join(str(nic.get("devid")) for nic in domain.get("nics") or []) or "none"))
+        pinned = []
+        for devid, spec in enumerate(vifs):
+            if not isinstance(spec, str):
+                raise XenParseError("domain %s: vif entry %r is not a string" % (domain.get("name"), spec))
+            if "mac" not in _spec_keys(spec):
+                mac = by_devid[devid].get("mac")
+                if not isinstance(mac, str) or not _MAC_RE.match(mac):
+                    raise XenParseError("domain %s: xl list -l gives vif %d no MAC address (%r)" % (domain.get("name"), devid, mac))
+                head = spec.rstrip()
+                spec = head + ("," if head.strip() and not head.endswith(",") else "") + "mac=" + mac
+            pinned.append(spec)
+        config["vif"] = pinned
+        changed = True
+    return render_domain_config(config, template=text) if changed else text
 
 
 # --------------------------------------------------------------------------- commands

@@ -74,8 +74,11 @@ options:
       - In storage mode plain each has C(vg) and C(lv) (the disk on the source), C(size_bytes) and C(target_vg),
         the VG the target creates the disk in (C(vg) when absent). When a disk changes VG, the source runs
         C(xl migrate -C) with the domain's config file, its disks' paths rewritten to the target's VGs, and the
-        target installs that config in C(/etc/xen/auto). What that file leaves to libxl (a vif without C(mac=),
-        the uuid) is then chosen anew on the target, so set it in the file for such guests.
+        target installs that config in C(/etc/xen/auto). Where the file leaves them to libxl, the running domain's
+        C(uuid) and each vif's C(mac=) (from C(xl list -l), vifs matched to the domain's NICs in order) are set
+        in that config, so that the target does not choose them anew; with a vif without C(mac=) and NICs that
+        no longer match the file's vifs one to one (one hot-plugged or detached since), the source refuses
+        C(xl migrate). Anything else the file leaves to libxl is chosen anew on the target.
     type: list
     elements: dict
     default: []

@@ -24,7 +24,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_na
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import migrate_argv, parse_xl_list
+from ansible_collections.sanless.xen.plugins.module_utils.xen import migrate_argv, parse_xl_list, parse_xl_list_long
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures")
 
@@ -109,6 +109,10 @@ class FakeXen(object):
         self.host.record("xl", "unpause", vm)
         _takes(0.3)
 
+    def list_long(self, vm):
+        self.host.record("xl", "list", "-l", vm)
+        return [d for d in parse_xl_list_long(read_fixture("xl", "4.17.5", self.host.list_long_fixture)) if d["name"] == vm]
+
     def migrate(self, vm, address, config=None):
         self.host.record(*migrate_argv("xl", vm, address, config=config))
         self.host.sent_config = config and open(config).read()
@@ -188,6 +192,7 @@ class FakeHost(object):
         self.receive_pid_answers = []
         self.list_times = []
         self.migrate_error = None
+        self.list_long_fixture = "xl-list-l-fxm.json"   # xl list -l: recorded on hosta, fxm running
         self.calls = []
         self.sent = {}
 
@@ -1245,16 +1250,58 @@ def test_source_sends_the_config_with_the_target_vgs_paths_only_when_a_vg_differ
     incoming = host.sent["/var/lib/sanless-xen/migrations/fxm.cfg.incoming"]   # what the target's /etc/xen/auto gets
     outgoing = os.path.join(str(dirs), "state", "migrations", "fxm.cfg.outgoing")
     if target_vg == "xenvg":
+        # the domain's own config goes (xl migrate without -C), and the file byte for byte to /etc/xen/auto
         assert host.commands("xl")[0] == "xl migrate fxm 10.77.0.12" and host.sent_config is None
         assert incoming == FXM_CFG
     else:
-        assert host.commands("xl")[0] == "xl migrate -C %s fxm 10.77.0.12" % outgoing
+        assert host.commands("xl")[:2] == ["xl list -l fxm", "xl migrate -C %s fxm 10.77.0.12" % outgoing]
+        # the paths in datavg, and the running domain's uuid (xl-list-l-fxm.json), which the file leaves to libxl
         assert host.sent_config == incoming == FXM_CFG.replace(
-            "disk = [ 'phy:/dev/xenvg/fxs-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxs-disk,xvda,w" ]')
+            "disk = [ 'phy:/dev/xenvg/fxs-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxs-disk,xvda,w" ]') + \
+            'uuid = "be57e07c-fdb4-46e1-a1b3-8d3ee65bea69"\n'
         assert "remove " + outgoing in host.commands("remove")
     assert not os.path.exists(outgoing)
     # the source removes its own disk, in its own VG
     assert host.commands("lvremove") == ["lvremove xenvg fxs-disk.drbdmeta", "lvremove xenvg fxs-disk"]
+
+
+# the config xl-list-l-fxm-nics.derived.json stands for (NOT recorded, see xl/4.17.5/README)
+FXM_VIFS = "vif = [ 'bridge=xenbr0', 'bridge=xenbr0,mac=00:16:3e:4c:01:09' ]\n"
+
+
+def test_source_pins_the_macs_of_the_running_domain_in_the_config_it_sends(dirs, clock):
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    journal.data["disks"][0].update(source_vg="xenvg", target_vg="datavg")
+    journal.save()
+    with open(cfg, "w") as handle:
+        handle.write(FXM_CFG + FXM_VIFS)
+    host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
+    host.list_long_fixture = "xl-list-l-fxm-nics.derived.json"
+    lm.HostSide(host, journal, SOURCE).finish()
+    incoming = host.sent["/var/lib/sanless-xen/migrations/fxm.cfg.incoming"]
+    assert host.sent_config == incoming
+    assert incoming == FXM_CFG.replace(
+        "disk = [ 'phy:/dev/xenvg/fxs-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxs-disk,xvda,w" ]') + \
+        'vif = [ "bridge=xenbr0,mac=00:16:3e:5a:c1:07", "bridge=xenbr0,mac=00:16:3e:4c:01:09" ]\n' + \
+        'uuid = "be57e07c-fdb4-46e1-a1b3-8d3ee65bea69"\n'
+
+
+def test_source_refuses_xl_migrate_c_when_the_macs_cannot_be_matched(dirs, clock):
+    # the file has one vif without mac=, the running domain two nics: nothing moves, nothing is sent
+    journal, host, res, cfg = migrated_source(dirs, ["step:finish"])
+    journal.data["disks"][0].update(source_vg="xenvg", target_vg="datavg")
+    text = FXM_CFG + "vif = [ 'bridge=xenbr0' ]\n"
+    with open(cfg, "w") as handle:
+        handle.write(text)
+    host.domain_list = xl_list("migrate-source-before")
+    host.list_long_fixture = "xl-list-l-fxm-nics.derived.json"
+    with pytest.raises(lm.MigrationError, match=r"^hosta: the config of fxm for hostb .*: domain fxm: the config has 1 "
+                                                r"vif\(s\), the running domain nics of devid 0, 1: which MAC"):
+        lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("xl") == ["xl list -l fxm"] and host.commands("send", "write") == []
+    with open(cfg) as handle:
+        assert handle.read() == text
+    assert "migrate-started" not in logged(journal)
 
 
 def test_a_failed_xl_migrate_c_gives_the_source_its_own_config_back(dirs, clock):

@@ -23,6 +23,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     parse_xl_info,
     parse_xl_list,
     parse_xl_list_long,
+    pin_domain_identity,
     render_domain_config,
     storage_mode,
     toolstack_argv,
@@ -138,6 +139,89 @@ def test_move_disk_paths_forms(fixture_text, spec, moved):
     assert (out == text) == (moved is None)
     assert [line for line in out.splitlines() if not line.startswith("disk")] == \
         [line for line in text.splitlines() if not line.startswith("disk")]
+
+
+# The recorded config (domu-fxrec.cfg) renamed fxm, the domain of xl-list-l-fxm.json: NOT recorded.
+def fxm_cfg(fixture_text):
+    return fixture_text(*XL + ("domu-fxrec.cfg",)).replace("fxrec", "fxm")
+
+
+# The config xl-list-l-fxm-nics.derived.json stands for (see the README there): fxm_cfg with two vifs.
+FXM_VIFS = "vif = [ 'bridge=xenbr0', 'bridge=xenbr0,mac=00:16:3e:4c:01:09' ]\n"
+
+
+def test_xl_list_long_nics(fixture_text):
+    # derived, NOT recorded: see xl/4.17.5/README
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm-nics.derived.json",)))[0]
+    assert fxm["nics"] == [{"devid": 0, "mac": "00:16:3e:5a:c1:07", "bridge": "xenbr0"},
+                           {"devid": 1, "mac": "00:16:3e:4c:01:09", "bridge": "xenbr0"}]
+    assert parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm.json",)))[0]["nics"] == []
+
+
+def test_pin_domain_identity_of_the_recorded_domain(fixture_text):
+    # xl-list-l-fxm.json (recorded): no nics; the config sets no uuid, so the domain's own is added
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm.json",)))[0]
+    text = fxm_cfg(fixture_text)
+    assert pin_domain_identity(text, fxm) == text + 'uuid = "be57e07c-fdb4-46e1-a1b3-8d3ee65bea69"\n'
+    # a uuid the config sets is kept (even another one): the text as it is
+    own = 'uuid = "cf25e9ab-c59b-4a6f-bbc5-b1280d8e6a1a"\n' + text
+    assert pin_domain_identity(own, fxm) is own
+
+
+def test_pin_domain_identity_adds_the_macs_libxl_chose(fixture_text):
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm-nics.derived.json",)))[0]
+    text = fxm_cfg(fixture_text) + FXM_VIFS
+    out = pin_domain_identity(text, fxm)
+    # vif 0 (devid 0) gets the MAC libxl chose; vif 1 keeps the one it sets; the rest of the text as written
+    assert out == text.replace(FXM_VIFS, 'vif = [ "bridge=xenbr0,mac=00:16:3e:5a:c1:07", '
+                                         '"bridge=xenbr0,mac=00:16:3e:4c:01:09" ]\n') + \
+        'uuid = "be57e07c-fdb4-46e1-a1b3-8d3ee65bea69"\n'
+    assert parse_domain_config(out)["disk"] == parse_domain_config(text)["disk"]
+    # applied again: nothing left to add
+    assert pin_domain_identity(out, fxm) is out
+
+
+@pytest.mark.parametrize("vif,pinned", [
+    ("''", "mac=00:16:3e:5a:c1:07"),                                  # an empty vif: every setting libxl's
+    ("'bridge=xenbr0,'", "bridge=xenbr0,mac=00:16:3e:5a:c1:07"),      # a trailing comma: no empty setting
+    ("'mac=00:16:3E:5A:C1:07 ,bridge=xenbr0'", None),                 # mac= set (spaces, case as written)
+    ("'bridge=xenbr0,vifname=mac'", "bridge=xenbr0,vifname=mac,mac=00:16:3e:5a:c1:07"),  # 'mac' as a value only
+])
+def test_pin_domain_identity_vif_forms(fixture_text, vif, pinned):
+    # the derived domain's first nic alone, against one vif in xl's forms (NOT recorded configs)
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm-nics.derived.json",)))[0]
+    fxm["nics"] = fxm["nics"][:1]
+    text = 'uuid = "be57e07c-fdb4-46e1-a1b3-8d3ee65bea69"\n' + fxm_cfg(fixture_text) + "vif = [ %s ]\n" % vif
+    out = pin_domain_identity(text, fxm)
+    if pinned is None:
+        assert out is text
+    else:
+        assert parse_domain_config(out)["vif"] == [pinned]
+
+
+@pytest.mark.parametrize("vifs,keep", [
+    (["bridge=xenbr0"], 1),                                   # the file has fewer vifs than the domain nics
+    (["bridge=xenbr0", "bridge=xenbr0", "bridge=xenbr1"], 2),  # more
+    (["bridge=xenbr0", "bridge=xenbr0"], "gap"),               # as many, but devid 0 detached and 2 attached
+])
+def test_pin_domain_identity_refuses_to_guess(fixture_text, vifs, keep):
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm-nics.derived.json",)))[0]
+    if keep == "gap":
+        fxm["nics"] = [fxm["nics"][1], dict(fxm["nics"][0], devid=2)]
+    text = fxm_cfg(fixture_text) + render_domain_config({"vif": vifs})
+    with pytest.raises(XenParseError, match="which MAC belongs to which vif cannot be told; set mac= in each vif"):
+        pin_domain_identity(text, fxm)
+    # with every vif's mac= set there is nothing to match: only the uuid is added
+    macs = ["%s,mac=00:16:3e:4c:01:%02x" % (vif, index) for index, vif in enumerate(vifs)]
+    text = fxm_cfg(fixture_text) + render_domain_config({"vif": macs})
+    assert parse_domain_config(pin_domain_identity(text, fxm))["vif"] == macs
+
+
+def test_pin_domain_identity_needs_a_mac_from_xl(fixture_text):
+    fxm = parse_xl_list_long(fixture_text(*XL + ("xl-list-l-fxm-nics.derived.json",)))[0]
+    fxm["nics"][0]["mac"] = None
+    with pytest.raises(XenParseError, match="xl list -l gives vif 0 no MAC address"):
+        pin_domain_identity(fxm_cfg(fixture_text) + FXM_VIFS, fxm)
 
 
 def test_toolstack_reads_replayed_output(fake_module, fixture_text):
