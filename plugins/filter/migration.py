@@ -20,6 +20,10 @@ def _facts(result):
     return result
 
 
+# What a resumed plan takes of each disk of the journal, in storage modes drbd and shared (plain: below).
+JOURNAL_DISK_KEYS = {"drbd": ("resource", "minor", "device"), "shared": ("owner", "vg", "lv", "path")}
+
+
 def plan_migration(reports, addresses, vm, target=None, action="migrate", target_vgs=None):
     """reports: host -> registered result of live_migration step=preflight (or None).
     addresses: host -> address. target_vgs: host -> the VG for VM disks there (a per-dom0 xen_vg), else a
@@ -56,15 +60,16 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
             return plan
         journal = journals[sorted(journals)[0]]
         mode = journal.get("mode", "plain")
-        if mode == "drbd":
-            disks = [dict((k, d.get(k)) for k in ("resource", "minor", "device")) for d in journal["disks"]]
-        else:
+        if mode == "plain":
             # a journal's vg is its host's VG of the disk; source_vg and target_vg name both (older journals: one VG)
             disks = [{"vg": d.get("source_vg") or d["vg"], "lv": d.get("lv"), "size_bytes": d.get("size_bytes"),
                       "target_vg": d.get("target_vg") or d["vg"]} for d in journal["disks"]]
+        else:
+            disks = [dict((k, d.get(k)) for k in JOURNAL_DISK_KEYS[mode]) for d in journal["disks"]]
+        with_minor = [d for d in journal["disks"] if "minor" in d]  # none in storage mode shared
         plan.update(resume=True, source=journal["source"], target=journal["target"], migration_id=journal["id"], mode=mode,
                     disks=disks,
-                    minors=[d["minor"] for d in journal["disks"]], ports=[d.get("port") for d in journal["disks"]],
+                    minors=[d["minor"] for d in with_minor], ports=[d.get("port") for d in with_minor],
                     journal_hosts=sorted(journals))
         halves = (journal["source"], journal["target"])
         # what the host without a journal did with this migration: closed it (history), or never
@@ -109,6 +114,13 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
     if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
         problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
                         % (source, " ".join(src["virt_caps"])))
+    on_shared = [d for d in src["disks"] if d.get("shared")]
+    if on_shared:
+        if len(on_shared) != len(src["disks"]):
+            problems.append("%s: some disks of %s are on shared paths and some are not (%s): migrate needs one storage "
+                            "mode" % (source, vm, ", ".join(d["pdev_path"] for d in src["disks"])))
+            return plan
+        return _plan_shared(plan, vm, source, src, facts, reports, unreachable, target, addresses)
     problems.extend(_source_vg_problems(vm, source, src))
     on_drbd = [d for d in src["disks"] if d.get("drbd")]
     if on_drbd:
@@ -128,14 +140,7 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
         problems.append("%s has no disks to migrate" % vm)
     plan["disks"] = disks
     if target is not None:
-        if target == source:
-            problems.append("target = source: %s already runs on %s" % (vm, source))
-            return plan
-        if target not in reports:
-            problems.append("unknown target %s: not a dom0 of the inventory (%s)" % (target, ", ".join(sorted(reports))))
-            return plan
-        if target in unreachable:
-            problems.append("target %s did not answer the preflight" % target)
+        if _refuse_target(problems, vm, source, target, reports, unreachable):
             return plan
         candidates = [target]
     else:
@@ -161,6 +166,20 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
             plan["ports"].append(drbd_port(minor))
         minor = minor + 1 if minor < FIRST_MINOR + MINOR_SPREAD - 1 else FIRST_MINOR
     return plan
+
+
+def _refuse_target(problems, vm, source, target, reports, unreachable):
+    """Adds to problems why the given target cannot take vm at all (it is the source, not a dom0, did not
+    answer); True when it did."""
+    if target == source:
+        problems.append("target = source: %s already runs on %s" % (vm, source))
+    elif target not in reports:
+        problems.append("unknown target %s: not a dom0 of the inventory (%s)" % (target, ", ".join(sorted(reports))))
+    elif target in unreachable:
+        problems.append("target %s did not answer the preflight" % target)
+    else:
+        return False
+    return True
 
 
 def first_minor(vm):
@@ -214,6 +233,33 @@ def _plan_drbd(plan, vm, source, src, facts, reports, unreachable, target, addre
     plan["disks"] = [{"resource": name, "minor": res["minor"], "device": res["device"]} for name, res in resources]
     plan["minors"] = [res["minor"] for _name, res in resources]
     plan["ports"] = [res["peer"]["port"] for _name, res in resources]
+    return plan
+
+
+def _plan_shared(plan, vm, source, src, facts, reports, unreachable, target, addresses):
+    """Storage mode shared: the disks are on their shared paths (/dev/sanless/<owner>/<vg>/<lv>); a target must
+    reach every one of them (the owner itself, or a dom0 that imports them), no disk moves, no DRBD."""
+    problems = plan["problems"]
+    plan["mode"] = "shared"
+    plan["disks"] = [dict(d["shared"], path=d["pdev_path"]) for d in src["disks"]]
+    if target is not None and _refuse_target(problems, vm, source, target, reports, unreachable):
+        return plan
+    missing = {}
+    for host in [target] if target is not None else sorted(h for h in facts if h != source):
+        lacks = [d["path"] for d in plan["disks"] if d["path"] not in facts[host]["preflight"].get("shared_paths", [])]
+        if lacks:
+            missing[host] = "%s: lacks the import of %s (run playbooks/export.yml -e vm=%s -e to=%s first)" % (
+                host, ", ".join(lacks), vm, host)
+    candidates = [h for h in ([target] if target is not None else sorted(facts)) if h != source and h not in missing]
+    decision = _choose_target(vm, src, facts, candidates, [], addresses)
+    if decision["host"] is None:
+        if not candidates and not missing:
+            problems.append("no other dom0 to migrate %s to" % vm)
+        problems.extend(missing[host] for host in sorted(missing))
+        for host in sorted(candidates):
+            problems.extend(decision["verdicts"][host]["problems"])
+        return plan
+    plan["target"] = decision["host"]
     return plan
 
 

@@ -22,7 +22,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils import conventions, drbd
+from ansible_collections.sanless.xen.plugins.module_utils import conventions, diskexport, drbd
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import VM_NAME_PATTERN, VM_NAME_RULE
 
 # --------------------------------------------------------------------------- VM names
@@ -246,8 +246,10 @@ def vm_report(info_by_host, pattern="*", generated_at=None):
         "memory_mib": sum(d["memory_mib"] for d in domains),
         "vcpus": sum(d["vcpus"] for d in domains),
     }
+    # who exports what to whom (xen_info disk_exports=true), from the hosts of the pattern
+    exports = [row for row in diskexport.export_table(dict(_check_info(info_by_host))) if host_matches(row["host"], pairs)]
     return {"report": "vmlist", "generated_at": generated_at, "pattern": pattern or "*",
-            "hosts": hosts, "domains": domains, "totals": totals}
+            "hosts": hosts, "domains": domains, "totals": totals, "exports": exports}
 
 
 # --------------------------------------------------------------------------- hoststats
@@ -264,6 +266,7 @@ def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
         raise AnsibleFilterError("host_report kind must be hoststats or hostlist, got %r" % (kind,))
     vg = vg or "*"
     hosts = []
+    exports = diskexport.export_table(dict(_check_info(info_by_host))) if kind == "hostlist" else []
     for host, result in _check_info(info_by_host):
         status, error = host_status(result)
         entry = {"host": host, "status": status, "error": error}
@@ -301,6 +304,10 @@ def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
                 "disk_free_bytes": disk_free,
             })
             _add_pcts(entry)
+            if kind == "hostlist":
+                # its disk exports (and the dom0s that import them) and its imports, from xen_info disk_exports=true
+                entry["exports"] = [dict((k, v) for k, v in row.items() if k != "host") for row in exports if row["host"] == host]
+                entry["imports"] = diskexport.import_table(result, host)
         hosts.append(entry)
     ok = [h for h in hosts if h["status"] == "ok"]
     totals = {"hosts": len(hosts), "hosts_ok": len(ok),
@@ -530,6 +537,16 @@ def _hoststats_row(entry):
     return row
 
 
+def _export_lines(rows):
+    """One line per disk export: owner, LV, transport and address, the dom0s importing it."""
+    lines = []
+    for row in rows:
+        lines.append("  %s %s %s %s -> %s%s" % (row["host"], row["path"] or row["device"], row["transport"], row["address"],
+                                               ", ".join(row["to"]) or "no dom0",
+                                               "" if row["running"] else " (vblade not running)"))
+    return ["Disk exports:"] + lines if lines else []
+
+
 def _vm_lines(report):
     rows = [dict(d) for d in report["domains"]]
     t = report["totals"]
@@ -540,7 +557,7 @@ def _vm_lines(report):
     lines += _dead_lines(report["hosts"], width)
     if report.get("pattern") not in (None, "", "*"):
         lines.append("(VMs matching %s)" % (report["pattern"],))
-    return lines
+    return lines + _export_lines(report.get("exports") or [])
 
 
 def _hoststats_lines(report):
@@ -573,7 +590,7 @@ def _hostlist_lines(report):
     t = report["totals"]
     lines.append("%d host%s: %d ok, %d unreachable, %d failed" % (
         t["hosts"], "" if t["hosts"] == 1 else "s", t["hosts_ok"], t["hosts_unreachable"], t["hosts_failed"]))
-    return lines
+    return lines + _export_lines([dict(row, host=h["host"]) for h in report["hosts"] for row in h.get("exports") or []])
 
 
 def _cluster_lines(report):

@@ -16,7 +16,8 @@ description:
   - "DomU variables: C(xen_dom0) (the dom0 it runs on), C(xen_state) (running, paused, shutdown, crashed, dying),
     C(xen_memory_mib) and C(xen_vcpus) (as C(xl list) shows them), C(xen_type) (pv, pvh, hvm), C(xen_disks)
     (C(target) path on the dom0, C(vdev), C(mode)), C(xen_storage_mode) (V(plain) when every disk is
-    C(/dev/<vg>/<lv>), V(drbd) when every disk is C(/dev/drbdN)), C(xen_home) (the dom0 holding
+    C(/dev/<vg>/<lv>), V(drbd) when every disk is C(/dev/drbdN), V(shared) when every disk is on its shared path
+    C(/dev/sanless/<owner>/<vg>/<lv>)), C(xen_home) (the dom0 holding
     C(/etc/xen/auto/<vm>.cfg), the one that starts it at boot), C(xen_domid) and C(xen_uuid). A value that is not
     known (no disk, disks of mixed kinds, no config in C(/etc/xen/auto) or one on several dom0s) is left unset."
   - "The dom0s are hosts in group C(xen_dom0s) with C(xen_total_memory_mib), C(xen_free_memory_mib),

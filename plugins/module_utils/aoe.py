@@ -12,10 +12,12 @@ conventions.py.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.runner import RunnerTool
 
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -166,6 +168,17 @@ def parse_vblade_unit(text):
 
 def unit_path(shelf, slot, systemd_dir=None):
     return os.path.join(systemd_dir or SYSTEMD_DIR, conv.vblade_unit_name(shelf, slot))
+
+
+def read_units(systemd_dir=None):
+    """The collection's vblade units on this dom0: {(shelf, slot): parse_vblade_unit of the unit, with its
+    path}."""
+    units = {}
+    for path in sorted(glob.glob(os.path.join(systemd_dir or SYSTEMD_DIR, conv.VBLADE_UNIT_PREFIX + "-*.service"))):
+        parsed = parse_vblade_unit(read_text(path))
+        if parsed:
+            units[(parsed["shelf"], parsed["slot"])] = dict(parsed, path=path)
+    return units
 
 
 def aoe_stat_argv():

@@ -171,6 +171,12 @@ def lv_path(vg, lv):
     return "/dev/%s/%s" % (vg, lv)
 
 
+def vm_disk_lv(vm, disk):
+    """The LV of a VM's disk: <vm>-<disk name> (the provision role creates it under this name, the
+    export role finds it by it)."""
+    return "%s-%s" % (check_vm_name(vm), check_vm_name(disk))
+
+
 def incoming_config_path(vm, state_dir=STATE_DIR):
     """Where the source sends a VM's config to its migration target, before the move."""
     return parked_config_path(vm, state_dir) + ".incoming"
@@ -266,6 +272,20 @@ def export_name(vg, lv):
 def shared_disk_path(owner, vg, lv, base=SHARED_DEV_DIR):
     """/dev/sanless/<owner>/<vg>/<lv>: the one path of an exported LV on every dom0."""
     return "/".join((base, host_label(owner), _lvm_part(vg, "VG name"), _lvm_part(lv, "LV name")))
+
+
+def parse_shared_disk_path(path, base=SHARED_DEV_DIR):
+    """{"owner", "vg", "lv"} of a path shared_disk_path made, or None for any other path (a guest's
+    disk on a shared path is one that storage mode shared migrates without copying it)."""
+    if not isinstance(path, str) or not path.startswith(base + "/"):
+        return None
+    parts = path[len(base) + 1:].split("/")
+    try:
+        if len(parts) != 3 or shared_disk_path(parts[0], parts[1], parts[2], base) != path:
+            return None
+    except ValueError:
+        return None
+    return {"owner": parts[0], "vg": parts[1], "lv": parts[2]}
 
 
 def shared_disk_link(owner, vg, lv):

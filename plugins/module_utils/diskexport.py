@@ -4,15 +4,21 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """What the importing modules (iscsi_initiator, aoe_import) share: the owner/vg/lv options that name
-the shared path /dev/sanless/<owner>/<vg>/<lv>, and the wait for a device node to appear."""
+the shared path /dev/sanless/<owner>/<vg>/<lv>, and the wait for a device node to appear. Then the
+storage facts of a dom0 (xen_info disk_exports=true: its exports, imports and shared paths, read with
+iscsi.py's and aoe.py's readers) and, from those of every dom0, who exports what to whom."""
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 
+from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
 # How long the importing modules sleep between two looks for the device.
 POLL_SECONDS = 0.5
@@ -50,3 +56,187 @@ def wait_until(done, timeout):
         if answer or time.time() >= deadline:
             return answer
         time.sleep(POLL_SECONDS)
+
+
+# --------------------------------------------------------------------------- storage facts (read only)
+
+# Where the kernel lists the network interfaces, and LIO's configfs once the target is loaded (tests point
+# them at folders of their own).
+SYS_NET = "/sys/class/net"
+LIO_CONFIGFS = "/sys/kernel/config/target"
+
+
+def shared_paths():
+    """The shared paths on this dom0 (/dev/sanless/<owner>/<vg>/<lv>, under iscsi.ROOT): [{path, owner, vg, lv,
+    device (where the link leads), present (a device is there)}]."""
+    found = []
+    base = iscsi.ROOT + conv.SHARED_DEV_DIR
+    for link in sorted(glob.glob(os.path.join(base, "*", "*", "*"))):
+        names = conv.parse_shared_disk_path(link, base)
+        if names is None:
+            continue
+        found.append(dict(names, path=conv.shared_disk_path(names["owner"], names["vg"], names["lv"]),
+                          device=os.readlink(link) if os.path.islink(link) else None, present=device_exists(link)))
+    return found
+
+
+def interface_macs():
+    """{interface: MAC} of this dom0 (the loopback left out): an AoE export's allow-list names importers by them."""
+    macs = {}
+    for folder in sorted(glob.glob(os.path.join(SYS_NET, "*"))):
+        text = read_text(os.path.join(folder, "address"))
+        name = os.path.basename(folder)
+        if text and name != "lo":
+            macs[name] = text.strip().lower()
+    return macs
+
+
+def lio_exports(state):
+    """The LUNs of a parsed LIO state (iscsi.parse_lio_saveconfig/parse_targetcli_ls) on block backstores, each
+    with the initiators whose ACL maps it."""
+    devices = dict((b["name"], b["dev"]) for b in state["backstores"] if b["plugin"] == "block")
+    found = []
+    for target in state["targets"]:
+        for tpg in target["tpgs"]:
+            for lun in tpg["luns"]:
+                if lun["plugin"] == "block" and lun["backstore"] in devices:
+                    allowed = [a["initiator"] for a in tpg["acls"] if any(m["tpg_lun"] == lun["lun"] for m in a["mapped_luns"])]
+                    found.append({"transport": "iscsi", "backend": "lio", "device": devices[lun["backstore"]],
+                                  "target": target["iqn"], "lun": lun["lun"], "allowed": sorted(allowed)})
+    return found
+
+
+def tgt_exports(targets):
+    """The LUNs with a disk of parsed tgtadm targets (iscsi.parse_tgtadm_show), each with its target's ACL."""
+    return [{"transport": "iscsi", "backend": "tgt", "device": lun["backing_store"], "target": target["iqn"],
+             "lun": lun["lun"], "allowed": sorted(target["acls"])}
+            for target in targets for lun in target["luns"] if lun["backing_store"]]
+
+
+def aoe_exports(units, vblades):
+    """AoE exports: the collection's vblade units (aoe.read_units) and the vblades running (aoe.parse_ps_vblade),
+    one entry per shelf, slot and device, with its unit (or None) and pid (or None: not running)."""
+    found = {}
+    for (shelf, slot), unit in sorted(units.items()):
+        found[(shelf, slot, unit["device"])] = {
+            "transport": "aoe", "device": unit["device"], "shelf": shelf, "slot": slot, "interface": unit["interface"],
+            "allowed": sorted(unit["macs"]), "unit": conv.vblade_unit_name(shelf, slot), "pid": None}
+    for run in vblades:
+        key = (run["shelf"], run["slot"], run["device"])
+        entry = found.setdefault(key, {"transport": "aoe", "device": run["device"], "shelf": run["shelf"],
+                                       "slot": run["slot"], "interface": run["interface"],
+                                       "allowed": sorted(run["macs"]), "unit": None, "pid": None})
+        entry["pid"] = run["pid"]
+    return [found[key] for key in sorted(found)]
+
+
+def iscsi_imports(sessions):
+    """One entry per LUN attached through an iSCSI session (iscsi.parse_session_details), with its by-path link."""
+    return [{"transport": "iscsi", "target": s["target"], "address": s["address"], "port": s["port"], "lun": d["lun"],
+             "device": "/dev/%s" % d["disk"], "path": iscsi.by_path(s["address"], s["port"], s["target"], d["lun"]),
+             "state": s["session_state"]} for s in sessions for d in s["disks"]]
+
+
+def aoe_imports(devices):
+    """One entry per AoE device aoe-stat lists (aoe.parse_aoe_stat)."""
+    return [{"transport": "aoe", "shelf": d["shelf"], "slot": d["slot"], "device": conv.aoe_device(d["shelf"], d["slot"]),
+             "path": conv.aoe_device(d["shelf"], d["slot"]), "state": d["state"]} for d in devices]
+
+
+def storage_facts(runner):
+    """Who exports what to whom as this dom0 sees it, read with the tool layer's readers and parsers: this host's
+    initiator IQN and interface MACs, its exports (LIO, tgt, vblade), its imports (iSCSI sessions, AoE devices) and
+    its shared paths. A tool that is not installed gives nothing; one that fails gives a line in errors."""
+    facts = {"initiator": None, "macs": interface_macs(), "exports": [], "imports": [], "shared_paths": shared_paths(),
+             "errors": []}
+    text = read_text(iscsi.INITIATOR_NAME_FILE)
+    facts["initiator"] = iscsi.parse_initiatorname(text) if text else None
+
+    def lio():
+        # without a saved config, targetcli ls; not while LIO is not loaded (targetcli would load it)
+        if read_text(iscsi.LIO_SAVECONFIG) is None and not (os.path.isdir(LIO_CONFIGFS) and runner.has_tool("targetcli")):
+            return []
+        return lio_exports(iscsi.Lio(runner).state()[0])
+
+    def tgt():
+        # tgtadm fails while tgtd does not run: then there is nothing exported by tgt
+        shown = runner.run(iscsi.tgt_show_argv(), ok_rcs=tuple(range(256))) if runner.has_tool("tgtadm") else None
+        return tgt_exports(iscsi.parse_tgtadm_show(shown.stdout)) if shown is not None and shown.rc == 0 else []
+
+    def vblade():
+        tools = aoe.Aoe(runner)
+        return aoe_exports(aoe.read_units(), tools.vblades() if runner.has_tool("vblade") else [])
+
+    def sessions():
+        return iscsi_imports(iscsi.Iscsiadm(runner).sessions()) if runner.has_tool("iscsiadm") else []
+
+    def etherd():
+        # /dev/etherd is there once the aoe driver is loaded
+        return aoe_imports(aoe.Aoe(runner).stat()) if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
+
+    for key, what, read in (("exports", "LIO", lio), ("exports", "tgt", tgt), ("exports", "vblade", vblade),
+                            ("imports", "iSCSI sessions", sessions), ("imports", "AoE devices", etherd)):
+        try:
+            facts[key] += read()
+        except (CommandError, ValueError) as exc:
+            facts["errors"].append("%s: %s" % (what, exc))
+    return facts
+
+
+# --------------------------------------------------------------------------- who exports what to whom (pure)
+
+def _label(host):
+    try:
+        return conv.host_label(host)
+    except ValueError:
+        return host
+
+
+def _facts(result):
+    """The storage facts of a registered xen_info result (disk_exports=true), or None."""
+    if not isinstance(result, dict) or result.get("failed") or result.get("unreachable"):
+        return None
+    facts = result.get("disk_exports")
+    return facts if isinstance(facts, dict) else None
+
+
+def export_table(results):
+    """results: inventory host -> registered xen_info result (with disk_exports). Every export of every dom0:
+    [{host, device, path (its shared path there, or None), transport, backend, address (target and LUN, or
+    eSHELF.SLOT), allowed (initiators or MACs), running (AoE), to (the dom0s whose shared path of it leads to
+    a device)}]."""
+    importers = {}
+    for host in sorted(results):
+        for shared in (_facts(results[host]) or {}).get("shared_paths") or []:
+            if shared["present"] and shared["owner"] != _label(host):
+                importers.setdefault(shared["path"], []).append(host)
+    rows = []
+    for host in sorted(results):
+        facts = _facts(results[host]) or {}
+        own = dict((s["device"], s["path"]) for s in facts.get("shared_paths") or [] if s["owner"] == _label(host))
+        for export in facts.get("exports") or []:
+            aoe_export = export["transport"] == "aoe"
+            path = own.get(export["device"])
+            rows.append({"host": host, "device": export["device"], "path": path, "transport": export["transport"],
+                         "backend": export.get("backend") or ("vblade" if aoe_export else None),
+                         "address": "e%d.%d" % (export["shelf"], export["slot"]) if aoe_export
+                         else "%s lun %d" % (export["target"], export["lun"]),
+                         "allowed": list(export["allowed"]),
+                         "running": export["pid"] is not None if aoe_export else True,
+                         "to": importers.get(path, []) if path else []})
+    return rows
+
+
+def import_table(result, host):
+    """The imports of one dom0 (its shared paths of another owner's LVs): [{path, owner, device, present,
+    transport, state}], transport and state from the iSCSI session or AoE device the link leads to."""
+    facts = _facts(result) or {}
+    by_path = dict((i["path"], i) for i in facts.get("imports") or [])
+    rows = []
+    for shared in facts.get("shared_paths") or []:
+        if shared["owner"] == _label(host):
+            continue
+        seen = by_path.get(shared["device"]) or {}
+        rows.append({"path": shared["path"], "owner": shared["owner"], "device": shared["device"],
+                     "present": shared["present"], "transport": seen.get("transport"), "state": seen.get("state")})
+    return rows

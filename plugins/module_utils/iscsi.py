@@ -23,6 +23,8 @@ from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandE
 
 # Debian's rtslib-fb-targetctl restores this file at boot; targetcli saveconfig writes it.
 LIO_SAVECONFIG = "/etc/rtslib-fb-target/saveconfig.json"
+# open-iscsi's name of this host as an initiator (InitiatorName=iqn...), the IQN a target's ACL names.
+INITIATOR_NAME_FILE = "/etc/iscsi/initiatorname.iscsi"
 LIO_TPG = 1
 TGT_CONF_DIR = "/etc/tgt/conf.d"
 MASK = "********"
@@ -612,6 +614,24 @@ def parse_node_record(text):
     return record
 
 
+def parse_initiatorname(text):
+    """The IQN of /etc/iscsi/initiatorname.iscsi (a line ``InitiatorName=iqn...``; '#' starts a
+    comment), or None when it names none."""
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip() == "InitiatorName" and conv.is_iqn(value.strip()):
+            return value.strip()
+    return None
+
+
+def scsi_delete_path(disk):
+    """The sysfs file that takes a SCSI disk (sda) off this host when 1 is written to it: one LUN of
+    a session that goes on with its other LUNs."""
+    if not re.match(r"^sd[a-z]{1,4}\Z", disk or ""):
+        raise IscsiParseError("not a SCSI disk name: %r" % (disk,))
+    return "/sys/block/%s/device/delete" % disk
+
+
 def by_path(address, port, target, lun):
     """The udev by-path link of an iSCSI LUN (stable across logins, unlike sdX)."""
     host = "[%s]" % address if ":" in address else address
@@ -642,6 +662,11 @@ def iscsiadm_login_argv(target, address, port):
 
 def iscsiadm_logout_argv(target, address, port):
     return _node_argv(target, address, port) + ["--logout"]
+
+
+def iscsiadm_rescan_argv(target, address, port):
+    """Rescan a logged-in session for LUNs mapped to it after the login."""
+    return _node_argv(target, address, port) + ["--rescan"]
 
 
 def iscsiadm_update_argv(target, address, port, name, value):
@@ -704,7 +729,8 @@ class Iscsiadm(RunnerTool):
 
 # --------------------------------------------------------------------------- the shared path
 
-# Prefix of every path ensure_shared_path touches (tests point it at a temporary folder).
+# Prefix of every dom0 path the export modules write and the storage facts read under /dev/sanless
+# (ensure_shared_path, diskexport.shared_paths, a LUN's sysfs delete): tests point it at a temporary folder.
 ROOT = ""
 
 

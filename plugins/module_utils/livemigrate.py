@@ -29,6 +29,10 @@ lock.
 Storage mode ``drbd`` (disks permanently on DRBD between the two hosts, the target being
 the secondary) uses the same steps and journal without the LV and dm work: its rows check
 the resources, allow two primaries and make the target primary, then demote the source.
+
+Storage mode ``shared`` (disks on their shared paths /dev/sanless/<owner>/<vg>/<lv>, the owner's
+LV exported over iSCSI or AoE and imported on the target) has no DRBD at all (REPLICATED): its
+rows check that every disk can be read on both hosts, then move the ownership and run xl migrate.
 """
 
 from __future__ import annotations
@@ -353,6 +357,18 @@ class Host(object):
             raise MigrationError("%s missing after udevadm settle and vgmknodes" % ", ".join(missing))
         return fixed
 
+    def readable(self, path):
+        """None when the first block of path can be read here (read-only, so in check mode too), else why not."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except (IOError, OSError) as exc:
+            return exc.strerror or str(exc)
+        return None
+
     def write_file(self, path, text, mode=0o600):
         if self.runner.check_mode:
             return
@@ -417,7 +433,9 @@ class HostSide(object):
 
     def replicas(self):
         """A DiskReplica per disk of the journal (made anew each time: cheap, and they see the
-        module's current DRBD_CONF_DIR)."""
+        module's current DRBD_CONF_DIR); none in a storage mode without DRBD."""
+        if not REPLICATED[self.mode]:
+            return []
         me = {"name": self.p["host_name"], "address": self.p["address"]}
         peer = {"name": self.p["peer_name"], "address": self.p["peer_address"]}
         link = {"hosts": [me, peer] if self.p["role"] == "source" else [peer, me],
@@ -426,8 +444,12 @@ class HostSide(object):
                 for disk in self.disks()]
 
     @property
+    def mode(self):
+        return self.journal.data.get("mode") or "plain"
+
+    @property
     def drbd_mode(self):
-        return self.journal.data.get("mode") == "drbd"
+        return self.mode == "drbd"
 
     def _created_here(self, lv):
         return any(e["event"] == "lv-created" and e.get("lv") == lv for e in self.journal.data.get("log", []))
@@ -962,6 +984,49 @@ class HostSide(object):
             if not self.journal.done("target-verified"):
                 self._note("target-verified", how="DRBD Connected, UpToDate/UpToDate, in sync, peer Primary")
 
+    # ------------------------------------------------------------------ storage mode shared
+    def _shared_problems(self):
+        """Why this host cannot take part as the journal's role (empty: it can): a disk's shared path that
+        cannot be read here (the target: its import is not up), the domain not here (source) or here (target)."""
+        problems = ["%s cannot be read here (%s)" % (disk["path"], why) for disk, why in
+                    ((disk, self.host.readable(disk["path"])) for disk in self.disks()) if why]
+        here = self.p["vm"] in self.host.domains()
+        if here != (self.p["role"] == "source"):
+            problems.append("%s %s here" % (self.p["vm"], "already runs" if here else "does not run"))
+        return problems
+
+    def _prepare_shared(self):
+        problems = self._shared_problems()
+        if problems:
+            raise MigrationError("%s: %s: refusing to migrate %s on its shared disks; on a target, import them first "
+                                 "(playbooks/export.yml -e vm=%s -e to=%s)" % (
+                                     self.p["host_name"], "; ".join(problems), self.p["vm"], self.p["vm"],
+                                     self.p["host_name"] if self.p["role"] == "target" else self.p["peer_name"]))
+
+    def _prepared_shared(self):
+        return not self._shared_problems()
+
+    def _promote_shared(self, window_s):
+        """Nothing to sync: done, an empty sync report."""
+        return True, []
+
+    def _finish_shared_source(self):
+        if not self.journal.done("migrated"):
+            self._xl_migrate()
+        if self.p["vm"] in self.host.domains():
+            raise MigrationError("%s: %s still runs here; refusing to give up its config" % (self.p["host_name"], self.p["vm"]))
+        self._move_config()
+
+    def _finished_shared_source(self):
+        return self._migrated() and not self._config_left()
+
+    def _finish_shared_target(self):
+        self.wait_arrival()
+        self._move_config()
+
+    def _finished_shared_target(self):
+        return self.p["vm"] in self.host.domains() and not self._config_pending()
+
     def _nothing(self):
         """A step with nothing to do (or undo) on this side: the table says why."""
 
@@ -1111,7 +1176,7 @@ class HostSide(object):
 
     # ------------------------------------------------------------------ the table, driven
     def row(self, step):
-        return STEP_TABLE[(step, self.p["role"], "drbd" if self.drbd_mode else "plain")]
+        return STEP_TABLE[(step, self.p["role"], self.mode)]
 
     def _entered(self, row):
         """Whether this host began the step: its step:NAME, a later step's, or one of its events."""
@@ -1189,8 +1254,10 @@ class StepRow(object):
         self.events = tuple(events)
 
 
-MODES = ("plain", "drbd")
+MODES = ("plain", "drbd", "shared")
 ROLES = ("source", "target")
+# Whether a mode's disks go through DRBD (a DiskReplica each); shared disks stay where they are.
+REPLICATED = {"plain": True, "drbd": True, "shared": False}
 _EVENTS = {
     "prepare": ("lv-created", "meta-created", "clone-created", "resource-written", "md-created:", "up:",
                 "primary-forced:", "swapped-to-drbd", "connected:"),
@@ -1278,6 +1345,29 @@ _ROWS = (
      "the domain here, Primary with a secondary peer, two primaries disallowed, the config installed",
      "nothing (abort refuses once the domain arrived here)",
      "_finish_drbd_target", "_finished_drbd_target", "_nothing"),
+)
+_ROWS += (
+    ("prepare", "source", "shared", "check the disks: each shared path readable here, the domain here",
+     "every shared path readable here and the domain here", "nothing (nothing changed)",
+     "_prepare_shared", "_prepared_shared", "_nothing"),
+    ("prepare", "target", "shared",
+     "check the imports: each shared path readable here (the iSCSI or AoE import is up), the domain not here",
+     "every shared path readable here and the domain not here", "nothing (nothing changed)",
+     "_prepare_shared", "_prepared_shared", "_nothing"),
+    ("promote", "source", "shared", "nothing: no DRBD", "always", "nothing", "_promote_shared", "_always", "_nothing"),
+    ("promote", "target", "shared", "nothing: no DRBD", "always", "nothing", "_promote_shared", "_always", "_nothing"),
+    ("migrate", "source", "shared", "as in plain mode (no copy to verify: both hosts reach the same disks)",
+     "journal migrated and the domain no longer here", "the config back into /etc/xen/auto",
+     "_xl_migrate", "_migrated", "_take_back_config"),
+    ("migrate", "target", "shared", "nothing: the source's xl migrate sends the domain, finish waits for it",
+     "always", "nothing", "_nothing", "_always", "_nothing"),
+    ("finish", "source", "shared", "migrate (unless journaled); the config removed (no replica to tear down)",
+     "migrated, the domain not here, no config left",
+     "the config back (the domain still runs here; refused otherwise)",
+     "_finish_shared_source", "_finished_shared_source", "_take_back_config"),
+    ("finish", "target", "shared", "wait for the domain to arrive; config installed",
+     "the domain here, the config installed", "nothing (abort refuses once the domain arrived here)",
+     "_finish_shared_target", "_finished_shared_target", "_nothing"),
 )
 STEP_TABLE = dict(
     ((step, role, mode), StepRow(step, role, mode, does, done_when, undo, run, check, revert,

@@ -1147,7 +1147,9 @@ def overcommit_check(hosts, vms, what_if, min_failures, up_to=None):
 # ---------------------------------------------------------------------------
 # From sanless.xen.xen_info results to planner inputs, and a printable report
 
-STORAGE_MODES = ("plain", "drbd", "raid1")
+# shared: disks on their shared paths, an LV of one dom0 imported by others (the role sanless.xen.disk_export);
+# like drbd and raid1, the dom0s that reach them are its xen_restart_on.
+STORAGE_MODES = ("plain", "drbd", "raid1", "shared")
 
 
 def _meta(meta, key):
@@ -1171,7 +1173,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
     ``vm_meta``: ``{vm: {"xen_storage_mode", "xen_protected", "xen_restart_on",
     "xen_home", "xen_memory_mib", "xen_restart_order", "xen_anti_affinity",
     "xen_disk_bytes"}}`` (the ``xen_`` prefix is optional).  Plain storage
-    means ``restart_on: []``; drbd/raid1 need ``xen_restart_on`` (else the VM
+    means ``restart_on: []``; drbd/raid1/shared need ``xen_restart_on`` (else the VM
     is treated as plain, with a note); no storage mode means any host.  A
     protected VM that runs nowhere and whose ``xen_home`` is an offline dom0
     is placed there (it went down with it and needs a restart).
@@ -1223,7 +1225,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
             raise PlanError("VM {}: xen_storage_mode must be one of {}, got {!r}".format(vm["name"], ", ".join(STORAGE_MODES), storage))
         if storage == "plain":
             restart_on = []
-        elif storage in ("drbd", "raid1") and not restart_on:
+        elif storage in ("drbd", "raid1", "shared") and not restart_on:
             notes.append("VM {} ({}) has no xen_restart_on: counted as not restartable elsewhere".format(vm["name"], storage))
             restart_on = []
         if restart_on is not None:

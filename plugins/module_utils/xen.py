@@ -17,7 +17,9 @@ import json
 import re
 import socket
 
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import check_vm_name, is_address, is_vm_name, lv_path
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
+    check_vm_name, is_address, is_vm_name, lv_path, parse_shared_disk_path,
+)
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import dm_name
 
 TOOLSTACKS = ("xl", "xm")
@@ -682,11 +684,14 @@ _LV_PATH_RE = re.compile(r"^/dev/(?!(?:mapper|disk|md)/)[A-Za-z0-9+_.-]+/[A-Za-z
 
 def storage_mode(targets):
     """The storage mode of a VM from its disks' dom0 paths: ``plain`` when every disk is an LV
-    (``/dev/<vg>/<lv>``), ``drbd`` when every disk is a DRBD device (``/dev/drbdN``), else None
-    (no disks, a mix, files or other devices)."""
+    (``/dev/<vg>/<lv>``), ``drbd`` when every disk is a DRBD device (``/dev/drbdN``), ``shared`` when
+    every disk is on its shared path (``/dev/sanless/<owner>/<vg>/<lv>``), else None (no disks, a mix,
+    files or other devices)."""
     targets = list(targets)
     if targets and all(isinstance(t, str) and _DRBD_DEVICE_RE.match(t) for t in targets):
         return "drbd"
+    if targets and all(parse_shared_disk_path(t) for t in targets):
+        return "shared"
     if targets and all(isinstance(t, str) and _LV_PATH_RE.match(t) for t in targets):
         return "plain"
     return None

@@ -134,7 +134,6 @@ would_run:
   sample: []
 """
 
-import glob
 import os
 import socket
 
@@ -207,11 +206,8 @@ def main():
         if p["state"] == "present":
             if Lvm(runner).find(p["vg"], p["lv"]) is None:
                 module.fail_json(msg="LV %s/%s does not exist" % (p["vg"], p["lv"]), cmds=runner.ran)
-            units = {}
-            for other in glob.glob(os.path.join(os.path.dirname(path), conv.VBLADE_UNIT_PREFIX + "-*.service")):
-                parsed = aoe.parse_vblade_unit(iscsi.read_text(other))
-                if parsed and os.path.abspath(other) != os.path.abspath(path):
-                    units[(parsed["shelf"], parsed["slot"])] = parsed
+            units = dict((address, unit) for address, unit in aoe.read_units().items()
+                         if os.path.abspath(unit["path"]) != os.path.abspath(path))
             vblades = tools.vblades()
             problem = occupant_problem(p, vblades, units)
             if problem:

@@ -35,10 +35,10 @@ options:
   vms:
     description:
       - Inventory variables of the VMs (group C(xen_vms)), keyed by VM name.
-      - C(xen_storage_mode) (V(plain), V(drbd) or V(raid1)), C(xen_protected) (bool),
-        C(xen_restart_on) (dom0s holding a replica), C(xen_home), C(xen_memory_mib),
+      - C(xen_storage_mode) (V(plain), V(drbd), V(raid1) or V(shared)), C(xen_protected) (bool),
+        C(xen_restart_on) (dom0s holding a replica, or importing the disks of a shared VM), C(xen_home), C(xen_memory_mib),
         C(xen_restart_order), C(xen_anti_affinity) and C(xen_disk_bytes) are read; the C(xen_) prefix is optional.
-      - A VM with no storage mode may restart on any dom0; a drbd or raid1 VM without C(xen_restart_on)
+      - A VM with no storage mode may restart on any dom0; a drbd, raid1 or shared VM without C(xen_restart_on)
         counts as not restartable elsewhere.
     type: dict
     default: {}

@@ -18,7 +18,10 @@ description:
   - With O(owner), O(vg) and O(lv), also makes C(/dev/sanless/<owner>/<vg>/<lv>) point to it, now (a symlink) and
     at every boot (a udev rule in C(/etc/udev/rules.d)), the path the owner has to its own LV, so one guest config
     works on every dom0.
-  - V(absent) logs out, deletes the node record and removes the shared path.
+  - V(absent) logs out, deletes the node record and removes the shared path. With O(lun), while the session carries
+    other LUNs of the target (other disks the same dom0 exports to this one), only that LUN's disk is taken off this
+    host (C(/sys/block/sdX/device/delete)) and the session stays.
+  - A LUN mapped to this initiator after its login is found by a rescan of the session (C(iscsiadm --rescan)).
   - A wrong or missing CHAP secret fails with iscsiadm's authorization error (rc 24), nothing else changed but the
     node record.
 author:
@@ -43,6 +46,7 @@ options:
   lun:
     description:
       - LUN to wait for and return. Defaults to the target's first LUN with a disk.
+      - With O(state=absent), the LUN to take off this host; the session ends only when it carries no other LUN.
     type: int
   chap_user:
     description: CHAP user name. Without it, the node record's authentication is left as it is.
@@ -273,7 +277,22 @@ def main():
         before.update(startup=record.get("node.startup"), chap_user=record.get("node.session.auth.username") or None)
 
     path = device = None
-    if p["state"] == "absent":
+    others = [d for d in (session or {}).get("disks", []) if p["lun"] is not None and d["lun"] != p["lun"]]
+    if p["state"] == "absent" and others:
+        # the session goes on for the target's other LUNs: only this one leaves this host
+        disk = _disk_of(session, p["lun"])
+        if disk is not None:
+            actions.append("remove LUN %d (%s)" % (p["lun"], disk["disk"]))
+            if not module.check_mode:
+                try:
+                    with open(iscsi.ROOT + iscsi.scsi_delete_path(disk["disk"]), "w") as handle:
+                        handle.write("1")
+                except (IOError, OSError, iscsi.IscsiParseError) as exc:
+                    fail("cannot take LUN %d (%s) off this host: %s" % (p["lun"], disk["disk"], exc))
+        if shared:
+            actions += iscsi.ensure_shared_path(p["owner"], p["vg"], p["lv"], {}, None, module.check_mode, "absent")
+        after = {"state": "logged in", "without_lun": p["lun"]}
+    elif p["state"] == "absent":
         if session is not None:
             change("log out", iscsi.iscsiadm_logout_argv(target, address, port))
             session = None
@@ -299,6 +318,9 @@ def main():
             change("set %s=%s" % (name, shown), iscsi.iscsiadm_update_argv(target, address, port, name, value))
         if session is None:
             change("log in", iscsi.iscsiadm_login_argv(target, address, port), ok_rcs=(0, iscsi.ISCSI_ERR_SESS_EXISTS))
+        elif p["lun"] is not None and _disk_of(session, p["lun"]) is None:
+            # mapped after the login (another disk exported to this dom0 later): the kernel sees it after a rescan
+            change("rescan", iscsi.iscsiadm_rescan_argv(target, address, port))
         if not module.check_mode or session is not None:
             def appeared():
                 nonlocal session, path, device

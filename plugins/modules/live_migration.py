@@ -96,8 +96,11 @@ options:
       - V(plain) for disks on local LVs, moved through temporary DRBD resources.
       - V(drbd) for disks permanently on DRBD between the source and the target (the secondary); O(disks)
         then name the resources (C(resource)) and O(minors) their minors.
+      - V(shared) for disks on their shared paths C(/dev/sanless/<owner>/<vg>/<lv>) (the owner's LVs, exported over
+        iSCSI or AoE and imported on the target, see the role C(sanless.xen.disk_export)) - no DRBD, plain C(xl migrate);
+        O(disks) name C(owner), C(vg) and C(lv), O(minors) is empty.
     type: str
-    choices: [plain, drbd]
+    choices: [plain, drbd, shared]
     default: plain
   secret:
     description: Shared secret authenticating the DRBD peers (O(step=prepare) of a new migration).
@@ -211,9 +214,15 @@ preflight:
       description: The guest type (pv, pvh or hvm) when it runs here.
       type: str
     disks:
-      description: The VM's disks when it runs here, each with vg, lv, size_bytes, pdev_path and vdev.
+      description:
+        - The VM's disks when it runs here, each with vg, lv, size_bytes, pdev_path and vdev.
+        - A disk on a shared path (C(/dev/sanless/<owner>/<vg>/<lv>)) has C(shared) set to its owner, vg and lv.
       type: list
       elements: dict
+    shared_paths:
+      description: The shared paths (C(/dev/sanless/<owner>/<vg>/<lv>)) that lead to a device here.
+      type: list
+      elements: str
     config_present:
       description:
         - Whether /etc/xen/auto/VM.cfg exists here. Its text (it may hold a VNC password) is never returned; the
@@ -282,6 +291,7 @@ import threading
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import both_uptodate, device_minor, minor_state, resource_files
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names
@@ -340,7 +350,8 @@ def preflight(module, host, runner):
              "virt_caps": info["virt_caps"], "used_minors": sorted(claimed_minors),
              "listening_ports": sorted(set(listening_ports()) | set(claimed_ports)), "vgs": {}, "lvs": {}, "disks": [], "ssh_ok": {},
              "config_present": False, "vm_memory_mib": None, "vm_vcpus": None, "vm_type": None, "vg_extent_bytes": {},
-             "drbd_resources": drbd_resources(hostname, minors), "history": journal.history()}
+             "drbd_resources": drbd_resources(hostname, minors), "history": journal.history(),
+             "shared_paths": [shared["path"] for shared in diskexport.shared_paths() if shared["present"]]}
     for vg in host.lvm.vgs():
         facts["vgs"][vg["name"]] = vg["free_bytes"]
         facts["vg_extent_bytes"][vg["name"]] = vg["extent_size_bytes"]
@@ -364,7 +375,8 @@ def preflight(module, host, runner):
                                    "vg": lv["vg"] if lv else None, "lv": lv["name"] if lv else None,
                                    "size_bytes": lv["size_bytes"] if lv else None,
                                    "drbd": by_device.get(os.path.realpath(disk["pdev_path"]))
-                                   or by_device.get(disk["pdev_path"])})
+                                   or by_device.get(disk["pdev_path"]),
+                                   "shared": conv.parse_shared_disk_path(disk["pdev_path"])})
         # only whether it is there: its text (maybe a VNC password) goes from source to target by
         # root ssh right before xl migrate, never through results
         facts["config_present"] = os.path.exists(conv.auto_config_path(vm, lm.XEN_AUTO_DIR))
@@ -399,8 +411,30 @@ def new_journal(module):
             raise lm.MigrationError("step=prepare of a new migration needs %s" % key)
     if not conv.MIGRATION_ID_RE.match(p["migration_id"]):
         raise lm.MigrationError("invalid migration_id %r" % (p["migration_id"],))
-    if len(p["minors"]) != len(p["disks"]) or not p["disks"]:
+    if p["mode"] == "shared" and p["disks"]:
+        disks = [shared_disk(disk) for disk in p["disks"]]  # no DRBD: no minors
+    elif len(p["minors"]) != len(p["disks"]) or not p["disks"]:
         raise lm.MigrationError("step=prepare of a new migration needs one minor per disk")
+    else:
+        disks = drbd_disks(p)
+    source, target = (p["host_name"], p["peer_name"]) if p["role"] == "source" else (p["peer_name"], p["host_name"])
+    return {"vm": p["vm"], "id": p["migration_id"], "role": p["role"], "source": source, "target": target,
+            "source_address": p["address"] if p["role"] == "source" else p["peer_address"],
+            "target_address": p["peer_address"] if p["role"] == "source" else p["address"],
+            "disks": disks, "secret": p["secret"], "owner": p["owner"], "mode": p["mode"], "log": []}
+
+
+def shared_disk(disk):
+    """A journal's disk in storage mode shared: its owner, VG, LV and shared path."""
+    try:
+        path = conv.shared_disk_path(disk.get("owner"), disk.get("vg"), disk.get("lv"))
+    except ValueError as exc:
+        raise lm.MigrationError(str(exc))
+    return dict(conv.parse_shared_disk_path(path), path=path)
+
+
+def drbd_disks(p):
+    """A journal's disks in storage modes plain and drbd: their DRBD names, from the plan's disks and minors."""
     disks = []
     for index, (disk, minor) in enumerate(zip(p["disks"], p["minors"])):
         if p["mode"] == "drbd":
@@ -414,11 +448,7 @@ def new_journal(module):
         names = disk_names(p["vm"], target_vg if p["role"] == "target" else source_vg, disk["lv"], index, int(minor))
         names.update(size_bytes=int(disk["size_bytes"]), source_vg=source_vg, target_vg=target_vg)
         disks.append(names)
-    source, target = (p["host_name"], p["peer_name"]) if p["role"] == "source" else (p["peer_name"], p["host_name"])
-    return {"vm": p["vm"], "id": p["migration_id"], "role": p["role"], "source": source, "target": target,
-            "source_address": p["address"] if p["role"] == "source" else p["peer_address"],
-            "target_address": p["peer_address"] if p["role"] == "source" else p["address"],
-            "disks": disks, "secret": p["secret"], "owner": p["owner"], "mode": p["mode"], "log": []}
+    return disks
 
 
 def foreign_owner(data, owner):
@@ -483,7 +513,7 @@ def main():
             disks=dict(type="list", elements="dict", default=[]),
             minors=dict(type="list", elements="int", default=[]),
             migration_id=dict(type="str"),
-            mode=dict(type="str", default="plain", choices=["plain", "drbd"]),
+            mode=dict(type="str", default="plain", choices=list(lm.MODES)),
             secret=dict(type="str", no_log=True),
             resume=dict(type="bool", default=False),
             rekey=dict(type="bool", default=False),

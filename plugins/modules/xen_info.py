@@ -44,6 +44,14 @@ options:
       - Also return every device-mapper table (C(dmsetup table)), for example to see a DRBD table swap in place.
     type: bool
     default: false
+  disk_exports:
+    description:
+      - "Also return the dom0's disk exports and imports (RV(disk_exports)), read from LIO (C(saveconfig.json), else
+        C(targetcli ls)), C(tgtadm), the collection's vblade units and C(ps), C(iscsiadm -m session -P 3),
+        C(aoe-stat), the shared paths under C(/dev/sanless), the initiator name and the interface MACs."
+      - A tool that is not installed adds nothing; one that fails adds a line to RV(disk_exports.errors).
+    type: bool
+    default: false
 notes:
   - Commands run with C(LANG=C) and C(LC_ALL=C), without a shell.
 requirements:
@@ -262,6 +270,42 @@ drbd:
       type: dict
       sample: {"0": {"cstate": "Connected", "role": "Primary", "peer_role": "Secondary", "disk": "UpToDate",
                "peer_disk": "UpToDate", "sync_percent": null, "sync_eta_s": null, "speed_kib_s": null, "unconfigured": false}}
+disk_exports:
+  description: With O(disk_exports=true), who exports what to whom as this dom0 sees it. No secrets.
+  returned: when O(disk_exports=true)
+  type: dict
+  contains:
+    initiator:
+      description: This dom0's iSCSI initiator IQN (C(/etc/iscsi/initiatorname.iscsi)), or V(null).
+      type: str
+      sample: iqn.2026-11.lab.sanless:hostb:54df6118618
+    macs:
+      description: Interface name to MAC address.
+      type: dict
+      sample: {"xenbr0": "2e:4f:b1:ca:36:c2"}
+    exports:
+      description:
+        - The LVs this dom0 exports, each with C(transport) (V(iscsi) or V(aoe)), C(device), C(allowed) (initiator
+          IQNs or MACs; empty is everyone with AoE); iSCSI adds C(backend), C(target), C(lun); AoE adds C(shelf),
+          C(slot), C(interface), C(unit) (the collection's systemd unit, or V(null)) and C(pid) (V(null) when not running).
+      type: list
+      elements: dict
+    imports:
+      description:
+        - The disks this dom0 imports, each with C(transport), C(device), C(path) (the by-path link of an iSCSI LUN,
+          the C(/dev/etherd) device of AoE) and C(state); iSCSI adds C(target), C(address), C(port), C(lun);
+          AoE adds C(shelf) and C(slot).
+      type: list
+      elements: dict
+    shared_paths:
+      description: The links under C(/dev/sanless), each with C(path), C(owner), C(vg), C(lv), C(device) (where it
+        leads) and C(present) (a device is there).
+      type: list
+      elements: dict
+    errors:
+      description: What could not be read.
+      type: list
+      elements: str
 dm_tables:
   description: Every device-mapper table, keyed by dm name; each a list of segments in 512-byte sectors.
   returned: when O(dm_tables=true)
@@ -274,6 +318,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils.diskexport import storage_facts
 from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     drbd9_minors,
@@ -315,7 +360,7 @@ def config_files_by_name(config_dir, warn):
 
 
 def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_tables=False, warn=None,
-           proc_drbd="/proc/drbd"):
+           proc_drbd="/proc/drbd", disk_exports=False):
     """Everything xen_info returns; each command runs once. Raises CommandError/ValueError."""
     warn = warn or (lambda msg: None)
     name = detect_toolstack(runner, toolstack)
@@ -359,6 +404,8 @@ def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_ta
     result["drbd"] = drbd
     if dm_tables:
         result["dm_tables"] = DeviceMapper(runner).tables()
+    if disk_exports:
+        result["disk_exports"] = storage_facts(runner)
     return result
 
 
@@ -369,6 +416,7 @@ def main():
             config_dir=dict(type="path", default="/etc/xen/auto"),
             vgs=dict(type="list", elements="str"),
             dm_tables=dict(type="bool", default=False),
+            disk_exports=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -381,6 +429,7 @@ def main():
             vgs=module.params["vgs"],
             dm_tables=module.params["dm_tables"],
             warn=module.warn,
+            disk_exports=module.params["disk_exports"],
         )
     except CommandError as exc:
         fail_from_error(module, exc)

@@ -144,3 +144,74 @@ def imported_devices(monkeypatch, tmp_path):
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
     return devices
+
+
+# The lab dom0s of the disk export recordings (targetcli 2.1.53, tgt 1.0.85, open-iscsi 2.1.8, aoetools 36, vblade 25).
+LAB_INITIATORS = {"hosta": "iqn.2026-11.lab.sanless:hosta:a21defa1caf5", "hostb": "iqn.2026-11.lab.sanless:hostb:54df6118618"}
+# hosta's xenbr0 MAC is the recorded allow-list of hostb's vblade; hostb's is the lab's NIC address of its second
+# host (lab/sanless_lab.py: 52:54:00:4c:00:<index>), not a recording.
+LAB_MACS = {"hosta": "2e:4f:b1:ca:36:c2", "hostb": "52:54:00:4c:00:02"}
+LAB_ADDRESSES = {"hosta": "10.77.0.11", "hostb": "10.77.0.12"}
+
+
+@pytest.fixture
+def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
+    """facts(host) -> diskexport.storage_facts of hosta or hostb as the recordings show the lab:
+    hosta exports xenvg/rec0 over LIO (LUN 0, hostb's ACL; tc-saveconfig-json) and xenvg/rec1 over AoE (e1.2, the
+    collection's unit; no vblade running), imports hostb's rec2 (tgt LUN 1, sda; iscsiadm-session-P3-tgt) and
+    rec3 (e2.1; aoe-stat-a); hostb exports rec2 over tgt (tgtadm-show) and rec3 over AoE (a vblade started by hand
+    with hosta's MAC as allow-list; ps-vblade), imports rec0 (sda; iscsiadm-session-P3) and rec1 (e1.2; aoe-discover).
+    The shared paths are made by iscsi.ensure_shared_path, as the modules make them."""
+    from ansible_collections.sanless.xen.plugins.module_utils import aoe, diskexport, iscsi
+    from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+    from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+
+    def rec(where, name):
+        return recorded_run(fixture_text, where, name)
+
+    hosta_iqn, hostb_iqn = conv.target_iqn("hosta"), conv.target_iqn("hostb")
+    outputs = {
+        "hosta": {tuple(iscsi.iscsiadm_session_argv(details=True)): rec(("iscsiadm", "2.1.8"), "iscsiadm-session-P3-tgt"),
+                  tuple(aoe.aoe_stat_argv()): rec(("aoetools", "36"), "aoe-stat-a"),
+                  # no vblade runs on hosta: ps shows none
+                  tuple(aoe.ps_argv()): (0, "    1 /sbin/init\n", "")},
+        "hostb": {tuple(iscsi.iscsiadm_session_argv(details=True)): rec(("iscsiadm", "2.1.8"), "iscsiadm-session-P3"),
+                  tuple(aoe.aoe_stat_argv()): rec(("aoetools", "36"), "aoe-discover"),
+                  tuple(aoe.ps_argv()): rec(("vblade", "25"), "ps-vblade"),
+                  tuple(iscsi.tgt_show_argv()): rec(("tgt", "1.0.85"), "tgtadm-show")},
+    }
+    tools = {"hosta": ["targetcli", "iscsiadm", "aoe-stat", "vblade"], "hostb": ["tgtadm", "iscsiadm", "aoe-stat", "vblade"]}
+    links = {
+        "hosta": [("hosta", "rec0", "/dev/xenvg/rec0"), ("hosta", "rec1", "/dev/xenvg/rec1"),
+                  ("hostb", "rec2", iscsi.by_path("10.77.0.12", 3260, hostb_iqn, 1)), ("hostb", "rec3", "/dev/etherd/e2.1")],
+        "hostb": [("hostb", "rec2", "/dev/xenvg/rec2"), ("hostb", "rec3", "/dev/xenvg/rec3"),
+                  ("hosta", "rec0", iscsi.by_path("10.77.0.11", 3260, hosta_iqn, 0)), ("hosta", "rec1", "/dev/etherd/e1.2")],
+    }
+    present = set()
+    monkeypatch.setattr(diskexport, "device_exists", lambda path: path in present)
+
+    def facts(host):
+        root = tmp_path / host
+        for sub in ("etc/iscsi", "systemd", "net/lo", "net/xenbr0", "etherd"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "etc/iscsi/initiatorname.iscsi").write_text("InitiatorName=%s\n" % LAB_INITIATORS[host])
+        (root / "net/xenbr0/address").write_text(LAB_MACS[host] + "\n")
+        (root / "net/lo/address").write_text("00:00:00:00:00:00\n")
+        saveconfig = root / "saveconfig.json"
+        if host == "hosta":
+            saveconfig.write_text(fixture_text("targetcli", "2.1.53", "tc-saveconfig-json.out"))
+            (root / "systemd" / aoe.unit_path(1, 2).rsplit("/", 1)[1]).write_text(
+                aoe.vblade_unit(1, 2, "xenbr0", "/dev/xenvg/rec1"))
+        monkeypatch.setattr(iscsi, "ROOT", str(root))
+        monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(saveconfig))
+        monkeypatch.setattr(iscsi, "INITIATOR_NAME_FILE", str(root / "etc/iscsi/initiatorname.iscsi"))
+        monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(root / "systemd"))
+        monkeypatch.setattr(aoe, "ETHERD_DIR", str(root / "etherd"))
+        monkeypatch.setattr(diskexport, "SYS_NET", str(root / "net"))
+        for owner, lv, device in links[host]:
+            match = {"ENV{DM_VG_NAME}": "xenvg", "ENV{DM_LV_NAME}": lv} if owner == host else {"KERNEL": "sda"}
+            iscsi.ensure_shared_path(owner, "xenvg", lv, match, device, False)
+            present.add(str(root) + "/dev/sanless/%s/xenvg/%s" % (owner, lv))
+        module = FakeModule(outputs[host], tools=tools[host])
+        return diskexport.storage_facts(CommandRunner(module))
+    return facts

@@ -362,3 +362,36 @@ def test_state_names():
     assert state_names("-b-s--") == ["blocked", "shutdown"]
     assert state_names("------") == []
     assert state_names(None) == []
+
+
+def test_vmlist_and_hostlist_say_who_exports_what_to_whom(lab_storage_facts):
+    # the two dom0s of the export recordings (tests/unit/conftest.py), read by xen_info disk_exports=true
+    info = {host: dict(xen_info(host, [dom("Domain-0", 0, 384, 2, "r-----")]), disk_exports=lab_storage_facts(host))
+            for host in ("hosta", "hostb")}
+    info["hostc"] = UNREACHABLE
+    vmlist = vm_report(info)
+    validate("vmlist.schema.json", vmlist)
+    assert [(e["host"], e["address"], e["to"]) for e in vmlist["exports"]] == [
+        ("hosta", "iqn.2026-12.xen.sanless:hosta lun 0", ["hostb"]), ("hosta", "e1.2", ["hostb"]),
+        ("hostb", "iqn.2026-12.xen.sanless:hostb lun 1", ["hosta"]), ("hostb", "e2.1", ["hosta"])]
+    lines = report_lines(vmlist)
+    assert lines[lines.index("Disk exports:") + 1:] == [
+        "  hosta /dev/sanless/hosta/xenvg/rec0 iscsi iqn.2026-12.xen.sanless:hosta lun 0 -> hostb",
+        "  hosta /dev/sanless/hosta/xenvg/rec1 aoe e1.2 -> hostb (vblade not running)",
+        "  hostb /dev/sanless/hostb/xenvg/rec2 iscsi iqn.2026-12.xen.sanless:hostb lun 1 -> hosta",
+        "  hostb /dev/sanless/hostb/xenvg/rec3 aoe e2.1 -> hosta"]
+    assert [e["host"] for e in vm_report(info, "hostb/*")["exports"]] == ["hostb", "hostb"]
+
+    hostlist = host_report(info, kind="hostlist")
+    validate("hoststats.schema.json", hostlist)
+    hostb = hostlist["hosts"][1]
+    assert [(e["device"], e["backend"], e["to"]) for e in hostb["exports"]] == [
+        ("/dev/xenvg/rec2", "tgt", ["hosta"]), ("/dev/xenvg/rec3", "vblade", ["hosta"])]
+    assert [(i["owner"], i["path"], i["transport"], i["state"]) for i in hostb["imports"]] == [
+        ("hosta", "/dev/sanless/hosta/xenvg/rec0", "iscsi", "LOGGED_IN"),
+        ("hosta", "/dev/sanless/hosta/xenvg/rec1", "aoe", "up")]
+    lines = report_lines(hostlist)
+    assert lines[-5:] == ["Disk exports:"] + [line for line in report_lines(vmlist) if line.startswith("  host")]
+    # hoststats stays as it was; without disk_exports a report has no exports
+    assert "exports" not in host_report(info)["hosts"][0]
+    assert vm_report(dict((h, dict(r, disk_exports=None)) for h, r in info.items() if h != "hostc"))["exports"] == []

@@ -178,6 +178,22 @@ def test_shared_disk_path_is_the_same_for_every_spelling_of_the_owner():
             conv.shared_disk_path(*bad)
 
 
+def test_a_shared_path_is_read_back_and_nothing_else_is():
+    path = conv.shared_disk_path("hosta.lab", "xenvg", "web05-disk")
+    assert conv.parse_shared_disk_path(path) == {"owner": "hosta", "vg": "xenvg", "lv": "web05-disk"}
+    for other in ("/dev/xenvg/web05-disk", "/dev/sanless/hosta/xenvg", "/dev/sanless/hosta/xenvg/d/e",
+                  "/dev/sanless/HostA/xenvg/d", "/dev/sanless/hosta/xenvg/d;reboot", "/dev/sanless/hosta/xen vg/d",
+                  "/dev/sanlessx/hosta/xenvg/d", None, 7):
+        assert conv.parse_shared_disk_path(other) is None, other
+
+
+def test_a_vm_disk_lv_is_the_vm_and_the_disk_name():
+    assert conv.vm_disk_lv("web02", "data") == "web02-data"
+    for bad in (("web 02", "data"), ("web02", "da/ta"), ("web02", None)):
+        with pytest.raises(ValueError):
+            conv.vm_disk_lv(*bad)
+
+
 def test_aoe_shelves_and_slots_match_the_lab_and_are_allocated_lowest_first(fixture_text):
     # the lab exported hosta's LV as e1.2 and hostb's as e2.1: shelf = place in the sorted host list
     assert conv.aoe_shelf("hosta", ["hostb", "hosta"]) == 1 and conv.aoe_shelf("hostb.lab", ["hosta", "hostb"]) == 2

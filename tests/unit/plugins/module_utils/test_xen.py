@@ -497,6 +497,8 @@ def test_storage_mode():
     assert storage_mode([drbd_device(100), drbd_device(7)]) == "drbd"
     assert storage_mode([]) is None
     assert storage_mode([lv_path("xenvg", "a"), drbd_device(100)]) is None
+    assert storage_mode(["/dev/sanless/hosta/xenvg/web05-disk", "/dev/sanless/hostb/xenvg/web06-data"]) == "shared"
+    assert storage_mode(["/dev/sanless/hosta/xenvg/web05-disk", lv_path("xenvg", "a")]) is None
     for other in ("/dev/mapper/xenvg-a", "/dev/disk/by-id/x", "/dev/md/raid1", "/dev/sdb", "/srv/a.img",
                   "/dev/xenvg/a/b", None):
         assert storage_mode([other]) is None, other

@@ -162,3 +162,48 @@ def test_absent_logs_out_and_deletes_then_is_no_change(run, fixture_text):
 def test_bad_values_fail_before_any_command(run, change):
     result, failed, calls = run(dict(ARGS, **change), {})
     assert failed and calls == []
+
+
+def two_luns(fixture_text):
+    """hostb's recorded session to hosta's target (LUN 0 as sda) with a second LUN attached as sdb, as
+    open-iscsi prints each further LUN: NOT a recording (the lab exported one LV per target)."""
+    rec_ = rec(fixture_text, "iscsiadm-session-P3")
+    lun0 = "\t\tscsi2 Channel 00 Id 0 Lun: 0\n\t\t\tAttached scsi disk sda\t\tState: running"
+    assert lun0 in rec_[1]
+    return (rec_[0], rec_[1].replace(lun0, lun0 + "\n" + lun0.replace("Lun: 0", "Lun: 1").replace("sda", "sdb")), rec_[2])
+
+
+def known(fixture_text, sessions):
+    return {tuple(SESSIONS): sessions, tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+            tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show")}
+
+
+def test_a_lun_mapped_after_the_login_is_found_by_a_rescan(run, fixture_text):
+    outputs = known(fixture_text, [rec(fixture_text, "iscsiadm-session-P3"), two_luns(fixture_text)])
+    # iscsiadm --rescan: its output is not read
+    outputs[tuple(iscsi.iscsiadm_rescan_argv(HOSTA, "10.77.0.11", 3260))] = (0, "", "")
+    lun1 = iscsi.by_path("10.77.0.11", 3260, HOSTA, 1)
+    result, failed, calls = run(dict(ARGS, startup="manual", lun=1, owner="hosta", vg="xenvg", lv="rec1"), outputs,
+                                present=(lun1,))
+    assert not failed, result
+    assert result["actions"][0] == "rescan" and (result["path"], result["device"]) == (lun1, "/dev/sdb")
+    assert os.readlink(str(run.root / "dev/sanless/hosta/xenvg/rec1")) == lun1
+
+
+def test_absent_of_one_lun_keeps_the_session_for_the_others(run, fixture_text):
+    (run.root / "sys/block/sda/device").mkdir(parents=True)
+    iscsi.ensure_shared_path("hosta", "xenvg", "rec0", {"ENV{ID_PATH}": os.path.basename(BY_PATH)}, BY_PATH, False)
+    args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent", "lun": 0, "owner": "hosta", "vg": "xenvg",
+            "lv": "rec0"}
+    result, failed, calls = run(args, known(fixture_text, two_luns(fixture_text)))
+    assert not failed, result
+    assert result["actions"][0] == "remove LUN 0 (sda)" and result["diff"]["after"]["state"] == "logged in"
+    assert (run.root / "sys/block/sda/device/delete").read_text() == "1"
+    assert not os.path.lexists(str(run.root / "dev/sanless/hosta/xenvg/rec0"))
+    assert iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260) not in calls
+    # the session's last LUN: log out and forget the target, as without lun
+    outputs = known(fixture_text, rec(fixture_text, "iscsiadm-session-P3"))
+    outputs[tuple(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-logout")
+    outputs[tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-node-delete")
+    result, failed, calls = run(args, outputs)
+    assert not failed and result["actions"] == ["log out", "delete node record"]

@@ -208,3 +208,16 @@ def test_gather_drbd9_reads_drbdsetup_status(fake_module, recorded, fixture_text
     assert sorted(result["drbd"]["minors"]) == ["2", "3"]
     assert result["drbd"]["minors"]["2"]["resource"] == "1-single-0"
     assert module.calls[-1][0] == ["drbdsetup", "status", "--json"]
+
+
+def test_gather_with_disk_exports(fake_module, recorded, config_dir, proc_drbd, lab_storage_facts):
+    """disk_exports=true adds diskexport.storage_facts (tested on its own in test_diskexport.py); here on the lab's
+    hostb (tests/unit/conftest.py) without its storage tools installed."""
+    lab_storage_facts("hostb")
+    runner = CommandRunner(fake_module(recorded, tools=["xl", "lvs"]))
+    assert "disk_exports" not in xen_info.gather(runner, config_dir=config_dir, proc_drbd=proc_drbd)
+    facts = xen_info.gather(runner, config_dir=config_dir, proc_drbd=proc_drbd, disk_exports=True)["disk_exports"]
+    assert facts["initiator"] == "iqn.2026-11.lab.sanless:hostb:54df6118618" and facts["exports"] == []
+    assert [shared["path"] for shared in facts["shared_paths"]] == [
+        "/dev/sanless/hosta/xenvg/rec0", "/dev/sanless/hosta/xenvg/rec1", "/dev/sanless/hostb/xenvg/rec2",
+        "/dev/sanless/hostb/xenvg/rec3"]

@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The disk_export role's plan (filter disk_export_plan) from the storage facts of the two lab dom0s of the
+export recordings (tests/unit/conftest.py lab_storage_facts): hosta already exports rec0 as LUN 0 of its LIO
+target and rec1 as e1.2, hostb imports both."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sanless.xen.plugins.filter import diskexport as plan_filter
+from ansible_collections.sanless.xen.tests.unit.conftest import LAB_ADDRESSES, LAB_INITIATORS, LAB_MACS
+
+HOSTA_IQN = "iqn.2026-12.xen.sanless:hosta"
+WEB05 = {"xen_home": "hosta", "xen_vg": "xenvg", "xen_disks": [{"name": "disk", "size": "128M", "vdev": "xvda"}]}
+DOM0S = ["hosta", "hostb"]
+
+
+@pytest.fixture
+def infos(lab_storage_facts):
+    """dom0 -> xen_info result: the recorded storage facts, and on hosta the LVs rec0, rec1 and web05-disk."""
+    lvs = [{"vg": "xenvg", "name": name} for name in ("rec0", "rec1", "web05-disk")]
+    return {"hosta": {"disk_exports": lab_storage_facts("hosta"), "lvs": lvs},
+            "hostb": {"disk_exports": lab_storage_facts("hostb"), "lvs": []}}
+
+
+def plan(infos, vm="web05", vm_vars=WEB05, to="hostb", **kwargs):
+    return plan_filter.plan_export(infos, LAB_ADDRESSES, DOM0S, vm, vm_vars, to, **kwargs)
+
+
+def renamed(infos, old, new):
+    """The facts with the recorded LV xenvg/<old> renamed xenvg/<new> wherever it appears (exports, imports,
+    shared paths): an export of web05's disk as the lab recorded rec0's or rec1's. NOT a recording."""
+    text = json.dumps(infos).replace("/xenvg/%s\"" % old, "/xenvg/%s\"" % new).replace("\"lv\": \"%s\"" % old, "\"lv\": \"%s\"" % new)
+    return json.loads(text)
+
+
+def test_iscsi_export_to_hostb(infos):
+    result = plan(infos)
+    assert result["problems"] == []
+    assert (result["home"], result["to"], result["portal"], result["target"]) == ("hosta", ["hostb"], "10.77.0.11", HOSTA_IQN)
+    assert result["importers"] == {"hostb": LAB_INITIATORS["hostb"]}
+    assert result["disks"] == [{"vg": "xenvg", "lv": "web05-disk", "device": "/dev/xenvg/web05-disk",
+                                "path": "/dev/sanless/hosta/xenvg/web05-disk", "lun": None, "slot": None,
+                                "allowed": [LAB_INITIATORS["hostb"]], "export": "present"}]
+
+
+def test_aoe_export_takes_the_lowest_free_slot_of_the_homes_shelf(infos):
+    result = plan(infos, transport="aoe")
+    assert result["problems"] == []
+    # hosta is shelf 1; its unit serves e1.2 (rec1)
+    assert result["shelf"] == 1 and result["importers"] == {"hostb": LAB_MACS["hostb"]}
+    assert [(d["slot"], d["allowed"], d["export"]) for d in result["disks"]] == [(1, [LAB_MACS["hostb"]], "present")]
+
+
+@pytest.mark.parametrize("kwargs,problem", [
+    ({"transport": "aoe", "slots": [2]}, "e1.2 is occupied: sanless-vblade-1-2.service exports /dev/xenvg/rec1 there"),
+    ({"luns": [0]}, "LUN 0 of %s is occupied: lio exports /dev/xenvg/rec0 there" % HOSTA_IQN),
+    ({"luns": ["x"]}, "iSCSI LUN 'x' of disk 1 is not a number"),
+    ({"backend": "tgt", "luns": [0]}, "LUN 0 of a tgt target is its controller"),
+])
+def test_an_occupied_slot_or_lun_is_refused(infos, kwargs, problem):
+    result = plan(infos, **kwargs)
+    assert any(problem in p for p in result["problems"]), result["problems"]
+
+
+def test_a_second_run_keeps_the_existing_export(infos):
+    existing = renamed(infos, "rec0", "web05-disk")
+    result = plan(existing)
+    assert result["problems"] == []
+    assert [(d["lun"], d["allowed"]) for d in result["disks"]] == [(0, [LAB_INITIATORS["hostb"]])]
+    result = plan(existing, luns=[3])
+    assert result["problems"] == ["/dev/xenvg/web05-disk is already exported as LUN 0 of %s, not LUN 3 of %s"
+                                  % (HOSTA_IQN, HOSTA_IQN)]
+
+
+@pytest.mark.parametrize("old,transport,key,value", [("rec0", "iscsi", "lun", 0), ("rec1", "aoe", "slot", 2)])
+def test_absent_removes_an_export_no_dom0_is_left_on(infos, old, transport, key, value):
+    result = plan(renamed(infos, old, "web05-disk"), transport=transport, state="absent")
+    assert result["problems"] == []
+    [disk] = result["disks"]
+    assert (disk[key], disk["allowed"], disk["export"]) == (value, [], "absent")
+
+
+def test_absent_keeps_an_export_another_dom0_still_uses(infos):
+    existing = renamed(infos, "rec0", "web05-disk")
+    lio = existing["hosta"]["disk_exports"]["exports"][0]
+    lio["allowed"].append("iqn.2026-11.lab.sanless:hostc:0123456789ab")  # a third dom0's ACL: NOT a recording
+    [disk] = plan(existing, state="absent")["disks"]
+    assert (disk["export"], disk["allowed"]) == ("present", ["iqn.2026-11.lab.sanless:hostc:0123456789ab"])
+
+
+def test_absent_after_the_export_went_takes_the_lun_from_the_import(infos):
+    existing = renamed(infos, "rec0", "web05-disk")
+    existing["hosta"]["disk_exports"]["exports"] = []
+    [disk] = plan(existing, state="absent")["disks"]
+    assert (disk["lun"], disk["export"]) == (0, "none")
+
+
+def test_an_import_over_the_other_transport_is_refused(infos):
+    result = plan(renamed(infos, "rec1", "web05-disk"))
+    assert result["problems"] == ["hostb already imports xenvg/web05-disk over aoe (/dev/etherd/e1.2): remove that "
+                                  "import first (-e transport=aoe -e state=absent)"]
+
+
+@pytest.mark.parametrize("change,problem", [
+    ({"vm": "web;rm -rf /"}, "invalid VM name 'web;rm -rf /'"),
+    ({"vm": "nosuchvm", "vm_vars": None}, "unknown VM nosuchvm"),
+    ({"to": "hosta"}, "to = home: hosta holds the disks of web05"),
+    ({"to": "hostc"}, "unknown dom0 hostc in to (dom0s: hosta, hostb)"),
+    ({"to": "hostb;reboot"}, "invalid dom0 name 'hostb;reboot'"),
+    ({"to": "$(reboot)"}, "invalid dom0 name '$(reboot)'"),
+    ({"to": ""}, "to: name the dom0s that import the disks of web05"),
+    ({"to": ["hostb", "hostb"]}, "to names a dom0 twice"),
+    ({"transport": "nbd"}, "transport must be iscsi or aoe, not 'nbd'"),
+    ({"vm_vars": dict(WEB05, xen_home="")}, "VM web05 has no xen_home"),
+    ({"vm_vars": dict(WEB05, xen_disks=[{"name": "d|x"}])}, "invalid VM name 'd|x'"),
+    ({"vm_vars": dict(WEB05, xen_vg="xen vg")}, "invalid LVM VG name 'xen vg'"),
+    ({"interface": "xenbr0;x"}, "invalid network interface"),
+])
+def test_bad_input_is_refused_before_anything(infos, change, problem):
+    result = plan(infos, **change)
+    assert any(problem in p for p in result["problems"]), result["problems"]
+    assert result["disks"] == []
+
+
+def test_what_the_dom0s_lack_is_refused(infos):
+    lacking = copy.deepcopy(infos)
+    lacking["hostb"]["disk_exports"]["initiator"] = None
+    lacking["hosta"]["lvs"] = []
+    problems = plan(lacking)["problems"]
+    assert "hostb has no iSCSI initiator name (/etc/iscsi/initiatorname.iscsi: install open-iscsi)" in problems
+    assert "hosta: LV xenvg/web05-disk does not exist" in problems
+    lacking["hostb"]["disk_exports"]["macs"] = {}
+    assert "hostb has no interface xenbr0 to import over AoE from" in plan(lacking, transport="aoe")["problems"]
+    silent = dict(infos, hostb={"unreachable": True, "msg": "ssh: no route to host"})
+    assert plan(silent)["problems"] == ["hostb did not answer (or ran xen_info without disk_exports): ssh: no route to host"]
+
+
+def test_the_filter_reads_hostvars(infos):
+    hostvars = {"hosta": {"disk_export_info": infos["hosta"], "ansible_host": "10.77.0.11"},
+                "hostb": {"disk_export_info": infos["hostb"], "xen_storage_address": "10.77.0.12"},
+                "web05": dict(WEB05, xen_memory_mib=96)}
+    result = plan_filter.disk_export_plan(hostvars, DOM0S, "web05", "hostb", vms=["web05"])
+    assert result["problems"] == [] and result["portal"] == "10.77.0.11"
+    assert plan_filter.disk_export_plan(hostvars, DOM0S, "web05", "hostb", vms=[])["problems"] == [
+        "unknown VM web05: not a host of the inventory's VM group"]
+
+
+def test_names_for_roles():
+    assert plan_filter.shared_disk_path("hosta.lab", "xenvg", "web05-disk") == "/dev/sanless/hosta/xenvg/web05-disk"
+    assert plan_filter.vm_disk_lv("web05", "disk") == "web05-disk"
+    for call in (lambda: plan_filter.shared_disk_path("host a", "xenvg", "x"), lambda: plan_filter.vm_disk_lv("web05", "a/b")):
+        with pytest.raises(AnsibleFilterError):
+            call()

@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""diskexport.storage_facts (xen_info disk_exports=true) on the two lab dom0s of the export recordings
+(tests/unit/conftest.py lab_storage_facts), and who exports what to whom from them."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.sanless.xen.plugins.module_utils import aoe, diskexport, iscsi
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+from ansible_collections.sanless.xen.tests.unit.conftest import LAB_INITIATORS, LAB_MACS, FakeModule, recorded_run
+
+HOSTA_IQN, HOSTB_IQN = conv.target_iqn("hosta"), conv.target_iqn("hostb")
+BY_PATH_A0 = iscsi.by_path("10.77.0.11", 3260, HOSTA_IQN, 0)
+BY_PATH_B1 = iscsi.by_path("10.77.0.12", 3260, HOSTB_IQN, 1)
+
+
+def test_hosta_exports_over_lio_and_aoe_and_imports_from_hostb(lab_storage_facts):
+    facts = lab_storage_facts("hosta")
+    assert facts["errors"] == []
+    assert facts["initiator"] == LAB_INITIATORS["hosta"] and facts["macs"] == {"xenbr0": LAB_MACS["hosta"]}
+    assert facts["exports"] == [
+        {"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN, "lun": 0,
+         "allowed": [LAB_INITIATORS["hostb"]]},
+        {"transport": "aoe", "device": "/dev/xenvg/rec1", "shelf": 1, "slot": 2, "interface": "xenbr0", "allowed": [],
+         "unit": "sanless-vblade-1-2.service", "pid": None},
+    ]
+    assert facts["imports"] == [
+        {"transport": "iscsi", "target": HOSTB_IQN, "address": "10.77.0.12", "port": 3260, "lun": 1, "device": "/dev/sda",
+         "path": BY_PATH_B1, "state": "LOGGED_IN"},
+        {"transport": "aoe", "shelf": 2, "slot": 1, "device": "/dev/etherd/e2.1", "path": "/dev/etherd/e2.1", "state": "up"},
+    ]
+    assert [(s["path"], s["device"], s["present"]) for s in facts["shared_paths"]] == [
+        ("/dev/sanless/hosta/xenvg/rec0", "/dev/xenvg/rec0", True), ("/dev/sanless/hosta/xenvg/rec1", "/dev/xenvg/rec1", True),
+        ("/dev/sanless/hostb/xenvg/rec2", BY_PATH_B1, True), ("/dev/sanless/hostb/xenvg/rec3", "/dev/etherd/e2.1", True)]
+    # the saveconfig holds the CHAP secret: the facts never do
+    assert "labsecret12345" not in json.dumps(facts)
+
+
+def test_hostb_exports_over_tgt_and_a_hand_started_vblade(lab_storage_facts):
+    facts = lab_storage_facts("hostb")
+    assert facts["errors"] == []
+    assert facts["exports"] == [
+        {"transport": "iscsi", "backend": "tgt", "device": "/dev/xenvg/rec2", "target": HOSTB_IQN, "lun": 1,
+         "allowed": [LAB_INITIATORS["hosta"]]},
+        # started by systemd-run, not the collection's unit
+        {"transport": "aoe", "device": "/dev/xenvg/rec3", "shelf": 2, "slot": 1, "interface": "xenbr0",
+         "allowed": [LAB_MACS["hosta"]], "unit": None, "pid": 969},
+    ]
+    assert [(i["transport"], i["device"], i["path"]) for i in facts["imports"]] == [
+        ("iscsi", "/dev/sda", BY_PATH_A0), ("aoe", "/dev/etherd/e1.2", "/dev/etherd/e1.2")]
+
+
+def test_who_exports_what_to_whom(lab_storage_facts):
+    results = {"hosta": {"disk_exports": lab_storage_facts("hosta")}, "hostb": {"disk_exports": lab_storage_facts("hostb")},
+               "hostc": {"unreachable": True, "msg": "no route"}}
+    table = diskexport.export_table(results)
+    assert [(r["host"], r["path"], r["transport"], r["backend"], r["address"], r["running"], r["to"]) for r in table] == [
+        ("hosta", "/dev/sanless/hosta/xenvg/rec0", "iscsi", "lio", HOSTA_IQN + " lun 0", True, ["hostb"]),
+        ("hosta", "/dev/sanless/hosta/xenvg/rec1", "aoe", "vblade", "e1.2", False, ["hostb"]),
+        ("hostb", "/dev/sanless/hostb/xenvg/rec2", "iscsi", "tgt", HOSTB_IQN + " lun 1", True, ["hosta"]),
+        ("hostb", "/dev/sanless/hostb/xenvg/rec3", "aoe", "vblade", "e2.1", True, ["hosta"]),
+    ]
+    assert diskexport.import_table(results["hostb"], "hostb") == [
+        {"path": "/dev/sanless/hosta/xenvg/rec0", "owner": "hosta", "device": BY_PATH_A0, "present": True,
+         "transport": "iscsi", "state": "LOGGED_IN"},
+        {"path": "/dev/sanless/hosta/xenvg/rec1", "owner": "hosta", "device": "/dev/etherd/e1.2", "present": True,
+         "transport": "aoe", "state": "up"},
+    ]
+    assert diskexport.import_table(results["hostc"], "hostc") == []
+
+
+def test_a_dom0_without_the_tools_has_no_exports_and_a_failing_tool_is_an_error_line(lab_storage_facts, monkeypatch,
+                                                                                      tmp_path, fixture_text):
+    lab_storage_facts("hostb")  # its folders, without LIO
+    facts = diskexport.storage_facts(CommandRunner(FakeModule({}, tools=[])))
+    assert (facts["exports"], facts["imports"], facts["errors"]) == ([], [], [])
+    # tgtadm failing (any rc: tgtd not running) is nothing exported by tgt; a session listing that fails (not the
+    # recorded rc 21 of no session) is an error line. Failures, not recordings: no output is parsed.
+    failing = FakeModule({tuple(iscsi.tgt_show_argv()): (1, "", ""),
+                          tuple(iscsi.iscsiadm_session_argv(details=True)): (4, "", "")},
+                         tools=["tgtadm", "iscsiadm"])
+    facts = diskexport.storage_facts(CommandRunner(failing))
+    assert facts["exports"] == [] and len(facts["errors"]) == 1 and facts["errors"][0].startswith("iSCSI sessions: ")
+
+
+def test_aoe_exports_join_units_and_running_vblades(fixture_text):
+    running = aoe.parse_ps_vblade(fixture_text("vblade", "25", "ps-vblade.out"))
+    unit = aoe.parse_vblade_unit(aoe.vblade_unit(2, 1, "xenbr0", "/dev/xenvg/rec3", ["2E:4F:B1:CA:36:C2"]))
+    [entry] = diskexport.aoe_exports({(2, 1): unit}, running)
+    assert (entry["unit"], entry["pid"], entry["allowed"]) == ("sanless-vblade-2-1.service", 969, ["2e:4f:b1:ca:36:c2"])
+
+
+def test_initiator_name_file(tmp_path):
+    assert iscsi.parse_initiatorname("## DO NOT EDIT\nInitiatorName=%s\n" % LAB_INITIATORS["hostb"]) == LAB_INITIATORS["hostb"]
+    assert iscsi.parse_initiatorname("#InitiatorName=iqn.2026-11.lab.sanless:x\n") is None
+    assert iscsi.parse_initiatorname("InitiatorName=not an iqn; reboot\n") is None
+
+
+def test_shared_paths_skip_what_is_no_shared_path(monkeypatch, tmp_path):
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    monkeypatch.setattr(diskexport, "device_exists", lambda path: False)
+    iscsi.ensure_shared_path("hosta", "xenvg", "web05-disk", {"KERNEL": "sda"}, "/dev/sda", False)
+    (tmp_path / "dev/sanless/hosta/xenvg/not..valid;x").write_text("")
+    (tmp_path / "dev/sanless/HostA").mkdir()
+    assert diskexport.shared_paths() == [{"owner": "hosta", "vg": "xenvg", "lv": "web05-disk",
+                                          "path": "/dev/sanless/hosta/xenvg/web05-disk", "device": "/dev/sda",
+                                          "present": False}]
+
+
+
+def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(lab_storage_facts, monkeypatch, tmp_path,
+                                                                            fixture_text):
+    lab_storage_facts("hostb")  # hostb's folders: no saveconfig.json
+    listing = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, ("targetcli", "2.1.53"), "tc-ls")}
+    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
+    # LIO not loaded: targetcli is not run (it would load it)
+    assert diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))["exports"] == []
+    (tmp_path / "configfs").mkdir()
+    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "configfs"))
+    facts = diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))
+    assert facts["exports"] == [{"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN,
+                                 "lun": 0, "allowed": [LAB_INITIATORS["hostb"]]}]
