@@ -756,7 +756,10 @@ def ensure_shared_path(owner, vg, lv, match, device, check_mode, state="present"
         if not check_mode:
             write_file_atomic(rule_path, rule, 0o644)
     current = os.readlink(link) if os.path.islink(link) else None
-    if current != device:
+    # udev's rule rewrites the link on every event of the device (a writer closing it is one), as a
+    # relative link to the node itself: a link that leads to the same node is the same path
+    same_node = current is not None and os.path.exists(link) and os.path.realpath(link) == os.path.realpath(device)
+    if current != device and not same_node:
         actions.append("link %s -> %s" % (link, device))
         if not check_mode:
             if os.path.lexists(link):

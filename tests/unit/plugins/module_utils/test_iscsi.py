@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -143,3 +144,26 @@ def test_scrub_masks_secrets_everywhere(fixture_text):
     assert SECRET not in json.dumps(masked.to_fail_kwargs())
     assert masked.rc == 1 and "password=********" in masked.cmd
     assert iscsi.scrub({"a": [SECRET + "x"]}, [SECRET, None]) == {"a": ["********x"]}
+
+
+def test_a_shared_link_that_udev_rewrote_to_the_node_is_left_alone(tmp_path, monkeypatch):
+    """udev rewrites /dev/sanless/... on every event of the device (a writer closing it is one) as a
+    relative link to the node: found in the lab as a second export.yml run reporting a change."""
+    monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    (tmp_path / "dev/disk/by-path").mkdir(parents=True)
+    (tmp_path / "dev/sdb").write_text("")
+    by_path = tmp_path / "dev/disk/by-path/ip-10.77.0.11:3260-iscsi-iqn.2026-12.xen.sanless:hosta-lun-0"
+    by_path.symlink_to("../../sdb")
+    match = {"ENV{ID_PATH}": by_path.name}
+    assert iscsi.ensure_shared_path("hosta", "xenvg", "web05-disk", match, str(by_path), False)[-1].startswith("link ")
+    link = tmp_path / "dev/sanless/hosta/xenvg/web05-disk"
+    link.unlink()
+    link.symlink_to("../../../sdb")  # what udev's SYMLINK+= leaves
+    assert iscsi.ensure_shared_path("hosta", "xenvg", "web05-disk", match, str(by_path), False) == []
+    # a link to another node is replaced
+    (tmp_path / "dev/sdc").write_text("")
+    link.unlink()
+    link.symlink_to("../../../sdc")
+    assert iscsi.ensure_shared_path("hosta", "xenvg", "web05-disk", match, str(by_path), False) == [
+        "link %s -> %s" % (link, by_path)]
+    assert os.path.realpath(str(link)) == str(tmp_path / "dev/sdb")
