@@ -12,6 +12,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
     DEFAULT_EXTENT_BYTES, FIRST_MINOR, MINOR_SPREAD, drbd_port, is_address, meta_bytes,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.plan import placement
+from ansible_collections.sanless.xen.plugins.module_utils.xen import guest_type_migration_problems
 
 
 def _facts(result):
@@ -111,9 +112,8 @@ def plan_migration(reports, addresses, vm, target=None, action="migrate", target
     source = runs_on[0]
     src = facts[source]["preflight"]
     plan.update(source=source, vm_memory_mib=src["vm_memory_mib"])
-    if src["vm_type"] == "pv" and "shadow" not in src["virt_caps"]:
-        problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
-                        % (source, " ".join(src["virt_caps"])))
+    # the source's side here, the target's for each candidate (_target_problems)
+    problems.extend(guest_type_migration_problems(vm, src["vm_type"], source, src["virt_caps"], None, None))
     on_shared = [d for d in src["disks"] if d.get("shared")]
     if on_shared:
         if len(on_shared) != len(src["disks"]):
@@ -308,9 +308,7 @@ def _target_problems(vm, src, host, dst, disks, address, disk_vgs):
                             % (host, disk["vg"], disk["lv"], disk["size_bytes"], vg, extent))
         if disk["lv"] in dst["lvs"].get(vg, []):
             problems.append("%s: LV %s/%s already exists there" % (host, vg, disk["lv"]))
-    if src["vm_type"] == "pv" and "shadow" not in dst["virt_caps"]:
-        problems.append("%s: Xen without shadow paging cannot receive the PV guest %s (virt_caps: %s)"
-                        % (host, vm, " ".join(dst["virt_caps"])))
+    problems.extend(guest_type_migration_problems(vm, src["vm_type"], None, None, host, dst["virt_caps"]))
     if src["ssh_ok"].get(address) is False:
         problems.append("the source cannot ssh to %s (%s) as root: xl migrate needs it" % (host, address))
     return problems

@@ -846,25 +846,60 @@ def migrate_state_problem(name, domain, here="this host"):
     return "%s: domain %s is %s; only a running domain can be live-migrated" % (here, name, state)
 
 
+# Guest types as xl list -l names them (c_info.type), as the messages name them.
+GUEST_TYPES = {"pv": "PV", "pvh": "PVH", "hvm": "HVM"}
+
+
+def guest_type_migration_problems(vm, vm_type, source_name, source_virt_caps, target_name, target_virt_caps):
+    """Why Xen on source_name cannot live-migrate the guest vm of type vm_type (c_info.type of xl list -l:
+    pv, pvh or hvm) to Xen on target_name, judged by their virt_caps (xl info); empty: nothing known refuses it.
+
+    The one place of these rules (Xen 4.x, xl); the xen_migrate module and the migration preflight
+    (plugins/filter/migration.py) both ask here:
+
+    - PV: the live copy tracks dirty pages (log-dirty) with shadow paging, on both sides: 'shadow'.
+    - PVH and HVM run in HVM containers: the target needs 'hvm'; log-dirty on both sides with hardware
+      assisted paging or shadow paging: 'hap' or 'shadow'.
+
+    virt_caps None for a side means unknown: that side is not judged (for a check of one side only,
+    give None for the other). An unknown vm_type (None, or a type not above) is not judged either.
+    HVM also needs a device model (QEMU) on the target. Neither xl info nor the preflight reports say
+    whether one is installed there, so that is not judged here.
+    """
+    kind = GUEST_TYPES.get(vm_type)
+    if kind is None:
+        return []
+    paging = ("shadow",) if vm_type == "pv" else ("hap", "shadow")
+
+    def lacks(caps, wanted):
+        return caps is not None and not set(wanted) & set(caps)
+
+    problems = []
+    if lacks(source_virt_caps, paging):
+        problems.append("%s: Xen without %s paging cannot live-migrate %s guests (virt_caps: %s)"
+                        % (source_name, " or ".join(paging), kind, " ".join(source_virt_caps)))
+    if vm_type != "pv" and lacks(target_virt_caps, ("hvm",)):
+        problems.append("%s: Xen without hvm cannot run the %s guest %s (virt_caps: %s)"
+                        % (target_name, kind, vm, " ".join(target_virt_caps)))
+    elif lacks(target_virt_caps, paging):
+        problems.append("%s: Xen without %s paging cannot receive the %s guest %s (virt_caps: %s)"
+                        % (target_name, " or ".join(paging), kind, vm, " ".join(target_virt_caps)))
+    return problems
+
+
 def migrate_problems(name, domain_type, need_mib, local_virt_caps, target, target_free_memory_mib=None,
                      target_virt_caps=None, here="this host"):
     """The reasons the migration of a running domain to target would fail (empty: none known).
 
-    Same rules as the migration preflight (plugins/filter/migration.py): the target's free memory,
-    and for PV guests Xen's shadow paging on both sides (needed for log-dirty live migration).
-    None for a target fact means unknown and skips its check.
+    The target's free memory, and what the guest type needs of Xen on both sides
+    (guest_type_migration_problems, as the migration preflight asks it). None for a fact means
+    unknown and skips its check.
     """
     problems = []
     if target_free_memory_mib is not None and need_mib is not None and target_free_memory_mib < need_mib:
         problems.append("%s: needs %d MiB of free memory for %s, has %d MiB"
                         % (target, need_mib, name, target_free_memory_mib))
-    if domain_type == "pv":
-        if local_virt_caps is not None and "shadow" not in local_virt_caps:
-            problems.append("%s: Xen without shadow paging cannot live-migrate PV guests (virt_caps: %s)"
-                            % (here, " ".join(local_virt_caps)))
-        if target_virt_caps is not None and "shadow" not in target_virt_caps:
-            problems.append("%s: Xen without shadow paging cannot receive the PV guest %s (virt_caps: %s)"
-                            % (target, name, " ".join(target_virt_caps)))
+    problems.extend(guest_type_migration_problems(name, domain_type, here, local_virt_caps, target, target_virt_caps))
     return problems
 
 

@@ -18,8 +18,10 @@ description:
     DRBD routed with M(sanless.xen.dm_remap)); this module does not check storage.
   - 'Prechecks, before anything changes: the domain runs here, and is neither paused nor dying (else the module
     fails with the reason); O(target) is not this host (by name, resolved address, and the C(host) that O(target)
-    reports); O(target) has the free memory the domain holds; a PV guest needs C(shadow) in the C(virt_caps) of
-    Xen on both sides (log-dirty paging for the live copy).'
+    reports); O(target) has the free memory the domain holds; the guest type suits Xen on both sides, by their
+    C(virt_caps): a PV guest needs C(shadow) on both (log-dirty paging for the live copy), a PVH or HVM guest
+    needs C(hvm) on O(target) and C(hap) or C(shadow) on both. Whether O(target) has a device model (QEMU) for an
+    HVM guest is not checked.'
   - The target's free memory and C(virt_caps) are O(target_free_memory_mib) and O(target_virt_caps) when given
     (for example from M(sanless.xen.xen_info) run on the target), else read with C(ssh TARGET xl info).
   - When the domain does not run here but C(ssh TARGET xl list) shows it there, the module changes nothing and
@@ -46,8 +48,8 @@ options:
     type: str
     required: true
   toolstack:
-    description: Toolstack on both dom0s. C(xm) has no C(virt_caps) and no JSON domain info, so the shadow paging
-      check is skipped with a warning.
+    description: Toolstack on both dom0s. C(xm) has no C(virt_caps) and no JSON domain info, so the guest type
+      checks are skipped with a warning.
     type: str
     choices: [xl, xm]
     default: xl
@@ -59,7 +61,8 @@ options:
   target_virt_caps:
     description:
       - C(virt_caps) of Xen on O(target), for example V([pv, hvm, hap, shadow]), when already known.
-      - When omitted and the domain is PV, C(ssh TARGET xl info) is asked.
+      - When omitted and the domain's type is known (V(pv), V(pvh), V(hvm); never with O(toolstack=xm)),
+        C(ssh TARGET xl info) is asked.
     type: list
     elements: str
   timeout:
@@ -180,6 +183,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
+    GUEST_TYPES,
     Toolstack,
     XenParseError,
     check_migrate_target,
@@ -243,10 +247,10 @@ def run(module, runner):
             raise MigrateError("xl list -l %s returned %d domains" % (name, len(longs)))
         result["domain_type"] = longs[0]["type"]
     else:
-        module.warn("toolstack xm reports neither the domain type nor virt_caps: the shadow paging check is skipped")
+        module.warn("toolstack xm reports neither the domain type nor virt_caps: the guest type checks are skipped")
 
     free, caps = params["target_free_memory_mib"], params["target_virt_caps"]
-    if free is None or (caps is None and result["domain_type"] == "pv"):
+    if free is None or (caps is None and result["domain_type"] in GUEST_TYPES):
         remote_info = there.info()
         remote_host = remote_info.get("host")
         if local_host and remote_host and remote_host.lower() == local_host.lower():

@@ -18,6 +18,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.conventions import dom
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table
+from ansible_collections.sanless.xen.plugins.module_utils.xen import parse_xl_info
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import parse_proc_drbd
 from ansible_collections.sanless.xen.plugins.modules import live_migration
 
@@ -451,6 +452,67 @@ def test_source_needs_room_for_the_drbd_metadata():
     source = report(runs_vm=True, vg_free=4 * 1024 * 1024 - 1)
     plan = plan_migration({"hosta": source, "hostb": report()}, ADDR, "web01")
     assert plan["problems"] == ["hosta: VG xenvg needs 4194304 bytes for the DRBD metadata of web01's disks, has 4194303 free"]
+
+
+# --------------------------------------------------------------------------- guest type vs Xen (virt_caps)
+
+# virt_caps of the recorded dom0s (xl info on hosta and hostb, Xen 4.17.5: pv hvm hap shadow gnttab-v1 gnttab-v2)
+HERE = parse_xl_info(read_fixture("xl", "4.17.5", "xl-info.txt"))["virt_caps"]
+PEER = parse_xl_info(read_fixture("xl", "4.17.5", "xl-info-peer.txt"))["virt_caps"]
+# DERIVED from the recording, not recorded: capabilities taken out
+NO_SHADOW = [cap for cap in PEER if cap != "shadow"]  # as Debian's Xen 4.17.7 build reports it
+NO_HAP = [cap for cap in PEER if cap != "hap"]  # a CPU without EPT/NPT
+NO_PAGING = [cap for cap in PEER if cap not in ("hap", "shadow")]
+NO_HVM = [cap for cap in PEER if cap not in ("hvm", "hap")]  # a CPU without VT-x/AMD-V
+
+
+def typed_reports(vm_type, source_caps, **target_caps):
+    source = report(runs_vm=True, caps=source_caps)
+    source["preflight"]["vm_type"] = vm_type
+    reports = {"hosta": source}
+    for i, (host, caps) in enumerate(sorted(target_caps.items())):
+        reports[host] = report(caps=caps, free_mib=600 - 100 * i)  # hostb has the most free memory
+    return reports
+
+
+@pytest.mark.parametrize("vm_type,source_caps,target_caps,refusal", [
+    ("pv", HERE, PEER, None),
+    ("pvh", HERE, PEER, None),
+    ("hvm", HERE, PEER, None),
+    ("pv", HERE, NO_SHADOW,
+     "hostb: Xen without shadow paging cannot receive the PV guest web01 (virt_caps: pv hvm hap gnttab-v1 gnttab-v2)"),
+    ("pv", NO_SHADOW, PEER,
+     "hosta: Xen without shadow paging cannot live-migrate PV guests (virt_caps: pv hvm hap gnttab-v1 gnttab-v2)"),
+    ("pvh", NO_SHADOW, NO_SHADOW, None),
+    ("hvm", NO_SHADOW, NO_SHADOW, None),
+    ("pv", NO_HAP, NO_HAP, None),
+    ("pvh", NO_HAP, NO_HAP, None),
+    ("hvm", NO_HAP, NO_HAP, None),
+    ("pvh", HERE, NO_PAGING,
+     "hostb: Xen without hap or shadow paging cannot receive the PVH guest web01 (virt_caps: pv hvm gnttab-v1 gnttab-v2)"),
+    ("hvm", NO_PAGING, PEER,
+     "hosta: Xen without hap or shadow paging cannot live-migrate HVM guests (virt_caps: pv hvm gnttab-v1 gnttab-v2)"),
+    ("pvh", HERE, NO_HVM, "hostb: Xen without hvm cannot run the PVH guest web01 (virt_caps: pv shadow gnttab-v1 gnttab-v2)"),
+    ("hvm", HERE, NO_HVM, "hostb: Xen without hvm cannot run the HVM guest web01 (virt_caps: pv shadow gnttab-v1 gnttab-v2)"),
+    ("pv", HERE, NO_HVM, None),
+])
+def test_guest_type_against_the_xens_of_source_and_target(vm_type, source_caps, target_caps, refusal):
+    plan = plan_migration(typed_reports(vm_type, source_caps, hostb=target_caps), ADDR, "web01")
+    assert plan["problems"] == ([refusal] if refusal else [])
+    # a refused target is no target; a refusing source still gets one planned (its problem stops the run)
+    assert plan["target"] == (None if refusal and refusal.startswith("hostb") else "hostb")
+
+
+def test_a_xen_without_shadow_takes_a_pvh_guest_and_not_a_pv_one():
+    # hostb (more free memory) has no shadow paging, hostc has it
+    reports = typed_reports("pv", HERE, hostb=NO_SHADOW, hostc=PEER)
+    assert plan_migration(reports, ADDR, "web01")["target"] == "hostc"
+    plan = plan_migration(reports, ADDR, "web01", "hostb")
+    assert plan["target"] is None and plan["problems"] == [
+        "hostb: Xen without shadow paging cannot receive the PV guest web01 (virt_caps: pv hvm hap gnttab-v1 gnttab-v2)"]
+    reports = typed_reports("pvh", HERE, hostb=NO_SHADOW, hostc=PEER)
+    plan = plan_migration(reports, ADDR, "web01")
+    assert plan["problems"] == [] and plan["target"] == "hostb"
 
 
 # --------------------------------------------------------------------------- the run's summary (set_stats)

@@ -17,6 +17,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     Toolstack,
     check_migrate_target,
     find_domain,
+    guest_type_migration_problems,
     migrate_argv,
     migrate_problems,
     migrate_state_problem,
@@ -171,3 +172,91 @@ def test_target_is_this_host_by_address(monkeypatch):
     assert "::1" in target_is_this_host("v6", set())
     assert "127.0.0.1" in target_is_this_host("127.0.0.1", set())
     assert target_is_this_host("unknown", set()) is None
+
+
+# --------------------------------------------------------------------------- guest type vs Xen (virt_caps)
+
+def recorded_caps(fixture_text):
+    """virt_caps of the two recorded dom0s (xl info on hosta and hostb, Xen 4.17.5)."""
+    here = parse_xl_info(fixture_text(*XL + ("xl-info.txt",)))
+    peer = parse_xl_info(fixture_text(*XL + ("xl-info-peer.txt",)))
+    assert (here["host"], peer["host"]) == ("hosta", "hostb")
+    return here["virt_caps"], peer["virt_caps"]
+
+
+def derived(caps, *without):
+    """DERIVED, not recorded: recorded virt_caps with some capabilities taken out."""
+    return [cap for cap in caps if cap not in without]
+
+
+def test_recorded_dom0s_live_migrate_every_guest_type(fixture_text):
+    here, peer = recorded_caps(fixture_text)
+    assert here == peer == ["pv", "hvm", "hap", "shadow", "gnttab-v1", "gnttab-v2"]
+    for vm_type in ("pv", "pvh", "hvm"):
+        assert guest_type_migration_problems("fxrec", vm_type, "hosta", here, "hostb", peer) == []
+
+
+def test_xen_without_shadow_refuses_pv_and_takes_pvh_and_hvm(fixture_text):
+    here, peer = recorded_caps(fixture_text)
+    # DERIVED: shadow removed from the recording, as Debian's Xen 4.17.7 build reports it
+    no_shadow = derived(peer, "shadow")
+    assert " ".join(no_shadow) == "pv hvm hap gnttab-v1 gnttab-v2"
+    assert guest_type_migration_problems("fxrec", "pv", "hosta", here, "hostb", no_shadow) == [
+        "hostb: Xen without shadow paging cannot receive the PV guest fxrec (virt_caps: pv hvm hap gnttab-v1 gnttab-v2)"]
+    assert guest_type_migration_problems("fxrec", "pv", "hosta", no_shadow, "hostb", peer) == [
+        "hosta: Xen without shadow paging cannot live-migrate PV guests (virt_caps: pv hvm hap gnttab-v1 gnttab-v2)"]
+    for vm_type in ("pvh", "hvm"):  # hap does their log-dirty paging
+        assert guest_type_migration_problems("fxrec", vm_type, "hosta", no_shadow, "hostb", no_shadow) == []
+
+
+def test_xen_without_hap_still_migrates_every_type_with_shadow(fixture_text):
+    here, peer = recorded_caps(fixture_text)
+    no_hap = derived(peer, "hap")  # DERIVED: hap removed (a CPU without EPT/NPT)
+    for vm_type in ("pv", "pvh", "hvm"):
+        assert guest_type_migration_problems("fxrec", vm_type, "hosta", no_hap, "hostb", no_hap) == []
+
+
+@pytest.mark.parametrize("vm_type,kind", [("pvh", "PVH"), ("hvm", "HVM")])
+def test_pvh_and_hvm_need_hap_or_shadow_on_both_sides(fixture_text, vm_type, kind):
+    here, peer = recorded_caps(fixture_text)
+    no_paging = derived(peer, "hap", "shadow")  # DERIVED: neither hap nor shadow
+    assert guest_type_migration_problems("web01", vm_type, "hosta", no_paging, "hostb", no_paging) == [
+        "hosta: Xen without hap or shadow paging cannot live-migrate %s guests (virt_caps: pv hvm gnttab-v1 gnttab-v2)"
+        % kind,
+        "hostb: Xen without hap or shadow paging cannot receive the %s guest web01 (virt_caps: pv hvm gnttab-v1 "
+        "gnttab-v2)" % kind]
+    assert guest_type_migration_problems("web01", vm_type, "hosta", here, "hostb", no_paging) == [
+        "hostb: Xen without hap or shadow paging cannot receive the %s guest web01 (virt_caps: pv hvm gnttab-v1 "
+        "gnttab-v2)" % kind]
+
+
+@pytest.mark.parametrize("vm_type,kind", [("pvh", "PVH"), ("hvm", "HVM")])
+def test_pvh_and_hvm_need_hvm_on_the_target(fixture_text, vm_type, kind):
+    here, peer = recorded_caps(fixture_text)
+    no_hvm = derived(peer, "hvm", "hap")  # DERIVED: a CPU without VT-x/AMD-V: no hvm, no hap
+    assert " ".join(no_hvm) == "pv shadow gnttab-v1 gnttab-v2"
+    assert guest_type_migration_problems("web01", vm_type, "hosta", here, "hostb", no_hvm) == [
+        "hostb: Xen without hvm cannot run the %s guest web01 (virt_caps: pv shadow gnttab-v1 gnttab-v2)" % kind]
+    # PV needs neither hvm nor hap
+    assert guest_type_migration_problems("web01", "pv", "hosta", no_hvm, "hostb", no_hvm) == []
+
+
+def test_unknown_caps_or_type_are_not_judged(fixture_text):
+    here, peer = recorded_caps(fixture_text)
+    nothing = derived(peer, "pv", "hvm", "hap", "shadow")  # DERIVED: only gnttab-v1 gnttab-v2
+    for vm_type in ("pv", "pvh", "hvm"):
+        assert guest_type_migration_problems("web01", vm_type, "hosta", None, "hostb", None) == []
+        # one side unknown: only the other is judged
+        assert [p.split(":")[0] for p in guest_type_migration_problems(
+            "web01", vm_type, "hosta", None, "hostb", nothing)] == ["hostb"]
+        assert [p.split(":")[0] for p in guest_type_migration_problems(
+            "web01", vm_type, "hosta", nothing, "hostb", None)] == ["hosta"]
+    for vm_type in (None, "", "PV", "pv_shim"):
+        assert guest_type_migration_problems("web01", vm_type, "hosta", nothing, "hostb", nothing) == []
+
+
+def test_migrate_problems_asks_the_guest_type_rule(fixture_text):
+    here, peer = recorded_caps(fixture_text)
+    no_paging = derived(peer, "hap", "shadow")  # DERIVED
+    assert migrate_problems("fxrec", "hvm", 96, here, "hostb", 626, no_paging, here="hosta") == \
+        guest_type_migration_problems("fxrec", "hvm", "hosta", here, "hostb", no_paging) != []
