@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import time
 
@@ -308,12 +309,25 @@ def test_two_disk_vm_killed_during_xl_migrate_resumes(lab, web02):
 
 
 DATAVG_FILE = "/var/tmp/sanless-datavg.img"
+LVM_CONF_SAVED = "/etc/lvm/lvm.conf.sanless-test"
 
 
 def remove_datavg(lab, host):
     """The VG datavg, its loop device and the file behind it, by name (also what a failed run left)."""
     lab.sh(host, "vgremove -q -y -f datavg 2>/dev/null; for dev in $(losetup -j %s | cut -d: -f1); do "
-                 "pvremove -q -y $dev 2>/dev/null; losetup -d $dev; done; rm -f %s; true" % (DATAVG_FILE, DATAVG_FILE))
+                 "pvremove -q -y $dev 2>/dev/null; losetup -d $dev; done; rm -f %s; "
+                 "if [ -e %s ]; then mv %s /etc/lvm/lvm.conf; fi; true"
+           % (DATAVG_FILE, DATAVG_FILE, LVM_CONF_SAVED, LVM_CONF_SAVED))
+
+
+def add_datavg(lab, host):
+    """datavg on a loop device: the lab dom0's LVM global_filter takes /dev/vdb alone (so that it never
+    scans guest disks), so loop devices join it for the test (remove_datavg puts lvm.conf back)."""
+    with_loops = 'global_filter = [ "a|^/dev/vdb$|", "a|^/dev/loop[0-9]+$|", "r|.*|" ]'
+    lab.sh(host, "cp -p /etc/lvm/lvm.conf {saved} && sed -i -E {edit} /etc/lvm/lvm.conf && grep -q /dev/loop /etc/lvm/lvm.conf && "
+                 "truncate -s 1G {img} && dev=$(losetup --find --show {img}) && pvcreate -q -y $dev && vgcreate -q datavg $dev"
+           .format(saved=LVM_CONF_SAVED, img=DATAVG_FILE,
+                   edit=shlex.quote("s#^([[:space:]]*)global_filter = .*#\\1%s#" % with_loops)))
 
 
 @pytest.mark.long
@@ -324,10 +338,9 @@ def test_migrate_into_a_vg_of_another_name_and_back(lab, web01):
     source = where_runs(lab, "web01")[0]
     target = other(lab, source)
     remove_datavg(lab, target)
-    lab.sh(target, "truncate -s 1G {0} && dev=$(losetup --find --show {0}) && pvcreate -q -y $dev && "
-                   "vgcreate -q datavg $dev".format(DATAVG_FILE))
     done = False
     try:
+        add_datavg(lab, target)
         proc, seconds = migrate(lab, "web01", "-e", "target=%s" % target, "-e", json.dumps({"target_vgs": {target: "datavg"}}))
         print("\nweb01 %s/xenvg -> %s/datavg: %.0f s" % (source, target, seconds))
         assert "into VG datavg on the target" in proc.stdout, proc.stdout[-3000:]
