@@ -541,9 +541,9 @@ def _export_lines(rows):
     """One line per disk export: owner, LV, transport and address, the dom0s importing it."""
     lines = []
     for row in rows:
-        lines.append("  %s %s %s %s -> %s%s" % (row["host"], row["path"] or row["device"], row["transport"], row["address"],
-                                               ", ".join(row["to"]) or "no dom0",
-                                               "" if row["running"] else " (vblade not running)"))
+        lines.append("  %s %s %s %s -> %s%s" % (
+            row["host"], row["path"] or row["device"], row["transport"], row["address"], ", ".join(row["to"]) or "no dom0",
+            "" if row["running"] else " (vblade not running)"))
     return ["Disk exports:"] + lines if lines else []
 
 

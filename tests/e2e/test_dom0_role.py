@@ -47,8 +47,10 @@ def test_dom0_state(lab, applied):
     for host in lab.hosts:
         assert lab.run(host, ["stat", "-c", "%a %U", "/var/lib/sanless-xen"]).stdout.split() == ["750", "root"]
         conf = lab.run(host, ["cat", "/etc/modprobe.d/sanless-xen-drbd.conf"]).stdout
-        assert "options drbd usermode_helper=/bin/true" in conf
+        assert "options drbd usermode_helper=/bin/true disable_sendpage=Y" in conf
         assert lab.run(host, ["cat", "/sys/module/drbd/parameters/usermode_helper"]).stdout.strip() == "/bin/true"
+        # applied to the loaded module too: no guest page is ever handed to TCP by DRBD
+        assert lab.run(host, ["cat", "/sys/module/drbd/parameters/disable_sendpage"]).stdout.strip() == "Y"
         assert "drbd" in lab.run(host, ["cat", "/etc/modules-load.d/sanless-xen-drbd.conf"]).stdout.split()
         xl_conf = lab.run(host, ["cat", "/etc/xen/xl.conf"]).stdout
         # the lab's Xen command line fixes dom0_mem

@@ -31,8 +31,11 @@ def infos(lab_storage_facts):
             "hostb": {"disk_exports": lab_storage_facts("hostb"), "lvs": []}}
 
 
-def plan(infos, vm="web05", vm_vars=WEB05, to="hostb", **kwargs):
-    return plan_filter.plan_export(infos, LAB_ADDRESSES, DOM0S, vm, vm_vars, to, **kwargs)
+LAB_VM = object()  # the default: web05's inventory variables (None stands for an unknown VM)
+
+
+def plan(infos, vm="web05", vm_vars=LAB_VM, to="hostb", **kwargs):
+    return plan_filter.plan_export(infos, LAB_ADDRESSES, DOM0S, vm, WEB05 if vm_vars is LAB_VM else vm_vars, to, **kwargs)
 
 
 def renamed(infos, old, new):

@@ -75,8 +75,8 @@ def test_who_exports_what_to_whom(lab_storage_facts):
     assert diskexport.import_table(results["hostc"], "hostc") == []
 
 
-def test_a_dom0_without_the_tools_has_no_exports_and_a_failing_tool_is_an_error_line(lab_storage_facts, monkeypatch,
-                                                                                      tmp_path, fixture_text):
+def test_a_dom0_without_the_tools_has_no_exports_and_a_failing_tool_is_an_error_line(
+        lab_storage_facts, monkeypatch, tmp_path, fixture_text):
     lab_storage_facts("hostb")  # its folders, without LIO
     facts = diskexport.storage_facts(CommandRunner(FakeModule({}, tools=[])))
     assert (facts["exports"], facts["imports"], facts["errors"]) == ([], [], [])
@@ -113,9 +113,8 @@ def test_shared_paths_skip_what_is_no_shared_path(monkeypatch, tmp_path):
                                           "present": False}]
 
 
-
-def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(lab_storage_facts, monkeypatch, tmp_path,
-                                                                            fixture_text):
+def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(
+        lab_storage_facts, monkeypatch, tmp_path, fixture_text):
     lab_storage_facts("hostb")  # hostb's folders: no saveconfig.json
     listing = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, ("targetcli", "2.1.53"), "tc-ls")}
     monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
