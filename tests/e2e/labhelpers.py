@@ -201,6 +201,6 @@ def remove_vm(lab, vm):
                      "for res in /etc/drbd.d/sl-%s-*.res; do [ -e \"$res\" ] || continue; r=${res##*/}; "
                      "drbdadm down ${r%%.res}; rm -f \"$res\"; done; "
                      "for dev in $(dmsetup ls | awk '$1 ~ /^sl-%s-/ {print $1}'); do dmsetup remove $dev; done; "
-                     "rm -f /var/lib/sanless-xen/migrations/%s.json; "
+                     "rm -f /var/lib/sanless-xen/migrations/%s.json /var/lib/sanless-xen/migrations/%s.cfg*; "
                      "for lv in $(lvs --noheadings -o lv_name xenvg | grep '^ *%s-'); do lvremove -q -y xenvg/$lv; done; true"
-               % (vm, vm, vm, vm, vm, vm, vm, vm))
+               % (vm, vm, vm, vm, vm, vm, vm, vm, vm))
