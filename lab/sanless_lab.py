@@ -508,6 +508,12 @@ def power_off(name):
     os.kill(host["pid"], signal.SIGKILL)
 
 
+def powered(name):
+    """Whether name's QEMU runs (a powered-off host runs no domain)."""
+    host = get_host(name)
+    return pid_alive(host["pid"]) and _is_our_qemu(host["pid"], host)
+
+
 def power_on(name, deadline_s=600):
     """Boot a powered-off host on its own disks and wait until it answers ssh."""
     state = load_state()

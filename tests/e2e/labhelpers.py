@@ -126,7 +126,8 @@ def vm_lvs(lab, host, vm, vg="xenvg"):
 
 
 def where_runs(lab, vm):
-    return [h for h in lab.hosts if vm in lab.xl_domains(h)]
+    """The hosts running vm; a powered-off host runs nothing (a fault test pulled its plug)."""
+    return [h for h in lab.hosts if sanless_lab.powered(h) and vm in lab.xl_domains(h)]
 
 
 def journal_history(lab, host, vm):
@@ -194,8 +195,10 @@ def tail(proc, chars=4000):
 def remove_vm(lab, vm):
     """Destroy vm on every host and remove its config, what a failed migration of it left (its
     DRBD resources, clones, journal) and its LVs (test cleanup: a failed test must not fail the
-    next ones through leftovers)."""
+    next ones through leftovers). A host a failed fault test left powered off is powered on."""
     for host in lab.hosts:
+        if not sanless_lab.powered(host):
+            sanless_lab.power_on(host)
         lab.sh(host, "xl destroy %s 2>/dev/null; rm -f /etc/xen/auto/%s.cfg /var/log/xen/console/guest-%s.log "
                      "/var/log/xen/console/guest-%s--incoming.log; "
                      "for res in /etc/drbd.d/sl-%s-*.res; do [ -e \"$res\" ] || continue; r=${res##*/}; "
