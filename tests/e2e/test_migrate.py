@@ -292,19 +292,22 @@ def test_two_disk_vm_killed_during_xl_migrate_resumes(lab, web02):
     assert numbers[0] == 1 and numbers[-1] > 5
     assert gap < migrated["seconds"], (gap, migrated)
     # Around the dm swaps the guest stalls no longer than the pause the module measured plus
-    # the noise of two bare pauses on this lab and 5 s: every dom0 and guest vCPU shares 2
-    # emulated cores, so a beat also waits for the CPU while dom0 runs the module (in CI a
-    # swap's pause took 6.6 s where it takes 2 s on a quiet lab, and the guest lost 6 s more
-    # around it). A guest left paused fails it; the bench
-    # (tests/bench/migrate_overhead) compares the stall with a bare pause on a quiet lab. The
-    # target swaps back right after the guest arrived: what it lost in xl migrate's
+    # the noise of two bare pauses on this lab and 10 s: every dom0 and guest vCPU shares 2
+    # emulated cores, so a beat also waits for the CPU while dom0 runs the module and answers
+    # the ssh logins of the refused second run (in CI a swap's pause took 2.3 s and the guest
+    # lost 5.5 s more around it; once a pause took 6.6 s and the guest lost 6 s more). A guest
+    # left paused stays silent until xl migrate, tens of seconds later (printed below); the
+    # bench (tests/bench/migrate_overhead) compares the stall with a bare pause on a quiet lab.
+    # The target swaps back right after the guest arrived: what it lost in xl migrate's
     # stop-and-copy is not counted.
+    started = [e for e in src_log if e["event"] == "migrate-started"][-1]
     for host, log, event, not_before in ((source, src_log, "swapped-to-drbd", None),
                                          (target, dst_log, "tables-restored", migrated["at"])):
         swap = [e for e in log if e["event"] == event][-1]
         stall = stall_during(beats_of(lab, [source, target], "web02"), *swap["pause_window"], not_before=not_before)
-        bound = swap["pause_ms"] / 1000.0 + 2 * bare + 5
-        print("%s %s: pause %d ms, guest stall %s s (bound %.2f s)" % (host, event, swap["pause_ms"], stall, bound))
+        bound = swap["pause_ms"] / 1000.0 + 2 * bare + 10
+        print("%s %s: pause %d ms, guest stall %s s (bound %.2f s; xl migrate began %.0f s after the pause)"
+              % (host, event, swap["pause_ms"], stall, bound, started["at"] - swap["pause_window"][1]))
         assert stall is not None and stall <= bound, (event, stall, swap, bare)
 
 
