@@ -238,12 +238,18 @@ def parse_examine(text):
 # --------------------------------------------------------------------------- health and the guard (pure)
 
 
-def same_device(a, b, resolve=os.path.realpath):
+def resolve_device(path):
+    """Where a device path leads (an LV path to /dev/dm-N, /dev/md/NAME to /dev/mdN)."""
+    return os.path.realpath(path)
+
+
+def same_device(a, b, resolve=None):
     """True when two paths name one block device (a path and the /dev/dm-N it leads to)."""
+    resolve = resolve or resolve_device
     return bool(a and b) and (a == b or resolve(a) == resolve(b))
 
 
-def find_leg(detail, device, resolve=os.path.realpath):
+def find_leg(detail, device, resolve=None):
     """The leg of a parsed --detail that is device, or None (removed slots have no device)."""
     for leg in detail["legs"]:
         if leg["device"] and same_device(leg["device"], device, resolve):
@@ -281,13 +287,13 @@ def array_health(detail, mdstat_entry=None):
             "map": mdstat_entry.get("map") if mdstat_entry else None}
 
 
-def mdstat_entry(mdstat, device, resolve=os.path.realpath):
+def mdstat_entry(mdstat, device, resolve=None):
     """The /proc/mdstat entry of an array path (/dev/md90, or /dev/md/NAME, a link to it), or None."""
-    name = os.path.basename(resolve(device))
+    name = os.path.basename((resolve or resolve_device)(device))
     return mdstat["arrays"].get(name)
 
 
-def drop_refusal(detail, mdstat_entry, device, resolve=os.path.realpath):
+def drop_refusal(detail, stat, device, resolve=None):
     """Why device must not be failed or removed from the array (None: it may). Only a leg that is not in sync
     may go while the array resyncs; an in-sync leg only when another leg is in sync too in both readings
     (--detail: 'active sync'; /proc/mdstat: its map has as many U) and no resync runs."""
@@ -295,14 +301,14 @@ def drop_refusal(detail, mdstat_entry, device, resolve=os.path.realpath):
     if leg is None or leg["status"] != "in_sync":
         return None
     others = [other for other in detail["legs"] if other is not leg and other["status"] == "in_sync"]
-    ups = (mdstat_entry.get("map") or "").count("U") if mdstat_entry else 0
+    ups = (stat.get("map") or "").count("U") if stat else 0
     if not others:
         return "%s is the last in-sync leg of %s: dropping it would lose the array" % (device, detail["device"])
     if ups < len(others) + 1:
         return ("%s: /proc/mdstat shows %s (%d in sync), mdadm --detail %d in-sync legs: the other leg is not "
-                "known to be in sync" % (detail["device"], (mdstat_entry or {}).get("map") or "no entry", ups,
+                "known to be in sync" % (detail["device"], (stat or {}).get("map") or "no entry", ups,
                                          len(others) + 1))
-    sync = (mdstat_entry or {}).get("sync") or detail["sync"]
+    sync = (stat or {}).get("sync") or detail["sync"]
     if sync or "resyncing" in detail["state"]:
         action = sync["action"] if sync else "resync"
         return "%s runs a %s: its legs are not known to hold the same data yet" % (detail["device"], action)
