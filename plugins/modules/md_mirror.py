@@ -11,17 +11,17 @@ module: md_mirror
 short_description: Read and repair an md RAID1 mirror inside a guest
 version_added: 0.1.0
 description:
-  - Runs on the guest (a raid1 VM's two legs, one from each of two dom0s, mirrored by md in the guest):
-    C(delegate_to) the guest over ssh. Reads the array from C(/proc/mdstat) and C(mdadm --detail) and reports its
+  - Runs on the guest (a raid1 VM's two legs, one from each of two dom0s, mirrored by md in the guest), reached
+    with C(delegate_to) over ssh. Reads the array from C(/proc/mdstat) and C(mdadm --detail) and reports its
     state, its legs, whether it is degraded and the resync or recovery progress.
-  - With O(leg), makes that leg a member (V(present)): a leg that failed is removed first; a leg whose md
+  - "With O(leg), makes that leg a member (V(present)): a leg that failed is removed first; a leg whose md
     superblock belongs to this array is re-added (C(mdadm --re-add): with the write-intent bitmap, only what
     changed while it was away is copied), any other leg is added (a full copy). A leg that holds the superblock
-    of another array is refused.
+    of another array is refused."
   - V(absent) fails (when still in sync) and removes the leg.
-  - V(replaced) hot-replaces O(leg) by O(replacement) (C(mdadm --add) then C(--replace --with)): O(leg) stays in
+  - "V(replaced) hot-replaces O(leg) by O(replacement) (C(mdadm --add) then C(--replace --with)): O(leg) stays in
     the mirror until O(replacement) is in sync, then md marks it faulty and the module (or its next run)
-    removes it.
+    removes it."
   - "Guard: a leg that is in sync is only failed or removed when, read in the same step, another leg is in sync
     too by both C(mdadm --detail) (V(active sync)) and C(/proc/mdstat) (V([UU])) and no resync runs; the last
     in-sync leg is never dropped."
@@ -43,7 +43,7 @@ options:
     type: str
   state:
     description:
-      - V(present) makes O(leg) a member (it may still be rebuilding: see O(wait)).
+      - V(present) makes O(leg) a member (it may still be rebuilding, see O(wait)).
       - V(absent) takes it out of the array.
       - V(replaced) replaces O(leg) by O(replacement) while O(leg) stays in sync until the copy is done.
     type: str
