@@ -69,7 +69,8 @@ def _member(word):
 def _sync(line):
     match = _SYNC_RE.search(line)
     if match:
-        number = lambda key, kind=int: kind(match.group(key)) if match.group(key) is not None else None  # noqa: E731
+        def number(key, kind=int):
+            return kind(match.group(key)) if match.group(key) is not None else None
         return {"action": match.group("action"), "percent": float(match.group("percent")),
                 "done_blocks": number("done"), "total_blocks": number("total"),
                 "finish_min": number("finish", float), "speed_kib_s": number("speed"), "pending": False}
