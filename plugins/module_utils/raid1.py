@@ -97,11 +97,14 @@ def leg_verdict(leg, guest_host, results, exports, md_leg):
             return fault(EXPORT_MISSING, "%s: %s does not export it%s" % (
                 where, host, " (its vblade does not run)" if export else ""))
         if session is None or not session["present"] or session["state"] not in _SESSION_UP:
-            state = "no shared path" if session is None else (
-                "no device" if not session["present"] else "%s %s" % (session["transport"] or "no session",
-                                                                     session["state"] or "gone"))
+            if session is None:
+                state = "no shared path"
+            elif not session["present"]:
+                state = "no device"
+            else:
+                state = "%s %s" % (session["transport"] or "no session", session["state"] or "gone")
             return fault(SESSION_LOST, "%s: %s lost its import (%s)" % (where, guest_host, state))
-    if md_leg in ("faulty",):
+    if md_leg == "faulty":
         return fault(FAILED_IN_MD, "%s: failed in the guest's md (faulty)" % where)
     if md_leg in ("missing", "spare"):
         return fault(MISSING_IN_MD, "%s: not in the guest's md mirror (%s)" % (where, md_leg))
