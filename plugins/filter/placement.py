@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, judge_host, placement
+from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, judge_host, placement, raid1_partner
 
 
 def _answered(info):
@@ -33,8 +33,10 @@ def placement_of_vm(infos, spec, reserve_mib=0):
     """Judge every dom0 for a VM of the provision role's spec and pick one (plan.placement).
 
     infos: dom0 -> xen_info result (or None). Returns host (the best fitting dom0, or ''), hosts (one entry per
-    dom0: host, answered, running, disks_here, memory_free_mib, vg_free_bytes, vg_need_bytes, fits, shortfalls)
-    and secondary (the DRBD peer judged for the disks and their metadata, or None)."""
+    dom0: host, answered, running, disks_here, memory_free_mib, vg_free_bytes, vg_need_bytes, fits, shortfalls),
+    secondary (the DRBD peer judged for the disks and their metadata, or the raid1 partner judged for the other
+    legs; None in other modes) and, in storage mode raid1, partner ({host (empty when none fits), why}: the spec's
+    raid1_partner, the dom0 holding the other legs already, or the one placement ranks first, never the home)."""
     try:
         return _placement_of_vm(infos, spec, int(reserve_mib or 0))
     except (PlanError, KeyError, TypeError, ValueError) as exc:
@@ -74,7 +76,16 @@ def _placement_of_vm(infos, spec, reserve_mib):
             secondary = judge_host(hosts[answered.index(peer)], dict(demand, memory=False))
         else:
             secondary = {"host": peer, "fits": False, "problems": ["%s: did not answer" % peer]}
-    return {"host": decision["host"] or "", "hosts": entries, "secondary": secondary}
+    result = {"host": decision["host"] or "", "hosts": entries, "secondary": secondary}
+    if spec.get("storage_mode") == "raid1":
+        # the home: where the VM runs, else its xen_home, else the best dom0
+        home = running[0] if running else spec.get("home") or decision["host"]
+        holding = [e["host"] for e in entries if e["disks_here"]]
+        partner = raid1_partner(hosts, demand, home, spec.get("raid1_partner") or None, holding)
+        result["secondary"] = partner["verdict"] or (
+            {"host": None, "fits": False, "problems": [partner["why"]]})
+        result["partner"] = {"host": partner["host"] or "", "why": partner["why"]}
+    return result
 
 
 def provision_placement(hostvars, hosts, spec, reserve_mib=0, register="provision_info"):

@@ -354,3 +354,39 @@ def shared_disk_rule(owner, vg, lv, match):
 def local_lv_match(vg, lv):
     """udev keys of the owner's own LV (device-mapper sets them)."""
     return {"ENV{DM_VG_NAME}": _lvm_part(vg, "VG name"), "ENV{DM_LV_NAME}": _lvm_part(lv, "LV name")}
+
+
+# --------------------------------------------------------------------------- guest RAID1 (storage mode raid1)
+
+# A raid1 VM's disk is a RAID1 of two legs that md mirrors inside the guest: one LV on the home dom0, one on its
+# partner. Both legs have the disk's LV name (vm_disk_lv) in their host's VG, and every dom0 reaches each leg on
+# its shared path (the owner's own LV, or the export imported), so one guest config works on every dom0 and the
+# owner of a leg is read from its path.
+RAID1_LEGS = 2
+
+
+def raid1_leg(vm, disk, host, vg):
+    """One leg of a raid1 VM's disk: {host, vg, lv, path}, lv the disk's LV and path its shared path."""
+    lv = vm_disk_lv(vm, disk)
+    return {"host": host, "vg": _lvm_part(vg, "VG name"), "lv": lv, "path": shared_disk_path(host, vg, lv)}
+
+
+def raid1_legs(vm, disk, hosts, vgs):
+    """The legs of a raid1 VM's disk on its two dom0s (home first, then partner; vgs: their VGs, one each):
+    the two hosts must differ, which is the point of the mirror."""
+    hosts, vgs = list(hosts), list(vgs)
+    if len(hosts) != RAID1_LEGS or len(vgs) != RAID1_LEGS:
+        raise ValueError("a raid1 disk has %d legs: want %d hosts and VGs, got %r and %r"
+                         % (RAID1_LEGS, RAID1_LEGS, hosts, vgs))
+    if host_label(hosts[0]) == host_label(hosts[1]):
+        raise ValueError("the legs of %s's disk %s are both on %s: a raid1 pair needs two dom0s"
+                         % (vm, disk, hosts[0]))
+    return [raid1_leg(vm, disk, host, vg) for host, vg in zip(hosts, vgs)]
+
+
+def md_array_name(disk):
+    """The name (mdadm --name) of the md array a raid1 VM's disk is in its guest: the disk's name."""
+    name = check_vm_name(disk)
+    if len(name) > 32:
+        raise ValueError("invalid raid1 disk name %r: md array names have at most 32 characters" % (disk,))
+    return name

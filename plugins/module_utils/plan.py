@@ -967,6 +967,38 @@ def placement(hosts, demand, exclude=None, policy=None, check=None):
     return {"host": names[0] if names else None, "ranked": names, "verdicts": verdicts}
 
 
+def raid1_partner(hosts, demand, home, partner=None, holding=()):
+    """The partner of a raid1 VM (the dom0 of the other leg of each disk), asked of ``placement``.
+
+    The partner holds the disks only (``memory`` false, as a DRBD secondary) and never is ``home``
+    (anti-affinity: the two legs of a mirror on one dom0 protect nothing). It is, in this order:
+    ``partner`` (the VM's ``xen_raid1_partner``), the one dom0 other than home in ``holding`` (the
+    dom0s that already have the VM's disk LVs: a rerun keeps its pair), else the host ``placement``
+    ranks first. Returns ``{"host" (None when none fits), "why", "verdict" (``judge_host`` of the
+    chosen dom0, or None), "ranked", "verdicts"}``.
+    """
+    vm = demand.get("name") or "the VM"
+    away = {home: [f"{home}: the home of {vm}, which holds the other leg (the two legs of a mirror go on two dom0s)"]}
+    decision = placement(hosts, dict(demand, memory=False, drbd_meta=False), exclude=away)
+    others = sorted(set(holding) - {home})
+    if partner:
+        chosen, why = partner, "its xen_raid1_partner"
+    elif len(others) == 1:
+        chosen, why = others[0], "it holds the other legs already"
+    elif others:
+        return dict(decision, host=None, verdict=None,
+                    why=f"disks of {vm} are on {', '.join(others)} besides its home {home}; remove the stale ones first")
+    else:
+        chosen, why = decision["host"], "the dom0 placement ranks first for the other legs"
+    verdict = decision["verdicts"].get(chosen)
+    if chosen is None:
+        problems = [p for v in decision["verdicts"].values() for p in v["problems"]]
+        why = f"no dom0 but {home} has room for the other legs of {vm}: " + "; ".join(problems or ["no other dom0"])
+    elif verdict is None:
+        verdict = {"host": chosen, "fits": False, "problems": [f"{chosen}: not a dom0 that answered"]}
+    return dict(decision, host=chosen if verdict and verdict["fits"] else None, why=why, verdict=verdict)
+
+
 def place(hosts, vms, new_vm, policy=None, what_if=None):
     """Choose where to start ``new_vm``.
 

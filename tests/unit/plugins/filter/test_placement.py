@@ -153,3 +153,55 @@ def test_provision_filter_reads_hostvars_and_refuses_bad_specs():
     broken["memory_mib"] = "lots"
     with pytest.raises(AnsibleFilterError, match="placement of fxnew"):
         provision_placement(hostvars, ["hosta"], broken)
+
+
+def test_raid1_partner_is_never_the_home_and_needs_room_for_the_legs_only():
+    # hosta is the roomiest in memory, but it is the home: the partner is the best of the others
+    infos = {"hosta": recorded_dom0(more_mib=900), "hostb": recorded_dom0(more_mib=100), "hostc": recorded_dom0(more_mib=200)}
+    spec = dict(spec_like(infos, "fxnew"), storage_mode="raid1", home="hosta")
+    judged = placement_of_vm(infos, spec)
+    assert judged["partner"] == {"host": "hostc", "why": "the dom0 placement ranks first for the other legs"}
+    size = spec["disks"][0]["size_bytes"]
+    # the other legs only: no DRBD metadata, no memory
+    assert judged["secondary"]["host"] == "hostc" and judged["secondary"]["vg_need_bytes"] == round_up(size)
+    assert judged["secondary"]["need_mib"] == 0
+    # without room for the legs, hostc is passed over for hostb; with room nowhere, there is no partner
+    infos["hostc"] = recorded_dom0(more_mib=200, vg_free=round_up(size) - 1)
+    assert placement_of_vm(infos, spec)["partner"]["host"] == "hostb"
+    infos["hostb"] = recorded_dom0(more_mib=100, vg_free=0)
+    judged = placement_of_vm(infos, spec)
+    assert judged["partner"]["host"] == "" and judged["secondary"]["fits"] is False
+    assert judged["partner"]["why"].startswith("no dom0 but hosta has room for the other legs of fxnew: ")
+    assert "hosta: the home of fxnew" in judged["partner"]["why"] and "hostc: VG xenvg needs" in judged["partner"]["why"]
+
+
+def test_raid1_partner_named_or_holding_the_legs_is_kept():
+    infos = {"hosta": recorded_dom0(), "hostb": recorded_dom0(more_mib=100), "hostc": recorded_dom0(more_mib=200)}
+    spec = dict(spec_like(infos, "fxnew"), storage_mode="raid1", home="hosta", raid1_partner="hostb")
+    assert placement_of_vm(infos, spec)["partner"] == {"host": "hostb", "why": "its xen_raid1_partner"}
+    # the home as its own partner is refused with the reason
+    judged = placement_of_vm(infos, dict(spec, raid1_partner="hosta"))
+    assert judged["partner"]["host"] == "" and judged["secondary"]["problems"][0].startswith("hosta: the home of fxnew")
+    # a rerun: the recorded VM runs on hosta (its home) and hostb holds its other leg; hostc has more memory
+    infos = {"hosta": recorded_dom0(runs_vm=True), "hostb": recorded_dom0(runs_vm=True), "hostc": recorded_dom0(more_mib=500)}
+    infos["hostb"]["domains"] = [d for d in infos["hostb"]["domains"] if d["is_dom0"]]
+    spec = dict(spec_like(infos, VM), storage_mode="raid1")
+    spec["disks"][0]["lv"] = VM + "-disk"
+    judged = placement_of_vm(infos, spec)
+    assert judged["partner"] == {"host": "hostb", "why": "it holds the other legs already"}
+    assert judged["secondary"]["vg_need_bytes"] == 0
+    # legs on two dom0s besides the home: refused, nothing is guessed
+    infos["hostc"] = recorded_dom0(runs_vm=True)
+    infos["hostc"]["domains"] = [d for d in infos["hostc"]["domains"] if d["is_dom0"]]
+    judged = placement_of_vm(infos, spec)
+    assert judged["partner"]["host"] == "" and "are on hostb, hostc besides its home hosta" in judged["partner"]["why"]
+
+
+def test_raid1_partner_is_what_the_planner_pairs():
+    # plan.place pairs a raid1 VM with a secondary by the same placement: the same dom0 as the filter's partner
+    hosts = [{"name": "hosta", "memory_free_mib": 4000, "vg_free_bytes": 10 << 30},
+             {"name": "hostb", "memory_free_mib": 1000, "vg_free_bytes": 10 << 30},
+             {"name": "hostc", "memory_free_mib": 2000, "vg_free_bytes": 10 << 30}]
+    placed = plan.place(hosts, [], {"name": "web01", "memory_mib": 512, "disk_bytes": 1 << 30, "storage": "raid1"})
+    demand = {"name": "web01", "memory_mib": 512, "disks": [{"size_bytes": 1 << 30}]}
+    assert plan.raid1_partner(hosts, demand, placed["host"])["host"] == placed["secondary"] == "hostc"

@@ -216,3 +216,22 @@ def test_chap_checks_do_not_echo_the_secret():
     assert conv.check_chap_secret("labsecret12345") == "labsecret12345"
     with pytest.raises(ValueError):
         conv.check_chap_user("a b")
+
+
+def test_raid1_legs_are_the_disk_lv_on_two_dom0s_on_their_shared_paths():
+    legs = conv.raid1_legs("web01", "data", ["hosta", "hostb.lab"], ["xenvg", "datavg"])
+    assert legs == [
+        {"host": "hosta", "vg": "xenvg", "lv": "web01-data", "path": "/dev/sanless/hosta/xenvg/web01-data"},
+        {"host": "hostb.lab", "vg": "datavg", "lv": "web01-data", "path": "/dev/sanless/hostb/datavg/web01-data"}]
+    # the owner of a leg is read back from its path, as for every shared disk
+    assert [conv.parse_shared_disk_path(leg["path"])["owner"] for leg in legs] == ["hosta", "hostb"]
+    assert legs[0]["lv"] == conv.vm_disk_lv("web01", "data")
+    with pytest.raises(ValueError, match="needs two dom0s"):
+        conv.raid1_legs("web01", "data", ["hosta", "HOSTA.lab"], ["xenvg", "xenvg"])
+    with pytest.raises(ValueError, match="2 legs"):
+        conv.raid1_legs("web01", "data", ["hosta"], ["xenvg"])
+    with pytest.raises(ValueError):
+        conv.raid1_leg("web01", "data; reboot", "hosta", "xenvg")
+    assert conv.md_array_name("data") == "data"
+    with pytest.raises(ValueError):
+        conv.md_array_name("d" * 33)

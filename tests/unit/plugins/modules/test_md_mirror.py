@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sanless.xen.md_mirror run whole, its commands and /proc/mdstat answered by the lab recordings of an md RAID1
+(mdadm 4.2: fixtures/mdadm/4.2) and, where the lab has not recorded them yet, by the hand-written outputs of
+fixtures/mdadm/hand-written (see its SOURCE)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils import md
+from ansible_collections.sanless.xen.plugins.modules import md_mirror
+
+RECORDED = ("mdadm", "4.2")
+HAND = ("mdadm", "hand-written")
+ARRAY = "/dev/md90"
+A, B, C = "/dev/xenvg/fxmd-a", "/dev/xenvg/fxmd-b", "/dev/xenvg/fxmd-c"
+DM = {A: "/dev/dm-0", B: "/dev/dm-1", C: "/dev/dm-2"}
+DETAIL = md.detail_argv(ARRAY)
+
+
+def command(fixture_text, *names):
+    """{argv: (rc, stdout, stderr)} of recorded commands (a name) and hand-written ones ((HAND, name))."""
+    out = {}
+    for name in names:
+        where, name = (name[0], name[1]) if isinstance(name, tuple) else (RECORDED, name)
+        data = json.loads(fixture_text(*where + (name + ".json",)))
+        out[tuple(data["argv"])] = (data["rc"], data["stdout"], data["stderr"])
+    return out
+
+
+@pytest.fixture
+def mirror(module_main, monkeypatch, fixture_text):
+    """go(args, states, commands): md_mirror with --detail and /proc/mdstat answering the states in turn (one
+    reading each; the last repeats), names ('clean', or ('hand-written', 'replacing'))."""
+    monkeypatch.setattr(md, "resolve_device", lambda path: DM.get(path, path))
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+    def where(name):
+        return (HAND, name[1]) if isinstance(name, tuple) else (RECORDED, name)
+
+    def go(args, states, commands=None, check_mode=False, mdstats=None):
+        details = [(0, fixture_text(*folder + ("detail-%s.txt" % name,)), "") for folder, name in map(where, states)]
+        texts = [fixture_text(*folder + ("mdstat-%s.txt" % name,)) for folder, name in map(where, mdstats or states)]
+        monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
+        outputs = dict(commands or {})
+        outputs[tuple(DETAIL)] = details
+        return module_main(md_mirror.main, dict({"array": ARRAY}, **args), outputs, check_mode, True)
+    return go
+
+
+def manage(calls):
+    """The commands that changed the array."""
+    return [c for c in calls if c[:2] != ["mdadm", "--detail"] and c[:2] != ["mdadm", "--examine"]]
+
+
+def test_read_only_reports_the_array(mirror):
+    result, failed, calls = mirror({}, ["clean"])
+    assert not failed and not result["changed"] and calls == [DETAIL]
+    assert result["array"]["state"] == "clean" and result["array"]["map"] == "UU" and result["array"]["bitmap"]
+    assert "leg" not in result and result["diff"]["before"] == result["diff"]["after"]
+    result, failed, calls = mirror({}, ["recovery"])
+    assert result["array"]["state"] == "recovering" and result["array"]["sync"]["percent"] == 18.1
+
+
+def test_re_add_after_the_leg_came_back_then_wait_for_the_bitmap_resync(mirror, fixture_text):
+    commands = dict(command(fixture_text, "mdadm-re-add"))
+    commands[tuple(md.examine_argv(B))] = (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")
+    result, failed, calls = mirror({"leg": B, "wait": True}, ["degraded", "recovery", "recovery", "clean"],
+                                   commands, mdstats=["degraded", "recovery", "recovery", "clean-after-re-add"])
+    assert not failed, result
+    assert result["changed"] and result["actions"] == ["re-add %s" % B]
+    assert manage(calls) == [md.manage_argv(ARRAY, "--re-add", B)]
+    assert result["leg"] == "in_sync" and result["array"]["state"] == "clean"
+    assert result["progress"] == [{"action": "recovery", "percent": 18.1}] * 2
+    assert result["diff"]["before"] == {"legs": {"/dev/dm-0": "in_sync"}}
+    assert result["diff"]["after"] == {"legs": {"/dev/dm-0": "in_sync", B: "in_sync"}}
+
+
+def test_a_member_leg_is_no_change(mirror, fixture_text):
+    # mdadm would refuse the re-add of a member (recorded: busy); the module does not ask
+    for state in ("clean", "recovery", "resync"):
+        result, failed, calls = mirror({"leg": B}, [state], command(fixture_text, "mdadm-re-add-member"))
+        assert not failed and not result["changed"] and calls == [DETAIL], state
+    result, failed, calls = mirror({"leg": B}, ["recovery"])
+    assert result["leg"] == "rebuilding"
+
+
+def test_a_faulty_leg_is_removed_then_re_added(mirror, fixture_text):
+    commands = command(fixture_text, "mdadm-remove", "mdadm-re-add")
+    commands[tuple(md.examine_argv(B))] = (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")
+    result, failed, calls = mirror({"leg": B}, ["faulty", "recovery"], commands)
+    assert not failed, result
+    assert result["actions"] == ["remove faulty %s" % B, "re-add %s" % B]
+    assert manage(calls) == [md.manage_argv(ARRAY, "--remove", B), md.manage_argv(ARRAY, "--re-add", B)]
+    assert result["leg"] == "rebuilding" and result["diff"]["before"]["legs"][B] == "faulty"
+
+
+def test_check_mode_runs_nothing_and_predicts(mirror, fixture_text):
+    commands = {tuple(md.examine_argv(B)): (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")}
+    result, failed, calls = mirror({"leg": B}, ["degraded"], commands, check_mode=True)
+    assert not failed and result["changed"] and manage(calls) == []
+    assert result["would_run"] == [md.manage_argv(ARRAY, "--re-add", B)]
+    assert result["leg"] == "rebuilding" and result["diff"]["after"]["legs"][B] == "rebuilding"
+
+
+def test_a_blank_leg_is_added_and_a_refused_re_add_falls_back_to_add(mirror, fixture_text):
+    commands = command(fixture_text, (HAND, "examine-blank"), (HAND, "mdadm-add"))
+    result, failed, calls = mirror({"leg": B}, ["degraded", "recovery"], commands)
+    assert not failed and result["actions"] == ["add %s" % B] and manage(calls) == [md.manage_argv(ARRAY, "--add", B)]
+    commands = command(fixture_text, (HAND, "mdadm-re-add-refused"), (HAND, "mdadm-add"))
+    commands[tuple(md.examine_argv(B))] = (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")
+    result, failed, calls = mirror({"leg": B}, ["degraded", "recovery"], commands)
+    assert not failed and result["actions"][0] == "re-add %s" % B and result["actions"][-1] == "add %s" % B
+    assert "is not possible" in result["actions"][1]
+    # method=re_add: no full copy behind the operator's back, mdadm's answer in the failure
+    result, failed, calls = mirror({"leg": B, "method": "re_add"}, ["degraded"], commands)
+    assert failed and result["rc"] == 1 and result["cmd"] == md.manage_argv(ARRAY, "--re-add", B)
+    assert "is not possible" in result["stderr"] and result["stdout"] == ""
+    result, failed, calls = mirror({"leg": B, "method": "re_add"}, ["degraded"], command(fixture_text, (HAND, "examine-blank")))
+    assert failed and "cannot be re-added" in result["msg"] and manage(calls) == []
+
+
+def test_a_leg_of_another_array_is_refused(mirror, fixture_text):
+    foreign = fixture_text(*RECORDED + ("examine-leg.txt",)).replace("3bcf7815:a5712de0", "0badc0de:a5712de0")
+    result, failed, calls = mirror({"leg": B}, ["degraded"], {tuple(md.examine_argv(B)): (0, foreign, "")})
+    assert failed and "holds the md superblock of another array" in result["msg"] and manage(calls) == []
+
+
+def test_absent_fails_and_removes_an_in_sync_leg_of_a_clean_mirror(mirror, fixture_text):
+    commands = command(fixture_text, "mdadm-fail", "mdadm-remove")
+    result, failed, calls = mirror({"leg": B, "state": "absent"}, ["clean", "clean", "degraded"], commands)
+    assert not failed, result
+    assert manage(calls) == [md.manage_argv(ARRAY, "--fail", B), md.manage_argv(ARRAY, "--remove", B)]
+    assert result["leg"] == "absent" and result["array"]["state"] == "degraded"
+    # again: no change
+    result, failed, calls = mirror({"leg": B, "state": "absent"}, ["degraded"], commands)
+    assert not failed and not result["changed"] and manage(calls) == []
+
+
+def test_the_last_in_sync_leg_is_never_removed(mirror, fixture_text):
+    commands = command(fixture_text, "mdadm-fail", "mdadm-remove")
+    for states in (["degraded"], ["faulty"], ["recovery"]):
+        result, failed, calls = mirror({"leg": A, "state": "absent"}, states, commands)
+        assert failed and manage(calls) == [], states
+        assert result["msg"] == ("refusing to remove %s from %s: %s is the last in-sync leg of /dev/md90: dropping it "
+                                 "would lose the array" % (A, ARRAY, A))
+    # both legs say active sync, but the initial resync runs
+    result, failed, calls = mirror({"leg": B, "state": "absent"}, ["resync"], commands)
+    assert failed and "runs a resync" in result["msg"] and manage(calls) == []
+    # --detail says [UU] but /proc/mdstat, read in the same step, does not: refused
+    result, failed, calls = mirror({"leg": B, "state": "absent"}, ["clean"], commands, mdstats=["clean", "degraded"])
+    assert failed and "not known to be in sync" in result["msg"] and manage(calls) == []
+    # the faulty leg itself goes (no --fail: md failed it)
+    result, failed, calls = mirror({"leg": B, "state": "absent"}, ["faulty", "faulty", "degraded"], commands)
+    assert not failed and manage(calls) == [md.manage_argv(ARRAY, "--remove", B)]
+
+
+def test_hot_replace_keeps_the_old_leg_until_the_new_is_in_sync(mirror, fixture_text):
+    commands = command(fixture_text, (HAND, "examine-blank-c"), (HAND, "mdadm-add-c"), (HAND, "mdadm-replace"),
+                       "mdadm-remove")
+    states = ["clean"] + [("hand-written", s) for s in ("replacing", "replacing", "replaced", "replaced", "after-replace")]
+    mdstats = ["clean"] + [("hand-written", s) for s in ("replacing", "replacing", "replaced", "replaced", "replaced")]
+    result, failed, calls = mirror({"leg": B, "state": "replaced", "replacement": C, "wait": True}, states, commands,
+                                   mdstats=mdstats)
+    assert not failed, result
+    assert manage(calls) == [md.manage_argv(ARRAY, "--add", C), md.replace_argv(ARRAY, B, C),
+                             md.manage_argv(ARRAY, "--remove", B)]
+    assert result["actions"] == ["add %s" % C, "replace %s with %s" % (B, C), "remove %s" % B]
+    assert result["progress"] == [{"action": "recovery", "percent": 40.0}] * 2
+    assert result["leg"] == "absent" and result["diff"]["after"]["legs"] == {"/dev/dm-0": "in_sync", C: "in_sync"}
+
+
+def test_hot_replace_reruns(mirror, fixture_text):
+    args = {"leg": B, "state": "replaced", "replacement": C}
+    # while md copies: no change
+    result, failed, calls = mirror(args, [("hand-written", "replacing")])
+    assert not failed and not result["changed"] and manage(calls) == []
+    # copy done, the old leg faulty: the rerun removes it
+    states = [("hand-written", "replaced")] * 2 + [("hand-written", "after-replace")]
+    result, failed, calls = mirror(args, states, command(fixture_text, "mdadm-remove"),
+                                   mdstats=[("hand-written", "replaced")])
+    assert not failed and manage(calls) == [md.manage_argv(ARRAY, "--remove", B)]
+    result, failed, calls = mirror(args, [("hand-written", "after-replace")], mdstats=[("hand-written", "replaced")])
+    assert not failed and not result["changed"] and calls == [DETAIL]
+    # check mode predicts the end
+    commands = dict(command(fixture_text, (HAND, "examine-blank-c")))
+    result, failed, calls = mirror(args, ["clean"], commands, check_mode=True)
+    assert result["changed"] and result["would_run"] == [md.manage_argv(ARRAY, "--add", C), md.replace_argv(ARRAY, B, C)]
+    assert result["diff"]["after"]["legs"] == {"/dev/dm-0": "in_sync", C: "in_sync"}
+
+
+def test_hot_replace_wants_a_clean_mirror(mirror, fixture_text):
+    result, failed, calls = mirror({"leg": A, "state": "replaced", "replacement": C}, ["degraded"])
+    assert failed and "a hot replace wants a clean array" in result["msg"] and manage(calls) == []
+
+
+def test_bad_input_and_a_missing_array(mirror, fixture_text):
+    for args in ({"array": "/dev/md0; reboot"}, {"leg": "xvdc"}, {"leg": B, "state": "absent", "replacement": C},
+                 {"leg": B, "state": "replaced", "replacement": "/dev/dm-1"}):
+        result, failed, calls = mirror(args, ["clean"])
+        assert failed and calls == [], args
+    result, failed, calls = mirror({"state": "absent"}, ["clean"])
+    assert failed and "leg" in result["msg"] and calls == []
+    missing = command(fixture_text, "mdadm-detail-missing")
+    result, failed, calls = mirror({"array": "/dev/md91"}, ["clean"], missing)
+    assert failed and result["msg"] == "md array /dev/md91 does not exist"
+
+
+def test_wait_gives_up_with_the_progress(mirror, monkeypatch):
+    ticks = iter(range(0, 10000, 600))
+    monkeypatch.setattr(time, "monotonic", lambda: next(ticks))
+    result, failed, calls = mirror({"wait": True, "timeout": 1000}, ["recovery"])
+    assert failed and result["msg"] == "/dev/md90: not done within 1000 s (recovery at 18.1%)"
+    assert result["progress"][0] == {"action": "recovery", "percent": 18.1}
+
+
+def test_absent_with_wait_reads_the_result_at_once(mirror, fixture_text):
+    commands = command(fixture_text, "mdadm-fail", "mdadm-remove")
+    result, failed, calls = mirror({"leg": B, "state": "absent", "wait": True}, ["clean", "clean", "degraded"], commands)
+    assert not failed and result["leg"] == "absent" and result["progress"] == [] and calls[-1] == DETAIL
