@@ -1117,8 +1117,9 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
 
     Targets (each one ``placement``'s choice, memory with Xen's overhead for ``vcpus`` and ``type``, plus
     ``reserve_mib``), in xapi's evacuation order: 1. the VMs of each anti-affinity group, smallest first, each
-    to a host with the fewest VMs of its group (``placement``'s rank among those); 2. group VMs that did not
-    fit there, to a host without a VM of their group; 3. the other VMs, biggest first, and the group VMs
+    to the host with the fewest VMs of its group and, among those, the most free memory, if it fits there;
+    2. group VMs that did not fit there, to ``placement``'s best host without a VM of their group (one with
+    VG space, say); 3. the other VMs, biggest first, and the group VMs
     left over: refused under ``anti_affinity="hard"``, placed anyway (``breach``) under ``"soft"``.  (xapi
     ends phase 1 at the first VM that does not fit; here only that VM goes on to phase 2, since storage
     modes give each VM its own hosts.)
@@ -1221,10 +1222,10 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
         decision, sizes = judge(vm, storage)
         counts = members.get(vm["anti_affinity"], {})
         if decision["verdicts"]:
-            fewest = min(counts.get(n, 0) for n in decision["verdicts"])
-            best = [n for n in decision["ranked"] if counts.get(n, 0) == fewest]
-            if best:
-                commit(vm, storage, dict(decision, host=best[0]), sizes, "spread")
+            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none
+            top = min(decision["verdicts"], key=lambda n: (counts.get(n, 0), -free[n], n))
+            if decision["verdicts"][top]["fits"]:
+                commit(vm, storage, dict(decision, host=top), sizes, "spread")
                 continue
         leftover.append((vm, storage))
     # 2. no breach: a host without a VM of the group
