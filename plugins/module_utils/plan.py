@@ -1105,7 +1105,7 @@ def _check_positive(value, what, integer=False, zero=False):
 
 
 def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_s=None, per_vm_overhead_s=0,
-                    what_if=None, ha_tolerate=None, force=False, anti_affinity="hard", reserve_mib=0):
+                    what_if=None, ha_tolerate=None, force=False, anti_affinity="hard", reserve_mib=0, partial=False):
     """Drain ``host`` (a name or a list of names): a target, an order, a start and a duration for every VM on them.
 
     Pure data in, plan out.  Hosts may carry ``drained: true`` (the mark on the dom0): they are never targets
@@ -1128,10 +1128,11 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
     source host, longest first.  A move that would end after ``deadline_s`` is deferred (not started; later
     shorter ones still may be).  ``ha_tolerate``: the host failures the cluster must still tolerate after
     the drain (``max_host_failures``, drained hosts offline, each moved replicated VM restartable on its old
-    host's replica only if that host stays up); short of it the plan is refused unless ``force``.
+    host's replica only if that host stays up); short of it the plan is refused unless ``force``.  A VM that
+    cannot leave refuses the whole drain unless ``partial`` (then the others move, and the plan does not fit).
 
     Returns ``{"hosts", "moves" (order, vm, source, target, storage, phase, bytes, duration_s, start_s, end_s,
-    slot, group, breach), "not_movable" ([{vm, host, reason}]), "deferred" (moves with ``reason``),
+    slot, wave (the n-th move of its slot: one wave holds at most ``concurrency`` moves per source), group, breach), "not_movable" ([{vm, host, reason}]), "deferred" (moves with ``reason``),
     "total_s", "deadline_s", "tolerance" ({required, before, after, ok, forced} or None), "refused" (why the
     drain must not start), "fits"}``: ``fits`` when every VM moves within the deadline and the tolerance holds.
     """
@@ -1256,7 +1257,7 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
     moves, deferred, total = _schedule(planned, concurrency, deadline_s)
     tolerance = None
     refused = []
-    if stuck:
+    if stuck and not partial:
         refused.append("{} VM(s) cannot leave: {}".format(len(stuck), "; ".join(f"{s['vm']} ({s['reason']})" for s in stuck)))
     if deadline_s is not None and planned and not moves:
         refused.append(f"the deadline ({deadline_s} s) leaves time for no move: the shortest takes "
@@ -1274,6 +1275,7 @@ def _schedule(planned, concurrency, deadline_s):
     """Longest first onto the earliest free slot of the move's source (LPT list scheduling, ``concurrency``
     slots per source); a move that would end after the deadline is deferred and takes no slot time."""
     slots = {}
+    waves = {}
     moves = []
     deferred = []
     for move in sorted(planned, key=lambda m: (-m["duration_s"], m["vm"])):
@@ -1284,7 +1286,8 @@ def _schedule(planned, concurrency, deadline_s):
             deferred.append(dict(move, reason=f"would end at {end:.1f} s, after the deadline ({deadline_s} s)"))
             continue
         heapq.heapreplace(heap, (end, slot))
-        moves.append(dict(move, start_s=round(start, 3), end_s=round(end, 3), slot=slot))
+        wave = waves[(move["source"], slot)] = waves.get((move["source"], slot), 0) + 1
+        moves.append(dict(move, start_s=round(start, 3), end_s=round(end, 3), slot=slot, wave=wave))
     moves.sort(key=lambda m: (m["start_s"], m["source"], m["slot"]))
     for step, move in enumerate(moves):
         move["order"] = step + 1

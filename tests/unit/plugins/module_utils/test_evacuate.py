@@ -295,3 +295,16 @@ def test_recorded_dom0s_feed_the_evacuation(fake_module, fixture_text, tmp_path)
     hosts, vms, _notes = plan.inputs_from_xen_info(cluster(False), {"fxm": meta["fxm"]})
     stays = plan.evacuation_plan(hosts, vms, ["hosta", "hostc"])
     assert targets(stays) == {"fxm": "hostb"} and stays["not_movable"][0]["vm"] == "fxrec"
+
+
+def test_partial_lets_the_others_move_and_waves_cap_each_source():
+    hosts = [host("a", 0), host("b", 0), host("c", 64 * GIB, vg=10 ** 12)]
+    vms = [vm(f"a{k}", "a", GIB, disk_bytes=k * GB) for k in range(1, 6)] + [vm("b1", "b", GIB), vm("x", "a", GIB, storage=None)]
+    whole = plan.evacuation_plan(hosts, vms, ["a", "b"], concurrency=2)
+    assert whole["refused"] and whole["moves"]
+    partial = plan.evacuation_plan(hosts, vms, ["a", "b"], concurrency=2, partial=True)
+    assert partial["refused"] == [] and not partial["fits"] and partial["not_movable"][0]["vm"] == "x"
+    for wave in {m["wave"] for m in partial["moves"]}:
+        for source in ("a", "b"):
+            assert len([m for m in partial["moves"] if m["wave"] == wave and m["source"] == source]) <= 2
+    assert {m["wave"] for m in partial["moves"] if m["source"] == "a"} == {1, 2, 3}
