@@ -10,10 +10,12 @@ Documentation of each filter: the YAML file named after it next to this file.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     PlanError,
     evacuation_lines,
@@ -47,6 +49,11 @@ def evacuation_plan(hostvars, hosts, drain, vms=None, register="evacuate_info", 
     """plan.evacuation_plan of the dom0s' registered xen_info results and the VMs' inventory variables, with
     the plan's lines to print (``lines``) and the notes of reading the inputs (``notes``)."""
     info = dict((host, hostvars[host].get(register)) for host in hosts)
+    silent = [host for host in drain if not isinstance(info.get(host), dict) or not isinstance(info[host].get("host"), dict)
+              or info[host].get("failed") or info[host].get("unreachable")]
+    if silent:
+        raise AnsibleFilterError("cannot evacuate %s: did not answer xen_info, so what runs there is unknown"
+                                 % ", ".join(silent))
     vm_meta = dict((name, hostvars[name]) for name in vms or [] if name in hostvars)
     options = dict((key, value) for key, value in options.items() if value is not None)
     try:
@@ -58,6 +65,31 @@ def evacuation_plan(hostvars, hosts, drain, vms=None, register="evacuate_info", 
     result["lines"] = evacuation_lines(result)
     result["notes"] = notes
     return result
+
+
+def drained_mark(reason, since, by="evacuate"):
+    """The drained mark the evacuate role writes on a dom0: path (conventions.drained_mark_path) and content
+    (JSON: by, since, reason), as xen_info reads it back."""
+    return {"path": drained_mark_path(),
+            "content": json.dumps({"by": str(by), "since": int(since), "reason": str(reason)}, sort_keys=True) + "\n"}
+
+
+def evacuation_homecoming(hostvars, hosts, returned, vms=None, register="evacuate_info"):
+    """The VMs to move back home after an undrain: each VM of ``vms`` whose ``xen_home`` is one of the ``returned``
+    dom0s and that runs on another dom0 (as the registered xen_info results show, read as the planner reads
+    them), as ``[{"vm", "source", "target"}]`` sorted by VM."""
+    info = dict((host, hostvars[host].get(register)) for host in hosts)
+    vm_meta = dict((name, hostvars[name]) for name in vms or [] if name in hostvars)
+    try:
+        running = inputs_from_xen_info(info, {})[1]
+    except PlanError as exc:
+        raise AnsibleFilterError("cannot read where the VMs run: %s" % (exc,))
+    moves = []
+    for vm in running:
+        home = (vm_meta.get(vm["name"]) or {}).get("xen_home")
+        if home in returned and home != vm["host"]:
+            moves.append({"vm": vm["name"], "source": vm["host"], "target": home})
+    return moves
 
 
 # How each kind of outcome reads in the report.
@@ -78,7 +110,7 @@ def evacuation_report(plan, outcomes):
     for move in plan.get("moves") or []:
         done = by_vm.get(move["vm"])
         row = {"vm": move["vm"], "source": move["source"], "target": move["target"], "result": "not run",
-               "reason": None, "bytes": move["bytes"], "estimate_s": move["duration_s"], "seconds": None,
+               "reason": None, "bytes": move.get("bytes"), "estimate_s": move.get("duration_s"), "seconds": None,
                "xl_migrate_seconds": None}
         if done:
             row["result"] = _RESULTS.get(done.get("result"), done.get("result") or "failed")
@@ -107,4 +139,5 @@ class FilterModule(object):
 
     def filters(self):
         return {"evacuation_hosts": evacuation_hosts, "evacuation_plan": evacuation_plan,
-                "evacuation_report": evacuation_report}
+                "evacuation_report": evacuation_report, "drained_mark": drained_mark,
+                "evacuation_homecoming": evacuation_homecoming}
