@@ -89,7 +89,7 @@ def evacuation_homecoming(hostvars, hosts, returned, vms=None, register="evacuat
         home = (vm_meta.get(vm["name"]) or {}).get("xen_home")
         if home in returned and home != vm["host"]:
             moves.append({"vm": vm["name"], "source": vm["host"], "target": home})
-    return moves
+    return sorted(moves, key=lambda move: move["vm"])
 
 
 # How each kind of outcome reads in the report.
