@@ -153,3 +153,17 @@ def test_provision_filter_reads_hostvars_and_refuses_bad_specs():
     broken["memory_mib"] = "lots"
     with pytest.raises(AnsibleFilterError, match="placement of fxnew"):
         provision_placement(hostvars, ["hosta"], broken)
+
+
+def test_provision_avoids_a_drained_dom0_unless_the_vm_runs_there():
+    drained = {"by": "evacuate", "since": 1796371200, "reason": "nightly maintenance", "path": "/var/lib/sanless-xen/drained"}
+    infos = {"hosta": dict(recorded_dom0(more_mib=100), drained=drained), "hostb": recorded_dom0()}
+    judged = placement_of_vm(infos, spec_like(infos, "new01"))
+    assert judged["host"] == "hostb"
+    hosta = next(h for h in judged["hosts"] if h["host"] == "hosta")
+    assert not hosta["fits"] and hosta["shortfalls"][0] == (
+        "hosta: drained (nightly maintenance): no new VM there until playbooks/undrain.yml")
+    # the VM already runs on the drained dom0: re-provisioning it there is no new VM
+    infos = {"hosta": dict(recorded_dom0(runs_vm=True), drained=drained), "hostb": recorded_dom0()}
+    judged = placement_of_vm(infos, spec_like(infos, VM))
+    assert next(h for h in judged["hosts"] if h["host"] == "hosta")["fits"]
