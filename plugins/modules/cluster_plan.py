@@ -100,6 +100,15 @@ options:
   deadline_s:
     description: Time window for the evacuation; a move that would end later is deferred (RV(evacuation.deferred)).
     type: float
+  per_vm_overhead_s:
+    description: Seconds each move of an evacuation takes beyond copying its bytes.
+    type: float
+    default: 0.0
+  ha_tolerate:
+    description:
+      - Host failures the cluster must still tolerate after the evacuation (C(xen_ha_tolerate)); the evacuation is
+        refused (RV(evacuation.refused)) when it would tolerate fewer.
+    type: int
   place:
     description:
       - A new VM to place, with C(name), C(memory_mib) and optionally C(disk_bytes), C(storage)

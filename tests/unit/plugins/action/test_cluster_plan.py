@@ -122,6 +122,10 @@ def test_action_evacuation_and_placement():
     assert any(line.startswith("  deferred: db01 hosta -> hostb") for line in result["summary"])
     roomy = run_action({"info": INFO, "vms": VMS, "evacuate": "hosta", "deadline_s": 100.0})["evacuation"]
     assert roomy["fits"] is True and [m["vm"] for m in roomy["moves"]] == ["db01", "web01"]
+    # both drbd VMs moved to their peer hostb have their other copy on hosta, drained: no failure tolerated after
+    kept = run_action({"info": INFO, "vms": VMS, "evacuate": "hosta", "ha_tolerate": 1, "per_vm_overhead_s": 5.0})
+    assert kept["evacuation"]["tolerance"]["after"] == 0 and "xen_ha_tolerate is 1" in kept["evacuation"]["refused"][0]
+    assert kept["evacuation"]["moves"][0]["duration_s"] > 5.0
     assert result["placement"]["host"] in ("hosta", "hostb")
     assert result["placement"]["secondary"] in ("hosta", "hostb")
 
