@@ -308,3 +308,65 @@ def test_partial_lets_the_others_move_and_waves_cap_each_source():
         for source in ("a", "b"):
             assert len([m for m in partial["moves"] if m["wave"] == wave and m["source"] == source]) <= 2
     assert {m["wave"] for m in partial["moves"] if m["source"] == "a"} == {1, 2, 3}
+
+
+# ---------------------------------------------------------------------------
+# Properties on random clusters
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def clusters(draw):
+    n = draw(st.integers(2, 6))
+    names = [f"h{k}" for k in range(n)]
+    hosts = [host(name, draw(st.integers(0, 64 * GIB)), vg=draw(st.sampled_from([None, 0, 50 * GB, 500 * GB])),
+                  drained=draw(st.booleans()) if k > 0 else False, online=draw(st.booleans()) if k > 1 else True)
+             for k, name in enumerate(names)]
+    vms = []
+    for k in range(draw(st.integers(0, 12))):
+        on = draw(st.sampled_from(names))
+        storage = draw(st.sampled_from(["plain", "drbd", "shared", None]))
+        others = [n for n in names if n != on]
+        restart_on = [] if storage == "plain" else (draw(st.lists(st.sampled_from(others), min_size=1, max_size=2, unique=True))
+                                                    if storage and others else None)
+        vms.append(vm(f"v{k}", on, draw(st.integers(1, 16 * GIB)), storage=storage, restart_on=restart_on,
+                      disk_bytes=draw(st.integers(0, 100)) * GB if storage == "plain" else 0,
+                      anti_affinity=draw(st.sampled_from([None, None, "g1", "g2"]))))
+    drain = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))
+    return hosts, vms, drain
+
+
+@settings(derandomize=True, deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters(), st.sampled_from(["hard", "soft"]), st.integers(1, 3))
+def test_every_plan_respects_room_replicas_drained_hosts_and_groups(cluster, rule, concurrency):
+    hosts, vms, drain = cluster
+    result = plan.evacuation_plan(hosts, vms, drain, concurrency=concurrency, anti_affinity=rule, deadline_s=None)
+    by_host = {h["name"]: h for h in hosts}
+    by_vm = {v["name"]: v for v in vms}
+    leaving = {v["name"] for v in vms if v["host"] in drain}
+    assert {m["vm"] for m in result["moves"]} | {s["vm"] for s in result["not_movable"]} == leaving
+    used = {}
+    disk = {}
+    for move in result["moves"]:
+        target = by_host[move["target"]]
+        assert target["online"] and not target["drained"] and move["target"] not in drain
+        source_vm = by_vm[move["vm"]]
+        if source_vm["storage"] != "plain":
+            assert move["target"] in source_vm["restart_on"]
+        else:
+            disk[move["target"]] = disk.get(move["target"], 0) + source_vm["disk_bytes"] + (
+                meta_bytes(source_vm["disk_bytes"], 1) if source_vm["disk_bytes"] else 0)
+        used[move["target"]] = used.get(move["target"], 0) + domain_need_mib(source_vm["memory_mib"])
+        if rule == "hard":
+            assert not move["breach"]
+    for name, mib in used.items():
+        assert mib <= by_host[name]["memory_free_mib"]
+    for name, nbytes in disk.items():
+        assert by_host[name]["vg_free_bytes"] is None or nbytes <= by_host[name]["vg_free_bytes"]
+    for source in drain:   # at most `concurrency` moves of one source at any time
+        spans = [(m["start_s"], m["end_s"]) for m in result["moves"] if m["source"] == source]
+        for start, _end in spans:
+            assert sum(1 for s, e in spans if s <= start < e) <= concurrency
+    assert result["fits"] == (not result["not_movable"])
