@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sanless.xen.plugins.filter.report import is_glob
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     PlanError,
@@ -23,8 +23,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     inputs_from_xen_info,
 )
 
-# dom0 names and shell-style wildcards; nothing a shell or a path could read as more
-_HOST_GLOB_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+\Z")
 
 
 def evacuation_hosts(dom0s, pattern):
@@ -35,7 +33,7 @@ def evacuation_hosts(dom0s, pattern):
         raise AnsibleFilterError("no dom0 to evacuate: give host=NAME (several separated by commas, wildcards allowed)")
     chosen = []
     for part in parts:
-        if not _HOST_GLOB_RE.match(part):
+        if not is_glob(part):   # the reports' wildcards: nothing a shell or a path could read as more
             raise AnsibleFilterError("dom0 pattern %r refused: letters, digits, _ . - and the wildcards * ? [...] only"
                                      % (part,))
         found = [h for h in dom0s if fnmatch.fnmatchcase(h, part)]
