@@ -24,7 +24,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.plan import (
 )
 
 
-
 def evacuation_hosts(dom0s, pattern):
     """The dom0s a ``hosta,host[bc]`` pattern (or a list of them) names, in inventory order."""
     parts = pattern if isinstance(pattern, (list, tuple)) else str(pattern or "").split(",")
@@ -58,8 +57,8 @@ def evacuation_plan(hostvars, hosts, drain, vms=None, register="evacuate_info", 
         planner_hosts, planner_vms, notes = inputs_from_xen_info(info, vm_meta, vg=vg)
         result = plan_evacuation(planner_hosts, planner_vms, drain, **options)
     except (PlanError, TypeError) as exc:
-        raise AnsibleFilterError("cannot plan the evacuation of %s: %s" % (", ".join(drain) if isinstance(drain, list)
-                                                                          else drain, exc))
+        names = ", ".join(drain) if isinstance(drain, list) else drain
+        raise AnsibleFilterError("cannot plan the evacuation of %s: %s" % (names, exc))
     result["lines"] = evacuation_lines(result)
     result["notes"] = notes
     return result

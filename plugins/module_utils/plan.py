@@ -1132,7 +1132,8 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
     cannot leave refuses the whole drain unless ``partial`` (then the others move, and the plan does not fit).
 
     Returns ``{"hosts", "moves" (order, vm, source, target, storage, phase, bytes, duration_s, start_s, end_s,
-    slot, wave (the n-th move of its slot: one wave holds at most ``concurrency`` moves per source), group, breach), "not_movable" ([{vm, host, reason}]), "deferred" (moves with ``reason``),
+    slot, wave (the n-th move of its slot: one wave holds at most ``concurrency`` moves per source), group,
+    breach), "not_movable" ([{vm, host, reason}]), "deferred" (moves with ``reason``),
     "total_s", "deadline_s", "tolerance" ({required, before, after, ok, forced} or None), "refused" (why the
     drain must not start), "fits"}``: ``fits`` when every VM moves within the deadline and the tolerance holds.
     """
@@ -1536,8 +1537,8 @@ def evacuation_lines(drain):
     """An evacuation_plan as lines to print: the verdict, each move in order, what is deferred or stays, why not."""
     window = "" if drain["deadline_s"] is None else f" (deadline {drain['deadline_s']} s)"
     verdict = ": fits" if drain["fits"] else (": REFUSED" if drain["refused"] else ": DOES NOT FIT")
-    lines = ["Evacuating {}: {} move(s), {:.1f} s{}{}".format(", ".join(drain["hosts"]), len(drain["moves"]),
-                                                             drain["total_s"], window, verdict)]
+    names = ", ".join(drain["hosts"])
+    lines = ["Evacuating {}: {} move(s), {:.1f} s{}{}".format(names, len(drain["moves"]), drain["total_s"], window, verdict)]
     for move in drain["moves"]:
         extra = f", group {move['group']}" + (" (breach)" if move["breach"] else "") if move["group"] else ""
         lines.append(f"  {move['order']}. {move['vm']} ({move['storage']}{extra}) {move['source']} -> {move['target']}: "
