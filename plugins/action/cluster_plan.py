@@ -32,6 +32,8 @@ ARGUMENT_SPEC = {
     "link_mbit_s": {"type": "float", "default": 1000.0},
     "concurrency": {"type": "int", "default": 2},
     "deadline_s": {"type": "float"},
+    "per_vm_overhead_s": {"type": "float", "default": 0.0},
+    "ha_tolerate": {"type": "int"},
     "place": {"type": "dict"},
 }
 
@@ -57,7 +59,8 @@ class ActionModule(ActionBase):
                 min_failures=args["min_failures"],
                 what_if=what_if or None,
                 evacuate=args["evacuate"],
-                evacuation={"link_mbit_s": args["link_mbit_s"], "concurrency": args["concurrency"], "deadline_s": args["deadline_s"]},
+                evacuation={"link_mbit_s": args["link_mbit_s"], "concurrency": args["concurrency"], "deadline_s": args["deadline_s"],
+                            "per_vm_overhead_s": args["per_vm_overhead_s"], "ha_tolerate": args["ha_tolerate"]},
                 new_vm=args["place"],
                 notes=notes,
             )

@@ -52,7 +52,11 @@ def _placement_of_vm(infos, spec, reserve_mib):
     hosts = [_placement_host(h, infos[h]) for h in answered]
     demand = {"name": vm, "memory_mib": int(spec["memory_mib"]), "vcpus": int(spec.get("vcpus") or 1),
               "type": spec.get("type") or "pv", "disks": disks, "drbd_meta": drbd, "running_on": running}
-    decision = placement(hosts, demand, policy={"reserve_mib": reserve_mib})
+    # a drained dom0 (xen_info's drained mark) takes no VM that does not run there already
+    drained = dict((h, ["%s: drained (%s): no new VM there until playbooks/undrain.yml" % (
+        h, (infos[h]["drained"].get("reason") if isinstance(infos[h]["drained"], dict) else None) or "marked")])
+        for h in answered if infos[h].get("drained") and h not in running)
+    decision = placement(hosts, demand, exclude=drained, policy={"reserve_mib": reserve_mib})
     entries = []
     for host in infos:
         if host not in decision["verdicts"]:

@@ -86,6 +86,11 @@ _GLOB_PART_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]*$")
 _HOST_PART_RE = re.compile(r"^[^\s/]*$")
 
 
+def is_glob(text):
+    """A name or shell-style wildcard of the reports' patterns: letters, digits, _ . - and * ? [...] only."""
+    return isinstance(text, str) and bool(_GLOB_PART_RE.match(text))
+
+
 def parse_pattern(pattern):
     """Split a ``[host/]glob[,[host/]glob...]`` pattern into (host_glob, vm_glob) pairs.
 

@@ -79,6 +79,13 @@ def history_dir(state_dir=STATE_DIR):
     return os.path.join(state_dir, "history")
 
 
+def drained_mark_path(state_dir=STATE_DIR):
+    """The drained mark of a dom0: while it exists the host is being emptied or kept empty for maintenance,
+    and no evacuation or placement picks it (xen_info reports it as drained; undrain removes it). Its
+    content, JSON: what drained it (by), when (since, epoch seconds) and why (reason)."""
+    return os.path.join(state_dir, "drained")
+
+
 def auto_config_path(vm, auto_dir=XEN_AUTO_DIR):
     return os.path.join(auto_dir, "%s.cfg" % check_vm_name(vm))
 

@@ -8,19 +8,23 @@ library only: this file may be shipped to dom0s as a module_util.
 Inputs
 ======
 
-hosts: ``[{"name", "memory_free_mib", "online", "vg_free_bytes"?}]``
+hosts: ``[{"name", "memory_free_mib", "online", "vg_free_bytes"?, "drained"?}]``
     ``memory_free_mib`` is the free memory with the current VMs running.
     ``online`` defaults to true.  ``vg_free_bytes`` (optional) is the free
-    space of the volume group that holds VM disks.
+    space of the volume group that holds VM disks.  ``drained`` (default
+    false): the host carries the drained mark and is no evacuation target.
 
 vms: ``[{"name", "host", "memory_mib", "protected"?, "restart_on"?,
-"disk_bytes"?, "order"?, "anti_affinity"?}]``
+"disk_bytes"?, "order"?, "anti_affinity"?, "storage"?, "disks"?, "vcpus"?, "type"?}]``
     ``protected`` defaults to true.  ``restart_on`` lists the hosts that
     hold a replica of the VM's disks (DRBD peer, RAID1 partner) and so may
     restart it; absent (None) means "any host"; an empty list means plain
     LVM: no replica, never restartable elsewhere.  ``order`` is the restart
     priority (lower restarts first, absent = last), ``anti_affinity`` a
-    group name: two VMs of one group should not share a host.
+    group name: two VMs of one group should not share a host.  ``storage``
+    (plain, drbd, raid1, shared; None: unknown), ``disks`` (sizes in bytes;
+    their sum is ``disk_bytes``), ``vcpus`` and ``type`` (pv, pvh, hvm: Xen's
+    overhead) are what an evacuation needs.
 
 Semantics of ``max_host_failures`` (XenServer HA planner, made exact)
 =====================================================================
@@ -199,6 +203,7 @@ def validate(hosts, vms):
             "memory_free_mib": _check_int(host["memory_free_mib"], f"memory_free_mib of host {name!r}"),
             "online": _check_bool(host.get("online"), f"online of host {name!r}", True),
             "vg_free_bytes": _check_int(host.get("vg_free_bytes"), f"vg_free_bytes of host {name!r}", allow_none=True),
+            "drained": _check_bool(host.get("drained"), f"drained of host {name!r}", False),
         }
     norm_vms = {}
     for vm in vms:
@@ -236,15 +241,27 @@ def _validate_vm(vm, hosts_by_name, need_host=True):
     group = vm.get("anti_affinity")
     if group is not None and not isinstance(group, str):
         raise PlanError(f"anti_affinity of VM {name!r} must be a string, got {group!r}")
+    storage = vm.get("storage")
+    if storage is not None and not isinstance(storage, str):
+        raise PlanError(f"storage of VM {name!r} must be a string, got {storage!r}")
+    disks = vm.get("disks")
+    if disks is not None:
+        if isinstance(disks, (str, dict)) or not isinstance(disks, (list, tuple)):
+            raise PlanError(f"disks of VM {name!r} must be a list of sizes in bytes, got {disks!r}")
+        disks = [_check_int(size, f"a disk size of VM {name!r}") for size in disks]
     return {
         "name": name,
         "host": host,
         "memory_mib": _check_int(vm["memory_mib"], f"memory_mib of VM {name!r}"),
         "protected": _check_bool(vm.get("protected"), f"protected of VM {name!r}", True),
         "restart_on": restart_on,
-        "disk_bytes": _check_int(vm.get("disk_bytes", 0) or 0, f"disk_bytes of VM {name!r}"),
+        "disk_bytes": _check_int(vm.get("disk_bytes", 0) or 0, f"disk_bytes of VM {name!r}") if disks is None else sum(disks),
         "order": order,
         "anti_affinity": group,
+        "storage": storage,
+        "disks": disks,
+        "vcpus": _check_int(vm.get("vcpus") or 1, f"vcpus of VM {name!r}"),
+        "type": vm.get("type") or "pv",
     }
 
 
@@ -1080,72 +1097,274 @@ def place(hosts, vms, new_vm, policy=None, what_if=None):
 
 # ---------------------------------------------------------------------------
 # Evacuation
+#
+# Drains one or more hosts, xapi style (ocaml/xapi/xapi_ha_vm_failover.ml, compute_evacuation_plan and its
+# anti-affinity plan): 1. spread each anti-affinity group's VMs evenly over the hosts that can take them,
+# 2. place the group VMs left over where no VM of their group runs (no breach), 3. the rest biggest first.
+# Every target is placement()'s choice; the failure tolerance after the drain is max_host_failures' answer.
+
+STORAGE_CARRIES_DISKS = ("plain",)
+STORAGE_ON_REPLICA = ("drbd", "raid1", "shared")
 
 
-def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=2, deadline_s=None, per_vm_overhead_s=0, what_if=None):
-    """Drain ``host``: a target, a start time and a duration for every VM on it.
+def _storage_of(vm):
+    """A VM's storage mode: its ``storage``, else what ``restart_on`` says (``[]``: plain; a list: on a replica);
+    None when nothing says."""
+    if vm.get("storage") is not None:
+        return vm["storage"]
+    if vm["restart_on"] == []:
+        return "plain"
+    return "replica" if vm["restart_on"] else None
 
-    Targets, chosen by ``placement`` (memory with Xen's overhead, most free
-    first): biggest-fit-decreasing by memory (as xapi's
-    ``compute_evacuation_plan``), a VM with ``restart_on`` goes to one of
-    those hosts (its replica: only memory is copied), any other VM to any
-    online host with room for its memory and, when it has to carry its disks
-    (plain storage), for ``disk_bytes`` in the VG.  Duration = bytes to copy
-    / link rate + ``per_vm_overhead_s``.  Migrations run ``concurrency`` at a
-    time, longest first; ``fits`` says up front whether every VM has a target
-    and the drain ends before ``deadline_s``.
+
+def _evacuation_refusal(vm, storage):
+    """Why a VM of this storage mode cannot be moved at all, or None."""
+    if storage is None:
+        return ("storage mode unknown: set xen_storage_mode (plain, drbd, raid1 or shared); a VM is never guessed "
+                "movable")
+    if storage not in STORAGE_CARRIES_DISKS + STORAGE_ON_REPLICA + ("replica",):
+        return f"storage mode {storage!r} cannot be moved (known: plain, drbd, raid1, shared)"
+    if storage != "plain" and not vm["restart_on"]:
+        return f"storage mode {storage}: no replica holder known (xen_restart_on), so no host can take it"
+    return None
+
+
+def _check_positive(value, what, integer=False, zero=False):
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) or value < 0 or (value == 0 and not zero):
+        kind = "integer" if integer else "number"
+        raise PlanError(f"{what} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
+    return value
+
+
+def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_s=None, per_vm_overhead_s=0,
+                    what_if=None, ha_tolerate=None, force=False, anti_affinity="hard", reserve_mib=0, partial=False):
+    """Drain ``host`` (a name or a list of names): a target, an order, a start and a duration for every VM on them.
+
+    Pure data in, plan out.  Hosts may carry ``drained: true`` (the mark on the dom0): they are never targets
+    (nor are the hosts drained now), and count with no free memory in the tolerance after the drain.  VMs
+    need a storage mode (``storage``: plain, drbd, raid1, shared; or ``restart_on``: ``[]`` is plain, a list the
+    replica holders): plain VMs carry their disks (``disks``: sizes in bytes, else one of ``disk_bytes``) to
+    any host with free memory and VG space for them and their DRBD metadata during the copy; the others go
+    to a replica holder and copy only memory; a VM of unknown storage mode is never guessed movable.
+
+    Targets (each one ``placement``'s choice, memory with Xen's overhead for ``vcpus`` and ``type``, plus
+    ``reserve_mib``), in xapi's evacuation order: 1. the VMs of each anti-affinity group, smallest first, each
+    to the host with the fewest VMs of its group and, among those, the most free memory, if it fits there;
+    2. group VMs that did not fit there, to ``placement``'s best host without a VM of their group (one with
+    VG space, say); 3. the other VMs, biggest first, and the group VMs
+    left over: refused under ``anti_affinity="hard"``, placed anyway (``breach``) under ``"soft"``.  (xapi
+    ends phase 1 at the first VM that does not fit; here only that VM goes on to phase 2, since storage
+    modes give each VM its own hosts.)
+
+    Durations: bytes to copy / ``link_mbit_s`` + ``per_vm_overhead_s``; ``concurrency`` moves at a time per
+    source host, longest first.  A move that would end after ``deadline_s`` is deferred (not started; later
+    shorter ones still may be).  ``ha_tolerate``: the host failures the cluster must still tolerate after
+    the drain (``max_host_failures``, drained hosts offline, each moved replicated VM restartable on its old
+    host's replica only if that host stays up); short of it the plan is refused unless ``force``.  A VM that
+    cannot leave refuses the whole drain unless ``partial`` (then the others move, and the plan does not fit).
+
+    Returns ``{"hosts", "moves" (order, vm, source, target, storage, phase, bytes, duration_s, start_s, end_s,
+    slot, wave (the n-th move of its slot: one wave holds at most ``concurrency`` moves per source), group,
+    breach), "not_movable" ([{vm, host, reason}]), "deferred" (moves with ``reason``),
+    "total_s", "deadline_s", "tolerance" ({required, before, after, ok, forced} or None), "refused" (why the
+    drain must not start), "fits"}``: ``fits`` when every VM moves within the deadline and the tolerance holds.
     """
     hosts, vms = apply_what_if(hosts, vms, what_if)
     by_host = {h["name"]: h for h in hosts}
-    if host not in by_host:
-        raise PlanError(f"host to evacuate {host!r} is unknown")
-    for value, what in ((link_mbit_s, "link_mbit_s"), (concurrency, "concurrency")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise PlanError(f"{what} must be a positive number, got {value!r}")
-    if not isinstance(concurrency, int):
-        raise PlanError(f"concurrency must be an integer, got {concurrency!r}")
-    if deadline_s is not None and (isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or deadline_s < 0):
-        raise PlanError(f"deadline_s must be a non-negative number, got {deadline_s!r}")
+    draining = [host] if isinstance(host, str) else list(host or [])
+    if not draining:
+        raise PlanError("no host to evacuate")
+    for name in draining:
+        if name not in by_host:
+            raise PlanError(f"host to evacuate {name!r} is unknown")
+    if len(set(draining)) != len(draining):
+        raise PlanError(f"a host to evacuate is named twice: {draining!r}")
+    _check_positive(link_mbit_s, "link_mbit_s")
+    _check_positive(concurrency, "concurrency", integer=True)
+    _check_positive(per_vm_overhead_s, "per_vm_overhead_s", zero=True)
+    _check_positive(reserve_mib, "reserve_mib", integer=True, zero=True)
+    if deadline_s is not None:
+        _check_positive(deadline_s, "deadline_s", zero=True)
+    if ha_tolerate is not None:
+        _check_int(ha_tolerate, "ha_tolerate")
+    if anti_affinity not in ("hard", "soft"):
+        raise PlanError(f"anti_affinity must be hard or soft, got {anti_affinity!r}")
     bytes_per_s = link_mbit_s * 1000000 / 8.0
-    targets = [h for h in hosts if h["online"] and h["name"] != host]
+    gone = set(draining)
+    targets = [h for h in hosts if h["online"] and h["name"] not in gone and not h["drained"]]
+    target_names = [h["name"] for h in targets]
     free = {h["name"]: h["memory_free_mib"] for h in targets}
     disk = {h["name"]: h["vg_free_bytes"] for h in targets}
-    leaving = sorted((v for v in vms if v["host"] == host), key=_vm_rank_key)
-    moves = []
+    members = {}   # group -> {host: VMs of the group there}
+    for vm in vms:
+        if vm["anti_affinity"] is not None and vm["host"] not in gone:
+            members.setdefault(vm["anti_affinity"], {}).setdefault(vm["host"], 0)
+            members[vm["anti_affinity"]][vm["host"]] += 1
     stuck = []
-    for vm in leaving:
-        replica = vm["restart_on"] or None
-        carry_disk = replica is None and vm["restart_on"] == []
-        demand = {"name": vm["name"], "memory_mib": vm["memory_mib"],
-                  "disks": [{"size_bytes": vm["disk_bytes"]}] if carry_disk else []}
-        now = [{"name": n, "memory_free_mib": free[n], "vg_free_bytes": disk[n]} for n in free]
-        chosen = placement(now, demand, exclude=[n for n in free if replica and n not in replica])
-        target = chosen["host"]
-        if target is None:
-            stuck.append({"vm": vm["name"], "reason": "no target with room" + (" among replica holders" if replica else "")})
+    planned = []
+    grouped = []
+    rest = []
+    for vm in vms:
+        if vm["host"] not in gone:
             continue
-        verdict = chosen["verdicts"][target]
+        storage = _storage_of(vm)
+        why = _evacuation_refusal(vm, storage)
+        if why:
+            stuck.append({"vm": vm["name"], "host": vm["host"], "reason": why})
+        elif vm["anti_affinity"] is not None:
+            grouped.append((vm, storage))
+        else:
+            rest.append((vm, storage))
+
+    def judge(vm, storage, allowed=None):
+        """placement() over the hosts that may take the VM now (allowed: a subset of them, or all)."""
+        carry = storage in STORAGE_CARRIES_DISKS
+        sizes = vm["disks"] if vm["disks"] is not None else ([vm["disk_bytes"]] if vm["disk_bytes"] else [])
+        demand = {"name": vm["name"], "memory_mib": vm["memory_mib"], "vcpus": vm["vcpus"], "type": vm["type"],
+                  "disks": [{"size_bytes": size} for size in sizes] if carry else [], "drbd_meta": carry}
+        holders = None if carry else set(vm["restart_on"])
+        now = [{"name": n, "memory_free_mib": free[n], "vg_free_bytes": disk[n]} for n in target_names
+               if (holders is None or n in holders) and (allowed is None or n in allowed)]
+        return placement(now, demand, policy={"reserve_mib": reserve_mib}), sizes if carry else []
+
+    def commit(vm, storage, decision, sizes, phase, breach=False):
+        target = decision["host"]
+        verdict = decision["verdicts"][target]
         free[target] -= verdict["need_mib"]
         if disk[target] is not None:
             disk[target] -= verdict["vg_need_bytes"]
-        copied = vm["memory_mib"] * MIB + (vm["disk_bytes"] if carry_disk else 0)
-        moves.append({"vm": vm["name"], "target": target, "bytes": copied,
-                      "duration_s": round(copied / bytes_per_s + per_vm_overhead_s, 3)})
-    # Longest first onto the earliest free slot (LPT list scheduling).
-    moves.sort(key=lambda m: (-m["duration_s"], m["vm"]))
-    slots = [(0.0, k) for k in range(concurrency)]
-    heapq.heapify(slots)
+        if vm["anti_affinity"] is not None:
+            group = members.setdefault(vm["anti_affinity"], {})
+            group[target] = group.get(target, 0) + 1
+        copied = vm["memory_mib"] * MIB + sum(sizes)
+        planned.append({"vm": vm["name"], "source": vm["host"], "target": target, "storage": storage, "phase": phase,
+                        "bytes": copied, "disk_bytes": sum(sizes), "memory_mib": vm["memory_mib"],
+                        "duration_s": round(copied / bytes_per_s + per_vm_overhead_s, 3),
+                        "group": vm["anti_affinity"], "breach": breach})
+
+    def nowhere(vm, storage, decision):
+        where = "replica holders " + ", ".join(vm["restart_on"]) if storage != "plain" else "hosts"
+        problems = [p for n in sorted(decision["verdicts"]) for p in decision["verdicts"][n]["problems"]]
+        if not decision["verdicts"]:
+            return f"no {where} left to take it (offline, drained or being evacuated)"
+        return f"no room on the {where}: " + "; ".join(problems)
+
+    # 1. spread each group evenly, smallest VMs first (xapi: anti_affinity_vms_increasing)
+    grouped.sort(key=lambda item: (item[0]["memory_mib"], item[0]["name"]))
+    leftover = []
+    for vm, storage in grouped:
+        decision, sizes = judge(vm, storage)
+        counts = members.get(vm["anti_affinity"], {})
+        if decision["verdicts"]:
+            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none
+            top = min(decision["verdicts"], key=lambda n: (counts.get(n, 0), -free[n], n))
+            if decision["verdicts"][top]["fits"]:
+                commit(vm, storage, dict(decision, host=top), sizes, "spread")
+                continue
+        leftover.append((vm, storage))
+    # 2. no breach: a host without a VM of the group
+    third = []
+    for vm, storage in leftover:
+        counts = members.get(vm["anti_affinity"], {})
+        decision, sizes = judge(vm, storage)
+        free_of_group = [n for n in decision["ranked"] if not counts.get(n)]
+        if free_of_group:
+            commit(vm, storage, dict(decision, host=free_of_group[0]), sizes, "no_breach")
+        else:
+            third.append((vm, storage))
+    # 3. the rest, biggest first; group VMs left over breach their group (soft) or stay (hard)
+    rest.sort(key=lambda item: _vm_rank_key(item[0]))
+    third.sort(key=lambda item: _vm_rank_key(item[0]))
+    for vm, storage in third + rest:
+        decision, sizes = judge(vm, storage)
+        if decision["host"] is None:
+            stuck.append({"vm": vm["name"], "host": vm["host"], "reason": nowhere(vm, storage, decision)})
+        elif vm["anti_affinity"] is not None and anti_affinity == "hard":
+            group = vm["anti_affinity"]
+            stuck.append({"vm": vm["name"], "host": vm["host"],
+                          "reason": f"anti-affinity group {group}: every host with room already runs a VM of it "
+                                    f"({', '.join(decision['ranked'])}); anti_affinity=soft allows it"})
+        else:
+            commit(vm, storage, decision, sizes, "binpack", breach=vm["anti_affinity"] is not None)
+    stuck.sort(key=lambda s: (s["host"], s["vm"]))
+    moves, deferred, total = _schedule(planned, concurrency, deadline_s)
+    tolerance = None
+    refused = []
+    if stuck and not partial:
+        refused.append("{} VM(s) cannot leave: {}".format(len(stuck), "; ".join(f"{s['vm']} ({s['reason']})" for s in stuck)))
+    if deadline_s is not None and planned and not moves:
+        refused.append(f"the deadline ({deadline_s} s) leaves time for no move: the shortest takes "
+                       f"{min(m['duration_s'] for m in planned)} s")
+    if ha_tolerate is not None:
+        tolerance = _tolerance_after(hosts, vms, gone, planned, free, ha_tolerate, force)
+        if not tolerance["ok"] and not force:
+            refused.append(tolerance["reason"])
+    return {"hosts": draining, "host": draining[0], "moves": moves, "not_movable": stuck, "deferred": deferred,
+            "total_s": total, "deadline_s": deadline_s, "tolerance": tolerance, "refused": refused,
+            "fits": not refused and not stuck and not deferred and (tolerance is None or tolerance["ok"])}
+
+
+def _schedule(planned, concurrency, deadline_s):
+    """Longest first onto the earliest free slot of the move's source (LPT list scheduling, ``concurrency``
+    slots per source); a move that would end after the deadline is deferred and takes no slot time."""
+    slots = {}
+    waves = {}
+    moves = []
+    deferred = []
+    for move in sorted(planned, key=lambda m: (-m["duration_s"], m["vm"])):
+        heap = slots.setdefault(move["source"], [(0.0, k) for k in range(concurrency)])
+        start, slot = heap[0]
+        end = start + move["duration_s"]
+        if deadline_s is not None and end > deadline_s:
+            deferred.append(dict(move, reason=f"would end at {end:.1f} s, after the deadline ({deadline_s} s)"))
+            continue
+        heapq.heapreplace(heap, (end, slot))
+        wave = waves[(move["source"], slot)] = waves.get((move["source"], slot), 0) + 1
+        moves.append(dict(move, start_s=round(start, 3), end_s=round(end, 3), slot=slot, wave=wave))
+    moves.sort(key=lambda m: (m["start_s"], m["source"], m["slot"]))
     for step, move in enumerate(moves):
-        start, slot = heapq.heappop(slots)
         move["order"] = step + 1
-        move["start_s"] = round(start, 3)
-        move["end_s"] = round(start + move["duration_s"], 3)
-        move["slot"] = slot
-        heapq.heappush(slots, (start + move["duration_s"], slot))
     total = max([m["end_s"] for m in moves] or [0.0])
-    fits = not stuck and (deadline_s is None or total <= deadline_s)
-    return {"host": host, "moves": moves, "not_movable": stuck, "total_s": total,
-            "deadline_s": deadline_s, "fits": fits}
+    return moves, deferred, total
+
+
+def _tolerance_after(hosts, vms, gone, planned, free, ha_tolerate, force):
+    """max_host_failures before and after the drain, capped at ha_tolerate: the drained hosts offline and
+    empty, hosts marked drained with no free memory, each moved VM on its target; a replicated VM restarts on
+    its replica holders only (its old host among them: down while drained)."""
+    before = max_host_failures(hosts, vms, up_to=ha_tolerate)
+    moved = {m["vm"]: m["target"] for m in planned}
+    after_hosts = []
+    for h in hosts:
+        if h["name"] in gone:
+            after_hosts.append(dict(h, online=False, memory_free_mib=0))
+        elif h["drained"]:
+            after_hosts.append(dict(h, memory_free_mib=0))
+        else:
+            after_hosts.append(dict(h, memory_free_mib=max(free.get(h["name"], h["memory_free_mib"]), 0)))
+    after_vms = []
+    left_out = []
+    for vm in vms:
+        if vm["host"] not in gone:
+            after_vms.append(vm)
+        elif vm["name"] in moved:
+            target = moved[vm["name"]]
+            restart_on = vm["restart_on"]
+            if restart_on:
+                restart_on = sorted(set(restart_on + [vm["host"]]) - {target})
+            after_vms.append(dict(vm, host=target, restart_on=restart_on))
+        else:
+            left_out.append(vm["name"])
+    after = max_host_failures(after_hosts, after_vms, up_to=ha_tolerate)
+    ok = after >= ha_tolerate
+    names = ", ".join(sorted(gone))
+    if ok:
+        reason = f"after evacuating {names} the cluster tolerates {after} host failure(s), {ha_tolerate} required"
+    else:
+        reason = (f"after evacuating {names} the cluster would tolerate only {after} host failure(s) (now "
+                  f"{before}), xen_ha_tolerate is {ha_tolerate}" + ("; forced" if force else "; force to drain anyway"))
+    return {"required": ha_tolerate, "before": before, "after": after, "ok": ok, "forced": bool(force and not ok),
+            "left_out": left_out, "reason": reason}
 
 
 # ---------------------------------------------------------------------------
@@ -1204,7 +1423,8 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
     when None).  Every running domain but Domain-0 is a VM on that dom0.
     ``vm_meta``: ``{vm: {"xen_storage_mode", "xen_protected", "xen_restart_on",
     "xen_home", "xen_memory_mib", "xen_restart_order", "xen_anti_affinity",
-    "xen_disk_bytes"}}`` (the ``xen_`` prefix is optional).  Plain storage
+    "xen_disk_bytes", "xen_type"}}`` (the ``xen_`` prefix is optional).  A dom0 whose
+    result has ``drained`` (xen_info reads the mark) is a drained host.  Plain storage
     means ``restart_on: []``; drbd/raid1/shared need ``xen_restart_on`` (else the VM
     is treated as plain, with a note); no storage mode means any host.  A
     protected VM that runs nowhere and whose ``xen_home`` is an offline dom0
@@ -1228,14 +1448,15 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
         vgs = [g for g in (result.get("vgs") or []) if vg is None or g.get("name") == vg]
         vg_free = sum(int(g.get("free_bytes") or 0) for g in vgs) if vgs else None
         hosts.append({"name": name, "memory_free_mib": int(result["host"].get("free_memory_mib") or 0),
-                      "online": True, "vg_free_bytes": vg_free})
+                      "online": True, "vg_free_bytes": vg_free, "drained": bool(result.get("drained"))})
         for domain in result.get("domains") or []:
             if domain.get("is_dom0") or domain.get("name") == "Domain-0":
                 continue
             if domain["name"] in running:
                 raise PlanError("VM {!r} runs on both {} and {}".format(domain["name"], running[domain["name"]], name))
             running[domain["name"]] = name
-            vms.append({"name": domain["name"], "host": name, "memory_mib": int(domain.get("memory_mib") or 0)})
+            vms.append({"name": domain["name"], "host": name, "memory_mib": int(domain.get("memory_mib") or 0),
+                        "vcpus": int(domain.get("vcpus") or 1)})
     offline = {h["name"] for h in hosts if not h["online"]}
     for vm_name in sorted(set(vm_meta) - set(running)):
         meta = vm_meta[vm_name] or {}
@@ -1255,6 +1476,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
         restart_on = _meta(meta, "restart_on")
         if storage is not None and storage not in STORAGE_MODES:
             raise PlanError("VM {}: xen_storage_mode must be one of {}, got {!r}".format(vm["name"], ", ".join(STORAGE_MODES), storage))
+        vm["storage"] = storage
         if storage == "plain":
             restart_on = []
         elif storage in ("drbd", "raid1", "shared") and not restart_on:
@@ -1267,7 +1489,7 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
                 raise PlanError("VM {}: xen_restart_on must be a list of dom0 names, got {!r}".format(vm["name"], restart_on))
             # Its own dom0 is no place to restart it.
             vm["restart_on"] = [h for h in restart_on if h != vm["host"]]
-        for key in ("restart_order", "anti_affinity", "disk_bytes"):
+        for key in ("restart_order", "anti_affinity", "disk_bytes", "type"):
             value = _meta(meta, key)
             if value is not None:
                 vm["order" if key == "restart_order" else key] = value
@@ -1331,13 +1553,7 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
     if evacuate:
         drain = evacuation_plan(hosts, vms, evacuate, **(evacuation or {}))
         result["evacuation"] = drain
-        window = "" if drain["deadline_s"] is None else f" (deadline {drain['deadline_s']} s)"
-        verdict = ": fits" if drain["fits"] else ": DOES NOT FIT"
-        lines.append(f"Evacuating {evacuate}: {len(drain['moves'])} move(s), {drain['total_s']:.1f} s{window}{verdict}")
-        for move in sorted(drain["moves"], key=lambda m: m["order"]):
-            lines.append(f"  {move['order']}. {move['vm']} -> {move['target']} at {move['start_s']:.1f} s for {move['duration_s']:.1f} s")
-        for stuck in drain["not_movable"]:
-            lines.append("  {}: {}".format(stuck["vm"], stuck["reason"]))
+        lines.extend(evacuation_lines(drain))
     if new_vm:
         spot = place(hosts, vms, new_vm)
         result["placement"] = spot
@@ -1347,6 +1563,26 @@ def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuat
     result["notes"] = notes
     result["summary"] = lines
     return result
+
+
+def evacuation_lines(drain):
+    """An evacuation_plan as lines to print: the verdict, each move in order, what is deferred or stays, why not."""
+    window = "" if drain["deadline_s"] is None else f" (deadline {drain['deadline_s']} s)"
+    verdict = ": fits" if drain["fits"] else (": REFUSED" if drain["refused"] else ": DOES NOT FIT")
+    names = ", ".join(drain["hosts"])
+    lines = ["Evacuating {}: {} move(s), {:.1f} s{}{}".format(names, len(drain["moves"]), drain["total_s"], window, verdict)]
+    for move in drain["moves"]:
+        extra = f", group {move['group']}" + (" (breach)" if move["breach"] else "") if move["group"] else ""
+        lines.append(f"  {move['order']}. {move['vm']} ({move['storage']}{extra}) {move['source']} -> {move['target']}: "
+                     f"{move['bytes']} bytes, at {move['start_s']:.1f} s for {move['duration_s']:.1f} s")
+    for move in drain["deferred"]:
+        lines.append(f"  deferred: {move['vm']} {move['source']} -> {move['target']}: {move['reason']}")
+    for stuck in drain["not_movable"]:
+        lines.append("  stays: {} on {}: {}".format(stuck["vm"], stuck["host"], stuck["reason"]))
+    if drain["tolerance"]:
+        lines.append("  tolerance: " + drain["tolerance"]["reason"])
+    lines.extend("  refused: " + reason for reason in drain["refused"])
+    return lines
 
 
 def _plan_line(title, plan):

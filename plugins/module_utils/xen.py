@@ -697,6 +697,29 @@ def storage_mode(targets):
     return None
 
 
+def parse_drained_mark(text, path=None):
+    """The drained mark's content (conventions.drained_mark_path): a dict with by, since and reason when it
+    is the JSON object the evacuate role writes; any other content still marks the host drained."""
+    try:
+        mark = json.loads(text) if text.strip() else {}
+    except ValueError:
+        mark = None
+    if not isinstance(mark, dict):
+        mark = {"reason": " ".join(text.split())[:200] or None}
+    found = dict((key, mark.get(key)) for key in ("by", "since", "reason"))
+    found["path"] = path
+    return found
+
+
+def read_drained_mark(path):
+    """parse_drained_mark of the file at path, or None when there is none (the host is not drained)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return parse_drained_mark(handle.read(4096), path)
+    except FileNotFoundError:
+        return None
+
+
 def auto_config_vms(text):
     """The VM names that have a ``<vm>.cfg`` in a listing of /etc/xen/auto (``ls -p`` output, one name a
     line, folders ending in '/'); other files, folders and names that are no VM name are left out."""

@@ -94,12 +94,21 @@ options:
     type: float
     default: 1000.0
   concurrency:
-    description: Migrations run at the same time during an evacuation.
+    description: Migrations run at the same time per source dom0 during an evacuation.
     type: int
     default: 2
   deadline_s:
-    description: Time window for the evacuation; RV(evacuation.fits) says whether the drain fits it.
+    description: Time window for the evacuation; a move that would end later is deferred (RV(evacuation.deferred)).
     type: float
+  per_vm_overhead_s:
+    description: Seconds each move of an evacuation takes beyond copying its bytes.
+    type: float
+    default: 0.0
+  ha_tolerate:
+    description:
+      - Host failures the cluster must still tolerate after the evacuation (C(xen_ha_tolerate)); the evacuation is
+        refused (RV(evacuation.refused)) when it would tolerate fewer.
+    type: int
   place:
     description:
       - A new VM to place, with C(name), C(memory_mib) and optionally C(disk_bytes), C(storage)
@@ -244,15 +253,16 @@ evacuation:
       sample: hosta
     moves:
       description:
-        - One entry per VM with C(vm), C(target), C(order) (start order), C(start_s), C(duration_s), C(end_s),
-          C(slot) (which of the O(concurrency) migration slots) and C(bytes) (memory, plus the disks of a plain VM).
-        - Longest migrations start first.
+        - One entry per VM with C(vm), C(source), C(target), C(storage), C(order) (start order), C(start_s),
+          C(duration_s), C(end_s), C(slot) (which of the O(concurrency) migration slots of its source), C(wave),
+          C(phase), C(group), C(breach) and C(bytes) (memory, plus the disks of a plain VM).
+        - Longest migrations start first. See C(docs/evacuation.md) for the whole plan (anti-affinity, drained dom0s).
       type: list
       elements: dict
       sample: [{"vm": "web01", "target": "hostb", "order": 1, "start_s": 0.0, "duration_s": 0.537, "end_s": 0.537, "slot": 0,
                 "bytes": 67108864}]
     not_movable:
-      description: VMs with no target (C(vm), C(reason)).
+      description: VMs with no target (C(vm), C(host), C(reason)), a VM of unknown storage mode among them.
       type: list
       elements: dict
       sample: []
@@ -264,6 +274,16 @@ evacuation:
       description: The O(deadline_s) given.
       type: float
       sample: 600.0
+    deferred:
+      description: Moves that would end after O(deadline_s), each with its C(reason).
+      type: list
+      elements: dict
+      sample: []
+    refused:
+      description: Why the evacuation must not start (a VM that cannot leave, no move within the deadline).
+      type: list
+      elements: str
+      sample: []
     fits:
       description: Whether every VM has a target and the drain ends within O(deadline_s).
       type: bool

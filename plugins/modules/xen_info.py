@@ -12,7 +12,7 @@ short_description: Read a Xen dom0's host, domains, LVM and DRBD state in one ca
 version_added: 0.1.0
 description:
   - Runs each read-only command once on the dom0 (C(xl info), C(xl list), C(vgs), C(lvs), optionally C(dmsetup table))
-    and reads C(/proc/drbd), and returns the parsed results together.
+    and reads C(/proc/drbd) and the drained mark (RV(drained)), and returns the parsed results together.
   - Maps each domain to its config file in O(config_dir) by the C(name) setting of the files there.
   - A host without the DRBD module loaded, or without LVM tools, is not an error; those parts come back empty.
   - Never changes anything, so C(changed) is always V(false).
@@ -306,6 +306,14 @@ disk_exports:
       description: What could not be read.
       type: list
       elements: str
+drained:
+  description:
+    - The dom0's drained mark (C(/var/lib/sanless-xen/drained), written by the role C(sanless.xen.evacuate)), or
+      V(null) when the host is not drained. A drained dom0 is no target of evacuations and placements.
+    - C(by), C(since) (epoch seconds) and C(reason) as the mark says (V(null) when it does not), and its C(path).
+  returned: success
+  type: dict
+  sample: {"by": "evacuate", "since": 1796371200, "reason": "nightly maintenance", "path": "/var/lib/sanless-xen/drained"}
 dm_tables:
   description: Every device-mapper table, keyed by dm name; each a list of segments in 512-byte sectors.
   returned: when O(dm_tables=true)
@@ -318,6 +326,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from ansible_collections.sanless.xen.plugins.module_utils.diskexport import storage_facts
 from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
@@ -332,6 +341,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     XenParseError,
     detect_toolstack,
     parse_domain_config,
+    read_drained_mark,
 )
 
 
@@ -360,7 +370,7 @@ def config_files_by_name(config_dir, warn):
 
 
 def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_tables=False, warn=None,
-           proc_drbd="/proc/drbd", disk_exports=False):
+           proc_drbd="/proc/drbd", disk_exports=False, drained_mark=None):
     """Everything xen_info returns; each command runs once. Raises CommandError/ValueError."""
     warn = warn or (lambda msg: None)
     name = detect_toolstack(runner, toolstack)
@@ -388,6 +398,7 @@ def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_ta
         "domains": domains,
         "vgs": [],
         "lvs": [],
+        "drained": read_drained_mark(drained_mark or drained_mark_path()),
     }
     if runner.has_tool("lvs"):
         lvm = Lvm(runner)

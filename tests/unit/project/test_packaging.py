@@ -31,9 +31,9 @@ JUNK = [".ansible/*", "*/.ansible/*", ".venv*", ".collections/*", ".hypothesis/*
         "*__pycache__*", "*.pyc", "*~", "*.swp", "vmlist.json", "Makefile", "ansible.cfg", ".ci/*",
         "scripts/*", "requirements/*", "awx/*", "collections/*", "execution-environment.yml"]
 # The artifact is a few hundred files (about 450 with the recorded iSCSI/AoE fixtures, three files per
-# command; 531 with the md recordings, the md_mirror module and its tests); the one with the local .ansible
-# folder had 628 when the collection had about 350.
-MAX_FILES = 560
+# command; about 560 with the md, evacuation, snapshot and guard work); the one with the local .ansible folder
+# had 628 when the collection had about 350: the JUNK patterns above are the real check, this cap a backstop.
+MAX_FILES = 700
 
 
 def galaxy_yml():

@@ -62,8 +62,8 @@ def run_action(args, check_mode=False):
 def test_inputs_from_xen_info():
     hosts, vms, notes = inputs_from_xen_info(INFO, VMS)
     assert hosts == [
-        {"name": "hosta", "memory_free_mib": 600, "online": True, "vg_free_bytes": 10 * 1024 * MIB},
-        {"name": "hostb", "memory_free_mib": 900, "online": True, "vg_free_bytes": 10 * 1024 * MIB},
+        {"name": "hosta", "memory_free_mib": 600, "online": True, "vg_free_bytes": 10 * 1024 * MIB, "drained": False},
+        {"name": "hostb", "memory_free_mib": 900, "online": True, "vg_free_bytes": 10 * 1024 * MIB, "drained": False},
         {"name": "hostc", "memory_free_mib": 0, "online": False},
     ]
     by_name = {vm["name"]: vm for vm in vms}
@@ -115,8 +115,17 @@ def test_action_evacuation_and_placement():
     result = run_action({"info": INFO, "vms": VMS, "evacuate": "hosta", "deadline_s": 1.0, "link_mbit_s": 1000.0,
                          "place": {"name": "new01", "memory_mib": 64, "storage": "drbd", "disk_bytes": 1024}})
     assert not result.get("failed"), result
-    assert result["evacuation"]["fits"] is False  # 768 MiB over 1 Gbit/s takes more than 1 s
-    assert {m["target"] for m in result["evacuation"]["moves"]} == {"hostb"}
+    drain = result["evacuation"]
+    assert drain["fits"] is False  # 256 and 512 MiB over 1 Gbit/s take more than 1 s: both deferred
+    assert drain["moves"] == [] and {m["target"] for m in drain["deferred"]} == {"hostb"}
+    assert "leaves time for no move" in drain["refused"][0]
+    assert any(line.startswith("  deferred: db01 hosta -> hostb") for line in result["summary"])
+    roomy = run_action({"info": INFO, "vms": VMS, "evacuate": "hosta", "deadline_s": 100.0})["evacuation"]
+    assert roomy["fits"] is True and [m["vm"] for m in roomy["moves"]] == ["db01", "web01"]
+    # both drbd VMs moved to their peer hostb have their other copy on hosta, drained: no failure tolerated after
+    kept = run_action({"info": INFO, "vms": VMS, "evacuate": "hosta", "ha_tolerate": 1, "per_vm_overhead_s": 5.0})
+    assert kept["evacuation"]["tolerance"]["after"] == 0 and "xen_ha_tolerate is 1" in kept["evacuation"]["refused"][0]
+    assert kept["evacuation"]["moves"][0]["duration_s"] > 5.0
     assert result["placement"]["host"] in ("hosta", "hostb")
     assert result["placement"]["secondary"] in ("hosta", "hostb")
 

@@ -205,3 +205,17 @@ def test_raid1_partner_is_what_the_planner_pairs():
     placed = plan.place(hosts, [], {"name": "web01", "memory_mib": 512, "disk_bytes": 1 << 30, "storage": "raid1"})
     demand = {"name": "web01", "memory_mib": 512, "disks": [{"size_bytes": 1 << 30}]}
     assert plan.raid1_partner(hosts, demand, placed["host"])["host"] == placed["secondary"] == "hostc"
+
+
+def test_provision_avoids_a_drained_dom0_unless_the_vm_runs_there():
+    drained = {"by": "evacuate", "since": 1796371200, "reason": "nightly maintenance", "path": "/var/lib/sanless-xen/drained"}
+    infos = {"hosta": dict(recorded_dom0(more_mib=100), drained=drained), "hostb": recorded_dom0()}
+    judged = placement_of_vm(infos, spec_like(infos, "new01"))
+    assert judged["host"] == "hostb"
+    hosta = next(h for h in judged["hosts"] if h["host"] == "hosta")
+    assert not hosta["fits"] and hosta["shortfalls"][0] == (
+        "hosta: drained (nightly maintenance): no new VM there until playbooks/undrain.yml")
+    # the VM already runs on the drained dom0: re-provisioning it there is no new VM
+    infos = {"hosta": dict(recorded_dom0(runs_vm=True), drained=drained), "hostb": recorded_dom0()}
+    judged = placement_of_vm(infos, spec_like(infos, VM))
+    assert next(h for h in judged["hosts"] if h["host"] == "hosta")["fits"]

@@ -507,7 +507,7 @@ def test_evacuation_plan_targets_order_and_deadline():
     vms = [
         vm("plain", "a", 4 * GIB, restart_on=[], disk_bytes=20 * 10 ** 9),
         vm("drbd", "a", 8 * GIB, restart_on=["c"], disk_bytes=50 * 10 ** 9),
-        vm("any", "a", 16 * GIB),
+        vm("any", "a", 16 * GIB, storage="shared", restart_on=["b"]),
     ]
     result = plan.evacuation_plan(hosts, vms, "a", link_mbit_s=8000, concurrency=1, deadline_s=100)
     targets = {m["vm"]: m["target"] for m in result["moves"]}

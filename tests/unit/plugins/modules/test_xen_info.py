@@ -221,3 +221,26 @@ def test_gather_with_disk_exports(fake_module, recorded, config_dir, proc_drbd, 
     assert [shared["path"] for shared in facts["shared_paths"]] == [
         "/dev/sanless/hosta/xenvg/rec0", "/dev/sanless/hosta/xenvg/rec1", "/dev/sanless/hostb/xenvg/rec2",
         "/dev/sanless/hostb/xenvg/rec3"]
+
+
+def test_gather_reports_the_drained_mark(fake_module, recorded, config_dir, proc_drbd, tmp_path):
+    """No mark: drained is None; the evacuate role's JSON mark, or any other content, marks the host drained."""
+    mark = tmp_path / "drained"
+    module = fake_module(recorded, tools=["xl", "lvs"])
+    result = xen_info.gather(CommandRunner(module), config_dir=config_dir, proc_drbd=proc_drbd, drained_mark=str(mark))
+    assert result["drained"] is None
+    mark.write_text(json.dumps({"by": "evacuate", "since": 1796371200, "reason": "nightly maintenance"}))
+    module = fake_module(recorded, tools=["xl", "lvs"])
+    result = xen_info.gather(CommandRunner(module), config_dir=config_dir, proc_drbd=proc_drbd, drained_mark=str(mark))
+    assert result["drained"] == {"by": "evacuate", "since": 1796371200, "reason": "nightly maintenance", "path": str(mark)}
+    mark.write_text("kernel upgrade, by hand\n")
+    module = fake_module(recorded, tools=["xl", "lvs"])
+    result = xen_info.gather(CommandRunner(module), config_dir=config_dir, proc_drbd=proc_drbd, drained_mark=str(mark))
+    assert result["drained"] == {"by": None, "since": None, "reason": "kernel upgrade, by hand", "path": str(mark)}
+    json.dumps(result)
+
+
+def test_drained_mark_path_is_the_conventions_one():
+    from ansible_collections.sanless.xen.plugins.module_utils import conventions
+    assert conventions.drained_mark_path() == "/var/lib/sanless-xen/drained"
+    assert conventions.drained_mark_path("/tmp/s") == "/tmp/s/drained"

@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Evacuation (module_utils/plan.evacuation_plan) for the evacuate role: which dom0s, the plan, the report.
+
+Documentation of each filter: the YAML file named after it next to this file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sanless.xen.plugins.filter.report import is_glob
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
+from ansible_collections.sanless.xen.plugins.module_utils.plan import (
+    PlanError,
+    evacuation_lines,
+    evacuation_plan as plan_evacuation,
+    inputs_from_xen_info,
+)
+
+
+def evacuation_hosts(dom0s, pattern):
+    """The dom0s a ``hosta,host[bc]`` pattern (or a list of them) names, in inventory order."""
+    parts = pattern if isinstance(pattern, (list, tuple)) else str(pattern or "").split(",")
+    parts = [str(p).strip() for p in parts if str(p).strip()]
+    if not parts:
+        raise AnsibleFilterError("no dom0 to evacuate: give host=NAME (several separated by commas, wildcards allowed)")
+    chosen = []
+    for part in parts:
+        if not is_glob(part):   # the reports' wildcards: nothing a shell or a path could read as more
+            raise AnsibleFilterError("dom0 pattern %r refused: letters, digits, _ . - and the wildcards * ? [...] only"
+                                     % (part,))
+        found = [h for h in dom0s if fnmatch.fnmatchcase(h, part)]
+        if not found:
+            raise AnsibleFilterError("%r matches no dom0 of the inventory (%s)" % (part, ", ".join(dom0s)))
+        chosen.extend(h for h in found if h not in chosen)
+    return chosen
+
+
+def evacuation_plan(hostvars, hosts, drain, vms=None, register="evacuate_info", vg=None, **options):
+    """plan.evacuation_plan of the dom0s' registered xen_info results and the VMs' inventory variables, with
+    the plan's lines to print (``lines``) and the notes of reading the inputs (``notes``)."""
+    info = dict((host, hostvars[host].get(register)) for host in hosts)
+    silent = [host for host in drain if not isinstance(info.get(host), dict) or not isinstance(info[host].get("host"), dict)
+              or info[host].get("failed") or info[host].get("unreachable")]
+    if silent:
+        raise AnsibleFilterError("cannot evacuate %s: did not answer xen_info, so what runs there is unknown"
+                                 % ", ".join(silent))
+    vm_meta = dict((name, hostvars[name]) for name in vms or [] if name in hostvars)
+    options = dict((key, value) for key, value in options.items() if value is not None)
+    try:
+        planner_hosts, planner_vms, notes = inputs_from_xen_info(info, vm_meta, vg=vg)
+        result = plan_evacuation(planner_hosts, planner_vms, drain, **options)
+    except (PlanError, TypeError) as exc:
+        names = ", ".join(drain) if isinstance(drain, list) else drain
+        raise AnsibleFilterError("cannot plan the evacuation of %s: %s" % (names, exc))
+    result["lines"] = evacuation_lines(result)
+    result["notes"] = notes
+    return result
+
+
+def drained_mark(reason, since, by="evacuate"):
+    """The drained mark the evacuate role writes on a dom0: path (conventions.drained_mark_path) and content
+    (JSON: by, since, reason), as xen_info reads it back."""
+    return {"path": drained_mark_path(),
+            "content": json.dumps({"by": str(by), "since": int(since), "reason": str(reason)}, sort_keys=True) + "\n"}
+
+
+def evacuation_homecoming(hostvars, hosts, returned, vms=None, register="evacuate_info"):
+    """The VMs to move back home after an undrain: each VM of ``vms`` whose ``xen_home`` is one of the ``returned``
+    dom0s and that runs on another dom0 (as the registered xen_info results show, read as the planner reads
+    them), as ``[{"vm", "source", "target"}]`` sorted by VM."""
+    info = dict((host, hostvars[host].get(register)) for host in hosts)
+    vm_meta = dict((name, hostvars[name]) for name in vms or [] if name in hostvars)
+    try:
+        running = inputs_from_xen_info(info, {})[1]
+    except PlanError as exc:
+        raise AnsibleFilterError("cannot read where the VMs run: %s" % (exc,))
+    moves = []
+    for vm in running:
+        home = (vm_meta.get(vm["name"]) or {}).get("xen_home")
+        if home in returned and home != vm["host"]:
+            moves.append({"vm": vm["name"], "source": vm["host"], "target": home})
+    return sorted(moves, key=lambda move: move["vm"])
+
+
+# How each kind of outcome reads in the report.
+_RESULTS = {"migrated": "moved", "refused": "refused", "failed": "failed", "incomplete": "failed", "checked": "checked"}
+
+
+def evacuation_report(plan, outcomes):
+    """One row per VM of the plan: vm, source, target, result (moved, deferred, refused, failed, checked,
+    not run), reason, bytes, estimate_s, seconds, xl_migrate_seconds; and the totals per result.
+
+    ``outcomes``: what the evacuate role recorded per move, each a migration_summary of the migrate role, or
+    ``{"vm", "result": "deferred"|"failed", "msg"}`` for a move it did not start or whose run failed."""
+    by_vm = {}
+    for outcome in outcomes or []:
+        if isinstance(outcome, dict) and outcome.get("vm"):
+            by_vm[outcome["vm"]] = outcome
+    rows = []
+    for move in plan.get("moves") or []:
+        done = by_vm.get(move["vm"])
+        row = {"vm": move["vm"], "source": move["source"], "target": move["target"], "result": "not run",
+               "reason": None, "bytes": move.get("bytes"), "estimate_s": move.get("duration_s"), "seconds": None,
+               "xl_migrate_seconds": None}
+        if done:
+            row["result"] = _RESULTS.get(done.get("result"), done.get("result") or "failed")
+            row["reason"] = done.get("msg") or "; ".join(done.get("problems") or []) or None
+            row["seconds"] = done.get("seconds")
+            row["xl_migrate_seconds"] = done.get("xl_migrate_seconds")
+            row["target"] = done.get("target") or move["target"]
+        rows.append(row)
+    for move in plan.get("deferred") or []:
+        rows.append({"vm": move["vm"], "source": move["source"], "target": move["target"], "result": "deferred",
+                     "reason": move["reason"], "bytes": move["bytes"], "estimate_s": move["duration_s"], "seconds": None,
+                     "xl_migrate_seconds": None})
+    for stuck in plan.get("not_movable") or []:
+        rows.append({"vm": stuck["vm"], "source": stuck["host"], "target": None, "result": "refused",
+                     "reason": stuck["reason"], "bytes": None, "estimate_s": None, "seconds": None,
+                     "xl_migrate_seconds": None})
+    totals = {}
+    for row in rows:
+        totals[row["result"]] = totals.get(row["result"], 0) + 1
+    return {"hosts": list(plan.get("hosts") or []), "rows": rows, "totals": totals,
+            "complete": all(row["result"] == "moved" for row in rows)}
+
+
+class FilterModule(object):
+    """sanless.xen evacuation filters."""
+
+    def filters(self):
+        return {"evacuation_hosts": evacuation_hosts, "evacuation_plan": evacuation_plan,
+                "evacuation_report": evacuation_report, "drained_mark": drained_mark,
+                "evacuation_homecoming": evacuation_homecoming}

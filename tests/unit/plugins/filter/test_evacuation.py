@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The evacuation filters (plugins/filter/evacuation.py): thin over plan.evacuation_plan and the conventions."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sanless.xen.plugins.filter import evacuation
+from ansible_collections.sanless.xen.plugins.module_utils import plan
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
+from ansible_collections.sanless.xen.plugins.module_utils.xen import parse_drained_mark
+
+GIB_MIB = 1024
+
+
+def info(free_mib, domains, drained=None, vg_free=100 * 10 ** 9):
+    return {"changed": False, "host": {"hostname": "x", "free_memory_mib": free_mib},
+            "domains": [{"name": "Domain-0", "memory_mib": 1024, "vcpus": 2, "is_dom0": True}]
+            + [{"name": name, "memory_mib": mem, "vcpus": 1, "is_dom0": False} for name, mem in domains],
+            "vgs": [{"name": "xenvg", "free_bytes": vg_free}], "lvs": [], "drained": drained}
+
+
+def hostvars(**infos):
+    found = dict((host, {"evacuate_info": result}) for host, result in infos.items())
+    found.update({"web01": {"xen_storage_mode": "plain", "xen_disk_bytes": 10 ** 9, "xen_home": "hosta"},
+                  "web02": {"xen_storage_mode": "plain", "xen_disk_bytes": 10 ** 9, "xen_anti_affinity": "web"},
+                  "db01": {"xen_storage_mode": "drbd", "xen_restart_on": ["hostc"], "xen_home": "hosta"}})
+    return found
+
+
+VMS = ["web01", "web02", "db01"]
+
+
+def test_evacuation_hosts_by_name_list_and_wildcard():
+    dom0s = ["hosta", "hostb", "hostc", "web1"]
+    assert evacuation.evacuation_hosts(dom0s, "hosta") == ["hosta"]
+    assert evacuation.evacuation_hosts(dom0s, "hostc, host[ab]") == ["hostc", "hosta", "hostb"]
+    assert evacuation.evacuation_hosts(dom0s, ["host*", "hosta"]) == ["hosta", "hostb", "hostc"]
+    for bad, message in (("", "no dom0 to evacuate"), ("hostz", "matches no dom0"), ("hosta;reboot", "refused"),
+                         ("../etc", "refused")):
+        with pytest.raises(AnsibleFilterError, match=message):
+            evacuation.evacuation_hosts(dom0s, bad)
+
+
+def test_evacuation_plan_reads_hostvars_and_is_the_planners():
+    hv = hostvars(hosta=info(0, [("web01", 512), ("web02", 512), ("db01", 1024)]),
+                  hostb=info(8 * GIB_MIB, [], drained={"by": "evacuate", "since": 1, "reason": "x", "path": "p"}),
+                  hostc=info(4 * GIB_MIB, [("other", 256)]))
+    result = evacuation.evacuation_plan(hv, ["hosta", "hostb", "hostc"], ["hosta"], vms=VMS, link_mbit_s=1000.0,
+                                        per_vm_overhead_s=10.0, deadline_s=None, ha_tolerate=None)
+    # hostb is drained: everything goes to hostc
+    assert {m["vm"]: m["target"] for m in result["moves"]} == {"web01": "hostc", "web02": "hostc", "db01": "hostc"}
+    hosts, vms, notes = plan.inputs_from_xen_info(dict((h, hv[h]["evacuate_info"]) for h in ("hosta", "hostb", "hostc")),
+                                                  dict((v, hv[v]) for v in VMS))
+    expected = plan.evacuation_plan(hosts, vms, ["hosta"], link_mbit_s=1000.0, per_vm_overhead_s=10.0)
+    assert result == dict(expected, lines=plan.evacuation_lines(expected), notes=notes)
+    assert result["lines"][0].startswith("Evacuating hosta: 3 move(s)")
+
+
+def test_evacuation_plan_refuses_a_dom0_that_did_not_answer_and_bad_options():
+    hv = hostvars(hosta={"unreachable": True, "msg": "no route"}, hostb=info(8 * GIB_MIB, []))
+    with pytest.raises(AnsibleFilterError, match="cannot evacuate hosta: did not answer xen_info"):
+        evacuation.evacuation_plan(hv, ["hosta", "hostb"], ["hosta"], vms=VMS)
+    hv = hostvars(hosta=info(0, [("web01", 512)]), hostb=info(8 * GIB_MIB, []))
+    with pytest.raises(AnsibleFilterError, match="concurrency must be a positive integer"):
+        evacuation.evacuation_plan(hv, ["hosta", "hostb"], ["hosta"], vms=VMS, concurrency=0)
+
+
+def test_drained_mark_is_what_xen_info_reads_back():
+    mark = evacuation.drained_mark("kernel upgrade", 1796371200)
+    assert mark["path"] == drained_mark_path()
+    assert parse_drained_mark(mark["content"], mark["path"]) == {
+        "by": "evacuate", "since": 1796371200, "reason": "kernel upgrade", "path": drained_mark_path()}
+
+
+def test_homecoming_lists_the_vms_away_from_a_returned_home():
+    hv = hostvars(hosta=info(8 * GIB_MIB, []), hostb=info(8 * GIB_MIB, [("web01", 512), ("web02", 512)]),
+                  hostc=info(8 * GIB_MIB, [("db01", 1024)]))
+    assert evacuation.evacuation_homecoming(hv, ["hosta", "hostb", "hostc"], ["hosta"], vms=VMS) == [
+        {"vm": "db01", "source": "hostc", "target": "hosta"}, {"vm": "web01", "source": "hostb", "target": "hosta"}]
+    assert evacuation.evacuation_homecoming(hv, ["hosta", "hostb", "hostc"], ["hostb"], vms=VMS) == []
+
+
+def test_report_one_row_per_vm():
+    drain = {"hosts": ["hosta"],
+             "moves": [{"vm": "a", "source": "hosta", "target": "hostb", "bytes": 10, "duration_s": 1.0},
+                       {"vm": "b", "source": "hosta", "target": "hostb", "bytes": 20, "duration_s": 2.0},
+                       {"vm": "c", "source": "hosta", "target": "hostc", "bytes": 30, "duration_s": 3.0},
+                       {"vm": "d", "source": "hosta", "target": "hostc", "bytes": 40, "duration_s": 4.0},
+                       {"vm": "e", "source": "hosta", "target": "hostc", "bytes": 50, "duration_s": 5.0}],
+             "deferred": [{"vm": "f", "source": "hosta", "target": "hostb", "bytes": 60, "duration_s": 600.0,
+                           "reason": "would end at 700 s, after the deadline (600 s)"}],
+             "not_movable": [{"vm": "g", "host": "hosta", "reason": "storage mode unknown"}]}
+    outcomes = [{"vm": "a", "result": "migrated", "target": "hostb", "seconds": 1.5, "xl_migrate_seconds": 0.4},
+                {"vm": "b", "result": "refused", "problems": ["hostb: needs 600 MiB"]},
+                {"vm": "c", "result": "failed", "msg": "promote failed on hostc"},
+                {"vm": "d", "result": "deferred", "msg": "not started: 10 s left of the deadline"}]
+    report = evacuation.evacuation_report(drain, outcomes)
+    rows = dict((row["vm"], row) for row in report["rows"])
+    assert [rows[v]["result"] for v in "abcdefg"] == ["moved", "refused", "failed", "deferred", "not run", "deferred",
+                                                      "refused"]
+    assert rows["a"]["seconds"] == 1.5 and rows["a"]["xl_migrate_seconds"] == 0.4 and rows["a"]["bytes"] == 10
+    assert rows["b"]["reason"] == "hostb: needs 600 MiB" and rows["g"]["reason"] == "storage mode unknown"
+    assert report["totals"] == {"moved": 1, "refused": 2, "failed": 1, "deferred": 2, "not run": 1}
+    assert report["complete"] is False
+    assert evacuation.evacuation_report({"hosts": ["hosta"], "moves": []}, [])["complete"] is True
