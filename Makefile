@@ -42,9 +42,10 @@ unit: unit-newest unit-oldest
 sanity: $(VENV_NEWEST)/.requirements.sha256
 	bash scripts/sanity.sh $(VENV_NEWEST)
 
+# ansible-lint on the whole repository (.ansible-lint: what it leaves out, the awx.awx modules it mocks)
 lint: link $(VENV_NEWEST)/.requirements.sha256
-	PATH=$(CURDIR)/$(VENV_NEWEST)/bin:$$PATH ansible-lint --profile production roles playbooks
-	@echo "lint: ansible-lint production profile passed"
+	PATH=$(CURDIR)/$(VENV_NEWEST)/bin:$$PATH ansible-lint --profile production
+	@echo "lint: ansible-lint production profile passed on the whole collection"
 
 # ansible-builder (from PyPI, in a throwaway venv) checks execution-environment.yml; builds no image
 ee: link $(VENV_NEWEST)/.requirements.sha256
