@@ -107,17 +107,36 @@ class Job(object):
         return "Job(status=%s, rc=%s)\n%s" % (self.status, self.rc, self.stdout[-4000:])
 
 
+def inventory_script(data):
+    """An inventory as AWX hands it to a job: an executable that prints the JSON of
+    `ansible-inventory --list --export` (what AWX's inventory sync imported) for --list."""
+    return ("#!%s\n# an AWX-style inventory script\nimport json, sys\nDATA = %s\n"
+            "print(json.dumps(DATA if '--list' in sys.argv else {}))\n") % (sys.executable, json.dumps(data))
+
+
+def exported_inventory(source, cwd, env=None):
+    """What AWX's inventory sync imports from SOURCE: ansible-inventory --list --export (with the
+    group_vars next to the source)."""
+    proc = run([os.path.join(BIN, "ansible-inventory"), "-i", source, "--list", "--export"], cwd,
+               env or dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    return json.loads(proc.stdout)
+
+
 def run_job(top, project, collections, playbook, inventory, extravars=None, envvars=None, cmdline=None,
             ident="job", timeout=1800):
     """Lay out TOP/ident as AWX's private data dir for a job of PLAYBOOK (relative to the project) and
-    run it with ansible-runner. inventory: the text of inventory/hosts (INI or YAML). Returns a Job."""
+    run it with ansible-runner. inventory: the text of inventory/hosts (INI or YAML), or a dict as
+    ansible-inventory --list prints it, which becomes an AWX-style inventory script. Returns a Job."""
     pdd = os.path.join(top, ident)
     os.makedirs(os.path.join(pdd, "inventory"))
     os.makedirs(os.path.join(pdd, "env"))
     # AWX copies the synced project into the private data dir
     shutil.copytree(project, os.path.join(pdd, "project"), symlinks=True)
-    with open(os.path.join(pdd, "inventory", "hosts"), "w", encoding="utf-8") as handle:
-        handle.write(inventory)
+    hosts = os.path.join(pdd, "inventory", "hosts")
+    with open(hosts, "w", encoding="utf-8") as handle:
+        handle.write(inventory if isinstance(inventory, str) else inventory_script(inventory))
+    if not isinstance(inventory, str):
+        os.chmod(hosts, 0o700)
     # AWX: the project's requirements_collections first, then the usual places
     env_vars = {"ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
         [collections, "~/.ansible/collections", "/usr/share/ansible/collections"]),

@@ -21,10 +21,11 @@ from projecthelpers import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tests", "awx"))
 import awxjob  # noqa: E402  pylint: disable=wrong-import-position
 
-# dom0s that do not answer ssh (a closed port on the loopback)
-UNREACHABLE = "[dom0]\n" + "".join(
-    "%s ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'\n" % h
-    for h in ("hosta", "hostb"))
+# dom0s that do not answer ssh (a closed port on the loopback), as an AWX inventory script prints them
+UNREACHABLE = {"_meta": {"hostvars": dict(
+    (h, {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_ssh_common_args": "-o ConnectTimeout=5"})
+    for h in ("hosta", "hostb"))},
+    "all": {"children": ["ungrouped", "dom0"]}, "dom0": {"hosts": ["hosta", "hostb"]}}
 # a dom0 no module can run on: if a check let something through, the job fails right after it
 NO_PYTHON = ("[dom0]\nhosta ansible_host=127.0.0.1 ansible_connection=local "
              "ansible_python_interpreter=/nonexistent/python3\n")
