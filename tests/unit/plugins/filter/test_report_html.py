@@ -460,7 +460,7 @@ def colour_runs(row, x0, x1):
             runs[-1][1] += 1
         else:
             runs.append([pixel, 1])
-    return [(colour, length) for colour, length in runs]
+    return [tuple(run) for run in runs]
 
 
 @pytest.mark.once
@@ -494,24 +494,24 @@ def test_screenshot_shows_the_figures(overview, tmp_path):
     track = hex_colour("#dfe4ec")
     scale = layout["dpr"]
     checked = 0
-    for bar in layout["bars"]:
-        host = next(h for h in hosts if h["host"] == bar["host"])
-        y = int((bar["y"] + bar["h"] / 2) * scale)
-        x0, x1 = int(round(bar["x"] * scale)), int(round((bar["x"] + bar["w"]) * scale))
-        assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % bar["host"]
+    for shown in layout["bars"]:
+        host = next(h for h in hosts if h["host"] == shown["host"])
+        y = int((shown["y"] + shown["h"] / 2) * scale)
+        x0, x1 = int(round(shown["x"] * scale)), int(round((shown["x"] + shown["w"]) * scale))
+        assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % shown["host"]
         runs = colour_runs(rows[y], x0, x1)
-        if bar["title"] == "memory":
+        if shown["title"] == "memory":
             expected = [(colours["seg%d" % i], seg["pct"]) for i, seg in enumerate(host["memory_segments"][:2])]
         else:
-            vg = next(g for g in host["vgs"] if "VG " + g["name"] == bar["title"])
+            vg = next(g for g in host["vgs"] if "VG " + g["name"] == shown["title"])
             expected = [(colours["segdisk"], vg["used_pct"])]
         measured = dict((colour, length) for colour, length in runs if colour in colours.values() or colour == track)
         for colour, pct in expected:
             length = measured.get(colour, 0)
             # the share of the bar in the screenshot, within 2 px of what the figure says
-            assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (bar["host"], bar["title"], colour, length, pct, runs[:8])
+            assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (shown["host"], shown["title"], colour, length, pct, runs[:8])
             checked += 1
         if 100 - sum(p for _c, p in expected) > 3:
-            assert measured.get(track, 0) > 0, (bar["host"], bar["title"], runs[:8])
+            assert measured.get(track, 0) > 0, (shown["host"], shown["title"], runs[:8])
     # hosta and hostb: Domain-0 and guests in the memory bar, one VG each
     assert checked == 6, checked
