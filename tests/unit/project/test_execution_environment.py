@@ -105,7 +105,11 @@ def test_definition_pins_the_tested_ansible_core():
         assert "ansible-core==%s\n" % core in handle.read()
     lower = load(os.path.join("meta", "runtime.yml"))["requires_ansible"].lstrip(">=")
     assert LooseVersion(core) >= LooseVersion(lower)
-    assert re.match(r"^ansible-runner==\S+$", deps["ansible_runner"]["package_pip"])
+    # the ansible-runner the AWX job tests run with (tests/awx/awxjob.py) is the image's
+    runner = re.match(r"^ansible-runner==(\S+)$", deps["ansible_runner"]["package_pip"]).group(1)
+    for venv in ("newest", "oldest"):
+        with open(os.path.join(ROOT, "requirements", "controller-%s.txt" % venv), encoding="utf-8") as handle:
+            assert "ansible-runner==%s\n" % runner in handle.read(), venv
     python = deps["python_interpreter"]["python_path"]
     assert re.match(r"^/usr/bin/python3\.(1[2-9])$", python), "ansible-core %s needs Python >= 3.12" % core
 

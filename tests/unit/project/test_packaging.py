@@ -105,7 +105,8 @@ def test_local_junk_in_a_fresh_clone_stays_out_of_the_artifact(tmp_path):
 
 def test_installed_artifact_runs_its_playbooks_by_fqcn(built):
     """ansible-galaxy collection install of the tarball into an empty path; every playbook resolves as
-    sanless.xen.NAME (roles by FQCN inside it) from a folder with no ansible.cfg and no link."""
+    sanless.xen.NAME (roles by FQCN inside it) from a folder with no ansible.cfg and no link, and
+    ansible-doc finds the installed modules (sanless.xen.xen_info) and the inventory plugin."""
     tmp, path, _names = built
     dest = tmp / "installed"
     env = clean_env(tmp, ANSIBLE_COLLECTIONS_PATH=dest)
@@ -119,6 +120,14 @@ def test_installed_artifact_runs_its_playbooks_by_fqcn(built):
     proc = run_cli("playbook", "-i", "localhost,", "--syntax-check", *["sanless.xen." + p for p in playbooks],
                    cwd=work, env=env)
     assert "ERROR" not in proc.stderr
+    # the installed modules and plugins are found and documented by FQCN, from that path alone
+    proc = run_cli("doc", "sanless.xen.xen_info", cwd=work, env=env)
+    assert str(coll / "plugins" / "modules" / "xen_info.py") in proc.stdout and "EXAMPLES:" in proc.stdout
+    proc = run_cli("doc", "-t", "inventory", "sanless.xen.xen", cwd=work, env=env)
+    assert "plugin: sanless.xen.xen" in proc.stdout
+    listed = run_cli("doc", "-l", "sanless.xen", cwd=work, env=env).stdout
+    modules = sorted(f[:-3] for f in os.listdir(str(coll / "plugins" / "modules")) if f.endswith(".py"))
+    assert modules and all("sanless.xen." + m in listed for m in modules), listed
 
 
 def test_playbook_names_are_addressable_by_fqcn():
@@ -191,3 +200,30 @@ def test_version_added_is_a_released_version_or_the_coming_one():
         for value in version_added_values(doc):
             assert value in allowed, "%s: version_added %s, but the collection is %s (released: %s)" % (
                 os.path.relpath(path, ROOT), value, version, sorted(released_versions()))
+
+
+def test_sanity_has_no_ignores():
+    """ansible-test sanity passes with no ignore file (tests/sanity/ignore-*.txt) and no skipped test."""
+    assert not [f for f in project_files() if re.match(r"^tests/sanity/(ignore|skip)-.*\.txt$", f)]
+    with open(os.path.join(ROOT, "scripts", "sanity.sh"), encoding="utf-8") as handle:
+        script = handle.read()
+    sanity = [line for line in script.splitlines() if "ansible-test sanity" in line]
+    assert sanity and not [line for line in sanity if "--skip-test" in line or "--exclude" in line], sanity
+
+
+def test_lint_covers_the_whole_collection():
+    """make lint runs ansible-lint on the repository as a whole; .ansible-lint leaves out only
+    what is no Ansible content of the project: venvs, caches, local output, recorded command output."""
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as handle:
+        lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", handle.read(), re.M).group(1)
+    assert re.search(r"ansible-lint --profile production\s*$", lint.splitlines()[0]), lint
+    with open(os.path.join(ROOT, ".ansible-lint"), encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    assert config["profile"] == "production"
+    recorded = ("tests/unit/fixtures/",)
+    for excluded in config["exclude_paths"]:
+        tracked = [f for f in project_files() if fnmatch.fnmatch(f, excluded.rstrip("/") + "/*") or f == excluded]
+        if excluded not in recorded:
+            assert not tracked, "%s leaves project files out of lint: %s" % (excluded, tracked[:5])
+    assert set(config.get("skip_list") or []) <= {"galaxy[no-repository]"}
+    assert not config.get("warn_list")

@@ -10,13 +10,18 @@ is also rendered in headless Chromium when it is installed."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
+import time
+import urllib.request
 import zlib
 from html.parser import HTMLParser
 
@@ -291,6 +296,12 @@ def test_csv_refuses_other_documents(overview):
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
+CHROMEDRIVER = shutil.which("chromedriver")
+# headless, offline and quiet: no GPU, no sandbox (root in CI), nothing fetched or synced, no first-run UI;
+# each run also gets a new empty --user-data-dir
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                  "--window-size=1200,1600"]
 
 
 def png_pixels(data):
@@ -333,24 +344,12 @@ def hex_colour(value):
 
 
 NO_CHROMIUM = ("no chromium, chromium-browser or google-chrome on PATH: the page is not rendered in a browser "
-               "(apt-get install chromium)")
+               "(apt-get install chromium, or make unit as root: scripts/unit-deps.sh)")
+NO_CHROMEDRIVER = "no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
-def test_page_renders_in_headless_chromium(overview, tmp_path):
-    page = tmp_path / "report.html"
-    page.write_text(report_html(overview), encoding="utf-8")
-    shot = tmp_path / "report.png"
-    # SANLESS_XEN_SCREENSHOT=path keeps a copy to look at
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--no-first-run", "--user-data-dir=" + str(tmp_path / "profile"),
-                    "--screenshot=" + str(shot), "--window-size=1200,1600", page.as_uri()],
-                   check=True, capture_output=True, timeout=180)
-    data = shot.read_bytes()
-    if os.environ.get("SANLESS_XEN_SCREENSHOT"):
-        shutil.copyfile(str(shot), os.environ["SANLESS_XEN_SCREENSHOT"])
-    width, height, rows = png_pixels(data)
-    assert (width, height) == (1200, 1600)
+def check_screenshot_colours(width, height, rows):
+    """The screenshot is the report: page background, white cards, text, the bars' colours."""
     counts = {}
     for row in rows:
         for pixel in row:
@@ -365,3 +364,154 @@ def test_page_renders_in_headless_chromium(overview, tmp_path):
     # the bars: Domain-0 and guest memory, used disk, a VG's free part; the unreachable host's border
     for colour in ("#5b7fb8", "#2e8b57", "#7b5ea7", "#dfe4ec", "#c62828"):
         assert counts.get(hex_colour(colour), 0) > 150, "no %s area in the screenshot" % colour
+
+
+def keep_screenshot(data):
+    # SANLESS_XEN_SCREENSHOT=path keeps a copy to look at
+    if os.environ.get("SANLESS_XEN_SCREENSHOT"):
+        with open(os.environ["SANLESS_XEN_SCREENSHOT"], "wb") as handle:
+            handle.write(data)
+
+
+@pytest.mark.once
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is not None,
+                    reason=NO_CHROMIUM if CHROMIUM is None else "chromedriver present: test_screenshot_shows_the_figures")
+def test_page_renders_in_headless_chromium(overview, tmp_path):
+    """Without chromedriver: chromium's own --screenshot of the page shows the report's colours."""
+    page = tmp_path / "report.html"
+    page.write_text(report_html(overview), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + str(tmp_path / "profile"),
+                                                  "--screenshot=" + str(shot), page.as_uri()],
+                   check=True, capture_output=True, timeout=180)
+    data = shot.read_bytes()
+    keep_screenshot(data)
+    width, height, rows = png_pixels(data)
+    assert (width, height) == (1200, 1600)
+    check_screenshot_colours(width, height, rows)
+
+
+class WebDriver(object):
+    """The few WebDriver calls (W3C protocol over HTTP, standard library only) to chromedriver that
+    the test below needs: a headless session, a page, a script's value, a screenshot."""
+
+    def __init__(self, profile):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % self.port], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.session = ""
+        deadline = time.time() + 60
+        while True:
+            try:
+                if self.call("GET", "/status")["ready"]:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline and self.proc.poll() is None, "chromedriver did not start"
+            time.sleep(0.2)
+        caps = {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM, "args": CHROMIUM_FLAGS + ["--user-data-dir=" + profile]}}
+        self.session = "/session/" + self.call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+
+    def call(self, method, path, body=None):
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read().decode())["value"]
+
+    def open(self, url):
+        self.call("POST", self.session + "/url", {"url": url})
+
+    def script(self, source):
+        return self.call("POST", self.session + "/execute/sync", {"script": source, "args": []})
+
+    def screenshot(self):
+        return base64.b64decode(self.call("GET", self.session + "/screenshot"))
+
+    def close(self):
+        try:
+            if self.session:
+                self.call("DELETE", self.session)
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+# Where each bar and figure line is on the page, and the text the browser shows (hidden text is not in innerText).
+LAYOUT_JS = """
+return {text: document.body.innerText, dpr: window.devicePixelRatio,
+        bars: Array.from(document.querySelectorAll('div.bar')).map(function (bar) {
+          var r = bar.getBoundingClientRect();
+          var host = bar.closest('.host').querySelector('h3').firstChild.textContent.trim();
+          return {host: host, title: bar.title, x: r.left, y: r.top, w: r.width, h: r.height,
+                  segs: Array.from(bar.children).map(function (s) {
+                    return {cls: s.className, w: s.getBoundingClientRect().width}; })}; })};
+"""
+
+
+def colour_runs(row, x0, x1):
+    """[(colour, length)] of the pixels of one screenshot row between x0 and x1."""
+    runs = []
+    for pixel in row[x0:x1]:
+        if runs and runs[-1][0] == pixel:
+            runs[-1][1] += 1
+        else:
+            runs.append([pixel, 1])
+    return [tuple(run) for run in runs]
+
+
+@pytest.mark.once
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=NO_CHROMEDRIVER)
+def test_screenshot_shows_the_figures(overview, tmp_path):
+    """The page in headless Chromium through chromedriver: its screenshot shows the report's colours, the
+    text it shows holds each dom0's figures, and in its screenshot each bar's coloured parts are as long
+    as the figures say (Domain-0 and the guests' MiB of the host's memory, the VG's used share), measured
+    in pixels on the bar's middle row."""
+    page = tmp_path / "report.html"
+    page.write_text(report_html(overview), encoding="utf-8")
+    driver = WebDriver(str(tmp_path / "profile"))
+    try:
+        driver.open(page.as_uri())
+        layout = driver.script(LAYOUT_JS)
+        data = driver.screenshot()
+    finally:
+        driver.close()
+    keep_screenshot(data)
+    width, height, rows = png_pixels(data)
+    check_screenshot_colours(width, height, rows)
+    text = layout["text"]
+    hosts = [h for h in overview["hosts"] if h["status"] == "ok"]
+    assert len(hosts) == 2
+    for host in hosts:
+        assert "%s of %s MiB used" % (host["used_memory_mib"], host["total_memory_mib"]) in text
+        for seg in host["memory_segments"]:
+            assert "%s %s MiB" % (seg["name"], seg["mib"]) in text, seg
+    assert "2 / 3" in text and "Tolerated host failures: 1" in text
+    colours = {"seg0": hex_colour("#5b7fb8"), "seg1": hex_colour("#2e8b57"), "segdisk": hex_colour("#7b5ea7")}
+    track = hex_colour("#dfe4ec")
+    scale = layout["dpr"]
+    checked = 0
+    for shown in layout["bars"]:
+        host = next(h for h in hosts if h["host"] == shown["host"])
+        y = int((shown["y"] + shown["h"] / 2) * scale)
+        x0, x1 = int(round(shown["x"] * scale)), int(round((shown["x"] + shown["w"]) * scale))
+        assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % shown["host"]
+        runs = colour_runs(rows[y], x0, x1)
+        if shown["title"] == "memory":
+            expected = [(colours["seg%d" % i], seg["pct"]) for i, seg in enumerate(host["memory_segments"][:2])]
+        else:
+            vg = next(g for g in host["vgs"] if "VG " + g["name"] == shown["title"])
+            expected = [(colours["segdisk"], vg["used_pct"])]
+        measured = dict((colour, length) for colour, length in runs if colour in colours.values() or colour == track)
+        for colour, pct in expected:
+            length = measured.get(colour, 0)
+            # the share of the bar in the screenshot, within 2 px of what the figure says
+            assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (shown["host"], shown["title"], colour, length, pct, runs[:8])
+            checked += 1
+        if 100 - sum(p for _c, p in expected) > 3:
+            assert measured.get(track, 0) > 0, (shown["host"], shown["title"], runs[:8])
+    # hosta and hostb: Domain-0 and guests in the memory bar, one VG each
+    assert checked == 6, checked
