@@ -331,6 +331,13 @@ def snapshot_cow_bytes(request, origin_bytes, extent_bytes):
     return min(wanted, most), wanted > most
 
 
+def check_stripe_size(stripe_size_bytes):
+    """Refuse (ValueError) a stripe size LVM cannot use: a power of 2, at least 4 KiB."""
+    if stripe_size_bytes < 4096 or stripe_size_bytes & (stripe_size_bytes - 1):
+        raise ValueError("invalid stripe_size %d bytes: a power of 2, at least 4 KiB" % (stripe_size_bytes,))
+    return stripe_size_bytes
+
+
 def check_stripes(stripes, stripe_size_bytes, vg_info):
     """Refuse (ValueError) stripes LVM would refuse on this VG, before anything runs."""
     if stripes is None:
@@ -342,8 +349,7 @@ def check_stripes(stripes, stripe_size_bytes, vg_info):
         raise ValueError("VG %s: number of stripes (%d) must not exceed number of physical volumes (%d)"
                          % (vg_info["name"], stripes, vg_info["pv_count"]))
     if stripe_size_bytes is not None:
-        if stripe_size_bytes < 4096 or stripe_size_bytes & (stripe_size_bytes - 1):
-            raise ValueError("invalid stripe_size %d bytes: a power of 2, at least 4 KiB" % (stripe_size_bytes,))
+        check_stripe_size(stripe_size_bytes)
         if stripe_size_bytes > vg_info["extent_size_bytes"]:
             raise ValueError("invalid stripe_size %s: larger than the extent size %s of VG %s"
                              % (format_size(stripe_size_bytes), format_size(vg_info["extent_size_bytes"]),

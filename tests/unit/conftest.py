@@ -48,6 +48,14 @@ def recorded_capture(fixture_text, where, name, argv):
     return (data["rc"], data["stdout"], data["stderr"])
 
 
+def without_wipe(argv):
+    """An lvcreate of the collection as the lvmsnap recorder ran it: without "-W y -Z y" (a new LV on
+    fresh loop PVs has nothing to wipe, and -Z y is LVM's default); the rest is the same."""
+    at = argv.index("-W")
+    assert argv[at:at + 4] == ["-W", "y", "-Z", "y"]
+    return argv[:at] + argv[at + 4:]
+
+
 def lvs_report_with(fixture_text, *names):
     """The recorded lvs report of xenvg (lvm 2.03.16), its first LVs renamed to names, as a Replay output."""
     data = json.loads(fixture_text("lvm", "2.03.16", "lvs-domu.json"))

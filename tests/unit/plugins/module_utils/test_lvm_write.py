@@ -33,7 +33,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
 )
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
-from ansible_collections.sanless.xen.tests.unit.conftest import recorded_capture
+from ansible_collections.sanless.xen.tests.unit.conftest import recorded_capture, without_wipe
 
 LVM = ("lvm", "2.03.16")
 MIB = 1024 * 1024
@@ -304,18 +304,10 @@ def test_parse_snapshot_size_refuses(value, message):
         parse_snapshot_size(value)
 
 
-def _without_wipe(argv):
-    """The recorder ran lvcreate without "-W y -Z y" (a new LV on fresh loop PVs: nothing to wipe,
-    and -Z y is LVM's default); the rest of the command is the collection's."""
-    at = argv.index("-W")
-    assert argv[at:at + 4] == ["-W", "y", "-Z", "y"]
-    return argv[:at] + argv[at + 4:]
-
-
 def test_recorded_striped_create_and_refusal(fake_module, fixture_text):
     striped = lvcreate_argv("fxstripevg", "fxs-striped", 128 * MIB, stripes=2, stripe_size_bytes=64 * 1024)
     too_many = lvcreate_argv("fxstripevg", "fxs-striped3", 64 * MIB, stripes=3)
-    recorded = dict((tuple(argv), recorded_capture(fixture_text, LVM, name, _without_wipe(argv)))
+    recorded = dict((tuple(argv), recorded_capture(fixture_text, LVM, name, without_wipe(argv)))
                     for argv, name in ((striped, "lvcreate-striped.json"), (too_many, "lvcreate-striped-too-many.json")))
     module = fake_module(recorded)
     lvm = Lvm(CommandRunner(module))

@@ -57,7 +57,9 @@ def test_create(run_module, fixture_text):
     result, failed, calls = run_module({"vg": "xenvg", "name": "pvfx-disk", "size": "256M"}, outputs, diff=True)
     assert not failed and result["changed"] and result["action"] == "created"
     assert create in calls
-    assert result["lv"] == {"vg": "xenvg", "name": "pvfx-disk", "size_bytes": 268435456, "path": "/dev/xenvg/pvfx-disk"}
+    assert result["lv"] == {"vg": "xenvg", "name": "pvfx-disk", "size_bytes": 268435456, "path": "/dev/xenvg/pvfx-disk",
+                            "snapshot": False, "origin": None, "data_percent": None, "stripes": 1,
+                            "stripe_size_bytes": 0}
     assert result["diff"]["before"] == {"state": "absent"}
     assert result["diff"]["after"] == {"state": "present", "size_bytes": 268435456}
 
@@ -139,7 +141,7 @@ def test_vg_too_small_fails_before_any_change(run_module, fixture_text):
 
 def test_growing_beyond_free_space_fails(run_module, fixture_text):
     result, failed, calls = run_module({"vg": "xenvg", "name": "pvfx-disk", "size": "60G"}, reports(fixture_text))
-    assert failed and "needs" in result["msg"] and "more bytes" in result["msg"] and "pvfx-disk" in result["msg"]
+    assert failed and "needs" in result["msg"] and "more to grow" in result["msg"] and "free" in result["msg"] and "pvfx-disk" in result["msg"]
 
 
 def test_missing_vg(run_module, fixture_text):
