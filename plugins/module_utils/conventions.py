@@ -79,6 +79,11 @@ def history_dir(state_dir=STATE_DIR):
     return os.path.join(state_dir, "history")
 
 
+def backups_dir(state_dir=STATE_DIR):
+    """Open backup journals (one per VM: VM.json), beside the migrations' (docs/backup.md)."""
+    return os.path.join(state_dir, "backups")
+
+
 def auto_config_path(vm, auto_dir=XEN_AUTO_DIR):
     return os.path.join(auto_dir, "%s.cfg" % check_vm_name(vm))
 
@@ -143,6 +148,24 @@ def snapshot_percent_bytes(percent, origin_bytes, extent_bytes=DEFAULT_EXTENT_BY
     """The COW of lvcreate -s -l PERCENT%ORIGIN: PERCENT % of cow_max_bytes, rounded up to extents."""
     max_extents = cow_max_bytes(origin_bytes, extent_bytes) // int(extent_bytes)
     return -(-max_extents * int(percent) // 100) * int(extent_bytes)
+
+
+# A backup's snapshot of a disk LV: the LV's name and this suffix, so a leftover one is found by
+# name as well as by its origin (docs/backup.md). LVM allows '.' in LV names; VM disk LVs
+# (vm_disk_lv) never end in it.
+BACKUP_SNAPSHOT_SUFFIX = ".bksnap"
+
+
+def backup_snapshot_name(lv):
+    """The snapshot a backup takes of the LV lv: <lv>.bksnap."""
+    name = _lvm_part(lv, "LV name") + BACKUP_SNAPSHOT_SUFFIX
+    if len(name) > 127:
+        raise ValueError("LV name %r is too long for its backup snapshot name %r (LVM takes 127 characters)" % (lv, name))
+    return name
+
+
+def is_backup_snapshot_name(name):
+    return isinstance(name, str) and name.endswith(BACKUP_SNAPSHOT_SUFFIX) and len(name) > len(BACKUP_SNAPSHOT_SUFFIX)
 
 
 def striped_round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES, stripes=1):

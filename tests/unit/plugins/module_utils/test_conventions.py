@@ -216,3 +216,32 @@ def test_chap_checks_do_not_echo_the_secret():
     assert conv.check_chap_secret("labsecret12345") == "labsecret12345"
     with pytest.raises(ValueError):
         conv.check_chap_user("a b")
+
+
+MIB = 1024 * 1024
+
+
+def test_backup_snapshot_names_and_folder():
+    assert conv.backup_snapshot_name("web01-disk") == "web01-disk.bksnap"
+    assert conv.is_backup_snapshot_name("web01-disk.bksnap")
+    assert not conv.is_backup_snapshot_name("web01-disk") and not conv.is_backup_snapshot_name(".bksnap")
+    assert conv.backups_dir() == "/var/lib/sanless-xen/backups"
+    assert conv.backups_dir("/tmp/s") != conv.migrations_dir("/tmp/s")
+    for bad in ("a b", "-x", "x/y", "x" * 127):
+        with pytest.raises(ValueError):
+            conv.backup_snapshot_name(bad)
+
+
+@pytest.mark.parametrize("origin, cow", [
+    (64 * MIB, 68 * MIB),          # recorded (lvcreate-snapshot-too-big.json: 100g cut to 68 MiB)
+    (1024 * MIB, 1032 * MIB),      # 262144 chunks: 1025 metadata chunks + header, 4 MiB extents
+    (4096, 4 * MIB),
+])
+def test_cow_max_bytes(origin, cow):
+    assert conv.cow_max_bytes(origin) == cow
+
+
+def test_snapshot_percent_of_origin():
+    assert conv.snapshot_percent_bytes(50, 64 * MIB) == 36 * MIB   # recorded: -l 50%ORIGIN
+    assert conv.snapshot_percent_bytes(100, 64 * MIB) == 68 * MIB
+    assert conv.snapshot_percent_bytes(1, 64 * MIB) == 4 * MIB
