@@ -78,6 +78,8 @@ options:
   stripes:
     description:
       - Number of stripes of a new LV (C(lvcreate -i)); at most the number of physical volumes of O(vg).
+      - The VG's free space must also lie on that many physical volumes; LVM checks that itself and fails
+        without a change otherwise (the task fails with its command, rc and stderr).
       - On an existing LV, a different number makes the module fail (it does not restripe).
       - Not with O(snapshot_of).
     type: int
