@@ -25,9 +25,8 @@ REPORT_OPTIONS = ["--reportformat", "json", "--units", "b", "--nosuffix"]
 
 LV_FIELDS = ["lv_name", "vg_name", "lv_attr", "lv_size", "lv_path", "lv_dm_path", "lv_active", "lv_uuid",
              "origin", "data_percent", "lv_time", "segtype", "stripes", "stripe_size"]
-# Reports recorded before the fields after lv_uuid were asked for lack them; parse_lvs reads them
-# as unknown (None) rather than refusing those.
-_LV_LATER_FIELDS = ("origin", "data_percent", "lv_time", "segtype", "stripes", "stripe_size")
+# Reports recorded before the fields after lv_uuid were asked for lack them; parse_lvs reads those
+# (_later) as unknown (None) rather than refusing the report.
 # lv_time as LVM prints it by default (report/time_format "%Y-%m-%d %T %z")
 LV_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 VG_FIELDS = ["vg_name", "vg_size", "vg_free", "pv_count", "lv_count", "vg_extent_size", "vg_attr", "vg_uuid"]
@@ -103,7 +102,7 @@ def _count(row, key, kind):
 
 
 def _later(row, key, convert):
-    """A field of _LV_LATER_FIELDS: None when the report lacks it or LVM leaves it empty."""
+    """A field after lv_uuid in LV_FIELDS: None when the report lacks it or LVM leaves it empty."""
     value = row.get(key)
     if value is None or value == "":
         return None
