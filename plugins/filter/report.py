@@ -15,14 +15,16 @@ Documentation of each filter: the YAML file named after it next to this file.
 from __future__ import annotations
 
 import csv
+import datetime
 import fnmatch
 import io
 import json
 import re
+import time
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils import conventions, diskexport, drbd
+from ansible_collections.sanless.xen.plugins.module_utils import conventions, diskexport, drbd, lvm
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import VM_NAME_PATTERN, VM_NAME_RULE
 
 # --------------------------------------------------------------------------- VM names
@@ -207,14 +209,57 @@ def _pct(part, whole):
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
+# --------------------------------------------------------------------------- snapshot watchdog
+# Which snapshots need a look is lvm.snapshot_alerts' rule, on the lvs xen_info returns.
+
+def _now_epoch(generated_at):
+    """The report's time (generated_at, when it is ISO 8601) in seconds, else now."""
+    try:
+        stamp = datetime.datetime.fromisoformat(str(generated_at).replace("Z", "+00:00"))
+    except ValueError:
+        return time.time()
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.timestamp()
+
+
+def _snapshot_limits(max_age_hours, max_fill_pct):
+    for name, value in (("snapshot_max_age_hours", max_age_hours), ("snapshot_max_fill_pct", max_fill_pct)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise AnsibleFilterError("%s must be a number >= 0, got %r" % (name, value))
+    return {"max_age_hours": max_age_hours, "max_fill_pct": max_fill_pct}
+
+
+def _snapshot_alerts(result, now, limits):
+    return lvm.snapshot_alerts(result.get("lvs") or [], now, limits["max_age_hours"], limits["max_fill_pct"])
+
+
+def _snapshot_lines(alerts, limits):
+    """One line per snapshot that needs a look: host, VG/LV, origin, size, fill, age, why."""
+    if not alerts:
+        return []
+    lines = ["Snapshots to look at (older than %s h, fuller than %s%% or invalid):"
+             % (limits["max_age_hours"], limits["max_fill_pct"])]
+    for alert in alerts:
+        lines.append("  %s %s/%s of %s, %s GiB: %s" % (
+            alert["host"], alert["vg"], alert["name"], alert["origin"] or "?", gib(alert["size_bytes"]),
+            "; ".join(alert["reasons"])))
+    return lines
+
+
 # --------------------------------------------------------------------------- vmlist
 
-def vm_report(info_by_host, pattern="*", generated_at=None):
+def vm_report(info_by_host, pattern="*", generated_at=None, snapshot_max_age_hours=lvm.SNAPSHOT_MAX_AGE_HOURS,
+              snapshot_max_fill_pct=lvm.SNAPSHOT_MAX_FILL_PCT):
     """The vmlist document: every domain of every host matching ``pattern``, hosts that did
-    not answer, and totals. Validates against docs/schemas/vmlist.schema.json."""
+    not answer, and totals; and the snapshots of those hosts older than snapshot_max_age_hours,
+    fuller than snapshot_max_fill_pct % or invalid. Validates against docs/schemas/vmlist.schema.json."""
     pairs = parse_pattern(pattern)
+    limits = _snapshot_limits(snapshot_max_age_hours, snapshot_max_fill_pct)
+    now = _now_epoch(generated_at)
     hosts = []
     domains = []
+    snapshots = []
     for host, result in _check_info(info_by_host):
         if not host_matches(host, pairs):
             continue
@@ -222,6 +267,7 @@ def vm_report(info_by_host, pattern="*", generated_at=None):
         entry = {"host": host, "status": status, "error": error, "hostname": None, "domains": 0}
         if status == "ok":
             entry["hostname"] = result["host"].get("hostname")
+            snapshots += [dict(alert, host=host) for alert in _snapshot_alerts(result, now, limits)]
             for dom in result["domains"]:
                 name = str(dom.get("name"))
                 if not match_vm(name, pairs, host=host):
@@ -250,25 +296,32 @@ def vm_report(info_by_host, pattern="*", generated_at=None):
         "guests": sum(1 for d in domains if not d["is_dom0"]),
         "memory_mib": sum(d["memory_mib"] for d in domains),
         "vcpus": sum(d["vcpus"] for d in domains),
+        "snapshot_alerts": len(snapshots),
     }
     # who exports what to whom (xen_info disk_exports=true), from the hosts of the pattern
     exports = [row for row in diskexport.export_table(dict(_check_info(info_by_host))) if host_matches(row["host"], pairs)]
     return {"report": "vmlist", "generated_at": generated_at, "pattern": pattern or "*",
-            "hosts": hosts, "domains": domains, "totals": totals, "exports": exports}
+            "hosts": hosts, "domains": domains, "totals": totals, "exports": exports,
+            "snapshot_limits": limits, "snapshots": snapshots}
 
 
 # --------------------------------------------------------------------------- hoststats
 
 _SUMMED = ("domains", "guests", "nr_cpus", "dom0_vcpus", "guest_vcpus", "total_memory_mib", "used_memory_mib",
-           "free_memory_mib", "guest_memory_mib", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes")
+           "free_memory_mib", "guest_memory_mib", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes",
+           "snapshot_alerts")
 
 
-def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
-    """The hoststats (or hostlist) document: per host CPU allocation, memory and disk use,
-    and the same summed over the hosts that answered. ``vg`` is a glob of the VGs counted as
-    disk. Validates against docs/schemas/hoststats.schema.json."""
+def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None,
+                snapshot_max_age_hours=lvm.SNAPSHOT_MAX_AGE_HOURS, snapshot_max_fill_pct=lvm.SNAPSHOT_MAX_FILL_PCT):
+    """The hoststats (or hostlist) document: per host CPU allocation, memory and disk use, and
+    its snapshots (in any VG) older than snapshot_max_age_hours, fuller than snapshot_max_fill_pct %
+    or invalid; and the same summed over the hosts that answered. ``vg`` is a glob of the VGs
+    counted as disk. Validates against docs/schemas/hoststats.schema.json."""
     if kind not in ("hoststats", "hostlist"):
         raise AnsibleFilterError("host_report kind must be hoststats or hostlist, got %r" % (kind,))
+    limits = _snapshot_limits(snapshot_max_age_hours, snapshot_max_fill_pct)
+    now = _now_epoch(generated_at)
     vg = vg or "*"
     hosts = []
     exports = diskexport.export_table(dict(_check_info(info_by_host))) if kind == "hostlist" else []
@@ -307,7 +360,9 @@ def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
                 "disk_total_bytes": disk_total,
                 "disk_used_bytes": disk_total - disk_free,
                 "disk_free_bytes": disk_free,
+                "snapshots": _snapshot_alerts(result, now, limits),
             })
+            entry["snapshot_alerts"] = len(entry["snapshots"])
             _add_pcts(entry)
             if kind == "hostlist":
                 # its disk exports (and the dom0s that import them) and its imports, from xen_info disk_exports=true
@@ -323,7 +378,7 @@ def host_report(info_by_host, vg="*", kind="hoststats", generated_at=None):
     _add_pcts(totals)
     return {"report": kind, "generated_at": generated_at, "vg": vg,
             "cpu_usage": "allocated guest vCPUs / physical CPUs (allocation, not load)",
-            "hosts": hosts, "totals": totals}
+            "snapshot_limits": limits, "hosts": hosts, "totals": totals}
 
 
 def _add_pcts(entry):
@@ -390,11 +445,14 @@ def _plan_part(plan):
     return part
 
 
-def cluster_overview(info_by_host, plan=None, vg="*", generated_at=None):
-    """The cluster document behind playbooks/report.yml: the hoststats figures of every host,
-    its guests (with their storage and where the plan restarts them), its DRBD replicas and
-    their health, and the failover plan (the registered result of sanless.xen.cluster_plan)."""
-    stats = host_report(info_by_host, vg=vg)
+def cluster_overview(info_by_host, plan=None, vg="*", generated_at=None,
+                     snapshot_max_age_hours=lvm.SNAPSHOT_MAX_AGE_HOURS, snapshot_max_fill_pct=lvm.SNAPSHOT_MAX_FILL_PCT):
+    """The cluster document behind playbooks/report.yml: the hoststats figures of every host
+    (snapshots to look at included), its guests (with their storage and where the plan restarts
+    them), its DRBD replicas and their health, and the failover plan (the registered result of
+    sanless.xen.cluster_plan)."""
+    stats = host_report(info_by_host, vg=vg, generated_at=generated_at, snapshot_max_age_hours=snapshot_max_age_hours,
+                        snapshot_max_fill_pct=snapshot_max_fill_pct)
     domains = vm_report(info_by_host)["domains"]
     plan = _plan_part(plan)
     planned = dict((vm["name"], vm) for vm in plan["vms"])
@@ -427,7 +485,7 @@ def cluster_overview(info_by_host, plan=None, vg="*", generated_at=None):
     totals.update(replicas=len(replicas), replicas_healthy=sum(1 for r in replicas if r["healthy"]))
     plan.pop("vms")
     return {"report": "cluster", "generated_at": generated_at, "vg": stats["vg"], "cpu_usage": stats["cpu_usage"],
-            "hosts": hosts, "totals": totals, "plan": plan}
+            "snapshot_limits": stats["snapshot_limits"], "hosts": hosts, "totals": totals, "plan": plan}
 
 
 # --------------------------------------------------------------------------- tables
@@ -562,7 +620,8 @@ def _vm_lines(report):
     lines += _dead_lines(report["hosts"], width)
     if report.get("pattern") not in (None, "", "*"):
         lines.append("(VMs matching %s)" % (report["pattern"],))
-    return lines + _export_lines(report.get("exports") or [])
+    return (lines + _export_lines(report.get("exports") or [])
+            + _snapshot_lines(report.get("snapshots") or [], report.get("snapshot_limits")))
 
 
 def _hoststats_lines(report):
@@ -577,7 +636,8 @@ def _hoststats_lines(report):
     lines.append("CPU% = guest vCPUs / physical CPUs (allocation, not load)")
     lines.append("MEM USED = total - free as Xen reports it (Domain-0 included); DISK = VGs matching %s, size - free"
                  % (report.get("vg", "*"),))
-    return lines
+    return lines + _snapshot_lines([dict(alert, host=h["host"]) for h in ok for alert in h.get("snapshots") or []],
+                                   report.get("snapshot_limits"))
 
 
 def _hostlist_lines(report):
@@ -667,7 +727,7 @@ CSV_COLUMNS = {
                "config_file", "status", "error"),
     "hoststats": ("host", "status", "guests", "guest_vcpus", "nr_cpus", "cpu_alloc_pct", "total_memory_mib",
                   "used_memory_mib", "free_memory_mib", "memory_used_pct", "disk_total_bytes", "disk_used_bytes",
-                  "disk_free_bytes", "disk_used_pct", "error"),
+                  "disk_free_bytes", "disk_used_pct", "snapshot_alerts", "error"),
     "hostlist": ("host", "status", "hostname", "xen_version", "toolstack", "drbd_version", "nr_cpus",
                  "total_memory_mib", "domains", "vgs", "error"),
 }

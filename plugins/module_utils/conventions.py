@@ -86,6 +86,11 @@ def drained_mark_path(state_dir=STATE_DIR):
     return os.path.join(state_dir, "drained")
 
 
+def backups_dir(state_dir=STATE_DIR):
+    """Open backup journals (one per VM: VM.json), beside the migrations' (docs/backup.md)."""
+    return os.path.join(state_dir, "backups")
+
+
 def auto_config_path(vm, auto_dir=XEN_AUTO_DIR):
     return os.path.join(auto_dir, "%s.cfg" % check_vm_name(vm))
 
@@ -124,6 +129,56 @@ def round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
     if extent_bytes <= 0:
         raise ValueError("extent size must be positive, got %r" % (extent_bytes,))
     return -(-int(size_bytes) // extent_bytes) * extent_bytes
+
+
+# --------------------------------------------------------------------------- LVM snapshots and stripes
+
+# A classic snapshot's copy-on-write store (dm-snapshot persistent exception store, lvcreate -s
+# without -c): a header chunk, then areas of one metadata chunk (16 bytes per data chunk it maps)
+# followed by the data chunks it maps.
+SNAPSHOT_CHUNK_BYTES = 4096
+_COW_EXCEPTION_BYTES = 16
+
+
+def cow_max_bytes(origin_bytes, extent_bytes=DEFAULT_EXTENT_BYTES, chunk_bytes=SNAPSHOT_CHUNK_BYTES):
+    """The largest COW a snapshot of an origin can use, in whole extents: LVM silently shrinks a
+    larger request to it ("Reducing COW size ... down to maximum usable size"), and N%ORIGIN is N %
+    of it (lvm2 cow_max_extents; recorded: 68 MiB for a 64 MiB origin, 50%ORIGIN 36 MiB)."""
+    chunks = -(-int(origin_bytes) // chunk_bytes)
+    per_area = chunk_bytes // _COW_EXCEPTION_BYTES
+    # +per_area: when chunks divides evenly, one more metadata chunk ends the store
+    metadata_chunks = (chunks + per_area) // per_area
+    return round_up((1 + metadata_chunks + chunks) * chunk_bytes, extent_bytes)
+
+
+def snapshot_percent_bytes(percent, origin_bytes, extent_bytes=DEFAULT_EXTENT_BYTES):
+    """The COW of lvcreate -s -l PERCENT%ORIGIN: PERCENT % of cow_max_bytes, rounded up to extents."""
+    max_extents = cow_max_bytes(origin_bytes, extent_bytes) // int(extent_bytes)
+    return -(-max_extents * int(percent) // 100) * int(extent_bytes)
+
+
+# A backup's snapshot of a disk LV: the LV's name and this suffix, so a leftover one is found by
+# name as well as by its origin (docs/backup.md). LVM allows '.' in LV names; VM disk LVs
+# (vm_disk_lv) never end in it.
+BACKUP_SNAPSHOT_SUFFIX = ".bksnap"
+
+
+def backup_snapshot_name(lv):
+    """The snapshot a backup takes of the LV lv: <lv>.bksnap."""
+    name = _lvm_part(lv, "LV name") + BACKUP_SNAPSHOT_SUFFIX
+    if len(name) > 127:
+        raise ValueError("LV name %r is too long for its backup snapshot name %r (LVM takes 127 characters)" % (lv, name))
+    return name
+
+
+def is_backup_snapshot_name(name):
+    return isinstance(name, str) and name.endswith(BACKUP_SNAPSHOT_SUFFIX) and len(name) > len(BACKUP_SNAPSHOT_SUFFIX)
+
+
+def striped_round_up(size_bytes, extent_bytes=DEFAULT_EXTENT_BYTES, stripes=1):
+    """The size lvcreate -i STRIPES allocates: whole extents on each stripe ("Rounding size ... up to
+    stripe boundary size"; recorded: 64 MiB on 3 stripes of 4 MiB extents is 72 MiB)."""
+    return round_up(size_bytes, int(extent_bytes) * max(1, int(stripes)))
 
 
 # --------------------------------------------------------------------------- Xen memory

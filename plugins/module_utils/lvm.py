@@ -7,10 +7,15 @@
 
 ``--reportformat json --units b --nosuffix`` makes every size a plain integer number of
 bytes, so nothing depends on rounding or on the locale.
+
+lvs also reports what snapshots, backups and the snapshot watchdog need: a snapshot's origin and
+fill (data_percent: the share of its copy-on-write space used), when the LV was made (lv_time),
+and the segment type and stripes.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 
@@ -18,7 +23,12 @@ from ansible_collections.sanless.xen.plugins.module_utils import conventions as 
 
 REPORT_OPTIONS = ["--reportformat", "json", "--units", "b", "--nosuffix"]
 
-LV_FIELDS = ["lv_name", "vg_name", "lv_attr", "lv_size", "lv_path", "lv_dm_path", "lv_active", "lv_uuid"]
+LV_FIELDS = ["lv_name", "vg_name", "lv_attr", "lv_size", "lv_path", "lv_dm_path", "lv_active", "lv_uuid",
+             "origin", "data_percent", "lv_time", "segtype", "stripes", "stripe_size"]
+# Reports recorded before the fields after lv_uuid were asked for lack them; parse_lvs reads those
+# (_later) as unknown (None) rather than refusing the report.
+# lv_time as LVM prints it by default (report/time_format "%Y-%m-%d %T %z")
+LV_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 VG_FIELDS = ["vg_name", "vg_size", "vg_free", "pv_count", "lv_count", "vg_extent_size", "vg_attr", "vg_uuid"]
 PV_FIELDS = ["pv_name", "vg_name", "pv_size", "pv_free", "dev_size", "pv_attr", "pv_uuid"]
 
@@ -91,10 +101,39 @@ def _count(row, key, kind):
     return int(value)
 
 
+def _later(row, key, convert):
+    """A field after lv_uuid in LV_FIELDS: None when the report lacks it or LVM leaves it empty."""
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return convert(value)
+    except ValueError:
+        raise LvmParseError("lvs: %s=%r cannot be read" % (key, value))
+
+
+def lv_time_epoch(value):
+    """Seconds since the epoch of an lv_time ("2026-12-04 04:39:37 +0000"), None if not in that form."""
+    try:
+        return int(datetime.datetime.strptime(value, LV_TIME_FORMAT).timestamp())
+    except (TypeError, ValueError):
+        return None
+
+
+def _byte_count(value):
+    if not value.isdigit():
+        raise ValueError(value)
+    return int(value)
+
+
 def parse_lvs(text):
     """Parse ``lvs`` JSON (see lvs_argv) into dicts.
 
-    Each: vg, name, size_bytes, path, dm_path, active (bool), suspended (bool), attr, uuid.
+    Each: vg, name, size_bytes, path, dm_path, active (bool), suspended (bool), attr, uuid;
+    snapshot (bool: a classic snapshot), invalid (bool: a snapshot whose COW overflowed), origin
+    (of a snapshot, else None), data_percent (float: a snapshot's COW fill, a thin LV's data use;
+    None when LVM gives none), created (lv_time as LVM prints it), created_epoch (int or None),
+    segtype, stripes (int), stripe_size_bytes (int, 0 when not striped).
     path and dm_path are None when LVM reports none (hidden LVs).
     """
     lvs = []
@@ -103,6 +142,7 @@ def parse_lvs(text):
         if len(attr) < 5:
             raise LvmParseError("lvs: lv_attr %r is too short" % (attr,))
         active_field = _field(row, "lv_active", "lv")
+        created = _later(row, "lv_time", str)
         lvs.append({
             "vg": _field(row, "vg_name", "lv"),
             "name": _field(row, "lv_name", "lv"),
@@ -115,6 +155,16 @@ def parse_lvs(text):
             "suspended": attr[4] in ("s", "S"),
             "attr": attr,
             "uuid": _field(row, "lv_uuid", "lv"),
+            "snapshot": attr[0] in ("s", "S"),
+            # attr[4] 'I': a snapshot that ran out of COW space (recorded: "swi-I-s---", 100.00 %)
+            "invalid": attr[0] == "S" or (attr[0] in ("s", "S") and attr[4] == "I"),
+            "origin": _later(row, "origin", str),
+            "data_percent": _later(row, "data_percent", float),
+            "created": created,
+            "created_epoch": lv_time_epoch(created) if created else None,
+            "segtype": _later(row, "segtype", str),
+            "stripes": _later(row, "stripes", _byte_count),
+            "stripe_size_bytes": _later(row, "stripe_size", _byte_count),
         })
     return lvs
 
@@ -227,20 +277,129 @@ def lv_ref(vg, lv):
     return "%s/%s" % (check_name(vg, "VG name"), check_name(lv, "LV name"))
 
 
-def lvcreate_argv(vg, lv, size_bytes):
+def lvcreate_argv(vg, lv, size_bytes, stripes=None, stripe_size_bytes=None):
     """A new LV of exactly size_bytes (rounded up to extents by LVM).
 
     ``-W y`` wipes old signatures (a new guest disk must not look like an old filesystem or
-    RAID member), ``-Z y`` zeroes its first 4 KiB, ``-y`` answers LVM's questions.
+    RAID member), ``-Z y`` zeroes its first 4 KiB, ``-y`` answers LVM's questions. With stripes
+    (> 1), ``-i STRIPES`` and, when given, ``-I STRIPE_SIZE`` (LVM's default is 64 KiB).
     """
-    return ["lvcreate", "-q", "-y", "-W", "y", "-Z", "y", "-L", "%db" % size_bytes,
-            "-n", check_name(lv, "LV name"), check_name(vg, "VG name")]
+    argv = ["lvcreate", "-q", "-y", "-W", "y", "-Z", "y"]
+    if stripes and stripes > 1:
+        argv += ["-i", "%d" % stripes]
+        if stripe_size_bytes:
+            argv += ["-I", "%db" % stripe_size_bytes]
+    return argv + ["-L", "%db" % size_bytes, "-n", check_name(lv, "LV name"), check_name(vg, "VG name")]
 
 
-def lvsnapshot_argv(vg, origin, snapshot, size_bytes):
-    """A classic (COW) snapshot ``snapshot`` of ``vg/origin`` with size_bytes of COW space."""
-    return ["lvcreate", "-q", "-y", "-s", "-L", "%db" % size_bytes, "-n", check_name(snapshot, "LV name"),
-            lv_ref(vg, origin)]
+def lvsnapshot_argv(vg, origin, snapshot, size_bytes=None, percent=None):
+    """A classic (COW) snapshot ``snapshot`` of ``vg/origin``: size_bytes of COW space, or percent
+    of the origin (``-l N%ORIGIN``, which LVM takes of the largest usable COW, see
+    conventions.cow_max_bytes)."""
+    if (size_bytes is None) == (percent is None):
+        raise ValueError("a snapshot takes a size or a percentage of its origin, one of them")
+    amount = ["-L", "%db" % size_bytes] if percent is None else ["-l", "%d%%ORIGIN" % percent]
+    return ["lvcreate", "-q", "-y", "-s"] + amount + ["-n", check_name(snapshot, "LV name"), lv_ref(vg, origin)]
+
+
+_PERCENT_ORIGIN_RE = re.compile(r"^\s*([0-9]{1,3})\s*%\s*ORIGIN\s*$", re.IGNORECASE)
+
+
+def parse_snapshot_size(value):
+    """A snapshot's COW request: ("percent", N) for ``"N%ORIGIN"`` (1 to 100), else ("bytes", parse_size)."""
+    match = _PERCENT_ORIGIN_RE.match(value) if isinstance(value, str) else None
+    if match:
+        percent = int(match.group(1))
+        if not 1 <= percent <= 100:
+            raise ValueError("invalid snapshot size %r: a percentage of the origin is 1 to 100 (%%ORIGIN)" % (value,))
+        return "percent", percent
+    if isinstance(value, str) and "%" in value:
+        raise ValueError("invalid snapshot size %r: a percentage is written N%%ORIGIN (20%%ORIGIN)" % (value,))
+    return "bytes", parse_size(value)
+
+
+def snapshot_cow_bytes(request, origin_bytes, extent_bytes):
+    """(COW bytes LVM allocates, capped) for a parse_snapshot_size request on an origin: a larger
+    request than the origin can use is cut to conventions.cow_max_bytes, as lvcreate and lvextend
+    do without failing (capped True then)."""
+    kind, amount = request
+    most = conv.cow_max_bytes(origin_bytes, extent_bytes)
+    if kind == "percent":
+        return conv.snapshot_percent_bytes(amount, origin_bytes, extent_bytes), False
+    wanted = round_to_extents(amount, extent_bytes)
+    return min(wanted, most), wanted > most
+
+
+def check_stripe_size(stripe_size_bytes):
+    """Refuse (ValueError) a stripe size LVM cannot use: a power of 2, at least 4 KiB."""
+    if stripe_size_bytes < 4096 or stripe_size_bytes & (stripe_size_bytes - 1):
+        raise ValueError("invalid stripe_size %d bytes: a power of 2, at least 4 KiB" % (stripe_size_bytes,))
+    return stripe_size_bytes
+
+
+def check_stripes(stripes, stripe_size_bytes, vg_info):
+    """Refuse (ValueError) stripes LVM would refuse on this VG, before anything runs."""
+    if stripes is None:
+        return
+    if stripes < 1 or stripes > 128:
+        raise ValueError("invalid stripes %r: 1 to 128" % (stripes,))
+    if stripes > vg_info["pv_count"]:
+        # what lvcreate says (recorded: lvcreate-striped-too-many.json)
+        raise ValueError("VG %s: number of stripes (%d) must not exceed number of physical volumes (%d)"
+                         % (vg_info["name"], stripes, vg_info["pv_count"]))
+    if stripe_size_bytes is not None:
+        check_stripe_size(stripe_size_bytes)
+        if stripe_size_bytes > vg_info["extent_size_bytes"]:
+            raise ValueError("invalid stripe_size %s: larger than the extent size %s of VG %s"
+                             % (format_size(stripe_size_bytes), format_size(vg_info["extent_size_bytes"]),
+                                vg_info["name"]))
+
+
+def fit_problem(vg_info, need_bytes, what):
+    """None when need_bytes fit in the VG's free space, else the refusal: what is needed, the free
+    space and the shortfall, in bytes and in binary units."""
+    free = vg_info["free_bytes"]
+    if need_bytes <= free:
+        return None
+    return ("VG %s needs %d bytes (%s) %s, has %d bytes (%s) free: %d bytes (%s) short"
+            % (vg_info["name"], need_bytes, format_size(need_bytes), what, free, format_size(free),
+               need_bytes - free, format_size(need_bytes - free)))
+
+
+def snapshots_of(lvs, vg, origin):
+    """The parse_lvs dicts of the snapshots of vg/origin."""
+    return [lv for lv in lvs if lv["vg"] == vg and lv["snapshot"] and lv["origin"] == origin]
+
+
+# --------------------------------------------------------------------------- snapshot watchdog
+
+SNAPSHOT_MAX_AGE_HOURS = 24
+SNAPSHOT_MAX_FILL_PCT = 80
+
+
+def snapshot_alerts(lvs, now_epoch, max_age_hours=SNAPSHOT_MAX_AGE_HOURS, max_fill_pct=SNAPSHOT_MAX_FILL_PCT):
+    """The snapshots of parse_lvs dicts that need a look: invalid (overflowed), fuller than
+    max_fill_pct % or older than max_age_hours at now_epoch. Each: vg, name, origin, size_bytes,
+    data_percent, created, age_hours (None when unknown), invalid, reasons (list of str)."""
+    alerts = []
+    for lv in lvs:
+        if not lv.get("snapshot"):
+            continue
+        created = lv.get("created_epoch")
+        age = round((now_epoch - created) / 3600.0, 1) if created is not None and now_epoch is not None else None
+        fill = lv.get("data_percent")
+        reasons = []
+        if lv.get("invalid"):
+            reasons.append("invalid: its copy-on-write space overflowed")
+        elif fill is not None and fill > max_fill_pct:
+            reasons.append("%.1f%% full (over %s%%)" % (fill, max_fill_pct))
+        if age is not None and age > max_age_hours:
+            reasons.append("%.1f h old (over %s h)" % (age, max_age_hours))
+        if reasons:
+            alerts.append({"vg": lv["vg"], "name": lv["name"], "origin": lv.get("origin"),
+                           "size_bytes": lv["size_bytes"], "data_percent": fill, "created": lv.get("created"),
+                           "age_hours": age, "invalid": bool(lv.get("invalid")), "reasons": reasons})
+    return sorted(alerts, key=lambda a: (a["vg"], a["name"]))
 
 
 def lvextend_argv(vg, lv, size_bytes):
@@ -271,12 +430,17 @@ def lv_is_snapshot(lv):
     return lv["attr"][:1] in ("s", "S")
 
 
-def _lvm_create(self, vg, lv, size_bytes):
-    return self.runner.run(lvcreate_argv(vg, lv, size_bytes), changes_state=True)
+def lv_is_origin(lv):
+    """True for an LV that has classic snapshots (attr[0] 'o')."""
+    return lv["attr"][:1] in ("o", "O")
 
 
-def _lvm_snapshot(self, vg, origin, snapshot, size_bytes):
-    return self.runner.run(lvsnapshot_argv(vg, origin, snapshot, size_bytes), changes_state=True)
+def _lvm_create(self, vg, lv, size_bytes, stripes=None, stripe_size_bytes=None):
+    return self.runner.run(lvcreate_argv(vg, lv, size_bytes, stripes, stripe_size_bytes), changes_state=True)
+
+
+def _lvm_snapshot(self, vg, origin, snapshot, size_bytes=None, percent=None):
+    return self.runner.run(lvsnapshot_argv(vg, origin, snapshot, size_bytes, percent), changes_state=True)
 
 
 def _lvm_resize(self, vg, lv, size_bytes, current_bytes):

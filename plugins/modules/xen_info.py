@@ -237,6 +237,42 @@ lvs:
       description: LV UUID.
       type: str
       sample: 0lK7a2-Ubb8-Jh8u-xyWq-3vYI-4a9m-NpTGdn
+    snapshot:
+      description: Whether the LV is a classic (copy-on-write) snapshot.
+      type: bool
+      sample: false
+    invalid:
+      description: Whether the LV is a snapshot whose copy-on-write space overflowed (the snapshot is lost).
+      type: bool
+      sample: false
+    origin:
+      description: The LV a snapshot is of, V(null) for other LVs.
+      type: str
+      sample: vm1-disk
+    data_percent:
+      description: How full a snapshot's copy-on-write space (or a thin LV's data) is, in percent; V(null) when LVM gives none.
+      type: float
+      sample: 37.7
+    created:
+      description: When the LV was made, as LVM prints it (C(lv_time)).
+      type: str
+      sample: "2026-12-04 04:39:37 +0000"
+    created_epoch:
+      description: The same in seconds since the epoch, V(null) when LVM prints it in another form.
+      type: int
+      sample: 1796359177
+    segtype:
+      description: Segment type (C(linear), C(striped), ...).
+      type: str
+      sample: linear
+    stripes:
+      description: Number of stripes.
+      type: int
+      sample: 1
+    stripe_size_bytes:
+      description: Stripe size in bytes, 0 when not striped.
+      type: int
+      sample: 0
 drbd:
   description: DRBD state from C(/proc/drbd) (DRBD 8), or C(drbdsetup status --json) (DRBD 9).
   returned: success

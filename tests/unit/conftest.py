@@ -27,6 +27,35 @@ def recorded_run(fixture_text, where, name):
             fixture_text(*where + (name + ".err",)))
 
 
+def _lvm_words(argv):
+    """An LVM command line compared by meaning: without -q (which only quiets LVM's notices) and with
+    the sizes after -L and -I as byte counts (the recorder typed 16m, the collection writes 16777216b)."""
+    from ansible_collections.sanless.xen.plugins.module_utils.lvm import parse_size
+    words = []
+    for i, word in enumerate(argv):
+        if word == "-q":
+            continue
+        words.append(parse_size(word.rstrip("b") if word.endswith("b") and word[:-1].isdigit() else word)
+                     if i and argv[i - 1] in ("-L", "-I") else word)
+    return words
+
+
+def recorded_capture(fixture_text, where, name, argv):
+    """(rc, stdout, stderr) of a recorded command <where>/<name> (JSON with argv, rc, stdout, stderr),
+    as the Replay output of argv; fails the test unless the recorded command is argv (see _lvm_words)."""
+    data = json.loads(fixture_text(*where + (name,)))
+    assert _lvm_words(data["argv"]) == _lvm_words(argv), "%s recorded %r, not %r" % (name, data["argv"], argv)
+    return (data["rc"], data["stdout"], data["stderr"])
+
+
+def without_wipe(argv):
+    """An lvcreate of the collection as the lvmsnap recorder ran it: without "-W y -Z y" (a new LV on
+    fresh loop PVs has nothing to wipe, and -Z y is LVM's default); the rest is the same."""
+    at = argv.index("-W")
+    assert argv[at:at + 4] == ["-W", "y", "-Z", "y"]
+    return argv[:at] + argv[at + 4:]
+
+
 def lvs_report_with(fixture_text, *names):
     """The recorded lvs report of xenvg (lvm 2.03.16), its first LVs renamed to names, as a Replay output."""
     data = json.loads(fixture_text("lvm", "2.03.16", "lvs-domu.json"))

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from ansible_collections.sanless.xen.plugins.filter.report import (
     FilterModule,
+    cluster_overview,
     format_table,
     host_report,
     is_vm_name,
@@ -30,7 +31,9 @@ from ansible_collections.sanless.xen.plugins.filter.report import (
     vm_name_problem,
     vm_report,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import parse_lvs
 from ansible_collections.sanless.xen.plugins.test.vm_name import TestModule as VmNameTests
+from ansible_collections.sanless.xen.tests.unit.conftest import read_fixture
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 GIB = 1024 ** 3
@@ -201,7 +204,8 @@ def test_vm_report_lists_every_domain_with_its_host(cluster):
     assert "No route to host" in report["hosts"][2]["error"]
     t = report["totals"]
     assert t == {"hosts": 4, "hosts_ok": 2, "hosts_unreachable": 1, "hosts_failed": 1, "domains": 6,
-                 "guests": 4, "memory_mib": 1024 + 512 + 2048 + 1024 + 256 + 1024, "vcpus": 4 + 2 + 2 + 4 + 1 + 1}
+                 "guests": 4, "memory_mib": 1024 + 512 + 2048 + 1024 + 256 + 1024, "vcpus": 4 + 2 + 2 + 4 + 1 + 1,
+                 "snapshot_alerts": 0}
     paused = [d for d in report["domains"] if d["name"] == "mysql-2"][0]
     assert paused["state_names"] == ["paused"]
 
@@ -395,3 +399,72 @@ def test_vmlist_and_hostlist_say_who_exports_what_to_whom(lab_storage_facts):
     # hoststats stays as it was; without disk_exports a report has no exports
     assert "exports" not in host_report(info)["hosts"][0]
     assert vm_report(dict((h, dict(r, disk_exports=None)) for h, r in info.items() if h != "hostc"))["exports"] == []
+
+
+# --------------------------------------------------------------------------- snapshot watchdog
+# On the lvs of the lvmsnap recordings (lvm/2.03.16), as xen_info returns them: fxs-snap overflowed
+# (invalid, 100 %), fxs-snap2 66.95 % full, fxs-snap3 35.44 %, all made 2026-12-04 04:39-04:40 UTC.
+
+def with_snapshots(cluster):
+    """A copy of the cluster whose host18 has the recorded snapshots (as JSON: what a registered result is)."""
+    cluster = json.loads(json.dumps(cluster))
+    cluster["host18"]["lvs"] = parse_lvs(read_fixture("lvm", "2.03.16", "lvs-snapshot-overflowed.json"))
+    return json.loads(json.dumps(cluster))
+
+
+SOON = "2026-12-04T05:00:00Z"      # 20 minutes after they were made
+LATER = "2026-12-05T06:00:00Z"     # a day and more
+
+
+def test_hoststats_lists_the_snapshots_to_look_at(cluster):
+    report = host_report(with_snapshots(cluster), generated_at=SOON, snapshot_max_fill_pct=50)
+    validate("hoststats.schema.json", report)
+    h17, h18 = report["hosts"][:2]
+    assert h17["snapshots"] == [] and h17["snapshot_alerts"] == 0
+    assert [(s["name"], s["reasons"]) for s in h18["snapshots"]] == [
+        ("fxs-snap", ["invalid: its copy-on-write space overflowed"]), ("fxs-snap2", ["67.0% full (over 50%)"])]
+    assert h18["snapshots"][1]["age_hours"] == 0.3 and h18["snapshots"][1]["origin"] == "fxs-origin"
+    assert report["totals"]["snapshot_alerts"] == 2
+    assert report["snapshot_limits"] == {"max_age_hours": 24, "max_fill_pct": 50}
+    lines = report_lines(report)
+    at = lines.index("Snapshots to look at (older than 24 h, fuller than 50% or invalid):")
+    assert lines[at + 1:] == [
+        "  host18 xenvg/fxs-snap of fxs-origin, 0.0 GiB: invalid: its copy-on-write space overflowed",
+        "  host18 xenvg/fxs-snap2 of fxs-origin, 0.0 GiB: 67.0% full (over 50%)"]
+
+
+def test_hoststats_snapshot_age(cluster):
+    report = host_report(with_snapshots(cluster), generated_at=LATER, snapshot_max_age_hours=12)
+    validate("hoststats.schema.json", report)
+    snaps = report["hosts"][1]["snapshots"]
+    assert [s["name"] for s in snaps] == ["fxs-snap", "fxs-snap2", "fxs-snap3"]
+    assert snaps[2]["reasons"] == ["25.3 h old (over 12 h)"]
+    # nothing to say: no lines
+    quiet = host_report(cluster, generated_at=LATER)
+    assert not any(line.startswith("Snapshots") for line in report_lines(quiet))
+
+
+def test_vmlist_lists_the_snapshots_of_its_hosts(cluster):
+    report = vm_report(with_snapshots(cluster), generated_at=SOON)
+    validate("vmlist.schema.json", report)
+    assert [(s["host"], s["name"]) for s in report["snapshots"]] == [("host18", "fxs-snap")]
+    assert report["totals"]["snapshot_alerts"] == 1
+    assert report_lines(report)[-1] == (
+        "  host18 xenvg/fxs-snap of fxs-origin, 0.0 GiB: invalid: its copy-on-write space overflowed")
+    # the host part of the pattern picks the hosts whose snapshots are listed
+    assert vm_report(with_snapshots(cluster), "host17/*", generated_at=SOON)["snapshots"] == []
+
+
+def test_cluster_overview_carries_the_snapshots(cluster):
+    overview = cluster_overview(with_snapshots(cluster), generated_at=SOON)
+    assert overview["hosts"][1]["snapshot_alerts"] == 1 and overview["totals"]["snapshot_alerts"] == 1
+    assert any(line.startswith("Snapshots to look at") for line in report_lines(overview))
+
+
+@pytest.mark.parametrize("limits", [{"snapshot_max_age_hours": -1}, {"snapshot_max_fill_pct": "80"},
+                                    {"snapshot_max_fill_pct": True}])
+def test_snapshot_limits_are_numbers(cluster, limits):
+    with pytest.raises(AnsibleFilterError, match="must be a number"):
+        host_report(cluster, **limits)
+    with pytest.raises(AnsibleFilterError, match="must be a number"):
+        vm_report(cluster, **limits)

@@ -235,3 +235,32 @@ def test_raid1_legs_are_the_disk_lv_on_two_dom0s_on_their_shared_paths():
     assert conv.md_array_name("data") == "data"
     with pytest.raises(ValueError):
         conv.md_array_name("d" * 33)
+
+
+MIB = 1024 * 1024
+
+
+def test_backup_snapshot_names_and_folder():
+    assert conv.backup_snapshot_name("web01-disk") == "web01-disk.bksnap"
+    assert conv.is_backup_snapshot_name("web01-disk.bksnap")
+    assert not conv.is_backup_snapshot_name("web01-disk") and not conv.is_backup_snapshot_name(".bksnap")
+    assert conv.backups_dir() == "/var/lib/sanless-xen/backups"
+    assert conv.backups_dir("/tmp/s") != conv.migrations_dir("/tmp/s")
+    for bad in ("a b", "-x", "x/y", "x" * 127):
+        with pytest.raises(ValueError):
+            conv.backup_snapshot_name(bad)
+
+
+@pytest.mark.parametrize("origin, cow", [
+    (64 * MIB, 68 * MIB),          # recorded (lvcreate-snapshot-too-big.json: 100g cut to 68 MiB)
+    (1024 * MIB, 1032 * MIB),      # 262144 chunks: 1025 metadata chunks + header, 4 MiB extents
+    (4096, 4 * MIB),
+])
+def test_cow_max_bytes(origin, cow):
+    assert conv.cow_max_bytes(origin) == cow
+
+
+def test_snapshot_percent_of_origin():
+    assert conv.snapshot_percent_bytes(50, 64 * MIB) == 36 * MIB   # recorded: -l 50%ORIGIN
+    assert conv.snapshot_percent_bytes(100, 64 * MIB) == 68 * MIB
+    assert conv.snapshot_percent_bytes(1, 64 * MIB) == 4 * MIB

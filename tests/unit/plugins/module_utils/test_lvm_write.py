@@ -13,6 +13,8 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
     Lvm,
     format_size,
     lv_is_open,
+    check_stripes,
+    fit_problem,
     lv_is_snapshot,
     lvcreate_argv,
     lvextend_argv,
@@ -22,12 +24,16 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
     lvsnapshot_argv,
     parse_lvs,
     parse_size,
+    parse_snapshot_size,
     parse_vgs,
     round_to_extents,
+    snapshot_cow_bytes,
     vgmknodes_argv,
     vgs_argv,
 )
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
+from ansible_collections.sanless.xen.tests.unit.conftest import recorded_capture, without_wipe
 
 LVM = ("lvm", "2.03.16")
 MIB = 1024 * 1024
@@ -119,6 +125,15 @@ def test_argv_are_exact_and_safe():
         "lvreduce", "-q", "-f", "-L", "268435456b", "xenvg/web01-disk"]
     assert lvremove_argv("xenvg", "web01-disk") == ["lvremove", "-q", "-y", "xenvg/web01-disk"]
     assert vgmknodes_argv("xenvg", "web01-disk") == ["vgmknodes", "xenvg/web01-disk"]
+    assert lvsnapshot_argv("xenvg", "web01-disk", "web01-snap", percent=20) == [
+        "lvcreate", "-q", "-y", "-s", "-l", "20%ORIGIN", "-n", "web01-snap", "xenvg/web01-disk"]
+    assert lvcreate_argv("xenvg", "web01-disk", 268435456, stripes=2, stripe_size_bytes=65536) == [
+        "lvcreate", "-q", "-y", "-W", "y", "-Z", "y", "-i", "2", "-I", "65536b", "-L", "268435456b",
+        "-n", "web01-disk", "xenvg"]
+    assert lvcreate_argv("xenvg", "web01-disk", 268435456, stripes=1) == lvcreate_argv("xenvg", "web01-disk", 268435456)
+    for both_or_neither in ({}, {"size_bytes": 512, "percent": 20}):
+        with pytest.raises(ValueError, match="one of them"):
+            lvsnapshot_argv("xenvg", "web01-disk", "web01-snap", **both_or_neither)
 
 
 @pytest.mark.parametrize("name", ["web;rm", "a b", "../x", "x/y", "-x", "$(reboot)", "", ".", "..", "a\nb", "web`id`"])
@@ -230,3 +245,98 @@ def test_snapshot_and_remove(fake_module, fixture_text):
     assert [call[0] for call in module.calls] == [snap, remove]
     for _argv, kwargs in module.calls:
         assert kwargs["environ_update"]["LANG"] == "C" and kwargs["expand_user_and_vars"] is False
+
+
+# --------------------------------------------------------------------------- snapshots and stripes, recorded
+
+def _lv(fixture_text, report, name):
+    return [lv for lv in parse_lvs(fixture_text(*LVM, report)) if lv["name"] == name][0]
+
+
+def test_recorded_snapshot_commands_are_ours(fake_module, fixture_text):
+    """lvcreate -s by size, by %ORIGIN and one too big that LVM shrank, and lvremove, replayed."""
+    snap = lvsnapshot_argv("xenvg", "fxs-origin", "fxs-snap", 16 * MIB)
+    snap2 = lvsnapshot_argv("xenvg", "fxs-origin", "fxs-snap2", percent=50)
+    snap3 = lvsnapshot_argv("xenvg", "fxs-origin", "fxs-snap3", 100 * 1024 * MIB)
+    remove = lvremove_argv("xenvg", "fxs-snap")
+    module = fake_module({
+        tuple(snap): recorded_capture(fixture_text, LVM, "lvcreate-snapshot.json", snap),
+        tuple(snap2): recorded_capture(fixture_text, LVM, "lvcreate-snapshot-percent.json", snap2),
+        tuple(snap3): recorded_capture(fixture_text, LVM, "lvcreate-snapshot-too-big.json", snap3),
+        tuple(remove): recorded_capture(fixture_text, LVM, "lvremove-snapshot.json", remove),
+    })
+    lvm = Lvm(CommandRunner(module))
+    assert lvm.snapshot("xenvg", "fxs-origin", "fxs-snap", 16 * MIB).rc == 0
+    assert lvm.snapshot("xenvg", "fxs-origin", "fxs-snap2", percent=50).rc == 0
+    # rc 0: lvcreate cuts the COW down and says so only on stdout
+    assert "Reducing COW size" in lvm.snapshot("xenvg", "fxs-origin", "fxs-snap3", 100 * 1024 * MIB).stdout
+    assert lvm.remove("xenvg", "fxs-snap").rc == 0
+
+
+def test_cow_sizes_predict_what_lvm_made(fixture_text):
+    """The sizes lvs reported after those commands, from the origin's size and the extent size."""
+    origin = _lv(fixture_text, "lvs-snapshot-overflowed.json", "fxs-origin")["size_bytes"]
+    made = dict((name, _lv(fixture_text, "lvs-snapshot-overflowed.json", name)["size_bytes"])
+                for name in ("fxs-snap", "fxs-snap2", "fxs-snap3"))
+    extent = 4 * MIB
+    assert snapshot_cow_bytes(parse_snapshot_size("16m"), origin, extent) == (made["fxs-snap"], False)
+    assert snapshot_cow_bytes(parse_snapshot_size("50%ORIGIN"), origin, extent) == (made["fxs-snap2"], False)
+    assert snapshot_cow_bytes(parse_snapshot_size("100g"), origin, extent) == (made["fxs-snap3"], True)
+    assert made == {"fxs-snap": 16 * MIB, "fxs-snap2": 36 * MIB, "fxs-snap3": 68 * MIB}
+    assert conv.cow_max_bytes(origin, extent) == 68 * MIB
+    assert snapshot_cow_bytes(parse_snapshot_size("100%ORIGIN"), origin, extent) == (68 * MIB, False)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("20%ORIGIN", ("percent", 20)), ("20%origin", ("percent", 20)), (" 100 % ORIGIN ", ("percent", 100)),
+    ("64M", ("bytes", 64 * MIB)), ("1g", ("bytes", 1024 * MIB)), (67108864, ("bytes", 67108864)),
+])
+def test_parse_snapshot_size(value, expected):
+    assert parse_snapshot_size(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0%ORIGIN", "1 to 100"), ("101%ORIGIN", "1 to 100"), ("20%", "N%ORIGIN"), ("20%VG", "N%ORIGIN"),
+    ("20%FREE", "N%ORIGIN"), ("%ORIGIN", "N%ORIGIN"), ("lots", "invalid size"), ("20%ORIGIN;id", "N%ORIGIN"),
+])
+def test_parse_snapshot_size_refuses(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_snapshot_size(value)
+
+
+def test_recorded_striped_create_and_refusal(fake_module, fixture_text):
+    striped = lvcreate_argv("fxstripevg", "fxs-striped", 128 * MIB, stripes=2, stripe_size_bytes=64 * 1024)
+    too_many = lvcreate_argv("fxstripevg", "fxs-striped3", 64 * MIB, stripes=3)
+    recorded = dict((tuple(argv), recorded_capture(fixture_text, LVM, name, without_wipe(argv)))
+                    for argv, name in ((striped, "lvcreate-striped.json"), (too_many, "lvcreate-striped-too-many.json")))
+    module = fake_module(recorded)
+    lvm = Lvm(CommandRunner(module))
+    assert lvm.create("fxstripevg", "fxs-striped", 128 * MIB, 2, 64 * 1024).rc == 0
+    with pytest.raises(CommandError) as err:
+        lvm.create("fxstripevg", "fxs-striped3", 64 * MIB, 3)
+    assert err.value.rc == 5 and "must not exceed number of physical volumes (2)" in err.value.stderr
+
+
+def test_stripes_checked_before_lvm(fixture_text):
+    vg = parse_vgs(fixture_text(*LVM, "vgs-two-pvs.json"))[0]
+    check_stripes(2, 64 * 1024, vg)
+    check_stripes(None, None, vg)
+    # what lvcreate says, before it runs
+    with pytest.raises(ValueError, match=r"number of stripes \(3\) must not exceed number of physical volumes \(2\)"):
+        check_stripes(3, None, vg)
+    for size, message in ((3000, "power of 2"), (48 * 1024, "power of 2"), (8 * MIB, "larger than the extent size")):
+        with pytest.raises(ValueError, match=message):
+            check_stripes(2, size, vg)
+    with pytest.raises(ValueError, match="1 to 128"):
+        check_stripes(0, None, vg)
+    # lvcreate's stripe boundary (recorded: 64 MiB on 3 stripes became 72 MiB)
+    assert conv.striped_round_up(64 * MIB, 4 * MIB, 3) == 72 * MIB
+    assert conv.striped_round_up(128 * MIB, 4 * MIB, 2) == 128 * MIB
+
+
+def test_fit_problem_names_the_free_space(fixture_text):
+    vg = parse_vgs(fixture_text(*LVM, "vgs-two-pvs.json"))[0]
+    assert fit_problem(vg, 376 * MIB, "for LV x") is None
+    assert fit_problem(vg, 400 * MIB, "for snapshot fxstripevg/s") == (
+        "VG fxstripevg needs 419430400 bytes (400 MiB) for snapshot fxstripevg/s, has 394264576 bytes (376 MiB) "
+        "free: 25165824 bytes (24 MiB) short")
