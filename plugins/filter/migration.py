@@ -388,7 +388,8 @@ def summarize_migration(vm, action, plan, results, check_mode=False):
     promoted = [r for step, who, r in results if step == "promote" and who == "source" and _ran(r)]
     summary["sync_seconds"] = promoted[0].get("sync_seconds") if promoted else None
     failed = [(step, who, r) for step, who, r in results if _failed(r)]
-    ended = [r["ended"] for step, _w, r in results if step == "prepare" and _ran(r) and r.get("ended")]
+    # a resume's prepare or an abort's rollback that found the migration closed by the killed run's last step
+    ended = [r["ended"] for step, _w, r in results if step in ("prepare", "abort") and _ran(r) and r.get("ended")]
     if not plan:
         summary.update(result="failed", msg="no migration plan was made")
     elif summary["problems"]:

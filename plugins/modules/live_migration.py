@@ -562,9 +562,11 @@ def main():
             module.fail_json(msg="the journal of %s here is migration %s, not %s (planned from the preflight): rerun "
                                  "migrate.yml to plan again" % (p["vm"], data.get("id"), p["migration_id"]), **result)
         if data is None:
-            # the run being resumed may have ended meanwhile: its modules were still running here
-            # when the preflight read the journal (a killed controller does not stop them)
-            outcome = journal.ended(p["migration_id"]) if p["resume"] and p["migration_id"] else None
+            # the run being resumed or aborted may have ended meanwhile: its modules were still
+            # running here when the preflight read the journal (a killed controller does not stop
+            # them); an abort that waited for their step lock finds the migration finished
+            ended_meanwhile = p["migration_id"] and (p["resume"] or p["step"] == "abort")
+            outcome = journal.ended(p["migration_id"]) if ended_meanwhile else None
             if outcome:
                 module.exit_json(ended=outcome, msg="%s: migration %s of %s ended meanwhile (%s); nothing done" % (
                     p["host_name"], p["migration_id"], p["vm"], outcome), **result)

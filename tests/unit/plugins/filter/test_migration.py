@@ -587,6 +587,16 @@ def test_summary_of_a_resume_that_had_ended_meanwhile_and_of_check_mode():
     assert migration_summary(hostvars, PLAN, "web01")["result"] == "incomplete"
 
 
+def test_summary_of_an_abort_that_found_the_migration_finished():
+    plan = dict(PLAN, resume=True, migration_id="k3j9x0a1bq")
+    ended = {"changed": False, "ended": "finished", "msg": "hosta: migration k3j9x0a1bq of web01 ended meanwhile (finished)"}
+    skipped = {"skipped": True, "changed": False}
+    hostvars = registered(hosta={"migrate_rolled_back": ended},
+                          hostb={"migrate_demoted": skipped, "migrate_target_rolled_back": dict(ended, msg="hostb")})
+    summary = migration_summary(hostvars, plan, "web01", "abort")
+    assert (summary["action"], summary["result"], summary["closed_earlier"]) == ("abort", "migrated", True)
+
+
 def test_summary_of_an_abort():
     plan = dict(PLAN, resume=True, migration_id="k3j9x0a1bq", skip=["hostb"])
     rolled_back = {"changed": True,

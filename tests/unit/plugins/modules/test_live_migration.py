@@ -55,6 +55,24 @@ def test_a_resume_whose_migration_ended_meanwhile_changes_nothing(module_main, d
     assert commands == [] and not os.path.exists(os.path.join(dirs["state_dir"], "migrations", "web01.json"))
 
 
+@pytest.mark.parametrize("role", ["source", "target"])
+def test_an_abort_whose_migration_finished_meanwhile_says_so(module_main, dirs, role):
+    # killed during xl migrate: the abort waited for the step lock of the finish still running here, which
+    # then closed the journal; the abort reports that the migration finished instead of "nothing in progress"
+    history = os.path.join(dirs["state_dir"], "history")
+    os.makedirs(history)
+    with open(os.path.join(history, "web01-m1.json"), "w") as handle:
+        json.dump({"vm": "web01", "id": "m1", "outcome": "finished", "log": []}, handle)
+    args = dict(BASE, role=role, step="abort", migration_id="m1", **dirs)
+    result, failed, commands = module_main(live_migration.main, args, {})
+    assert not failed and result["ended"] == "finished" and not result["changed"] and commands == []
+    assert "migration m1 of web01 ended meanwhile (finished); nothing done" in result["msg"]
+    # another migration's id: nothing to report but that nothing runs here (check mode: the step lock the call
+    # above took is held until this process exits, as on a dom0)
+    result, failed, commands = module_main(live_migration.main, dict(args, migration_id="m2"), {}, check_mode=True)
+    assert not failed and "ended" not in result and result["msg"] == "no migration of web01 in progress on this host"
+
+
 def test_minors_claimed_by_another_migration_are_refused_before_any_command(module_main, dirs):
     os.makedirs(os.path.join(dirs["state_dir"], "migrations"))
     with open(os.path.join(dirs["state_dir"], "migrations", "web02.json"), "w") as handle:
