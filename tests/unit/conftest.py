@@ -218,8 +218,8 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
 
 
 @pytest.fixture
-def recorded_dom0(tmp_path, fixture_text):
-    """dom0(name, xl_list, proc_drbd=None, configs=(), boot_id=None) -> the sanless.xen.xen_info result of one dom0,
+def recorded_xen_info(tmp_path, fixture_text):
+    """xen_info(name, xl_list, proc_drbd=None, configs=(), boot_id=None) -> the sanless.xen.xen_info result of one dom0,
     gathered by xen_info.gather from real lab recordings (xl 4.17.5 info and the given ``xl list`` recording, lvm
     2.03.16 vgs/lvs, the given DRBD 8.4.11 /proc/drbd recording) and a config dir holding a config named after each of
     ``configs``. Every recording was made on one lab dom0 at a time: a cluster of several is composed from them (one
