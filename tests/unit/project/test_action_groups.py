@@ -36,7 +36,6 @@ NO_GROUP = {
     "iscsi_initiator": "only iSCSI import options",
     "aoe_export": "only AoE export options",
     "aoe_import": "only AoE import options",
-    "vm_restart": "one VM brought back up on a dom0 (failover and watcher roles); no toolstack group default wanted"
 }
 
 
