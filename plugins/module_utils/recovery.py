@@ -14,6 +14,7 @@ failover and watcher act on these plans with the modules vm_restart and xen_doma
 from __future__ import annotations
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import promotion_problems
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check, vm_drbd_minors
 
@@ -41,20 +42,11 @@ def _answered(result):
 
 def replica_state(result, resources):
     """Why the DRBD disks of a VM on a dom0 (its xen_info result) cannot be made Primary there (empty: they can):
-    each minor up, its local disk UpToDate and no peer Primary."""
+    drbd.promotion_problems of each."""
     minors = ((result or {}).get("drbd") or {}).get("minors") or {}
     problems = []
     for res in resources:
-        state = minors.get(str(res["minor"]))
-        if not state or state.get("unconfigured"):
-            problems.append("%s (minor %d) is not up" % (res["name"], res["minor"]))
-            continue
-        if state.get("role") == "Primary":
-            continue
-        if state.get("disk") != "UpToDate":
-            problems.append("%s: local disk %s, not UpToDate" % (res["name"], state.get("disk")))
-        if state.get("peer_role") == "Primary":
-            problems.append("%s: the peer is Primary" % res["name"])
+        problems.extend(promotion_problems(minors.get(str(res["minor"])), res["name"], res["minor"]) or [])
     return problems
 
 

@@ -27,7 +27,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Commands that would change the dom0 are not run; the module lists them in C(would_run).
+      - The DRBD states are read and judged; nothing is promoted or started (RV(would_run) lists what would run).
   diff_mode:
     support: none
     details:
@@ -136,7 +136,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import auto_config_path, check_vm_name
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, minor_state, read_proc_drbd
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    drbdadm_argv,
+    minor_state,
+    promotion_problems,
+    read_proc_drbd,
+)
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     Toolstack,
@@ -148,21 +153,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
 
 class RestartError(Exception):
     """Why nothing (more) was started."""
-
-
-def promotion_problems(minors, resource):
-    """Why a resource cannot be made Primary here (empty list: it can; None: it is Primary already)."""
-    state = minor_state(minors, int(resource["minor"]))
-    if state is None:
-        return ["%s (minor %s) is not up" % (resource["name"], resource["minor"])]
-    if state.get("role") == "Primary":
-        return None
-    problems = []
-    if state.get("disk") != "UpToDate":
-        problems.append("%s: local disk %s, not UpToDate" % (resource["name"], state.get("disk")))
-    if state.get("peer_role") == "Primary":
-        problems.append("%s: the peer is Primary" % resource["name"])
-    return problems
 
 
 def tries_path(state_dir, vm):
@@ -208,7 +198,7 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     problems = []
     todo = []
     for resource in params["drbd_resources"]:
-        why = promotion_problems(minors, resource)
+        why = promotion_problems(minor_state(minors, int(resource["minor"])), resource["name"], resource["minor"])
         if why:
             problems.extend(why)
         elif why is not None:

@@ -6,7 +6,7 @@
 """The failover and watcher roles in check mode, and the runs-once guard role, run by ansible-playbook on two fake
 dom0s (local connection): their xl, vgs and lvs replay the lab recordings (xl 4.17.5, lvm 2.03.16), hosta's
 xl list being xl-list-domu (fxrec runs there); hostb's xl fails (the dead dom0). There is no /proc/drbd here: DRBD
-VMs show as not up. Check mode prints the plan and changes nothing; the report is read from the job's set_stats."""
+VMs show as not up. Check mode prints the plan and changes nothing; the report is the role's report fact, kept by the test play."""
 
 from __future__ import annotations
 
