@@ -62,6 +62,8 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
 
     ``info``: ``{dom0: xen_info result}`` (the dead dom0's is ignored: it is offline), ``vm_meta``: ``{vm:
     inventory variables}``, a DRBD VM's ``xen_restart_on`` being its pair (xen_home, xen_drbd_peer) when not set.
+    Its VMs are those whose xen_home it is, and the DRBD VMs it shares with a survivor that run nowhere and that the
+    survivor does not own (migrated there: the ownership moved with them).
     The planner (plan.failover_plan) gives the order (xen_restart_order, then name) and the targets; a DRBD VM
     is restarted only where its disks are up and UpToDate with no peer Primary (the vm_restart module checks it
     again in the step that promotes); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks
@@ -79,6 +81,16 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     model_info = dict(info)
     model_info[dead_host] = {"unreachable": True, "msg": "confirmed dead (%s)" % confirmed_by}
     guard = runs_once_check(model_info, vm_meta, dead=[dead_host])
+    # A DRBD VM of the pair (dead, survivor) that runs nowhere and that the survivor does not own ran on the dead
+    # dom0 (a migration moves the ownership with the VM), whatever its xen_home says: plan it from there.
+    for name, meta in sorted(vm_meta.items()):
+        pair = [_meta(meta, "home"), _meta(meta, "drbd_peer")]
+        seen = guard["vms"].get(name) or {"active_on": [], "in_flight_on": [], "owned_on": []}
+        if (_meta(meta, "storage_mode") == "drbd" and dead_host in pair and pair[0] != dead_host
+                and not seen["active_on"] and not seen["in_flight_on"]
+                and not [h for h in pair if h != dead_host and h in seen["owned_on"]]):
+            vm_meta[name] = dict(meta, xen_home=dead_host)
+            vm_meta[name].pop("home", None)
     try:
         hosts, vms, notes = inputs_from_xen_info(model_info, vm_meta)
         plan = failover_plan(hosts, vms, [dead_host])

@@ -157,3 +157,15 @@ def test_resources_and_replica_state():
     assert drbd_resources("plain1", META["plain1"]) == []
     assert replica_state({"drbd": {"minors": {"90": {"role": "Primary"}}}}, [{"name": "r", "minor": 90}]) == []
     assert replica_state({}, [{"name": "r", "minor": 90}]) == ["r (minor 90) is not up"]
+
+
+def test_failover_finds_a_drbd_vm_migrated_to_the_dead_dom0(recorded_xen_info, peer_lost):
+    # fxm's xen_home is hosta, but it was migrated to hostb (hosta no longer owns it) before hostb died
+    meta = vm_plan_vars({"fxm": dict(META["fxm"], xen_home="hosta", xen_drbd_peer="hostb")}, ["fxm"])
+    info = {"hosta": with_drbd(recorded_xen_info("hosta", "xl-list.txt"), peer_lost),
+            "hostb": {"unreachable": True}}
+    plan = failover_actions(info, meta, "hostb")
+    assert [(r["vm"], r["from"], r["to"]) for r in plan["restarts"]] == [("fxm", "hostb", "hosta")]
+    # owned by hosta (stopped there by hand): it is hosta's, not the dead dom0's
+    info["hosta"] = with_drbd(recorded_xen_info("hosta", "xl-list.txt", configs=["fxm"]), peer_lost)
+    assert failover_actions(info, meta, "hostb")["restarts"] == []
