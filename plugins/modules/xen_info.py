@@ -159,7 +159,7 @@ domains:
       sample: false
 config_files:
   description:
-    - Every domain config in O(config_dir), running or not, keyed by the domain name its C(name) setting gives:
+    - Every domain config in O(config_dir), running or not, keyed by the domain name its C(name) setting gives;
       the VMs this dom0 owns (starts at boot).
   returned: success
   type: dict

@@ -31,8 +31,9 @@ JUNK = [".ansible/*", "*/.ansible/*", ".venv*", ".collections/*", ".hypothesis/*
         "*__pycache__*", "*.pyc", "*~", "*.swp", "vmlist.json", "Makefile", "ansible.cfg", ".ci/*",
         "scripts/*", "requirements/*", "awx/*", "collections/*", "execution-environment.yml"]
 # The artifact is a few hundred files (about 450 with the recorded iSCSI/AoE fixtures, three files per
-# command); the one with the local .ansible folder had 628 when the collection had about 350.
-MAX_FILES = 520
+# command; about 545 with the failover, watcher and runs-once roles); the one with the local .ansible folder
+# had 628 when the collection had about 350.
+MAX_FILES = 580
 
 
 def galaxy_yml():
