@@ -31,7 +31,7 @@ attributes:
   diff_mode:
     support: none
     details:
-      - The change is the domain's state and the DRBD roles; RV(promoted) and RV(started) say it.
+      - The change is the domain's state and the DRBD roles; RV(promoted) and RV(restarted) say it.
 options:
   name:
     description: The VM (domain) name.
@@ -103,8 +103,9 @@ promoted:
   type: list
   elements: str
   sample: [web03-disk]
-started:
-  description: Whether the domain was started.
+restarted:
+  description:
+    - Whether the domain was started. (Not C(started): async_status reads a result with that key as a job still running.)
   returned: always
   type: bool
   sample: true
@@ -183,7 +184,7 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     """Everything the module does; returns the result dict. Raises RestartError/CommandError."""
     name = check_vm_name(params["name"])
     xen = Toolstack(runner, detect_toolstack(runner, params["toolstack"]))
-    result = {"changed": False, "promoted": [], "started": False, "attempts": 0, "failed_runs": 0}
+    result = {"changed": False, "promoted": [], "restarted": False, "attempts": 0, "failed_runs": 0}
     state = domain_state(find_domain(xen.list(), name))
     result["state_before"] = state
     if state in ("running", "paused"):
@@ -234,7 +235,7 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
             result["failed_runs"] = failed_runs + 1
         raise RestartError("%s: xl create failed %d time(s): %s" % (name, result["attempts"], (last.stderr or str(last)).strip()))
     result["changed"] = True
-    result["started"] = True
+    result["restarted"] = True
     if counter and not runner.check_mode:
         write_count(counter, 0)
         result["failed_runs"] = 0

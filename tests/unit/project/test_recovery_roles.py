@@ -25,7 +25,11 @@ echo "{host} $(basename "$0") $*" >> {log}
 case "{host} $(basename "$0") $1" in
   "hostb "*) echo "xl: cannot connect to the hypervisor" >&2; exit 1 ;;
   *" xl info") cat {xl}/xl-info.txt ;;
-  *" xl list") cat {xl}/{xl_list} ;;
+  *" xl list") cat {xl}/{xl_list}; cat {started} 2>/dev/null; true ;;
+  *" xl create")
+    # a started domain shows in the next xl list, as xl list prints a domain that blocks
+    name=$(sed -n 's/^name = "\\(.*\\)"$/\\1/p' "$2")
+    printf '%-40s %5d %5d %5d     -b----       0.1\\n' "$name" 42 96 1 >> {started} ;;
   *" lvs "*) cat {lvm}/lvs-domu.json ;;
   *" vgs "*) cat {lvm}/vgs.json ;;
   *) echo "fake tool: unexpected $*" >&2; exit 1 ;;
@@ -77,7 +81,8 @@ def fake_cluster(tmp_path):
         folder.mkdir(parents=True)
         for tool in ("xl", "lvs", "vgs"):
             path = folder / tool
-            path.write_text(FAKE_XL.format(host=host, log=log, xl=xl, lvm=lvm, xl_list="xl-list-domu.txt"))
+            path.write_text(FAKE_XL.format(host=host, log=log, xl=xl, lvm=lvm, xl_list="xl-list-domu.txt",
+                                           started=tmp_path / ("%s.started" % host)))
             path.chmod(path.stat().st_mode | stat.S_IXUSR)
         auto = tmp_path / host / "auto"
         auto.mkdir(parents=True)
@@ -93,10 +98,15 @@ def fake_cluster(tmp_path):
             report.unlink()
         playbook.write_text(PLAY.format(name=role, fake=tmp_path / "fake", role=role, args=lines, out=report,
                                         report=role + "_report"))
-        env = clean_env(tmp_path, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
-                               str(tmp_path / "inventory.json"), str(playbook)] + (["--check"] if check else []),
-                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+        # an absolute async dir: with HOME moved, async_status would look under the real user's home
+        env = clean_env(tmp_path, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+                        ANSIBLE_ASYNC_DIR=str(tmp_path / "async"))
+        try:
+            proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+                                   str(tmp_path / "inventory.json"), str(playbook)] + (["--check"] if check else []),
+                                  cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=int(os.environ.get("SANLESS_ROLE_TIMEOUT", "300")))
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail("ansible-playbook %s timed out:\n%s" % (role, (exc.stdout or b"")[-4000:].decode(errors="replace")))
         out = proc.stdout + proc.stderr
         return (proc.returncode, out, json.loads(report.read_text()) if report.exists() else None,
                 log.read_text() if log.exists() else "")
@@ -181,3 +191,27 @@ def test_provision_stops_at_the_runs_once_guard_while_a_dom0_does_not_answer(fak
     assert "Runs-once guard, nothing was started" in flat
     assert "BLOCKED start of web02: web02 may run on hostb, which did not answer" in flat
     assert not [line for line in calls.splitlines() if "create" in line]
+
+
+def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
+    """Not check mode: the batches, async starts, outcomes, journal and report, with the fake xl creating domains."""
+    root, run = fake_cluster
+    state = str(root) + "/state"
+    rc, out, report, calls = run("failover", {"failover_host": "hostb", "failover_confirm_dead": "hostb",
+                                              "failover_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
+                                              "failover_toolstack": "xl", "failover_state_dir": state}, check=False)
+    assert report is not None, out[-4000:]
+    assert [(r["vm"], r["to"], r["result"]) for r in report["restarts"]] == [("web05", "hosta", "started")], out[-4000:]
+    assert "hosta xl create %s/hosta/auto/web05.cfg" % root in calls
+    journal = list((root / "state" / "failover").glob("web05-*.json"))
+    assert len(journal) == 1 and json.loads(journal[0].read_text())["dead_host"] == "hostb"
+    assert 'name = "web05"' in (root / "hosta" / "auto" / "web05.cfg").read_text()
+    assert rc == 0, out[-4000:]
+    # the watcher: web02 is down and owned by hosta; web05 runs now
+    rc, out, report, calls = run("watcher", {"watcher_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
+                                              "watcher_toolstack": "xl", "watcher_state_dir": state}, check=False)
+    assert report is not None, out[-4000:]
+    assert [(r["vm"], r["host"], r["result"]) for r in report["restarts"]] == [("web02", "hosta", "started")], out[-4000:]
+    assert "hosta xl create %s/hosta/auto/web02.cfg" % root in calls
+    assert (root / "state" / "watcher" / "boot_id").read_text().strip()
+    assert rc == 0, out[-4000:]

@@ -92,12 +92,12 @@ def test_promote_an_uptodate_secondary_whose_peer_is_gone_then_start(dom0, fixtu
     assert "ro:Secondary/Unknown ds:UpToDate/DUnknown" in text
     module, runner, args, proc = dom0("xl-list-migrate-target-before.txt", drbd_text=text, drbd_resources=RES)
     result = restart(runner, args, proc_drbd=proc)
-    assert result["promoted"] == ["fxm-disk"] and result["started"] and result["changed"]
+    assert result["promoted"] == ["fxm-disk"] and result["restarted"] and result["changed"]
     assert commands(module) == [["xl", "list"], ["drbdadm", "primary", "fxm-disk"], ["xl", "create", args["config_dir"] + "/fxm.cfg"]]
     # promote only (the failover role starts with xen_domain, which writes the config)
     module, runner, args, proc = dom0("xl-list-migrate-target-before.txt", drbd_text=text, drbd_resources=RES, start=False)
     result = restart(runner, args, proc_drbd=proc)
-    assert result["promoted"] == ["fxm-disk"] and not result["started"]
+    assert result["promoted"] == ["fxm-disk"] and not result["restarted"]
     assert commands(module)[-1] == ["drbdadm", "primary", "fxm-disk"]
 
 
@@ -106,7 +106,7 @@ def test_already_primary_is_not_promoted_again(dom0):
     module, runner, args, proc = dom0("xl-list-migrate-target-before.txt", "proc-drbd-primary-standalone-peer.txt",
                                       drbd_resources=RES)
     result = restart(runner, args, proc_drbd=proc)
-    assert result["promoted"] == [] and result["started"]
+    assert result["promoted"] == [] and result["restarted"]
 
 
 def test_check_mode_runs_nothing(dom0, fixture_text):
@@ -116,14 +116,14 @@ def test_check_mode_runs_nothing(dom0, fixture_text):
     result = restart(runner, args, proc_drbd=proc)
     assert commands(module) == [["xl", "list"]]
     assert runner.would_run == [["drbdadm", "primary", "fxm-disk"], ["xl", "create", args["config_dir"] + "/fxm.cfg"]]
-    assert result["started"]
+    assert result["restarted"]
 
 
 def test_tries_and_giving_up(dom0, tmp_path):
     failed = (1, "", "libxl: error: libxl_create.c: domain creation failed\n")
     module, runner, args, proc = dom0("xl-list.txt", create=[failed, failed, (0, "", "")], tries=3, give_up_after=2)
     result = restart(runner, args, proc_drbd=proc)
-    assert result["attempts"] == 3 and result["started"] and result["failed_runs"] == 0
+    assert result["attempts"] == 3 and result["restarted"] and result["failed_runs"] == 0
     counter = tmp_path / "state" / "watcher" / "fxm.tries"
     for run in (1, 2):
         module, runner, args, proc = dom0("xl-list.txt", create=[failed], tries=2, give_up_after=2)
@@ -136,7 +136,7 @@ def test_tries_and_giving_up(dom0, tmp_path):
     assert commands(module) == [["xl", "list"]]
     counter.unlink()
     module, runner, args, proc = dom0("xl-list.txt", tries=1, give_up_after=2)
-    assert restart(runner, args, proc_drbd=proc)["started"]
+    assert restart(runner, args, proc_drbd=proc)["restarted"]
 
 
 def test_no_config(dom0):
