@@ -96,7 +96,7 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         plan = failover_plan(hosts, vms, [dead_host])
     except PlanError as exc:
         refused = refused or "cannot plan: %s" % exc
-        hosts, vms, notes = [], [], []
+        notes = []
         plan = {"restarts": [], "not_restarted": [], "lost_unprotected": []}
     restarts = []
     lost = []
