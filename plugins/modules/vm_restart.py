@@ -105,7 +105,8 @@ promoted:
   sample: [web03-disk]
 restarted:
   description:
-    - Whether the domain was started. (Not C(started): async_status reads a result with that key as a job still running.)
+    - Whether the domain was started.
+    - Not named C(started), which async_status would read as a job still running.
   returned: always
   type: bool
   sample: true
