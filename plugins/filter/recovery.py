@@ -26,8 +26,8 @@ def _infos(hostvars, hosts, register):
     out = {}
     for host in hosts:
         result = hostvars[host].get(register) if host in hostvars else None
-        out[host] = result if isinstance(result, dict) else {"unreachable": True, "msg": "no %s result (not in this play?)"
-                                                                                          % register}
+        missing = {"unreachable": True, "msg": "no %s result (not in this play?)" % register}
+        out[host] = result if isinstance(result, dict) else missing
     return out
 
 

@@ -222,8 +222,9 @@ def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
                                      "(disk %s/%s): split brain or a refused connection; NOT resolved (no data is "
                                      "discarded): decide which copy to keep by hand" % (
                                          name, res["name"], host, state.get("disk"), state.get("peer_disk"))})
-    summary = ["Watcher: %d dom0(s) answered%s%s" % (len(answered), ", unknown: " + ", ".join(unknown) if unknown else "",
-                                                      ", rebooted: " + ", ".join(rebooted) if rebooted else "")]
+    unknown_text = ", unknown: " + ", ".join(unknown) if unknown else ""
+    rebooted_text = ", rebooted: " + ", ".join(rebooted) if rebooted else ""
+    summary = ["Watcher: %d dom0(s) answered%s%s" % (len(answered), unknown_text, rebooted_text)]
     summary.extend("  restart %s on %s (batch %d)" % (r["vm"], r["to"], r["batch"] + 1) for r in restarts)
     summary.extend("  drbd up %s on %s (rebooted)" % (r["resource"], r["host"]) for r in reconnect)
     summary.extend("  disown %s on %s (it runs on %s)" % (d["vm"], d["host"], d["runs_on"]) for d in disown)

@@ -135,7 +135,8 @@ def test_failover_check_mode_prints_the_plan_and_changes_nothing(fake_cluster):
     assert "plain storage" in lost["web01"] and "lost until hostb returns" in lost["web01"]
     assert "web03-disk (minor 100) is not up" in lost["web03"]
     # only read-only commands ran
-    assert not [line for line in calls.splitlines() if line.split()[1:3] not in (["xl", "info"], ["xl", "list"], ["vgs", "--reportformat"], ["lvs", "--reportformat"])]
+    read_only = (["xl", "info"], ["xl", "list"], ["vgs", "--reportformat"], ["lvs", "--reportformat"])
+    assert not [line for line in calls.splitlines() if line.split()[1:3] not in read_only]
 
 
 def test_failover_refused_without_confirmation(fake_cluster):
@@ -209,7 +210,7 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     assert rc == 0, out[-4000:]
     # the watcher: web02 is down and owned by hosta; web05 runs now
     rc, out, report, calls = run("watcher", {"watcher_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
-                                              "watcher_toolstack": "xl", "watcher_state_dir": state}, check=False)
+                                             "watcher_toolstack": "xl", "watcher_state_dir": state}, check=False)
     assert report is not None, out[-4000:]
     assert [(r["vm"], r["host"], r["result"]) for r in report["restarts"]] == [("web02", "hosta", "started")], out[-4000:]
     assert "hosta xl create %s/hosta/auto/web02.cfg" % root in calls

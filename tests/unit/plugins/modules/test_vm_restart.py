@@ -146,6 +146,6 @@ def test_no_config(dom0):
 
 
 def test_main_refuses_bad_resources(module_main):
-    result, failed, _calls = module_main(vm_restart.main, {"name": "fxm", "drbd_resources": [{"name": "x", "minor": "9"}],
-                                                          "toolstack": "xl"}, {})
+    args = {"name": "fxm", "drbd_resources": [{"name": "x", "minor": "9"}], "toolstack": "xl"}
+    result, failed, _calls = module_main(vm_restart.main, args, {})
     assert failed and "integer minor" in result["msg"]
