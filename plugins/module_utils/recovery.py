@@ -16,7 +16,7 @@ from __future__ import annotations
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import promotion_problems
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
-from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check, vm_drbd_minors
+from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 
 def _meta(meta, key):

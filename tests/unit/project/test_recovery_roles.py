@@ -104,7 +104,8 @@ def fake_cluster(tmp_path):
         try:
             proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
                                    str(tmp_path / "inventory.json"), str(playbook)] + (["--check"] if check else []),
-                                  cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=int(os.environ.get("SANLESS_ROLE_TIMEOUT", "300")))
+                                  cwd=str(tmp_path), env=env, capture_output=True, text=True, check=False,
+                                  timeout=int(os.environ.get("SANLESS_ROLE_TIMEOUT", "300")))
         except subprocess.TimeoutExpired as exc:
             pytest.fail("ansible-playbook %s timed out:\n%s" % (role, (exc.stdout or b"")[-4000:].decode(errors="replace")))
         out = proc.stdout + proc.stderr
