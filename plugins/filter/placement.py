@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, judge_host, placement, raid1_partner
+from ansible_collections.sanless.xen.plugins.module_utils.plan import (
+    PlanError, inputs_from_xen_info, judge_host, overcommit_check, placement, raid1_partner,
+)
+
+# The VM variables the planner reads (plan.inputs_from_xen_info).
+PLAN_VARS = ("xen_storage_mode", "xen_protected", "xen_restart_on", "xen_home", "xen_memory_mib", "xen_restart_order",
+             "xen_anti_affinity", "xen_disk_bytes", "xen_drbd_peer", "xen_disks")
 
 
 def _answered(info):
@@ -97,8 +103,75 @@ def provision_placement(hostvars, hosts, spec, reserve_mib=0, register="provisio
     return placement_of_vm(dict((host, hostvars[host].get(register)) for host in hosts), spec, reserve_mib)
 
 
+def vm_plan_vars(hostvars, vms):
+    """{vm: the planner's variables of it} from hostvars (inventory hosts of the VM group)."""
+    out = {}
+    for vm in vms or []:
+        hv = hostvars[vm]
+        out[vm] = dict((key, hv[key]) for key in PLAN_VARS if key in hv)
+        # a DRBD VM restarts on its peer (or its home) when xen_restart_on does not say otherwise
+        if out[vm].get("xen_storage_mode") == "drbd" and not out[vm].get("xen_restart_on"):
+            pair = [h for h in (out[vm].get("xen_home"), out[vm].get("xen_drbd_peer")) if h]
+            if pair:
+                out[vm]["xen_restart_on"] = pair
+    return out
+
+
+def overcommit_of_vm(infos, vm_meta, spec, host, tolerate, up_to=None):
+    """Would starting the provision role's VM ``spec`` on ``host`` leave the cluster tolerating fewer host
+    failures than ``tolerate`` (xen_ha_tolerate)? plan.overcommit_check on the xen_info results, the exact planner.
+
+    Returns ok, before, after (None: the VM does not fit at all), tolerate, changes (false when the VM runs
+    already: nothing is added) and msg, which states the tolerance before and after."""
+    vm = spec["name"]
+    tolerate = int(tolerate)
+    cap = tolerate + 1 if up_to is None else int(up_to)
+    meta = dict((name, v) for name, v in (vm_meta or {}).items() if name != vm)
+    try:
+        hosts, vms, notes = inputs_from_xen_info(infos, meta)
+    except PlanError as exc:
+        return {"ok": False, "before": None, "after": None, "tolerate": tolerate, "changes": True, "notes": [],
+                "msg": "cannot plan the provision of %s: %s" % (vm, exc)}
+    if any(v["name"] == vm for v in vms):
+        before = overcommit_check(hosts, vms, None, tolerate, up_to=cap)["before"]
+        return {"ok": True, "before": before, "after": before, "tolerate": tolerate, "changes": False, "notes": notes,
+                "msg": "%s runs already: the tolerated host failures stay %s" % (vm, _more(before, cap))}
+    mode = spec.get("storage_mode") or "plain"
+    if mode == "plain":
+        restart_on = []
+    elif mode == "drbd":
+        restart_on = [h for h in (spec.get("drbd_peer"),) if h and h != host] or [spec.get("home")]
+    else:
+        restart_on = [h for h in spec.get("restart_on") or [] if h != host]
+    new = {"name": vm, "host": host, "memory_mib": int(spec["memory_mib"]), "restart_on": [h for h in restart_on if h]}
+    if (vm_meta or {}).get(vm, {}).get("xen_protected") is not None:
+        new["protected"] = bool(vm_meta[vm]["xen_protected"])
+    check = overcommit_check(hosts, vms, {"add_vms": [new]}, tolerate, up_to=cap)
+    before, after = check["before"], check["after"]
+    if after is None:
+        msg = "provisioning %s on %s is impossible for the planner: %s" % (vm, host, check["reason"])
+    else:
+        msg = ("provisioning %s on %s: the cluster tolerates %s host failure(s) now and would tolerate %s after; "
+               "xen_ha_tolerate is %d" % (vm, host, _more(before, cap), _more(after, cap), tolerate))
+    return {"ok": check["ok"], "before": before, "after": after, "tolerate": tolerate, "changes": True,
+            "notes": notes, "msg": msg}
+
+
+def _more(value, cap):
+    return "%s or more" % value if value is not None and value >= cap else str(value)
+
+
+def provision_overcommit(hostvars, hosts, spec, host, tolerate, vms, register="provision_info"):
+    """Filter: overcommit_of_vm from the xen_info results the provision role registered and the VMs' variables."""
+    try:
+        infos = dict((h, hostvars[h].get(register)) for h in hosts)
+        return overcommit_of_vm(infos, vm_plan_vars(hostvars, vms), spec, host, tolerate)
+    except (PlanError, KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("overcommit check of %s: %s" % (spec.get("name") if isinstance(spec, dict) else spec, exc))
+
+
 class FilterModule(object):
     """sanless.xen placement filters."""
 
     def filters(self):
-        return {"provision_placement": provision_placement}
+        return {"provision_placement": provision_placement, "provision_overcommit": provision_overcommit}

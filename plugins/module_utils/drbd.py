@@ -773,6 +773,22 @@ def replica_problems(state, peer_primary=False):
     return problems
 
 
+def promotion_problems(state, name, minor):
+    """Why resource ``name`` (its parsed minor ``state``; None or unconfigured: not up) cannot be made Primary on this
+    host without --force: [] when it can, None when it is Primary already. Its local disk must be UpToDate and its
+    peer not Primary (a failover or a watcher restart never promotes a stale or a contested copy)."""
+    if not state or state.get("unconfigured"):
+        return ["%s (minor %s) is not up" % (name, minor)]
+    if state.get("role") == "Primary":
+        return None
+    problems = []
+    if state.get("disk") != "UpToDate":
+        problems.append("%s: local disk %s, not UpToDate" % (name, state.get("disk")))
+    if state.get("peer_role") == "Primary":
+        problems.append("%s: the peer is Primary" % name)
+    return problems
+
+
 def format_progress(view):
     """One line of wait progress: "fxd SyncSource 67.4% speed 3692 KiB/s eta 18s"."""
     pct = "%.1f%%" % view["sync_percent"] if view.get("sync_percent") is not None else \

@@ -940,3 +940,169 @@ def migrate_argv(toolstack, domain, target, timeout=None, config=None):
     if timeout:
         argv = ["timeout", "--kill-after=30", str(int(timeout))] + argv
     return argv
+
+
+# --------------------------------------------------------------------------- runs-once guard
+
+# A VM runs, is paused (xl create builds a domain paused, so a starting VM is paused too) or is in the
+# last phase of xl migrate (suspended) on at most one dom0. The guard reads every dom0's xen_info
+# result (its domains, DRBD minors and the configs of its /etc/xen/auto) and says where that is not so.
+# A dom0 that did not answer is unknown, never fine: it may run anything, unless confirmed dead.
+GUARD_SEVERITIES = ("error", "unknown", "info")
+
+
+def guard_state(domain):
+    """A domain's state for the guard: domain_state, with a domain shut down for suspend (the source of
+    xl migrate in its last phase, ``---ss-``) called ``suspended``."""
+    state = domain_state(domain)
+    if state == "shutdown" and domain["state"][4] == "s":
+        return "suspended"
+    return state
+
+
+GUARD_ACTIVE = ("running", "paused", "suspended")
+
+
+def _guard_answered(result):
+    return (isinstance(result, dict) and not result.get("failed") and not result.get("unreachable")
+            and not result.get("skipped") and isinstance(result.get("domains"), list))
+
+
+def _guard_meta(meta, key):
+    meta = meta or {}
+    return meta["xen_" + key] if "xen_" + key in meta else meta.get(key)
+
+
+def vm_drbd_minors(meta):
+    """The DRBD minors of a VM's disks (storage mode drbd: a ``drbd_minor`` on each of xen_disks), as strings
+    (the keys of xen_info's drbd.minors)."""
+    if _guard_meta(meta, "storage_mode") != "drbd":
+        return []
+    minors = []
+    for disk in _guard_meta(meta, "disks") or []:
+        if isinstance(disk, dict) and disk.get("drbd_minor") is not None:
+            minors.append(str(int(disk["drbd_minor"])))
+    return minors
+
+
+def _config_names(result):
+    """The VM names owned by a dom0: the configs in its config dir (xen_info's config_files), else, for
+    results of an older xen_info, the config_file of its running domains."""
+    files = result.get("config_files")
+    if isinstance(files, dict):
+        return set(files)
+    return set(d["name"] for d in result.get("domains") or [] if d.get("config_file") and not d.get("is_dom0"))
+
+
+def runs_once_check(info, vm_meta=None, dead=(), starting=None):
+    """Where the cluster breaks "a VM runs on at most one dom0", from ``{dom0: xen_info result}``.
+
+    ``vm_meta``: ``{vm: inventory variables}`` (storage mode and the ``drbd_minor`` of each disk tell which
+    DRBD minors are a VM's). ``dead``: dom0s confirmed dead (fenced, or confirmed by the operator): they run
+    nothing. ``starting``: ``{vm: dom0}`` (or a list of VMs, dom0 unknown) about to be started or moved
+    there; each gets its reasons not to be in ``blocked``.
+
+    Findings (``kind``, ``severity``, ``vm`` or None, ``hosts``, ``message``):
+    ``runs_twice`` (error): active (running, paused, starting, suspended in a migration) on two or more dom0s;
+    ``owned_twice`` (error): its config in the config dir (/etc/xen/auto) of two or more dom0s;
+    ``drbd_primary`` (error): a DRBD minor of the VM Primary on a dom0 where it is not active, while it is
+    active elsewhere or that dom0 does not own it;
+    ``unreachable`` (unknown): a dom0 that did not answer and is not confirmed dead;
+    ``in_flight`` (info): ``VM--incoming`` on a dom0 (xl migrate under way).
+    ``ok`` is true only with no finding of severity error or unknown.
+    """
+    if not isinstance(info, dict):
+        raise ValueError("info must be a dict dom0 -> xen_info result")
+    vm_meta = vm_meta or {}
+    dead = set(dead or ())
+    if isinstance(starting, dict):
+        starting = dict(starting)
+    else:
+        starting = dict((vm, None) for vm in starting or ())
+    hosts = {}
+    vms = {}
+
+    def entry(name):
+        return vms.setdefault(name, {"active_on": [], "states": {}, "in_flight_on": [], "owned_on": [],
+                                     "drbd_primary_on": []})
+
+    for host in sorted(info):
+        result = info[host]
+        if host in dead:
+            hosts[host] = "dead"
+            continue
+        if not _guard_answered(result):
+            hosts[host] = "unknown"
+            continue
+        hosts[host] = "answered"
+        for domain in result.get("domains") or []:
+            if domain.get("is_dom0") or domain.get("domid") == 0:
+                continue
+            name = domain["name"]
+            base = next((name[:-len(s)] for s in MIGRATION_NAME_SUFFIXES if name.endswith(s)), None)
+            if base is not None:
+                entry(base)["in_flight_on"].append(host)
+                continue
+            state = guard_state(domain)
+            if state in GUARD_ACTIVE:
+                entry(name)["active_on"].append(host)
+                entry(name)["states"][host] = state
+        for name in sorted(_config_names(result)):
+            entry(name)["owned_on"].append(host)
+        minors = (result.get("drbd") or {}).get("minors") or {}
+        for vm, meta in vm_meta.items():
+            for minor in vm_drbd_minors(meta):
+                state = minors.get(minor) or {}
+                if state.get("role") == "Primary" and not state.get("unconfigured"):
+                    if host not in entry(vm)["drbd_primary_on"]:
+                        entry(vm)["drbd_primary_on"].append(host)
+    findings = []
+    unknown = sorted(h for h, s in hosts.items() if s == "unknown")
+    for host in unknown:
+        findings.append({"kind": "unreachable", "severity": "unknown", "vm": None, "hosts": [host],
+                         "message": "%s did not answer: what it runs is unknown (it may run any VM); bring it back, "
+                                    "or confirm it dead" % host})
+    for name in sorted(vms):
+        vm = vms[name]
+        if len(vm["active_on"]) > 1:
+            findings.append({"kind": "runs_twice", "severity": "error", "vm": name, "hosts": list(vm["active_on"]),
+                             "message": "%s is active on %s (%s): it must run on one dom0 only; stop all but one by hand "
+                                        "(no playbook starts it again meanwhile)" % (
+                                            name, " and ".join(vm["active_on"]),
+                                            ", ".join("%s %s" % (h, vm["states"][h]) for h in vm["active_on"]))})
+        if len(vm["owned_on"]) > 1:
+            findings.append({"kind": "owned_twice", "severity": "error", "vm": name, "hosts": list(vm["owned_on"]),
+                             "message": "%s has its config in the config dir of %s: each would start it at boot; keep it "
+                                        "on one" % (name, " and ".join(vm["owned_on"]))})
+        stray = [h for h in vm["drbd_primary_on"] if h not in vm["active_on"] and h not in vm["in_flight_on"]
+                 and (vm["active_on"] or h not in vm["owned_on"])]
+        if stray:
+            where = ("it runs on %s" % " and ".join(vm["active_on"])) if vm["active_on"] else "it runs nowhere and is not owned there"
+            findings.append({"kind": "drbd_primary", "severity": "error", "vm": name, "hosts": stray,
+                             "message": "%s: DRBD Primary on %s, where it does not run (%s); demote it there before "
+                                        "anything starts %s" % (name, " and ".join(stray), where, name)})
+        if vm["in_flight_on"]:
+            findings.append({"kind": "in_flight", "severity": "info", "vm": name, "hosts": list(vm["in_flight_on"]),
+                             "message": "%s is arriving on %s (xl migrate under way)" % (name, " and ".join(vm["in_flight_on"]))})
+    blocked = {}
+    for name, target in sorted(starting.items()):
+        vm = vms.get(name) or {"active_on": [], "in_flight_on": []}
+        reasons = ["%s: %s" % (f["kind"], f["message"]) for f in findings
+                   if f["vm"] == name and f["severity"] in ("error", "info")]
+        elsewhere = [h for h in vm["active_on"] if h != target]
+        if elsewhere and not any(f["vm"] == name and f["kind"] == "runs_twice" for f in findings):
+            reasons.append("%s already runs on %s" % (name, " and ".join(elsewhere)))
+        if unknown:
+            reasons.append("%s may run on %s, which did not answer" % (name, " and ".join(unknown)))
+        if reasons:
+            blocked[name] = reasons
+    bad = [f for f in findings if f["severity"] in ("error", "unknown")]
+    summary = ["runs-once guard: %d dom0(s) answered%s%s: %s" % (
+        sum(1 for s in hosts.values() if s == "answered"),
+        (", unknown: " + ", ".join(unknown)) if unknown else "",
+        (", confirmed dead: " + ", ".join(sorted(dead & set(hosts)))) if dead & set(hosts) else "",
+        "OK, every VM runs at most once" if not bad else "%d problem(s)" % len(bad))]
+    summary.extend("%s %s: %s" % (f["severity"].upper(), f["kind"], f["message"]) for f in findings)
+    summary.extend("BLOCKED start of %s: %s" % (name, "; ".join(reasons)) for name, reasons in sorted(blocked.items()))
+    return {"ok": not bad, "hosts": hosts, "unknown_hosts": unknown, "vms": vms, "findings": findings,
+            "blocked": blocked, "summary": summary}

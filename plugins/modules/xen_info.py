@@ -157,6 +157,18 @@ domains:
       description: Whether this is Domain-0 (id 0).
       type: bool
       sample: false
+config_files:
+  description:
+    - Every domain config in O(config_dir), running or not, keyed by the domain name its C(name) setting gives;
+      the VMs this dom0 owns (starts at boot).
+  returned: success
+  type: dict
+  sample: {"web01": "/etc/xen/auto/web01.cfg"}
+boot_id:
+  description: The kernel's boot id (C(/proc/sys/kernel/random/boot_id)), new at every boot; V(null) when unreadable.
+  returned: success
+  type: str
+  sample: 6c1f0c4e-5b0e-4a34-9d44-3c0f6f6f1d7e
 vgs:
   description: Volume groups, sizes in bytes.
   returned: success
@@ -405,8 +417,20 @@ def config_files_by_name(config_dir, warn):
     return found
 
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def read_boot_id(path=BOOT_ID):
+    """This boot's id (changes at every boot), or None when it cannot be read."""
+    try:
+        with open(path) as handle:
+            return handle.read().strip() or None
+    except (IOError, OSError):
+        return None
+
+
 def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_tables=False, warn=None,
-           proc_drbd="/proc/drbd", disk_exports=False, drained_mark=None):
+           proc_drbd="/proc/drbd", disk_exports=False, drained_mark=None, boot_id_path=BOOT_ID):
     """Everything xen_info returns; each command runs once. Raises CommandError/ValueError."""
     warn = warn or (lambda msg: None)
     name = detect_toolstack(runner, toolstack)
@@ -432,6 +456,8 @@ def gather(runner, toolstack="auto", config_dir="/etc/xen/auto", vgs=None, dm_ta
             "info": info,
         },
         "domains": domains,
+        "config_files": configs,
+        "boot_id": read_boot_id(boot_id_path),
         "vgs": [],
         "lvs": [],
         "drained": read_drained_mark(drained_mark or drained_mark_path()),

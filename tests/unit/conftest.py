@@ -244,3 +244,44 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
         module = FakeModule(outputs[host], tools=tools[host])
         return diskexport.storage_facts(CommandRunner(module))
     return facts
+
+
+@pytest.fixture
+def recorded_xen_info(tmp_path, fixture_text):
+    """xen_info(name, xl_list, proc_drbd=None, configs=(), boot_id=None) -> the sanless.xen.xen_info result of one dom0,
+    gathered by xen_info.gather from real lab recordings (xl 4.17.5 info and the given ``xl list`` recording, lvm
+    2.03.16 vgs/lvs, the given DRBD 8.4.11 /proc/drbd recording) and a config dir holding a config named after each of
+    ``configs``. Every recording was made on one lab dom0 at a time: a cluster of several is composed from them (one
+    recording may stand for two dom0s), which is what the multi-host tests built on this fixture say."""
+    from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv, vgs_argv
+    from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+    from ansible_collections.sanless.xen.plugins.modules import xen_info
+
+    def dom0(name, xl_list, proc_drbd=None, configs=(), boot_id=None):
+        root = tmp_path / name
+        auto = root / "auto"
+        auto.mkdir(parents=True, exist_ok=True)
+        for old in auto.iterdir():
+            old.unlink()
+        for vm in configs:
+            (auto / ("%s.cfg" % vm)).write_text('name = "%s"\nmemory = 96\n' % vm)
+        drbd = root / "drbd"
+        boot = root / "boot_id"
+        for old in (drbd, boot):
+            if old.exists():
+                old.unlink()
+        if proc_drbd:
+            drbd.write_text(fixture_text("drbd", "8.4.11", proc_drbd))
+        if boot_id:
+            boot.write_text(boot_id + "\n")
+        outputs = {
+            ("xl", "info"): (0, fixture_text("xl", "4.17.5", "xl-info.txt"), ""),
+            ("xl", "list"): (0, fixture_text("xl", "4.17.5", xl_list), ""),
+            tuple(vgs_argv()): (0, fixture_text("lvm", "2.03.16", "vgs.json"), ""),
+            tuple(lvs_argv()): (0, fixture_text("lvm", "2.03.16", "lvs-domu.json"), ""),
+        }
+        runner = CommandRunner(FakeModule(outputs, tools=["xl", "lvs"]))
+        result = xen_info.gather(runner, toolstack="xl", config_dir=str(auto), proc_drbd=str(drbd),
+                                 boot_id_path=str(boot))
+        return json.loads(json.dumps(result))  # as a registered result: plain data
+    return dom0

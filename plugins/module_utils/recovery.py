@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Surviving host loss (issue 15): what the failover of a dead dom0 and the watcher do, as plans.
+
+Pure: the xen_info result of every dom0 and the VMs' inventory variables in, plain dicts out. The
+order and the targets of a failover are the planner's (plan.failover_plan); who runs what is the
+runs-once guard's (xen.runs_once_check); DRBD states are xen_info's (drbd.py's parser). The roles
+failover and watcher act on these plans with the modules vm_restart and xen_domain.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import promotion_problems
+from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
+from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
+
+
+def _meta(meta, key):
+    meta = meta or {}
+    return meta["xen_" + key] if "xen_" + key in meta else meta.get(key)
+
+
+def drbd_resources(vm, meta):
+    """[{"name", "minor"}] of a DRBD VM's disks: the resource of a disk is its LV, <vm>-<disk> (provision role)."""
+    if _meta(meta, "storage_mode") != "drbd":
+        return []
+    out = []
+    for disk in _meta(meta, "disks") or []:
+        if isinstance(disk, dict) and disk.get("drbd_minor") is not None:
+            out.append({"name": vm_disk_lv(vm, disk["name"]), "minor": int(disk["drbd_minor"])})
+    return out
+
+
+def _answered(result):
+    return (isinstance(result, dict) and not result.get("failed") and not result.get("unreachable")
+            and not result.get("skipped") and isinstance(result.get("domains"), list))
+
+
+def replica_state(result, resources):
+    """Why the DRBD disks of a VM on a dom0 (its xen_info result) cannot be made Primary there (empty: they can):
+    drbd.promotion_problems of each."""
+    minors = ((result or {}).get("drbd") or {}).get("minors") or {}
+    problems = []
+    for res in resources:
+        problems.extend(promotion_problems(minors.get(str(res["minor"])), res["name"], res["minor"]) or [])
+    return problems
+
+
+def _batches(items, parallel):
+    parallel = max(1, int(parallel))
+    for index, item in enumerate(items):
+        item["batch"] = index // parallel
+    return items
+
+
+def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm_dead"):
+    """The failover of ``dead_host``: which of its VMs restart where, in which order, and which are lost.
+
+    ``info``: ``{dom0: xen_info result}`` (the dead dom0's is ignored: it is offline), ``vm_meta``: ``{vm:
+    inventory variables}``, a DRBD VM's ``xen_restart_on`` being its pair (xen_home, xen_drbd_peer) when not set.
+    Its VMs are those whose xen_home it is, and the DRBD VMs it shares with a survivor that run nowhere and that the
+    survivor does not own (migrated there: the ownership moved with them).
+    The planner (plan.failover_plan) gives the order (xen_restart_order, then name) and the targets; a DRBD VM
+    is restarted only where its disks are up and UpToDate with no peer Primary (the vm_restart module checks it
+    again in the step that promotes); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks
+    (it runs somewhere, a dom0 that did not answer may run it) is not restarted. Restarts are numbered into
+    batches of ``parallel``. Returns ``{"host", "refused", "restarts", "lost", "guard", "notes", "summary"}``.
+    """
+    vm_meta = dict(vm_meta or {})
+    if dead_host not in info:
+        raise PlanError("dom0 %r to fail over is not one of %s" % (dead_host, ", ".join(sorted(info))))
+    refused = None
+    if _answered(info[dead_host]):
+        running = [d["name"] for d in info[dead_host]["domains"] if not d.get("is_dom0")]
+        refused = "%s answers (it runs %s): it is not dead; evacuate it instead" % (
+            dead_host, ", ".join(running) or "no VM")
+    model_info = dict(info)
+    model_info[dead_host] = {"unreachable": True, "msg": "confirmed dead (%s)" % confirmed_by}
+    guard = runs_once_check(model_info, vm_meta, dead=[dead_host])
+    # A DRBD VM of the pair (dead, survivor) that runs nowhere and that the survivor does not own ran on the dead
+    # dom0 (a migration moves the ownership with the VM), whatever its xen_home says: plan it from there.
+    for name, meta in sorted(vm_meta.items()):
+        pair = [_meta(meta, "home"), _meta(meta, "drbd_peer")]
+        seen = guard["vms"].get(name) or {"active_on": [], "in_flight_on": [], "owned_on": []}
+        if (_meta(meta, "storage_mode") == "drbd" and dead_host in pair and pair[0] != dead_host
+                and not seen["active_on"] and not seen["in_flight_on"]
+                and not [h for h in pair if h != dead_host and h in seen["owned_on"]]):
+            vm_meta[name] = dict(meta, xen_home=dead_host)
+            vm_meta[name].pop("home", None)
+    try:
+        hosts, vms, notes = inputs_from_xen_info(model_info, vm_meta)
+        plan = failover_plan(hosts, vms, [dead_host])
+    except PlanError as exc:
+        refused = refused or "cannot plan: %s" % exc
+        notes = []
+        plan = {"restarts": [], "not_restarted": [], "lost_unprotected": []}
+    restarts = []
+    lost = []
+    for entry in plan["restarts"]:
+        if entry["from"] != dead_host:
+            continue
+        name, target = entry["vm"], entry["to"]
+        meta = vm_meta.get(name) or {}
+        mode = _meta(meta, "storage_mode")
+        resources = drbd_resources(name, meta)
+        why = []
+        if mode is None:
+            why.append("no xen_storage_mode: where its disks are is unknown")
+        elif mode == "raid1":
+            why.append("raid1 restarts are not supported yet")
+        elif mode == "drbd":
+            if not resources:
+                why.append("storage mode drbd without a drbd_minor on its disks")
+            why.extend(replica_state(info.get(target), resources))
+        blocked = runs_once_check(model_info, vm_meta, dead=[dead_host], starting={name: target})["blocked"]
+        why.extend(blocked.get(name, []))
+        if why:
+            lost.append({"vm": name, "from": dead_host, "reason": "not restarted on %s: %s" % (target, "; ".join(why))})
+            continue
+        restarts.append({"vm": name, "from": dead_host, "to": target, "storage_mode": mode, "resources": resources,
+                         "memory_mib": entry["memory_mib"], "order": entry["order"]})
+    for entry in plan["not_restarted"]:
+        if entry["from"] == dead_host:
+            lost.append({"vm": entry["vm"], "from": dead_host,
+                         "reason": entry["reason"] + ("; lost until %s returns" % dead_host
+                                                      if "plain storage" in entry["reason"] else "")})
+    for name in plan["lost_unprotected"]:
+        if (vm_meta.get(name) and _meta(vm_meta[name], "home") == dead_host):
+            lost.append({"vm": name, "from": dead_host, "reason": "unprotected (xen_protected: false): stays down"})
+    _batches(restarts, parallel)
+    summary = ["Failover of %s (%s)%s" % (dead_host, confirmed_by, ": REFUSED, " + refused if refused else "")]
+    for item in restarts:
+        summary.append("  restart %s on %s (batch %d%s)" % (
+            item["vm"], item["to"], item["batch"] + 1,
+            ", promote " + ", ".join(r["name"] for r in item["resources"]) if item["resources"] else ""))
+    for item in lost:
+        summary.append("  LOST %s: %s" % (item["vm"], item["reason"]))
+    if not restarts and not lost:
+        summary.append("  nothing of %s to restart (the inventory names no VM whose xen_home it is)" % dead_host)
+    return {"host": dead_host, "refused": refused, "restarts": restarts, "lost": lost, "guard": guard,
+            "notes": notes, "summary": summary}
+
+
+def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
+    """What the watcher does now: restart VMs that should run and do not, reconnect DRBD on rebooted dom0s,
+    hand ownership back where a VM runs elsewhere, and report split brains (never resolved).
+
+    Desired running: a VM whose config is in exactly one dom0's config dir (/etc/xen/auto), unless the inventory
+    says ``xen_desired_state: stopped``; a VM with ``xen_desired_state: running`` and no config anywhere is
+    reported. ``last_boot_ids``: ``{dom0: boot id}`` of the previous run; a dom0 whose boot id changed rebooted
+    since, and its DRBD resources (of the inventory's DRBD VMs) that are not up are brought up (they connect
+    and resync from the peer that kept running). Returns ``{"restarts", "reconnect", "disown", "problems",
+    "rebooted", "boot_ids", "guard", "summary"}``; restarts are numbered into batches of ``parallel``.
+    """
+    vm_meta = dict(vm_meta or {})
+    last_boot_ids = dict(last_boot_ids or {})
+    guard = runs_once_check(info, vm_meta)
+    answered = sorted(h for h, s in guard["hosts"].items() if s == "answered")
+    unknown = guard["unknown_hosts"]
+    boot_ids = dict((h, info[h].get("boot_id")) for h in answered)
+    rebooted = sorted(h for h in answered if last_boot_ids.get(h) and boot_ids[h] and last_boot_ids[h] != boot_ids[h])
+    restarts, disown, problems, reconnect = [], [], [], []
+    for name in sorted(guard["vms"]):
+        vm = guard["vms"][name]
+        meta = vm_meta.get(name) or {}
+        desired = _meta(meta, "desired_state")
+        if desired == "stopped" or vm["in_flight_on"]:
+            continue
+        owners = vm["owned_on"]
+        if vm["active_on"]:
+            # ownership follows the VM: a config left where it does not run (a failed-over VM's old home)
+            if len(vm["active_on"]) == 1 and vm["active_on"][0] in owners:
+                for host in owners:
+                    if host != vm["active_on"][0]:
+                        disown.append({"vm": name, "host": host, "runs_on": vm["active_on"][0]})
+            continue
+        if not owners:
+            if desired == "running":
+                problems.append({"vm": name, "kind": "no_config",
+                                 "message": "%s should run (xen_desired_state) but no dom0 has its config: provision it" % name})
+            continue
+        if len(owners) > 1:
+            problems.append({"vm": name, "kind": "owned_twice",
+                             "message": "%s is down and owned by %s: not restarted" % (name, " and ".join(owners))})
+            continue
+        owner = owners[0]
+        mode = _meta(meta, "storage_mode")
+        resources = drbd_resources(name, meta)
+        blocked = list(runs_once_check(info, vm_meta, starting={name: owner})["blocked"].get(name, []))
+        if mode == "plain" and unknown:
+            # its disks are LVs of its owner: it cannot run on a dom0 that did not answer
+            blocked = [r for r in blocked if "did not answer" not in r]
+        blocked.extend(replica_state(info[owner], resources))
+        if blocked:
+            problems.append({"vm": name, "kind": "blocked", "message": "%s is down on %s and not restarted: %s" % (
+                name, owner, "; ".join(blocked))})
+            continue
+        restarts.append({"vm": name, "to": owner, "storage_mode": mode, "resources": resources,
+                         "order": _meta(meta, "restart_order")})
+    restarts.sort(key=lambda r: (r["order"] is None, r["order"] or 0, r["vm"]))
+    _batches(restarts, parallel)
+    for name in sorted(vm_meta):
+        for res in drbd_resources(name, vm_meta[name]):
+            for host in (_meta(vm_meta[name], "home"), _meta(vm_meta[name], "drbd_peer")):
+                if host not in answered:
+                    continue
+                state = ((info[host].get("drbd") or {}).get("minors") or {}).get(str(res["minor"]))
+                if not state or state.get("unconfigured"):
+                    if host in rebooted:
+                        reconnect.append({"host": host, "vm": name, "resource": res["name"], "minor": res["minor"],
+                                          "action": "up"})
+                    else:
+                        problems.append({"vm": name, "kind": "drbd_down", "message": "%s: DRBD %s (minor %d) is not up "
+                                         "on %s (not rebooted since the last run: left alone)" % (
+                                             name, res["name"], res["minor"], host)})
+                elif state.get("cstate") == "StandAlone":
+                    problems.append({"vm": name, "kind": "split_brain", "message": "%s: DRBD %s is StandAlone on %s "
+                                     "(disk %s/%s): split brain or a refused connection; NOT resolved (no data is "
+                                     "discarded): decide which copy to keep by hand" % (
+                                         name, res["name"], host, state.get("disk"), state.get("peer_disk"))})
+    unknown_text = ", unknown: " + ", ".join(unknown) if unknown else ""
+    rebooted_text = ", rebooted: " + ", ".join(rebooted) if rebooted else ""
+    summary = ["Watcher: %d dom0(s) answered%s%s" % (len(answered), unknown_text, rebooted_text)]
+    summary.extend("  restart %s on %s (batch %d)" % (r["vm"], r["to"], r["batch"] + 1) for r in restarts)
+    summary.extend("  drbd up %s on %s (rebooted)" % (r["resource"], r["host"]) for r in reconnect)
+    summary.extend("  disown %s on %s (it runs on %s)" % (d["vm"], d["host"], d["runs_on"]) for d in disown)
+    summary.extend("  %s: %s" % (p["kind"].upper(), p["message"]) for p in problems)
+    summary.extend("  guard %s: %s" % (f["kind"], f["message"]) for f in guard["findings"] if f["severity"] != "info")
+    if len(summary) == 1:
+        summary.append("  nothing to do: every VM that should run runs once")
+    return {"restarts": restarts, "reconnect": reconnect, "disown": disown, "problems": problems, "rebooted": rebooted,
+            "boot_ids": boot_ids, "guard": guard, "summary": summary}
