@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import os
-import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
@@ -20,8 +19,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
-# How long the importing modules sleep between two looks for the device.
-POLL_SECONDS = 0.5
 
 # argument_spec entries and the required_together group of the shared-path options.
 SHARED_PATH_OPTIONS = dict(
@@ -45,17 +42,6 @@ def shared_path(params):
 def device_exists(path):
     """True when the device node (or link) is there (tests replace it)."""
     return os.path.exists(path)
-
-
-def wait_until(done, timeout):
-    """Call done() until it returns true or timeout seconds passed; returns its last answer. The
-    importing modules' one wait loop (a device that udev creates some time after the login)."""
-    deadline = time.time() + max(timeout, 0)
-    while True:
-        answer = done()
-        if answer or time.time() >= deadline:
-            return answer
-        time.sleep(POLL_SECONDS)
 
 
 # --------------------------------------------------------------------------- storage facts (read only)

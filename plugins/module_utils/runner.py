@@ -13,6 +13,7 @@ that change state are marked by the caller; in check mode they are recorded, not
 from __future__ import annotations
 
 import errno
+import time
 
 # The parsers only understand untranslated output with '.' as the decimal separator.
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
@@ -22,6 +23,17 @@ SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 
 # rc reported when the program itself could not be started (missing binary), as a shell does.
 RC_NOT_FOUND = 127
+
+
+def wait_until(done, timeout, poll=0.5):
+    """Call done() until it returns true or timeout seconds passed; returns its last answer. The
+    modules' one wait loop (a device that udev creates after a login, an md resync)."""
+    deadline = time.monotonic() + max(timeout, 0)
+    while True:
+        answer = done()
+        if answer or time.monotonic() >= deadline:
+            return answer
+        time.sleep(poll)
 
 
 class CommandError(Exception):

@@ -133,7 +133,8 @@ from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
+from ansible_collections.sanless.xen.plugins.module_utils.runner import (CommandError, CommandRunner, fail_from_error,
+                                                                          wait_until)
 
 
 def listed(devices, shelf, slot):
@@ -188,7 +189,7 @@ def main():
                         seen[0] = listed(tools.stat(), p["shelf"], p["slot"])
                         return False
                     return True
-                if not diskexport.wait_until(up, p["timeout"]):
+                if not wait_until(up, p["timeout"]):
                     entry = seen[0]
                     module.fail_json(msg="%s did not appear within %d s (aoe-stat: %s)"
                                      % (device, p["timeout"], entry["state"] if entry else "not listed"),

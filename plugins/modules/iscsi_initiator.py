@@ -178,7 +178,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, wait_until
 
 
 def find_session(sessions, target, address, port):
@@ -334,7 +334,7 @@ def main():
                 path = iscsi.by_path(address, port, target, disk["lun"])
                 device = "/dev/%s" % disk["disk"]
                 return diskexport.device_exists(path)
-            if not diskexport.wait_until(appeared, p["timeout"]):
+            if not wait_until(appeared, p["timeout"]):
                 what = path or ("the disk of LUN %d" % p["lun"] if p["lun"] is not None else "a disk")
                 fail("logged in to %s at %s:%d, but %s did not appear within %d s"
                      % (target, address, port, what, p["timeout"]))

@@ -193,12 +193,11 @@ would_run:
   sample: []
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import md
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
+from ansible_collections.sanless.xen.plugins.module_utils.runner import (CommandError, CommandRunner, fail_from_error,
+                                                                          wait_until)
 
 POLL_SECONDS = 2
 
@@ -292,19 +291,20 @@ class Mirror(object):
     def wait(self, timeout, done):
         """Read until done() holds and no sync runs; the progress seen."""
         progress = []
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def settled():
             self.read()
             sync = self.health()["sync"]
             if sync:
                 progress.append({"action": sync["action"], "percent": sync["percent"]})
-            if not sync and done():
-                return progress
-            if time.monotonic() >= deadline:
-                self.module.fail_json(msg="%s: not done within %d s (%s)" % (
-                    self.array, timeout, "%s at %s%%" % (sync["action"], sync["percent"]) if sync else "no sync runs"),
-                    array=self.health(), progress=progress, actions=self.actions, cmds=self.runner.ran)
-            time.sleep(POLL_SECONDS)
+            return not sync and done()
+
+        if not wait_until(settled, timeout, poll=POLL_SECONDS):
+            sync = self.health()["sync"]
+            self.module.fail_json(msg="%s: not done within %d s (%s)" % (
+                self.array, timeout, "%s at %s%%" % (sync["action"], sync["percent"]) if sync else "no sync runs"),
+                array=self.health(), progress=progress, actions=self.actions, cmds=self.runner.ran)
+        return progress
 
 
 def predict(before, state, leg, replacement):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -61,7 +62,30 @@ def clean_env(tmp_path, **extra):
     env.update(HOME=str(home), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_NOCOLOR="1",
                PATH=BIN + os.pathsep + env.get("PATH", ""))
     env.update({k: str(v) for k, v in extra.items()})
+    env[RUN_MARK] = str(tmp_path)  # what end_processes finds the run's processes by
     return env
+
+
+RUN_MARK = "SANLESS_TEST_RUN"
+
+
+def end_processes(tmp_path):
+    """SIGKILL, by PID, every process still running with clean_env(tmp_path)'s environment (async_wrapper
+    daemons detach from ansible-playbook's session, so killing its group would miss them); the PIDs ended."""
+    mark = ("%s=%s" % (RUN_MARK, tmp_path)).encode()
+    ended = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                if mark not in handle.read().split(b"\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            ended.append(int(entry))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return ended
 
 
 def run_cli(tool, *args, cwd, env, timeout=300):

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from projecthelpers import ROOT, clean_env
+from projecthelpers import ROOT, clean_env, end_processes
 
 FAKE_XL = """#!/bin/sh
 echo "{host} $(basename "$0") $*" >> {log}
@@ -111,7 +111,8 @@ def fake_cluster(tmp_path):
         out = proc.stdout + proc.stderr
         return (proc.returncode, out, json.loads(report.read_text()) if report.exists() else None,
                 log.read_text() if log.exists() else "")
-    return tmp_path, run
+    yield tmp_path, run
+    end_processes(tmp_path)
 
 
 def task_results(out, name):
