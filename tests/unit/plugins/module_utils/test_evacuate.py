@@ -370,3 +370,30 @@ def test_every_plan_respects_room_replicas_drained_hosts_and_groups(cluster, rul
         for start, _end in spans:
             assert sum(1 for s, e in spans if s <= start < e) <= concurrency
     assert result["fits"] == (not result["not_movable"])
+
+
+def test_disk_sizes_come_from_the_lvs_the_provision_role_names():
+    mib = 2 ** 20
+
+    def dom0(free, domains, lvs):
+        return {"host": {"free_memory_mib": free}, "domains": [{"name": n, "memory_mib": m} for n, m in domains],
+                "vgs": [{"name": "xenvg", "free_bytes": 8 * 2 ** 30}, {"name": "fastvg", "free_bytes": 2 ** 30}],
+                "lvs": [{"vg": vg, "name": name, "size_bytes": size} for vg, name, size in lvs]}
+    info = {"hosta": dom0(0, [("web01", 96), ("web02", 96), ("web04", 96)],
+                          [("xenvg", "web01-disk", 256 * mib), ("fastvg", "web01-data", 64 * mib),
+                           ("xenvg", "web02-disk", 128 * mib), ("fastvg", "web02-disk", 32 * mib)]),
+            "hostb": dom0(4096, [], [("xenvg", "web01-disk", 4 * mib)])}
+    meta = {"web01": {"xen_storage_mode": "plain", "xen_disks": [{"name": "disk"}, {"name": "data"}]},
+            "web02": {"xen_storage_mode": "plain", "xen_vg": "fastvg", "xen_disks": [{"name": "disk"}]},
+            # no LV of that name: the inventory's xen_disk_bytes counts, and a note says so
+            "web04": {"xen_storage_mode": "plain", "xen_disks": [{"name": "disk"}], "xen_disk_bytes": 5 * mib}}
+    _hosts, vms, notes = plan.inputs_from_xen_info(info, meta)
+    by_vm = {v["name"]: v for v in vms}
+    # on the VM's own dom0 (hostb's stale web01-disk does not count), in any VG, its xen_vg first
+    assert by_vm["web01"]["disks"] == [256 * mib, 64 * mib]
+    assert by_vm["web02"]["disks"] == [32 * mib]
+    assert "disks" not in by_vm["web04"] and by_vm["web04"]["disk_bytes"] == 5 * mib
+    assert any("web04" in n and "web04-disk" in n and "not found on hosta" in n for n in notes)
+    result = plan.evacuation_plan(*plan.inputs_from_xen_info(info, meta)[:2], "hosta")
+    assert {m["vm"]: m["disk_bytes"] for m in result["moves"]} == {"web01": 320 * mib, "web02": 32 * mib,
+                                                                   "web04": 5 * mib}
