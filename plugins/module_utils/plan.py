@@ -1154,7 +1154,8 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
     VG space, say); 3. the other VMs, biggest first, and the group VMs
     left over: refused under ``anti_affinity="hard"``, placed anyway (``breach``) under ``"soft"``.  (xapi
     ends phase 1 at the first VM that does not fit; here only that VM goes on to phase 2, since storage
-    modes give each VM its own hosts.)
+    modes give each VM its own hosts.  For the same reason phase 1 takes the VMs with the fewest hosts their
+    storage mode allows first, and a host holding more of the group than another target is no spread.)
 
     Durations: bytes to copy / ``link_mbit_s`` + ``per_vm_overhead_s``; ``concurrency`` moves at a time per
     source host, longest first.  A move that would end after ``deadline_s`` is deferred (not started; later
@@ -1249,16 +1250,26 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
             return f"no {where} left to take it (offline, drained or being evacuated)"
         return f"no room on the {where}: " + "; ".join(problems)
 
-    # 1. spread each group evenly, smallest VMs first (xapi: anti_affinity_vms_increasing)
-    grouped.sort(key=lambda item: (item[0]["memory_mib"], item[0]["name"]))
+    def possible(vm, storage):
+        """How many hosts the VM's storage mode lets it go to (all targets for plain, the replica holders else)."""
+        if storage in STORAGE_CARRIES_DISKS:
+            return len(target_names)
+        return len(set(vm["restart_on"]).intersection(target_names))
+
+    # 1. spread each group evenly, smallest VMs first (xapi: anti_affinity_vms_increasing); VMs that only some
+    # hosts may take (replica holders) before those any host may take, so a plain VM does not take the one host
+    # a drbd VM of its group can go to
+    grouped.sort(key=lambda item: (possible(*item), item[0]["memory_mib"], item[0]["name"]))
     leftover = []
     for vm, storage in grouped:
         decision, sizes = judge(vm, storage)
         counts = members.get(vm["anti_affinity"], {})
         if decision["verdicts"]:
-            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none
+            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none. A host
+            # above the group's level over all targets (one of them holds fewer) is no spread but a breach.
+            level = min(counts.get(n, 0) for n in target_names)
             top = min(decision["verdicts"], key=lambda n: (counts.get(n, 0), -free[n], n))
-            if decision["verdicts"][top]["fits"]:
+            if decision["verdicts"][top]["fits"] and counts.get(top, 0) == level:
                 commit(vm, storage, dict(decision, host=top), sizes, "spread")
                 continue
         leftover.append((vm, storage))

@@ -174,6 +174,31 @@ def test_no_breach_phase_takes_a_host_the_spread_could_not():
     assert targets(result) == {"g1": "c"} and result["moves"][0]["phase"] == "no_breach"
 
 
+def test_a_group_vm_with_one_possible_host_is_placed_first_and_never_doubles_up_where_a_host_has_none():
+    # b has the most free memory, so the plain g1 (smallest by name, same size) would take it first; g2 (drbd)
+    # can only go to its peer b: the spread places the VMs with the fewest possible hosts first, so g2 takes b
+    # and g1 goes to c, and never puts g2 next to g1 on b while c holds none of the group
+    hosts = [host("a", 0), host("b", 1010, vg=10 ** 12), host("c", 1000, vg=10 ** 12), host("d", 200, vg=10 ** 12)]
+    vms = [vm("g1", "a", 96, disk_bytes=GB, anti_affinity="web"),
+           vm("g2", "a", 96, storage="drbd", restart_on=["b"], anti_affinity="web")]
+    result = plan.evacuation_plan(hosts, vms, "a")
+    assert targets(result) == {"g1": "c", "g2": "b"} and result["fits"]
+    assert {m["phase"] for m in result["moves"]} == {"spread"} and not any(m["breach"] for m in result["moves"])
+    # the group already on c: the spread level is 0 (d holds none); g1, allowed on d only (plain, d's VG
+    # alone has room), takes d; g2 finds b at level 0 too
+    vms_c = vms + [vm("old", "c", 96, storage="shared", restart_on=["b"], anti_affinity="web")]
+    roomy = [host("a", 0), host("b", 1010, vg=0), host("c", 1000, vg=0), host("d", 200, vg=10 ** 12)]
+    assert targets(plan.evacuation_plan(roomy, vms_c, "a")) == {"g1": "d", "g2": "b"}
+    # g2's only host already holds the group while another host holds none: that is a breach, refused under
+    # hard (never a silent "spread"), placed and flagged under soft
+    crowded = [vm("old", "b", 96, storage="shared", restart_on=["c"], anti_affinity="web"),
+               vm("g2", "a", 96, storage="drbd", restart_on=["b"], anti_affinity="web")]
+    hard = plan.evacuation_plan(hosts, crowded, "a")
+    assert hard["moves"] == [] and "anti-affinity group web" in hard["not_movable"][0]["reason"]
+    soft = plan.evacuation_plan(hosts, crowded, "a", anti_affinity="soft")
+    assert targets(soft) == {"g2": "b"} and soft["moves"][0]["breach"] and soft["moves"][0]["phase"] == "binpack"
+
+
 # ---------------------------------------------------------------------------
 # Failure tolerance after the drain (ha_tolerate, max_host_failures)
 
