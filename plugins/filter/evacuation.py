@@ -14,6 +14,7 @@ import json
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.filter.report import is_glob
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
@@ -51,7 +52,8 @@ def evacuation_plan(hostvars, hosts, drain, vms=None, register="evacuate_info", 
     if silent:
         raise AnsibleFilterError("cannot evacuate %s: did not answer xen_info, so what runs there is unknown"
                                  % ", ".join(silent))
-    vm_meta = dict((name, hostvars[name]) for name in vms or [] if name in hostvars)
+    # the planner's variables of each VM, read as provision and failover read them (a drbd VM's pair)
+    vm_meta = vm_plan_vars(hostvars, [name for name in vms or [] if name in hostvars])
     options = dict((key, value) for key, value in options.items() if value is not None)
     try:
         planner_hosts, planner_vms, notes = inputs_from_xen_info(info, vm_meta, vg=vg)

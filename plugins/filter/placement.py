@@ -18,7 +18,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.plan import (
 
 # The VM variables the planner reads (plan.inputs_from_xen_info).
 PLAN_VARS = ("xen_storage_mode", "xen_protected", "xen_restart_on", "xen_home", "xen_memory_mib", "xen_restart_order",
-             "xen_anti_affinity", "xen_disk_bytes", "xen_drbd_peer", "xen_disks")
+             "xen_anti_affinity", "xen_disk_bytes", "xen_drbd_peer", "xen_disks", "xen_vg", "xen_type")
 
 
 def _answered(info):

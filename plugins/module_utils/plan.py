@@ -139,7 +139,7 @@ from itertools import accumulate
 from operator import gt, le
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import (
-    DEFAULT_EXTENT_BYTES, domain_need_mib, meta_bytes, meta_lv_name, round_up,
+    DEFAULT_EXTENT_BYTES, domain_need_mib, meta_bytes, meta_lv_name, round_up, vm_disk_lv,
 )
 
 MIB = 1024 * 1024
@@ -1154,7 +1154,8 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
     VG space, say); 3. the other VMs, biggest first, and the group VMs
     left over: refused under ``anti_affinity="hard"``, placed anyway (``breach``) under ``"soft"``.  (xapi
     ends phase 1 at the first VM that does not fit; here only that VM goes on to phase 2, since storage
-    modes give each VM its own hosts.)
+    modes give each VM its own hosts.  For the same reason phase 1 takes the VMs with the fewest hosts their
+    storage mode allows first, and a host holding more of the group than another target is no spread.)
 
     Durations: bytes to copy / ``link_mbit_s`` + ``per_vm_overhead_s``; ``concurrency`` moves at a time per
     source host, longest first.  A move that would end after ``deadline_s`` is deferred (not started; later
@@ -1249,16 +1250,26 @@ def evacuation_plan(hosts, vms, host, link_mbit_s=1000, concurrency=1, deadline_
             return f"no {where} left to take it (offline, drained or being evacuated)"
         return f"no room on the {where}: " + "; ".join(problems)
 
-    # 1. spread each group evenly, smallest VMs first (xapi: anti_affinity_vms_increasing)
-    grouped.sort(key=lambda item: (item[0]["memory_mib"], item[0]["name"]))
+    def possible(vm, storage):
+        """How many hosts the VM's storage mode lets it go to (all targets for plain, the replica holders else)."""
+        if storage in STORAGE_CARRIES_DISKS:
+            return len(target_names)
+        return len(set(vm["restart_on"]).intersection(target_names))
+
+    # 1. spread each group evenly, smallest VMs first (xapi: anti_affinity_vms_increasing); VMs that only some
+    # hosts may take (replica holders) before those any host may take, so a plain VM does not take the one host
+    # a drbd VM of its group can go to
+    grouped.sort(key=lambda item: (possible(*item), item[0]["memory_mib"], item[0]["name"]))
     leftover = []
     for vm, storage in grouped:
         decision, sizes = judge(vm, storage)
         counts = members.get(vm["anti_affinity"], {})
         if decision["verdicts"]:
-            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none
+            # xapi's priority queue: fewest VMs of the group, then most free memory; that host or none. A host
+            # above the group's level over all targets (one of them holds fewer) is no spread but a breach.
+            level = min(counts.get(n, 0) for n in target_names)
             top = min(decision["verdicts"], key=lambda n: (counts.get(n, 0), -free[n], n))
-            if decision["verdicts"][top]["fits"]:
+            if decision["verdicts"][top]["fits"] and counts.get(top, 0) == level:
                 commit(vm, storage, dict(decision, host=top), sizes, "spread")
                 continue
         leftover.append((vm, storage))
@@ -1423,7 +1434,10 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
     when None).  Every running domain but Domain-0 is a VM on that dom0.
     ``vm_meta``: ``{vm: {"xen_storage_mode", "xen_protected", "xen_restart_on",
     "xen_home", "xen_memory_mib", "xen_restart_order", "xen_anti_affinity",
-    "xen_disk_bytes", "xen_type"}}`` (the ``xen_`` prefix is optional).  A dom0 whose
+    "xen_disk_bytes", "xen_disks", "xen_vg", "xen_type"}}`` (the ``xen_`` prefix is optional).  A
+    running VM's ``disks`` are the sizes of the LVs the provision role names after its ``xen_disks``
+    (``conventions.vm_disk_lv``) on the dom0 it runs on (in its ``xen_vg`` when that has one, else in any
+    VG); when one is not there, ``xen_disk_bytes`` counts instead, with a note.  A dom0 whose
     result has ``drained`` (xen_info reads the mark) is a drained host.  Plain storage
     means ``restart_on: []``; drbd/raid1/shared need ``xen_restart_on`` (else the VM
     is treated as plain, with a note); no storage mode means any host.  A
@@ -1493,10 +1507,40 @@ def inputs_from_xen_info(info, vm_meta=None, default_protected=True, vg=None):
             value = _meta(meta, key)
             if value is not None:
                 vm["order" if key == "restart_order" else key] = value
+        sizes = _disk_lv_sizes(vm, meta, info.get(vm["host"]), notes)
+        if sizes is not None:
+            vm["disks"] = sizes
     no_mode = sorted(vm["name"] for vm in vms if "restart_on" not in vm)
     if no_mode:
         notes.append("no xen_storage_mode for {}: assumed restartable on any host".format(", ".join(no_mode)))
     return hosts, vms, notes
+
+
+def _disk_lv_sizes(vm, meta, result, notes):
+    """The sizes of a VM's disk LVs (its ``xen_disks`` by name, ``conventions.vm_disk_lv``) on the dom0 where it
+    runs, its ``xen_vg`` first; None (with a note) when it has no ``xen_disks`` or one of them is not there."""
+    disks = _meta(meta, "disks")
+    if not isinstance(disks, list) or not disks or not _answered(result):
+        return None
+    found = {}
+    for lv in result.get("lvs") or []:
+        if isinstance(lv, dict) and lv.get("size_bytes") is not None:
+            found.setdefault(lv.get("name"), {})[lv.get("vg")] = int(lv["size_bytes"])
+    sizes = []
+    for disk in disks:
+        try:
+            name = vm_disk_lv(vm["name"], disk.get("name") if isinstance(disk, dict) else None)
+        except ValueError as exc:
+            notes.append("VM {}: a disk of xen_disks has no valid name ({}): disk sizes from xen_disk_bytes".format(
+                vm["name"], exc))
+            return None
+        by_vg = found.get(name) or {}
+        if not by_vg:
+            notes.append("VM {}: LV {} not found on {}: disk sizes from xen_disk_bytes".format(vm["name"], name, vm["host"]))
+            return None
+        own = _meta(meta, "vg")
+        sizes.append(by_vg[own] if own in by_vg else by_vg[sorted(by_vg, key=str)[0]])
+    return sizes
 
 
 def cluster_report(hosts, vms, up_to=3, min_failures=None, what_if=None, evacuate=None, evacuation=None, new_vm=None, notes=None):

@@ -110,3 +110,33 @@ def test_report_one_row_per_vm():
     assert report["totals"] == {"moved": 1, "refused": 2, "failed": 1, "deferred": 2, "not run": 1}
     assert report["complete"] is False
     assert evacuation.evacuation_report({"hosts": ["hosta"], "moves": []}, [])["complete"] is True
+
+
+def lab_info(free_mib, domains, lvs=(), vg_free=8 * 2 ** 30):
+    """A dom0's xen_info result with LVs (vg, name, size) as lvm.lvs reads them."""
+    result = info(free_mib, domains, vg_free=vg_free)
+    result["lvs"] = [{"vg": vg, "name": name, "size_bytes": size} for vg, name, size in lvs]
+    return result
+
+
+def test_a_lab_inventory_drbd_vm_goes_to_its_peer_and_plain_disks_count_by_their_lvs():
+    # the lab inventory's variables: a drbd VM names its peer (xen_drbd_peer), not xen_restart_on; a plain VM
+    # names its disks (xen_disks), not xen_disk_bytes: the LVs on its dom0 give their real sizes
+    mib = 2 ** 20
+    hv = {"hosta": {"evacuate_info": lab_info(0, [("web01", 96), ("web03", 96)],
+                                              lvs=[("xenvg", "web01-disk", 256 * mib), ("xenvg", "web01-data", 128 * mib),
+                                                   ("xenvg", "web03-disk", 128 * mib)])},
+          "hostb": {"evacuate_info": lab_info(4 * GIB_MIB, [], vg_free=300 * mib)},
+          "hostc": {"evacuate_info": lab_info(2 * GIB_MIB, [], lvs=[("xenvg", "web03-disk", 128 * mib)])},
+          "web01": {"xen_storage_mode": "plain", "xen_home": "hosta", "xen_vg": "xenvg",
+                    "xen_disks": [{"name": "disk", "size": "256M"}, {"name": "data", "size": "128M"}]},
+          "web03": {"xen_storage_mode": "drbd", "xen_home": "hosta", "xen_drbd_peer": "hostc",
+                    "xen_disks": [{"name": "disk", "size": "128M", "drbd_minor": 100}]}}
+    result = evacuation.evacuation_plan(hv, ["hosta", "hostb", "hostc"], ["hosta"], vms=["web01", "web03"])
+    moves = dict((m["vm"], m) for m in result["moves"])
+    assert result["not_movable"] == [] and result["fits"]
+    assert moves["web03"]["target"] == "hostc" and moves["web03"]["storage"] == "drbd"
+    # hostb has more memory but 300 MiB of VG: too little for 384 MiB of disks, so hostc takes web01
+    assert moves["web01"]["target"] == "hostc"
+    assert moves["web01"]["disk_bytes"] == 384 * mib and moves["web01"]["bytes"] == 96 * mib + 384 * mib
+    assert moves["web03"]["bytes"] == 96 * mib

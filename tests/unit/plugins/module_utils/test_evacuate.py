@@ -174,6 +174,31 @@ def test_no_breach_phase_takes_a_host_the_spread_could_not():
     assert targets(result) == {"g1": "c"} and result["moves"][0]["phase"] == "no_breach"
 
 
+def test_a_group_vm_with_one_possible_host_is_placed_first_and_never_doubles_up_where_a_host_has_none():
+    # b has the most free memory, so the plain g1 (smallest by name, same size) would take it first; g2 (drbd)
+    # can only go to its peer b: the spread places the VMs with the fewest possible hosts first, so g2 takes b
+    # and g1 goes to c, and never puts g2 next to g1 on b while c holds none of the group
+    hosts = [host("a", 0), host("b", 1010, vg=10 ** 12), host("c", 1000, vg=10 ** 12), host("d", 200, vg=10 ** 12)]
+    vms = [vm("g1", "a", 96, disk_bytes=GB, anti_affinity="web"),
+           vm("g2", "a", 96, storage="drbd", restart_on=["b"], anti_affinity="web")]
+    result = plan.evacuation_plan(hosts, vms, "a")
+    assert targets(result) == {"g1": "c", "g2": "b"} and result["fits"]
+    assert {m["phase"] for m in result["moves"]} == {"spread"} and not any(m["breach"] for m in result["moves"])
+    # the group already on c: the spread level is 0 (d holds none); g1, allowed on d only (plain, d's VG
+    # alone has room), takes d; g2 finds b at level 0 too
+    vms_c = vms + [vm("old", "c", 96, storage="shared", restart_on=["b"], anti_affinity="web")]
+    roomy = [host("a", 0), host("b", 1010, vg=0), host("c", 1000, vg=0), host("d", 200, vg=10 ** 12)]
+    assert targets(plan.evacuation_plan(roomy, vms_c, "a")) == {"g1": "d", "g2": "b"}
+    # g2's only host already holds the group while another host holds none: that is a breach, refused under
+    # hard (never a silent "spread"), placed and flagged under soft
+    crowded = [vm("old", "b", 96, storage="shared", restart_on=["c"], anti_affinity="web"),
+               vm("g2", "a", 96, storage="drbd", restart_on=["b"], anti_affinity="web")]
+    hard = plan.evacuation_plan(hosts, crowded, "a")
+    assert hard["moves"] == [] and "anti-affinity group web" in hard["not_movable"][0]["reason"]
+    soft = plan.evacuation_plan(hosts, crowded, "a", anti_affinity="soft")
+    assert targets(soft) == {"g2": "b"} and soft["moves"][0]["breach"] and soft["moves"][0]["phase"] == "binpack"
+
+
 # ---------------------------------------------------------------------------
 # Failure tolerance after the drain (ha_tolerate, max_host_failures)
 
@@ -370,3 +395,30 @@ def test_every_plan_respects_room_replicas_drained_hosts_and_groups(cluster, rul
         for start, _end in spans:
             assert sum(1 for s, e in spans if s <= start < e) <= concurrency
     assert result["fits"] == (not result["not_movable"])
+
+
+def test_disk_sizes_come_from_the_lvs_the_provision_role_names():
+    mib = 2 ** 20
+
+    def dom0(free, domains, lvs):
+        return {"host": {"free_memory_mib": free}, "domains": [{"name": n, "memory_mib": m} for n, m in domains],
+                "vgs": [{"name": "xenvg", "free_bytes": 8 * 2 ** 30}, {"name": "fastvg", "free_bytes": 2 ** 30}],
+                "lvs": [{"vg": vg, "name": name, "size_bytes": size} for vg, name, size in lvs]}
+    info = {"hosta": dom0(0, [("web01", 96), ("web02", 96), ("web04", 96)],
+                          [("xenvg", "web01-disk", 256 * mib), ("fastvg", "web01-data", 64 * mib),
+                           ("xenvg", "web02-disk", 128 * mib), ("fastvg", "web02-disk", 32 * mib)]),
+            "hostb": dom0(4096, [], [("xenvg", "web01-disk", 4 * mib)])}
+    meta = {"web01": {"xen_storage_mode": "plain", "xen_disks": [{"name": "disk"}, {"name": "data"}]},
+            "web02": {"xen_storage_mode": "plain", "xen_vg": "fastvg", "xen_disks": [{"name": "disk"}]},
+            # no LV of that name: the inventory's xen_disk_bytes counts, and a note says so
+            "web04": {"xen_storage_mode": "plain", "xen_disks": [{"name": "disk"}], "xen_disk_bytes": 5 * mib}}
+    _hosts, vms, notes = plan.inputs_from_xen_info(info, meta)
+    by_vm = {v["name"]: v for v in vms}
+    # on the VM's own dom0 (hostb's stale web01-disk does not count), in any VG, its xen_vg first
+    assert by_vm["web01"]["disks"] == [256 * mib, 64 * mib]
+    assert by_vm["web02"]["disks"] == [32 * mib]
+    assert "disks" not in by_vm["web04"] and by_vm["web04"]["disk_bytes"] == 5 * mib
+    assert any("web04" in n and "web04-disk" in n and "not found on hosta" in n for n in notes)
+    result = plan.evacuation_plan(*plan.inputs_from_xen_info(info, meta)[:2], "hosta")
+    assert {m["vm"]: m["disk_bytes"] for m in result["moves"]} == {"web01": 320 * mib, "web02": 32 * mib,
+                                                                   "web04": 5 * mib}

@@ -1,0 +1,192 @@
+"""Host evacuation (issue 14) in the lab, N=3 (make lab-up N=3, or SANLESS_LAB_HOSTS=3 for the session fixture).
+
+hosta runs two small busybox guests of the lab inventory: web01 (plain LVM, 256 MiB disk) and web03 (storage mode
+drbd, peer hostb, minor 100). playbooks/evacuate.yml -e host=hosta empties hosta with the migrate role: web03 can
+only go to its peer hostb, web01 to hostb or hostc. Each VM then runs on exactly one other dom0, the guest's data
+checksum (its own check on the console, and its disk read from dom0 while paused) is unchanged, and hosta carries
+the drained mark (xen_info reports it) until playbooks/undrain.yml.
+
+Plan order: the longest move first (web01 copies 96 MiB of memory and 256 MiB of disk, web03 only its memory).
+
+Not yet proven in the lab: the small evacuation is marked long until it has run there (then it is meant for
+make test); the fault scenarios are marked faults (make test-faults).
+"""
+import json
+import re
+
+import pytest
+
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
+from labhelpers import leftovers, remove_vm, start_playbook, tail, where_runs
+from test_migrate import assert_clean, assert_data, kill_when
+from test_migrate_drbd import MINOR, PATTERN_MIB, drbd_line, remove_drbd_vm
+
+PLAIN, DRBD = "web01", "web03"
+HOME, PEER = "hosta", "hostb"
+
+
+def flat(output):
+    return " ".join(output.split())
+
+
+def drained(lab, host):
+    """What xen_info on host reports as its drained mark (None: not drained)."""
+    out = lab.ansible(host, "sanless.xen.xen_info").stdout
+    return json.loads(out.split(" => ", 1)[1])["drained"]
+
+
+def remove_marks(lab):
+    for host in lab.hosts:
+        lab.run(host, ["rm", "-f", drained_mark_path()])
+
+
+def remove_all(lab):
+    remove_vm(lab, PLAIN)
+    remove_drbd_vm(lab)
+    remove_marks(lab)
+
+
+def evacuate(lab, *extra, check=True, env=None):
+    return lab.playbook("playbooks/evacuate.yml", "-e", "host=%s" % HOME, *extra, check=check,
+                        env=dict({"ANSIBLE_SHOW_CUSTOM_STATS": "1"}, **(env or {})))
+
+
+def assert_drbd_data(lab, host, expected):
+    """web03 on host: its DRBD device read from dom0 (guest paused) and the guest's own check after the move."""
+    lab.run(host, ["xl", "pause", DRBD])
+    try:
+        assert lab.lv_sha256(host, "/dev/drbd%d" % MINOR, PATTERN_MIB) == expected
+    finally:
+        lab.run(host, ["xl", "unpause", DRBD])
+    text = lab.wait_console(host, DRBD, lambda t: len(lab.checksums(t)) >= 2, timeout=180)
+    assert lab.checksums(text)[-1] == expected
+
+
+def assert_evacuated(lab, guests):
+    """Both VMs left hosta, each runs on exactly one other dom0 with its data; web03 on its peer."""
+    assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
+    plain_on = where_runs(lab, PLAIN)
+    assert len(plain_on) == 1 and plain_on[0] != HOME, plain_on
+    assert where_runs(lab, DRBD) == [PEER]
+    assert_clean(lab, PLAIN, plain_on[0])
+    assert_data(lab, plain_on[0], PLAIN, guests[PLAIN])
+    for host in lab.hosts:
+        assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
+    assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, PEER)), drbd_line(lab, PEER)
+    assert_drbd_data(lab, PEER, guests[DRBD])
+    return plain_on[0]
+
+
+@pytest.fixture
+def on_hosta(lab):
+    """web01 and web03 running on hosta (and nothing else there), their checksums; all removed afterwards."""
+    if len(lab.hosts) < 3:
+        pytest.skip("needs three dom0s: SANLESS_LAB_HOSTS=3 (make lab-up N=3)")
+    (lab.repo / "artifacts").mkdir(exist_ok=True)
+    remove_all(lab)
+    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % PLAIN)
+    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % DRBD)
+    assert lab.xl_domains(HOME) == {"Domain-0", PLAIN, DRBD}, "hosta must run only %s and %s: %s" % (
+        PLAIN, DRBD, lab.xl_domains(HOME))
+    guests = {}
+    for vm in (PLAIN, DRBD):
+        text = lab.last_boot(lab.wait_console(HOME, vm, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
+        guests[vm] = lab.checksums(text)[0]
+    yield guests
+    remove_all(lab)
+
+
+@pytest.mark.long
+def test_evacuate_hosta_then_undrain(lab, on_hosta):
+    """CI's small evacuation (marked long until proven in the lab)."""
+    # check mode: the plan, and nothing changes
+    proc = evacuate(lab, "--check")
+    out = flat(proc.stdout)
+    assert "Evacuating hosta: 2 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
+    assert "1. %s (plain) hosta -> " % PLAIN in out and "2. %s (drbd) hosta -> %s" % (DRBD, PEER) in out, out[-3000:]
+    assert drained(lab, HOME) is None
+    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+
+    proc = evacuate(lab)
+    out = flat(proc.stdout)
+    target = assert_evacuated(lab, on_hosta)
+    mark = drained(lab, HOME)
+    assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
+    for host in lab.hosts:
+        if host != HOME:
+            assert drained(lab, host) is None, host
+    # the report: both moved, and the artifacts for AWX
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, target), out), out[-3000:]
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (DRBD, PEER), out), out[-3000:]
+    assert "sanless_xen_evacuation" in out and '"complete": true' in out, out[-3000:]
+
+    # a rerun finds nothing left to move and changes nothing
+    proc = evacuate(lab)
+    assert "Evacuating hosta: 0 move(s)" in flat(proc.stdout), proc.stdout[-3000:]
+    assert where_runs(lab, PLAIN) == [target] and where_runs(lab, DRBD) == [PEER]
+
+    proc = lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
+    assert drained(lab, HOME) is None
+    assert where_runs(lab, PLAIN) == [target] and where_runs(lab, DRBD) == [PEER]
+
+
+@pytest.mark.faults
+def test_killed_evacuation_is_finished_by_the_rerun(lab, on_hosta):
+    # killed during the first move (web01's disk routed through DRBD, the sync under way)
+    proc = start_playbook(lab, "playbooks/evacuate.yml", "-e", "host=%s" % HOME)
+    kill_when(lab, proc, HOME, PLAIN, "swapped-to-drbd")
+    print("\nkilled during the move of %s: %s" % (PLAIN, tail(proc, 1500)))
+    assert drained(lab, HOME), "the drained mark comes before any move"
+    assert where_runs(lab, DRBD) == [HOME]
+    # the same command again: it resumes web01 from its journal and moves web03
+    proc = evacuate(lab)
+    assert "taking over the journal" in proc.stdout or "resuming" in proc.stdout, proc.stdout[-3000:]
+    assert_evacuated(lab, on_hosta)
+    assert drained(lab, HOME)
+
+
+@pytest.mark.faults
+def test_a_deadline_too_short_for_the_last_vm_defers_it(lab, on_hosta):
+    # estimates at 1000 Mbit/s + 60 s each: web01 about 63 s (first, the longest), web03 about 61 s: with a
+    # deadline of 100 s, web03 would end at about 124 s
+    proc = evacuate(lab, "-e", "deadline_s=100", "-e", "link_mbit_s=1000", "-e", "per_vm_overhead_s=60", check=False)
+    out = flat(proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    assert re.search(r"deferred: %s hosta -> %s: would end at [0-9.]+ s, after the deadline \(100(\.0)? s\)" % (DRBD, PEER),
+                     out), out[-3000:]
+    assert re.search(r"%s\s+hosta\s+%s\s+deferred" % (DRBD, PEER), out), out[-3000:]
+    assert "hosta not emptied: %s" % DRBD in out, out[-3000:]
+    plain_on = where_runs(lab, PLAIN)
+    assert len(plain_on) == 1 and plain_on[0] != HOME
+    assert_data(lab, plain_on[0], PLAIN, on_hosta[PLAIN])
+    assert where_runs(lab, DRBD) == [HOME]
+    assert drained(lab, HOME)
+
+
+@pytest.mark.faults
+def test_an_evacuation_that_breaks_ha_tolerate_is_refused_before_any_move(lab, on_hosta):
+    # web03's other copy is on hosta: once hosta is drained, a failure of hostb loses it (tolerance 0)
+    proc = evacuate(lab, "-e", "ha_tolerate=1", check=False)
+    out = flat(proc.stdout)
+    assert proc.returncode != 0
+    assert "evacuation of hosta refused, nothing has changed" in out, out[-3000:]
+    assert re.search(r"would tolerate only 0 host failure\(s\) \(now \d+\), xen_ha_tolerate is 1", out), out[-3000:]
+    assert drained(lab, HOME) is None
+    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+    for host in lab.hosts:
+        for vm in (PLAIN, DRBD):
+            assert leftovers(lab, host, vm) == [], (host, vm, leftovers(lab, host, vm))
+
+
+@pytest.mark.faults
+def test_an_anti_affinity_group_lands_on_different_hosts(lab, on_hosta, tmp_path):
+    # both VMs in one group, by a second inventory source (host variables merge): web03 can only go to hostb,
+    # so web01 must go to hostc, wherever the most free memory is
+    group = tmp_path / "group.yml"
+    group.write_text("all:\n  children:\n    xen_vms:\n      hosts:\n"
+                     "        %s: {xen_anti_affinity: evacuation-test}\n"
+                     "        %s: {xen_anti_affinity: evacuation-test}\n" % (PLAIN, DRBD))
+    proc = evacuate(lab, "-i", str(group))
+    assert "group evacuation-test" in flat(proc.stdout), proc.stdout[-3000:]
+    target = assert_evacuated(lab, on_hosta)
+    assert target != PEER and target in lab.hosts
