@@ -4,8 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """sanless.xen.md_mirror run whole, its commands and /proc/mdstat answered by the lab recordings of an md RAID1
-(mdadm 4.2: fixtures/mdadm/4.2) and, where the lab has not recorded them yet, by the hand-written outputs of
-fixtures/mdadm/hand-written (see its SOURCE)."""
+(mdadm 4.2: fixtures/mdadm/4.2; the hot replace, blank add and refused re-add from a second array, see its SOURCE)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from ansible_collections.sanless.xen.plugins.module_utils import md
 from ansible_collections.sanless.xen.plugins.modules import md_mirror
 
 RECORDED = ("mdadm", "4.2")
-HAND = ("mdadm", "hand-written")
 ARRAY = "/dev/md90"
 A, B, C = "/dev/xenvg/fxmd-a", "/dev/xenvg/fxmd-b", "/dev/xenvg/fxmd-c"
 DM = {A: "/dev/dm-0", B: "/dev/dm-1", C: "/dev/dm-2"}
@@ -26,11 +24,10 @@ DETAIL = md.detail_argv(ARRAY)
 
 
 def command(fixture_text, *names):
-    """{argv: (rc, stdout, stderr)} of recorded commands (a name) and hand-written ones ((HAND, name))."""
+    """{argv: (rc, stdout, stderr)} of recorded commands, by name."""
     out = {}
     for name in names:
-        where, name = (name[0], name[1]) if isinstance(name, tuple) else (RECORDED, name)
-        data = json.loads(fixture_text(*where + (name + ".json",)))
+        data = json.loads(fixture_text(*RECORDED + (name + ".json",)))
         out[tuple(data["argv"])] = (data["rc"], data["stdout"], data["stderr"])
     return out
 
@@ -38,16 +35,13 @@ def command(fixture_text, *names):
 @pytest.fixture
 def mirror(module_main, monkeypatch, fixture_text):
     """go(args, states, commands): md_mirror with --detail and /proc/mdstat answering the states in turn (one
-    reading each; the last repeats), names ('clean', or ('hand-written', 'replacing'))."""
+    reading each; the last repeats), by name ('clean', 'replacing')."""
     monkeypatch.setattr(md, "resolve_device", lambda path: DM.get(path, path))
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
-    def where(name):
-        return (HAND, name[1]) if isinstance(name, tuple) else (RECORDED, name)
-
     def go(args, states, commands=None, check_mode=False, mdstats=None):
-        details = [(0, fixture_text(*folder + ("detail-%s.txt" % name,)), "") for folder, name in map(where, states)]
-        texts = [fixture_text(*folder + ("mdstat-%s.txt" % name,)) for folder, name in map(where, mdstats or states)]
+        details = [(0, fixture_text(*RECORDED + ("detail-%s.txt" % name,)), "") for name in states]
+        texts = [fixture_text(*RECORDED + ("mdstat-%s.txt" % name,)) for name in mdstats or states]
         monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
         outputs = dict(commands or {})
         outputs[tuple(DETAIL)] = details
@@ -111,10 +105,10 @@ def test_check_mode_runs_nothing_and_predicts(mirror, fixture_text):
 
 
 def test_a_blank_leg_is_added_and_a_refused_re_add_falls_back_to_add(mirror, fixture_text):
-    commands = command(fixture_text, (HAND, "examine-blank"), (HAND, "mdadm-add"))
+    commands = command(fixture_text, "examine-blank", "mdadm-add")
     result, failed, calls = mirror({"leg": B}, ["degraded", "recovery"], commands)
     assert not failed and result["actions"] == ["add %s" % B] and manage(calls) == [md.manage_argv(ARRAY, "--add", B)]
-    commands = command(fixture_text, (HAND, "mdadm-re-add-refused"), (HAND, "mdadm-add"))
+    commands = command(fixture_text, "mdadm-re-add-refused", "mdadm-add")
     commands[tuple(md.examine_argv(B))] = (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")
     result, failed, calls = mirror({"leg": B}, ["degraded", "recovery"], commands)
     assert not failed and result["actions"][0] == "re-add %s" % B and result["actions"][-1] == "add %s" % B
@@ -123,7 +117,7 @@ def test_a_blank_leg_is_added_and_a_refused_re_add_falls_back_to_add(mirror, fix
     result, failed, calls = mirror({"leg": B, "method": "re_add"}, ["degraded"], commands)
     assert failed and result["rc"] == 1 and result["cmd"] == md.manage_argv(ARRAY, "--re-add", B)
     assert "is not possible" in result["stderr"] and result["stdout"] == ""
-    result, failed, calls = mirror({"leg": B, "method": "re_add"}, ["degraded"], command(fixture_text, (HAND, "examine-blank")))
+    result, failed, calls = mirror({"leg": B, "method": "re_add"}, ["degraded"], command(fixture_text, "examine-blank"))
     assert failed and "cannot be re-added" in result["msg"] and manage(calls) == []
 
 
@@ -163,34 +157,34 @@ def test_the_last_in_sync_leg_is_never_removed(mirror, fixture_text):
 
 
 def test_hot_replace_keeps_the_old_leg_until_the_new_is_in_sync(mirror, fixture_text):
-    commands = command(fixture_text, (HAND, "examine-blank-c"), (HAND, "mdadm-add-c"), (HAND, "mdadm-replace"),
+    commands = command(fixture_text, "examine-blank-c", "mdadm-add-c", "mdadm-replace",
                        "mdadm-remove")
-    states = ["clean"] + [("hand-written", s) for s in ("replacing", "replacing", "replaced", "replaced", "after-replace")]
-    mdstats = ["clean"] + [("hand-written", s) for s in ("replacing", "replacing", "replaced", "replaced", "replaced")]
+    states = ["clean"] + ["replacing", "replacing", "replaced", "replaced", "after-replace"]
+    mdstats = ["clean"] + ["replacing", "replacing", "replaced", "replaced", "replaced"]
     result, failed, calls = mirror({"leg": B, "state": "replaced", "replacement": C, "wait": True}, states, commands,
                                    mdstats=mdstats)
     assert not failed, result
     assert manage(calls) == [md.manage_argv(ARRAY, "--add", C), md.replace_argv(ARRAY, B, C),
                              md.manage_argv(ARRAY, "--remove", B)]
     assert result["actions"] == ["add %s" % C, "replace %s with %s" % (B, C), "remove %s" % B]
-    assert result["progress"] == [{"action": "recovery", "percent": 40.0}] * 2
+    assert result["progress"] == [{"action": "recovery", "percent": 9.4}] * 2
     assert result["leg"] == "absent" and result["diff"]["after"]["legs"] == {"/dev/dm-0": "in_sync", C: "in_sync"}
 
 
 def test_hot_replace_reruns(mirror, fixture_text):
     args = {"leg": B, "state": "replaced", "replacement": C}
     # while md copies: no change
-    result, failed, calls = mirror(args, [("hand-written", "replacing")])
+    result, failed, calls = mirror(args, ["replacing"])
     assert not failed and not result["changed"] and manage(calls) == []
     # copy done, the old leg faulty: the rerun removes it
-    states = [("hand-written", "replaced")] * 2 + [("hand-written", "after-replace")]
+    states = ["replaced"] * 2 + ["after-replace"]
     result, failed, calls = mirror(args, states, command(fixture_text, "mdadm-remove"),
-                                   mdstats=[("hand-written", "replaced")])
+                                   mdstats=["replaced"])
     assert not failed and manage(calls) == [md.manage_argv(ARRAY, "--remove", B)]
-    result, failed, calls = mirror(args, [("hand-written", "after-replace")], mdstats=[("hand-written", "replaced")])
+    result, failed, calls = mirror(args, ["after-replace"], mdstats=["replaced"])
     assert not failed and not result["changed"] and calls == [DETAIL]
     # check mode predicts the end
-    commands = dict(command(fixture_text, (HAND, "examine-blank-c")))
+    commands = dict(command(fixture_text, "examine-blank-c"))
     result, failed, calls = mirror(args, ["clean"], commands, check_mode=True)
     assert result["changed"] and result["would_run"] == [md.manage_argv(ARRAY, "--add", C), md.replace_argv(ARRAY, B, C)]
     assert result["diff"]["after"]["legs"] == {"/dev/dm-0": "in_sync", C: "in_sync"}
