@@ -58,7 +58,7 @@ options:
   paths:
     description:
       - Shared paths of O(owner)'s disks whose link and udev rule go too (the disks no longer imported here), unless
-        a domain names them.
+        a domain names them, or the link leads to a device (an import that is not stale stays, with its link).
     type: list
     elements: str
     default: []
@@ -248,7 +248,10 @@ def main():
         # the links: of what went, those that lead nowhere, and the paths asked for, unless a domain names them
         links = dict((path, conv.parse_shared_disk_path(path)) for item in removed for path in item["links"])
         links.update((s["path"], s) for s in dangling)
-        links.update((conv.shared_disk_path(n["owner"], n["vg"], n["lv"]), n) for n in paths)
+        # a path asked for whose link leads to a device is an import that is not stale: it stays
+        live = set(s["path"] for s in shared if s["present"])
+        links.update((path, n) for n in paths for path in [conv.shared_disk_path(n["owner"], n["vg"], n["lv"])]
+                     if path not in live)
         for path in sorted(links):
             users = users_of({"owner": None}, [path], None, disks, tables)
             if users:

@@ -200,3 +200,17 @@ def test_bad_input_is_refused_before_anything_runs(hostb):
                           ({"dom0s": ["hosta", "$(reboot)"]}, "invalid host name")):
         result, failed, calls = hostb(args, {})
         assert failed and message in result["msg"] and calls == [], (args, result)
+
+
+def test_paths_asked_for_lose_a_rule_left_without_link_and_keep_a_live_import(hostb, fixture_text):
+    # rec0's link removed by hand, its udev rule left: the unlinked session goes, then the rule; rec1 is imported
+    # and linked: asked for too, it stays
+    os.unlink(str(hostb.root) + REC0)
+    outputs = {LOGOUT: recorded_run(fixture_text, ADM, "iscsiadm-logout"),
+               DELETE: recorded_run(fixture_text, ADM, "iscsiadm-node-delete")}
+    result, failed, calls = hostb({"exports": hostb.exports, "paths": [REC0, REC1]}, outputs)
+    assert not failed, result
+    assert [(r["action"], r["reasons"]) for r in result["removed"]] == [("log out", ["no shared path leads to it"])]
+    assert result["links_removed"] == [REC0]
+    assert not (hostb.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules").exists()
+    assert link(hostb.root, REC1) == "/dev/etherd/e1.2" and FLUSH not in [tuple(c) for c in calls]
