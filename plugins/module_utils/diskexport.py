@@ -162,6 +162,17 @@ def aoe_imports(devices):
              "path": conv.aoe_device(d["shelf"], d["slot"]), "state": d["state"]} for d in devices]
 
 
+def iscsi_sessions(runner):
+    """This dom0's iSCSI sessions (iscsi.parse_session_details); none without open-iscsi."""
+    return iscsi.Iscsiadm(runner).sessions() if runner.has_tool("iscsiadm") else []
+
+
+def aoe_devices(runner):
+    """This dom0's AoE devices (aoe.parse_aoe_stat); none before the aoe driver is loaded (it makes /dev/etherd) or
+    without aoetools."""
+    return aoe.Aoe(runner).stat() if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
+
+
 def storage_facts(runner):
     """Who exports what to whom as this dom0 sees it, read with the tool layer's readers and parsers: this host's
     initiator IQN and interface MACs, its exports (LIO, tgt, vblade), its imports (iSCSI sessions, AoE devices) and
@@ -187,11 +198,10 @@ def storage_facts(runner):
         return aoe_exports(aoe.read_units(), tools.vblades() if runner.has_tool("vblade") else [])
 
     def sessions():
-        return iscsi_imports(iscsi.Iscsiadm(runner).sessions()) if runner.has_tool("iscsiadm") else []
+        return iscsi_imports(iscsi_sessions(runner))
 
     def etherd():
-        # /dev/etherd is there once the aoe driver is loaded
-        return aoe_imports(aoe.Aoe(runner).stat()) if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
+        return aoe_imports(aoe_devices(runner))
 
     for key, what, read in (("exports", "LIO", lio), ("exports", "tgt", tgt), ("exports", "vblade", vblade),
                             ("imports", "iSCSI sessions", sessions), ("imports", "AoE devices", etherd)):

@@ -147,9 +147,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, 
 
 def read_imports(runner):
     """(sessions (iscsi.parse_session_details), imports (iscsi_imports + aoe_imports), shared paths) of this dom0."""
-    sessions = iscsi.Iscsiadm(runner).sessions() if runner.has_tool("iscsiadm") else []
-    devices = aoe.Aoe(runner).stat() if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
-    return sessions, diskexport.iscsi_imports(sessions) + diskexport.aoe_imports(devices), diskexport.shared_paths()
+    sessions = diskexport.iscsi_sessions(runner)
+    imports = diskexport.iscsi_imports(sessions) + diskexport.aoe_imports(diskexport.aoe_devices(runner))
+    return sessions, imports, diskexport.shared_paths()
 
 
 def usage(runner):
