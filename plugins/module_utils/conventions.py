@@ -316,6 +316,16 @@ def target_iqn(host):
     return "%s:%s" % (ISCSI_IQN_PREFIX, host_label(host))
 
 
+def target_iqn_host(iqn):
+    """The host label of a target IQN that target_iqn made, or None for any other IQN (an import of a target
+    the collection did not make)."""
+    prefix = ISCSI_IQN_PREFIX + ":"
+    if not isinstance(iqn, str) or not iqn.startswith(prefix):
+        return None
+    label = iqn[len(prefix):]
+    return label if _HOST_LABEL_RE.match(label) else None
+
+
 def _lvm_part(value, what):
     # LVM's own name characters (lvm.check_name), repeated here to keep conventions free of imports.
     if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*\Z", value) \
@@ -370,6 +380,14 @@ def aoe_shelf(host, hosts):
     if shelf > AOE_MAX_SHELF:
         raise ValueError("too many hosts for AoE shelves")
     return shelf
+
+
+def aoe_shelf_host(shelf, hosts):
+    """The host label whose shelf aoe_shelf gives, or None when no host of the list has that shelf."""
+    labels = sorted(set(host_label(h) for h in hosts))
+    if isinstance(shelf, bool) or not isinstance(shelf, int) or not 1 <= shelf <= len(labels):
+        return None
+    return labels[shelf - 1]
 
 
 def aoe_free_slot(used):

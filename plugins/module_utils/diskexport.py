@@ -13,7 +13,7 @@ from __future__ import annotations
 import glob
 import os
 
-from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
+from ansible_collections.sanless.xen.plugins.module_utils import aoe, dm, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
@@ -54,16 +54,35 @@ LIO_CONFIGFS = "/sys/kernel/config/target"
 
 def shared_paths():
     """The shared paths on this dom0 (/dev/sanless/<owner>/<vg>/<lv>, under iscsi.ROOT): [{path, owner, vg, lv,
-    device (where the link leads), present (a device is there)}]."""
+    device (where the link leads), present (a device is there), resolved (the device node it leads to, None
+    when none is there: udev rewrites the link relative to the node)}]."""
     found = []
     base = iscsi.ROOT + conv.SHARED_DEV_DIR
     for link in sorted(glob.glob(os.path.join(base, "*", "*", "*"))):
         names = conv.parse_shared_disk_path(link, base)
         if names is None:
             continue
+        present = device_exists(link)
         found.append(dict(names, path=conv.shared_disk_path(names["owner"], names["vg"], names["lv"]),
-                          device=os.readlink(link) if os.path.islink(link) else None, present=device_exists(link)))
+                          device=os.readlink(link) if os.path.islink(link) else None, present=present,
+                          resolved=os.path.realpath(link) if present else None))
     return found
+
+
+def device_number(path):
+    """MAJ:MIN of the block device a path leads to, or None when none is there (tests replace it)."""
+    try:
+        return dm.block_devno(path)
+    except ValueError:
+        return None
+
+
+def device_holders(device):
+    """What the kernel lists as holding a block device (/sys/block/<name>/holders: dm and md devices on it)."""
+    try:
+        return sorted(os.listdir(os.path.join(dm.SYS_BLOCK, os.path.basename(os.path.realpath(device)), "holders")))
+    except OSError:
+        return []
 
 
 def interface_macs():
@@ -129,6 +148,17 @@ def aoe_imports(devices):
              "path": conv.aoe_device(d["shelf"], d["slot"]), "state": d["state"]} for d in devices]
 
 
+def iscsi_sessions(runner):
+    """This dom0's iSCSI sessions (iscsi.parse_session_details); none without open-iscsi."""
+    return iscsi.Iscsiadm(runner).sessions() if runner.has_tool("iscsiadm") else []
+
+
+def aoe_devices(runner):
+    """This dom0's AoE devices (aoe.parse_aoe_stat); none before the aoe driver is loaded (it makes /dev/etherd) or
+    without aoetools."""
+    return aoe.Aoe(runner).stat() if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
+
+
 def storage_facts(runner):
     """Who exports what to whom as this dom0 sees it, read with the tool layer's readers and parsers: this host's
     initiator IQN and interface MACs, its exports (LIO, tgt, vblade), its imports (iSCSI sessions, AoE devices) and
@@ -154,11 +184,10 @@ def storage_facts(runner):
         return aoe_exports(aoe.read_units(), tools.vblades() if runner.has_tool("vblade") else [])
 
     def sessions():
-        return iscsi_imports(iscsi.Iscsiadm(runner).sessions()) if runner.has_tool("iscsiadm") else []
+        return iscsi_imports(iscsi_sessions(runner))
 
     def etherd():
-        # /dev/etherd is there once the aoe driver is loaded
-        return aoe_imports(aoe.Aoe(runner).stat()) if os.path.isdir(aoe.ETHERD_DIR) and runner.has_tool("aoe-stat") else []
+        return aoe_imports(aoe_devices(runner))
 
     for key, what, read in (("exports", "LIO", lio), ("exports", "tgt", tgt), ("exports", "vblade", vblade),
                             ("imports", "iSCSI sessions", sessions), ("imports", "AoE devices", etherd)):
@@ -226,3 +255,89 @@ def import_table(result, host):
         rows.append({"path": shared["path"], "owner": shared["owner"], "device": shared["device"],
                      "present": shared["present"], "transport": seen.get("transport"), "state": seen.get("state")})
     return rows
+
+
+# --------------------------------------------------------------------------- stale imports (pure)
+#
+# An import is stale when its exporter answered and no longer exports it to this dom0, or when no shared path
+# leads to it (the link was removed, or never made). Only the collection's imports are considered: iSCSI
+# sessions with a target of conventions.target_iqn, AoE devices on the shelf of a dom0 (conventions.aoe_shelf).
+# An exporter that did not answer is unknown, never gone: its imports are stale only when no link leads to them.
+
+def import_owner(entry, dom0s):
+    """The host label an import (iscsi_imports/aoe_imports entry) comes from, or None: not the collection's."""
+    if entry["transport"] == "iscsi":
+        return conv.target_iqn_host(entry["target"])
+    return conv.aoe_shelf_host(entry["shelf"], dom0s)
+
+
+def still_exported(entry, exports, initiator, macs):
+    """Whether the exporter's exports (storage_facts' exports of the owner) still give this import to this dom0
+    (its initiator IQN, its MACs): the same target and LUN with this initiator in the ACL, or the same shelf.slot
+    open to every MAC or to one of this dom0's (a unit whose vblade is down still exports: systemd restarts it)."""
+    for export in exports:
+        if export["transport"] != entry["transport"]:
+            continue
+        if entry["transport"] == "iscsi":
+            if (export["target"], export["lun"]) == (entry["target"], entry["lun"]) and \
+                    (not export["allowed"] or initiator in export["allowed"]):
+                return True
+        elif (export["shelf"], export["slot"]) == (entry["shelf"], entry["slot"]) and \
+                (not export["allowed"] or set(export["allowed"]) & set(macs)):
+            return True
+    return False
+
+
+def _leads_to(shared, entry):
+    """Whether a shared path (shared_paths entry) leads to an import: its link names the by-path link or the
+    device, or resolves to the device node."""
+    return shared["device"] in (entry["path"], entry["device"]) or \
+        (shared.get("resolved") is not None and shared["resolved"] == entry["device"])
+
+
+def stale_imports(imports, shared, dom0s, host, owner, exports, initiator=None, macs=()):
+    """This dom0's stale imports of owner's disks, from what it reports: imports (iscsi_imports + aoe_imports),
+    shared (shared_paths), dom0s (every dom0: the AoE shelves), host (this dom0), exports (the owner's exports
+    as it reported them, None when it did not answer), initiator and macs (this dom0's).
+
+    Returns (stale, links): stale [dict(import entry, owner, links (the shared paths leading to it), reasons)],
+    links [shared path entries of owner's disks that lead to no device: dangling]."""
+    mine = conv.host_label(host)
+    owner = conv.host_label(owner)
+    stale = []
+    for entry in imports:
+        if import_owner(entry, dom0s) != owner:
+            continue
+        linked = [s["path"] for s in shared if s["owner"] == owner and _leads_to(s, entry)]
+        reasons = []
+        if exports is not None and not still_exported(entry, exports, initiator, macs):
+            reasons.append("%s no longer exports it to %s" % (owner, mine))
+        if not linked:
+            reasons.append("no shared path leads to it")
+        if reasons:
+            stale.append(dict(entry, owner=owner, links=linked, reasons=reasons))
+    dangling = [s for s in shared if s["owner"] == owner and owner != mine and not s["present"]]
+    return stale, dangling
+
+
+def import_users(item, names, devno, holders, domain_disks, dm_tables):
+    """Who may use an import (or a shared path): [what, as a sentence]. Empty: nothing does, it may go.
+
+    item: a stale_imports entry (or a dangling shared path: owner); names: the paths it is known by (device,
+    by-path link, its shared paths); devno: MAJ:MIN of its device (None: not there); holders: the kernel's
+    holders of its device (/sys/block/X/holders: dm, md); domain_disks: [(domain, pdev_path, MAJ:MIN of what
+    the path leads to now, or None)] of every domain (xl list -l); dm_tables: dm.parse_tables of the dom0.
+    A domain whose disk is a shared path of the same owner that leads nowhere may be using this very import
+    (the link was removed under it): it counts as a user."""
+    users = []
+    for domain, path, number in domain_disks:
+        if path in names or (devno is not None and number == devno):
+            users.append("domain %s uses it (%s)" % (domain, path))
+        elif number is None and (conv.parse_shared_disk_path(path) or {}).get("owner") == item["owner"]:
+            users.append("domain %s has %s, which leads nowhere: it may be this import" % (domain, path))
+    if devno is not None:
+        for name in sorted(dm_tables):
+            if any(devno in segment["args"] for segment in dm_tables[name]):
+                users.append("dm device %s is on it" % name)
+    users.extend("%s holds it" % holder for holder in holders)
+    return users

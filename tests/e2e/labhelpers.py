@@ -105,6 +105,30 @@ class Lab:
         return json.loads(self.run(host, ["cat", path]).stdout)
 
 
+def wait_for(predicate, timeout, what, interval=2):
+    """predicate()'s first true answer within timeout seconds, else an AssertionError naming what and the
+    last answer."""
+    deadline = time.time() + timeout
+    while True:
+        answer = predicate()
+        if answer or time.time() >= deadline:
+            break
+        time.sleep(interval)
+    assert answer, "%s: not within %d s (last: %r)" % (what, timeout, answer)
+    return answer
+
+
+def reboot(lab, host, timeout=600):
+    """A clean reboot of a lab dom0: systemctl reboot; QEMU runs with -no-reboot, so it quits when the host
+    resets, and the host is booted again on its own disks (sanless_lab.power_on) and answers ssh."""
+    try:
+        lab.run(host, ["systemctl", "reboot"], check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        pass  # the connection went down with the host
+    wait_for(lambda: not sanless_lab.powered(host), timeout, "%s shut down for its reboot" % host)
+    sanless_lab.power_on(host, deadline_s=timeout)
+
+
 def leftovers(lab, host, vm):
     """What a migration of vm may leave behind on host: DRBD minors (other than those of
     permanent resources, whose res files are not sl-*), clone/meta dm devices, resource files,

@@ -36,6 +36,7 @@ NO_GROUP = {
     "iscsi_initiator": "only iSCSI import options",
     "aoe_export": "only AoE export options",
     "aoe_import": "only AoE import options",
+    "disk_import_cleanup": "only stale import options",
     "md_mirror": "runs in a guest, on its md array",
 }
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 
 MIB = 1024 ** 2
@@ -154,6 +155,15 @@ def test_target_iqn_from_the_host_name_is_what_the_lab_exported(fixture_text):
     assert conv.is_iqn(discovered) and conv.is_iqn("iqn.2026-11.lab.sanless:hostb:54df6118618")
 
 
+def test_the_host_of_a_target_iqn_is_read_back_from_the_recorded_session(fixture_text):
+    # the recorded session of hostb is with hosta's target: its owner is read from the IQN
+    session = fixture_text("iscsiadm", "2.1.8", "iscsiadm-session.out").split()[3]
+    assert conv.target_iqn_host(session) == "hosta" and conv.target_iqn_host(conv.target_iqn("HostB.lab")) == "hostb"
+    for other in ("iqn.2026-11.lab.sanless:hostb:54df6118618", "iqn.2026-12.xen.sanless:Host_A",
+                  "iqn.2026-12.xen.sanless:", None):
+        assert conv.target_iqn_host(other) is None, other
+
+
 @pytest.mark.parametrize("bad", ["iqn.2026-12.xen.sanless:a b", "iqn.2026-12.x;y", "iqn.x`id`", "", "iqn.2026-12.x\n",
                                  "eui.123", "-iqn.2026-12.x"])
 def test_bad_iqns(bad):
@@ -207,6 +217,16 @@ def test_aoe_shelves_and_slots_match_the_lab_and_are_allocated_lowest_first(fixt
         with pytest.raises(ValueError):
             conv.check_aoe_address(shelf, slot)
     assert conv.vblade_unit_name(1, 2) == "sanless-vblade-1-2.service"
+
+
+def test_the_host_of_an_aoe_shelf_is_the_inverse_of_aoe_shelf(fixture_text):
+    # hostb imported e1.2 (aoe-discover), hosta e2.1 (aoe-stat-a): shelves 1 and 2 of the lab's two dom0s
+    hosts = ["hostb.lab", "hosta"]
+    for name, owner in (("aoe-discover.out", "hosta"), ("aoe-stat-a.out", "hostb")):
+        shelf, _slot = aoe.parse_device_name(fixture_text("aoetools", "36", name).split()[0])
+        assert conv.aoe_shelf_host(shelf, hosts) == owner and conv.aoe_shelf(owner, hosts) == shelf
+    for shelf in (0, 3, True, "1", None):
+        assert conv.aoe_shelf_host(shelf, hosts) is None, shelf
 
 
 def test_chap_checks_do_not_echo_the_secret():

@@ -110,7 +110,7 @@ def test_shared_paths_skip_what_is_no_shared_path(monkeypatch, tmp_path):
     (tmp_path / "dev/sanless/HostA").mkdir()
     assert diskexport.shared_paths() == [{"owner": "hosta", "vg": "xenvg", "lv": "web05-disk",
                                           "path": "/dev/sanless/hosta/xenvg/web05-disk", "device": "/dev/sda",
-                                          "present": False}]
+                                          "present": False, "resolved": None}]
 
 
 def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(
