@@ -134,7 +134,7 @@ from ansible_collections.sanless.xen.plugins.module_utils import conventions as 
 from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.runner import (CommandError, CommandRunner, fail_from_error,
-                                                                          wait_until)
+                                                                         wait_until)
 
 
 def listed(devices, shelf, slot):

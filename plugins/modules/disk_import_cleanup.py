@@ -268,7 +268,7 @@ def main():
         module.fail_json(msg=str(exc), cmds=runner.ran, actions=actions)
     for item in kept:
         module.warn("kept the stale import %s of %s (%s): %s" % (item["path"], owner, "; ".join(item["reasons"]),
-                                                                  "; ".join(item["users"])))
+                                                                 "; ".join(item["users"])))
     result = {"changed": bool(actions), "removed": removed, "kept": kept, "links_removed": links_removed,
               "actions": actions, "cmds": runner.ran, "would_run": runner.would_run}
     if module._diff:

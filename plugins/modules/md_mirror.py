@@ -197,7 +197,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import md
 from ansible_collections.sanless.xen.plugins.module_utils.runner import (CommandError, CommandRunner, fail_from_error,
-                                                                          wait_until)
+                                                                         wait_until)
 
 POLL_SECONDS = 2
 

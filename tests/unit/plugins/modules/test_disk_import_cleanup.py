@@ -58,7 +58,7 @@ def hostb(lab_storage_facts, module_main, monkeypatch, tmp_path, fixture_text):
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                         lambda self, name, required=False, opt_dirs=None: "/usr/sbin/" + name if name in tools else None)
     numbers = dict(NUMBERS)
-    monkeypatch.setattr(diskexport, "device_number", lambda path: numbers.get(path))
+    monkeypatch.setattr(diskexport, "device_number", numbers.get)
     sys_block = tmp_path / "sys-block"
     (sys_block / "sda" / "holders").mkdir(parents=True)
     monkeypatch.setattr(dm, "SYS_BLOCK", str(sys_block))
