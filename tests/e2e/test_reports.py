@@ -14,6 +14,11 @@ import pytest
 import sanless_lab
 from jsonschema import Draft202012Validator
 
+from ansible_collections.sanless.xen.tests.report_browser import (BAR_COLOURS, CHROMEDRIVER, CHROMIUM, LAYOUT_JS,
+                                                                  NO_CHROMEDRIVER, WebDriver, bar_runs,
+                                                                  check_screenshot_colours, hex_colour, keep_screenshot,
+                                                                  png_pixels)
+
 REPO = Path(__file__).resolve().parents[2]
 PAUSED_CFG = """name = "rpvm"
 type = "pv"
@@ -208,3 +213,44 @@ def test_cluster_report_page_shows_each_dom0_and_our_vm(lab, tmp_path, paused_vm
         assert "of %.1f GiB used" % (vg_size(lab, host) / 1024.0 ** 3) in card[0], card[0]
         assert (vm_name in card[0]) == (host == vm_host)
     assert "Host failures tolerated" in text and "The planner's summary" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=NO_CHROMEDRIVER)
+def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_vm):
+    """The lab's own report page in headless Chromium: the text it shows holds each dom0's memory (xl info),
+    Domain-0's share (xl list) and our VM on its dom0, and in its screenshot the Domain-0 part of each memory
+    bar and the used part of each VG bar are as long as the lab's figures say (within 2 px)."""
+    _vm_host, vm_name = paused_vm
+    page = tmp_path / "cluster.html"
+    lab.playbook("playbooks/report.yml", "-e", "format=html", "-e", "output=%s" % page, "-e", "vg=xenvg")
+    driver = WebDriver(str(tmp_path / "profile"))
+    try:
+        driver.open(page.as_uri())
+        layout = driver.script(LAYOUT_JS)
+        data = driver.screenshot()
+    finally:
+        driver.close()
+    keep_screenshot(data)
+    width, height, rows = png_pixels(data)
+    check_screenshot_colours(width, height, rows, colours=BAR_COLOURS)
+    text, scale = layout["text"], layout["dpr"]
+    expected = {}
+    for host in lab.hosts:
+        total = xl_info_figure(lab, host, "total_memory")
+        dom0 = int(lab.run(host, ["xl", "list", "Domain-0"]).stdout.splitlines()[1].split()[2])
+        free = int(lab.run(host, ["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_free", "xenvg"]).stdout)
+        assert re.search(r"\d+ of %d MiB used" % total, text) and "Domain-0 %d MiB" % dom0 in text, (host, text)
+        expected[(host, "memory")] = ("#5b7fb8", 100.0 * dom0 / total)
+        expected[(host, "VG xenvg")] = ("#7b5ea7", 100.0 * (vg_size(lab, host) - free) / vg_size(lab, host))
+    assert vm_name in text, text
+    checked = set()
+    for bar in layout["bars"]:
+        key = (bar["host"], bar["title"])
+        if key not in expected:
+            continue
+        colour, pct = expected[key]
+        x0, x1, runs = bar_runs(rows, width, height, bar, scale)
+        length = sum(n for c, n in runs if c == hex_colour(colour))
+        assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (key, length, pct, runs[:8])
+        checked.add(key)
+    assert checked == set(expected), sorted(set(expected) - checked)
