@@ -7,7 +7,10 @@ check Domain-0 of every host and a paused domain of their own (``rpvm``), not wh
 import csv
 import html
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -254,3 +257,39 @@ def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_v
         assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (key, length, pct, runs[:8])
         checked.add(key)
     assert checked == set(expected), sorted(set(expected) - checked)
+
+
+def test_inventory_plugin_lists_the_lab_domus_under_their_dom0_and_a_second_call_uses_its_cache(lab, tmp_path, paused_vm):
+    """ansible-inventory -i <sanless.xen.xen config> --graph on the lab: our domain under its dom0's group; a
+    domain started after the first call is not in the second (the cache answered, no dom0 was read), and is in
+    a third call with --flush-cache."""
+    vm_host, vm_name = paused_vm
+    config = tmp_path / "lab.xen.yml"
+    config.write_text("plugin: sanless.xen.xen\ndom0_inventory: [%s]\ncache: true\n"
+                      "cache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n"
+                      % (REPO / "inventory" / "lab.yml", tmp_path / "cache"))
+
+    def graph(*args):
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(config), "--graph"]
+                              + list(args), cwd=str(REPO), capture_output=True, text=True, timeout=600, check=False,
+                              env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def members(text, group):
+        found = re.search(r"\|--@%s:\n((?:  \|  \|--\S+\n)*)" % re.escape(group), text)
+        return re.findall(r"\|--(\S+)", found.group(1)) if found else []
+
+    first = graph()
+    assert vm_name in members(first, "dom0_" + vm_host), first
+    late = "rpcache"
+    lab.run(vm_host, ["xl", "destroy", late], check=False)
+    sanless_lab.ssh(vm_host, ["tee", "/root/%s.cfg" % late], input_text=PAUSED_CFG.replace("rpvm", late))
+    lab.run(vm_host, ["xl", "create", "-q", "-p", "/root/%s.cfg" % late])
+    try:
+        assert late not in graph(), "the second call read the dom0s instead of the cache"
+        flushed = graph("--flush-cache")
+        assert late in members(flushed, "dom0_" + vm_host), flushed
+    finally:
+        lab.run(vm_host, ["xl", "destroy", late], check=False)
+        lab.run(vm_host, ["rm", "-f", "/root/%s.cfg" % late], check=False)
