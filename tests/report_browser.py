@@ -174,10 +174,9 @@ def colour_runs(row, x0, x1):
     return [tuple(run) for run in runs]
 
 
-def bar_runs(rows, width, height, bar, scale):
-    """(x0, x1, colour runs) of a bar of LAYOUT_JS on the screenshot's pixel row through its middle."""
-    y = int((bar["y"] + bar["h"] / 2) * scale)
-    x0, x1 = int(round(bar["x"] * scale)), int(round((bar["x"] + bar["w"]) * scale))
-    assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % bar["host"]
+def bar_runs(rows, width, height, shown, scale):
+    """(x0, x1, colour runs) of a bar of LAYOUT_JS (shown) on the screenshot's pixel row through its middle."""
+    y = int((shown["y"] + shown["h"] / 2) * scale)
+    x0, x1 = int(round(shown["x"] * scale)), int(round((shown["x"] + shown["w"]) * scale))
+    assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % shown["host"]
     return x0, x1, colour_runs(rows[y], x0, x1)
-

@@ -247,12 +247,12 @@ def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_v
         expected[(host, "VG xenvg")] = ("#7b5ea7", 100.0 * (vg_size(lab, host) - free) / vg_size(lab, host))
     assert vm_name in text, text
     checked = set()
-    for bar in layout["bars"]:
-        key = (bar["host"], bar["title"])
+    for shown in layout["bars"]:
+        key = (shown["host"], shown["title"])
         if key not in expected:
             continue
         colour, pct = expected[key]
-        x0, x1, runs = bar_runs(rows, width, height, bar, scale)
+        x0, x1, runs = bar_runs(rows, width, height, shown, scale)
         length = sum(n for c, n in runs if c == hex_colour(colour))
         assert abs(length - pct / 100.0 * (x1 - x0)) <= 2 * scale + 1, (key, length, pct, runs[:8])
         checked.add(key)
