@@ -180,3 +180,17 @@ def bar_runs(rows, width, height, shown, scale):
     x0, x1 = int(round(shown["x"] * scale)), int(round((shown["x"] + shown["w"]) * scale))
     assert 0 <= y < height and x1 <= width, "bar of %s off the screenshot" % shown["host"]
     return x0, x1, colour_runs(rows[y], x0, x1)
+
+
+def shoot(page, profile):
+    """The page (a path) in headless Chromium through chromedriver: (layout of LAYOUT_JS, width, height, pixel
+    rows of its screenshot); SANLESS_XEN_SCREENSHOT keeps the screenshot."""
+    driver = WebDriver(profile)
+    try:
+        driver.open(page.as_uri())
+        layout = driver.script(LAYOUT_JS)
+        data = driver.screenshot()
+    finally:
+        driver.close()
+    keep_screenshot(data)
+    return (layout,) + png_pixels(data)

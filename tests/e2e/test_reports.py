@@ -17,10 +17,8 @@ import pytest
 import sanless_lab
 from jsonschema import Draft202012Validator
 
-from ansible_collections.sanless.xen.tests.report_browser import (BAR_COLOURS, CHROMEDRIVER, CHROMIUM, LAYOUT_JS,
-                                                                  NO_CHROMEDRIVER, WebDriver, bar_runs,
-                                                                  check_screenshot_colours, hex_colour, keep_screenshot,
-                                                                  png_pixels)
+from ansible_collections.sanless.xen.tests.report_browser import (BAR_COLOURS, CHROMEDRIVER, CHROMIUM, NO_CHROMEDRIVER,
+                                                                  bar_runs, check_screenshot_colours, hex_colour, shoot)
 
 REPO = Path(__file__).resolve().parents[2]
 PAUSED_CFG = """name = "rpvm"
@@ -226,15 +224,7 @@ def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_v
     _vm_host, vm_name = paused_vm
     page = tmp_path / "cluster.html"
     lab.playbook("playbooks/report.yml", "-e", "format=html", "-e", "output=%s" % page, "-e", "vg=xenvg")
-    driver = WebDriver(str(tmp_path / "profile"))
-    try:
-        driver.open(page.as_uri())
-        layout = driver.script(LAYOUT_JS)
-        data = driver.screenshot()
-    finally:
-        driver.close()
-    keep_screenshot(data)
-    width, height, rows = png_pixels(data)
+    layout, width, height, rows = shoot(page, str(tmp_path / "profile"))
     check_screenshot_colours(width, height, rows, colours=BAR_COLOURS)
     text, scale = layout["text"], layout["dpr"]
     expected = {}

@@ -34,10 +34,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv, v
 from ansible_collections.sanless.xen.plugins.module_utils.plan import cluster_report, inputs_from_xen_info
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
 from ansible_collections.sanless.xen.plugins.modules import xen_info
-from ansible_collections.sanless.xen.tests.report_browser import (CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, LAYOUT_JS,
-                                                                  NO_CHROMEDRIVER, NO_CHROMIUM, WebDriver, bar_runs,
-                                                                  check_screenshot_colours, hex_colour, keep_screenshot,
-                                                                  png_pixels)
+from ansible_collections.sanless.xen.tests.report_browser import (CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, NO_CHROMEDRIVER,
+                                                                  NO_CHROMIUM, bar_runs, check_screenshot_colours,
+                                                                  hex_colour, keep_screenshot, png_pixels, shoot)
 
 # A VM name no dom0 would accept from our modules, but xl lists whatever a config named it.
 HOSTILE_VM = "<script>alert(1)</script>"
@@ -316,15 +315,7 @@ def test_screenshot_shows_the_figures(overview, tmp_path):
     in pixels on the bar's middle row."""
     page = tmp_path / "report.html"
     page.write_text(report_html(overview), encoding="utf-8")
-    driver = WebDriver(str(tmp_path / "profile"))
-    try:
-        driver.open(page.as_uri())
-        layout = driver.script(LAYOUT_JS)
-        data = driver.screenshot()
-    finally:
-        driver.close()
-    keep_screenshot(data)
-    width, height, rows = png_pixels(data)
+    layout, width, height, rows = shoot(page, str(tmp_path / "profile"))
     check_screenshot_colours(width, height, rows)
     text = layout["text"]
     hosts = [h for h in overview["hosts"] if h["status"] == "ok"]
