@@ -95,6 +95,17 @@ class _Clock(object):
 
 # --------------------------------------------------------------------------- journal
 
+def fsync_dir(path):
+    """Make the renames in a folder durable: without it a power cut right after a journal save
+    or close can bring back the journal's previous version, or leave only its temp file (lab:
+    the target's journal of a finished migration gone after its power cut, web01.json.tmp left)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Journal(object):
     """One JSON file per VM on each host: the lock and what cannot be read back live."""
 
@@ -125,6 +136,7 @@ class Journal(object):
             handle.flush()
             os.fsync(handle.fileno())
         os.rename(tmp, self.path)
+        fsync_dir(self.dir)
 
     def mark(self, event, **info):
         entry = {"event": event, "at": time.time()}
@@ -151,6 +163,8 @@ class Journal(object):
         if not os.path.isdir(history):
             os.makedirs(history, 0o700)
         os.rename(self.path, os.path.join(history, "%s-%s.json" % (self.data["vm"], self.data["id"])))
+        fsync_dir(history)
+        fsync_dir(self.dir)
 
     def ended(self, migration_id):
         """The outcome of a closed migration of this VM ("finished", "aborted"), or None."""

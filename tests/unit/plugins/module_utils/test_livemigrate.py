@@ -903,6 +903,20 @@ def test_journal_close_keeps_no_secret_and_knows_the_outcome(dirs, clock):
     assert lm.Journal(VM, str(dirs / "state")).ended("other") is None
 
 
+def test_journal_renames_are_made_durable_with_a_folder_fsync(dirs, clock, monkeypatch):
+    # lab: a power cut of the target right after the migration left neither its journal nor its history, only
+    # migrations/web01.json.tmp: the renames had not reached the disk
+    synced = []
+    real = lm.fsync_dir
+    monkeypatch.setattr(lm, "fsync_dir", lambda path: synced.append((path, sorted(os.listdir(path)))) or real(path))
+    journal = journal_for(dirs, "source")
+    assert synced == [(journal.dir, ["fxm.json"])]
+    del synced[:]
+    journal.close("finished")
+    history = os.path.join(os.path.dirname(journal.dir), "history")
+    assert synced == [(journal.dir, ["fxm.json"]), (history, ["fxm-m1.json"]), (journal.dir, [])]
+
+
 @pytest.mark.parametrize("name,problem", [
     ("syncsource", "sl-fxm-0 (minor 90): connection SyncSource, disks UpToDate/Inconsistent, 68352 KiB out of sync, peer Secondary"),
     ("uptodate", "sl-fxm-0 (minor 90): peer Secondary"),
