@@ -489,8 +489,10 @@ def drop_ssh_masters(host):
             run(["ssh", "-O", "exit", "-o", "ControlPath=" + path, "root@" + host["ip"]], check=False, timeout=20)
         except subprocess.TimeoutExpired:
             pass
-        if os.path.exists(path):
+        try:
             os.unlink(path)
+        except FileNotFoundError:  # the master removed it as it exited
+            pass
 
 
 def power_off(name):

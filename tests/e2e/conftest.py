@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "lab"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sanless_lab  # noqa: E402
-from labhelpers import Lab  # noqa: E402
+from labhelpers import Lab, end_started_playbooks  # noqa: E402
 
 FAILED = []
 
@@ -28,6 +28,15 @@ def pytest_runtest_makereport(item, call):
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(autouse=True)
+def end_started_runs():
+    """After each test: the playbook runs it started in the background and left running are ended (by pid)."""
+    yield
+    ended = end_started_playbooks()
+    if ended:
+        print("\nended the test's background ansible-playbook runs: %s" % ", ".join(map(str, ended)))
 
 
 @pytest.fixture(scope="session")

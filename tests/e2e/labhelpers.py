@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -205,7 +206,28 @@ def start_playbook(lab, *args, env=None):
         proc = subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
     proc.log_path = path
+    STARTED.append(proc)
     return proc
+
+
+# every start_playbook run, for end_started_playbooks
+STARTED = []
+
+
+def end_started_playbooks():
+    """SIGKILL, by its session (its pid), every start_playbook run still going: a test that failed before it
+    killed or waited for its run must not leave it holding the VM's lock for the next test. The pids ended."""
+    ended = []
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=60)
+            ended.append(proc.pid)
+    return ended
 
 
 def tail(proc, chars=4000):
