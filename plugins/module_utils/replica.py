@@ -312,7 +312,9 @@ class DiskReplica(object):
         table must not point at DRBD any more: stage_original first)."""
         host, disk = self.host, self.disk
         if self.status(minors) is not None:
-            host.drbdadm("down", self.name)
+            # the peer going down at the same moment makes DRBD answer "(-18) In transient state" (lab:
+            # the source's finish failed so after the target's, its cleanup left undone)
+            self.drbdadm_retry("down")
             self.log.note("down:%s" % self.name)
         if disk["clone"] in tables:
             host.dm.remove(disk["clone"])

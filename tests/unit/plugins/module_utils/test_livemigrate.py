@@ -634,6 +634,17 @@ def test_source_finish_after_the_migration(dirs, clock, events, params):
     assert host.tables["xenvg-fxs--disk"] == FXS_BEFORE and "sl-fxm-0.real" not in host.tables
 
 
+def test_source_finish_retries_down_while_the_target_takes_its_side_down(dirs, clock):
+    # lab fault matrix (controller killed after the target's finish): the source's drbdadm down answered the
+    # recorded "(-18) In transient state" once and its cleanup was left undone, the journal open
+    journal, host, res, cfg = migrated_source(dirs, ["migrate-started", "migrated"])
+    stderr = read_fixture("drbd-utils", "9.22.0", "drbdadm-down-transient.stderr")
+    host.errors["down"] = [CommandError(["drbdadm", "down", "sl-fxm-0"], 11, "", stderr)]
+    lm.HostSide(host, journal, SOURCE).finish()
+    assert host.commands("drbdadm") == ["drbdadm down sl-fxm-0"] * 2 and clock.sleeps == [0.2]
+    assert not os.path.exists(res) and not os.path.exists(cfg)
+
+
 def test_source_finish_refuses_while_the_vm_runs_here(dirs, clock):
     journal, host, res, cfg = migrated_source(dirs, ["migrated"])
     host.domain_list = xl_list("migrate-source-before")
