@@ -216,8 +216,21 @@ def test_cluster_report_page_shows_each_dom0_and_our_vm(lab, tmp_path, paused_vm
     assert "Host failures tolerated" in text and "The planner's summary" in text
 
 
+@pytest.fixture
+def used_lv(lab, paused_vm):
+    """An LV of a fifth of the free space of xenvg on our VM's dom0, removed afterwards: the VG bar there has
+    a used part whatever other tests left (on CI's fresh lab every VG was empty and the bar had none)."""
+    host = paused_vm[0]
+    lab.run(host, ["lvremove", "-f", "xenvg/rpshot"], check=False)
+    lab.run(host, ["lvcreate", "-y", "-W", "n", "-Z", "n", "-l", "20%FREE", "-n", "rpshot", "xenvg"])
+    try:
+        yield host, "xenvg/rpshot"
+    finally:
+        lab.run(host, ["lvremove", "-f", "xenvg/rpshot"], check=False)
+
+
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=NO_CHROMEDRIVER)
-def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_vm):
+def test_cluster_report_screenshot_shows_the_lab_figures(lab, tmp_path, paused_vm, used_lv):
     """The lab's own report page in headless Chromium: the text it shows holds each dom0's memory (xl info),
     Domain-0's share (xl list) and our VM on its dom0, and in its screenshot the Domain-0 part of each memory
     bar and the used part of each VG bar are as long as the lab's figures say (within 2 px)."""
