@@ -651,12 +651,18 @@ def check_resource_params(params):
             raise DrbdError("%s must be an IPv4 address, got %r" % (key, value))
     if params["address"] == params["peer_address"]:
         raise DrbdError("peer_address must differ from address (%s)" % params["address"])
-    rate = params.get("resync_rate")
-    if rate is not None and not _RATE_RE.match(rate):
-        raise DrbdError("resync_rate must be a number with an optional unit K, M or G (400M), got %r" % (rate,))
+    if params.get("resync_rate") is not None:
+        check_resync_rate(params["resync_rate"])
     secret = params.get("shared_secret")
     if secret is not None and not _SECRET_CHARS_RE.match(secret):
         raise DrbdError("shared_secret must be 1 to 64 characters without spaces, quotes, backslash, ; { } or #")
+
+
+def check_resync_rate(rate):
+    """Refuse (DrbdError) a resync rate DRBD's resync-rate does not take: a number with an optional unit."""
+    if not isinstance(rate, str) or not _RATE_RE.match(rate):
+        raise DrbdError("resync_rate must be a number with an optional unit K, M or G (400M), got %r" % (rate,))
+    return rate
 
 
 def resource_port(params):
@@ -697,7 +703,12 @@ def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync
     (``hosts``: [{"name", "address"}] x 2, the copy's origin first, so both write the same file):
     the same minor, port and backing disk on both, and the same external metadata device, or one
     per host (``meta_disk`` a list in the hosts' order: their VGs differ). A split brain only
-    disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate."""
+    disconnects (no copy is ever discarded automatically); the resync runs at a fixed rate
+    (c-plan-ahead 0: resync-rate, not DRBD's dynamic controller and its c-max-rate of 100 MiB/s), and
+    is not slowed down when the backing device sees other I/O (c-min-rate 0: DRBD 8.4 otherwise
+    holds each resync request back 100 ms whenever the guest, or a udev or LVM scan, touched the
+    disk since the last check and the resync runs above c-min-rate, 250 KiB/s by default; the copy
+    must finish, and the guest's writes go to both sides anyway)."""
     if not isinstance(secret, str) or not secret:
         # never a resource that any host reaching the port may connect to
         raise DrbdParseError("resource %s: a shared secret is required" % (name,))
@@ -705,7 +716,7 @@ def pair_resource_text(name, minor, port, disk, meta_disk, hosts, secret, resync
     hosts = [dict(host, port=port, minor=minor, disk=disk, meta_disk=meta) for host, meta in zip(hosts, metas)]
     net = {"cram-hmac-alg": "sha256", "shared-secret": secret,
            "after-sb-0pri": "disconnect", "after-sb-1pri": "disconnect", "after-sb-2pri": "disconnect"}
-    disk_opts = {"c-plan-ahead": 0, "resync-rate": resync_rate, "al-extents": 1237}
+    disk_opts = {"c-plan-ahead": 0, "resync-rate": resync_rate, "c-min-rate": 0, "al-extents": 1237}
     return render_resource(name, hosts, version="8.4", net=net, disk=disk_opts)
 
 

@@ -138,7 +138,11 @@ options:
     type: int
     default: 10
   resync_rate:
-    description: DRBD resync rate.
+    description:
+      - DRBD resync rate of the temporary resources (C(resync-rate), with C(c-plan-ahead 0) a fixed rate, and
+        C(c-min-rate 0) so that the guest's own I/O does not slow the copy down), a number with an optional unit
+        K, M or G. Set it to what the replication link carries; below it, it caps the sync.
+      - Refused before any change when it is not such a number.
     type: str
     default: 400M
   pause_domain:
@@ -293,7 +297,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import both_uptodate, device_minor, minor_state, resource_files
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    DrbdError, both_uptodate, check_resync_rate, device_minor, minor_state, resource_files,
+)
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
@@ -481,6 +487,12 @@ def check_request(p):
         try:
             conv.check_address(peer, "peer")
         except ValueError as exc:
+            raise lm.MigrationError(str(exc))
+    if p.get("resync_rate") is not None:
+        # it goes into the resource files: refused here, not by drbdadm once LVs exist
+        try:
+            check_resync_rate(p["resync_rate"])
+        except DrbdError as exc:
             raise lm.MigrationError(str(exc))
 
 

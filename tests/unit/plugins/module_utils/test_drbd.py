@@ -488,7 +488,8 @@ def test_parse_config_comments_and_quotes():
 
 
 def test_pair_resource_text_is_the_migrations_file():
-    # the text livemigrate.HostSide wrote before it moved here (9b191fa): a rewrite would rekey a running resource
+    # the text livemigrate.HostSide wrote before it moved here (9b191fa), with c-min-rate 0 since: a resumed
+    # migration of an older release rewrites its file and reconnects once (as a rekeyed resume does)
     hosts = [{"name": "hosta", "address": "10.77.0.11"}, {"name": "hostb", "address": "10.77.0.12"}]
     text = pair_resource_text("sl-web01-0", 12, 7712, "/dev/mapper/sl-web01-0.real", "/dev/xenvg/web01-disk.drbdmeta",
                               hosts, "s3cret", "100M")
@@ -496,7 +497,7 @@ def test_pair_resource_text_is_the_migrations_file():
         "resource sl-web01-0 {\n"
         "  net { cram-hmac-alg sha256; shared-secret s3cret; after-sb-0pri disconnect; after-sb-1pri disconnect; "
         "after-sb-2pri disconnect; protocol C; }\n"
-        "  disk { c-plan-ahead 0; resync-rate 100M; al-extents 1237; }\n"
+        "  disk { c-plan-ahead 0; resync-rate 100M; c-min-rate 0; al-extents 1237; }\n"
         "  on hosta {\n"
         "    device /dev/drbd12; disk /dev/mapper/sl-web01-0.real; address 10.77.0.11:7712; "
         "meta-disk /dev/xenvg/web01-disk.drbdmeta;\n"

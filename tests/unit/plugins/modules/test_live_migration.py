@@ -36,6 +36,10 @@ def new_prepare(dirs, **extra):
     ("peer_address", "-oProxyCommand=touch /tmp/x", "invalid peer_address"),
     ("address", "$(reboot)", "invalid address"),
     ("peer_name", "host a", "invalid peer_name"),
+    # it goes into the resource files: "400M; c-min-rate 0" would be refused there, "fast" by drbdadm after lvcreate
+    ("resync_rate", "400M; c-min-rate 0", "resync_rate must be a number"),
+    ("resync_rate", "fast", "resync_rate must be a number"),
+    ("resync_rate", "0", "resync_rate must be a number"),
 ])
 def test_names_and_addresses_refused_before_any_command(module_main, dirs, key, value, message):
     result, failed, commands = module_main(live_migration.main, new_prepare(dirs, **{key: value}), {})
