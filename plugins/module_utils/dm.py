@@ -139,8 +139,11 @@ class DeviceMapper(object):
         # The table goes on stdin: it may have several lines, and it never passes a shell.
         return self.runner.run(["dmsetup", "load", check_dm_name(name)], changes_state=True, data=render_table(segments))
 
-    def resume(self, name):
-        return self.runner.run(["dmsetup", "resume", check_dm_name(name)], changes_state=True)
+    def resume(self, name, udev_sync=True):
+        """Make the loaded table live. Without udev_sync dmsetup returns once the kernel swapped the
+        table, without waiting for udev to handle the change event (the caller settles udev later)."""
+        argv = ["dmsetup", "resume"] + ([] if udev_sync else ["--noudevsync"]) + [check_dm_name(name)]
+        return self.runner.run(argv, changes_state=True)
 
     def clear(self, name):
         """Drop the inactive (loaded, not resumed) table of ``name``; a no-op without one."""

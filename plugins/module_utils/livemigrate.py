@@ -354,12 +354,17 @@ class Host(object):
         self.runner.run(ssh_argv("root@" + address, ["dd", "of=" + path, "conv=fsync", "status=none"]),
                         data=text, changes_state=True)
 
+    def settle_udev(self, timeout=30):
+        """Wait (at most timeout seconds, never failing) until udev has handled the events queued so far."""
+        if not self.runner.check_mode:
+            self.runner.run(["udevadm", "settle", "--timeout=%d" % timeout], ok_rcs=tuple(range(256)))
+
     def settle_lv_paths(self, paths, timeout=30):
         """Wait for udev, then make sure each /dev/VG/LV link exists (vgmknodes recreates a
         missing one from the live device without touching its table). Returns the ones fixed."""
         if self.runner.check_mode:
             return []
-        self.runner.run(["udevadm", "settle", "--timeout=%d" % timeout], ok_rcs=tuple(range(256)))
+        self.settle_udev(timeout)
         fixed = []
         for path in paths:
             if not os.path.exists(path):
@@ -716,17 +721,27 @@ class HostSide(object):
 
     def _resume_all_under_pause(self, names, pause):
         """Make the loaded inactive tables live. Each resume is atomic (flush, suspend, swap,
-        resume); the pause keeps the guest from seeing one disk swapped and another not."""
+        resume); the pause keeps the guest from seeing one disk swapped and another not.
+
+        Under the pause only the kernel's work runs: udev's queue (a domain that just arrived
+        brings its devices' events) is worked off before xl pause, while the guest runs, and
+        dmsetup does not wait for udev to handle the resume's change event (blkid of the device,
+        its links), which is waited for after xl unpause. The table is live once the resume
+        ioctl returned; nothing in the window needs udev."""
         domains = self.host.domains() if pause else {}
         running = self.p["vm"] in domains
+        if running:
+            self.host.settle_udev()
         # the window is what the guest can notice: from xl pause (or the first resume) to the end
         # of xl unpause (or the last resume); the journal writes around it are outside
         started = self._pause(domains) if running else time.time()
         try:
             for name in names:
-                self.host.dm.resume(name)
+                self.host.dm.resume(name, udev_sync=not running)
         finally:
             ended = self._unpause() if running else time.time()
+        if running:
+            self.host.settle_udev()
         self.pause_ms = int(round((ended - started) * 1000))
         self.pause_window = (round(started, 3), round(ended, 3))
 

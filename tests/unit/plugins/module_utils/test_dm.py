@@ -189,3 +189,16 @@ def test_bad_table_refused_before_suspend(fake_module):
 def test_dm_name_checked(fake_module):
     with pytest.raises(ValueError):
         DeviceMapper(CommandRunner(fake_module())).suspend("a b")
+
+
+def test_resume_without_udev_sync_does_not_wait_for_udev(fake_module):
+    # dmsetup prints nothing on a resume (hand-written outputs, as above): the argv is what matters
+    name = "xenvg-fx1--disk"
+    module = fake_module({
+        ("dmsetup", "resume", name): (0, "", ""),
+        ("dmsetup", "resume", "--noudevsync", name): (0, "", ""),
+    })
+    dm = DeviceMapper(CommandRunner(module))
+    dm.resume(name)
+    dm.resume(name, udev_sync=False)
+    assert [call[0] for call in module.calls] == [["dmsetup", "resume", name], ["dmsetup", "resume", "--noudevsync", name]]

@@ -130,8 +130,8 @@ class FakeDm(object):
         if not self.host.runner.check_mode:
             self.inactive[name] = segments
 
-    def resume(self, name):
-        self.host.record("dmsetup", "resume", name)
+    def resume(self, name, udev_sync=True):
+        self.host.record(*(["dmsetup", "resume"] + ([] if udev_sync else ["--noudevsync"]) + [name]))
         if name in self.inactive:
             self.host.tables[name] = self.inactive.pop(name)
 
@@ -236,6 +236,10 @@ class FakeHost(object):
         self.record("settle", *paths)
         return []
 
+    def settle_udev(self):
+        self.record("udevadm", "settle")
+        _takes(2.0)   # a busy udev: outside the pause window (the tests check pause_ms)
+
     def remove_file(self, path):
         self.record("remove", path)
         if not self.runner.check_mode:
@@ -325,7 +329,7 @@ def test_source_prepare_order(dirs, clock):
     side = lm.HostSide(host, journal, SOURCE)
     side.prepare()
     res = os.path.join(str(dirs), "drbd.d", "sl-fxm-0.res")
-    assert host.commands("lvcreate", "dmsetup", "drbdadm", "xl", "write") == [
+    assert host.commands("lvcreate", "dmsetup", "drbdadm", "xl", "write", "udevadm") == [
         "lvcreate xenvg fxs-disk.drbdmeta 4194304",
         "dmsetup create sl-fxm-0.real 0 32768 linear 254:16 559104\n",
         "write " + res,
@@ -334,9 +338,12 @@ def test_source_prepare_order(dirs, clock):
         "drbdadm disconnect sl-fxm-0",
         "drbdadm primary --force sl-fxm-0",
         "dmsetup load xenvg-fxs--disk 0 32768 linear /dev/drbd90 0\n",
+        # udev works off its queue while the guest runs, and after it: under the pause only the kernel's swap
+        "udevadm settle",
         "xl pause fxm",
-        "dmsetup resume xenvg-fxs--disk",
+        "dmsetup resume --noudevsync xenvg-fxs--disk",
         "xl unpause fxm",
+        "udevadm settle",
         "drbdadm connect sl-fxm-0",
     ]
     assert journal.data["disks"][0]["original_table"] == "0 32768 linear 254:16 559104\n"
@@ -659,9 +666,11 @@ def test_target_finish_restores_under_pause_and_installs_the_config(dirs, clock)
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, TARGET).finish()
     cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
-    assert host.commands("dmsetup", "drbdadm", "xl", "lvremove", "write") == [
+    assert host.commands("dmsetup", "drbdadm", "xl", "lvremove", "write", "udevadm") == [
         "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
-        "xl pause fxm", "dmsetup resume xenvg-fxs--disk", "xl unpause fxm",
+        # the arrived domain's device events are handled before the pause, the swap's own after it
+        "udevadm settle", "xl pause fxm", "dmsetup resume --noudevsync xenvg-fxs--disk", "xl unpause fxm",
+        "udevadm settle",
         "drbdadm down sl-fxm-0", "dmsetup remove sl-fxm-0.real", "lvremove xenvg fxs-disk.drbdmeta",
         "write " + cfg,
     ]
@@ -1141,7 +1150,7 @@ def test_source_abort_after_a_failed_xl_migrate_takes_the_config_back_before_the
     assert os.path.exists(os.path.join(str(dirs), "auto", "fxm.cfg")) and not os.path.exists(parked)
     assert host.commands("xl", "dmsetup", "drbdadm", "lvremove") == [
         "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n",
-        "xl pause fxm", "dmsetup resume xenvg-fxs--disk", "xl unpause fxm",
+        "xl pause fxm", "dmsetup resume --noudevsync xenvg-fxs--disk", "xl unpause fxm",
         "drbdadm down sl-fxm-0", "dmsetup remove sl-fxm-0.real", "lvremove xenvg fxs-disk.drbdmeta",
     ]
     assert ("xenvg", "fxs-disk") in host.lvs
@@ -1255,7 +1264,7 @@ def test_target_finish_settles_the_lv_in_the_target_vg(dirs, clock):
                     domains=xl_list("migrate-target-after"), lvs=[("datavg", "fxs-disk"), ("datavg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, TARGET).finish()
     assert host.commands("dmsetup", "lvremove", "settle") == [
-        "dmsetup load datavg-fxs--disk 0 32768 linear 254:16 559104\n", "dmsetup resume datavg-fxs--disk",
+        "dmsetup load datavg-fxs--disk 0 32768 linear 254:16 559104\n", "dmsetup resume --noudevsync datavg-fxs--disk",
         "dmsetup remove sl-fxm-0.real", "lvremove datavg fxs-disk.drbdmeta", "settle /dev/datavg/fxs-disk"]
 
 
