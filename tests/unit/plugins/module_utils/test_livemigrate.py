@@ -455,6 +455,25 @@ def test_promote_waits_for_the_sync(dirs, clock, params, recorded, percent):
     assert host.calls == [] and logged(journal) == []   # two primaries not allowed yet
 
 
+def test_promote_looks_at_a_long_sync_less_often(dirs, clock):
+    # recorded: 90 SyncSource, finish 0:00:18 -> every 1.8 s; then UpToDate/UpToDate (recorded on hosta)
+    journal = journal_for(dirs, "source")
+    host = FakeHost([proc("syncsource"), proc("syncsource"), proc("syncsource"), proc("uptodate")])
+    assert lm.HostSide(host, journal, SOURCE).promote(20)[0] is True
+    assert clock.sleeps == [1.8, 1.8, 1.8]
+    # the window ends within 0.5 s of its end (never a look sooner than 0.5 s after the last)
+    host = FakeHost([proc("syncsource")])
+    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).promote(2)[0] is False
+    assert clock.sleeps[3:] == [1.8, 0.5]
+
+
+@pytest.mark.parametrize("etas,poll", [
+    ([None], 0.5), ([2], 0.5), ([18], 1.8), ([18, 40], 4.0), ([3600], 5.0), ([], 0.5),
+])
+def test_sync_poll_follows_the_longest_eta(etas, poll):
+    assert lm.sync_poll_s([{"eta_s": eta} for eta in etas]) == pytest.approx(poll)
+
+
 def test_promote_source_allows_two_primaries_once(dirs, clock):
     journal = journal_for(dirs, "source")
     host = FakeHost([proc("uptodate")])   # hosta: 90 Connected Primary/Secondary UpToDate/UpToDate
