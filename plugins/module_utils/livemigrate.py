@@ -994,7 +994,7 @@ class HostSide(object):
     def _finish_plain_target(self):
         self.wait_arrival()
         self._check_local_copy()
-        self._restore_tables(pause_vm=True)
+        self._restore_tables(pause_vm=self.p.get("pause_domain", True))
         self._teardown_drbd()
         fixed = self.host.settle_lv_paths([d["lv_path"] for d in self.disks()])
         if fixed:
@@ -1081,7 +1081,7 @@ class HostSide(object):
                                      self.p["host_name"], self.p["vm"]))
 
     def _undo_prepare_source(self):
-        self._restore_tables(pause_vm=True, clear_stale=True)
+        self._restore_tables(pause_vm=self.p.get("pause_domain", True), clear_stale=True)
         self._teardown_drbd()
 
     def _undo_prepare_target(self):
@@ -1312,10 +1312,10 @@ _ROWS = (
     # step, role, mode: does; done when; undo; run, check, revert
     ("prepare", "source", "plain",
      "metadata LVs, clones, resource files, create-md, up; primary --force while disconnected, the LVs' "
-     "DRBD tables loaded, one dmsetup resume each under xl pause; connect",
+     "DRBD tables loaded, one dmsetup resume each under xl pause (pause_domain); connect",
      "every resource up and linked, Primary, its LV's table on DRBD, clone, metadata LV and resource file "
      "(with this run's secret) in place",
-     "LV tables back to the clones' (original) tables under xl pause, a stale loaded table cleared; DRBD down, "
+     "LV tables back to the clones' (original) tables under xl pause (pause_domain), a stale loaded table cleared; DRBD down, "
      "clones, metadata LVs and resource files removed",
      "_prepare_plain_source", "_prepared_plain", "_undo_prepare_source"),
     ("prepare", "target", "plain",
@@ -1371,7 +1371,8 @@ _ROWS = (
      "_finish_plain_source", "_finished_plain_source", "_take_back_config"),
     ("finish", "target", "plain",
      "wait for the domain to arrive (VM--incoming renamed VM); its disks UpToDate; LV tables back under "
-     "xl pause, DRBD down, clones, metadata LVs and resource files removed, /dev links settled, config installed",
+     "xl pause (pause_domain), DRBD down, clones, metadata LVs and resource files removed, /dev links settled, "
+     "config installed",
      "the domain here, no DRBD, clone, metadata LV or resource file left, /dev links there, the config installed",
      "nothing (abort refuses once the domain arrived here)",
      "_finish_plain_target", "_finished_plain_target", "_nothing"),

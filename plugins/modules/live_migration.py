@@ -150,6 +150,8 @@ options:
       - Pause the domain (C(xl pause)) while its disks' tables are swapped, so that a guest with several
         disks never sees one swapped and another not. Each swap is atomic either way (C(dmsetup resume)
         of a preloaded table flushes, suspends, swaps and resumes in one call).
+      - It applies to every swap under a running guest, the source's onto DRBD (O(step=prepare)), the target's
+        back onto its extents (O(step=finish)) and the source's back (O(step=abort)).
     type: bool
     default: true
   state_dir:

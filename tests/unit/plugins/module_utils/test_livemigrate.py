@@ -1276,6 +1276,19 @@ def test_target_abort_removes_what_it_made_in_the_target_vg(dirs, clock):
     assert host.lvs == {("xenvg", "fxs-disk")}   # an LV of that name in another VG is none of this migration's
 
 
+def test_target_finish_swaps_back_without_pause_when_told(dirs, clock):
+    # migrate_pause_domain=false reaches finish too: the target's swap back runs under the guest, unpaused
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, dict(TARGET, pause_domain=False)).finish()
+    assert host.commands("dmsetup", "xl", "udevadm")[:2] == [
+        "dmsetup load xenvg-fxs--disk 0 32768 linear 254:16 559104\n", "dmsetup resume xenvg-fxs--disk"]
+    assert host.commands("xl") == [] and "pause" not in logged(journal)
+    restored = [e for e in journal.data["log"] if e["event"] == "tables-restored"][0]
+    assert restored["pause_ms"] == 0
+
+
 def test_target_finish_settles_the_lv_in_the_target_vg(dirs, clock):
     journal = journal_for(dirs, "target", disks=[moved_disk("target")],
                           events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
