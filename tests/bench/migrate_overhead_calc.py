@@ -27,6 +27,10 @@ DISK_NAMES = ("disk", "data", "data2", "data3")
 FIXED_OVERHEAD_TOLERANCE = 0.10
 MAX_FLOOR_RATIO = 1.5
 MAX_PAUSE_RATIO = 1.5
+# issue 11's lines, as the first bench measured them: migrate.yml against the whole raw sequence
+# (its own swaps, sync, xl migrate, cleanup), and the source swap's stall against the bare pause's
+MAX_SEQUENCE_RATIO = 1.20
+MAX_SOURCE_SWAP_RATIO = 1.0
 
 
 def parse_sizes(text):
@@ -187,6 +191,28 @@ def acceptance(results):
             ok = worst is not None and bare is not None and worst <= MAX_PAUSE_RATIO * max(bare, 0.01)
             checks.append((ok, "%s %s stall %s s vs bare pause %s s: %s (<= %.1fx)" % (
                 result["case"]["name"], swap, _fmt(worst), _fmt(bare), "PASS" if ok else "FAIL", MAX_PAUSE_RATIO)))
+    return checks
+
+
+def engine_acceptance(results):
+    """Issue 11's acceptance (not worse than the first bench): over all rounds of every case,
+    sum(migrate.yml) / sum(raw sequence total) <= 1.20, and per case the source swap's stall
+    (worst round) <= the bare pause's (median). A list of (passed, line)."""
+    rounds = [x for r in results for x in r["rounds"]]
+    b_total = sum(x["b_s"] for x in rounds)
+    a_total = sum(x["floor"]["total_s"] for x in rounds)
+    ratio = b_total / a_total if a_total > 0 else None
+    ok = ratio is not None and ratio <= MAX_SEQUENCE_RATIO
+    checks = [(ok, "overhead_ratio (sum migrate.yml %.1f s / sum raw sequence total %.1f s) %s: %s (<= %.2f)" % (
+        b_total, a_total, _fmt(ratio), "PASS" if ok else "FAIL", MAX_SEQUENCE_RATIO))]
+    for result in results:
+        bare = result["bare_pause"]
+        worst = _latest(*(x["engine_stalls"]["source_swap"] for x in result["rounds"]))
+        ratio = worst / max(bare, 0.01) if worst is not None and bare is not None else None
+        ok = ratio is not None and ratio <= MAX_SOURCE_SWAP_RATIO
+        checks.append((ok, "%s pause_ratio (source swap stall %s s / bare pause %s s) %s: %s (<= %.1f)" % (
+            result["case"]["name"], _fmt(worst), _fmt(bare), _fmt(ratio), "PASS" if ok else "FAIL",
+            MAX_SOURCE_SWAP_RATIO)))
     return checks
 
 

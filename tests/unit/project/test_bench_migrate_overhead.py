@@ -157,3 +157,25 @@ def test_count_module_calls_counts_dom0_results_and_sync_lines():
         "TASK [sanless.xen.migrate : Publish the outcome (vm, source) as job artifacts] ***", "ok: [hosta]"])
     calls = calc.count_module_calls(out, ("Plan the migration", "Publish the outcome"))
     assert calls == {"hosta": 2, "hostb": 4}
+
+
+def engine_round(b_s, total_s, swap):
+    return {"b_s": b_s, "floor": {"total_s": total_s}, "engine_stalls": {"source_swap": swap}}
+
+
+def test_engine_acceptance_passes_what_stop_21_measured_and_fails_stop_23():
+    # stop 21 (2-dom0 lab): 1.19 and a swap shorter than the bare pause; stop 23: 1.51 and 2.75 s against 1.02 s
+    ok = calc.engine_acceptance([{"case": calc.cases([256])[0], "bare_pause": 1.0,
+                                  "rounds": [engine_round(103.0, 87.0, 0.6), engine_round(110.0, 92.0, 0.9)]}])
+    assert [passed for passed, _line in ok] == [True, True], ok
+    bad = calc.engine_acceptance([{"case": calc.cases([256])[0], "bare_pause": 1.02,
+                                   "rounds": [engine_round(120.0, 86.2, 2.75), engine_round(122.0, 74.4, 0.48)]}])
+    assert [passed for passed, _line in bad] == [False, False], bad
+    assert "overhead_ratio (sum migrate.yml 242.0 s / sum raw sequence total 160.6 s) 1.51: FAIL" in bad[0][1]
+    assert "1x256MiB pause_ratio (source swap stall 2.75 s / bare pause 1.02 s) 2.70: FAIL" in bad[1][1]
+
+
+def test_engine_acceptance_counts_an_unmeasured_swap_as_failed():
+    checks = calc.engine_acceptance([{"case": calc.cases([256])[0], "bare_pause": None,
+                                      "rounds": [engine_round(90.0, 80.0, 0.5)]}])
+    assert [passed for passed, _line in checks] == [True, False]
