@@ -118,6 +118,7 @@ class ActionModule(ActionBase):
         synced_at = None
         current = first
         host = task_vars.get("inventory_hostname")
+        shown = False
         # a host already past the step answers without "waiting": nothing to wait for
         while current.get("waiting") and not current.get("failed") and not self._play_context.check_mode:
             if orphaned():
@@ -126,7 +127,8 @@ class ActionModule(ActionBase):
                     args["vm"], run_pid())
                 break
             if args.get("role") == "source" or not current.get("synced"):
-                display.display("  [%s] sync %s: %s" % (host, args["vm"], ", ".join(_progress(item) for item in current.get("sync", []))))
+                _show_sync(host, args["vm"], current)
+                shown = True
             if time.time() - started > timeout:
                 current["failed"] = True
                 current["msg"] = "DRBD sync of %s not done after %d s" % (args["vm"], timeout)
@@ -143,8 +145,16 @@ class ActionModule(ActionBase):
             # what earlier calls changed stays reported
             current["changed"] = bool(current.get("changed") or previous.get("changed"))
             current["events"] = list(previous.get("events") or []) + list(current.get("events") or [])
+        # a sync done within the first look still gets its line (the job's output and AWX's events
+        # always show the sync's end state on the source)
+        if not shown and args.get("role") == "source" and current.get("sync") and not current.get("failed"):
+            _show_sync(host, args["vm"], current, word="synced")
         current["sync_seconds"] = round(time.time() - started, 1)
         return current
+
+
+def _show_sync(host, vm, result, word="sync"):
+    display.display("  [%s] %s %s: %s" % (host, word, vm, ", ".join(_progress(item) for item in result.get("sync", []))))
 
 
 def _progress(item):

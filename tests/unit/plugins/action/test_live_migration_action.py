@@ -49,7 +49,15 @@ def test_promote_loops_with_progress_and_keeps_what_changed(run_action):
 
 def test_promote_window_is_capped_at_25(run_action):
     res, calls, lines = run_action(dict(BASE, step="promote", progress_interval=30), [promote_result(SYNCED, False)])
-    assert calls[0][1]["sync_window"] == 25 and lines == [] and not res.get("failed")
+    assert calls[0][1]["sync_window"] == 25 and not res.get("failed")
+    # a sync done within the first look still shows its end state once (AWX's job events carry it)
+    assert lines == ["  [hosta] synced web01: sl-web01-0 Connected UpToDate/UpToDate speed - eta -"]
+
+
+def test_promote_target_done_at_once_prints_nothing(run_action):
+    res, calls, lines = run_action(dict(BASE, step="promote", role="target", host_name="hostb"),
+                                   [promote_result(SYNCED, False)])
+    assert len(calls) == 1 and lines == [] and not res.get("failed")
 
 
 def test_promote_sync_timeout(run_action):
