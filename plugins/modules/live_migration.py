@@ -297,7 +297,6 @@ import threading
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     DrbdError, both_uptodate, check_resync_rate, device_minor, minor_state, resource_files,
@@ -341,6 +340,10 @@ def drbd_resources(hostname, minors, conf_dir=lm.DRBD_CONF_DIR):
 
 
 def preflight(module, host, runner):
+    # only the preflight reads exports (iSCSI, AoE): imported here, every other step starts without
+    # compiling them (each module start costs seconds on a busy dom0)
+    from ansible_collections.sanless.xen.plugins.module_utils import diskexport
+
     vm = module.params["vm"]
     domains = host.domains()
     ssh_checks = []
