@@ -329,8 +329,12 @@ def migration_plan(hostvars, hosts, vm, target=None, action="migrate", register=
     return plan_migration(reports, addresses, vm, target, action, vgs)
 
 
-def migration_peers(hostvars, hosts, me):
-    """Filter: the addresses of the other dom0s (the preflight checks root ssh to each)."""
+def migration_peers(hostvars, hosts, me, target=""):
+    """Filter: the addresses of the other dom0s the preflight checks root ssh to: the target's alone when
+    it names one of hosts (each handshake costs seconds on a busy dom0), else every other one's (the plan
+    picks the target from them)."""
+    if target and target in hosts:
+        hosts = [target]
     return [host_address(hostvars, host) for host in hosts if host != me and is_address(host_address(hostvars, host))]
 
 

@@ -426,6 +426,18 @@ def test_dom0s_without_ansible_host_are_reached_by_name():
     assert migration_peers(hostvars, ["hosta", "dom0b.example"], "dom0b.example") == ["10.77.0.11"]
 
 
+def test_migration_peers_of_a_named_target_is_that_target_alone():
+    hostvars = {"hosta": {"ansible_host": "10.77.0.11"}, "hostb": {"ansible_host": "10.77.0.12"},
+                "hostc": {"ansible_host": "10.77.0.13"}}
+    hosts = ["hosta", "hostb", "hostc"]
+    assert migration_peers(hostvars, hosts, "hosta", "hostc") == ["10.77.0.13"]
+    # the target itself, and every other dom0, check nothing more
+    assert migration_peers(hostvars, hosts, "hostc", "hostc") == []
+    # no target, or one that is not a dom0 of the play (the plan refuses it): every other dom0
+    assert migration_peers(hostvars, hosts, "hosta", "") == ["10.77.0.12", "10.77.0.13"]
+    assert migration_peers(hostvars, hosts, "hosta", "web;rm") == ["10.77.0.12", "10.77.0.13"]
+
+
 def test_target_needs_xens_overhead_and_whole_extents():
     assert domain_need_mib(96, 1, "pv") == 97
     assert domain_need_mib(1024, 2, "pvh") == 1024 + 2 + 10   # + 4 x (512 + 2048) KiB shadow/p2m pool
