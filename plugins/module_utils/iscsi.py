@@ -337,9 +337,15 @@ def lio_ls_argv():
 # --------------------------------------------------------------------------- tgt
 
 
+# an initiator-name ACL in tgtadm's show: iqn. or eui. names (conventions.check_iqn); anything else there is an
+# initiator-address ACL
+TGT_NAME_ACL_RE = re.compile(r"^(iqn\.|eui\.)", re.I)
+
+
 def parse_tgtadm_show(text):
     """``tgtadm --lld iscsi --mode target --op show``: [{tid, iqn, state, nexus: [{nexus, initiator,
-    alias, addresses}], luns: [{lun, type, size_mb, backing_type, backing_store}], accounts, acls}]."""
+    alias, addresses}], luns: [{lun, type, size_mb, backing_type, backing_store}], accounts, acls (initiator
+    names), address_acls (initiator addresses, ALL)}]."""
     targets = []
     section = None
     for raw in text.splitlines():
@@ -347,7 +353,7 @@ def parse_tgtadm_show(text):
         match = re.match(r"^Target ([0-9]+): (\S+)$", raw)
         if match:
             targets.append({"tid": int(match.group(1)), "iqn": match.group(2), "state": None, "nexus": [],
-                            "luns": [], "accounts": [], "acls": []})
+                            "luns": [], "accounts": [], "acls": [], "address_acls": []})
             section = None
             continue
         if not targets or not line:
@@ -387,7 +393,10 @@ def parse_tgtadm_show(text):
         elif section == "Account information":
             target["accounts"].append(line)
         elif section == "ACL information":
-            target["acls"].append(line)
+            # one list for both kinds: initiator names (bind --initiator-name, what iscsi_target makes) and
+            # addresses (bind --initiator-address), among them ALL, which tgt-admin binds to every target
+            # of its config without an initiator-address (tgt.service's start, a restart)
+            target["acls" if TGT_NAME_ACL_RE.match(line) else "address_acls"].append(line)
     return targets
 
 

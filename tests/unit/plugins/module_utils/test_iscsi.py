@@ -86,6 +86,15 @@ def test_tgtadm_show_with_a_logged_in_initiator(fixture_text):
     assert target["accounts"] == ["hosta"] and target["acls"] == [HOSTA_INIT]
     assert iscsi.parse_tgtadm_show(out(fixture_text, TGT, "tgtadm-show-empty")) == []
     assert iscsi.parse_tgtadm_accounts(out(fixture_text, TGT, "tgtadm-account-show")) == ["hosta"]
+    assert target["address_acls"] == []
+
+
+def test_tgtadm_show_after_a_restart_keeps_names_apart_from_tgt_admins_address_acl(fixture_text):
+    # recorded on hosta after systemctl restart tgt: tgt-admin bound the address ACL ALL beside hostb's name
+    [target] = iscsi.parse_tgtadm_show(out(fixture_text, TGT, "tgtadm-show-after-restart"))
+    assert target["iqn"] == "iqn.2026-12.xen.sanless:hosta"
+    assert target["acls"] == ["iqn.2026-11.lab.sanless:hostb:972c5abaa43e"] and target["address_acls"] == ["ALL"]
+    assert [lun["backing_store"] for lun in target["luns"]] == [None, "/dev/xenvg/web05-disk"]
 
 
 def test_tgt_conf_round_trip_and_tgt_admin_dump(fixture_text):

@@ -243,6 +243,21 @@ def test_tgt_absent_refused_while_logged_in_then_forced(run, fixture_text):
     assert not failed and calls[-1] == forced
 
 
+def test_tgt_export_after_a_restart_of_tgt_is_removed(run, fixture_text):
+    """Recorded on hosta after systemctl restart tgt (tgt-admin re-created the target from its conf and bound
+    the address ACL ALL): the export's removal deletes the target; ALL is never taken for an initiator (the
+    lab's removal once failed on it: "invalid initiator IQN 'ALL'")."""
+    hostb_init = "iqn.2026-11.lab.sanless:hostb:972c5abaa43e"
+    outputs = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show-after-restart"),
+               tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show"),
+               tuple(iscsi.tgt_target_delete_argv(1)): recorded_run(fixture_text, TGT, "tgtadm-delete")}
+    args = {"vg": "xenvg", "lv": "web05-disk", "host": "hosta", "backend": "tgt", "initiators": [hostb_init]}
+    result, failed, calls = run(dict(args, state="absent"), outputs, lvs=("web05-disk",))
+    assert not failed, result
+    assert result["changed"] and calls[-1] == iscsi.tgt_target_delete_argv(1)
+    assert "ALL" not in json.dumps(result)
+
+
 def test_tgt_refusal_of_the_daemon_is_reported(run, fixture_text):
     outputs = {tuple(iscsi.tgt_show_argv()): recorded_run(fixture_text, TGT, "tgtadm-show-empty"),
                tuple(iscsi.tgt_accounts_argv()): recorded_run(fixture_text, TGT, "tgtadm-account-show"),
