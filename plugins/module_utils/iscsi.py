@@ -337,15 +337,10 @@ def lio_ls_argv():
 # --------------------------------------------------------------------------- tgt
 
 
-# an initiator-name ACL in tgtadm's show: iqn. or eui. names (conventions.check_iqn); anything else there is an
-# initiator-address ACL
-TGT_NAME_ACL_RE = re.compile(r"^(iqn\.|eui\.)", re.I)
-
-
 def parse_tgtadm_show(text):
     """``tgtadm --lld iscsi --mode target --op show``: [{tid, iqn, state, nexus: [{nexus, initiator,
     alias, addresses}], luns: [{lun, type, size_mb, backing_type, backing_store}], accounts, acls (initiator
-    names), address_acls (initiator addresses, ALL)}]."""
+    names), address_acls (the rest: initiator addresses, ALL)}]."""
     targets = []
     section = None
     for raw in text.splitlines():
@@ -396,7 +391,8 @@ def parse_tgtadm_show(text):
             # one list for both kinds: initiator names (bind --initiator-name, what iscsi_target makes) and
             # addresses (bind --initiator-address), among them ALL, which tgt-admin binds to every target
             # of its config without an initiator-address (tgt.service's start, a restart)
-            target["acls" if TGT_NAME_ACL_RE.match(line) else "address_acls"].append(line)
+            # (an initiator name is what conventions.is_iqn takes, the only kind iscsi_target binds)
+            target["acls" if conv.is_iqn(line) else "address_acls"].append(line)
     return targets
 
 
