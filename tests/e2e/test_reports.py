@@ -123,8 +123,10 @@ def test_unreachable_host_is_listed_not_dropped(lab, tmp_path):
     stdout, doc = report(lab, "playbooks/vmlist.yml", tmp_path, "-i", str(extra))
     assert_valid("vmlist.schema.json", doc)
     dead = [h for h in doc["hosts"] if h["host"] == "rpdead"]
-    assert dead and dead[0]["status"] == "unreachable" and "port 9" in dead[0]["error"]
-    assert re.search(r"^\s+rpdead\s+UNREACHABLE: ssh: connect to host 127.0.0.1 port 9", stdout, re.M), stdout
+    # the error is ansible's own words, and they vary with the moment ssh gives up ("connect to host ... port 9:
+    # Connection refused", or "Data could not be sent ... Broken pipe" when ssh dies before ansible writes)
+    assert dead and dead[0]["status"] == "unreachable" and "127.0.0.1" in dead[0]["error"]
+    assert re.search(r"^\s+rpdead\s+UNREACHABLE: \S", stdout, re.M), stdout
     for host in lab.hosts:
         assert [d for d in doc["domains"] if d["host"] == host and d["name"] == "Domain-0"]
     stdout, doc = report(lab, "playbooks/hoststats.yml", tmp_path, "-i", str(extra))
