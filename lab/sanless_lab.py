@@ -455,6 +455,18 @@ def restore_link(name):
     run(["ip", "-n", NETNS, "link", "set", get_host(name)["tap"], "master", BRIDGE, "up"])
 
 
+def set_link_mtu(mtu):
+    """The lab link's MTU end to end, until the next boot: the namespace's bridge and taps, and on each dom0 its NIC
+    and xenbr0 (the storage link of the lab): a jumbo-frame link for AoE, which carries a request's data in
+    frames of the link's MTU (README, disk exports)."""
+    run(["ip", "-n", NETNS, "link", "set", BRIDGE, "mtu", str(mtu)])
+    for host in hosts():
+        run(["ip", "-n", NETNS, "link", "set", host["tap"], "mtu", str(mtu)])
+    for host in hosts():
+        for name in ("eth0", "xenbr0"):     # xenbr0 explicitly: a bridge keeps an MTU set by hand
+            ssh(host["name"], ["ip", "link", "set", "dev", name, "mtu", str(mtu)])
+
+
 def link_state(name):
     out = run(["ip", "-n", NETNS, "-o", "link", "show", get_host(name)["tap"]], check=False).stdout
     return "up" if ("master " + BRIDGE) in out else "cut"

@@ -14,6 +14,11 @@ description:
   - Runs C(vblade) for O(vg)/O(lv) as AoE shelf O(shelf), slot O(slot) on O(interface), as the systemd unit
     C(sanless-vblade-<shelf>-<slot>.service) (restarted on failure, enabled at boot), or removes that unit.
   - O(macs) restricts the export to those initiator MAC addresses (C(vblade -m)).
+  - AoE carries a request's data in frames of the link's MTU, one frame per request and answer (1 KiB of data per
+    frame at MTU 1500, 8.5 KiB at 9000), so give it a jumbo-frame storage link (the MTU set on O(interface), its
+    ports, the switch and every importing dom0's interface). vblade reads the MTU when it starts and the importer
+    takes the frame size when it discovers the target, so export and import again after changing it; C(aoe-stat)
+    on the importer (M(sanless.xen.aoe_import)'s C(payload)) shows the frame size in use.
   - A shelf.slot already served by another vblade (or another sanless unit) for another LV or interface, an LV
     already exported under another shelf.slot, bad names and an LV that does not exist fail before any change.
   - On the exporting dom0, C(/dev/sanless/<host>/<vg>/<lv>) is made to point to the LV itself (symlink and udev
