@@ -120,8 +120,10 @@ def fsync_dir(path):
 class Journal(object):
     """One JSON file per VM on each host: the lock and what cannot be read back live."""
 
-    def __init__(self, vm, state_dir=STATE_DIR):
-        self.dir = os.path.join(state_dir, "migrations")
+    def __init__(self, vm, state_dir=STATE_DIR, folder="migrations"):
+        # folder: "migrations" (live migrations), "backups" and "restores" (module_utils/backup.py);
+        # every kind closes into the same history/ as VM-ID.json
+        self.dir = os.path.join(state_dir, folder)
         self.vm = check_vm_name(vm)
         self.path = os.path.join(self.dir, "%s.json" % vm)
         self.data = None
@@ -203,6 +205,30 @@ class Journal(object):
         """True when this journal's last xl pause has no unpause after it (a run killed between)."""
         events = [e["event"] for e in self.data.get("log", []) if e["event"] in ("pause", "unpause")]
         return bool(events) and events[-1] == "pause"
+
+
+def journaled_pause(journal, xen, vm, domains, check_mode=False):
+    """xl pause vm unless journal's last pause still holds (domains: vm -> parse_xl_list dict, the
+    domain's state read before); returns when the pause began. Xen counts pauses (each xl pause needs
+    its own unpause): the journal records ours, so a run killed between the two is not paused a second
+    time by its rerun, only unpaused (journaled_unpause). Check mode pauses nothing and writes no journal."""
+    domain = domains.get(vm)
+    if journal.pause_pending() and domain is not None and "p" in domain["state"]:
+        return time.time()
+    if not check_mode:
+        journal.mark("pause")
+    started = time.time()
+    xen.pause(vm)
+    return started
+
+
+def journaled_unpause(journal, xen, vm, check_mode=False):
+    """xl unpause vm and record it in journal; returns when the unpause was done."""
+    xen.unpause(vm)
+    ended = time.time()
+    if not check_mode:
+        journal.mark("unpause")
+    return ended
 
 
 class StepLock(object):
@@ -639,23 +665,11 @@ class HostSide(object):
     # run killed between the two is not paused a second time by the rerun, only unpaused.
     def _pause(self, domains):
         """Pause the VM unless this journal's pause still holds; returns when the pause began."""
-        events = [e["event"] for e in self.journal.data.get("log", []) if e["event"] in ("pause", "unpause")]
-        domain = domains.get(self.p["vm"])
-        if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
-            return time.time()
-        if not self.host.runner.check_mode:  # check mode pauses nothing and writes no journal
-            self.journal.mark("pause")
-        started = time.time()
-        self.host.xen.pause(self.p["vm"])
-        return started
+        return journaled_pause(self.journal, self.host.xen, self.p["vm"], domains, self.host.runner.check_mode)
 
     def _unpause(self):
         """Unpause the VM; returns when the unpause was done."""
-        self.host.xen.unpause(self.p["vm"])
-        ended = time.time()
-        if not self.host.runner.check_mode:
-            self.journal.mark("unpause")
-        return ended
+        return journaled_unpause(self.journal, self.host.xen, self.p["vm"], self.host.runner.check_mode)
 
     # ------------------------------------------------------------------ prepare
     def _ensure_replicas(self):
