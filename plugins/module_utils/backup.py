@@ -558,7 +558,8 @@ def _backup_locked(ctx, vm, dest, snapshot_size, pause, waited):
         for disk in disks:
             disk["image"] = "%s/%s" % (folder, conv.backup_image_name(disk["lv"]))
     if ctx.check_mode:
-        result.update(changed=True, pause_ms=None)
+        result.update(changed=True, pause_ms=None, seconds=0.0, bytes=sum(d["size_bytes"] for d in disks), bytes_sent=0,
+                      snapshots_removed=[])
         return result
 
     journal = lm.Journal(vm, ctx.state_dir, "backups")
