@@ -654,17 +654,8 @@ def _manifest(ctx, vm, backup_id, dest, disks, config_text, pause_ms, started, p
     }
 
 
-def _write_local(path, text, mode=0o600):
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder, 0o700)
-    tmp = path + ".part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
+def _write_local(path, text):
+    lm.write_file_atomic(path, text, 0o600, 0o700)
 
 
 # --------------------------------------------------------------------------- restore

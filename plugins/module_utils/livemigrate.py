@@ -207,6 +207,19 @@ class Journal(object):
         return bool(events) and events[-1] == "pause"
 
 
+def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
+    """text into path through path.sanless-tmp (mode), fsynced and renamed: a reader sees the old file or the whole new one."""
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), folder_mode)
+    tmp = path + ".sanless-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(tmp, path)
+
+
 def journaled_pause(journal, xen, vm, domains, check_mode=False):
     """xl pause vm unless journal's last pause still holds (domains: vm -> parse_xl_list dict, the
     domain's state read before); returns when the pause began. Xen counts pauses (each xl pause needs
@@ -428,15 +441,7 @@ class Host(object):
     def write_file(self, path, text, mode=0o600):
         if self.runner.check_mode:
             return
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o755)
-        tmp = path + ".sanless-tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
+        write_file_atomic(path, text, mode)
 
     def remove_file(self, path):
         if not self.runner.check_mode and os.path.exists(path):
