@@ -26,11 +26,22 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, config_for_new_domain
 
-from conftest import read_fixture
-
 XL = ("xl", "4.17.5")
 LVM = ("lvm", "2.03.16")
 MIB = 1024 * 1024
+_READER = {}
+
+
+@pytest.fixture(autouse=True)
+def _recordings(fixture_text):
+    _READER["read"] = fixture_text
+
+
+def read_fixture(*parts):
+    """A recording under tests/unit/fixtures (conftest's fixture_text)."""
+    return _READER["read"](*parts)
+
+
 FAKE_SSH = "#!/bin/sh\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n"
 
 
