@@ -24,11 +24,20 @@ def lvs(lab, fields):
     return lab.run(HOST, ["lvs", "--noheadings", "--separator", ",", "-o", fields, VG]).stdout.split()
 
 
+# the lab's dom0s let LVM see their data disk alone (lab/image/configure-dom0.sh); the test's loop devices are
+# added to that filter while it runs
+LVM_CONF = "/etc/lvm/lvm.conf"
+FILTER_SED = r's#global_filter = \[ "a\|\^/dev/vdb\$\|",#global_filter = [ "a|^/dev/vdb$|", "a|^/dev/loop[0-9]+$|",#'
+
+
 @pytest.fixture
 def two_pv_vg(lab):
     cleanup = ("vgremove -q -f %s 2>/dev/null; for f in %s; do for d in $(losetup -j $f -O NAME --noheadings); do "
-               "pvremove -q -f $d 2>/dev/null; losetup -d $d; done; rm -f $f; done; true" % (VG, " ".join(IMAGES)))
+               "pvremove -q -f $d 2>/dev/null; losetup -d $d; done; rm -f $f; done; "
+               "if [ -e %s.sltest ]; then mv %s.sltest %s; fi; true" % (VG, " ".join(IMAGES), LVM_CONF, LVM_CONF, LVM_CONF))
     lab.sh(HOST, cleanup)
+    lab.run(HOST, ["sed", "-i.sltest", "-E", FILTER_SED, LVM_CONF])
+    assert "/dev/loop" in lab.run(HOST, ["lvmconfig", "devices/global_filter"]).stdout
     devices = []
     for image in IMAGES:
         lab.run(HOST, ["truncate", "-s", "64M", image])
