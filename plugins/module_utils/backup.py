@@ -247,6 +247,17 @@ def copy_device_to_device(device, size_bytes, target, check=None):
     return {"sha256": back, "file_sha256": None, "file_bytes": size_bytes}
 
 
+def unpacked_blocks(unpacker, chunk):
+    """What a chunk of gzip unpacks to, in blocks of at most BLOCK_BYTES: 4 MiB of a mostly empty disk's image
+    unpack to hundreds of MiB, more than a dom0 has to spare (the lab's restore was OOM-killed)."""
+    data = unpacker.decompress(chunk, BLOCK_BYTES)
+    while data:
+        yield data
+        if len(data) < BLOCK_BYTES and not unpacker.unconsumed_tail:
+            return
+        data = unpacker.decompress(unpacker.unconsumed_tail, BLOCK_BYTES)
+
+
 def copy_file_to_device(files, path, target, size_bytes, file_sha256):
     """Unpack the gzip image path onto target; the file's and the raw SHA-256 as read: (raw, file)."""
     raw, packed = hashlib.sha256(), hashlib.sha256()
@@ -260,12 +271,12 @@ def copy_file_to_device(files, path, target, size_bytes, file_sha256):
                 if not chunk:
                     break
                 packed.update(chunk)
-                data = unpacker.decompress(chunk)
-                written += len(data)
-                if written > size_bytes:
-                    raise BackupError("%s unpacks to more than the %d bytes of its disk" % (path, size_bytes))
-                raw.update(data)
-                dst.write(data)
+                for data in unpacked_blocks(unpacker, chunk):
+                    written += len(data)
+                    if written > size_bytes:
+                        raise BackupError("%s unpacks to more than the %d bytes of its disk" % (path, size_bytes))
+                    raw.update(data)
+                    dst.write(data)
             data = unpacker.flush()
             written += len(data)
             raw.update(data)

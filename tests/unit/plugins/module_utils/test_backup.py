@@ -374,3 +374,14 @@ def test_config_for_a_new_domain_drops_the_identity():
     assert out == ('name = "web09"\n'
                    "disk = [ \"phy:/dev/xenvg/web09-disk,xvda,w\", \"phy:/dev/mapper/xenvg-web09--data,xvdb,w\" ]\n"
                    "vif = [ \"bridge=xenbr0\" ]  # the LAN\n")
+
+
+def test_a_gzip_chunk_of_an_empty_disk_unpacks_in_bounded_blocks():
+    # 64 MiB of zeros pack to ~64 KiB: one read of the image unpacks it all, in blocks of at most BLOCK_BYTES
+    import zlib
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    image = packer.compress(b"\0" * (64 << 20)) + packer.flush()
+    assert len(image) < bk.BLOCK_BYTES
+    unpacker = zlib.decompressobj(31)
+    sizes = [len(block) for block in bk.unpacked_blocks(unpacker, image)]
+    assert max(sizes) <= bk.BLOCK_BYTES and sum(sizes) + len(unpacker.flush()) == 64 << 20
