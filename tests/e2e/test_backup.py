@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import sanless_lab
 from labhelpers import remove_vm, start_playbook, tail, where_runs
 
 pytestmark = pytest.mark.long
@@ -164,3 +165,104 @@ def test_snapshot_that_cannot_fit_is_refused_before_anything_changes(lab, guest)
         assert not open_journal(lab, host)
     finally:
         lab.run(host, ["lvremove", "-q", "-y", "xenvg/bkfiller"])
+
+
+DEB_VM = "debbk"
+DEB_NEW_VM = "debbkr"
+DEB_IP = "10.77.0.102"
+DEB_CFG = """name = "{name}"
+type = "pv"
+kernel = "/usr/local/share/sanless/vmlinuz"
+ramdisk = "/usr/local/share/sanless/domu-initrd.img"
+extra = "root=/dev/xvda rw console=hvc0 quiet net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
+memory = 256
+vcpus = 1
+disk = [ 'phy:/dev/xenvg/{name}-disk,xvda,w' ]
+vif = [ 'bridge=xenbr0,mac=00:16:3e:4c:01:02' ]
+"""
+# the writer in the Debian guest: a record per line appended to a file on its own root file system, fsync'd, and
+# only then its number written to /run/acked (tmpfs): a number there is acknowledged, on the disk
+DEB_WRITER = r"""
+import os, time
+n = 0
+with open("/root/records", "a") as records:
+    while True:
+        n += 1
+        records.write("record %d %.3f\n" % (n, time.time()))
+        records.flush()
+        os.fsync(records.fileno())
+        with open("/run/acked.tmp", "w") as acked:
+            acked.write(str(n))
+        os.rename("/run/acked.tmp", "/run/acked")
+        time.sleep(0.05)
+"""
+
+
+def deb_ssh(argv, check=True, input_text=None):
+    return sanless_lab.run(sanless_lab.ssh_argv({"name": DEB_VM, "ip": DEB_IP}, argv), check=check, timeout=120,
+                           input_text=input_text)
+
+
+def test_backup_of_a_running_debian_guest_writing_to_its_own_file_system(lab):
+    """The acceptance's case: a Debian guest appends fsync'd records to a file on its root ext4 while backup.yml runs;
+    the restored root file system is clean after its journal replay (what a mount does) and holds every record
+    acknowledged before the backup began, in order, none torn."""
+    host = lab.hosts[0]
+    peer = other(lab, host)
+    lab.run(host, ["lvcreate", "-q", "-y", "-L", "1G", "-n", DEB_VM + "-disk", "xenvg"])
+    try:
+        lab.run(host, ["dd", "if=/dev/vdc", "of=/dev/xenvg/%s-disk" % DEB_VM, "bs=4M", "conv=fsync"])
+        sanless_lab.ssh(host, ["tee", "/etc/xen/auto/%s.cfg" % DEB_VM], input_text=DEB_CFG.format(name=DEB_VM, ip=DEB_IP))
+        lab.run(host, ["xl", "create", "-q", "/etc/xen/auto/%s.cfg" % DEB_VM])
+        deadline = time.time() + 300
+        while deb_ssh(["true"], check=False).returncode != 0:
+            assert time.time() < deadline, "Debian guest not reachable by ssh:\n" + lab.console(host, DEB_VM)[-2000:]
+            time.sleep(3)
+        deb_ssh(["tee", "/root/writer.py"], input_text=DEB_WRITER)
+        deb_ssh(["sh", "-c", "nohup python3 /root/writer.py >/dev/null 2>&1 </dev/null & echo $! > /run/writer.pid"])
+        deadline = time.time() + 60
+        while int(deb_ssh(["sh", "-c", "cat /run/acked 2>/dev/null || echo 0"]).stdout.strip() or 0) < 20:
+            assert time.time() < deadline, "the guest's writer acknowledged nothing"
+            time.sleep(1)
+        acknowledged = int(deb_ssh(["cat", "/run/acked"]).stdout.strip())
+        t0 = time.time()
+        run = lab.playbook("playbooks/backup.yml", "-e", "vm=%s" % DEB_VM, "-e", "dest=%s:%s" % (peer, BACKUP_DIR))
+        print("\nDebian guest: backup.yml took %.0f s" % (time.time() - t0))
+        ids = re.findall(r"\b(%s-[0-9]{8}T[0-9]{6}Z)\b" % DEB_VM, run.stdout)
+        assert ids, run.stdout[-3000:]
+        backup = ids[-1]
+        closed = lab.json_file(host, "/var/lib/sanless-xen/history/%s-%s.json" % (DEB_VM, backup))
+        log = closed["log"]
+        at = dict((e["event"], e["at"]) for e in log if e["event"] in ("pause", "unpause"))
+        snaps = [e["at"] for e in log if e["event"] == "snapshot"]
+        print("pause %d ms, snapshot %.1f s" % (closed["pause_ms"], snaps[-1] - at["pause"]))
+        assert closed["outcome"] == "finished" and closed["pause_ms"] / 1000.0 < (snaps[-1] - at["pause"]) + 1.0
+        # the guest goes on writing after the backup: never left paused
+        after = int(deb_ssh(["cat", "/run/acked"]).stdout.strip())
+        time.sleep(3)
+        assert int(deb_ssh(["cat", "/run/acked"]).stdout.strip()) > after
+        assert snapshots(lab, host) == []
+
+        lab.playbook("playbooks/restore.yml", "-e", "vm=%s" % DEB_VM, "-e", "backup=%s" % backup,
+                     "-e", "new_vm=%s" % DEB_NEW_VM, "-e", "dest=%s:%s" % (peer, BACKUP_DIR))
+        restored = "/dev/xenvg/%s-disk" % DEB_NEW_VM
+        # a crash-consistent point: the journal replays (rc 0, or 1 "corrected" when it had to replay), then the
+        # file system is clean (rc 0 on a forced read-only check)
+        replay = lab.run(host, ["e2fsck", "-f", "-y", restored], check=False)
+        assert replay.returncode in (0, 1), replay.stdout + replay.stderr
+        clean = lab.run(host, ["e2fsck", "-f", "-n", restored], check=False)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        records = lab.sh(host, "debugfs -R 'cat /root/records' %s 2>/dev/null" % restored).stdout.splitlines()
+        numbers = [int(line.split()[1]) for line in records if line.startswith("record ")]
+        print("acknowledged before the backup: record %d; in the restored file system: %d records, last %s"
+              % (acknowledged, len(numbers), numbers[-1] if numbers else None))
+        assert numbers == list(range(1, len(numbers) + 1))          # in order, none lost in between
+        assert len(records) == len(numbers)                          # no torn line (a torn tail is no acknowledged write)
+        assert numbers[-1] >= acknowledged
+    finally:
+        lab.run(host, ["xl", "destroy", DEB_VM], check=False)
+        for h in lab.hosts:
+            lab.sh(h, "rm -rf %s/%s /var/lib/sanless-xen/history/%s-*.json /var/lib/sanless-xen/restores/%s.json; true"
+                   % (BACKUP_DIR, DEB_VM, DEB_VM, DEB_NEW_VM))
+        remove_vm(lab, DEB_NEW_VM)
+        remove_vm(lab, DEB_VM)
