@@ -212,6 +212,7 @@ def test_backup_of_a_running_debian_guest_writing_to_its_own_file_system(lab):
     lab.run(host, ["lvcreate", "-q", "-y", "-L", "1G", "-n", DEB_VM + "-disk", "xenvg"])
     try:
         lab.run(host, ["dd", "if=/dev/vdc", "of=/dev/xenvg/%s-disk" % DEB_VM, "bs=4M", "conv=fsync"])
+        lab.run(host, ["mkdir", "-p", "/etc/xen/auto"])
         sanless_lab.ssh(host, ["tee", "/etc/xen/auto/%s.cfg" % DEB_VM], input_text=DEB_CFG.format(name=DEB_VM, ip=DEB_IP))
         lab.run(host, ["xl", "create", "-q", "/etc/xen/auto/%s.cfg" % DEB_VM])
         deadline = time.time() + 300
