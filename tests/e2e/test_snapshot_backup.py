@@ -6,7 +6,10 @@ started): the restored file system is clean (fsck), the pattern is the guest's, 
 every beat the guest acknowledged before the backup began. A controller killed during the copy leaves nothing after
 the cleanup (and a rerun backs up); a snapshot that cannot fit is refused before anything changes.
 
-Marked long: not proven in the lab yet, so `make test` leaves it out until it is."""
+The file runs after test_dom0_role (root ssh between the dom0s, which a backup to the other dom0 needs).
+A Debian guest appending fsync'd records to its own root file system is backed up and restored the same way (the
+issue's acceptance case). `make test` runs the round trip of web02 (CI's backup/restore round trip); the Debian
+guest, the kill and the refusal are long (make test-faults)."""
 import json
 import re
 import signal
@@ -17,8 +20,6 @@ import pytest
 
 import sanless_lab
 from labhelpers import remove_vm, start_playbook, tail, where_runs
-
-pytestmark = pytest.mark.long
 
 VM = "web02"
 NEW_VM = "web02r"
@@ -120,6 +121,7 @@ def test_backup_and_restore_into_a_new_vm(lab, guest):
     assert again.returncode != 0 and "never overwrites" in again.stdout, again.stdout[-3000:]
 
 
+@pytest.mark.long
 def test_controller_killed_during_the_copy_leaves_no_snapshot(lab, guest):
     host, peer = guest["host"], guest["peer"]
     proc = start_playbook(lab, "playbooks/backup.yml", "-e", "vm=%s" % VM, "-e", "dest=%s:%s" % (peer, BACKUP_DIR))
@@ -144,6 +146,7 @@ def test_controller_killed_during_the_copy_leaves_no_snapshot(lab, guest):
     lab.json_file(peer, "%s/%s/%s/manifest.json" % (BACKUP_DIR, VM, backup_id(run.stdout)))
 
 
+@pytest.mark.long
 def test_snapshot_that_cannot_fit_is_refused_before_anything_changes(lab, guest):
     """A filler LV leaves 64 MiB free in xenvg: the two snapshots of 100%ORIGIN (136 MiB each for web02's 128 MiB
     disks) cannot fit together."""
@@ -203,6 +206,7 @@ def deb_ssh(argv, check=True, input_text=None):
                            input_text=input_text)
 
 
+@pytest.mark.long
 def test_backup_of_a_running_debian_guest_writing_to_its_own_file_system(lab):
     """The acceptance's case: a Debian guest appends fsync'd records to a file on its root ext4 while backup.yml runs;
     the restored root file system is clean after its journal replay (what a mount does) and holds every record
