@@ -21,7 +21,9 @@ One backup, on the VM's dom0, in one module call (the vm_backup module):
 5. the manifest (the VM's config, per disk the sizes and checksums, the pause), written last;
 6. the snapshots are removed in a finally; a run killed before leaves its journal open, and the next
    backup or cleanup of the VM removes them (and the partial copies) from it, after waiting for the
-   StepLock a still running module holds.
+   StepLock a still running module holds;
+7. retention (keep > 0), once the manifest is written: of the VM's complete backups at the destination (those with
+   their manifest), all but the newest keep are removed, never the one just made (prune_choice picks them).
 
 A restore reads the manifest, checks every image's checksum before anything changes, creates the new
 VM's LVs (conventions.vm_disk_lv, the manifest's sizes, fit-checked together; never over an existing
@@ -45,7 +47,8 @@ import zlib
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
-    check_name, fit_problem, format_size, lv_of_path, parse_snapshot_size, round_to_extents, snapshot_cow_bytes,
+    check_name, fit_problem, format_size, lv_is_open, lv_is_origin, lv_of_path, parse_snapshot_size, round_to_extents,
+    snapshot_cow_bytes,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.runner import (
     C_LOCALE, SBIN_PATH, CommandError, _check_argv,
@@ -155,14 +158,15 @@ class Files(object):
         self.rename(path + ".part", path)
 
     def writer(self, path):
-        """A process whose stdin goes into path."""
-        return subprocess.Popen(self.argv(["dd", "of=%s" % path, "bs=4M", "conv=fsync", "status=none"]),
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+        """A process whose stdin goes into path (a stream: run_command takes its input whole)."""
+        return subprocess.Popen(  # pylint: disable=ansible-bad-function
+            self.argv(["dd", "of=%s" % path, "bs=4M", "conv=fsync", "status=none"]),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
 
     def reader(self, path):
-        """A process printing path."""
-        return subprocess.Popen(self.argv(["cat", path]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=_env())
+        """A process printing path (a stream: run_command returns its output whole)."""
+        return subprocess.Popen(  # pylint: disable=ansible-bad-function
+            self.argv(["cat", path]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
 
 
 def _finish(proc, what):
@@ -303,9 +307,9 @@ def vm_disks(xen, lvs, vm):
     targets = [disk["pdev_path"] for disk in long_info["disks"]]
     mode = storage_mode(targets)
     if mode != "plain":
+        what = "storage mode %s" % mode if mode else "not all LVs"
         raise BackupError("%s: its disks %s are %s; backups take VMs whose disks are plain LVs (docs/backup.md: drbd, "
-                          "shared and raid1 are still to come)" % (vm, ", ".join(targets) or "(none)",
-                                                                    "storage mode %s" % mode if mode else "not all LVs"))
+                          "shared and raid1 are still to come)" % (vm, ", ".join(targets) or "(none)", what))
     disks = []
     for disk in long_info["disks"]:
         lv = lv_of_path(lvs, disk["pdev_path"])
@@ -525,19 +529,27 @@ class _SnapshotWatch(object):
             self.read()
 
 
-def backup(ctx, vm, dest, snapshot_size=DEFAULT_SNAPSHOT_SIZE, pause=True):
+def check_keep(keep):
+    """Return keep if it is a retention count (0: keep all), else raise ValueError."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError("invalid keep %r: the number of complete backups to keep, 0 (keep all) or more" % (keep,))
+    return keep
+
+
+def backup(ctx, vm, dest, snapshot_size=DEFAULT_SNAPSHOT_SIZE, pause=True, keep=0):
     """Back up the running vm to dest (parse_dest): see the module docstring. Returns the result dict;
     BackupError (nothing changed unless its details say so) otherwise."""
     conv.check_vm_name(vm)
     parse_snapshot_size(snapshot_size)
+    check_keep(keep)
     lock, waited = locked(ctx, vm)
     try:
-        return _backup_locked(ctx, vm, dest, snapshot_size, pause, waited)
+        return _backup_locked(ctx, vm, dest, snapshot_size, pause, waited, keep)
     finally:
         lock.release()
 
 
-def _backup_locked(ctx, vm, dest, snapshot_size, pause, waited):
+def _backup_locked(ctx, vm, dest, snapshot_size, pause, waited, keep=0):
     result = {"changed": False, "vm": vm, "host": ctx.hostname, "dest": describe_dest(dest), "waited_for_lock": waited}
     domains = dict((d["name"], d) for d in ctx.xen.list())
     if vm not in domains:
@@ -569,8 +581,9 @@ def _backup_locked(ctx, vm, dest, snapshot_size, pause, waited):
         for disk in disks:
             disk["image"] = "%s/%s" % (folder, conv.backup_image_name(disk["lv"]))
     if ctx.check_mode:
+        # what retention would remove is not computed in check mode (it depends on the new backup)
         result.update(changed=True, pause_ms=None, seconds=0.0, bytes=sum(d["size_bytes"] for d in disks), bytes_sent=0,
-                      snapshots_removed=[])
+                      snapshots_removed=[], pruned=[], prune_skipped=[])
         return result
 
     journal = lm.Journal(vm, ctx.state_dir, "backups")
@@ -615,6 +628,9 @@ def _backup_locked(ctx, vm, dest, snapshot_size, pause, waited):
     result["seconds"] = round(ctx.clock() - started, 1)
     result["bytes"] = sum(d["size_bytes"] for d in disks)
     result["bytes_sent"] = sum(d["file_bytes"] for d in disks)
+    result["pruned"], result["prune_skipped"] = [], []
+    if keep:
+        prune(ctx, vm, dest, keep, backup_id, result)
     return result
 
 
@@ -669,6 +685,124 @@ def _write_local(path, text):
     lm.write_file_atomic(path, text, 0o600, 0o700)
 
 
+# --------------------------------------------------------------------------- retention
+
+def prune_choice(entries, vm, keep, current):
+    """The backup ids to remove (oldest first) so that the newest keep complete backups of vm stay.
+    entries: (name, complete) pairs as listed at the destination, complete when the backup's manifest is
+    there. Names that are no backup id of vm and incomplete backups are neither counted nor picked (the
+    journaled cleanup owns a partial copy); current, the backup just made, is never picked, even when it
+    does not sort among the newest (a clock set back): then keep + 1 stay. keep 0 keeps all."""
+    check_keep(keep)
+    if not keep:
+        return []
+    complete = set()
+    for name, done in entries:
+        try:
+            conv.check_backup_id(name, vm)
+        except ValueError:
+            continue
+        if done:
+            complete.add(name)
+    newest_first = sorted(complete, key=lambda name: conv.BACKUP_ID_RE.match(name).group("stamp"), reverse=True)
+    return [name for name in reversed(newest_first[keep:]) if name != current]
+
+
+def _files_listing(files, base, vm, current):
+    """(id, complete) of the folders of vm's backups beside current's (BASE/VM): ls of BASE/VM, then one ls of the
+    manifests of the entries that are backup ids of vm (a missing one is an incomplete backup)."""
+    folder = os.path.dirname(conv.backup_folder(base, current))
+    names = []
+    for name in files.run(["ls", "-1", "--", folder]).stdout.splitlines():
+        try:
+            names.append(conv.check_backup_id(name.strip(), vm))
+        except ValueError:
+            continue
+    manifests = dict(("%s/%s" % (conv.backup_folder(base, name), conv.BACKUP_MANIFEST), name) for name in names)
+    found = set()
+    if manifests:
+        # ls prints the manifests there, rc 2 when some are missing
+        listed = files.run(["ls", "-1", "-d", "--"] + sorted(manifests), ok_rcs=(0, 2)).stdout.splitlines()
+        found = set(manifests[path.strip()] for path in listed if path.strip() in manifests)
+    return [(name, name in found) for name in names]
+
+
+def _vg_manifests(ctx, vg, vm, current):
+    """{id: manifest} of vm's backups into vg on this dom0, beside current's manifest (STATE_DIR/backups/manifests/
+    ID.json; an unreadable one, or one of another VG, is left out)."""
+    folder = os.path.dirname(conv.backup_vg_manifest_path(current, ctx.state_dir))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        backup_id = name[:-len(".json")] if name.endswith(".json") else None
+        try:
+            conv.check_backup_id(backup_id, vm)
+            with open(conv.backup_vg_manifest_path(backup_id, ctx.state_dir)) as handle:
+                manifest = json.load(handle)
+        except (ValueError, IOError, OSError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("backup") == backup_id and manifest.get("vm") == vm \
+                and manifest.get("dest") == {"kind": "vg", "vg": vg}:
+            found[backup_id] = manifest
+    return found
+
+
+def _prune_vg_backup(ctx, vg, backup_id, manifest):
+    """Remove the backup LVs of backup_id (each <lv>.bk<stamp> its manifest names, when it still exists), then its
+    manifest. Returns None, or why it was kept (an LV that is open, a snapshot or has snapshots, a name that is not
+    the backup's), before anything of it was removed."""
+    wanted = []
+    for disk in manifest.get("disks") or []:
+        name = disk.get("backup_lv") if isinstance(disk, dict) else None
+        try:
+            own = conv.backup_lv_name(disk.get("lv"), backup_id) if name else None
+        except ValueError:
+            own = None
+        if own is None or name != own:
+            return "its manifest names backup LV %r, not %s's own" % (name, backup_id)
+        wanted.append(name)
+    lvs = dict((lv["name"], lv) for lv in ctx.lvm.lvs([vg]))
+    for name in wanted:
+        lv = lvs.get(name)
+        if lv is not None and (lv["snapshot"] or lv_is_origin(lv) or lv_is_open(lv)):
+            return "LV %s/%s is %s" % (vg, name, "a snapshot" if lv["snapshot"] else
+                                       "open" if lv_is_open(lv) else "the origin of snapshots")
+    for name in wanted:
+        if name in lvs:
+            ctx.lvm.remove(vg, name)
+    os.remove(conv.backup_vg_manifest_path(backup_id, ctx.state_dir))
+    return None
+
+
+def prune(ctx, vm, dest, keep, current, result):
+    """Retention after the backup current finished: remove vm's complete backups at dest beyond the newest keep
+    (prune_choice), never current. Files: rm -rf -- of each BASE/VM/ID folder; a VG: its backup LVs, then its
+    manifest. Fills result's pruned (ids removed) and prune_skipped ("ID: why"); BackupError (with the backup's
+    result) when a command fails, the new backup being complete."""
+    try:
+        if dest["kind"] == "vg":
+            manifests = _vg_manifests(ctx, dest["vg"], vm, current)
+            for backup_id in prune_choice([(name, True) for name in manifests], vm, keep, current):
+                why = _prune_vg_backup(ctx, dest["vg"], backup_id, manifests[backup_id])
+                if why:
+                    result["prune_skipped"].append("%s: %s" % (backup_id, why))
+                else:
+                    result["pruned"].append(backup_id)
+        else:
+            files = Files(ctx.runner, dest)
+            for backup_id in prune_choice(_files_listing(files, dest["path"], vm, current), vm, keep, current):
+                files.run(["rm", "-rf", "--", conv.backup_folder(dest["path"], backup_id)], changes_state=True)
+                result["pruned"].append(backup_id)
+    except (CommandError, IOError, OSError) as exc:
+        raise BackupError("%s: backup %s of %s is complete (%s), but retention (keep %d) failed after removing %s: %s"
+                          % (ctx.hostname, current, vm, result.get("manifest"), keep,
+                             ", ".join(result["pruned"]) or "nothing", getattr(exc, "msg", exc)),
+                          **dict(result, changed=True))
+
+
 # --------------------------------------------------------------------------- restore
 
 def read_manifest(ctx, dest, backup, vm):
@@ -686,8 +820,8 @@ def read_manifest(ctx, dest, backup, vm):
         raise BackupError("no readable manifest of backup %s at %s (%s): an incomplete backup is never restored"
                           % (backup, describe_dest(dest), getattr(exc, "msg", exc)))
     if manifest.get("backup") != backup or manifest.get("vm") != vm or not manifest.get("disks"):
-        raise BackupError("the manifest of %s at %s is of %s/%s" % (backup, describe_dest(dest), manifest.get("vm"),
-                                                                   manifest.get("backup")))
+        raise BackupError("the manifest of %s at %s is of %s/%s"
+                          % (backup, describe_dest(dest), manifest.get("vm"), manifest.get("backup")))
     return manifest
 
 

@@ -21,6 +21,9 @@ description:
     (C(STATE_DIR/backups/VM.json)), pauses the domain (C(xl pause)), takes a snapshot C(<lv>.bksnap) of every disk,
     and unpauses it in the same call whatever happened (the pause is measured, RV(pause_ms)); copies each snapshot
     with its SHA-256 checked at the destination; writes the manifest last; and removes the snapshots, also on failure.
+  - With O(keep) above 0, once the manifest of the new backup is written, the VM's complete backups at that
+    destination (those with their manifest) beyond the newest O(keep) are removed, never the one just made
+    (RV(pruned)); incomplete ones are neither counted nor removed (the cleanup of a killed backup owns them).
   - A backup whose module was killed leaves its journal open; the next O(action=backup) or O(action=cleanup) of the VM
     first waits for a module still running for it (the VM's lock), then unpauses the domain if the journal's pause
     holds, removes the snapshots the journal names (and any other C(<VM-disk>.bksnap) snapshot of the VM's disks;
@@ -39,7 +42,7 @@ attributes:
     support: full
     details:
       - Every refusal is checked; nothing is paused, snapshotted, copied or created (RV(would_run) lists commands that
-        would change the dom0).
+        would change the dom0). What O(keep) would remove is not computed (RV(pruned) is empty).
   diff_mode:
     support: none
     details:
@@ -70,6 +73,14 @@ options:
     description: Pause the domain around the snapshots, so that its disks are one point in time.
     type: bool
     default: true
+  keep:
+    description:
+      - Retention (O(action=backup)) - how many complete backups of O(vm) stay at the destination once this one is
+        written, this one counted; it is never removed. V(0) keeps all. Backup ids sort by time, the oldest go first.
+      - A backup in a folder (C(PATH/VM/ID/)) is removed with C(rm -rf); a backup into O(dest_vg) by removing its
+        LVs, then its manifest. One whose LV is open, is a snapshot or has snapshots is kept (RV(prune_skipped)).
+    type: int
+    default: 0
   backup:
     description: The backup to restore (its id, V(web01-20261204T060000Z)).
     type: str
@@ -112,6 +123,12 @@ EXAMPLES = r"""
   sanless.xen.vm_backup:
     vm: web01
     dest: hostb:/srv/backups
+
+- name: Back up web01 into LVs of backupvg, keeping its 7 newest backups there
+  sanless.xen.vm_backup:
+    vm: web01
+    dest_vg: backupvg
+    keep: 7
 
 - name: Remove what a killed backup of web01 left
   sanless.xen.vm_backup:
@@ -169,6 +186,20 @@ snapshots_removed:
   returned: action is backup
   type: list
   elements: str
+pruned:
+  description:
+    - The backups of O(vm) removed at the destination by O(keep), oldest first.
+    - Always empty in check mode - what would be removed is not computed.
+  returned: action is backup
+  type: list
+  elements: str
+  sample: [web01-20261127T060000Z]
+prune_skipped:
+  description: Backups O(keep) would have removed but kept, each as its id and why it was kept.
+  returned: action is backup
+  type: list
+  elements: str
+  sample: ["web01-20261120T060000Z: LV backupvg/web01-disk.bk20261120T060000Z is open"]
 cleanup:
   description: What the cleanup did (removed, refused, unpaused, journal, partial).
   returned: action is backup or cleanup
@@ -211,6 +242,7 @@ def check_params(params):
     if action == "backup":
         parse_snapshot_size(params["snapshot_size"])
         bk.parse_dest(params["dest"], params["dest_vg"])
+        bk.check_keep(params["keep"])
     if action == "restore":
         if not params["backup"] or not params["new_vm"]:
             raise ValueError("action=restore needs backup and new_vm")
@@ -240,6 +272,7 @@ def main():
             dest_vg=dict(type="str"),
             snapshot_size=dict(type="str", default=bk.DEFAULT_SNAPSHOT_SIZE),
             pause=dict(type="bool", default=True),
+            keep=dict(type="int", default=0),
             backup=dict(type="str"),
             new_vm=dict(type="str"),
             vg=dict(type="str"),
@@ -273,7 +306,7 @@ def main():
             result["changed"] = result["cleanup"]["changed"]
         elif action == "backup":
             result = bk.backup(ctx, vm, bk.parse_dest(params["dest"], params["dest_vg"]), params["snapshot_size"],
-                               params["pause"])
+                               params["pause"], params["keep"])
         else:
             result = bk.restore(ctx, vm, params["backup"], params["new_vm"],
                                 bk.parse_dest(params["dest"], params["dest_vg"]), params["vg"], params["start"])

@@ -77,6 +77,7 @@ def cluster(tmp_path):
     ("backup.yml", ["-e", "vm=fxrec", "-e", "dest=/srv/bk", "-e", "dest_vg=bkvg"], "one of them"),
     ("backup.yml", ["-e", "vm=fxrec", "-e", "dest=/srv/bk", "-e", "backup_action=erase"],
      "value of backup_action must be one of: backup, cleanup, restore"),
+    ("backup.yml", ["-e", "vm=fxrec", "-e", "dest=/srv/bk", "-e", "backup_keep=-1"], "backup_keep 0 (keep all) or more"),
     ("restore.yml", ["-e", "vm=fxrec", "-e", "backup=fxrec-20261204T060000Z", "-e", "new_vm=a;b", "-e", "dest=/srv/bk"],
      "new_vm another VM name"),
     ("restore.yml", ["-e", "vm=fxrec", "-e", "backup=web01-20261204T060000Z", "-e", "new_vm=fxnew", "-e", "dest=/srv/bk"],
@@ -102,9 +103,10 @@ def test_unknown_vm_is_refused_after_the_read_only_preflight(cluster):
 
 def test_check_mode_backup_runs_only_reads(cluster, tmp_path):
     _root, run = cluster
-    rc, out, calls = run("backup.yml", "-e", "vm=fxrec", "-e", "dest=%s/bk" % tmp_path, check=True)
+    rc, out, calls = run("backup.yml", "-e", "vm=fxrec", "-e", "dest=%s/bk" % tmp_path, "-e", "backup_keep=3", check=True)
     assert rc == 0, out[-3000:]
     assert re.search(r"fxrec-[0-9]{8}T[0-9]{6}Z to ", out) and "paused (check mode: no) ms, 134217728 bytes (0 sent)" in out, out[-6000:]
+    assert "pruned (keep 3): (check mode: not computed)" in out, out[-6000:]
     read_only = (["xl", "list"], ["lvs", "--reportformat"], ["vgs", "--reportformat"])
     assert calls and not [line for line in calls.splitlines() if line.split()[1:3] not in read_only]
     assert not (tmp_path / "bk").exists() and not (tmp_path / "hosta" / "state" / "backups").exists()

@@ -87,8 +87,8 @@ class Dom0(object):
         rows = list(self.lvs_domu)
         if self.snapshot:
             rows.append(_renamed(_rows(self.snapshot_row)[1], "fxrec-disk.bksnap", origin="fxrec-disk"))
-        for name in self.created:
-            rows.append(_renamed(self.lvs_domu[0], name))
+        for name in self.created:   # as lvcreate leaves an LV: active, not open (the recorded mig1-disk's row)
+            rows.append(_renamed(self.lvs_domu[3], name))
         return json.dumps({"report": [{"lv": rows}]})
 
     def vgs_text(self):
@@ -385,3 +385,168 @@ def test_a_gzip_chunk_of_an_empty_disk_unpacks_in_bounded_blocks():
     unpacker = zlib.decompressobj(31)
     sizes = [len(block) for block in bk.unpacked_blocks(unpacker, image)]
     assert max(sizes) <= bk.BLOCK_BYTES and sum(sizes) + len(unpacker.flush()) == 64 << 20
+
+
+# --------------------------------------------------------------------------- retention (keep)
+
+NOW = 1796364000.0            # 2026-12-04T06:00:00Z: the backup made by the tests below
+DAY = 86400
+
+
+def _at(ctx, monkeypatch, epoch):
+    monkeypatch.setattr(bk.time, "time", lambda: epoch)
+    ctx.clock = bk.time.time
+
+
+def _earlier_folders(tmp_path, made, epochs, complete=True):
+    """Backups of fxrec beside the folder of the backup made: copies of it under the ids of epochs (with its manifest
+    when complete, else only the image, as a killed copy leaves it)."""
+    base = tmp_path / "bk" / "fxrec"
+    ids = []
+    for epoch in epochs:
+        backup_id = conv.backup_id("fxrec", epoch)
+        folder = base / backup_id
+        folder.mkdir()
+        (folder / "fxrec-disk.img.gz").write_bytes((base / made / "fxrec-disk.img.gz").read_bytes()[:4096])
+        if complete:
+            manifest = json.loads((base / made / "manifest.json").read_text())
+            (folder / "manifest.json").write_text(json.dumps(dict(manifest, backup=backup_id)))
+        ids.append(backup_id)
+    return ids
+
+
+def _made(dom0, tmp_path, monkeypatch, keep=0, epoch=NOW):
+    """A first backup (keep 0) to a folder, then the clock at epoch: its folder is the model of the others."""
+    host, ctx = dom0()
+    _at(ctx, monkeypatch, epoch - 30 * DAY)
+    first = bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")))["backup"]
+    _at(ctx, monkeypatch, epoch)
+    return host, ctx, first
+
+
+def test_prune_choice_keeps_the_newest_complete_backups_and_never_the_new_one():
+    ids = [conv.backup_id("fxrec", NOW - n * DAY) for n in range(6)]     # newest first
+    entries = [(ids[0], True), (ids[1], True), (ids[2], False), (ids[3], True), (ids[4], True), (ids[5], True),
+               ("fxrec-old", True), ("web01-20261101T060000Z", True), ("notes.txt", True)]
+    assert bk.prune_choice(entries, "fxrec", 0, ids[0]) == []
+    assert bk.prune_choice(entries, "fxrec", 2, ids[0]) == [ids[5], ids[4], ids[3]]    # the incomplete ids[2] stays
+    assert bk.prune_choice(entries, "fxrec", 9, ids[0]) == []
+    # a clock set back: the new backup sorts oldest; keep 1 keeps the newest and it
+    assert bk.prune_choice(entries, "fxrec", 1, ids[5]) == [ids[4], ids[3], ids[1]]
+    # a VM whose name another's begins with: only its own ids count
+    assert bk.prune_choice([("fx-" + ids[1], True), (ids[1], True), (ids[0], True)], "fxrec", 1, ids[0]) == [ids[1]]
+    with pytest.raises(ValueError, match="0 .keep all. or more"):
+        bk.prune_choice(entries, "fxrec", -1, ids[0])
+
+
+def test_keep_0_removes_nothing(dom0, tmp_path, monkeypatch):
+    host, ctx, first = _made(dom0, tmp_path, monkeypatch)
+    older = _earlier_folders(tmp_path, first, [NOW - 20 * DAY, NOW - 10 * DAY])
+    host.calls = []
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")), keep=0)
+    assert result["pruned"] == [] and result["prune_skipped"] == []
+    assert sorted(os.listdir(str(tmp_path / "bk" / "fxrec"))) == sorted([first, result["backup"]] + older)
+    assert not [c for c in host.calls if c[0] in ("ls", "rm")]
+
+
+@pytest.mark.parametrize("dest_text", ["{tmp}/bk", "root@hostb:{tmp}/bk"])
+def test_keep_2_removes_the_oldest_complete_backups_not_an_incomplete_one(dom0, tmp_path, monkeypatch, dest_text):
+    host, ctx, first = _made(dom0, tmp_path, monkeypatch)
+    complete = _earlier_folders(tmp_path, first, [NOW - 20 * DAY, NOW - 10 * DAY, NOW - DAY])
+    incomplete = _earlier_folders(tmp_path, first, [NOW - 40 * DAY], complete=False)
+    (tmp_path / "bk" / "fxrec" / "README").write_text("not a backup")
+    host.calls = []
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(dest_text.format(tmp=tmp_path)), keep=2)
+    # 5 complete (first, 3 earlier, the new one): the 2 newest stay, the oldest 3 go; the incomplete one is no backup
+    assert result["pruned"] == [first, complete[0], complete[1]]
+    assert sorted(os.listdir(str(tmp_path / "bk" / "fxrec"))) == sorted(["README", complete[2], result["backup"]] + incomplete)
+    rm = [c[c.index("rm"):] if c[0] == "ssh" else c for c in host.calls if "rm" in c]
+    assert rm == [["rm", "-rf", "--", "%s/bk/fxrec/%s" % (tmp_path, name)] for name in result["pruned"]]
+    assert all(c[0] == "ssh" for c in host.calls if "ls" in c or "rm" in c) == dest_text.startswith("root@")
+    # retention comes after the manifest of the new backup
+    assert host.calls.index([c for c in host.calls if "rm" in c][0]) > \
+        max(i for i, c in enumerate(host.calls) if "manifest.json.part" in " ".join(c))
+
+
+def test_the_new_backup_is_never_pruned_even_when_it_sorts_oldest(dom0, tmp_path, monkeypatch):
+    host, ctx, first = _made(dom0, tmp_path, monkeypatch, epoch=NOW - 60 * DAY)   # a clock set back 60 days
+    later = _earlier_folders(tmp_path, first, [NOW - 2 * DAY, NOW - DAY])
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")), keep=1)
+    assert result["backup"] < later[0] and result["pruned"] == [first, later[0]]
+    assert sorted(os.listdir(str(tmp_path / "bk" / "fxrec"))) == sorted([result["backup"], later[1]])
+
+
+def _earlier_vg_backups(host, ctx, made, epochs):
+    """Backups of fxrec into xenvg made before: their LVs (as the first backup's) and their manifests."""
+    manifest = json.loads(open(conv.backup_vg_manifest_path(made, ctx.state_dir)).read())
+    ids = []
+    for epoch in epochs:
+        backup_id = conv.backup_id("fxrec", epoch)
+        name = conv.backup_lv_name("fxrec-disk", backup_id)
+        open(host.device("xenvg", name), "wb").close()
+        host.created.append(name)
+        disks = [dict(manifest["disks"][0], backup_lv=name)]
+        with open(conv.backup_vg_manifest_path(backup_id, ctx.state_dir), "w") as handle:
+            json.dump(dict(manifest, backup=backup_id, disks=disks), handle)
+        ids.append(backup_id)
+    return ids
+
+
+def test_keep_with_a_vg_removes_the_backup_lvs_then_the_manifest(dom0, tmp_path, monkeypatch):
+    host, ctx = dom0()
+    _at(ctx, monkeypatch, NOW - 30 * DAY)
+    first = bk.backup(ctx, "fxrec", bk.parse_dest(dest_vg="xenvg"))["backup"]
+    older = _earlier_vg_backups(host, ctx, first, [NOW - 20 * DAY, NOW - 10 * DAY])
+    # another VG's backup of fxrec (its manifest only) is not of this destination
+    other = conv.backup_id("fxrec", NOW - 50 * DAY)
+    manifest = json.loads(open(conv.backup_vg_manifest_path(first, ctx.state_dir)).read())
+    with open(conv.backup_vg_manifest_path(other, ctx.state_dir), "w") as handle:
+        json.dump(dict(manifest, backup=other, dest={"kind": "vg", "vg": "bkvg"}), handle)
+    _at(ctx, monkeypatch, NOW)
+    host.calls = []
+    remove = os.remove
+    monkeypatch.setattr(bk.os, "remove", lambda path: (host.calls.append(["(os.remove)", path]), remove(path)))
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(dest_vg="xenvg"), keep=2)
+    assert result["pruned"] == [first, older[0]] and result["prune_skipped"] == []
+    # each backup: its LV, then its manifest
+    steps = [c[-1] for c in host.calls if c[0] in ("lvremove", "(os.remove)") and ".bksnap" not in c[-1]]
+    assert steps == [step for b in result["pruned"] for step in (
+        "xenvg/" + conv.backup_lv_name("fxrec-disk", b), conv.backup_vg_manifest_path(b, ctx.state_dir))]
+    assert host.created == [conv.backup_lv_name("fxrec-disk", b) for b in (older[1], result["backup"])]
+    folder = os.path.dirname(conv.backup_vg_manifest_path(first, ctx.state_dir))
+    assert sorted(os.listdir(folder)) == sorted("%s.json" % b for b in (other, older[1], result["backup"]))
+    removed = [c[-1] for c in host.calls if c[0] == "lvremove" and ".bksnap" not in c[-1]]
+    assert removed == ["xenvg/" + conv.backup_lv_name("fxrec-disk", b) for b in result["pruned"]]
+
+
+def test_keep_with_a_vg_keeps_a_backup_whose_manifest_names_another_lv(dom0, tmp_path, monkeypatch):
+    host, ctx = dom0()
+    _at(ctx, monkeypatch, NOW - 30 * DAY)
+    first = bk.backup(ctx, "fxrec", bk.parse_dest(dest_vg="xenvg"))["backup"]
+    path = conv.backup_vg_manifest_path(first, ctx.state_dir)
+    manifest = json.loads(open(path).read())
+    manifest["disks"][0]["backup_lv"] = "fxrec-disk"        # the VM's own disk: never removed
+    with open(path, "w") as handle:
+        json.dump(manifest, handle)
+    _at(ctx, monkeypatch, NOW)
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(dest_vg="xenvg"), keep=1)
+    assert result["pruned"] == [] and result["prune_skipped"][0].startswith(first + ": its manifest names backup LV")
+    assert os.path.exists(path) and not [c for c in host.calls if c[0] == "lvremove" and c[-1] == "xenvg/fxrec-disk"]
+
+
+def test_keep_in_check_mode_is_not_computed(dom0, tmp_path, monkeypatch):
+    host, ctx, first = _made(dom0, tmp_path, monkeypatch)
+    host.check_mode = True
+    ctx.runner.check_mode = True
+    host.calls = []
+    result = bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")), keep=1)
+    assert result["changed"] and result["pruned"] == []
+    assert os.listdir(str(tmp_path / "bk" / "fxrec")) == [first]
+    assert not [c for c in host.calls if c[0] in ("ls", "rm")]
+
+
+def test_negative_keep_is_refused_before_anything_changes(dom0, tmp_path):
+    host, ctx = dom0()
+    with pytest.raises(ValueError, match="invalid keep -1"):
+        bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")), keep=-1)
+    assert host.calls == [] and not (tmp_path / "bk").exists()

@@ -18,6 +18,7 @@ from ansible_collections.sanless.xen.plugins.modules import vm_backup
     ({"vm": "web01", "dest": "$(id):/srv/bk"}, "the host before ':'"),
     ({"vm": "web01"}, "one of them"),
     ({"vm": "web01", "dest": "/srv/bk", "snapshot_size": "20%"}, "N%ORIGIN"),
+    ({"vm": "web01", "dest": "/srv/bk", "keep": -1}, "invalid keep -1"),
     ({"vm": "web01", "action": "restore", "dest": "/srv/bk", "new_vm": "web01r"}, "needs backup and new_vm"),
     ({"vm": "web01", "action": "restore", "dest": "/srv/bk", "new_vm": "web01r", "backup": "web01-today"},
      "invalid backup id"),
