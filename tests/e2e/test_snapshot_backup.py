@@ -140,10 +140,19 @@ def test_controller_killed_during_the_copy_leaves_no_snapshot(lab, guest):
     lab.playbook("playbooks/backup.yml", "-e", "vm=%s" % VM, "-e", "backup_action=cleanup")
     assert snapshots(lab, host) == [] and not open_journal(lab, host)
     assert "p" not in [l for l in lab.run(host, ["xl", "list", VM]).stdout.splitlines() if l.split()[:1] == [VM]][0].split()[4]
-    # nothing of the killed backup is taken for one: a rerun makes a complete new backup
-    run = lab.playbook("playbooks/backup.yml", "-e", "vm=%s" % VM, "-e", "dest=%s:%s" % (peer, BACKUP_DIR))
+    # nothing of the killed backup is taken for one: a rerun makes a complete new backup; with backup_keep=1 it is
+    # the only one left at the destination (the round trip's backup, when it ran before, pruned)
+    before = lab.sh(peer, "ls -1 %s/%s 2>/dev/null; true" % (BACKUP_DIR, VM)).stdout.split()
+    run = lab.playbook("playbooks/backup.yml", "-e", "vm=%s" % VM, "-e", "dest=%s:%s" % (peer, BACKUP_DIR),
+                       "-e", "backup_keep=1")
     assert snapshots(lab, host) == []
-    lab.json_file(peer, "%s/%s/%s/manifest.json" % (BACKUP_DIR, VM, backup_id(run.stdout)))
+    made = backup_id(run.stdout)
+    lab.json_file(peer, "%s/%s/%s/manifest.json" % (BACKUP_DIR, VM, made))
+    print("backups before the rerun: %s; after it with backup_keep=1: %s"
+          % (before, lab.sh(peer, "ls -1 %s/%s" % (BACKUP_DIR, VM)).stdout.split()))
+    assert lab.sh(peer, "ls -1 %s/%s" % (BACKUP_DIR, VM)).stdout.split() == [made]
+    for old in before:
+        assert old in run.stdout        # reported as pruned
 
 
 @pytest.mark.long
