@@ -27,7 +27,9 @@ PATTERN_MIB = 16
 # the guest's heartbeat block: after the 16 MiB pattern and the marker MiB (lab/guest/busybox-init.sh)
 HB_OFFSET_4K = (PATTERN_MIB + 1) * 256
 BACKUP_DIR = "/srv/sanless-backups"
-ID_RE = re.compile(r"\b(%s-[0-9]{8}T[0-9]{6}Z)\b" % VM)
+# the report line: "backup web02 on hostb: web02-20261204T233132Z to ..." (the yaml callback may fold it); the
+# ids that follow it are the pruned ones
+ID_RE = re.compile(r"\bbackup\s+%s\s+on\s+\S+:\s+(%s-[0-9]{8}T[0-9]{6}Z)\s+to\b" % (VM, VM))
 
 
 def other(lab, host):
@@ -68,8 +70,8 @@ def guest(lab):
 
 def backup_id(proc_stdout):
     ids = ID_RE.findall(proc_stdout)
-    assert ids, proc_stdout[-3000:]
-    return ids[-1]
+    assert len(ids) == 1, proc_stdout[-3000:]
+    return ids[0]
 
 
 def test_backup_and_restore_into_a_new_vm(lab, guest):
