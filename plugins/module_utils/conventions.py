@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import time
 
 # --------------------------------------------------------------------------- names
 
@@ -169,6 +170,72 @@ def backup_snapshot_name(lv):
     if len(name) > 127:
         raise ValueError("LV name %r is too long for its backup snapshot name %r (LVM takes 127 characters)" % (lv, name))
     return name
+
+
+# A backup: its id (the VM and the UTC second it began), its folder at a file destination
+# (BASE/VM/ID: one image per disk and the manifest, written last), and for a backup into a VG on
+# the VM's dom0 one LV per disk (the disk's LV name, ".bk" and the time) with the manifest in the
+# dom0's state folder.
+BACKUP_ID_RE = re.compile(r"^(?P<vm>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<stamp>[0-9]{8}T[0-9]{6}Z)\Z")
+BACKUP_MANIFEST = "manifest.json"
+BACKUP_IMAGE_SUFFIX = ".img.gz"
+BACKUP_LV_MARK = ".bk"
+# A destination folder: absolute, plain characters, no "." or ".." part (it becomes an argv item of
+# dd/mkdir/sha256sum over ssh, which a remote shell reads: nothing it could expand).
+_BACKUP_DIR_RE = re.compile(r"^(?:/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)+/?\Z")
+
+
+def backup_id(vm, epoch):
+    """web01-20261204T060000Z: the VM and the UTC second (epoch) the backup began."""
+    return "%s-%s" % (check_vm_name(vm), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(epoch))))
+
+
+def check_backup_id(value, vm=None):
+    """Return value if it is a backup id (of vm, when given), else raise ValueError saying why."""
+    match = BACKUP_ID_RE.match(value) if isinstance(value, str) else None
+    if not match or (vm is not None and match.group("vm") != vm):
+        raise ValueError("invalid backup id %r: want %s-YYYYmmddTHHMMSSZ (what backup.yml reports)"
+                         % (value, vm if vm is not None else "VM"))
+    return value
+
+
+def check_backup_dir(path):
+    """Return path (without a final /) if it is a usable destination folder, else raise ValueError."""
+    if not isinstance(path, str) or not _BACKUP_DIR_RE.match(path) or len(path) > 1024 \
+            or any(part in (".", "..") for part in path.split("/")):
+        raise ValueError("invalid backup folder %r: an absolute path of letters, digits and _ . + - parts (no '..', "
+                         "spaces or shell metacharacters)" % (path,))
+    return path.rstrip("/") or "/"
+
+
+def backup_folder(base, backup):
+    """BASE/VM/ID: where a backup's images and manifest lie at a file destination."""
+    match = BACKUP_ID_RE.match(check_backup_id(backup))
+    return "/".join((check_backup_dir(base).rstrip("/"), match.group("vm"), backup))
+
+
+def backup_image_name(lv):
+    """The image file of a disk LV in a backup folder: <lv>.img.gz (gzip of the raw LV)."""
+    return _lvm_part(lv, "LV name") + BACKUP_IMAGE_SUFFIX
+
+
+def backup_lv_name(lv, backup):
+    """The LV a backup into a VG holds a disk LV in: <lv>.bk<YYYYmmddTHHMMSSZ>."""
+    stamp = BACKUP_ID_RE.match(check_backup_id(backup)).group("stamp")
+    name = _lvm_part(lv, "LV name") + BACKUP_LV_MARK + stamp
+    if len(name) > 127:
+        raise ValueError("LV name %r is too long for its backup LV name %r (LVM takes 127 characters)" % (lv, name))
+    return name
+
+
+def backup_vg_manifest_path(backup, state_dir=STATE_DIR):
+    """The manifest of a backup into a VG, on that dom0: backups/manifests/ID.json."""
+    return os.path.join(backups_dir(state_dir), "manifests", "%s.json" % check_backup_id(backup))
+
+
+def restores_dir(state_dir=STATE_DIR):
+    """Open restore journals (one per new VM: NEW.json)."""
+    return os.path.join(state_dir, "restores")
 
 
 def is_backup_snapshot_name(name):

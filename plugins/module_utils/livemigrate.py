@@ -120,8 +120,10 @@ def fsync_dir(path):
 class Journal(object):
     """One JSON file per VM on each host: the lock and what cannot be read back live."""
 
-    def __init__(self, vm, state_dir=STATE_DIR):
-        self.dir = os.path.join(state_dir, "migrations")
+    def __init__(self, vm, state_dir=STATE_DIR, folder="migrations"):
+        # folder: "migrations" (live migrations), "backups" and "restores" (module_utils/backup.py);
+        # every kind closes into the same history/ as VM-ID.json
+        self.dir = os.path.join(state_dir, folder)
         self.vm = check_vm_name(vm)
         self.path = os.path.join(self.dir, "%s.json" % vm)
         self.data = None
@@ -203,6 +205,43 @@ class Journal(object):
         """True when this journal's last xl pause has no unpause after it (a run killed between)."""
         events = [e["event"] for e in self.data.get("log", []) if e["event"] in ("pause", "unpause")]
         return bool(events) and events[-1] == "pause"
+
+
+def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
+    """text into path through path.sanless-tmp (mode), fsynced and renamed: a reader sees the old file or the whole new one."""
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), folder_mode)
+    tmp = path + ".sanless-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(tmp, path)
+
+
+def journaled_pause(journal, xen, vm, domains, check_mode=False):
+    """xl pause vm unless journal's last pause still holds (domains: vm -> parse_xl_list dict, the
+    domain's state read before); returns when the pause began. Xen counts pauses (each xl pause needs
+    its own unpause): the journal records ours, so a run killed between the two is not paused a second
+    time by its rerun, only unpaused (journaled_unpause). Check mode pauses nothing and writes no journal."""
+    domain = domains.get(vm)
+    if journal.pause_pending() and domain is not None and "p" in domain["state"]:
+        return time.time()
+    if not check_mode:
+        journal.mark("pause")
+    started = time.time()
+    xen.pause(vm)
+    return started
+
+
+def journaled_unpause(journal, xen, vm, check_mode=False):
+    """xl unpause vm and record it in journal; returns when the unpause was done."""
+    xen.unpause(vm)
+    ended = time.time()
+    if not check_mode:
+        journal.mark("unpause")
+    return ended
 
 
 class StepLock(object):
@@ -402,15 +441,7 @@ class Host(object):
     def write_file(self, path, text, mode=0o600):
         if self.runner.check_mode:
             return
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o755)
-        tmp = path + ".sanless-tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
+        write_file_atomic(path, text, mode)
 
     def remove_file(self, path):
         if not self.runner.check_mode and os.path.exists(path):
@@ -639,23 +670,11 @@ class HostSide(object):
     # run killed between the two is not paused a second time by the rerun, only unpaused.
     def _pause(self, domains):
         """Pause the VM unless this journal's pause still holds; returns when the pause began."""
-        events = [e["event"] for e in self.journal.data.get("log", []) if e["event"] in ("pause", "unpause")]
-        domain = domains.get(self.p["vm"])
-        if events and events[-1] == "pause" and domain is not None and "p" in domain["state"]:
-            return time.time()
-        if not self.host.runner.check_mode:  # check mode pauses nothing and writes no journal
-            self.journal.mark("pause")
-        started = time.time()
-        self.host.xen.pause(self.p["vm"])
-        return started
+        return journaled_pause(self.journal, self.host.xen, self.p["vm"], domains, self.host.runner.check_mode)
 
     def _unpause(self):
         """Unpause the VM; returns when the unpause was done."""
-        self.host.xen.unpause(self.p["vm"])
-        ended = time.time()
-        if not self.host.runner.check_mode:
-            self.journal.mark("unpause")
-        return ended
+        return journaled_unpause(self.journal, self.host.xen, self.p["vm"], self.host.runner.check_mode)
 
     # ------------------------------------------------------------------ prepare
     def _ensure_replicas(self):

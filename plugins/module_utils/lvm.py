@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
@@ -364,6 +365,17 @@ def fit_problem(vg_info, need_bytes, what):
     return ("VG %s needs %d bytes (%s) %s, has %d bytes (%s) free: %d bytes (%s) short"
             % (vg_info["name"], need_bytes, format_size(need_bytes), what, free, format_size(free),
                need_bytes - free, format_size(need_bytes - free)))
+
+
+def lv_of_path(lvs, path, realpath=None):
+    """The parse_lvs dict whose path or dm path is path (or the path it resolves to), else None: the LV
+    behind a guest disk's pdev_path (/dev/VG/LV or /dev/mapper/VG-LV)."""
+    by_path = {}
+    for lv in lvs:
+        for known in (lv["path"], lv["dm_path"]):
+            if known:
+                by_path[known] = lv
+    return by_path.get((realpath or os.path.realpath)(path)) or by_path.get(path)
 
 
 def snapshots_of(lvs, vg, origin):

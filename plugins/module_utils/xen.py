@@ -375,8 +375,21 @@ def move_disk_paths(text, moves):
     paths = {}
     for vg, lv, new_vg in moves:
         if new_vg != vg:
-            paths[lv_path(vg, lv)] = lv_path(new_vg, lv)
-            paths["/dev/mapper/" + dm_name(vg, lv)] = "/dev/mapper/" + dm_name(new_vg, lv)
+            paths.update(lv_path_forms(vg, lv, new_vg, lv))
+    return replace_disk_paths(text, paths)
+
+
+def lv_path_forms(vg, lv, new_vg, new_lv):
+    """{old path: new path} of an LV moved or renamed, in both forms a config may name it by:
+    /dev/<vg>/<lv> and /dev/mapper/<vg>-<lv> (LVM's '-' doubling)."""
+    return {lv_path(vg, lv): lv_path(new_vg, new_lv),
+            "/dev/mapper/" + dm_name(vg, lv): "/dev/mapper/" + dm_name(new_vg, new_lv)}
+
+
+def replace_disk_paths(text, paths):
+    """The domain config ``text`` with each disk whose dom0 path is a key of ``paths`` pointing at its
+    value instead: positional (``phy:`` prefix or not) or ``target=``, the rest of the text kept as
+    written; without a match the text comes back as it is."""
     if not paths:
         return text
     config = parse_domain_config(text)
@@ -446,6 +459,21 @@ def pin_domain_identity(text, domain):
         config["vif"] = pinned
         changed = True
     return render_domain_config(config, template=text) if changed else text
+
+
+def config_for_new_domain(text, name, paths):
+    """A copy of a domain config (``text``) for a new domain ``name`` on other disks: its name set,
+    its disks moved (``paths``, as replace_disk_paths takes them), and what would make it the same
+    domain as the original dropped: ``uuid`` and each vif's ``mac=`` (libxl makes new ones). The rest
+    is kept as written."""
+    check_vm_name(name)
+    config = parse_domain_config(replace_disk_paths(text, paths))
+    config["name"] = name
+    config.pop("uuid", None)
+    if isinstance(config.get("vif"), list):
+        config["vif"] = [",".join(part for part in spec.split(",") if part.strip().partition("=")[0].strip() != "mac")
+                         if isinstance(spec, str) else spec for spec in config["vif"]]
+    return render_domain_config(config, template=replace_disk_paths(text, paths))
 
 
 # --------------------------------------------------------------------------- commands

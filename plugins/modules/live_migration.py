@@ -301,6 +301,7 @@ from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as 
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     DrbdError, both_uptodate, check_resync_rate, device_minor, minor_state, resource_files,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.lvm import lv_of_path
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
@@ -375,13 +376,8 @@ def preflight(module, host, runner):
         facts["vm_vcpus"] = domains[vm]["vcpus"]
         facts["vm_type"] = long_info["type"]
         by_device = dict((res["device"], name) for name, res in facts["drbd_resources"].items())
-        by_path = {}
-        for lv in all_lvs:
-            for path in (lv["path"], lv["dm_path"]):
-                if path:
-                    by_path[path] = lv
         for disk in long_info["disks"]:
-            lv = by_path.get(os.path.realpath(disk["pdev_path"])) or by_path.get(disk["pdev_path"])
+            lv = lv_of_path(all_lvs, disk["pdev_path"])
             facts["disks"].append({"pdev_path": disk["pdev_path"], "vdev": disk["vdev"],
                                    "vg": lv["vg"] if lv else None, "lv": lv["name"] if lv else None,
                                    "size_bytes": lv["size_bytes"] if lv else None,

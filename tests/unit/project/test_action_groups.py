@@ -38,6 +38,7 @@ NO_GROUP = {
     "aoe_import": "only AoE import options",
     "disk_import_cleanup": "only stale import options",
     "md_mirror": "runs in a guest, on its md array",
+    "vm_backup": "needs xl (xl list -l): no toolstack option a group default could set to xm",
 }
 
 
