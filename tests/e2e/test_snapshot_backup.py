@@ -20,6 +20,7 @@ import pytest
 
 import sanless_lab
 from labhelpers import remove_vm, start_playbook, tail, where_runs
+from test_lab import DEBIAN_CFG
 
 VM = "web02"
 NEW_VM = "web02r"
@@ -184,16 +185,6 @@ def test_snapshot_that_cannot_fit_is_refused_before_anything_changes(lab, guest)
 DEB_VM = "debbk"
 DEB_NEW_VM = "debbkr"
 DEB_IP = "10.77.0.102"
-DEB_CFG = """name = "{name}"
-type = "pv"
-kernel = "/usr/local/share/sanless/vmlinuz"
-ramdisk = "/usr/local/share/sanless/domu-initrd.img"
-extra = "root=/dev/xvda rw console=hvc0 quiet net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
-memory = 256
-vcpus = 1
-disk = [ 'phy:/dev/xenvg/{name}-disk,xvda,w' ]
-vif = [ 'bridge=xenbr0,mac=00:16:3e:4c:01:02' ]
-"""
 # the writer in the Debian guest: a record per line appended to a file on its own root file system, fsync'd, and
 # only then its number written to /run/acked (tmpfs): a number there is acknowledged, on the disk
 DEB_WRITER = r"""
@@ -228,7 +219,8 @@ def test_backup_of_a_running_debian_guest_writing_to_its_own_file_system(lab):
     try:
         lab.run(host, ["dd", "if=/dev/vdc", "of=/dev/xenvg/%s-disk" % DEB_VM, "bs=4M", "conv=fsync"])
         lab.run(host, ["mkdir", "-p", "/etc/xen/auto"])
-        sanless_lab.ssh(host, ["tee", "/etc/xen/auto/%s.cfg" % DEB_VM], input_text=DEB_CFG.format(name=DEB_VM, ip=DEB_IP))
+        sanless_lab.ssh(host, ["tee", "/etc/xen/auto/%s.cfg" % DEB_VM],
+                        input_text=DEBIAN_CFG.format(name=DEB_VM, ip=DEB_IP, mac=2))
         lab.run(host, ["xl", "create", "-q", "/etc/xen/auto/%s.cfg" % DEB_VM])
         deadline = time.time() + 300
         while deb_ssh(["true"], check=False).returncode != 0:
