@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import signal
 import subprocess
 import sys
@@ -20,6 +21,28 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
+
+
+# the lab recordings the fake dom0s' tools replay
+XL_RECORDINGS = os.path.join(ROOT, "tests", "unit", "fixtures", "xl", "4.17.5")
+LVM_RECORDINGS = os.path.join(ROOT, "tests", "unit", "fixtures", "lvm", "2.03.16")
+
+
+def fake_dom0_tools(tmp_path, script, hosts=("hosta", "hostb"), **fields):
+    """Fake dom0s for role tests on a local connection: tmp_path/fake/HOST/{xl,lvs,vgs}, each the shell script
+    `script` formatted with host, log (every call is appended there), xl and lvm (the recording folders) and fields
+    (a callable value is called with the host), and an empty tmp_path/HOST/auto. Returns the log's path."""
+    log = tmp_path / "tools.log"
+    for host in hosts:
+        folder = tmp_path / "fake" / host
+        folder.mkdir(parents=True)
+        values = dict((k, v(host) if callable(v) else v) for k, v in fields.items())
+        for tool in ("xl", "lvs", "vgs"):
+            path = folder / tool
+            path.write_text(script.format(host=host, log=log, xl=XL_RECORDINGS, lvm=LVM_RECORDINGS, **values))
+            path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        (tmp_path / host / "auto").mkdir(parents=True)
+    return log
 
 
 def project_files(root=ROOT):

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import re
 import os
-import stat
 import subprocess
 import sys
 
 import pytest
 
-from projecthelpers import ROOT, clean_env
+from projecthelpers import ROOT, XL_RECORDINGS, clean_env, fake_dom0_tools
 
 FAKE = """#!/bin/sh
 echo "{host} $(basename "$0") $*" >> {log}
@@ -36,22 +35,14 @@ esac
 
 @pytest.fixture
 def cluster(tmp_path):
-    xl = os.path.join(ROOT, "tests", "unit", "fixtures", "xl", "4.17.5")
-    lvm = os.path.join(ROOT, "tests", "unit", "fixtures", "lvm", "2.03.16")
-    log = tmp_path / "tools.log"
+    log = fake_dom0_tools(tmp_path, FAKE)
     for host in ("hosta", "hostb"):
         folder = tmp_path / "fake" / host
-        folder.mkdir(parents=True)
-        for tool in ("xl", "lvs", "vgs"):
-            path = folder / tool
-            path.write_text(FAKE.format(host=host, log=log, xl=xl, lvm=lvm))
-            path.chmod(path.stat().st_mode | stat.S_IXUSR)
-        (tmp_path / host / "auto").mkdir(parents=True)
         # each fake dom0 sees its own tools: its Python runs with its fake folder first in PATH
         python = folder / "python"
         python.write_text('#!/bin/sh\nPATH="%s:$PATH" exec "%s" "$@"\n' % (folder, sys.executable))
         python.chmod(0o755)
-    with open(os.path.join(xl, "domu-fxrec.cfg")) as handle:
+    with open(os.path.join(XL_RECORDINGS, "domu-fxrec.cfg")) as handle:
         (tmp_path / "hosta" / "auto" / "fxrec.cfg").write_text(handle.read())
     hosts = dict((host, {"ansible_python_interpreter": str(tmp_path / "fake" / host / "python")}) for host in ("hosta", "hostb"))
     inventory = {"all": {"children": {"dom0": {"hosts": hosts}}, "vars": {"ansible_connection": "local"}}}

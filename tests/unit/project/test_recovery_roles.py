@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 
 import pytest
 
-from projecthelpers import ROOT, clean_env, end_processes
+from projecthelpers import ROOT, clean_env, end_processes, fake_dom0_tools
 
 FAKE_XL = """#!/bin/sh
 echo "{host} $(basename "$0") $*" >> {log}
@@ -73,19 +72,8 @@ PLAY = """
 
 @pytest.fixture
 def fake_cluster(tmp_path):
-    xl = os.path.join(ROOT, "tests", "unit", "fixtures", "xl", "4.17.5")
-    lvm = os.path.join(ROOT, "tests", "unit", "fixtures", "lvm", "2.03.16")
-    log = tmp_path / "tools.log"
-    for host in ("hosta", "hostb"):
-        folder = tmp_path / "fake" / host
-        folder.mkdir(parents=True)
-        for tool in ("xl", "lvs", "vgs"):
-            path = folder / tool
-            path.write_text(FAKE_XL.format(host=host, log=log, xl=xl, lvm=lvm, xl_list="xl-list-domu.txt",
-                                           started=tmp_path / ("%s.started" % host)))
-            path.chmod(path.stat().st_mode | stat.S_IXUSR)
-        auto = tmp_path / host / "auto"
-        auto.mkdir(parents=True)
+    log = fake_dom0_tools(tmp_path, FAKE_XL, xl_list="xl-list-domu.txt",
+                          started=lambda host: tmp_path / ("%s.started" % host))
     (tmp_path / "hosta" / "auto" / "fxrec.cfg").write_text('name = "fxrec"\n')
     (tmp_path / "hosta" / "auto" / "web02.cfg").write_text('name = "web02"\n')
     (tmp_path / "inventory.json").write_text(json.dumps(INVENTORY))
