@@ -315,9 +315,7 @@ def vm_disks(xen, lvs, vm):
         lv = lv_of_path(lvs, disk["pdev_path"])
         if lv is None:
             raise BackupError("%s: disk %s (%s) is no LV lvs lists" % (vm, disk["vdev"], disk["pdev_path"]))
-        prefix = vm + "-"
-        name = lv["name"][len(prefix):] if lv["name"].startswith(prefix) and conv.is_vm_name(lv["name"][len(prefix):]) \
-            else lv["name"]
+        name = conv.disk_of_vm_lv(vm, lv["name"]) or lv["name"]
         disks.append({"vdev": disk["vdev"], "pdev_path": disk["pdev_path"], "vg": lv["vg"], "lv": lv["name"],
                       "size_bytes": lv["size_bytes"], "disk": name, "snapshot": conv.backup_snapshot_name(lv["name"])})
     if not disks:
@@ -373,7 +371,7 @@ def remove_snapshots(lvm, disks):
 def leftover_snapshot_disks(lvs, vm):
     """{vg, lv} of the disks of vm (LVs named VM-...) that have a backup snapshot (<lv>.bksnap of them)."""
     return [{"vg": lv["vg"], "lv": lv["origin"]} for lv in lvs
-            if lv["snapshot"] and lv["origin"] and lv["origin"].startswith(vm + "-")
+            if lv["snapshot"] and lv["origin"] and conv.disk_of_vm_lv(vm, lv["origin"])
             and lv["name"] == conv.backup_snapshot_name(lv["origin"])]
 
 
@@ -430,8 +428,7 @@ def cleanup(ctx, vm, domains=None):
     if data is not None:
         result["journal"] = data.get("id")
         domains = domains if domains is not None else dict((d["name"], d) for d in ctx.xen.list())
-        domain = domains.get(vm)
-        if journal.pause_pending() and domain is not None and "p" in domain["state"]:
+        if lm.journaled_pause_holds(journal, vm, domains):
             lm.journaled_unpause(journal, ctx.xen, vm)
             result["unpaused"] = True
     result["removed"], result["refused"] = remove_snapshots(ctx.lvm, disks)

@@ -306,6 +306,13 @@ def vm_disk_lv(vm, disk):
     return "%s-%s" % (check_vm_name(vm), check_vm_name(disk))
 
 
+def disk_of_vm_lv(vm, lv):
+    """The disk name in an LV named by vm_disk_lv for vm (web01-data -> data), else None."""
+    prefix = "%s-" % vm
+    disk = lv[len(prefix):] if lv.startswith(prefix) else ""
+    return disk if is_vm_name(disk) else None
+
+
 def incoming_config_path(vm, state_dir=STATE_DIR):
     """Where the source sends a VM's config to its migration target, before the move."""
     return parked_config_path(vm, state_dir) + ".incoming"

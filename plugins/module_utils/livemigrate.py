@@ -220,13 +220,19 @@ def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
     os.rename(tmp, path)
 
 
+def journaled_pause_holds(journal, vm, domains):
+    """Whether the journal's last pause of vm is still in force: its last pause/unpause event is a pause and the
+    domain (domains: vm -> parse_xl_list dict) is paused."""
+    domain = domains.get(vm)
+    return journal.pause_pending() and domain is not None and "p" in domain["state"]
+
+
 def journaled_pause(journal, xen, vm, domains, check_mode=False):
     """xl pause vm unless journal's last pause still holds (domains: vm -> parse_xl_list dict, the
     domain's state read before); returns when the pause began. Xen counts pauses (each xl pause needs
     its own unpause): the journal records ours, so a run killed between the two is not paused a second
     time by its rerun, only unpaused (journaled_unpause). Check mode pauses nothing and writes no journal."""
-    domain = domains.get(vm)
-    if journal.pause_pending() and domain is not None and "p" in domain["state"]:
+    if journaled_pause_holds(journal, vm, domains):
         return time.time()
     if not check_mode:
         journal.mark("pause")

@@ -467,13 +467,14 @@ def config_for_new_domain(text, name, paths):
     domain as the original dropped: ``uuid`` and each vif's ``mac=`` (libxl makes new ones). The rest
     is kept as written."""
     check_vm_name(name)
-    config = parse_domain_config(replace_disk_paths(text, paths))
+    moved = replace_disk_paths(text, paths)
+    config = parse_domain_config(moved)
     config["name"] = name
     config.pop("uuid", None)
     if isinstance(config.get("vif"), list):
         config["vif"] = [",".join(part for part in spec.split(",") if part.strip().partition("=")[0].strip() != "mac")
                          if isinstance(spec, str) else spec for spec in config["vif"]]
-    return render_domain_config(config, template=replace_disk_paths(text, paths))
+    return render_domain_config(config, template=moved)
 
 
 # --------------------------------------------------------------------------- commands

@@ -284,3 +284,11 @@ def test_snapshot_percent_of_origin():
     assert conv.snapshot_percent_bytes(50, 64 * MIB) == 36 * MIB   # recorded: -l 50%ORIGIN
     assert conv.snapshot_percent_bytes(100, 64 * MIB) == 68 * MIB
     assert conv.snapshot_percent_bytes(1, 64 * MIB) == 4 * MIB
+
+
+def test_disk_of_vm_lv_is_the_inverse_of_vm_disk_lv():
+    assert conv.disk_of_vm_lv("web01", conv.vm_disk_lv("web01", "data")) == "data"
+    assert conv.disk_of_vm_lv("web01", "web01-disk.bksnap") == "disk.bksnap"
+    assert conv.disk_of_vm_lv("web01", "web011-disk") is None
+    assert conv.disk_of_vm_lv("web01", "web01-") is None
+    assert conv.disk_of_vm_lv("web01", "other-disk") is None
