@@ -190,10 +190,15 @@ def backup_id(vm, epoch):
     return "%s-%s" % (check_vm_name(vm), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(epoch))))
 
 
+def is_backup_id(value, vm=None):
+    """Whether value is a backup id (of vm, when given)."""
+    match = BACKUP_ID_RE.match(value) if isinstance(value, str) else None
+    return bool(match) and (vm is None or match.group("vm") == vm)
+
+
 def check_backup_id(value, vm=None):
     """Return value if it is a backup id (of vm, when given), else raise ValueError saying why."""
-    match = BACKUP_ID_RE.match(value) if isinstance(value, str) else None
-    if not match or (vm is not None and match.group("vm") != vm):
+    if not is_backup_id(value, vm):
         raise ValueError("invalid backup id %r: want %s-YYYYmmddTHHMMSSZ (what backup.yml reports)"
                          % (value, vm if vm is not None else "VM"))
     return value

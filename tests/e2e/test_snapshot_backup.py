@@ -19,7 +19,7 @@ import time
 import pytest
 
 import sanless_lab
-from labhelpers import remove_vm, start_playbook, tail, where_runs
+from labhelpers import remove_vm, start_playbook, tail, wait_for, where_runs
 from test_lab import DEBIAN_CFG
 
 VM = "web02"
@@ -247,8 +247,8 @@ def test_backup_of_a_running_debian_guest_writing_to_its_own_file_system(lab):
         assert closed["outcome"] == "finished" and closed["pause_ms"] / 1000.0 < (snaps[-1] - at["pause"]) + 1.0
         # the guest goes on writing after the backup: never left paused
         after = int(deb_ssh(["cat", "/run/acked"]).stdout.strip())
-        time.sleep(3)
-        assert int(deb_ssh(["cat", "/run/acked"]).stdout.strip()) > after
+        wait_for(lambda: int(deb_ssh(["cat", "/run/acked"]).stdout.strip()) > after, 30,
+                 "the guest's writer acknowledging records again after the backup", interval=0.5)
         assert snapshots(lab, host) == []
 
         lab.playbook("playbooks/restore.yml", "-e", "vm=%s" % DEB_VM, "-e", "backup=%s" % backup,

@@ -292,3 +292,16 @@ def test_disk_of_vm_lv_is_the_inverse_of_vm_disk_lv():
     assert conv.disk_of_vm_lv("web01", "web011-disk") is None
     assert conv.disk_of_vm_lv("web01", "web01-") is None
     assert conv.disk_of_vm_lv("web01", "other-disk") is None
+
+
+def test_backup_id_test_plugin_is_the_modules_rule():
+    from ansible_collections.sanless.xen.plugins.test.backup_id import TestModule as BackupIdTests
+    is_backup_id = BackupIdTests().tests()["backup_id"]
+    made = conv.backup_id("web01", 1796364000)
+    assert made == "web01-20261204T060000Z"
+    assert is_backup_id(made) and is_backup_id(made, "web01") and conv.check_backup_id(made, "web01") == made
+    for bad, vm in ((made, "web02"), ("web01-20261204T060000", None), ("web01-20261204T060000Z\n", None),
+                    ("x;reboot-20261204T060000Z", None), (None, None), ("web0-20261204T060000Z", "web01")):
+        assert not is_backup_id(bad, vm)
+        with pytest.raises(ValueError):
+            conv.check_backup_id(bad, vm)
