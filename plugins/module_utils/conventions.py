@@ -92,6 +92,22 @@ def backups_dir(state_dir=STATE_DIR):
     return os.path.join(state_dir, "backups")
 
 
+def raid1_dir(state_dir=STATE_DIR):
+    """Open raid1 repair journals (one per VM: VM.json, the VM's lock), on the dom0 where its guest runs."""
+    return os.path.join(state_dir, "raid1")
+
+
+def raid1_journal_path(vm, state_dir=STATE_DIR):
+    return os.path.join(raid1_dir(state_dir), "%s.json" % check_vm_name(vm))
+
+
+def raid1_history_path(vm, run_id, state_dir=STATE_DIR):
+    """Where a closed raid1 repair journal is kept: history/VM-raid1-RUN.json, beside the migrations'."""
+    if not isinstance(run_id, str) or not MIGRATION_ID_RE.match(run_id):
+        raise ValueError("invalid run id %r: 1 to 32 lower-case letters or digits" % (run_id,))
+    return os.path.join(history_dir(state_dir), "%s-raid1-%s.json" % (check_vm_name(vm), run_id))
+
+
 def auto_config_path(vm, auto_dir=XEN_AUTO_DIR):
     return os.path.join(auto_dir, "%s.cfg" % check_vm_name(vm))
 
@@ -549,3 +565,30 @@ def md_array_name(disk):
     if len(name) > 32:
         raise ValueError("invalid raid1 disk name %r: md array names have at most 32 characters" % (disk,))
     return name
+
+
+# The guest's name of a Xen virtual disk: xvd and one to three letters (xvda .. xvdz, xvdaa ..), as the
+# provision role accepts them and the repair picks a free one for a new leg.
+VDEV_RE = re.compile(r"^xvd[a-z]{1,3}\Z")
+
+
+def _vdev_number(vdev):
+    number = 0
+    for letter in vdev[3:]:
+        number = number * 26 + ord(letter) - ord("a") + 1
+    return number
+
+
+def _vdev_name(number):
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return "xvd" + letters
+
+
+def free_vdev(used):
+    """The first xvd name after every one in used (the running guest's disks): a new leg never takes the name a
+    detached disk had while the guest may still remember it."""
+    numbers = [_vdev_number(v) for v in used if isinstance(v, str) and VDEV_RE.match(v)]
+    return _vdev_name(max(numbers or [0]) + 1)

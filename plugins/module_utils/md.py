@@ -383,3 +383,6 @@ class Mdadm(RunnerTool):
 
     def replace(self, array, old, new):
         return self.runner.run(replace_argv(array, old, new), changes_state=True)
+
+    def create(self, array, legs, name):
+        return self.runner.run(create_argv(array, legs, name), changes_state=True)

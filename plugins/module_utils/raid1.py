@@ -11,11 +11,18 @@ diskexport.py) and the guest's md state of each disk (md.array_health, or None w
 read). Out: per leg where it lives and whether its dom0, LV, export, the guest host's session and md agree
 it is in the mirror; per disk and for the pair a state and, for a degraded one, its cause: the leg's dom0
 down, its LV missing, its export missing, the session lost, or the leg failed in md.
+
+Also pure: the layout a raid1 VM is provisioned with (layout), its legs read back from its domain config
+(disks_from_config) and the repair plan (repair_plan). Not pure, at the end: the repair journal on the guest's
+dom0 (RepairJournal, the VM's lock) and the identity of the controller run that holds it (controller_run).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import diskexport
@@ -173,3 +180,323 @@ def pair_health(vm, disks, results, arrays=None):
         state = min((d["state"] for d in verdicts), key=STATES.index)
     return {"vm": vm, "running_on": hosts, "guest_host": guest_host, "state": state, "causes": causes,
             "disks": verdicts}
+
+
+# --------------------------------------------------------------------------- provisioning layout (pure)
+
+
+class Raid1Error(ValueError):
+    """A raid1 VM's settings or state that the collection refuses to act on."""
+
+
+def layout(vm, disks, home, partner, vg, restart_on=()):
+    """How a raid1 VM is built: its LVs on each dom0, the exports, the guest config's disks and the md arrays.
+
+    disks: the provision role's disks (name, lv, vdev, size_bytes, partner_vdev, raid1 (false: a single disk, an LV
+    on the home only, the guest's system disk)). Every disk is reached on its shared path (conventions), the
+    mirrored ones by two legs, home first. The home exports its LVs to the partner and to restart_on, the partner
+    its legs to the home and to restart_on (every dom0 that may run the guest sees both legs).
+    Returns {vm, home, partner, hosts_may_run, disks: [{name, lv, size_bytes, mirrored, md_name, array, legs:
+    [{host, vg, lv, path, vdev}]}], lvs: {host: [{lv, size_bytes}]}, exports: [{from, to, disks}], domain_disks:
+    [{target, vdev}], arrays: [{array, name, legs}] (md in the guest), health_disks (for pair_health)}."""
+    if not home or not partner:
+        raise Raid1Error("%s: a raid1 VM needs its home and a partner dom0 (xen_raid1_partner, or one placement "
+                         "finds), got %r and %r" % (vm, home, partner))
+    others = [h for h in restart_on or [] if h not in (home, partner)]
+    out_disks, domain_disks, arrays, used = [], [], [], []
+    lvs = {home: [], partner: []}
+    for disk in disks:
+        mirrored = disk.get("raid1", True) not in (False, "false", "no")
+        vdevs = [disk.get("vdev")] + ([disk.get("partner_vdev")] if mirrored else [])
+        for vdev in vdevs:
+            if not isinstance(vdev, str) or not conv.VDEV_RE.match(vdev):
+                raise Raid1Error("%s: disk %s needs %s (xvdb, xvdc, ...), got %r" % (
+                    vm, disk.get("name"), "a vdev and a partner_vdev, one per leg" if mirrored else "a vdev", vdev))
+            if vdev in used:
+                raise Raid1Error("%s: vdev %s is used twice (each leg is a disk of its own in the guest)" % (vm, vdev))
+            used.append(vdev)
+        if mirrored:
+            legs = conv.raid1_legs(vm, disk["name"], [home, partner], [vg, vg])
+        else:
+            legs = [conv.raid1_leg(vm, disk["name"], home, vg)]
+        for leg, vdev in zip(legs, vdevs):
+            leg["vdev"] = vdev
+            lvs[leg["host"]].append({"lv": leg["lv"], "size_bytes": int(disk["size_bytes"])})
+            domain_disks.append({"target": leg["path"], "vdev": vdev})
+        entry = {"name": disk["name"], "lv": legs[0]["lv"], "size_bytes": int(disk["size_bytes"]), "mirrored": mirrored,
+                 "md_name": None, "array": None, "legs": legs}
+        if mirrored:
+            entry["md_name"] = conv.md_array_name(disk["name"])
+            entry["array"] = "/dev/md/%s" % entry["md_name"]
+            arrays.append({"array": entry["array"], "name": entry["md_name"],
+                           "legs": ["/dev/%s" % leg["vdev"] for leg in legs]})
+        out_disks.append(entry)
+    mirrored_names = [d["name"] for d in out_disks if d["mirrored"]]
+    if not mirrored_names:
+        raise Raid1Error("%s: storage mode raid1 with no mirrored disk (every disk has raid1: false)" % vm)
+    exports = [{"from": home, "to": [partner] + others, "disks": [d["name"] for d in out_disks]},
+               {"from": partner, "to": [home] + others, "disks": mirrored_names}]
+    return {"vm": vm, "home": home, "partner": partner, "hosts_may_run": [home, partner] + others,
+            "disks": out_disks, "lvs": lvs, "exports": exports, "domain_disks": domain_disks, "arrays": arrays,
+            "health_disks": health_disks(out_disks)}
+
+
+def health_disks(disks):
+    """The mirrored disks as pair_health reads them: [{disk, legs}]."""
+    return [{"disk": d["name"], "legs": d["legs"]} for d in disks if len(d["legs"]) == conv.RAID1_LEGS]
+
+
+def _disk_spec(spec):
+    """(target, vdev) of one entry of a domain config's disk list ('phy:/dev/x,xvdb,w' or key=value forms)."""
+    target = vdev = None
+    positional = []
+    for part in (spec or "").split(","):
+        key, eq, value = part.strip().partition("=")
+        if eq and key == "target":
+            target = value
+        elif eq and key == "vdev":
+            vdev = value
+        elif not eq:
+            positional.append(key)
+    if target is None and positional:
+        target = positional.pop(0).rpartition(":")[2]
+    elif positional and positional[0].startswith("/"):
+        positional.pop(0)
+    if vdev is None and positional:
+        vdev = positional[0]
+    return target, vdev
+
+
+def disks_from_config(vm, disk_specs, dom0s):
+    """A raid1 VM's disks as its domain config holds them now (the truth after a leg was replaced): each disk
+    entry on a shared path of one of the VM's LVs, grouped by LV; the owner label of the path is mapped back to
+    its dom0 of dom0s. Returns [{name, lv, mirrored, legs: [{host, vg, lv, path, vdev}]}] in config order."""
+    by_label = dict((_label(h), h) for h in dom0s)
+    prefix = conv.check_vm_name(vm) + "-"
+    disks = {}
+    order = []
+    for spec in disk_specs or []:
+        target, vdev = _disk_spec(spec if isinstance(spec, str) else "")
+        parsed = conv.parse_shared_disk_path(target)
+        if not parsed or not parsed["lv"].startswith(prefix):
+            continue
+        name = parsed["lv"][len(prefix):]
+        if name not in disks:
+            disks[name] = {"name": name, "lv": parsed["lv"], "legs": []}
+            order.append(name)
+        disks[name]["legs"].append({"host": by_label.get(parsed["owner"], parsed["owner"]), "vg": parsed["vg"],
+                                    "lv": parsed["lv"], "path": target, "vdev": vdev})
+    out = []
+    for name in order:
+        disk = disks[name]
+        disk["mirrored"] = len(disk["legs"]) == conv.RAID1_LEGS
+        disk["array"] = "/dev/md/%s" % conv.md_array_name(name) if disk["mirrored"] else None
+        out.append(disk)
+    return out
+
+
+# --------------------------------------------------------------------------- repair plan (pure)
+
+# Causes a leg comes back from by a re-add (its host answers, its LV is there): the export or session first when
+# they are what is missing.
+_READD_CAUSES = (FAILED_IN_MD, MISSING_IN_MD, SESSION_LOST, EXPORT_MISSING)
+
+
+def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None):
+    """What raid1_repair does for a VM, from pair_health (with the guest's md read).
+
+    Per mirrored disk: none (healthy), wait (md rebuilds a leg), re_add (the leg is back: its host answers and its
+    LV is there; re-export and re-import first when the export or session is missing), or replace (with replace,
+    or when the leg's host is in gone (confirmed gone for good) or its LV is missing: a new leg on new_host). Only
+    the leg on another dom0 than the guest's is replaced; a local leg that needs it is refused (move the guest first).
+    Returns {vm, guest_host, refused (None or why), disks: [{disk, action, leg (the leg acted on), old_host,
+    new_host, why}], reexport: [hosts whose legs are exported again], new_host, summary}."""
+    vm = health["vm"]
+    gone = set(gone or ())
+    guest = health["guest_host"]
+    plan = {"vm": vm, "guest_host": guest, "refused": None, "disks": [], "reexport": [], "new_host": None,
+            "summary": []}
+    if health["state"] == "split":
+        plan["refused"] = health["causes"][0]["problem"]
+    elif guest is None:
+        plan["refused"] = "%s runs on no dom0 that answered: the repair works on the running guest" % vm
+    elif any(d["array"] is None for d in health["disks"]):
+        plan["refused"] = "the md state of %s could not be read in the guest: nothing is changed blind" % vm
+    if plan["refused"]:
+        plan["summary"] = ["raid1 repair of %s REFUSED: %s" % (vm, plan["refused"])]
+        return plan
+    for disk in health["disks"]:
+        remote = [leg for leg in disk["legs"] if not leg["local"]]
+        bad = [leg for leg in disk["legs"] if not leg["ok"] and leg["cause"] != REBUILDING]
+        entry = {"disk": disk["disk"], "action": "none", "leg": None, "old_host": None, "new_host": None, "why": None}
+        if replace or bad:
+            leg = bad[0] if bad else (remote[0] if remote else None)
+            if leg is None or leg["local"]:
+                plan["refused"] = ("%s: the leg to %s is the local one on %s, where the guest runs: move the guest "
+                                   "first" % (disk["disk"], "replace" if replace else "repair", guest))
+                break
+            for other in disk["legs"]:
+                if other is not leg and not other["ok"]:
+                    plan["refused"] = ("%s: the other leg (%s) is not in the mirror either (%s): no up-to-date copy "
+                                       "to rebuild from" % (disk["disk"], other["path"], other["cause"]))
+            if plan["refused"]:
+                break
+            entry.update(leg=leg, old_host=leg["host"])
+            if replace or leg["host"] in gone or leg["cause"] == LV_MISSING:
+                entry.update(action="replace", new_host=new_host, why="replace=true" if replace else (
+                    "%s is gone for good" % leg["host"] if leg["host"] in gone else leg["problem"]))
+            elif leg["cause"] == HOST_DOWN:
+                plan["refused"] = ("%s: wait until %s is back (then the leg is re-added, the bitmap copies only what "
+                                   "changed), or replace the leg elsewhere with -e replace=true (or confirm %s gone)"
+                                   % (leg["problem"], leg["host"], leg["host"]))
+                break
+            elif leg["cause"] in _READD_CAUSES:
+                entry.update(action="re_add", why=leg["problem"])
+                if leg["cause"] in (SESSION_LOST, EXPORT_MISSING) and leg["host"] not in plan["reexport"]:
+                    plan["reexport"].append(leg["host"])
+            else:
+                plan["refused"] = "%s: cannot repair %s" % (disk["disk"], leg["problem"])
+                break
+        elif disk["state"] == "recovering":
+            entry.update(action="wait", why="md rebuilds it")
+        plan["disks"].append(entry)
+    replacing = [d for d in plan["disks"] if d["action"] == "replace"]
+    if not plan["refused"] and replacing:
+        if not new_host:
+            plan["refused"] = "no dom0 can take the new leg%s: %s" % ("s" if len(replacing) > 1 else "",
+                                                                      new_host_why or "none answered with room")
+        elif len(set(d["old_host"] for d in replacing)) > 1:
+            plan["refused"] = "legs on several dom0s need a replacement: replace one dom0's legs per run"
+        else:
+            plan["new_host"] = new_host
+    if plan["refused"]:
+        plan["summary"] = ["raid1 repair of %s REFUSED: %s" % (vm, plan["refused"])]
+        return plan
+    plan["summary"] = ["raid1 repair of %s (runs on %s)" % (vm, guest)]
+    for entry in plan["disks"]:
+        if entry["action"] == "none":
+            plan["summary"].append("  %s: healthy, nothing to do" % entry["disk"])
+        elif entry["action"] == "wait":
+            plan["summary"].append("  %s: md rebuilds a leg, wait for it" % entry["disk"])
+        elif entry["action"] == "re_add":
+            plan["summary"].append("  %s: re-add %s's leg (%s)" % (entry["disk"], entry["old_host"], entry["why"]))
+        else:
+            plan["summary"].append("  %s: replace %s's leg by a new one on %s (%s; new host: %s)" % (
+                entry["disk"], entry["old_host"], new_host, entry["why"], new_host_why))
+    return plan
+
+
+# --------------------------------------------------------------------------- repair journal and its owner
+
+
+def _proc_start(pid, proc="/proc"):
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22), None when it is gone."""
+    try:
+        with open(os.path.join(proc, str(pid), "stat")) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def _proc_argv(pid, proc="/proc"):
+    try:
+        with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
+            return handle.read().decode("utf-8", "replace").split("\0")
+    except (IOError, OSError):
+        return []
+
+
+def _parent(pid, proc="/proc"):
+    try:
+        with open(os.path.join(proc, str(pid), "stat")) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def controller_run(pid=None, proc="/proc", hostname=None):
+    """The run a module started on the controller belongs to: the topmost ancestor process running
+    ansible-playbook (its forks for the workers have the same argv), as {controller, pid, pid_start}; None when
+    no ancestor runs ansible-playbook (ansible ad hoc, tests)."""
+    found = None
+    pid = os.getpid() if pid is None else pid
+    while pid and pid > 1:
+        if any(os.path.basename(arg).startswith("ansible-playbook") for arg in _proc_argv(pid, proc)[:2]):
+            found = pid
+        pid = _parent(pid, proc)
+    if found is None:
+        return None
+    return {"controller": hostname or socket.gethostname(), "pid": found, "pid_start": _proc_start(found, proc)}
+
+
+def run_alive(owner, proc="/proc", hostname=None):
+    """True when the controller run owner (controller_run of another run) still lives: on this controller, its
+    process is there with the same start time; an owner on another controller is taken as alive (unknown)."""
+    if not isinstance(owner, dict) or not owner.get("pid"):
+        return False
+    if owner.get("controller") != (hostname or socket.gethostname()):
+        return True
+    return _proc_start(owner["pid"], proc) is not None and _proc_start(owner["pid"], proc) == owner.get("pid_start")
+
+
+def same_run(a, b):
+    keys = ("controller", "pid", "pid_start")
+    return isinstance(a, dict) and isinstance(b, dict) and all(a.get(k) == b.get(k) for k in keys)
+
+
+class RepairJournal(object):
+    """The open repair of a raid1 VM on the guest's dom0 (conventions.raid1_journal_path): its plan, the steps
+    done and the run that holds it (the VM's lock). Closing it moves it to the history."""
+
+    def __init__(self, vm, state_dir=conv.STATE_DIR):
+        self.vm = conv.check_vm_name(vm)
+        self.state_dir = state_dir
+        self.path = conv.raid1_journal_path(vm, state_dir)
+        self.data = None
+
+    def load(self):
+        try:
+            with open(self.path) as handle:
+                self.data = json.load(handle)
+        except (IOError, OSError):
+            self.data = None
+        except ValueError as exc:
+            raise Raid1Error("journal %s is not valid JSON (%s): inspect it by hand" % (self.path, exc))
+        return self.data
+
+    def _write(self, path, data):
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, 0o700)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+
+    def save(self):
+        self.data["updated_at"] = time.time()
+        self._write(self.path, self.data)
+
+    def start(self, run_id, owner, plan):
+        self.data = {"vm": self.vm, "id": run_id, "owner": owner, "plan": plan, "started_at": time.time(), "log": []}
+        self.mark("opened")
+
+    def mark(self, event, **info):
+        entry = {"event": event, "at": time.time()}
+        entry.update(info)
+        self.data.setdefault("log", []).append(entry)
+        self.save()
+
+    def done(self):
+        return [entry["event"] for entry in (self.data or {}).get("log", [])]
+
+    def close(self, outcome):
+        self.data["outcome"] = outcome
+        self.mark(outcome)
+        history = conv.raid1_history_path(self.vm, self.data["id"], self.state_dir)
+        self._write(history, self.data)
+        os.unlink(self.path)
+        return history

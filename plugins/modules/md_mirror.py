@@ -19,6 +19,9 @@ description:
     changed while it was away is copied), any other leg is added (a full copy). A leg that holds the superblock
     of another array is refused."
   - V(absent) fails (when still in sync) and removes the leg.
+  - "V(created) creates the array over O(legs) when it does not exist (C(mdadm --create), RAID1, metadata 1.2, an
+    internal write-intent bitmap, C(--name) O(name)): the first provisioning of a raid1 VM. An array that exists is
+    no change (a rerun); a leg that holds an md superblock is refused (an array to assemble, never to create over)."
   - "V(replaced) hot-replaces O(leg) by O(replacement) (C(mdadm --add) then C(--replace --with)): O(leg) stays in
     the mirror until O(replacement) is in sync, then md marks it faulty and the module (or its next run)
     removes it."
@@ -41,13 +44,21 @@ options:
       - A leg of the array (C(/dev/xvdc)). Without it the module only reads the array.
       - Required with O(state=absent) and O(state=replaced).
     type: str
+  legs:
+    description: With O(state=created), the legs of the new array (two for a RAID1).
+    type: list
+    elements: str
+  name:
+    description: With O(state=created), the array's name (C(mdadm --name), 1 to 32 letters, digits, _ . -).
+    type: str
   state:
     description:
       - V(present) makes O(leg) a member (it may still be rebuilding, see O(wait)).
+      - V(created) creates the array over O(legs) unless it exists.
       - V(absent) takes it out of the array.
       - V(replaced) replaces O(leg) by O(replacement) while O(leg) stays in sync until the copy is done.
     type: str
-    choices: [present, absent, replaced]
+    choices: [present, absent, replaced, created]
     default: present
   replacement:
     description: The new leg of O(state=replaced).
@@ -105,6 +116,14 @@ EXAMPLES = r"""
     replacement: /dev/xvdd
     wait: true
   delegate_to: web01
+
+- name: Create the mirror of web07's data disk at its first provisioning (no change once it exists)
+  sanless.xen.md_mirror:
+    array: /dev/md/data
+    state: created
+    name: data
+    legs: [/dev/xvdb, /dev/xvdc]
+  delegate_to: web07
 
 - name: Take a failed leg out (refused if it is the last one in sync)
   sanless.xen.md_mirror:
@@ -307,6 +326,26 @@ class Mirror(object):
         return progress
 
 
+def create(module, mirror, legs, name):
+    """Create the array over legs unless it exists; the actions taken."""
+    detail = mirror.tool.detail(mirror.array)
+    if detail is not None:
+        strangers = [leg for leg in legs if md.find_leg(detail, leg) is None]
+        if strangers:
+            module.warn("%s exists without %s: left as it is (make a leg present to add it)"
+                        % (mirror.array, ", ".join(strangers)))
+        return
+    for leg in legs:
+        superblock = mirror.tool.examine(leg)
+        if superblock is not None:
+            module.fail_json(msg="%s holds the md superblock of array %s (uuid %s): refusing to create %s over it; "
+                                 "assemble that array (mdadm --assemble) or wipe the leg (mdadm --zero-superblock) if "
+                                 "it is really free" % (leg, superblock["name"], superblock["array_uuid"], mirror.array),
+                             cmds=mirror.runner.ran)
+    mirror.actions.append("create %s over %s" % (mirror.array, " ".join(legs)))
+    mirror.tool.create(mirror.array, legs, name)
+
+
 def predict(before, state, leg, replacement):
     """The leg statuses check mode expects after the run: {device: status}."""
     after = dict(before)
@@ -336,13 +375,16 @@ def main():
         argument_spec=dict(
             array=dict(type="str", required=True),
             leg=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent", "replaced"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "replaced", "created"]),
+            legs=dict(type="list", elements="str"),
+            name=dict(type="str"),
             replacement=dict(type="str"),
             method=dict(type="str", default="auto", choices=["auto", "re_add", "add"]),
             wait=dict(type="bool", default=False),
             timeout=dict(type="int", default=3600),
         ),
-        required_if=[("state", "absent", ["leg"]), ("state", "replaced", ["leg", "replacement"])],
+        required_if=[("state", "absent", ["leg"]), ("state", "replaced", ["leg", "replacement"]),
+                     ("state", "created", ["legs", "name"])],
         supports_check_mode=True,
     )
     p = module.params
@@ -350,8 +392,16 @@ def main():
         for key, what in (("array", "array"), ("leg", "leg"), ("replacement", "replacement leg")):
             if p[key] is not None:
                 md.check_device(p[key], what)
+        for leg in p["legs"] or []:
+            md.check_device(leg, "leg")
+        if p["state"] == "created":
+            md.create_argv(p["array"], p["legs"], p["name"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    if p["state"] == "created" and (p["leg"] or len(p["legs"]) != 2 or md.same_device(p["legs"][0], p["legs"][1])):
+        module.fail_json(msg="state=created wants two different legs in legs (and no leg), got %s" % (p["legs"],))
+    if (p["legs"] or p["name"]) and p["state"] != "created":
+        module.fail_json(msg="legs and name go with state=created")
     if p["replacement"] and p["state"] != "replaced":
         module.fail_json(msg="replacement goes with state=replaced")
     if p["replacement"] and p["leg"] and md.same_device(p["leg"], p["replacement"]):
@@ -361,8 +411,19 @@ def main():
     leg, names = p["leg"], [p["leg"], p["replacement"]]
     progress = []
     try:
-        mirror.read()
-        before = leg_statuses(mirror, names)
+        created = False
+        if p["state"] == "created":
+            create(module, mirror, p["legs"], p["name"])
+            created = bool(mirror.actions)
+            names = list(p["legs"])
+        if created and module.check_mode:
+            before = {}
+            mirror.detail = {"device": p["array"], "uuid": None, "state": ["clean"], "raid_devices": 2, "sync": None,
+                             "bitmap": "Internal", "legs": [
+                                 {"device": leg, "status": "in_sync", "raid_device": i} for i, leg in enumerate(p["legs"])]}
+        else:
+            mirror.read()
+        before = {} if created else leg_statuses(mirror, names)
         if leg and p["state"] == "present" and mirror.status(leg) not in ("in_sync", "rebuilding", "spare"):
             mirror.join(leg, p["method"])
         elif leg and p["state"] == "absent" and mirror.status(leg) != "absent":
@@ -390,7 +451,7 @@ def main():
         module.fail_json(msg=str(exc), cmds=runner.ran)
 
     after = leg_statuses(mirror, names)
-    if module.check_mode and mirror.actions:
+    if module.check_mode and mirror.actions and not created:
         after = predict(before, p["state"], leg, p["replacement"])
     result = {"changed": bool(mirror.actions), "array": mirror.health(), "progress": progress,
               "actions": mirror.actions, "cmds": runner.ran, "would_run": runner.would_run}

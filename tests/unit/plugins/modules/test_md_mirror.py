@@ -44,7 +44,8 @@ def mirror(module_main, monkeypatch, fixture_text):
         texts = [fixture_text(*RECORDED + ("mdstat-%s.txt" % name,)) for name in mdstats or states]
         monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
         outputs = dict(commands or {})
-        outputs[tuple(DETAIL)] = details
+        # "detail": --detail answers of a test's own (an array that does not exist yet)
+        outputs[tuple(DETAIL)] = outputs.pop("detail", None) or details
         return module_main(md_mirror.main, dict({"array": ARRAY}, **args), outputs, check_mode, True)
     return go
 
@@ -219,3 +220,57 @@ def test_absent_with_wait_reads_the_result_at_once(mirror, fixture_text):
     commands = command(fixture_text, "mdadm-fail", "mdadm-remove")
     result, failed, calls = mirror({"leg": B, "state": "absent", "wait": True}, ["clean", "clean", "degraded"], commands)
     assert not failed and result["leg"] == "absent" and result["progress"] == [] and calls[-1] == DETAIL
+
+
+# --------------------------------------------------------------------------- state=created (first provisioning)
+
+CREATE = {"state": "created", "name": "fxmd", "legs": [A, B]}
+
+
+def test_created_makes_the_mirror_with_a_bitmap_when_it_does_not_exist(mirror, fixture_text):
+    commands = command(fixture_text, "mdadm-create", "examine-blank")
+    commands[tuple(md.examine_argv(A))] = commands[tuple(md.examine_argv(B))]
+    # --detail: no array (recorded 'cannot open'), then the new array resyncing
+    missing = json.loads(fixture_text(*RECORDED + ("mdadm-detail-missing.json",)))
+    details = [(missing["rc"], missing["stdout"], missing["stderr"]),
+               (0, fixture_text(*RECORDED + ("detail-resync.txt",)), "")]
+    result, failed, calls = mirror(CREATE, ["resync"], dict(commands, **{"detail": details}))
+    assert not failed, result
+    assert result["changed"] and result["actions"] == ["create %s over %s %s" % (ARRAY, A, B)]
+    assert manage(calls) == [md.create_argv(ARRAY, [A, B], "fxmd")]
+    assert "--bitmap=internal" in manage(calls)[0]
+    assert result["array"]["bitmap"] and result["array"]["state"] == "resyncing"
+
+
+def test_created_is_no_change_once_the_array_exists(mirror):
+    result, failed, calls = mirror(CREATE, ["clean"])
+    assert not failed and not result["changed"] and manage(calls) == []
+    assert result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_created_refuses_a_leg_with_a_superblock(mirror, fixture_text):
+    missing = json.loads(fixture_text(*RECORDED + ("mdadm-detail-missing.json",)))
+    commands = {tuple(md.examine_argv(A)): (0, fixture_text(*RECORDED + ("examine-leg.txt",)), "")}
+    commands["detail"] = [(missing["rc"], missing["stdout"], missing["stderr"])]
+    result, failed, calls = mirror(CREATE, ["clean"], commands)
+    assert failed and "holds the md superblock of array" in result["msg"] and "assemble" in result["msg"]
+    assert manage(calls) == []
+
+
+def test_created_in_check_mode_runs_nothing(mirror, fixture_text):
+    missing = json.loads(fixture_text(*RECORDED + ("mdadm-detail-missing.json",)))
+    commands = command(fixture_text, "examine-blank")
+    commands[tuple(md.examine_argv(A))] = commands[tuple(md.examine_argv(B))]
+    commands["detail"] = [(missing["rc"], missing["stdout"], missing["stderr"])]
+    result, failed, calls = mirror(CREATE, ["clean"], commands, check_mode=True)
+    assert not failed and result["changed"] and manage(calls) == []
+    assert result["would_run"] == [md.create_argv(ARRAY, [A, B], "fxmd")]
+
+
+def test_created_wants_two_legs_and_a_name(mirror):
+    result, failed, calls = mirror({"state": "created", "name": "fxmd", "legs": [A]}, ["clean"])
+    assert failed and "two different legs" in result["msg"] and calls == []
+    result, failed, calls = mirror({"state": "created", "name": "bad name", "legs": [A, B]}, ["clean"])
+    assert failed and "invalid md array name" in result["msg"] and calls == []
+    result, failed, calls = mirror({"name": "fxmd", "legs": [A, B]}, ["clean"])
+    assert failed and "go with state=created" in result["msg"]
