@@ -98,6 +98,31 @@ def _placement_of_vm(infos, spec, reserve_mib):
     return result
 
 
+def raid1_new_leg(infos, vm, disks, vg, guest_host, old_host, wanted=None):
+    """The dom0 of a raid1 VM's new leg (a repair's replacement): plan.raid1_partner for the disks alone, never the
+    guest's dom0 nor the dom0 of the leg it replaces; wanted (-e new_host=) is judged, not trusted.
+    infos: dom0 -> xen_info result; disks: [{lv, size_bytes}]. Returns {host ('' when none fits), why}."""
+    answered = [h for h in infos if _answered(infos[h])]
+    hosts = [_placement_host(h, infos[h]) for h in answered]
+    demand = {"name": vm, "memory_mib": 0, "disks": [{"lv": d["lv"], "size_bytes": int(d["size_bytes"]), "vg": vg}
+                                                     for d in disks]}
+    avoid = {old_host: ["%s: holds the leg being replaced" % old_host]} if old_host else {}
+    try:
+        chosen = raid1_partner(hosts, demand, guest_host, wanted or None, (), avoid)
+    except (PlanError, KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("new raid1 leg of %s: %s" % (vm, exc))
+    why = chosen["why"]
+    if chosen["host"] is None and chosen["verdict"]:
+        why = "%s (%s)" % (why, "; ".join(chosen["verdict"]["problems"]))
+    return {"host": chosen["host"] or "", "why": why}
+
+
+def raid1_leg_placement(hostvars, hosts, vm, disks, vg, guest_host, old_host, wanted=None, register="raid1_info"):
+    """Filter: raid1_new_leg from the xen_info results registered on each dom0."""
+    return raid1_new_leg(dict((h, hostvars[h].get(register)) for h in hosts), vm, disks, vg, guest_host, old_host,
+                         wanted)
+
+
 def provision_placement(hostvars, hosts, spec, reserve_mib=0, register="provision_info"):
     """Filter: placement_of_vm from the xen_info results the provision role registered on each dom0."""
     return placement_of_vm(dict((host, hostvars[host].get(register)) for host in hosts), spec, reserve_mib)
@@ -174,4 +199,5 @@ class FilterModule(object):
     """sanless.xen placement filters."""
 
     def filters(self):
-        return {"provision_placement": provision_placement, "provision_overcommit": provision_overcommit}
+        return {"provision_placement": provision_placement, "provision_overcommit": provision_overcommit,
+                "raid1_leg_placement": raid1_leg_placement}

@@ -984,18 +984,21 @@ def placement(hosts, demand, exclude=None, policy=None, check=None):
     return {"host": names[0] if names else None, "ranked": names, "verdicts": verdicts}
 
 
-def raid1_partner(hosts, demand, home, partner=None, holding=()):
+def raid1_partner(hosts, demand, home, partner=None, holding=(), avoid=None):
     """The partner of a raid1 VM (the dom0 of the other leg of each disk), asked of ``placement``.
 
     The partner holds the disks only (``memory`` false, as a DRBD secondary) and never is ``home``
     (anti-affinity: the two legs of a mirror on one dom0 protect nothing). It is, in this order:
     ``partner`` (the VM's ``xen_raid1_partner``), the one dom0 other than home in ``holding`` (the
     dom0s that already have the VM's disk LVs: a rerun keeps its pair), else the host ``placement``
-    ranks first. Returns ``{"host" (None when none fits), "why", "verdict" (``judge_host`` of the
-    chosen dom0, or None), "ranked", "verdicts"}``.
+    ranks first. ``avoid``: ``{host: [reasons]}`` never chosen either (a repair's new leg goes neither
+    on the guest's dom0 nor on the dom0 of the leg it replaces). Returns ``{"host" (None when none
+    fits), "why", "verdict" (``judge_host`` of the chosen dom0, or None), "ranked", "verdicts"}``.
     """
     vm = demand.get("name") or "the VM"
     away = {home: [f"{home}: the home of {vm}, which holds the other leg (the two legs of a mirror go on two dom0s)"]}
+    for host, reasons in (avoid or {}).items():
+        away.setdefault(host, []).extend(reasons)
     decision = placement(hosts, dict(demand, memory=False, drbd_meta=False), exclude=away)
     others = sorted(set(holding) - {home})
     if partner:

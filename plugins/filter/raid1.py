@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Guest RAID1 (storage mode raid1) for roles: the layout the provision role builds, the legs a running VM's config
+holds, the pair's health and the repair plan, all from module_utils/raid1.py.
+
+Documentation of each filter: the YAML file named after it next to this file.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sanless.xen.plugins.module_utils import md, raid1, xen
+
+
+def raid1_layout(spec, home, partner, restart_on=None):
+    """Filter: raid1.layout of the provision role's spec (name, vg, disks) on home and partner."""
+    try:
+        return raid1.layout(spec["name"], spec["disks"], home, partner, spec["vg"], restart_on or [])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("raid1 layout of %s: %s" % (spec.get("name") if isinstance(spec, dict) else spec, exc))
+
+
+def raid1_config_disks(text, vm, dom0s):
+    """Filter: raid1.disks_from_config of a domain config file's text (slurped, decoded)."""
+    try:
+        config = xen.parse_domain_config(text or "")
+        disks = config.get("disk") or []
+        return raid1.disks_from_config(vm, disks if isinstance(disks, list) else [disks], dom0s)
+    except (xen.XenParseError, ValueError) as exc:
+        raise AnsibleFilterError("the domain config of %s: %s" % (vm, exc))
+
+
+def _arrays(md_results):
+    """disk -> md.array_health from registered md_mirror results (a loop's results, item.name the disk)."""
+    arrays = {}
+    for result in (md_results or {}).get("results") or []:
+        if isinstance(result, dict) and not result.get("failed") and not result.get("skipped") \
+                and not result.get("unreachable") and isinstance(result.get("array"), dict):
+            disk = (result.get("item") or {}).get("name")
+            if disk:
+                arrays[disk] = result["array"]
+    return arrays
+
+
+def raid1_health(hostvars, dom0s, vm, disks, md_results=None, register="raid1_info"):
+    """Filter: raid1.pair_health from the xen_info results (disk_exports) registered on dom0s and the md_mirror
+    results read in the guest (md_results: a loop over disks, each item with its name)."""
+    try:
+        results = dict((h, hostvars[h].get(register)) for h in dom0s)
+        return raid1.pair_health(vm, raid1.health_disks(disks), results, _arrays(md_results))
+    except (KeyError, TypeError, ValueError, md.MdParseError) as exc:
+        raise AnsibleFilterError("raid1 health of %s: %s" % (vm, exc))
+
+
+def raid1_repair_plan(health, replace=False, gone=None, new_leg=None):
+    """Filter: raid1.repair_plan of a pair's health; new_leg: raid1_leg_placement's answer."""
+    if isinstance(gone, str):
+        gone = [h.strip() for h in gone.split(",") if h.strip()]
+    new_leg = new_leg or {}
+    try:
+        return raid1.repair_plan(health, bool(replace), gone or [], new_leg.get("host") or None, new_leg.get("why"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("raid1 repair plan: %s" % exc)
+
+
+def raid1_status_lines(health):
+    """Filter: a pair's health as lines to print: the state, each disk's legs (dom0, path, export, session, md)."""
+    lines = ["%s: %s (runs on %s)" % (health["vm"], health["state"].upper(), " and ".join(health["running_on"]) or "no dom0")]
+    for disk in health["disks"]:
+        sync = disk["sync"]
+        lines.append("  disk %s: %s, md %s%s" % (disk["disk"], disk["state"], disk["array"] or "not read",
+                                               ", %s %s%%" % (sync["action"], sync["percent"]) if sync else ""))
+        for leg in disk["legs"]:
+            export = "local" if leg["local"] else ("exported" if leg["export"] else "not exported")
+            session = "" if leg["local"] or leg["session"] is None else ", session %s %s" % (
+                leg["session"].get("transport"), leg["session"].get("state"))
+            lines.append("    %s %s: %s%s, md %s%s" % (leg["host"], leg["path"], export, session, leg["md"] or "?",
+                                                    "" if leg["ok"] else "  <- %s" % leg["problem"]))
+    for cause in health["causes"]:
+        lines.append("  CAUSE %s: %s" % (cause["cause"], cause["problem"]))
+    return lines
+
+
+class FilterModule(object):
+    """sanless.xen guest RAID1 filters."""
+
+    def filters(self):
+        return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
+                "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines}
