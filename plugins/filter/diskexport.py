@@ -43,16 +43,23 @@ def _pinned(values, index, what):
     return int(value)
 
 
-def _vm_disks(vm, vm_vars, default_vg):
-    """[(vg, lv)] of the VM's xen_disks, with the collection's LV names; raises ValueError."""
+def _vm_disks(vm, vm_vars, default_vg, names=None):
+    """[(vg, lv)] of the VM's xen_disks (those named in names, when given), with the collection's LV names;
+    raises ValueError."""
     vg = vm_vars.get("xen_vg") or default_vg
     raw = vm_vars.get("xen_disks")
     if not isinstance(raw, list) or not raw:
         raise ValueError("VM %s has no xen_disks" % vm)
+    known = [disk.get("name") for disk in raw if isinstance(disk, dict)]
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:
+        raise ValueError("VM %s has no disk %s (xen_disks: %s)" % (vm, ", ".join(map(str, unknown)), ", ".join(map(str, known))))
     disks = []
     for disk in raw:
         if not isinstance(disk, dict):
             raise ValueError("VM %s: each of xen_disks is a dict with a name, got %r" % (vm, disk))
+        if names and disk.get("name") not in names:
+            continue
         lv = conv.vm_disk_lv(vm, disk.get("name"))
         conv.shared_disk_path("owner", vg, lv)  # a VG and LV name the shared path can hold
         disks.append((vg, lv))
@@ -103,11 +110,13 @@ def _request_problems(vm, vm_vars, dom0s, home, to, transport, state, backend, i
 
 
 def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", state="present", backend="lio",
-                interface="xenbr0", slots=(), luns=(), default_vg="xenvg"):
+                interface="xenbr0", slots=(), luns=(), default_vg="xenvg", owner=None, disk_names=None):
     """infos: dom0 -> registered xen_info result (disk_exports=true; home and the importers at least).
     addresses: dom0 -> storage address. dom0s: every dom0 of the inventory (the AoE shelf is the home's place
     among them). vm_vars: the VM's inventory variables (xen_home, xen_disks, xen_vg), None for an unknown VM.
     to: the importing dom0s. slots, luns: per disk, an AoE slot or iSCSI LUN asked for (else chosen).
+    owner: the dom0 that holds and exports the LVs, when not the VM's xen_home (a raid1 VM's partner, which holds
+    the other legs: the same LV names). disk_names: only these of xen_disks (a raid1 VM's mirrored disks).
 
     Returns the plan: home, to, transport, state, backend, portal, target (iSCSI IQN), shelf (AoE), importers
     (dom0 -> initiator IQN or MAC), disks (each vg, lv, device, path, lun or slot (None: the module picks the
@@ -116,14 +125,14 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     not change anything unless it is empty)."""
     to = _hosts(to)
     dom0s = sorted(dom0s)
-    home = (vm_vars or {}).get("xen_home") or None
+    home = owner or (vm_vars or {}).get("xen_home") or None
     plan = {"vm": vm, "home": home, "to": to, "transport": transport, "state": state, "backend": backend,
             "interface": interface, "portal": None, "target": None, "shelf": None, "importers": {}, "disks": []}
     plan["problems"] = problems = _request_problems(vm, vm_vars, dom0s, home, to, transport, state, backend, interface)
     if problems:
         return plan
     try:
-        disks = _vm_disks(vm, vm_vars, default_vg)
+        disks = _vm_disks(vm, vm_vars, default_vg, disk_names)
         pinned = [(_pinned(slots, i, "AoE slot"), _pinned(luns, i, "iSCSI LUN")) for i in range(len(disks))]
     except ValueError as exc:
         problems.append(str(exc))
@@ -210,7 +219,8 @@ def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
 
 
 def disk_export_plan(hostvars, dom0s, vm, to, transport="iscsi", state="present", backend="lio", interface="xenbr0",
-                     slots=None, luns=None, vms=None, register="disk_export_info", default_vg="xenvg"):
+                     slots=None, luns=None, vms=None, register="disk_export_info", default_vg="xenvg", owner=None,
+                     disks=None):
     """Filter: plan_export from hostvars: each dom0's registered xen_info result (register) and storage address
     (xen_storage_address, else ansible_host, else its name), and the VM's variables when it is one of vms."""
     vm_vars = None
@@ -219,7 +229,7 @@ def disk_export_plan(hostvars, dom0s, vm, to, transport="iscsi", state="present"
     infos = dict((h, hostvars[h].get(register)) for h in dom0s)
     addresses = dict((h, hostvars[h].get("xen_storage_address") or host_address(hostvars, h)) for h in dom0s)
     return plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport, state, backend, interface, slots or [],
-                       luns or [], default_vg)
+                       luns or [], default_vg, owner or None, disks or None)
 
 
 def shared_disk_path(owner, vg, lv):

@@ -163,3 +163,18 @@ def test_names_for_roles():
     for call in (lambda: plan_filter.shared_disk_path("host a", "xenvg", "x"), lambda: plan_filter.vm_disk_lv("web05", "a/b")):
         with pytest.raises(AnsibleFilterError):
             call()
+
+
+def test_a_raid1_partner_exports_its_legs_to_the_home(infos):
+    # a raid1 VM at home on hostb: its partner hosta holds the leg of its mirrored disk "disk" (the same LV name),
+    # not the system disk "root", and exports that one leg to the home
+    vm_vars = {"xen_home": "hostb", "xen_vg": "xenvg",
+               "xen_disks": [{"name": "root", "raid1": False}, {"name": "disk", "partner_vdev": "xvdc"}]}
+    result = plan(infos, vm_vars=vm_vars, to="hostb", owner="hosta", disk_names=["disk"])
+    assert result["problems"] == []
+    assert (result["home"], result["target"]) == ("hosta", HOSTA_IQN)
+    assert [d["path"] for d in result["disks"]] == ["/dev/sanless/hosta/xenvg/web05-disk"]
+    # without owner the home (hostb) would export, and its LVs are not there
+    assert "hostb: LV xenvg/web05-disk does not exist" in plan(infos, vm_vars=vm_vars, to="hosta")["problems"]
+    assert plan(infos, vm_vars=vm_vars, owner="hosta", disk_names=["nope"])["problems"] == [
+        "VM web05 has no disk nope (xen_disks: root, disk)"]

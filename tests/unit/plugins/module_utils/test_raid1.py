@@ -140,3 +140,139 @@ def test_both_legs_out_is_failed(cluster, fixture_text):
     results = cluster(down=("hostb",))
     results["hosta"]["disk_exports"]["shared_paths"] = []
     assert raid1.pair_health(VM, [ISCSI_DISK], results)["state"] == "failed"
+
+
+# --------------------------------------------------------------------------- layout, config, repair plan, journal
+
+SPEC_DISKS = [{"name": "root", "lv": "web07-root", "size_bytes": 1 << 30, "vdev": "xvda", "raid1": False},
+              {"name": "data", "lv": "web07-data", "size_bytes": 1 << 28, "vdev": "xvdb", "partner_vdev": "xvdc"}]
+
+
+def test_layout_puts_one_leg_on_each_dom0_and_exports_both_ways():
+    out = raid1.layout("web07", SPEC_DISKS, "hosta", "hostb", "xenvg", ["hostc", "hosta"])
+    assert out["hosts_may_run"] == ["hosta", "hostb", "hostc"]
+    assert out["lvs"] == {"hosta": [{"lv": "web07-root", "size_bytes": 1 << 30}, {"lv": "web07-data", "size_bytes": 1 << 28}],
+                          "hostb": [{"lv": "web07-data", "size_bytes": 1 << 28}]}
+    assert out["domain_disks"] == [{"target": "/dev/sanless/hosta/xenvg/web07-root", "vdev": "xvda"},
+                                   {"target": "/dev/sanless/hosta/xenvg/web07-data", "vdev": "xvdb"},
+                                   {"target": "/dev/sanless/hostb/xenvg/web07-data", "vdev": "xvdc"}]
+    assert out["exports"] == [{"from": "hosta", "to": ["hostb", "hostc"], "disks": ["root", "data"]},
+                              {"from": "hostb", "to": ["hosta", "hostc"], "disks": ["data"]}]
+    assert out["arrays"] == [{"array": "/dev/md/data", "name": "data", "legs": ["/dev/xvdb", "/dev/xvdc"]}]
+    [disk] = out["health_disks"]
+    assert [leg["host"] for leg in disk["legs"]] == ["hosta", "hostb"] and disk["legs"][1]["vdev"] == "xvdc"
+    # the legs are conventions' legs: the disk's LV on its shared path
+    assert disk["legs"][0]["path"] == conv.raid1_legs("web07", "data", ["hosta", "hostb"], ["xenvg"] * 2)[0]["path"]
+
+
+@pytest.mark.parametrize("disks, partner, message", [
+    ([dict(SPEC_DISKS[1], partner_vdev=None)], "hostb", "needs a vdev and a partner_vdev"),
+    ([dict(SPEC_DISKS[1], partner_vdev="xvdb")], "hostb", "vdev xvdb is used twice"),
+    ([dict(SPEC_DISKS[1], partner_vdev="sda")], "hostb", "got 'sda'"),
+    ([SPEC_DISKS[0]], "hostb", "no mirrored disk"),
+    (SPEC_DISKS, "hosta", "both on hosta"),
+    (SPEC_DISKS, "", "needs its home and a partner"),
+])
+def test_layout_refusals(disks, partner, message):
+    with pytest.raises(ValueError, match=message):
+        raid1.layout("web07", disks, "hosta", partner, "xenvg")
+
+
+def test_disks_from_config_reads_the_legs_where_they_are_now():
+    specs = ["phy:/dev/sanless/hosta/xenvg/web07-root,xvda,w", "phy:/dev/sanless/hosta/xenvg/web07-data,xvdb,w",
+             "target=/dev/sanless/hostc/xenvg/web07-data,vdev=xvdd,access=w", "phy:/dev/xenvg/other,xvde,w"]
+    root, data = raid1.disks_from_config("web07", specs, ["hosta", "hostb", "hostc.lab"])
+    assert (root["mirrored"], root["array"]) == (False, None)
+    assert data["mirrored"] and data["array"] == "/dev/md/data"
+    assert [(leg["host"], leg["vdev"]) for leg in data["legs"]] == [("hosta", "xvdb"), ("hostc.lab", "xvdd")]
+    assert raid1.disks_from_config("web07", [], ["hosta"]) == []
+
+
+def health_of(results, arrays, legs=None):
+    return raid1.pair_health(VM, [dict(ISCSI_DISK, legs=legs or ISCSI_DISK["legs"])], results, arrays)
+
+
+def test_repair_re_adds_a_leg_whose_host_is_back(cluster, fixture_text):
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "degraded")}))
+    assert plan["refused"] is None and plan["reexport"] == []
+    [disk] = plan["disks"]
+    assert (disk["action"], disk["old_host"], disk["leg"]["vdev"]) == ("re_add", "hostb", "dm-1")
+    # the session went with the partner's reboot: export and import again, then re-add
+    results = cluster()
+    results["hosta"]["disk_exports"]["imports"] = [i for i in results["hosta"]["disk_exports"]["imports"]
+                                                   if i["transport"] != "iscsi"]
+    plan = raid1.repair_plan(health_of(results, {"data": array(fixture_text, "faulty")}))
+    assert plan["disks"][0]["action"] == "re_add" and plan["reexport"] == ["hostb"]
+
+
+def test_repair_of_a_healthy_or_rebuilding_pair_does_nothing(cluster, fixture_text):
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "clean")}))
+    assert [d["action"] for d in plan["disks"]] == ["none"] and plan["refused"] is None
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "recovery")}))
+    assert [d["action"] for d in plan["disks"]] == ["wait"]
+
+
+def test_repair_waits_for_a_down_partner_unless_replaced_or_gone(cluster, fixture_text):
+    health = health_of(cluster(down=("hostb",)), {"data": array(fixture_text, "faulty")})
+    plan = raid1.repair_plan(health)
+    assert plan["refused"].startswith("hostb's leg") and "wait until hostb is back" in plan["refused"]
+    plan = raid1.repair_plan(health, gone=["hostb"], new_host="hostc", new_host_why="ranked first")
+    assert plan["refused"] is None and plan["new_host"] == "hostc"
+    assert plan["disks"][0]["action"] == "replace" and plan["disks"][0]["why"] == "hostb is gone for good"
+    plan = raid1.repair_plan(health, replace=True, new_host=None, new_host_why="hostc: VG too small")
+    assert plan["refused"] == "no dom0 can take the new leg: hostc: VG too small"
+
+
+def test_replace_of_a_healthy_pair_moves_the_remote_leg(cluster, fixture_text):
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "clean")}), replace=True,
+                             new_host="hostc")
+    [disk] = plan["disks"]
+    assert disk["action"] == "replace" and disk["old_host"] == "hostb" and disk["leg"]["ok"]
+    assert any("replace hostb's leg by a new one on hostc" in line for line in plan["summary"])
+
+
+def test_repair_refusals(cluster, fixture_text):
+    clean = {"data": array(fixture_text, "clean")}
+    assert "runs on hosta and hostb" in raid1.repair_plan(health_of(cluster(runs=("hosta", "hostb")), clean))["refused"]
+    assert "runs on no dom0" in raid1.repair_plan(health_of(cluster(runs=()), clean))["refused"]
+    assert "could not be read" in raid1.repair_plan(health_of(cluster(), {}))["refused"]
+    # the local leg (slot 0, dm-0 on hosta) failed: the guest would have to move first
+    legs = [leg("hosta", "rec0", "dm-1"), leg("hostb", "rec2", "dm-0")]
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "faulty")}, legs))
+    assert "is the local one on hosta" in plan["refused"] and plan["summary"][0].startswith("raid1 repair of web01 REFUSED")
+
+
+def test_journal_is_the_lock_and_goes_to_the_history(tmp_path):
+    owner = {"controller": "ctl", "pid": 42, "pid_start": 7}
+    journal = raid1.RepairJournal("web07", str(tmp_path))
+    assert journal.load() is None
+    journal.start("abc123", owner, {"disks": [{"disk": "data", "action": "re_add"}]})
+    journal.mark("exported", host="hostb")
+    again = raid1.RepairJournal("web07", str(tmp_path))
+    assert again.load()["plan"]["disks"][0]["action"] == "re_add" and again.done() == ["opened", "exported"]
+    assert raid1.same_run(again.data["owner"], owner) and not raid1.same_run(again.data["owner"], dict(owner, pid=43))
+    path = again.close("finished")
+    assert path == str(tmp_path / "history" / "web07-raid1-abc123.json")
+    assert not (tmp_path / "raid1" / "web07.json").exists() and (tmp_path / "history" / "web07-raid1-abc123.json").exists()
+
+
+def test_controller_run_is_the_topmost_ansible_playbook(tmp_path):
+    proc = tmp_path / "proc"
+
+    def process(pid, ppid, argv, start):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
+        (proc / str(pid) / "stat").write_text("%d (x) S %d%s %d 0\n" % (pid, ppid, " 0" * 17, start))
+
+    process(10, 1, ["/usr/bin/python3", "/venv/bin/ansible-playbook", "repair.yml"], 500)
+    process(20, 10, ["/usr/bin/python3", "/venv/bin/ansible-playbook", "repair.yml"], 600)  # a worker fork
+    process(30, 20, ["/bin/sh", "-c", "python3 module.py"], 700)
+    owner = raid1.controller_run(30, str(proc), "ctl")
+    assert owner == {"controller": "ctl", "pid": 10, "pid_start": 500}
+    assert raid1.run_alive(owner, str(proc), "ctl")
+    assert not raid1.run_alive(dict(owner, pid_start=499), str(proc), "ctl")
+    assert not raid1.run_alive(dict(owner, pid=11), str(proc), "ctl")
+    assert raid1.run_alive(owner, str(proc), "other-controller")
+    # outside ansible-playbook (ad hoc ansible, a test): no owner
+    process(40, 1, ["/usr/bin/python3", "/venv/bin/ansible", "all"], 800)
+    assert raid1.controller_run(40, str(proc), "ctl") is None
