@@ -11,6 +11,9 @@ description:
     network namespace) in group C(dom0), with the connection settings that reach into that namespace.
   - VMs given in O(vms) are added to group C(xen_vms) with their variables, so the lab inventory
     also describes the guests that the playbooks provision and migrate.
+  - A VM with C(ansible_host) (a lab Debian guest's address on the lab bridge, where its vif joins the dom0s' L2) gets
+    the dom0s' connection settings too (root, the lab key, the ssh path into the namespace, python3), unless it sets
+    them: it is reached like a dom0, for work inside the guest such as its md RAID1 (storage mode raid1).
   - Only hosts that are running are listed, so C(make lab-up N=3) and C(N=2) need no other file.
 options:
   plugin:
@@ -70,18 +73,23 @@ class InventoryModule(BaseInventoryPlugin):
                 raise AnsibleParserError("cannot read lab state %s: %s" % (state_file, exc)) from exc
         proxy = "-o ProxyCommand=\"ip netns exec %s nc %%h %%p\"" % self.get_option("netns")
         common_args = proxy + " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+        connection = {"ansible_user": "root",
+                      "ansible_ssh_private_key_file": os.path.expanduser(self.get_option("private_key_file")),
+                      "ansible_ssh_common_args": common_args, "ansible_python_interpreter": "/usr/bin/python3"}
         self.inventory.add_group("dom0")
         for name in sorted(hosts):
             host = hosts[name]
             self.inventory.add_host(name, group="dom0")
             self.inventory.set_variable(name, "ansible_host", host["ip"])
-            self.inventory.set_variable(name, "ansible_user", "root")
-            self.inventory.set_variable(name, "ansible_ssh_private_key_file",
-                                        os.path.expanduser(self.get_option("private_key_file")))
-            self.inventory.set_variable(name, "ansible_ssh_common_args", common_args)
-            self.inventory.set_variable(name, "ansible_python_interpreter", "/usr/bin/python3")
+            for key, value in connection.items():
+                self.inventory.set_variable(name, key, value)
         self.inventory.add_group("xen_vms")
         for vm_name, variables in sorted((self.get_option("vms") or {}).items()):
+            variables = variables or {}
             self.inventory.add_host(vm_name, group="xen_vms")
-            for key, value in (variables or {}).items():
+            if "ansible_host" in variables:
+                for key, value in connection.items():
+                    if key not in variables:
+                        self.inventory.set_variable(vm_name, key, value)
+            for key, value in variables.items():
                 self.inventory.set_variable(vm_name, key, value)
