@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import md, raid1, xen
 
 
@@ -56,13 +57,15 @@ def raid1_health(hostvars, dom0s, vm, disks, md_results=None, register="raid1_in
         raise AnsibleFilterError("raid1 health of %s: %s" % (vm, exc))
 
 
-def raid1_repair_plan(health, replace=False, gone=None, new_leg=None):
-    """Filter: raid1.repair_plan of a pair's health; new_leg: raid1_leg_placement's answer."""
+def raid1_repair_plan(health, replace=False, gone=None, new_leg=None, used_vdevs=None):
+    """Filter: raid1.repair_plan of a pair's health; new_leg: raid1_leg_placement's answer; used_vdevs: the vdevs
+    of the guest's other disks."""
     if isinstance(gone, str):
         gone = [h.strip() for h in gone.split(",") if h.strip()]
     new_leg = new_leg or {}
     try:
-        return raid1.repair_plan(health, bool(replace), gone or [], new_leg.get("host") or None, new_leg.get("why"))
+        return raid1.repair_plan(health, bool(replace), gone or [], new_leg.get("host") or None, new_leg.get("why"),
+                                 used_vdevs or [])
     except (KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError("raid1 repair plan: %s" % exc)
 
@@ -85,9 +88,21 @@ def raid1_status_lines(health):
     return lines
 
 
+def raid1_inventory_disks(vm_vars, vm, default_vg="xenvg"):
+    """Filter: a raid1 VM's disks and legs as its inventory describes them (xen_home, xen_raid1_partner, xen_disks),
+    for when no dom0 holding its config answers."""
+    try:
+        disks = [dict(d, lv=conv.vm_disk_lv(vm, d.get("name")), size_bytes=0) for d in vm_vars.get("xen_disks") or []]
+        return raid1.layout(vm, disks, vm_vars.get("xen_home"), vm_vars.get("xen_raid1_partner"),
+                            vm_vars.get("xen_vg") or default_vg, [])["disks"]
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("the raid1 disks of %s in the inventory: %s" % (vm, exc))
+
+
 class FilterModule(object):
     """sanless.xen guest RAID1 filters."""
 
     def filters(self):
         return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
-                "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines}
+                "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines,
+                "raid1_inventory_disks": raid1_inventory_disks}

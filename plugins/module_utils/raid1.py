@@ -302,15 +302,18 @@ def disks_from_config(vm, disk_specs, dom0s):
 _READD_CAUSES = (FAILED_IN_MD, MISSING_IN_MD, SESSION_LOST, EXPORT_MISSING)
 
 
-def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None):
+def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None, used_vdevs=()):
     """What raid1_repair does for a VM, from pair_health (with the guest's md read).
 
     Per mirrored disk: none (healthy), wait (md rebuilds a leg), re_add (the leg is back: its host answers and its
     LV is there; re-export and re-import first when the export or session is missing), or replace (with replace,
     or when the leg's host is in gone (confirmed gone for good) or its LV is missing: a new leg on new_host). Only
     the leg on another dom0 than the guest's is replaced; a local leg that needs it is refused (move the guest first).
+    A new leg is the disk's LV on new_host (conventions.raid1_leg), attached at the first vdev after used_vdevs (the
+    guest's disks: a resumed run finds it in the journal's plan, never a second one).
     Returns {vm, guest_host, refused (None or why), disks: [{disk, action, leg (the leg acted on), old_host,
-    new_host, why}], reexport: [hosts whose legs are exported again], new_host, summary}."""
+    new_host, new_leg ({host, vg, lv, path, vdev}, for replace), why}], reexport: [hosts whose legs are exported
+    again], new_host, summary}."""
     vm = health["vm"]
     gone = set(gone or ())
     guest = health["guest_host"]
@@ -328,7 +331,8 @@ def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None
     for disk in health["disks"]:
         remote = [leg for leg in disk["legs"] if not leg["local"]]
         bad = [leg for leg in disk["legs"] if not leg["ok"] and leg["cause"] != REBUILDING]
-        entry = {"disk": disk["disk"], "action": "none", "leg": None, "old_host": None, "new_host": None, "why": None}
+        entry = {"disk": disk["disk"], "action": "none", "leg": None, "old_host": None, "new_host": None,
+                 "new_leg": None, "why": None}
         if replace or bad:
             leg = bad[0] if bad else (remote[0] if remote else None)
             if leg is None or leg["local"]:
@@ -369,6 +373,12 @@ def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None
             plan["refused"] = "legs on several dom0s need a replacement: replace one dom0's legs per run"
         else:
             plan["new_host"] = new_host
+            used = list(used_vdevs or ()) + [leg.get("vdev") for d in health["disks"] for leg in d["legs"]]
+            for entry in replacing:
+                old = entry["leg"]
+                entry["new_leg"] = conv.raid1_leg(vm, entry["disk"], new_host, old["vg"])
+                entry["new_leg"]["vdev"] = conv.free_vdev(used)
+                used.append(entry["new_leg"]["vdev"])
     if plan["refused"]:
         plan["summary"] = ["raid1 repair of %s REFUSED: %s" % (vm, plan["refused"])]
         return plan

@@ -305,3 +305,18 @@ def test_backup_id_test_plugin_is_the_modules_rule():
         assert not is_backup_id(bad, vm)
         with pytest.raises(ValueError):
             conv.check_backup_id(bad, vm)
+
+
+def test_free_vdev_is_after_every_used_one():
+    assert conv.free_vdev([]) == "xvda"
+    assert conv.free_vdev(["xvda", "xvdc", "dm-0", None]) == "xvdd"
+    assert conv.free_vdev(["xvdz"]) == "xvdaa" and conv.free_vdev(["xvdaz"]) == "xvdba"
+
+
+def test_raid1_journal_paths():
+    assert conv.raid1_journal_path("web07") == "/var/lib/sanless-xen/raid1/web07.json"
+    assert conv.raid1_history_path("web07", "ab12", "/s") == "/s/history/web07-raid1-ab12.json"
+    with pytest.raises(ValueError):
+        conv.raid1_history_path("web07", "../x")
+    with pytest.raises(ValueError):
+        conv.raid1_journal_path("web 07")

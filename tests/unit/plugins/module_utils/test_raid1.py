@@ -225,9 +225,11 @@ def test_repair_waits_for_a_down_partner_unless_replaced_or_gone(cluster, fixtur
 
 def test_replace_of_a_healthy_pair_moves_the_remote_leg(cluster, fixture_text):
     plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "clean")}), replace=True,
-                             new_host="hostc")
+                             new_host="hostc", used_vdevs=["xvda", "xvdb", "xvdc"])
     [disk] = plan["disks"]
     assert disk["action"] == "replace" and disk["old_host"] == "hostb" and disk["leg"]["ok"]
+    # the new leg: the disk's LV on hostc on its shared path, at the first vdev after the guest's
+    assert disk["new_leg"] == dict(conv.raid1_leg(VM, "data", "hostc", "xenvg"), vdev="xvdd")
     assert any("replace hostb's leg by a new one on hostc" in line for line in plan["summary"])
 
 
