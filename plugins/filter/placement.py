@@ -98,14 +98,20 @@ def _placement_of_vm(infos, spec, reserve_mib):
     return result
 
 
-def raid1_new_leg(infos, vm, disks, vg, guest_host, old_host, wanted=None):
+def raid1_new_leg(infos, vm, lvs, vg, guest_host, old_host, wanted=None):
     """The dom0 of a raid1 VM's new leg (a repair's replacement): plan.raid1_partner for the disks alone, never the
     guest's dom0 nor the dom0 of the leg it replaces; wanted (-e new_host=) is judged, not trusted.
-    infos: dom0 -> xen_info result; disks: [{lv, size_bytes}]. Returns {host ('' when none fits), why}."""
+    infos: dom0 -> xen_info result; lvs: the legs' LV names, sized as the guest's dom0 has them in vg.
+    Returns {host ('' when none fits), why}."""
     answered = [h for h in infos if _answered(infos[h])]
+    if guest_host not in answered:
+        return {"host": "", "why": "the guest's dom0 %s did not answer" % guest_host}
+    sizes = dict((lv["name"], int(lv["size_bytes"])) for lv in infos[guest_host].get("lvs") or [] if lv.get("vg") == vg)
+    missing = [lv for lv in lvs if lv not in sizes]
+    if missing:
+        return {"host": "", "why": "%s has no LV %s in %s to size the new legs by" % (guest_host, ", ".join(missing), vg)}
     hosts = [_placement_host(h, infos[h]) for h in answered]
-    demand = {"name": vm, "memory_mib": 0, "disks": [{"lv": d["lv"], "size_bytes": int(d["size_bytes"]), "vg": vg}
-                                                     for d in disks]}
+    demand = {"name": vm, "memory_mib": 0, "disks": [{"lv": lv, "size_bytes": sizes[lv], "vg": vg} for lv in lvs]}
     avoid = {old_host: ["%s: holds the leg being replaced" % old_host]} if old_host else {}
     try:
         chosen = raid1_partner(hosts, demand, guest_host, wanted or None, (), avoid)
@@ -117,9 +123,9 @@ def raid1_new_leg(infos, vm, disks, vg, guest_host, old_host, wanted=None):
     return {"host": chosen["host"] or "", "why": why}
 
 
-def raid1_leg_placement(hostvars, hosts, vm, disks, vg, guest_host, old_host, wanted=None, register="raid1_info"):
+def raid1_leg_placement(hostvars, hosts, vm, lvs, vg, guest_host, old_host, wanted=None, register="raid1_info"):
     """Filter: raid1_new_leg from the xen_info results registered on each dom0."""
-    return raid1_new_leg(dict((h, hostvars[h].get(register)) for h in hosts), vm, disks, vg, guest_host, old_host,
+    return raid1_new_leg(dict((h, hostvars[h].get(register)) for h in hosts), vm, lvs, vg, guest_host, old_host,
                          wanted)
 
 

@@ -88,6 +88,20 @@ def raid1_status_lines(health):
     return lines
 
 
+def raid1_where(hostvars, dom0s, vm, register="raid1_info"):
+    """Filter: where a raid1 VM is from the xen_info results registered on dom0s - {answered, down (dom0s that did not
+    answer), running_on, guest_host (the one dom0 running it, else None), owner (the one dom0 that answered and holds its
+    config, else None), config (its path there)}."""
+    results = dict((h, hostvars[h].get(register)) for h in dom0s)
+    answered = [h for h in dom0s if raid1._answered(results[h])]
+    owners = [h for h in answered if vm in (results[h].get("config_files") or {})]
+    running = raid1.running_on(vm, results)
+    owner = owners[0] if len(owners) == 1 else None
+    return {"answered": answered, "down": [h for h in dom0s if h not in answered], "running_on": running,
+            "guest_host": running[0] if len(running) == 1 else None, "owner": owner, "owners": owners,
+            "config": results[owner]["config_files"][vm] if owner else None}
+
+
 def raid1_inventory_disks(vm_vars, vm, default_vg="xenvg"):
     """Filter: a raid1 VM's disks and legs as its inventory describes them (xen_home, xen_raid1_partner, xen_disks),
     for when no dom0 holding its config answers."""
@@ -105,4 +119,4 @@ class FilterModule(object):
     def filters(self):
         return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
                 "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines,
-                "raid1_inventory_disks": raid1_inventory_disks}
+                "raid1_inventory_disks": raid1_inventory_disks, "raid1_where": raid1_where}
