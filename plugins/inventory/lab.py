@@ -11,9 +11,9 @@ description:
     network namespace) in group C(dom0), with the connection settings that reach into that namespace.
   - VMs given in O(vms) are added to group C(xen_vms) with their variables, so the lab inventory
     also describes the guests that the playbooks provision and migrate.
-  - A VM with C(ansible_host) (a lab Debian guest's address on the lab bridge, where its vif joins the dom0s' L2) gets
+  - "A VM with C(ansible_host) (a lab Debian guest's address on the lab bridge, where its vif joins the dom0s' L2) gets
     the dom0s' connection settings too (root, the lab key, the ssh path into the namespace, python3), unless it sets
-    them: it is reached like a dom0, for work inside the guest such as its md RAID1 (storage mode raid1).
+    them: it is reached like a dom0, for work inside the guest such as its md RAID1 (storage mode raid1)."
   - Only hosts that are running are listed, so C(make lab-up N=3) and C(N=2) need no other file.
 options:
   plugin:
