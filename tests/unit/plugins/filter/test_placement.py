@@ -14,7 +14,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.migration import plan_migration
-from ansible_collections.sanless.xen.plugins.filter.placement import placement_of_vm, provision_placement
+from ansible_collections.sanless.xen.plugins.filter.placement import (placement_of_vm, provision_placement,
+                                                                      raid1_leg_placement, raid1_new_leg)
 from ansible_collections.sanless.xen.plugins.module_utils import plan
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import domain_need_mib, meta_bytes, round_up
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import parse_lvs, parse_vgs
@@ -219,3 +220,27 @@ def test_provision_avoids_a_drained_dom0_unless_the_vm_runs_there():
     infos = {"hosta": dict(recorded_dom0(runs_vm=True), drained=drained), "hostb": recorded_dom0()}
     judged = placement_of_vm(infos, spec_like(infos, VM))
     assert next(h for h in judged["hosts"] if h["host"] == "hosta")["fits"]
+
+
+def test_a_new_raid1_leg_goes_neither_on_the_guests_dom0_nor_on_the_replaced_legs():
+    # fxrec runs on hosta (its disk the local leg, sized from there); hostb held the leg being replaced
+    infos = {"hosta": recorded_dom0(runs_vm=True, more_mib=900), "hostb": recorded_dom0(more_mib=500),
+             "hostc": recorded_dom0(more_mib=100), "hostd": recorded_dom0(more_mib=200)}
+    lv = VM + "-disk"
+    assert raid1_new_leg(infos, VM, [lv], "xenvg", "hosta", "hostb") == {
+        "host": "hostd", "why": "the dom0 placement ranks first for the other legs"}
+    # asked for: judged, not trusted
+    assert raid1_new_leg(infos, VM, [lv], "xenvg", "hosta", "hostb", "hostc")["host"] == "hostc"
+    refused = raid1_new_leg(infos, VM, [lv], "xenvg", "hosta", "hostb", "hostb")
+    assert refused["host"] == "" and "hostb: holds the leg being replaced" in refused["why"]
+    # no room for the leg anywhere else
+    infos["hostc"] = recorded_dom0(vg_free=0)
+    infos["hostd"] = recorded_dom0(vg_free=0)
+    assert raid1_new_leg(infos, VM, [lv], "xenvg", "hosta", "hostb")["host"] == ""
+    # the size comes from the guest's dom0: an LV it lacks, or a silent guest dom0, places nothing
+    assert "has no LV nope" in raid1_new_leg(infos, VM, ["nope"], "xenvg", "hosta", "hostb")["why"]
+    infos["hosta"] = {"unreachable": True}
+    assert raid1_new_leg(infos, VM, [lv], "xenvg", "hosta", "hostb") == {
+        "host": "", "why": "the guest's dom0 hosta did not answer"}
+    hostvars = dict((h, {"raid1_info": i}) for h, i in infos.items())
+    assert raid1_leg_placement(hostvars, sorted(infos), VM, [lv], "xenvg", "hosta", "hostb")["host"] == ""

@@ -169,3 +169,29 @@ def test_failover_finds_a_drbd_vm_migrated_to_the_dead_dom0(recorded_xen_info, p
     # owned by hosta (stopped there by hand): it is hosta's, not the dead dom0's
     info["hosta"] = with_drbd(recorded_xen_info("hosta", "xl-list.txt", configs=["fxm"]), peer_lost)
     assert failover_actions(info, meta, "hostb")["restarts"] == []
+
+
+RAID1 = {"r1": dict(GUEST, xen_storage_mode="raid1", xen_home="hosta", xen_raid1_partner="hostb",
+                    xen_restart_on=["hostb"], xen_disks=[{"name": "data", "size": "8M", "vdev": "xvdb",
+                                                          "partner_vdev": "xvdc"}])}
+
+
+def test_a_raid1_vm_is_never_restarted_while_it_may_run_elsewhere(recorded_xen_info):
+    # issue 13, item 6: both dom0s see both legs, so a raid1 VM restarts only when every dom0 answered and none
+    # runs it. Down and owned by hosta, hostb silent: blocked (unlike a plain VM, whose disks are its owner's)
+    info = {"hosta": recorded_xen_info("hosta", "xl-list.txt", configs=["r1"]), "hostb": {"unreachable": True}}
+    plan = watcher_actions(info, RAID1)
+    assert plan["restarts"] == []
+    [blocked] = [p for p in plan["problems"] if p["vm"] == "r1"]
+    assert blocked["kind"] == "blocked" and "r1 may run on hostb, which did not answer" in blocked["message"]
+    # every dom0 answers and none runs it: restarted on its owner
+    info["hostb"] = recorded_xen_info("hostb", "xl-list.txt")
+    assert [(r["vm"], r["to"]) for r in watcher_actions(info, RAID1)["restarts"]] == [("r1", "hosta")]
+
+
+def test_a_raid1_vm_is_not_failed_over_yet(recorded_xen_info):
+    info = {"hosta": recorded_xen_info("hosta", "xl-list.txt"), "hostb": {"unreachable": True}}
+    meta = dict(RAID1, r1=dict(RAID1["r1"], xen_home="hostb", xen_restart_on=["hosta"]))
+    plan = failover_actions(info, vm_plan_vars(meta, ["r1"]), "hostb")
+    assert plan["restarts"] == []
+    assert [(entry["vm"], "raid1 restarts are not supported yet" in entry["reason"]) for entry in plan["lost"]] == [("r1", True)]
