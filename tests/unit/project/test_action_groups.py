@@ -39,6 +39,8 @@ NO_GROUP = {
     "disk_import_cleanup": "only stale import options",
     "md_mirror": "runs in a guest, on its md array",
     "vm_backup": "needs xl (xl list -l): no toolstack option a group default could set to xm",
+    "raid1_journal": "only the raid1 repair's journal options",
+    "xen_block": "xl only (xl list -l JSON): a group's toolstack xm would not fit it",
 }
 
 

@@ -4,11 +4,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """sanless.xen.xen_block on the recorded xl list -l of fxrec (xl 4.17.5) and the recorded answer of xl to a domain
-that does not exist; the block-attach/detach answers and the listing with the new disk are hand-written
-(fixtures/xl/hand-written/README)."""
+that does not exist. HAND-WRITTEN, not recorded (no recording of them exists yet): xl block-attach/detach answering
+nothing with rc 0, and the listing after the attach, which is the recording with one disk entry added (attached())."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -21,11 +22,19 @@ ATTACH = ["xl", "block-attach", "fxrec", "phy:%s,xvdd,w" % NEW]
 DETACH = ["xl", "block-detach", "fxrec", "xvdd"]
 
 
+def attached(text):
+    """The recorded listing with the new leg as one more disk entry (DERIVED: the recorded entry, other path and vdev)."""
+    domains = json.loads(text)
+    disk = dict(domains[0]["config"]["disks"][0], pdev_path=NEW, vdev="xvdd")
+    domains[0]["config"]["disks"].append(disk)
+    return json.dumps(domains)
+
+
 @pytest.fixture
 def listing(fixture_text, monkeypatch):
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    return {"plain": (0, fixture_text("xl", "4.17.5", "xl-list-l-fxrec.json"), ""),
-            "attached": (0, fixture_text("xl", "hand-written", "xl-list-l-fxrec-attached.json"), ""),
+    recorded = fixture_text("xl", "4.17.5", "xl-list-l-fxrec.json")
+    return {"plain": (0, recorded, ""), "attached": (0, attached(recorded), ""),
             "gone": (1, "", fixture_text("xl", "4.17.5", "xl-destroy-nodomain.stderr").replace("pvfxnone", "fxrec"))}
 
 
