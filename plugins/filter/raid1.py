@@ -102,6 +102,26 @@ def raid1_where(hostvars, dom0s, vm, register="raid1_info"):
             "config": results[owner]["config_files"][vm] if owner else None}
 
 
+def raid1_pairs(hostvars, dom0s, vms, register="xen_info_result", default_vg="xenvg"):
+    """Filter: {vm: {state, hosts, causes}} of every raid1 VM of vms, judged on the xen_info results (disk_exports)
+    registered on dom0s without reading md (vmlist's raid1 field): legs from the inventory."""
+    pairs = {}
+    results = dict((h, hostvars[h].get(register)) for h in dom0s)
+    for vm in vms or []:
+        vm_vars = hostvars[vm]
+        if vm_vars.get("xen_storage_mode") != "raid1":
+            continue
+        try:
+            disks = raid1_inventory_disks(vm_vars, vm, default_vg)
+            health = raid1.pair_health(vm, raid1.health_disks(disks), results)
+        except (AnsibleFilterError, KeyError, TypeError, ValueError) as exc:
+            pairs[vm] = {"state": "unknown", "hosts": [], "causes": ["cannot judge: %s" % exc]}
+            continue
+        hosts = sorted(set(leg["host"] for d in disks for leg in d["legs"]))
+        pairs[vm] = {"state": health["state"], "hosts": hosts, "causes": [c["problem"] for c in health["causes"]]}
+    return pairs
+
+
 def raid1_inventory_disks(vm_vars, vm, default_vg="xenvg"):
     """Filter: a raid1 VM's disks and legs as its inventory describes them (xen_home, xen_raid1_partner, xen_disks),
     for when no dom0 holding its config answers."""
@@ -119,4 +139,5 @@ class FilterModule(object):
     def filters(self):
         return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
                 "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines,
-                "raid1_inventory_disks": raid1_inventory_disks, "raid1_where": raid1_where}
+                "raid1_inventory_disks": raid1_inventory_disks, "raid1_where": raid1_where,
+                "raid1_pairs": raid1_pairs}

@@ -250,10 +250,13 @@ def _snapshot_lines(alerts, limits):
 # --------------------------------------------------------------------------- vmlist
 
 def vm_report(info_by_host, pattern="*", generated_at=None, snapshot_max_age_hours=lvm.SNAPSHOT_MAX_AGE_HOURS,
-              snapshot_max_fill_pct=lvm.SNAPSHOT_MAX_FILL_PCT):
+              snapshot_max_fill_pct=lvm.SNAPSHOT_MAX_FILL_PCT, raid1=None):
     """The vmlist document: every domain of every host matching ``pattern``, hosts that did
     not answer, and totals; and the snapshots of those hosts older than snapshot_max_age_hours,
-    fuller than snapshot_max_fill_pct % or invalid. Validates against docs/schemas/vmlist.schema.json."""
+    fuller than snapshot_max_fill_pct % or invalid. ``raid1``: {vm: its pair (filter raid1_pairs)}, the
+    ``raid1`` field of each of its domains (None for other domains). Validates against
+    docs/schemas/vmlist.schema.json."""
+    raid1 = raid1 or {}
     pairs = parse_pattern(pattern)
     limits = _snapshot_limits(snapshot_max_age_hours, snapshot_max_fill_pct)
     now = _now_epoch(generated_at)
@@ -284,6 +287,7 @@ def vm_report(info_by_host, pattern="*", generated_at=None, snapshot_max_age_hou
                     "cpu_time_s": float(dom.get("cpu_time_s") or 0.0),
                     "is_dom0": bool(dom.get("is_dom0", dom.get("domid") == 0)),
                     "config_file": dom.get("config_file"),
+                    "raid1": raid1.get(name),
                 })
         hosts.append(entry)
     domains.sort(key=lambda d: (d["host"], not d["is_dom0"], d["name"]))
@@ -620,8 +624,20 @@ def _vm_lines(report):
     lines += _dead_lines(report["hosts"], width)
     if report.get("pattern") not in (None, "", "*"):
         lines.append("(VMs matching %s)" % (report["pattern"],))
-    return (lines + _export_lines(report.get("exports") or [])
+    return (lines + _raid1_lines(report["domains"]) + _export_lines(report.get("exports") or [])
             + _snapshot_lines(report.get("snapshots") or [], report.get("snapshot_limits")))
+
+
+def _raid1_lines(domains):
+    """One line per raid1 domain: its legs' dom0s, the pair's state and the causes of a degraded one."""
+    lines = []
+    for dom in domains:
+        pair = dom.get("raid1")
+        if pair:
+            lines.append("  %s on %s: legs on %s, %s%s" % (
+                dom["name"], dom["host"], " and ".join(pair["hosts"]), pair["state"],
+                "".join("; %s" % cause for cause in pair["causes"])))
+    return ["RAID1 pairs (md not read: playbooks/raid1_status.yml reads it):"] + lines if lines else []
 
 
 def _hoststats_lines(report):

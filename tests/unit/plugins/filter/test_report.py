@@ -468,3 +468,28 @@ def test_snapshot_limits_are_numbers(cluster, limits):
         host_report(cluster, **limits)
     with pytest.raises(AnsibleFilterError, match="must be a number"):
         vm_report(cluster, **limits)
+
+
+def test_vmlist_raid1_field_and_lines(lab_storage_facts):
+    # a raid1 VM whose legs are the recorded rec0 (hosta, exported to hostb) and rec2 (hostb, exported to hosta):
+    # judged on the storage facts without md; hostb silent makes it degraded with the cause
+    from ansible_collections.sanless.xen.plugins.filter.raid1 import raid1_pairs
+    info = {host: dict(xen_info(host, [dom("Domain-0", 0, 384, 2, "r-----")] + ([dom("rec", 5, 256, 1)] if host == "hosta" else [])),
+                       disk_exports=lab_storage_facts(host)) for host in ("hosta", "hostb")}
+    inventory = {"rec": {"xen_storage_mode": "raid1", "xen_home": "hosta", "xen_raid1_partner": "hostb",
+                         "xen_disks": [{"name": "0", "size": "8M", "vdev": "xvdb", "partner_vdev": "xvdc"}]},
+                 "plain": {"xen_storage_mode": "plain"}}
+    hostvars = dict((h, {"xen_info_result": info[h]}) for h in info)
+    hostvars.update(inventory)
+    pairs = raid1_pairs(hostvars, ["hosta", "hostb"], ["rec", "plain"])
+    # rec-0 is not the recorded LV name (rec0): both legs' LVs are missing, which says why
+    assert list(pairs) == ["rec"] and pairs["rec"]["hosts"] == ["hosta", "hostb"]
+    assert pairs["rec"]["state"] == "failed" and "no LV xenvg/rec-0 on hosta" in pairs["rec"]["causes"][0]
+    vmlist = vm_report(info, raid1=pairs)
+    validate("vmlist.schema.json", vmlist)
+    assert [(d["name"], d["raid1"] and d["raid1"]["state"]) for d in vmlist["domains"]] == [
+        ("Domain-0", None), ("rec", "failed"), ("Domain-0", None)]
+    lines = report_lines(vmlist)
+    at = lines.index("RAID1 pairs (md not read: playbooks/raid1_status.yml reads it):")
+    assert lines[at + 1].startswith("  rec on hosta: legs on hosta and hostb, failed; hosta's leg")
+    assert "RAID1 pairs" not in " ".join(report_lines(vm_report(info)))
