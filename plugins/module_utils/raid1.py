@@ -19,13 +19,12 @@ dom0 (RepairJournal, the VM's lock) and the identity of the controller run that 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import diskexport
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport, livemigrate
 
 # Causes of a leg out of the mirror, most basic first: the first that holds is the leg's cause.
 HOST_DOWN = "host_down"
@@ -454,59 +453,37 @@ def same_run(a, b):
     return isinstance(a, dict) and isinstance(b, dict) and all(a.get(k) == b.get(k) for k in keys)
 
 
-class RepairJournal(object):
+class RepairJournal(livemigrate.Journal):
     """The open repair of a raid1 VM on the guest's dom0 (conventions.raid1_journal_path): its plan, the steps
-    done and the run that holds it (the VM's lock). Closing it moves it to the history."""
+    done and the run that holds it (the VM's lock). The migrations' journal (load, save, mark) in the raid1 folder;
+    closing it moves it to the history as VM-raid1-ID.json."""
 
     def __init__(self, vm, state_dir=conv.STATE_DIR):
-        self.vm = conv.check_vm_name(vm)
+        super(RepairJournal, self).__init__(vm, state_dir)
         self.state_dir = state_dir
+        self.dir = conv.raid1_dir(state_dir)
         self.path = conv.raid1_journal_path(vm, state_dir)
-        self.data = None
 
     def load(self):
         try:
-            with open(self.path) as handle:
-                self.data = json.load(handle)
-        except (IOError, OSError):
-            self.data = None
-        except ValueError as exc:
-            raise Raid1Error("journal %s is not valid JSON (%s): inspect it by hand" % (self.path, exc))
-        return self.data
-
-    def _write(self, path, data):
-        folder = os.path.dirname(path)
-        if not os.path.isdir(folder):
-            os.makedirs(folder, 0o700)
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-
-    def save(self):
-        self.data["updated_at"] = time.time()
-        self._write(self.path, self.data)
+            return super(RepairJournal, self).load()
+        except livemigrate.MigrationError as exc:
+            raise Raid1Error(str(exc))
 
     def start(self, run_id, owner, plan):
         self.data = {"vm": self.vm, "id": run_id, "owner": owner, "plan": plan, "started_at": time.time(), "log": []}
         self.mark("opened")
 
-    def mark(self, event, **info):
-        entry = {"event": event, "at": time.time()}
-        entry.update(info)
-        self.data.setdefault("log", []).append(entry)
-        self.save()
-
-    def done(self):
+    def events(self):
         return [entry["event"] for entry in (self.data or {}).get("log", [])]
 
     def close(self, outcome):
+        """Record outcome, keep the journal in the history (history/VM-raid1-ID.json) and remove it here."""
         self.data["outcome"] = outcome
         self.mark(outcome)
         history = conv.raid1_history_path(self.vm, self.data["id"], self.state_dir)
-        self._write(history, self.data)
-        os.unlink(self.path)
+        self.dir, path = os.path.dirname(history), self.path
+        self.path = history
+        self.save()
+        os.unlink(path)
         return history

@@ -173,7 +173,7 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     before = copy.deepcopy(data)
-    result = {"changed": False, "journal": data, "done": journal.done()}
+    result = {"changed": False, "journal": data, "done": journal.events()}
     if p["state"] == "open":
         result.update(held_by=None, resumed=False)
         if data is not None and not raid1.same_run(data.get("owner"), p["owner"]) and not p["takeover"]:
@@ -204,11 +204,11 @@ def main():
             result["history"] = conv.raid1_history_path(p["vm"], data["id"], p["state_dir"])
             if not module.check_mode:
                 journal.close(p["outcome"])
-    result.update(journal=journal.data, done=journal.done())
+    result.update(journal=journal.data, done=journal.events())
     if module._diff:
         result["diff"] = {"before_header": journal.path, "after_header": journal.path,
                           "before": {"done": [e["event"] for e in (before or {}).get("log", [])]},
-                          "after": {"done": journal.done()}}
+                          "after": {"done": journal.events()}}
     module.exit_json(**result)
 
 

@@ -251,7 +251,7 @@ def test_journal_is_the_lock_and_goes_to_the_history(tmp_path):
     journal.start("abc123", owner, {"disks": [{"disk": "data", "action": "re_add"}]})
     journal.mark("exported", host="hostb")
     again = raid1.RepairJournal("web07", str(tmp_path))
-    assert again.load()["plan"]["disks"][0]["action"] == "re_add" and again.done() == ["opened", "exported"]
+    assert again.load()["plan"]["disks"][0]["action"] == "re_add" and again.events() == ["opened", "exported"]
     assert raid1.same_run(again.data["owner"], owner) and not raid1.same_run(again.data["owner"], dict(owner, pid=43))
     path = again.close("finished")
     assert path == str(tmp_path / "history" / "web07-raid1-abc123.json")
