@@ -94,8 +94,8 @@ would_run:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import xen
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error, \
-    wait_until
+from ansible_collections.sanless.xen.plugins.module_utils.runner import (CommandError, CommandRunner, fail_from_error,
+                                                                         wait_until)
 
 POLL_SECONDS = 1
 
