@@ -9,7 +9,9 @@ lab's namespace like the dom0s (sanless_lab.ssh_argv; the lab inventory gives An
 Acceptance: [UU] after provisioning, fsync'd writes, a second provision run changes nothing; hostb powered off while the
 guest writes, the guest keeps writing (degraded) and raid1_status.yml says why; hostb back, raid1_repair.yml re-adds the
 leg (bitmap resync), [UU], the data equal on both legs with the writes stopped; with N=3, a leg replaced on hostc while
-the guest writes, no I/O error in the guest. Not run yet (needs the lab): marked long.
+the guest writes, no I/O error in the guest; the paired VM migrated hosta -> hostb and back (shared mode: both dom0s
+reach both legs, no DRBD), its data unchanged, no leftovers. make test runs the degrade and re-add case (its fixture
+provisions); the others are long.
 """
 import re
 import time
@@ -18,9 +20,7 @@ import pytest
 
 import sanless_lab
 from exporthelpers import recap_changed
-from labhelpers import wait_for, where_runs
-
-pytestmark = pytest.mark.long
+from labhelpers import leftovers, wait_for, where_runs
 
 VM, HOME, PARTNER, THIRD = "web07", "hosta", "hostb", "hostc"
 GUEST = {"name": VM, "ip": "10.77.0.107"}
@@ -48,6 +48,12 @@ def mdstat_map():
     text = guest(["cat", "/proc/mdstat"]).stdout
     found = re.search(r"\[([U_]+)\]", text)
     return (found.group(1) if found else None), bool(re.search(r"(resync|recovery)\s*=", text))
+
+
+def dom0_arrays(lab):
+    """The md arrays the dom0s assembled: none may hold a guest's legs (dom0 role: mdadm.conf AUTO -all)."""
+    return {host: re.findall(r"^(md\S*) :", lab.run(host, ["cat", "/proc/mdstat"]).stdout, re.M)
+            for host in lab.hosts if sanless_lab.powered(host)}
 
 
 def wait_clean(timeout=900):
@@ -102,6 +108,7 @@ def web07(lab):
     remove_web07(lab)
 
 
+@pytest.mark.long
 def test_provision_pairs_the_legs_mirrors_them_in_the_guest_and_reruns_change_nothing(lab, web07):
     config = lab.run(HOME, ["cat", "/etc/xen/auto/%s.cfg" % VM]).stdout
     assert "/dev/sanless/hosta/xenvg/web07-data,xvdb" in config and "/dev/sanless/hostb/xenvg/web07-data,xvdc" in config
@@ -123,6 +130,7 @@ def test_provision_pairs_the_legs_mirrors_them_in_the_guest_and_reruns_change_no
     # status: healthy, each leg where it is
     status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
     assert "web07: HEALTHY (runs on hosta)" in status, status[-3000:]
+    assert dom0_arrays(lab) == {host: [] for host in lab.hosts}
 
 
 def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
@@ -153,11 +161,14 @@ def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
     assert guest_sh("cat /tmp/writer.err 2>/dev/null | grep -ci 'error'; true").stdout.strip() in ("", "0")
     assert leg_sha256(LEGS[0]) == leg_sha256(LEGS[1])
     assert array_sha256()
+    # hostb booted with its leg's LV: its dom0 did not assemble the guest's array from it
+    assert dom0_arrays(lab) == {host: [] for host in lab.hosts}
     # closed journal in the history, none open
     assert lab.sh(HOME, "ls /var/lib/sanless-xen/history/ | grep -c '^web07-raid1-'").stdout.strip() != "0"
     assert lab.run(HOME, ["test", "-e", "/var/lib/sanless-xen/raid1/%s.json" % VM], check=False).returncode != 0
 
 
+@pytest.mark.long
 def test_replace_a_leg_on_a_third_dom0_while_the_guest_writes(lab, web07):
     if THIRD not in lab.hosts:
         pytest.skip("needs the N=3 lab (make lab-up N=3; SANLESS_LAB_HOSTS=3)")
@@ -179,3 +190,26 @@ def test_replace_a_leg_on_a_third_dom0_while_the_guest_writes(lab, web07):
     assert leg_sha256("/dev/xvdb") == leg_sha256("/dev/xvdd")
     status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
     assert "web07: HEALTHY (runs on hosta)" in status and "hostc /dev/sanless/hostc/xenvg/web07-data" in status
+
+
+@pytest.mark.long
+def test_migrate_the_paired_vm_to_its_partner_and_back(lab, web07):
+    wait_clean()
+    guest_sh("dd if=/dev/urandom of=/tmp/pattern bs=1M count=32 2>/dev/null; "
+             "dd if=/tmp/pattern of=%s bs=1M oflag=direct conv=fsync,notrunc 2>/dev/null" % ARRAY)
+    expected = guest_sh("sha256sum < /tmp/pattern").stdout.split()[0]
+    for source, target in ((HOME, PARTNER), (PARTNER, HOME)):
+        proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=%s" % VM, "-e", "target=%s" % target, timeout=2400)
+        assert "storage mode shared" in proc.stdout and "no DRBD" in proc.stdout, proc.stdout[-3000:]
+        assert where_runs(lab, VM) == [target]
+        for host in lab.hosts:
+            assert leftovers(lab, host, VM) == []
+            cfg = lab.run(host, ["test", "-e", "/etc/xen/auto/%s.cfg" % VM], check=False).returncode == 0
+            assert cfg == (host == target), "%s: /etc/xen/auto/%s.cfg present=%s" % (host, VM, cfg)
+        assert mdstat_map() == ("UU", False), "the mirror after the move to %s" % target
+        assert guest_sh("dd if=%s bs=1M count=32 iflag=direct 2>/dev/null | sha256sum" % ARRAY).stdout.split()[0] \
+            == expected
+        status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
+        assert "web07: HEALTHY (runs on %s)" % target in status, status[-3000:]
+    guest_sh("sync")
+    assert leg_sha256(LEGS[0]) == leg_sha256(LEGS[1])
