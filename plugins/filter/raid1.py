@@ -75,14 +75,14 @@ def raid1_status_lines(health):
     lines = ["%s: %s (runs on %s)" % (health["vm"], health["state"].upper(), " and ".join(health["running_on"]) or "no dom0")]
     for disk in health["disks"]:
         sync = disk["sync"]
-        lines.append("  disk %s: %s, md %s%s" % (disk["disk"], disk["state"], disk["array"] or "not read",
-                                               ", %s %s%%" % (sync["action"], sync["percent"]) if sync else ""))
+        progress = ", %s %s%%" % (sync["action"], sync["percent"]) if sync else ""
+        lines.append("  disk %s: %s, md %s%s" % (disk["disk"], disk["state"], disk["array"] or "not read", progress))
         for leg in disk["legs"]:
             export = "local" if leg["local"] else ("exported" if leg["export"] else "not exported")
             session = "" if leg["local"] or leg["session"] is None else ", session %s %s" % (
                 leg["session"].get("transport"), leg["session"].get("state"))
-            lines.append("    %s %s: %s%s, md %s%s" % (leg["host"], leg["path"], export, session, leg["md"] or "?",
-                                                    "" if leg["ok"] else "  <- %s" % leg["problem"]))
+            problem = "" if leg["ok"] else "  <- %s" % leg["problem"]
+            lines.append("    %s %s: %s%s, md %s%s" % (leg["host"], leg["path"], export, session, leg["md"] or "?", problem))
     for cause in health["causes"]:
         lines.append("  CAUSE %s: %s" % (cause["cause"], cause["problem"]))
     return lines
