@@ -145,6 +145,16 @@ def leftovers(lab, host, vm):
     return [line for line in out.splitlines() if line.strip()]
 
 
+def assert_moved(lab, vm, runs_on):
+    """vm runs on runs_on alone, its config (/etc/xen/auto) only there, nothing of a migration left on any host."""
+    for host in lab.hosts:
+        assert leftovers(lab, host, vm) == [], "%s: leftovers of %s: %s" % (host, vm, leftovers(lab, host, vm))
+    assert where_runs(lab, vm) == [runs_on]
+    for host in lab.hosts:
+        cfg = lab.run(host, ["test", "-e", "/etc/xen/auto/%s.cfg" % vm], check=False).returncode == 0
+        assert cfg == (host == runs_on), "%s: /etc/xen/auto/%s.cfg present=%s" % (host, vm, cfg)
+
+
 def vm_lvs(lab, host, vm, vg="xenvg"):
     out = lab.run(host, ["lvs", "--noheadings", "-o", "lv_name", vg]).stdout.split()
     return sorted(name for name in out if name.startswith(vm + "-"))

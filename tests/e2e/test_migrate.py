@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from labhelpers import journal_events, journal_history, leftovers, remove_vm, stall_during, start_playbook, tail, vm_lvs, where_runs
+from labhelpers import assert_moved, journal_events, journal_history, leftovers, remove_vm, stall_during, start_playbook, tail, vm_lvs, where_runs
 
 PATTERN_MIB = 16
 DATA_MIB = 32
@@ -50,17 +50,13 @@ def other(lab, host):
 
 def assert_clean(lab, vm, runs_on, vg="xenvg"):
     """vm runs on runs_on with its LVs in vg there, and nothing of a migration is left on any host."""
-    for host in lab.hosts:
-        assert leftovers(lab, host, vm) == [], "%s: leftovers of %s: %s" % (host, vm, leftovers(lab, host, vm))
-    assert where_runs(lab, vm) == [runs_on]
+    assert_moved(lab, vm, runs_on)
     for host in lab.hosts:
         lvs = vm_lvs(lab, host, vm, vg if host == runs_on else "xenvg")
         if host == runs_on:
             assert lvs and all(".drbdmeta" not in lv for lv in lvs), lvs
         else:
             assert lvs == [], "%s still has LVs of %s: %s" % (host, vm, lvs)
-        cfg = lab.run(host, ["test", "-e", "/etc/xen/auto/%s.cfg" % vm], check=False).returncode == 0
-        assert cfg == (host == runs_on), "%s: /etc/xen/auto/%s.cfg present=%s" % (host, vm, cfg)
 
 
 def assert_data(lab, host, vm, expected, vg="xenvg"):
