@@ -85,5 +85,10 @@ sed -i 's/^MODULES=.*/MODULES=list/; s/^COMPRESS=.*/COMPRESS=gzip/' "$conf/initr
 printf 'xen-blkfront\nxen-netfront\next4\n' > "$conf/modules"
 chroot "$root" mkinitramfs -d /tmp/domu-initramfs -o /usr/local/share/sanless/domu-initrd.img "$kver"
 rm -rf "$conf"
+# the lab boots this image's initrd, not a dom0's /boot: build it as the dom0 role leaves a dom0 (mdadm.conf
+# AUTO -all, and update-initramfs), else its initramfs assembles a raid1 guest's array from the legs' LVs
+# when a dom0 reboots (seen in the lab); the role then finds the line there and changes nothing
+echo "AUTO -all" >> "$root/etc/mdadm/mdadm.conf"
+chroot "$root" update-initramfs -u -k "$kver" >/dev/null
 install -m 755 "$here/fpu-check.py" "$root/usr/local/sbin/sanless-fpu-check"
 chroot "$root" apt-get clean

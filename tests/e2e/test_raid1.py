@@ -50,6 +50,13 @@ def mdstat_map():
     return (found.group(1) if found else None), bool(re.search(r"(resync|recovery)\s*=", text))
 
 
+def raid1_playbook(lab, name, *args, **kwargs):
+    """raid1_status.yml or raid1_repair.yml for web07, its results printed as JSON: the repo's YAML result format
+    quotes a line such as "hostb's leg" as 'hostb''s leg'."""
+    return lab.playbook("playbooks/raid1_%s.yml" % name, "-e", "vm=%s" % VM, *args,
+                        env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}, **kwargs)
+
+
 def dom0_arrays(lab):
     """The md arrays the dom0s assembled: none may hold a guest's legs (dom0 role: mdadm.conf AUTO -all)."""
     return {host: re.findall(r"^(md\S*) :", lab.run(host, ["cat", "/proc/mdstat"]).stdout, re.M)
@@ -130,7 +137,7 @@ def test_provision_pairs_the_legs_mirrors_them_in_the_guest_and_reruns_change_no
     again = lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % VM)
     assert set(recap_changed(again).values()) == {0}, again.stdout[-4000:]
     # status: healthy, each leg where it is
-    status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
+    status = flat(raid1_playbook(lab, "status").stdout)
     assert "web07: HEALTHY (runs on hosta)" in status, status[-3000:]
     assert dom0_arrays(lab) == {host: [] for host in lab.hosts}
 
@@ -145,15 +152,15 @@ def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
     before = int(guest_sh("cat /tmp/writes").stdout)
     time.sleep(10)
     assert int(guest_sh("cat /tmp/writes").stdout) > before, "the guest stopped writing on its degraded mirror"
-    status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
+    status = flat(raid1_playbook(lab, "status").stdout)
     assert "web07: DEGRADED (runs on hosta)" in status, status[-3000:]
     assert "CAUSE host_down: hostb's leg /dev/sanless/hostb/xenvg/web07-data: hostb is down" in status
     # refused while hostb is down and not confirmed gone: nothing changed
-    proc = lab.playbook("playbooks/raid1_repair.yml", "-e", "vm=%s" % VM, check=False)
+    proc = raid1_playbook(lab, "repair", check=False)
     assert proc.returncode != 0 and "wait until hostb is back" in flat(proc.stdout), proc.stdout[-3000:]
 
     sanless_lab.power_on(PARTNER)
-    proc = lab.playbook("playbooks/raid1_repair.yml", "-e", "vm=%s" % VM, timeout=3600)
+    proc = raid1_playbook(lab, "repair", timeout=3600)
     out = flat(proc.stdout)
     assert "data: re-add hostb's leg" in out, out[-4000:]
     assert "/dev/md/data: in sync (UU)" in out
@@ -177,7 +184,7 @@ def test_replace_a_leg_on_a_third_dom0_while_the_guest_writes(lab, web07):
     wait_clean()
     errors = guest_sh("dmesg | grep -ci 'i/o error'; true").stdout.strip() or "0"
     guest_sh(WRITER)
-    proc = lab.playbook("playbooks/raid1_repair.yml", "-e", "vm=%s" % VM, "-e", "replace=true", "-e",
+    proc = raid1_playbook(lab, "repair", "-e", "replace=true", "-e",
                         "new_host=%s" % THIRD, timeout=3600)
     out = flat(proc.stdout)
     assert "replace hostb's leg by a new one on hostc" in out, out[-4000:]
@@ -190,7 +197,7 @@ def test_replace_a_leg_on_a_third_dom0_while_the_guest_writes(lab, web07):
     assert "/dev/sanless/hostc/xenvg/web07-data,xvdd" in config and "/dev/sanless/hostb/" not in config
     assert "web07-data" not in lab.run(PARTNER, ["lvs", "--noheadings", "-o", "lv_name", "xenvg"]).stdout
     assert leg_sha256("/dev/xvdb") == leg_sha256("/dev/xvdd")
-    status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
+    status = flat(raid1_playbook(lab, "status").stdout)
     assert "web07: HEALTHY (runs on hosta)" in status and "hostc /dev/sanless/hostc/xenvg/web07-data" in status
 
 
@@ -207,7 +214,7 @@ def test_migrate_the_paired_vm_to_its_partner_and_back(lab, web07):
         assert mdstat_map() == ("UU", False), "the mirror after the move to %s" % target
         assert guest_sh("dd if=%s bs=1M count=32 iflag=direct 2>/dev/null | sha256sum" % ARRAY).stdout.split()[0] \
             == expected
-        status = flat(lab.playbook("playbooks/raid1_status.yml", "-e", "vm=%s" % VM).stdout)
+        status = flat(raid1_playbook(lab, "status").stdout)
         assert "web07: HEALTHY (runs on %s)" % target in status, status[-3000:]
     guest_sh("sync")
     assert leg_sha256(LEGS[0]) == leg_sha256(LEGS[1])
