@@ -36,6 +36,7 @@ INPUTS = {
     "sanless.xen.iscsi_initiator": {"vault_iscsi_secret"},
     "sanless.xen.valid_vm_name": {"vm"},
     "sanless.xen.vm_name": {"vm"},
+    "sanless.xen.backup_id": {"vm", "backup"},
 }
 # Task keywords whose value is a bare Jinja expression.
 EXPRESSION_KEYS = {"when", "that", "failed_when", "changed_when", "until"}
