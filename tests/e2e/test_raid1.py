@@ -14,7 +14,6 @@ reach both legs, no DRBD), its data unchanged, no leftovers. All long until the 
 failed there at stop 27; then make test runs it, as the issue asks).
 """
 import re
-import time
 
 import pytest
 
@@ -28,7 +27,9 @@ ARRAY = "/dev/md/data"
 LEGS = ("/dev/xvdb", "/dev/xvdc")
 WRITER = ("nohup sh -c 'i=0; while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=%s bs=64k count=1 seek=$((i %% 1024)) "
           "oflag=direct conv=fsync,notrunc 2>>/tmp/writer.err && echo $i > /tmp/writes; i=$((i+1)); done' "
-          ">/dev/null 2>&1 &" % ARRAY)
+          ">/dev/null 2>&1 & echo $! > /tmp/writer.pid" % ARRAY)
+# the writer asked to stop and waited for: its last dd has returned before the legs are compared
+STOP_WRITER = "touch /tmp/stop; while kill -0 $(cat /tmp/writer.pid) 2>/dev/null; do sleep 0.2; done; sync"
 
 
 def flat(output):
@@ -151,8 +152,8 @@ def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
     # md fails the leg once the iSCSI session gives up on it (replacement_timeout): the guest keeps writing degraded
     wait_for(lambda: mdstat_map()[0] == "U_", 600, "%s degraded ([U_]) after %s's power-off" % (ARRAY, PARTNER), interval=5)
     before = int(guest_sh("cat /tmp/writes").stdout)
-    time.sleep(10)
-    assert int(guest_sh("cat /tmp/writes").stdout) > before, "the guest stopped writing on its degraded mirror"
+    wait_for(lambda: int(guest_sh("cat /tmp/writes").stdout) > before, 60,
+             "the guest writing on its degraded mirror")
     status = flat(raid1_playbook(lab, "status").stdout)
     assert "web07: DEGRADED (runs on hosta)" in status, status[-3000:]
     assert "CAUSE host_down: hostb's leg /dev/sanless/hostb/xenvg/web07-data: hostb is down" in status
@@ -167,7 +168,7 @@ def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
     assert "/dev/md/data: in sync (UU)" in out
     wait_clean()
     # with the writes stopped, both legs hold the same data, which is the array's
-    guest_sh("touch /tmp/stop; sleep 3; sync")
+    guest_sh(STOP_WRITER)
     assert guest_sh("cat /tmp/writer.err 2>/dev/null | grep -ci 'error'; true").stdout.strip() in ("", "0")
     assert leg_sha256(LEGS[0]) == leg_sha256(LEGS[1])
     assert array_sha256()
@@ -191,7 +192,7 @@ def test_replace_a_leg_on_a_third_dom0_while_the_guest_writes(lab, web07):
     assert "replace hostb's leg by a new one on hostc" in out, out[-4000:]
     assert "set xen_raid1_partner: hostc" in out
     wait_clean()
-    guest_sh("touch /tmp/stop; sleep 3; sync")
+    guest_sh(STOP_WRITER)
     assert (guest_sh("dmesg | grep -ci 'i/o error'; true").stdout.strip() or "0") == errors
     # the guest's legs now: hosta's xvdb and hostc's new one; the config says so, hostb's leg is gone
     config = lab.run(HOME, ["cat", "/etc/xen/auto/%s.cfg" % VM]).stdout
