@@ -169,8 +169,9 @@ def storage_facts(runner):
     facts["initiator"] = iscsi.parse_initiatorname(text) if text else None
 
     def lio():
-        # without a saved config, targetcli ls; not while LIO is not loaded (targetcli would load it)
-        if read_text(iscsi.LIO_SAVECONFIG) is None and not (os.path.isdir(LIO_CONFIGFS) and runner.has_tool("targetcli")):
+        # the kernel's state (Lio.state runs targetcli ls): none while LIO is not loaded, whatever saveconfig.json
+        # says (and targetcli is not run then: it would load it)
+        if not (os.path.isdir(LIO_CONFIGFS) and runner.has_tool("targetcli")):
             return []
         return lio_exports(iscsi.Lio(runner).state()[0])
 

@@ -153,8 +153,8 @@ _LS_LINE_RE = re.compile(r"^(?P<indent>[ |]*)o- (?P<name>\S+) \.*(?: \[(?P<info>
 
 
 def parse_targetcli_ls(text):
-    """The same state as parse_lio_saveconfig from ``targetcli ls`` (used when there is no
-    saveconfig.json yet). CHAP user names are not in this listing: chap_userid is None."""
+    """The same state as parse_lio_saveconfig from ``targetcli ls``: what the kernel has (Lio.state).
+    CHAP user names and backstore wwns are not in this listing: chap_userid and wwn are None."""
     state = {"backstores": [], "targets": []}
     path = []
     for line in text.splitlines():
@@ -199,6 +199,33 @@ def parse_targetcli_ls(text):
                 {"mapped_lun": int(name[len("mapped_lun"):]), "tpg_lun": int(lun.group(1)),
                  "write_protect": "(ro)" in info})
     return state
+
+
+def _lio_as_listed(state):
+    """A parsed LIO state cut down to what ``targetcli ls`` shows, in one order, to compare the two readers."""
+    backstores = sorted((dict(b, wwn=None) for b in state["backstores"]), key=lambda b: (b["plugin"] or "", b["name"]))
+    targets = []
+    for target in state["targets"]:
+        # parse_targetcli_ls reads /iscsi only: targets of other fabrics (vhost, loopback, ...) are not compared
+        if target.get("fabric") not in ("iscsi", None):
+            continue
+        tpgs = []
+        for tpg in target["tpgs"]:
+            # the listing has no CHAP user names, and parse_targetcli_ls takes every tpg for enabled
+            acls = [dict(a, chap_userid=None, mapped_luns=sorted(a["mapped_luns"], key=lambda m: m["mapped_lun"]))
+                    for a in tpg["acls"]]
+            tpgs.append(dict(tpg, enabled=None, portals=sorted(tpg["portals"], key=lambda p: (p["address"], p["port"])),
+                             luns=sorted(tpg["luns"], key=lambda lun: lun["lun"]),
+                             acls=sorted(acls, key=lambda a: a["initiator"])))
+        targets.append(dict(target, fabric="iscsi", tpgs=sorted(tpgs, key=lambda t: t["tag"])))
+    return {"backstores": backstores, "targets": sorted(targets, key=lambda t: t["iqn"])}
+
+
+def lio_same_config(saved, live):
+    """True when a saveconfig.json (parse_lio_saveconfig) describes what the kernel has (parse_targetcli_ls of
+    ``targetcli ls``), compared on what the listing shows: not the backstore wwns, CHAP user names, tpg enable
+    or targets of fabrics other than iSCSI. A failed restore at boot leaves a file naming what the kernel lacks."""
+    return _lio_as_listed(saved) == _lio_as_listed(live)
 
 
 _SESSION_HEAD_RE = re.compile(r"^alias: (?P<alias>\S*)\s+sid: (?P<sid>[0-9]+) type: (?P<type>\S+) "
@@ -686,12 +713,18 @@ class Lio(RunnerTool):
     """The LIO target through a runner.CommandRunner: its state and its sessions (read-only)."""
 
     def state(self):
-        """(state, chap secrets, saved): from saveconfig.json when there is one (it carries the CHAP
-        user names and lets secrets be compared), else from ``targetcli ls`` (saved is False)."""
-        saved = read_text(LIO_SAVECONFIG)
-        if saved is not None:
-            return parse_lio_saveconfig(saved), lio_chap_secrets(saved), True
-        return parse_targetcli_ls(self.runner.stdout(lio_ls_argv())), {}, False
+        """(state, chap secrets, saved). What exists is what the kernel has (``targetcli ls``). While
+        saveconfig.json describes the same (lio_same_config), its state is returned: it adds what the listing
+        lacks (CHAP user names, secrets to compare with, backstore wwns). Without that file, or when it is stale
+        (a failed restore at boot), the kernel's state with no known secret (CHAP is set again) and saved False
+        (the caller saves anew)."""
+        live = parse_targetcli_ls(self.runner.stdout(lio_ls_argv()))
+        text = read_text(LIO_SAVECONFIG)
+        if text is not None:
+            saved = parse_lio_saveconfig(text)
+            if lio_same_config(saved, live):
+                return saved, lio_chap_secrets(text), True
+        return live, {}, False
 
     def sessions(self):
         return parse_targetcli_sessions(self.runner.stdout(lio_sessions_argv()))

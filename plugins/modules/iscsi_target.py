@@ -89,8 +89,9 @@ options:
     default: true
 notes:
   - Commands run with C(LANG=C), without a shell.
-  - The LIO state is read from C(/etc/rtslib-fb-target/saveconfig.json) (the module saves after every change), or from
-    C(targetcli ls) while there is no such file; changes made by hand and not saved are not seen.
+  - The LIO state is what the kernel has (C(targetcli ls)). C(/etc/rtslib-fb-target/saveconfig.json) (the module saves
+    after every change) adds the CHAP user names and secrets while it describes the same; when it is missing or stale
+    (for example after a failed restore at boot), CHAP is set again and the configuration saved anew.
   - C(targetcli) and C(tgtadm) take the CHAP secret as a command argument, visible in the process list while they run.
 requirements:
   - targetcli-fb (LIO) or tgt, on the exporting dom0.
@@ -225,7 +226,7 @@ def plan_lio(p, state, secrets, sessions):
     """(steps, export_after, logged_in, before) for LIO. steps: [(description, argv)]; before: the
     export as it is (diff form) or None. Pure.
 
-    state: parse_lio_saveconfig/parse_targetcli_ls; secrets: lio_chap_secrets; sessions:
+    state, secrets: Lio.state (parse_lio_saveconfig or parse_targetcli_ls; lio_chap_secrets); sessions:
     parse_targetcli_sessions (only read for state=absent).
     """
     iqn, name, dev = p["target"], p["backstore"], p["device"]
@@ -474,7 +475,7 @@ def main():
             if p["state"] == "absent" and iscsi.lio_backstore(state, p["backstore"]) is not None:
                 sessions = lio.sessions()
             steps, export, in_use, before = plan_lio(p, state, chap, sessions)
-            # Never saved yet: save even without a change, or the export would not survive a reboot.
+            # Never saved, or saved but stale: save even without a change, or the export would not survive a reboot.
             if p["save"] and (steps or (not saved and export is not None)):
                 steps.append(("save config", iscsi.lio_saveconfig_argv()))
         else:

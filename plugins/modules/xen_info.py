@@ -46,9 +46,10 @@ options:
     default: false
   disk_exports:
     description:
-      - "Also return the dom0's disk exports and imports (RV(disk_exports)), read from LIO (C(saveconfig.json), else
-        C(targetcli ls)), C(tgtadm), the collection's vblade units and C(ps), C(iscsiadm -m session -P 3),
-        C(aoe-stat), the shared paths under C(/dev/sanless), the initiator name and the interface MACs."
+      - "Also return the dom0's disk exports and imports (RV(disk_exports)), read from LIO (C(targetcli ls), with
+        C(saveconfig.json) while it agrees), C(tgtadm), the collection's vblade units and C(ps),
+        C(iscsiadm -m session -P 3), C(aoe-stat), the shared paths under C(/dev/sanless), the initiator name and the
+        interface MACs."
       - A tool that is not installed adds nothing; one that fails adds a line to RV(disk_exports.errors).
     type: bool
     default: false

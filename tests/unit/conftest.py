@@ -186,7 +186,7 @@ LAB_ADDRESSES = {"hosta": "10.77.0.11", "hostb": "10.77.0.12"}
 @pytest.fixture
 def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
     """facts(host) -> diskexport.storage_facts of hosta or hostb as the recordings show the lab:
-    hosta exports xenvg/rec0 over LIO (LUN 0, hostb's ACL; tc-saveconfig-json) and xenvg/rec1 over AoE (e1.2, the
+    hosta exports xenvg/rec0 over LIO (LUN 0, hostb's ACL; tc-ls, tc-saveconfig-json) and xenvg/rec1 over AoE (e1.2, the
     collection's unit; no vblade running), imports hostb's rec2 (tgt LUN 1, sda; iscsiadm-session-P3-tgt) and
     rec3 (e2.1; aoe-stat-a); hostb exports rec2 over tgt (tgtadm-show) and rec3 over AoE (a vblade started by hand
     with hosta's MAC as allow-list; ps-vblade), imports rec0 (sda; iscsiadm-session-P3) and rec1 (e1.2; aoe-discover).
@@ -201,6 +201,8 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
     hosta_iqn, hostb_iqn = conv.target_iqn("hosta"), conv.target_iqn("hostb")
     outputs = {
         "hosta": {tuple(iscsi.iscsiadm_session_argv(details=True)): rec(("iscsiadm", "2.1.8"), "iscsiadm-session-P3-tgt"),
+                  # LIO's state is the kernel's: targetcli ls as recorded with tc-saveconfig-json
+                  tuple(iscsi.lio_ls_argv()): rec(("targetcli", "2.1.53"), "tc-ls"),
                   tuple(aoe.aoe_stat_argv()): rec(("aoetools", "36"), "aoe-stat-a"),
                   # no vblade runs on hosta: ps shows none
                   tuple(aoe.ps_argv()): (0, "    1 /sbin/init\n", "")},
@@ -228,6 +230,7 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
         (root / "net/lo/address").write_text("00:00:00:00:00:00\n")
         saveconfig = root / "saveconfig.json"
         if host == "hosta":
+            (root / "configfs").mkdir(exist_ok=True)  # LIO is loaded on hosta only
             saveconfig.write_text(fixture_text("targetcli", "2.1.53", "tc-saveconfig-json.out"))
             (root / "systemd" / aoe.unit_path(1, 2).rsplit("/", 1)[1]).write_text(
                 aoe.vblade_unit(1, 2, "xenbr0", "/dev/xenvg/rec1"))
@@ -237,6 +240,7 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
         monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(root / "systemd"))
         monkeypatch.setattr(aoe, "ETHERD_DIR", str(root / "etherd"))
         monkeypatch.setattr(diskexport, "SYS_NET", str(root / "net"))
+        monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(root / "configfs"))
         for owner, lv, device in links[host]:
             match = {"ENV{DM_VG_NAME}": "xenvg", "ENV{DM_LV_NAME}": lv} if owner == host else {"KERNEL": "sda"}
             iscsi.ensure_shared_path(owner, "xenvg", lv, match, device, False)

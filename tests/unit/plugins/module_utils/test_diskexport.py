@@ -125,3 +125,18 @@ def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(
     facts = diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))
     assert facts["exports"] == [{"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN,
                                  "lun": 0, "allowed": [LAB_INITIATORS["hostb"]]}]
+
+
+def test_lio_exports_are_the_kernels_not_a_stale_saved_config(lab_storage_facts, monkeypatch, tmp_path, fixture_text):
+    """hosta's saveconfig.json names rec0's LUN (tc-saveconfig-json) but the kernel has nothing (a failed restore at
+    boot; targetcli-ls-empty): no LIO export. With LIO not loaded, none either, and targetcli is not run."""
+    lab_storage_facts("hosta")  # hosta's folders: its saveconfig.json, LIO loaded
+    empty = recorded_run(fixture_text, ("targetcli", "2.1.53"), "targetcli-ls-empty")
+    module = FakeModule({tuple(iscsi.lio_ls_argv()): empty}, tools=["targetcli"])
+    facts = diskexport.storage_facts(CommandRunner(module))
+    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"]
+    assert [call[0] for call in module.calls] == [iscsi.lio_ls_argv()]
+    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
+    module = FakeModule({}, tools=["targetcli"])
+    facts = diskexport.storage_facts(CommandRunner(module))
+    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"] and module.calls == []

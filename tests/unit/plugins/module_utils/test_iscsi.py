@@ -64,6 +64,50 @@ def test_targetcli_ls_of_a_fresh_host_is_empty(fixture_text):
     assert iscsi.parse_lio_saveconfig("") == {"backstores": [], "targets": []}
 
 
+def test_lio_same_config_compares_what_targetcli_ls_shows(fixture_text):
+    saved = iscsi.parse_lio_saveconfig(out(fixture_text, TC, "tc-saveconfig-json"))
+    live = iscsi.parse_targetcli_ls(out(fixture_text, TC, "tc-ls"))
+    empty = iscsi.parse_targetcli_ls(out(fixture_text, TC, "targetcli-ls-empty"))
+    # the recorded pair agrees although the listing has no wwn nor CHAP user name
+    assert saved["backstores"][0]["wwn"] and live["backstores"][0]["wwn"] is None
+    assert iscsi.lio_same_config(saved, live)
+    # a file naming what the kernel lacks (a failed restore at boot), and the other way round
+    assert not iscsi.lio_same_config(saved, empty)
+    assert not iscsi.lio_same_config(iscsi.parse_lio_saveconfig(""), live)
+    assert iscsi.lio_same_config(iscsi.parse_lio_saveconfig(""), empty)
+    # a listed field that differs counts (an ACL whose mapped LUN is gone from the kernel)
+    unmapped = iscsi.parse_targetcli_ls(out(fixture_text, TC, "tc-ls"))
+    unmapped["targets"][0]["tpgs"][0]["acls"][0]["mapped_luns"] = []
+    assert not iscsi.lio_same_config(saved, unmapped)
+    # the comparison reads copies: the parsed states are left as they were
+    assert saved == iscsi.parse_lio_saveconfig(out(fixture_text, TC, "tc-saveconfig-json"))
+
+
+@pytest.mark.parametrize("saveconfig, listing, expected", [
+    # the file agrees with the kernel: its state, with the CHAP user name and secret it alone holds
+    ("tc-saveconfig-json", "tc-ls", "saved"),
+    # stale file (the kernel restored nothing at boot): the kernel's state, no secret known, not saved
+    ("tc-saveconfig-json", "targetcli-ls-empty", "live"),
+    # no file yet: the kernel's state
+    (None, "tc-ls", "live"),
+])
+def test_lio_state_is_the_kernels(fake_module, monkeypatch, tmp_path, fixture_text, saveconfig, listing, expected):
+    from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
+    path = tmp_path / "saveconfig.json"
+    if saveconfig:
+        path.write_text(out(fixture_text, TC, saveconfig))
+    monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(path))
+    recorded = (rc(fixture_text, TC, listing), out(fixture_text, TC, listing), fixture_text(*TC + (listing + ".err",)))
+    module = fake_module({tuple(iscsi.lio_ls_argv()): recorded})
+    state, secrets, saved = iscsi.Lio(CommandRunner(module)).state()
+    assert [call[0] for call in module.calls] == [iscsi.lio_ls_argv()]
+    if expected == "saved":
+        assert state == iscsi.parse_lio_saveconfig(out(fixture_text, TC, saveconfig)) and saved
+        assert secrets == {("iqn.2026-12.xen.sanless:hosta", 1, HOSTB_INIT): SECRET}
+    else:
+        assert state == iscsi.parse_targetcli_ls(out(fixture_text, TC, listing)) and secrets == {} and not saved
+
+
 def test_targetcli_sessions(fixture_text):
     sessions = iscsi.parse_targetcli_sessions(out(fixture_text, TC, "tc-sessions"))
     assert sessions == [{"alias": "hostb", "sid": 1, "type": "Normal", "state": "LOGGED_IN", "initiator": HOSTB_INIT,

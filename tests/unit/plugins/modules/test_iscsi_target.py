@@ -44,6 +44,10 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
             saved.write_text(saveconfig)
         outputs = dict(outputs)
         outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_report_with(fixture_text, *lvs))
+        if saved.exists():
+            # LIO's state is read from the kernel too: unless a test says otherwise, it has what the saved file
+            # (tc-saveconfig-json) describes, as targetcli ls showed it in the same recording (tc-ls)
+            outputs.setdefault(tuple(iscsi.lio_ls_argv()), recorded_run(fixture_text, TC, "tc-ls"))
         result, failed, calls = module_main(iscsi_target.main, args, outputs, check_mode, diff)
         assert SECRET not in json.dumps(result), "the CHAP secret leaked into the result"
         return result, failed, calls
@@ -103,9 +107,40 @@ def test_lio_second_run_from_recorded_saveconfig_changes_nothing(run, fixture_te
     result, failed, calls = run(LIO_ARGS, {}, saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert not failed, result
     assert not result["changed"] and result["actions"] == []
-    assert calls == [lvs_argv(["xenvg"])]
+    # the kernel agrees with the file: the file's state is used (its CHAP user and secret), nothing saved
+    assert calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert result["diff"]["before"]["chap_user"] == "hostb"
     assert result["diff"]["before"] == result["diff"]["after"]
     assert result["export"]["initiators"] == [HOSTB_INIT]
+
+
+def test_lio_stale_saveconfig_is_not_trusted_over_the_kernel(run, fixture_text):
+    """The lab's failed boot: saveconfig.json names the export (tc-saveconfig-json) but the restore left the
+    kernel without it (targetcli-ls-empty). The export is made again, CHAP set again (its secret in the file
+    says nothing of the kernel) and the configuration saved; then, the kernel as recorded after that export
+    (tc-ls) agreeing with the file, the next run changes nothing."""
+    stale = fixture_text(*TC + ("tc-saveconfig-json.out",))
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text), saveconfig=stale)
+    assert not failed, result
+    assert result["changed"] and result["diff"]["before"] == {"state": "absent"}
+    assert result["actions"][:3] == ["create backstore xenvg-rec0", "create target %s" % HOSTA, "create LUN 0"]
+    assert "set CHAP of %s" % HOSTB_INIT in result["actions"]
+    assert calls[1] == iscsi.lio_ls_argv() and calls[-1] == iscsi.lio_saveconfig_argv()
+    assert iscsi.lio_target_create_argv(HOSTA) in calls
+    assert result["export"]["lun"] == 0 and result["export"]["initiators"] == [HOSTB_INIT]
+    result, failed, calls = run(LIO_ARGS, {})
+    assert not failed, result
+    assert not result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+
+
+def test_lio_stale_saveconfig_in_check_mode_reports_the_export_and_the_save(run, fixture_text):
+    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty")}
+    stale = fixture_text(*TC + ("tc-saveconfig-json.out",))
+    result, failed, calls = run(LIO_ARGS, outputs, check_mode=True, saveconfig=stale)
+    assert not failed, result
+    assert result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert iscsi.lio_target_create_argv(HOSTA) in result["would_run"]
+    assert result["would_run"][-1] == iscsi.lio_saveconfig_argv()
 
 
 def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
@@ -147,14 +182,14 @@ def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent"}, sessions,
                                 saveconfig=saved)
     assert failed and HOSTB_INIT in result["msg"] and "force=true" in result["msg"]
-    assert calls == [iscsi.lio_sessions_argv()]
+    assert calls == [iscsi.lio_ls_argv(), iscsi.lio_sessions_argv()]
     sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-delete-target"),
                      tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): recorded_run(fixture_text, TC, "tc-delete-bs"),
                      tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")})
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent", "force": True},
                                 sessions)
     assert not failed, result
-    assert calls[1:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
+    assert calls[2:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
                          iscsi.lio_saveconfig_argv()]
     assert result["export"] is None and result["sessions"] == [HOSTB_INIT]
 
@@ -162,14 +197,14 @@ def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
 def test_lio_absent_when_not_exported_is_no_change(run, fixture_text):
     saved = fixture_text(*TC + ("tc-saveconfig-json.out",))
     result, failed, calls = run({"vg": "xenvg", "lv": "rec9", "host": "hosta", "state": "absent"}, {}, saveconfig=saved)
-    assert not failed and not result["changed"] and calls == []
+    assert not failed and not result["changed"] and calls == [iscsi.lio_ls_argv()]
 
 
 def test_lio_occupied_lun_refused_before_any_change(run, fixture_text):
     result, failed, calls = run(dict(LIO_ARGS, lv="rec9", lun=0), {}, lvs=("rec0", "rec9"),
                                 saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert failed and "LUN 0 of %s is occupied by backstore xenvg-rec0" % HOSTA in result["msg"]
-    assert calls == [lvs_argv(["xenvg"])]
+    assert calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
 
 
 def test_lio_next_export_takes_the_next_lun_and_leaves_the_portal(run, fixture_text):
