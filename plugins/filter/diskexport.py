@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.migration import host_address
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport
 
 TRANSPORTS = ("iscsi", "aoe")
 BACKENDS = ("lio", "tgt")
@@ -71,7 +72,7 @@ def _link_transport(facts, path):
     for shared in facts.get("shared_paths") or []:
         if shared["path"] == path and shared["present"]:
             for entry in facts.get("imports") or []:
-                if entry["path"] == shared["device"]:
+                if diskexport.leads_to(shared, entry):
                     return entry["transport"], entry
     return None, None
 

@@ -196,6 +196,10 @@ def storage_facts(runner):
             facts[key] += read()
         except (CommandError, ValueError) as exc:
             facts["errors"].append("%s: %s" % (what, exc))
+    for export in facts["exports"]:
+        # the device node the export's backing path leads to: the owner's own shared path of the LV is matched by it
+        # (udev rewrites that link relative to the node, ../../../dm-1, so the link's text is not the LV path)
+        export["resolved"] = os.path.realpath(export["device"]) if device_exists(export["device"]) else None
     return facts
 
 
@@ -229,10 +233,10 @@ def export_table(results):
     rows = []
     for host in sorted(results):
         facts = _facts(results[host]) or {}
-        own = dict((s["device"], s["path"]) for s in facts.get("shared_paths") or [] if s["owner"] == _label(host))
+        own = [s for s in facts.get("shared_paths") or [] if s["owner"] == _label(host)]
         for export in facts.get("exports") or []:
             aoe_export = export["transport"] == "aoe"
-            path = own.get(export["device"])
+            path = next((s["path"] for s in own if leads_to(s, export)), None)
             rows.append({"host": host, "device": export["device"], "path": path, "transport": export["transport"],
                          "backend": export.get("backend") or ("vblade" if aoe_export else None),
                          "address": "e%d.%d" % (export["shelf"], export["slot"]) if aoe_export
@@ -247,12 +251,11 @@ def import_table(result, host):
     """The imports of one dom0 (its shared paths of another owner's LVs): [{path, owner, device, present,
     transport, state}], transport and state from the iSCSI session or AoE device the link leads to."""
     facts = _facts(result) or {}
-    by_path = dict((i["path"], i) for i in facts.get("imports") or [])
     rows = []
     for shared in facts.get("shared_paths") or []:
         if shared["owner"] == _label(host):
             continue
-        seen = by_path.get(shared["device"]) or {}
+        seen = next((i for i in facts.get("imports") or [] if leads_to(shared, i)), {})
         rows.append({"path": shared["path"], "owner": shared["owner"], "device": shared["device"],
                      "present": shared["present"], "transport": seen.get("transport"), "state": seen.get("state")})
     return rows
@@ -289,11 +292,14 @@ def still_exported(entry, exports, initiator, macs):
     return False
 
 
-def _leads_to(shared, entry):
-    """Whether a shared path (shared_paths entry) leads to an import: its link names the by-path link or the
-    device, or resolves to the device node."""
-    return shared["device"] in (entry["path"], entry["device"]) or \
-        (shared.get("resolved") is not None and shared["resolved"] == entry["device"])
+def leads_to(shared, entry):
+    """Whether a shared path (shared_paths entry) leads to an import or an export (imports/exports entry): its link
+    names the entry's by-path link or device, or resolves to the device node the entry's device is or leads to.
+    Compared by node too because udev rewrites a link relative to the node (../../../dm-1, ../../../sdb)."""
+    if shared["device"] is not None and shared["device"] in (entry.get("path"), entry["device"]):
+        return True
+    resolved = shared.get("resolved")
+    return resolved is not None and resolved in (entry["device"], entry.get("resolved"))
 
 
 def stale_imports(imports, shared, dom0s, host, owner, exports, initiator=None, macs=()):
@@ -309,7 +315,7 @@ def stale_imports(imports, shared, dom0s, host, owner, exports, initiator=None, 
     for entry in imports:
         if import_owner(entry, dom0s) != owner:
             continue
-        linked = [s["path"] for s in shared if s["owner"] == owner and _leads_to(s, entry)]
+        linked = [s["path"] for s in shared if s["owner"] == owner and leads_to(s, entry)]
         reasons = []
         if exports is not None and not still_exported(entry, exports, initiator, macs):
             reasons.append("%s no longer exports it to %s" % (owner, mine))

@@ -334,7 +334,8 @@ disk_exports:
       sample: {"xenbr0": "2e:4f:b1:ca:36:c2"}
     exports:
       description:
-        - The LVs this dom0 exports, each with C(transport) (V(iscsi) or V(aoe)), C(device), C(allowed) (initiator
+        - The LVs this dom0 exports, each with C(transport) (V(iscsi) or V(aoe)), C(device), C(resolved) (the device
+          node C(device) leads to, V(null) when none is there), C(allowed) (initiator
           IQNs or MACs; empty is everyone with AoE); iSCSI adds C(backend), C(target), C(lun); AoE adds C(shelf),
           C(slot), C(interface), C(unit) (the collection's systemd unit, or V(null)) and C(pid) (V(null) when not running).
       type: list

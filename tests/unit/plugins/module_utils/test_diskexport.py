@@ -26,9 +26,9 @@ def test_hosta_exports_over_lio_and_aoe_and_imports_from_hostb(lab_storage_facts
     assert facts["initiator"] == LAB_INITIATORS["hosta"] and facts["macs"] == {"xenbr0": LAB_MACS["hosta"]}
     assert facts["exports"] == [
         {"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN, "lun": 0,
-         "allowed": [LAB_INITIATORS["hostb"]]},
+         "allowed": [LAB_INITIATORS["hostb"]], "resolved": None},
         {"transport": "aoe", "device": "/dev/xenvg/rec1", "shelf": 1, "slot": 2, "interface": "xenbr0", "allowed": [],
-         "unit": "sanless-vblade-1-2.service", "pid": None},
+         "unit": "sanless-vblade-1-2.service", "pid": None, "resolved": None},
     ]
     assert facts["imports"] == [
         {"transport": "iscsi", "target": HOSTB_IQN, "address": "10.77.0.12", "port": 3260, "lun": 1, "device": "/dev/sda",
@@ -47,10 +47,10 @@ def test_hostb_exports_over_tgt_and_a_hand_started_vblade(lab_storage_facts):
     assert facts["errors"] == []
     assert facts["exports"] == [
         {"transport": "iscsi", "backend": "tgt", "device": "/dev/xenvg/rec2", "target": HOSTB_IQN, "lun": 1,
-         "allowed": [LAB_INITIATORS["hosta"]]},
+         "allowed": [LAB_INITIATORS["hosta"]], "resolved": None},
         # started by systemd-run, not the collection's unit
         {"transport": "aoe", "device": "/dev/xenvg/rec3", "shelf": 2, "slot": 1, "interface": "xenbr0",
-         "allowed": [LAB_MACS["hosta"]], "unit": None, "pid": 969},
+         "allowed": [LAB_MACS["hosta"]], "unit": None, "pid": 969, "resolved": None},
     ]
     assert [(i["transport"], i["device"], i["path"]) for i in facts["imports"]] == [
         ("iscsi", "/dev/sda", BY_PATH_A0), ("aoe", "/dev/etherd/e1.2", "/dev/etherd/e1.2")]
@@ -73,6 +73,28 @@ def test_who_exports_what_to_whom(lab_storage_facts):
          "transport": "aoe", "state": "up"},
     ]
     assert diskexport.import_table(results["hostc"], "hostc") == []
+
+
+def test_links_udev_rewrote_relative_to_the_node_still_match_their_export_and_session(lab_storage_facts):
+    """udev rewrites a shared path's link relative to the node (seen in the lab: /dev/sanless/hostb/xenvg/web07-data ->
+    ../../../dm-0 on hostb, whose LIO exports /dev/xenvg/web07-data): the export and the session are matched by the
+    node the link and the export's device lead to, not by the link's text (raid1_status said "hostb does not export
+    it" of an export hosta was logged in to)."""
+    results = {"hosta": {"disk_exports": lab_storage_facts("hosta")}, "hostb": {"disk_exports": lab_storage_facts("hostb")}}
+    before = diskexport.export_table(results), diskexport.import_table(results["hostb"], "hostb")
+    hosta, hostb = results["hosta"]["disk_exports"], results["hostb"]["disk_exports"]
+    own = next(s for s in hosta["shared_paths"] if s["path"] == "/dev/sanless/hosta/xenvg/rec0")
+    own.update(device="../../../dm-1", resolved="/dev/dm-1")
+    next(e for e in hosta["exports"] if e["device"] == "/dev/xenvg/rec0")["resolved"] = "/dev/dm-1"
+    imported = next(s for s in hostb["shared_paths"] if s["path"] == "/dev/sanless/hosta/xenvg/rec0")
+    imported.update(device="../../../sda", resolved="/dev/sda")
+    table, imports = diskexport.export_table(results), diskexport.import_table(results["hostb"], "hostb")
+    assert [r["path"] for r in table] == [r["path"] for r in before[0]]
+    assert table[0]["path"] == "/dev/sanless/hosta/xenvg/rec0" and table[0]["to"] == ["hostb"]
+    assert [(i["path"], i["transport"], i["state"]) for i in imports] == [(i["path"], i["transport"], i["state"]) for i in before[1]]
+    # a node that is not the export's: no match (the LV's link leads elsewhere)
+    own.update(resolved="/dev/dm-7")
+    assert diskexport.export_table(results)[0]["path"] is None
 
 
 def test_a_dom0_without_the_tools_has_no_exports_and_a_failing_tool_is_an_error_line(
@@ -124,7 +146,7 @@ def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(
     monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "configfs"))
     facts = diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))
     assert facts["exports"] == [{"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN,
-                                 "lun": 0, "allowed": [LAB_INITIATORS["hostb"]]}]
+                                 "lun": 0, "allowed": [LAB_INITIATORS["hostb"]], "resolved": None}]
 
 
 def test_lio_exports_are_the_kernels_not_a_stale_saved_config(lab_storage_facts, monkeypatch, tmp_path, fixture_text):
