@@ -96,6 +96,18 @@ def interface_macs():
     return macs
 
 
+def boot_units(systemd_dir=None):
+    """The units this dom0 starts at boot, sorted: those linked in a .wants or .requires folder under
+    /etc/systemd/system, which is what ``systemctl enable`` makes of a unit's WantedBy=/RequiredBy=. Read from the
+    links, which costs nothing: every run of the disk_export role asks each dom0, and enables only what is missing."""
+    base = systemd_dir or aoe.SYSTEMD_DIR
+    found = set()
+    for kind in ("wants", "requires"):
+        for link in glob.glob(os.path.join(base, "*.%s" % kind, "*")):
+            found.add(os.path.basename(link))
+    return sorted(found)
+
+
 def lio_exports(state):
     """The LUNs of a parsed LIO state (iscsi.parse_lio_saveconfig/parse_targetcli_ls) on block backstores, each
     with the initiators whose ACL maps it."""
@@ -162,9 +174,10 @@ def aoe_devices(runner):
 def storage_facts(runner):
     """Who exports what to whom as this dom0 sees it, read with the tool layer's readers and parsers: this host's
     initiator IQN and interface MACs, its exports (LIO, tgt, vblade), its imports (iSCSI sessions, AoE devices) and
-    its shared paths. A tool that is not installed gives nothing; one that fails gives a line in errors."""
+    its shared paths, and the units it starts at boot. A tool that is not installed gives nothing; one that fails
+    gives a line in errors."""
     facts = {"initiator": None, "macs": interface_macs(), "exports": [], "imports": [], "shared_paths": shared_paths(),
-             "errors": []}
+             "boot_units": boot_units(), "errors": []}
     text = read_text(iscsi.INITIATOR_NAME_FILE)
     facts["initiator"] = iscsi.parse_initiatorname(text) if text else None
 

@@ -352,6 +352,14 @@ disk_exports:
         leads) and C(present) (a device is there).
       type: list
       elements: dict
+    boot_units:
+      description:
+        - The systemd units this dom0 starts at boot (linked in a C(.wants) or C(.requires) folder under
+          C(/etc/systemd/system)), sorted. The role C(sanless.xen.disk_export) enables only the boot services of the
+          storage stack that are not among them.
+      type: list
+      elements: str
+      sample: ["iscsid.socket", "open-iscsi.service", "rtslib-fb-targetctl.service", "ssh.service"]
     errors:
       description: What could not be read.
       type: list

@@ -162,3 +162,24 @@ def test_lio_exports_are_the_kernels_not_a_stale_saved_config(lab_storage_facts,
     module = FakeModule({}, tools=["targetcli"])
     facts = diskexport.storage_facts(CommandRunner(module))
     assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"] and module.calls == []
+
+
+def test_boot_units_are_the_links_systemctl_enable_made(monkeypatch, tmp_path, fixture_text):
+    # hostb's /etc/systemd/system as `find -path '*.wants/*' -o -path '*.requires/*'` listed it in the lab, after a
+    # disk_export run had enabled its imports' boot logins; other files there (unit files, aliases) are no boot unit
+    systemd = tmp_path / "etc/systemd/system"
+    for line in fixture_text("systemd", "252", "enabled-unit-links-hostb.out").splitlines():
+        link = systemd / line[len("/etc/systemd/system/"):]
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/lib/systemd/system/" + link.name)
+    (systemd / "sanless-vblade-e1.2.service").write_text("[Unit]\n")
+    (systemd / "sshd.service").symlink_to("/lib/systemd/system/ssh.service")
+    monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(systemd))
+    units = diskexport.boot_units()
+    assert {"iscsid.socket", "open-iscsi.service", "rtslib-fb-targetctl.service", "getty@tty1.service"} <= set(units)
+    assert units == sorted(units) and len(units) == 15
+    assert "sanless-vblade-e1.2.service" not in units and "sshd.service" not in units
+    # a dom0 whose initiator boot logins were never enabled: the role enables both
+    (systemd / "sockets.target.wants/iscsid.socket").unlink()
+    (systemd / "sysinit.target.wants/open-iscsi.service").unlink()
+    assert not {"iscsid.socket", "open-iscsi.service"} & set(diskexport.boot_units())
