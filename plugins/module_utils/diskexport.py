@@ -46,10 +46,8 @@ def device_exists(path):
 
 # --------------------------------------------------------------------------- storage facts (read only)
 
-# Where the kernel lists the network interfaces, and LIO's configfs once the target is loaded (tests point
-# them at folders of their own).
+# Where the kernel lists the network interfaces (tests point it at a folder of their own).
 SYS_NET = "/sys/class/net"
-LIO_CONFIGFS = "/sys/kernel/config/target"
 
 
 def shared_paths():
@@ -182,9 +180,9 @@ def storage_facts(runner):
     facts["initiator"] = iscsi.parse_initiatorname(text) if text else None
 
     def lio():
-        # the kernel's state (Lio.state runs targetcli ls): none while LIO is not loaded, whatever saveconfig.json
-        # says (and targetcli is not run then: it would load it)
-        if not (os.path.isdir(LIO_CONFIGFS) and runner.has_tool("targetcli")):
+        # the kernel's state (Lio.state reads its configfs tree): none while LIO is not loaded, whatever
+        # saveconfig.json says
+        if not os.path.isdir(iscsi.LIO_CONFIGFS):
             return []
         return lio_exports(iscsi.Lio(runner).state()[0])
 

@@ -5,7 +5,7 @@
 
 """iSCSI: LIO (targetcli), tgt (tgtadm) and open-iscsi (iscsiadm).
 
-Pure parsers first (saveconfig.json, ``targetcli ls``/``sessions detail``, ``tgtadm --op show``,
+Pure parsers first (saveconfig.json, LIO's configfs tree, ``targetcli ls``/``sessions detail``, ``tgtadm --op show``,
 ``iscsiadm -m session [-P 3]``, ``-m node``, discovery), then argv builders, then thin runners.
 CHAP secrets never appear in what the parsers return: the one function that reads them
 (lio_chap_secrets) is for comparing, and scrub()/scrub_error() mask them in commands and output.
@@ -153,7 +153,8 @@ _LS_LINE_RE = re.compile(r"^(?P<indent>[ |]*)o- (?P<name>\S+) \.*(?: \[(?P<info>
 
 
 def parse_targetcli_ls(text):
-    """The same state as parse_lio_saveconfig from ``targetcli ls``: what the kernel has (Lio.state).
+    """The same state as parse_lio_saveconfig from ``targetcli ls``: what the kernel has, as targetcli lists it (the
+    tests hold the configfs reader that Lio.state uses to it, on recordings of one state).
     CHAP user names and backstore wwns are not in this listing: chap_userid and wwn are None."""
     state = {"backstores": [], "targets": []}
     path = []
@@ -198,6 +199,149 @@ def parse_targetcli_ls(text):
             state["targets"][-1]["tpgs"][-1]["acls"][-1]["mapped_luns"].append(
                 {"mapped_lun": int(name[len("mapped_lun"):]), "tpg_lun": int(lun.group(1)),
                  "write_protect": "(ro)" in info})
+    return state
+
+
+# --------------------------------------------------------------------------- LIO: the kernel's configfs tree
+
+# Where LIO keeps what the kernel has, once target_core_mod is loaded; targetcli (rtslib) reads the same tree, at the
+# cost of seconds of Python start-up and a walk of every object per call.
+LIO_CONFIGFS = "/sys/kernel/config/target"
+# targetcli's names of the backstore plugins, by the prefix of their HBA folder (core/iblock_0, core/fileio_1, ...)
+LIO_HBA_PLUGINS = {"iblock": "block", "fileio": "fileio", "pscsi": "pscsi", "rd_mcp": "ramdisk", "user": "user"}
+_LIO_TARGET_PREFIXES = ("iqn.", "eui.", "naa.")
+_VPD_SERIAL_RE = re.compile(r"T10 VPD Unit Serial Number:\s*(\S+)")
+
+
+def _folders(path):
+    try:
+        return sorted(name for name in os.listdir(path) if os.path.isdir(os.path.join(path, name))
+                      and not os.path.islink(os.path.join(path, name)))
+    except OSError:
+        return []
+
+
+def read_lio_configfs(root=None):
+    """The parts of LIO's configfs tree (LIO_CONFIGFS) that parse_lio_configfs makes a state of: {path relative to
+    the tree: None for a folder, the text of a file, "-> TARGET" for a link}. A CHAP password is read as whether one
+    is set ("<set>" or ""), never as its text. Empty when LIO is not loaded."""
+    root = root or LIO_CONFIGFS
+    tree = {}
+
+    def put_text(rel):
+        text = read_text(os.path.join(root, rel))
+        if text is not None:
+            tree[rel] = text
+
+    def put_folder(rel):
+        tree[rel] = None
+        path = os.path.join(root, rel)
+        for name in sorted(os.listdir(path)):
+            if os.path.islink(os.path.join(path, name)):
+                tree[rel + "/" + name] = "-> " + os.readlink(os.path.join(path, name))
+
+    for hba in _folders(os.path.join(root, "core")):
+        if hba.rsplit("_", 1)[0] not in LIO_HBA_PLUGINS:
+            continue  # alua and the like
+        for name in _folders(os.path.join(root, "core", hba)):
+            rel = "core/%s/%s" % (hba, name)
+            put_folder(rel)
+            for leaf in ("udev_path", "enable", "wwn/vpd_unit_serial"):
+                put_text(rel + "/" + leaf)
+    for iqn in _folders(os.path.join(root, "iscsi")):
+        if not iqn.startswith(_LIO_TARGET_PREFIXES):
+            continue  # discovery_auth
+        for tpg in _folders(os.path.join(root, "iscsi", iqn)):
+            if not tpg.startswith("tpgt_"):
+                continue
+            base = "iscsi/%s/%s" % (iqn, tpg)
+            put_folder(base)
+            for leaf in ("enable", "attrib/authentication", "attrib/generate_node_acls"):
+                put_text(base + "/" + leaf)
+            for portal in _folders(os.path.join(root, base, "np")):
+                tree["%s/np/%s" % (base, portal)] = None
+            for lun in _folders(os.path.join(root, base, "lun")):
+                put_folder("%s/lun/%s" % (base, lun))
+            for initiator in _folders(os.path.join(root, base, "acls")):
+                acl = "%s/acls/%s" % (base, initiator)
+                put_folder(acl)
+                put_text(acl + "/auth/userid")
+                password = read_text(os.path.join(root, acl, "auth/password"))
+                if password is not None:
+                    tree[acl + "/auth/password"] = "<set>" if password.strip() else ""
+                for mapped in _folders(os.path.join(root, acl)):
+                    if mapped.startswith("lun_"):
+                        put_folder("%s/%s" % (acl, mapped))
+                        put_text("%s/%s/write_protect" % (acl, mapped))
+    return tree
+
+
+def _link_target(tree, folder):
+    """The last two components of the one link in a folder of a read_lio_configfs tree, or None."""
+    for key, value in tree.items():
+        if key.rsplit("/", 1)[0] == folder and isinstance(value, str) and value.startswith("-> "):
+            parts = value[3:].rstrip("/").split("/")
+            return parts[-2], parts[-1]
+    return None
+
+
+def parse_lio_configfs(tree):
+    """The same state as parse_lio_saveconfig from a read_lio_configfs tree: what the kernel has (Lio.state). CHAP
+    user names are read; secrets are not (chap_password_set says whether one is set)."""
+    state = {"backstores": [], "targets": []}
+
+    def text(key):
+        value = tree.get(key)
+        return value.strip() if isinstance(value, str) and not value.startswith("-> ") else None
+
+    def flag(key):
+        return text(key) == "1"
+
+    def folders(prefix, depth):
+        """The folders `depth` components below prefix, in numeric-aware order (lun_2 before lun_10)."""
+        found = [key for key, value in tree.items() if value is None and key.startswith(prefix + "/")
+                 and key.count("/") == prefix.count("/") + depth]
+        return sorted(found, key=lambda k: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", k)])
+
+    for folder in folders("core", 2):
+        _core, hba, name = folder.split("/")
+        serial = _VPD_SERIAL_RE.search(text(folder + "/wwn/vpd_unit_serial") or "")
+        state["backstores"].append({"name": name, "plugin": LIO_HBA_PLUGINS[hba.rsplit("_", 1)[0]],
+                                    "dev": text(folder + "/udev_path") or None,
+                                    "wwn": serial.group(1) if serial else None})
+    targets = {}
+    for folder in folders("iscsi", 2):
+        _fabric, iqn, tpg_name = folder.split("/")
+        if iqn not in targets:
+            targets[iqn] = {"iqn": iqn, "fabric": "iscsi", "tpgs": []}
+            state["targets"].append(targets[iqn])
+        tpg = {"tag": int(tpg_name[len("tpgt_"):]), "enabled": flag(folder + "/enable"),
+               "authentication": flag(folder + "/attrib/authentication"),
+               "generate_node_acls": flag(folder + "/attrib/generate_node_acls"),
+               "portals": [], "luns": [], "acls": []}
+        for portal in folders(folder + "/np", 1):
+            address, _sep, port = portal.rsplit("/", 1)[1].rpartition(":")
+            tpg["portals"].append({"address": address.strip("[]"), "port": int(port)})
+        for lun in folders(folder + "/lun", 1):
+            backing = _link_target(tree, lun)
+            if backing is None:
+                raise IscsiParseError("LIO configfs: %s leads to no backstore" % lun)
+            tpg["luns"].append({"lun": int(lun.rsplit("_", 1)[1]), "backstore": backing[1],
+                                "plugin": LIO_HBA_PLUGINS.get(backing[0].rsplit("_", 1)[0])})
+        for acl in folders(folder + "/acls", 1):
+            entry = {"initiator": acl.rsplit("/", 1)[1], "chap_userid": text(acl + "/auth/userid") or None,
+                     "chap_password_set": tree.get(acl + "/auth/password") == "<set>", "mapped_luns": []}
+            for mapped in folders(acl, 1):
+                if not mapped.rsplit("/", 1)[1].startswith("lun_"):
+                    continue
+                tpg_lun = _link_target(tree, mapped)
+                if tpg_lun is None or not tpg_lun[1].startswith("lun_"):
+                    raise IscsiParseError("LIO configfs: %s leads to no LUN" % mapped)
+                entry["mapped_luns"].append({"mapped_lun": int(mapped.rsplit("_", 1)[1]),
+                                             "tpg_lun": int(tpg_lun[1][len("lun_"):]),
+                                             "write_protect": flag(mapped + "/write_protect")})
+            tpg["acls"].append(entry)
+        targets[iqn]["tpgs"].append(tpg)
     return state
 
 
@@ -713,12 +857,12 @@ class Lio(RunnerTool):
     """The LIO target through a runner.CommandRunner: its state and its sessions (read-only)."""
 
     def state(self):
-        """(state, chap secrets, saved). What exists is what the kernel has (``targetcli ls``). While
-        saveconfig.json describes the same (lio_same_config), its state is returned: it adds what the listing
-        lacks (CHAP user names, secrets to compare with, backstore wwns). Without that file, or when it is stale
-        (a failed restore at boot), the kernel's state with no known secret (CHAP is set again) and saved False
-        (the caller saves anew)."""
-        live = parse_targetcli_ls(self.runner.stdout(lio_ls_argv()))
+        """(state, chap secrets, saved). What exists is what the kernel has (its configfs tree, read as
+        ``targetcli ls`` would show it, without running targetcli: read_lio_configfs). While saveconfig.json describes
+        the same (lio_same_config), its state is returned: it adds the secrets to compare with. Without that file, or
+        when it is stale (a failed restore at boot), the kernel's state with no known secret (CHAP is set again) and
+        saved False (the caller saves anew). LIO not loaded is an empty state (targetcli loads it when it changes)."""
+        live = parse_lio_configfs(read_lio_configfs())
         text = read_text(LIO_SAVECONFIG)
         if text is not None:
             saved = parse_lio_saveconfig(text)

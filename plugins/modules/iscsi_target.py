@@ -89,7 +89,8 @@ options:
     default: true
 notes:
   - Commands run with C(LANG=C), without a shell.
-  - The LIO state is what the kernel has (C(targetcli ls)). C(/etc/rtslib-fb-target/saveconfig.json) (the module saves
+  - The LIO state is what the kernel has (its configfs tree, C(/sys/kernel/config/target), read without running
+    C(targetcli)). C(/etc/rtslib-fb-target/saveconfig.json) (the module saves
     after every change) adds the CHAP user names and secrets while it describes the same; when it is missing or stale
     (for example after a failed restore at boot), CHAP is set again and the configuration saved anew.
   - C(targetcli) and C(tgtadm) take the CHAP secret as a command argument, visible in the process list while they run.

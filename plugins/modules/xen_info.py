@@ -46,7 +46,7 @@ options:
     default: false
   disk_exports:
     description:
-      - "Also return the dom0's disk exports and imports (RV(disk_exports)), read from LIO (C(targetcli ls), with
+      - "Also return the dom0's disk exports and imports (RV(disk_exports)), read from LIO (its configfs tree, with
         C(saveconfig.json) while it agrees), C(tgtadm), the collection's vblade units and C(ps),
         C(iscsiadm -m session -P 3), C(aoe-stat), the shared paths under C(/dev/sanless), the initiator name and the
         interface MACs."

@@ -27,6 +27,28 @@ def recorded_run(fixture_text, where, name):
             fixture_text(*where + (name + ".err",)))
 
 
+def lio_configfs_tree(root, name, password="labsecret12345"):
+    """Make the recorded LIO configfs tree targetcli/2.1.53/<name>.json (iscsi.read_lio_configfs run on a lab dom0)
+    again under root, as folders, files and links; a password recorded as set gets `password` as its text. Returns
+    root, for iscsi.LIO_CONFIGFS."""
+    tree = json.loads(read_fixture("targetcli", "2.1.53", name + ".json"))
+    os.makedirs(str(root), exist_ok=True)
+    for rel, value in sorted(tree.items()):
+        path = os.path.join(str(root), rel)
+        if value is None:
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            continue  # made by an earlier call
+        if value.startswith("-> "):
+            os.symlink(value[3:], path)
+        else:
+            with open(path, "w") as handle:
+                handle.write(password + "\n" if rel.endswith("/auth/password") and value == "<set>" else value)
+    return root
+
+
 def _lvm_words(argv):
     """An LVM command line compared by meaning: without -q (which only quiets LVM's notices) and with
     the sizes after -L and -I as byte counts (the recorder typed 16m, the collection writes 16777216b)."""
@@ -186,7 +208,7 @@ LAB_ADDRESSES = {"hosta": "10.77.0.11", "hostb": "10.77.0.12"}
 @pytest.fixture
 def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
     """facts(host) -> diskexport.storage_facts of hosta or hostb as the recordings show the lab:
-    hosta exports xenvg/rec0 over LIO (LUN 0, hostb's ACL; tc-ls, tc-saveconfig-json) and xenvg/rec1 over AoE (e1.2, the
+    hosta exports xenvg/rec0 over LIO (LUN 0, hostb's ACL; lio-configfs, tc-saveconfig-json) and xenvg/rec1 over AoE (e1.2, the
     collection's unit; no vblade running), imports hostb's rec2 (tgt LUN 1, sda; iscsiadm-session-P3-tgt) and
     rec3 (e2.1; aoe-stat-a); hostb exports rec2 over tgt (tgtadm-show) and rec3 over AoE (a vblade started by hand
     with hosta's MAC as allow-list; ps-vblade), imports rec0 (sda; iscsiadm-session-P3) and rec1 (e1.2; aoe-discover).
@@ -201,8 +223,6 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
     hosta_iqn, hostb_iqn = conv.target_iqn("hosta"), conv.target_iqn("hostb")
     outputs = {
         "hosta": {tuple(iscsi.iscsiadm_session_argv(details=True)): rec(("iscsiadm", "2.1.8"), "iscsiadm-session-P3-tgt"),
-                  # LIO's state is the kernel's: targetcli ls as recorded with tc-saveconfig-json
-                  tuple(iscsi.lio_ls_argv()): rec(("targetcli", "2.1.53"), "tc-ls"),
                   tuple(aoe.aoe_stat_argv()): rec(("aoetools", "36"), "aoe-stat-a"),
                   # no vblade runs on hosta: ps shows none
                   tuple(aoe.ps_argv()): (0, "    1 /sbin/init\n", "")},
@@ -230,7 +250,9 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
         (root / "net/lo/address").write_text("00:00:00:00:00:00\n")
         saveconfig = root / "saveconfig.json"
         if host == "hosta":
-            (root / "configfs").mkdir(exist_ok=True)  # LIO is loaded on hosta only
+            # LIO is loaded on hosta only: the kernel's state as its configfs tree was recorded (lio-configfs, the
+            # state tc-ls lists and tc-saveconfig-json saved)
+            lio_configfs_tree(root / "configfs", "lio-configfs")
             saveconfig.write_text(fixture_text("targetcli", "2.1.53", "tc-saveconfig-json.out"))
             (root / "systemd" / aoe.unit_path(1, 2).rsplit("/", 1)[1]).write_text(
                 aoe.vblade_unit(1, 2, "xenbr0", "/dev/xenvg/rec1"))
@@ -240,7 +262,7 @@ def lab_storage_facts(monkeypatch, tmp_path, fixture_text):
         monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(root / "systemd"))
         monkeypatch.setattr(aoe, "ETHERD_DIR", str(root / "etherd"))
         monkeypatch.setattr(diskexport, "SYS_NET", str(root / "net"))
-        monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(root / "configfs"))
+        monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(root / "configfs"))
         for owner, lv, device in links[host]:
             match = {"ENV{DM_VG_NAME}": "xenvg", "ENV{DM_LV_NAME}": lv} if owner == host else {"KERNEL": "sda"}
             iscsi.ensure_shared_path(owner, "xenvg", lv, match, device, False)

@@ -13,7 +13,8 @@ import json
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, diskexport, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
-from ansible_collections.sanless.xen.tests.unit.conftest import LAB_INITIATORS, LAB_MACS, FakeModule, recorded_run
+from ansible_collections.sanless.xen.tests.unit.conftest import (LAB_INITIATORS, LAB_MACS, FakeModule,
+                                                                 lio_configfs_tree, recorded_run)
 
 HOSTA_IQN, HOSTB_IQN = conv.target_iqn("hosta"), conv.target_iqn("hostb")
 BY_PATH_A0 = iscsi.by_path("10.77.0.11", 3260, HOSTA_IQN, 0)
@@ -135,33 +136,32 @@ def test_shared_paths_skip_what_is_no_shared_path(monkeypatch, tmp_path):
                                           "present": False, "resolved": None}]
 
 
-def test_lio_without_a_saved_config_is_read_with_targetcli_ls_once_loaded(
-        lab_storage_facts, monkeypatch, tmp_path, fixture_text):
+def test_lio_without_a_saved_config_is_read_from_its_configfs_once_loaded(lab_storage_facts, monkeypatch, tmp_path):
     lab_storage_facts("hostb")  # hostb's folders: no saveconfig.json
-    listing = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, ("targetcli", "2.1.53"), "tc-ls")}
-    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
-    # LIO not loaded: targetcli is not run (it would load it)
-    assert diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))["exports"] == []
-    (tmp_path / "configfs").mkdir()
-    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "configfs"))
-    facts = diskexport.storage_facts(CommandRunner(FakeModule(listing, tools=["targetcli"])))
+    module = FakeModule({}, tools=["targetcli"])
+    monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
+    # LIO not loaded: no export
+    assert diskexport.storage_facts(CommandRunner(module))["exports"] == []
+    monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(lio_configfs_tree(tmp_path / "configfs", "lio-configfs")))
+    facts = diskexport.storage_facts(CommandRunner(module))
     assert facts["exports"] == [{"transport": "iscsi", "backend": "lio", "device": "/dev/xenvg/rec0", "target": HOSTA_IQN,
                                  "lun": 0, "allowed": [LAB_INITIATORS["hostb"]], "resolved": None}]
+    # read from the tree: targetcli never ran
+    assert module.calls == []
 
 
-def test_lio_exports_are_the_kernels_not_a_stale_saved_config(lab_storage_facts, monkeypatch, tmp_path, fixture_text):
+def test_lio_exports_are_the_kernels_not_a_stale_saved_config(lab_storage_facts, monkeypatch, tmp_path):
     """hosta's saveconfig.json names rec0's LUN (tc-saveconfig-json) but the kernel has nothing (a failed restore at
-    boot; targetcli-ls-empty): no LIO export. With LIO not loaded, none either, and targetcli is not run."""
+    boot; lio-configfs-empty): no LIO export. With LIO not loaded, none either. targetcli runs in neither case."""
     lab_storage_facts("hosta")  # hosta's folders: its saveconfig.json, LIO loaded
-    empty = recorded_run(fixture_text, ("targetcli", "2.1.53"), "targetcli-ls-empty")
-    module = FakeModule({tuple(iscsi.lio_ls_argv()): empty}, tools=["targetcli"])
-    facts = diskexport.storage_facts(CommandRunner(module))
-    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"]
-    assert [call[0] for call in module.calls] == [iscsi.lio_ls_argv()]
-    monkeypatch.setattr(diskexport, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
+    monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(lio_configfs_tree(tmp_path / "empty", "lio-configfs-empty")))
     module = FakeModule({}, tools=["targetcli"])
     facts = diskexport.storage_facts(CommandRunner(module))
-    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"] and module.calls == []
+    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"]
+    monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(tmp_path / "no-configfs"))
+    facts = diskexport.storage_facts(CommandRunner(module))
+    assert facts["errors"] == [] and [e["transport"] for e in facts["exports"]] == ["aoe"]
+    assert not [call for call in module.calls if call[0][0] == "targetcli"]
 
 
 def test_boot_units_are_the_links_systemctl_enable_made(monkeypatch, tmp_path, fixture_text):

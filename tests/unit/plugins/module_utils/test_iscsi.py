@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.tests.unit.conftest import lio_configfs_tree
 
 TC = ("targetcli", "2.1.53")
 TGT = ("tgt", "1.0.85")
@@ -83,29 +84,101 @@ def test_lio_same_config_compares_what_targetcli_ls_shows(fixture_text):
     assert saved == iscsi.parse_lio_saveconfig(out(fixture_text, TC, "tc-saveconfig-json"))
 
 
-@pytest.mark.parametrize("saveconfig, listing, expected", [
-    # the file agrees with the kernel: its state, with the CHAP user name and secret it alone holds
-    ("tc-saveconfig-json", "tc-ls", "saved"),
+@pytest.mark.parametrize("saveconfig, kernel, expected", [
+    # the file agrees with the kernel: its state, with the CHAP secret it alone holds
+    ("tc-saveconfig-json", "lio-configfs", "saved"),
     # stale file (the kernel restored nothing at boot): the kernel's state, no secret known, not saved
-    ("tc-saveconfig-json", "targetcli-ls-empty", "live"),
+    ("tc-saveconfig-json", "lio-configfs-empty", "live"),
     # no file yet: the kernel's state
-    (None, "tc-ls", "live"),
+    (None, "lio-configfs", "live"),
 ])
-def test_lio_state_is_the_kernels(fake_module, monkeypatch, tmp_path, fixture_text, saveconfig, listing, expected):
+def test_lio_state_is_the_kernels(fake_module, monkeypatch, tmp_path, fixture_text, saveconfig, kernel, expected):
     from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
     path = tmp_path / "saveconfig.json"
     if saveconfig:
         path.write_text(out(fixture_text, TC, saveconfig))
     monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(path))
-    recorded = (rc(fixture_text, TC, listing), out(fixture_text, TC, listing), fixture_text(*TC + (listing + ".err",)))
-    module = fake_module({tuple(iscsi.lio_ls_argv()): recorded})
+    monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(lio_configfs_tree(tmp_path / "configfs", kernel)))
+    module = fake_module({})
     state, secrets, saved = iscsi.Lio(CommandRunner(module)).state()
-    assert [call[0] for call in module.calls] == [iscsi.lio_ls_argv()]
+    assert module.calls == []  # read from configfs: no targetcli
     if expected == "saved":
         assert state == iscsi.parse_lio_saveconfig(out(fixture_text, TC, saveconfig)) and saved
         assert secrets == {("iqn.2026-12.xen.sanless:hosta", 1, HOSTB_INIT): SECRET}
     else:
-        assert state == iscsi.parse_targetcli_ls(out(fixture_text, TC, listing)) and secrets == {} and not saved
+        tree = json.loads(fixture_text(*TC + (kernel + ".json",)))
+        assert state == iscsi.parse_lio_configfs(tree) and secrets == {} and not saved
+
+
+def _in_order(state):
+    """A parsed LIO state with its lists in one order (saveconfig.json and configfs list them differently)."""
+    state = json.loads(json.dumps(state))
+    state["backstores"].sort(key=lambda b: b["name"])
+    for target in state["targets"]:
+        for tpg in target["tpgs"]:
+            tpg["luns"].sort(key=lambda lun: lun["lun"])
+            tpg["acls"].sort(key=lambda a: a["initiator"])
+            for acl in tpg["acls"]:
+                acl["mapped_luns"].sort(key=lambda m: m["mapped_lun"])
+    return state
+
+
+@pytest.mark.parametrize("tree, saveconfig, listing, same_backstores", [
+    # hostb's ACL with CHAP, one LUN: the state of the README's recordings, made again by the same commands when the
+    # tree was recorded (targetcli ls gave tc-ls again, byte for byte); the backstore is a new one, its wwn too
+    ("lio-configfs", "tc-saveconfig-json", "tc-ls", False),
+    # two LUNs, the second mapped read-only, while hostb was logged in: all three recorded at one time
+    ("lio-configfs-two-luns", "tc-saveconfig-two-luns-json", "tc-ls-two-luns", True),
+])
+def test_lio_configfs_reads_what_saveconfig_saved_and_targetcli_lists(fixture_text, tree, saveconfig, listing,
+                                                                      same_backstores):
+    from_tree = iscsi.parse_lio_configfs(json.loads(fixture_text(*TC + (tree + ".json",))))
+    from_json = iscsi.parse_lio_saveconfig(out(fixture_text, TC, saveconfig))
+    assert all(b["wwn"] for b in from_tree["backstores"])
+    if not same_backstores:
+        for state in (from_tree, from_json):
+            for backstore in state["backstores"]:
+                backstore["wwn"] = None
+    # everything saveconfig.json holds but the secrets: backstore wwns, CHAP user names, tpg enable
+    assert _in_order(from_tree) == _in_order(from_json)
+    assert iscsi.lio_same_config(from_json, from_tree)
+    assert iscsi._lio_as_listed(from_tree) == iscsi._lio_as_listed(iscsi.parse_targetcli_ls(out(fixture_text, TC, listing)))
+    assert SECRET not in json.dumps(from_tree)
+
+
+def test_lio_configfs_two_luns_in_detail(fixture_text):
+    state = iscsi.parse_lio_configfs(json.loads(fixture_text(*TC + ("lio-configfs-two-luns.json",))))
+    assert [(b["name"], b["plugin"], b["dev"]) for b in state["backstores"]] == [
+        ("xenvg-rec0", "block", "/dev/xenvg/rec0"), ("xenvg-rec1", "block", "/dev/xenvg/rec1")]
+    tpg = iscsi.lio_tpg(state, "iqn.2026-12.xen.sanless:hosta")
+    assert tpg["tag"] == 1 and tpg["enabled"] and tpg["authentication"] and not tpg["generate_node_acls"]
+    assert tpg["luns"] == [{"lun": 0, "backstore": "xenvg-rec0", "plugin": "block"},
+                           {"lun": 1, "backstore": "xenvg-rec1", "plugin": "block"}]
+    assert tpg["acls"] == [{"initiator": "iqn.2026-11.lab.sanless:hostb:9f399c1b15b0", "chap_userid": "hostb",
+                            "chap_password_set": True,
+                            "mapped_luns": [{"mapped_lun": 0, "tpg_lun": 0, "write_protect": False},
+                                            {"mapped_lun": 1, "tpg_lun": 1, "write_protect": True}]}]
+
+
+def test_read_lio_configfs_walks_what_the_state_needs_and_never_a_secret(tmp_path, fixture_text):
+    recorded = json.loads(fixture_text(*TC + ("lio-configfs-two-luns.json",)))
+    root = lio_configfs_tree(tmp_path / "target", "lio-configfs-two-luns")
+    # what the kernel has besides: files and folders the state is not made of
+    (root / "core/alua/lu_gps/default_lu_gp").mkdir(parents=True)
+    (root / "core/iblock_0/hba_info").write_text("HBA Index: 1 plugin: iblock version: v5.0\n")
+    (root / "iscsi/discovery_auth").mkdir(parents=True)
+    (root / "iscsi/lio_version").write_text("Datera Inc. iSCSI Target v4.1.0\n")
+    acl = root / "iscsi/iqn.2026-12.xen.sanless:hosta/tpgt_1/acls/iqn.2026-11.lab.sanless:hostb:9f399c1b15b0"
+    (acl / "info").write_text("LIO Session ID: 1   ISID: 0x00 02 3d 00 00 02  TSIH: 1  SessionType: Normal\n")
+    tree = iscsi.read_lio_configfs(str(root))
+    assert tree == recorded
+    assert SECRET not in json.dumps(tree)
+    assert iscsi.read_lio_configfs(str(tmp_path / "not-loaded")) == {}
+    # a LUN whose backstore link is gone is an error, not a LUN of nothing
+    broken = dict(recorded)
+    del broken["iscsi/iqn.2026-12.xen.sanless:hosta/tpgt_1/lun/lun_1/041b84eb1a"]
+    with pytest.raises(iscsi.IscsiParseError, match="lun_1 leads to no backstore"):
+        iscsi.parse_lio_configfs(broken)
 
 
 def test_targetcli_sessions(fixture_text):

@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
 from ansible_collections.sanless.xen.plugins.modules import iscsi_target
-from ansible_collections.sanless.xen.tests.unit.conftest import lvs_report_with, recorded_run
+from ansible_collections.sanless.xen.tests.unit.conftest import lio_configfs_tree, lvs_report_with, recorded_run
 
 TC = ("targetcli", "2.1.53")
 TGT = ("tgt", "1.0.85")
@@ -39,15 +39,15 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
     monkeypatch.setattr(iscsi, "TGT_CONF_DIR", str(conf_dir))
     monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
 
-    def go(args, outputs, saveconfig=None, check_mode=False, diff=True, lvs=("rec0",)):
+    def go(args, outputs, saveconfig=None, check_mode=False, diff=True, lvs=("rec0",), kernel=None):
         if saveconfig is not None:
             saved.write_text(saveconfig)
         outputs = dict(outputs)
         outputs.setdefault(tuple(lvs_argv(["xenvg"])), lvs_report_with(fixture_text, *lvs))
-        if saved.exists():
-            # LIO's state is read from the kernel too: unless a test says otherwise, it has what the saved file
-            # (tc-saveconfig-json) describes, as targetcli ls showed it in the same recording (tc-ls)
-            outputs.setdefault(tuple(iscsi.lio_ls_argv()), recorded_run(fixture_text, TC, "tc-ls"))
+        # LIO's state is read from the kernel's configfs tree too: unless a test says otherwise (kernel=), it has
+        # what a saved file (tc-saveconfig-json) describes (lio-configfs, recorded with the same state), else nothing
+        kernel = kernel or ("lio-configfs" if saved.exists() else "lio-configfs-empty")
+        monkeypatch.setattr(iscsi, "LIO_CONFIGFS", str(lio_configfs_tree(tmp_path / ("sys-" + kernel), kernel)))
         result, failed, calls = module_main(iscsi_target.main, args, outputs, check_mode, diff)
         assert SECRET not in json.dumps(result), "the CHAP secret leaked into the result"
         return result, failed, calls
@@ -65,7 +65,6 @@ def linked(host, lv):
 def lio_fresh_outputs(fixture_text):
     tpg = "/iscsi/%s/tpg1" % HOSTA
     return {
-        tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty"),
         tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")): recorded_run(fixture_text, TC, "tc-create-bs"),
         tuple(iscsi.lio_target_create_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-create-tgt"),
         tuple(iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0)): recorded_run(fixture_text, TC, "tc-create-lun"),
@@ -84,7 +83,7 @@ def test_lio_fresh_host_exports_everything_and_saves(run, fixture_text):
     result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text))
     assert not failed, result
     assert result["changed"]
-    assert calls[:2] == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert calls[0] == lvs_argv(["xenvg"]) and calls[1] == iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")
     # the wildcard portal goes before the storage address is bound; CHAP is set after the ACL exists
     assert calls.index(iscsi.targetcli_argv("/iscsi/%s/tpg1/portals" % HOSTA, "delete", "0.0.0.0", 3260)) < \
         calls.index(iscsi.lio_portal_create_argv(HOSTA, "10.77.0.11", 3260))
@@ -107,8 +106,9 @@ def test_lio_second_run_from_recorded_saveconfig_changes_nothing(run, fixture_te
     result, failed, calls = run(LIO_ARGS, {}, saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert not failed, result
     assert not result["changed"] and result["actions"] == []
-    # the kernel agrees with the file: the file's state is used (its CHAP user and secret), nothing saved
-    assert calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    # the kernel agrees with the file: the file's state is used (its CHAP user and secret), nothing saved; the kernel's
+    # state was read without running targetcli
+    assert calls == [lvs_argv(["xenvg"])]
     assert result["diff"]["before"]["chap_user"] == "hostb"
     assert result["diff"]["before"] == result["diff"]["after"]
     assert result["export"]["initiators"] == [HOSTB_INIT]
@@ -116,29 +116,28 @@ def test_lio_second_run_from_recorded_saveconfig_changes_nothing(run, fixture_te
 
 def test_lio_stale_saveconfig_is_not_trusted_over_the_kernel(run, fixture_text):
     """The lab's failed boot: saveconfig.json names the export (tc-saveconfig-json) but the restore left the
-    kernel without it (targetcli-ls-empty). The export is made again, CHAP set again (its secret in the file
+    kernel without it (lio-configfs-empty). The export is made again, CHAP set again (its secret in the file
     says nothing of the kernel) and the configuration saved; then, the kernel as recorded after that export
-    (tc-ls) agreeing with the file, the next run changes nothing."""
+    (lio-configfs) agreeing with the file, the next run changes nothing."""
     stale = fixture_text(*TC + ("tc-saveconfig-json.out",))
-    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text), saveconfig=stale)
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text), saveconfig=stale, kernel="lio-configfs-empty")
     assert not failed, result
     assert result["changed"] and result["diff"]["before"] == {"state": "absent"}
     assert result["actions"][:3] == ["create backstore xenvg-rec0", "create target %s" % HOSTA, "create LUN 0"]
     assert "set CHAP of %s" % HOSTB_INIT in result["actions"]
-    assert calls[1] == iscsi.lio_ls_argv() and calls[-1] == iscsi.lio_saveconfig_argv()
+    assert calls[-1] == iscsi.lio_saveconfig_argv()
     assert iscsi.lio_target_create_argv(HOSTA) in calls
     assert result["export"]["lun"] == 0 and result["export"]["initiators"] == [HOSTB_INIT]
     result, failed, calls = run(LIO_ARGS, {})
     assert not failed, result
-    assert not result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert not result["changed"] and calls == [lvs_argv(["xenvg"])]
 
 
 def test_lio_stale_saveconfig_in_check_mode_reports_the_export_and_the_save(run, fixture_text):
-    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty")}
     stale = fixture_text(*TC + ("tc-saveconfig-json.out",))
-    result, failed, calls = run(LIO_ARGS, outputs, check_mode=True, saveconfig=stale)
+    result, failed, calls = run(LIO_ARGS, {}, check_mode=True, saveconfig=stale, kernel="lio-configfs-empty")
     assert not failed, result
-    assert result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert result["changed"] and calls == [lvs_argv(["xenvg"])]
     assert iscsi.lio_target_create_argv(HOSTA) in result["would_run"]
     assert result["would_run"][-1] == iscsi.lio_saveconfig_argv()
 
@@ -155,10 +154,9 @@ def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
 
 
 def test_lio_check_mode_runs_nothing_that_changes(run, fixture_text):
-    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "targetcli-ls-empty")}
-    result, failed, calls = run(LIO_ARGS, outputs, check_mode=True)
+    result, failed, calls = run(LIO_ARGS, {}, check_mode=True)
     assert not failed, result
-    assert result["changed"] and calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert result["changed"] and calls == [lvs_argv(["xenvg"])]
     assert len(result["would_run"]) == 10 and result["actions"][-2:] == [
         "write %s/etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules" % run.root,
         "link %s/dev/sanless/hosta/xenvg/rec0 -> /dev/xenvg/rec0" % run.root]
@@ -182,14 +180,14 @@ def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent"}, sessions,
                                 saveconfig=saved)
     assert failed and HOSTB_INIT in result["msg"] and "force=true" in result["msg"]
-    assert calls == [iscsi.lio_ls_argv(), iscsi.lio_sessions_argv()]
+    assert calls == [iscsi.lio_sessions_argv()]
     sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-delete-target"),
                      tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): recorded_run(fixture_text, TC, "tc-delete-bs"),
                      tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")})
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent", "force": True},
                                 sessions)
     assert not failed, result
-    assert calls[2:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
+    assert calls[1:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
                          iscsi.lio_saveconfig_argv()]
     assert result["export"] is None and result["sessions"] == [HOSTB_INIT]
 
@@ -197,14 +195,14 @@ def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
 def test_lio_absent_when_not_exported_is_no_change(run, fixture_text):
     saved = fixture_text(*TC + ("tc-saveconfig-json.out",))
     result, failed, calls = run({"vg": "xenvg", "lv": "rec9", "host": "hosta", "state": "absent"}, {}, saveconfig=saved)
-    assert not failed and not result["changed"] and calls == [iscsi.lio_ls_argv()]
+    assert not failed and not result["changed"] and calls == []
 
 
 def test_lio_occupied_lun_refused_before_any_change(run, fixture_text):
     result, failed, calls = run(dict(LIO_ARGS, lv="rec9", lun=0), {}, lvs=("rec0", "rec9"),
                                 saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert failed and "LUN 0 of %s is occupied by backstore xenvg-rec0" % HOSTA in result["msg"]
-    assert calls == [lvs_argv(["xenvg"]), iscsi.lio_ls_argv()]
+    assert calls == [lvs_argv(["xenvg"])]
 
 
 def test_lio_next_export_takes_the_next_lun_and_leaves_the_portal(run, fixture_text):
@@ -325,15 +323,14 @@ def test_tgt_refusing_the_backing_store_is_reported(run, fixture_text):
 
 
 def test_lio_configured_but_never_saved_is_saved(run, fixture_text):
-    # no saveconfig.json: the state comes from the recorded targetcli ls, which shows no CHAP user,
-    # so CHAP is set again, and the configuration is saved for the next boot
+    # no saveconfig.json: the state comes from the kernel's recorded configfs tree, which holds no secret to
+    # compare with, so CHAP is set again, and the configuration is saved for the next boot
     linked("hosta", "rec0")
-    outputs = {tuple(iscsi.lio_ls_argv()): recorded_run(fixture_text, TC, "tc-ls"),
-               tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
+    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
                tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")}
-    result, failed, calls = run(LIO_ARGS, outputs)
+    result, failed, calls = run(LIO_ARGS, outputs, kernel="lio-configfs")
     assert not failed, result
     assert result["actions"] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
-    assert calls[1] == iscsi.lio_ls_argv()
-    result, failed, calls = run(dict(LIO_ARGS, chap_user=None, chap_password=None), outputs)
+    assert calls[1] == iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)
+    result, failed, calls = run(dict(LIO_ARGS, chap_user=None, chap_password=None), outputs, kernel="lio-configfs")
     assert not failed and result["actions"] == ["save config"]
