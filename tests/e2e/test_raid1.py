@@ -25,7 +25,7 @@ VM, HOME, PARTNER, THIRD = "web07", "hosta", "hostb", "hostc"
 GUEST = {"name": VM, "ip": "10.77.0.107"}
 ARRAY = "/dev/md/data"
 LEGS = ("/dev/xvdb", "/dev/xvdc")
-WRITER = ("nohup sh -c 'i=0; while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=%s bs=64k count=1 seek=$((i %% 1024)) "
+WRITER = ("nohup sh -c 'i=0; while [ ! -e /tmp/stop ]; do dd if=/dev/urandom of=%s bs=64k count=1 seek=$((i %% 512)) "
           "oflag=direct conv=fsync,notrunc 2>>/tmp/writer.err && echo $i > /tmp/writes; i=$((i+1)); sleep 0.25; done' "
           ">/dev/null 2>&1 & echo $! > /tmp/writer.pid" % ARRAY)
 # the writer asked to stop and waited for: its last dd has returned before the legs are compared
