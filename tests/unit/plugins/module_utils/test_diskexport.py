@@ -13,8 +13,7 @@ import json
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, diskexport, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandRunner
-from ansible_collections.sanless.xen.tests.unit.conftest import (LAB_INITIATORS, LAB_MACS, FakeModule,
-                                                                 lio_configfs_tree, recorded_run)
+from ansible_collections.sanless.xen.tests.unit.conftest import LAB_INITIATORS, LAB_MACS, FakeModule, lio_configfs_tree
 
 HOSTA_IQN, HOSTB_IQN = conv.target_iqn("hosta"), conv.target_iqn("hostb")
 BY_PATH_A0 = iscsi.by_path("10.77.0.11", 3260, HOSTA_IQN, 0)
