@@ -107,7 +107,7 @@ def boot_units(systemd_dir=None):
 
 
 def lio_exports(state):
-    """The LUNs of a parsed LIO state (iscsi.parse_lio_saveconfig/parse_targetcli_ls) on block backstores, each
+    """The LUNs of a parsed LIO state (iscsi.parse_lio_saveconfig/parse_lio_configfs) on block backstores, each
     with the initiators whose ACL maps it."""
     devices = dict((b["name"], b["dev"]) for b in state["backstores"] if b["plugin"] == "block")
     found = []

@@ -366,8 +366,8 @@ def _lio_as_listed(state):
 
 
 def lio_same_config(saved, live):
-    """True when a saveconfig.json (parse_lio_saveconfig) describes what the kernel has (parse_targetcli_ls of
-    ``targetcli ls``), compared on what the listing shows: not the backstore wwns, CHAP user names, tpg enable
+    """True when a saveconfig.json (parse_lio_saveconfig) describes what the kernel has (parse_lio_configfs,
+    or parse_targetcli_ls of ``targetcli ls``), compared on what the listing shows: not the backstore wwns, CHAP user names, tpg enable
     or targets of fabrics other than iSCSI. A failed restore at boot leaves a file naming what the kernel lacks."""
     return _lio_as_listed(saved) == _lio_as_listed(live)
 
@@ -499,10 +499,6 @@ def lio_saveconfig_argv():
 
 def lio_sessions_argv():
     return ["targetcli", "sessions", "detail"]
-
-
-def lio_ls_argv():
-    return ["targetcli", "ls"]
 
 
 # --------------------------------------------------------------------------- tgt

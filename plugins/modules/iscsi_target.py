@@ -227,7 +227,7 @@ def plan_lio(p, state, secrets, sessions):
     """(steps, export_after, logged_in, before) for LIO. steps: [(description, argv)]; before: the
     export as it is (diff form) or None. Pure.
 
-    state, secrets: Lio.state (parse_lio_saveconfig or parse_targetcli_ls; lio_chap_secrets); sessions:
+    state, secrets: Lio.state (parse_lio_saveconfig or parse_lio_configfs; lio_chap_secrets); sessions:
     parse_targetcli_sessions (only read for state=absent).
     """
     iqn, name, dev = p["target"], p["backstore"], p["device"]
