@@ -27,7 +27,7 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import format_progress
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import format_progress, no_sync_running
 
 display = Display()
 
@@ -35,6 +35,9 @@ display = Display()
 FOREIGN_LEASE_S = 900
 # After the sync, how long the target waits for the source to allow two primaries.
 PEER_PROMOTE_TIMEOUT_S = 120
+# How long a resource may sit Connected, UpToDate/Inconsistent with no sync running before the
+# wait gives up: DRBD does not start such a sync by itself (drbd.initial_sync_stuck).
+NO_SYNC_TIMEOUT_S = 60
 
 
 def _process_start(pid):
@@ -116,6 +119,7 @@ class ActionModule(ActionBase):
     def _sync_loop(self, args, task_vars, first, timeout, interval):
         started = time.time()
         synced_at = None
+        idle_since = None
         current = first
         host = task_vars.get("inventory_hostname")
         shown = False
@@ -132,6 +136,18 @@ class ActionModule(ActionBase):
             if time.time() - started > timeout:
                 current["failed"] = True
                 current["msg"] = "DRBD sync of %s not done after %d s" % (args["vm"], timeout)
+                break
+            idle = [item for item in current.get("sync") or [] if no_sync_running(item)]
+            idle_since = (idle_since or time.time()) if idle else None
+            if idle_since and time.time() - idle_since > NO_SYNC_TIMEOUT_S:
+                current["failed"] = True
+                current["msg"] = (
+                    "%s: DRBD %s has been Connected with disks %s and no sync running for %d s: DRBD will not start "
+                    "it by itself. Start it on the UpToDate side (drbdadm invalidate-remote RESOURCE, or rerun "
+                    "provision.yml for %s: drbd_resource force=true does that), then rerun this migration" % (
+                        host, ", ".join(item["resource"] for item in idle),
+                        ", ".join("%s/%s" % (item.get("disk"), item.get("peer_disk")) for item in idle),
+                        NO_SYNC_TIMEOUT_S, args["vm"]))
                 break
             synced_at = synced_at or (time.time() if current.get("synced") else None)
             if synced_at and time.time() - synced_at > PEER_PROMOTE_TIMEOUT_S:

@@ -763,6 +763,28 @@ def is_synced(state):
     return bool(state) and state.get("cstate") in CONNECTED_CSTATES and both_uptodate(state)
 
 
+# Seconds DRBD gets to start a sync by itself before drbd_resource (force=true) starts it.
+INITIAL_SYNC_GRACE = 3
+
+
+def no_sync_running(state):
+    """Connected, one disk UpToDate and the other Inconsistent, and no sync: a sync that DRBD will not
+    start by itself (see initial_sync_stuck). Takes a parsed minor or a sync report item."""
+    return bool(state) and state.get("cstate") == "Connected" and \
+        sorted((state.get("disk"), state.get("peer_disk"))) == ["Inconsistent", "UpToDate"]
+
+
+def initial_sync_stuck(state):
+    """This side Primary and UpToDate, Connected to an Inconsistent peer, and nothing syncing.
+
+    DRBD 8.4 leaves a resource so when both sides had fresh metadata, connected ("uuid_compare()=0
+    by rule 10, No resync") and one was forced Primary right after: no sync ever starts, and
+    every wait for UpToDate/UpToDate waits forever. Only an Inconsistent peer counts: a peer
+    that is UpToDate, Outdated or Consistent holds data a sync towards it would overwrite.
+    """
+    return no_sync_running(state) and state.get("role") == "Primary" and state.get("disk") == "UpToDate"
+
+
 def replica_problems(state, peer_primary=False):
     """Why the peer's copy behind a minor's state cannot be trusted right now (empty list: it
     can): the link Connected, both disks UpToDate, nothing out of sync and, with peer_primary,
@@ -1101,6 +1123,27 @@ class DrbdResource(object):
             self.drbdadm("primary", *(["--force"] if force else []))
         elif role == "secondary" and current != "Secondary":
             self.drbdadm("secondary")
+        if role == "primary" and self.p.get("force"):
+            self._start_initial_sync(state)
+
+    def _start_initial_sync(self, state):
+        """Start the full sync a forced promotion did not start (see initial_sync_stuck).
+
+        DRBD gets INITIAL_SYNC_GRACE seconds to start it by itself; when the resource is still
+        Connected with an Inconsistent peer and nothing syncing, invalidate-remote starts it. A
+        later run repairs a resource left that way too; one that syncs changes nothing.
+        """
+        if self.runner.check_mode:
+            if initial_sync_stuck(state):
+                self.drbdadm("invalidate-remote")
+            return
+        state = self.state()
+        deadline = self.clock() + INITIAL_SYNC_GRACE
+        while initial_sync_stuck(state) and self.clock() < deadline:
+            self.sleep(0.5)
+            state = self.state()
+        if initial_sync_stuck(state):
+            self.drbdadm("invalidate-remote")
 
     def wait(self, window):
         """Poll for Connected and UpToDate/UpToDate for at most window seconds; fail on StandAlone."""

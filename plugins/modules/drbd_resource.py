@@ -92,6 +92,10 @@ options:
     description:
       - With O(role=primary), C(drbdadm primary --force), which makes this side the sync source of the initial
         sync. Applied only when the local disk is not UpToDate, so a second run changes nothing.
+      - When the resource is then C(Connected) to an C(Inconsistent) peer with no sync running (DRBD 8.4 starts none
+        when the peer connected, both sides on fresh metadata, just before the promotion), C(drbdadm invalidate-remote)
+        starts the full sync, after a grace of 3 s. Never against a peer that is C(UpToDate), C(Outdated) or
+        C(Consistent). A later run repairs a resource left that way as well.
     type: bool
     default: false
   allow_two_primaries:

@@ -66,6 +66,29 @@ def test_promote_sync_timeout(run_action):
     assert len(calls) == 4  # 10 s a call; the timeout counts from the first answer (t=10) and is seen at t=40
 
 
+# /proc/drbd of a DRBD VM's home after a provision whose forced promotion met a fresh connection
+# (fixtures/drbd/8.4.11/proc-drbd-connected-no-resync.txt): nothing syncs, ever
+NO_SYNC = dict(SYNCING, cstate="Connected", percent=None, speed_kib_s=None, eta_s=None)
+
+
+def test_a_sync_that_never_starts_fails_within_a_minute(run_action):
+    res, calls, lines = run_action(dict(BASE, step="promote", sync_timeout=3600), [promote_result(NO_SYNC, True)])
+    assert res["failed"] is True
+    assert res["msg"].startswith("hosta: DRBD sl-web01-0 has been Connected with disks UpToDate/Inconsistent and no "
+                                 "sync running for 60 s")
+    assert "drbdadm invalidate-remote" in res["msg"]
+    assert len(calls) == 8  # 10 s a call: seen idle from t=10, more than 60 s later at t=80
+
+
+def test_a_sync_that_starts_late_is_waited_for(run_action):
+    # idle for 50 s, then DRBD starts it: the idle clock restarts and the wait goes on to the end
+    results = [promote_result(NO_SYNC, True)] * 5 + [promote_result(SYNCING, True)] + \
+        [promote_result(NO_SYNC, True)] * 5 + [promote_result(SYNCED, False)]
+    res, calls, lines = run_action(dict(BASE, step="promote", sync_timeout=3600), results)
+    assert not res.get("failed"), res
+    assert len(calls) == 12
+
+
 def test_target_gives_up_when_the_peer_never_allows_two_primaries(run_action):
     # synced, but the source (which allows two primaries in the same task) is gone
     res, calls, lines = run_action(dict(BASE, role="target", step="promote", sync_timeout=3600),

@@ -188,6 +188,71 @@ def test_primary_force_on_inconsistent_starts_the_sync(host):
     assert result["synced"] is False
 
 
+# web03's disk (minor 100) on its home after the provision of make test at stop 30: the forced
+# promotion met a connection both sides had just made on fresh metadata, and DRBD 8.4 started no
+# sync (wip/drbd-initial-sync-race/). drbdsetup show 100 and the sync that invalidate-remote
+# started were recorded on the lab's web03 later.
+WEB03 = {"name": "web03-disk", "minor": 100, "port": 7800, "disk": "/dev/xenvg/web03-disk",
+         "meta_disk": "/dev/xenvg/web03-disk_meta", "host_name": "hosta", "address": "10.77.0.11",
+         "peer_name": "hostb", "peer_address": "10.77.0.12", "shared_secret": "lab-only-web03-secret"}
+SHOW100 = drbd.drbdsetup_show_argv(100)
+
+
+def web03_argv(verb, *options):
+    return ["drbdadm", verb] + list(options) + ["web03-disk"]
+
+
+def run_web03(host, outputs=None, check_mode=False):
+    host.put_res(host.recorded("web03-disk.res"), name="web03-disk")
+    outputs = dict(outputs or {})
+    outputs[tuple(SHOW100)] = (0, host.recorded("drbdsetup-show-100.txt", UTILS), "")
+    return host.module_main(drbd_resource.main, dict(WEB03, role="primary", force=True, conf_dir=str(host.conf)),
+                            outputs, check_mode, False)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", *LAB)) if n.startswith("proc-drbd")))
+def test_only_the_recorded_stuck_state_counts_as_a_sync_that_never_starts(host, name):
+    minors = drbd.parse_proc_drbd(host.recorded(name))["minors"]
+    stuck = sorted(minor for minor, state in minors.items() if drbd.initial_sync_stuck(state))
+    assert stuck == ([100] if name == "proc-drbd-connected-no-resync.txt" else [])
+    if name in ("proc-drbd-syncsource.txt", "proc-drbd-uptodate.txt", "proc-drbd-connected-inconsistent.txt"):
+        assert not any(drbd.no_sync_running(state) for state in minors.values())
+
+
+def test_a_sync_that_never_started_is_started_with_invalidate_remote(host):
+    host.set_proc(host.recorded("proc-drbd-connected-no-resync.txt"))
+    host.during_wait = [host.recorded("proc-drbd-connected-no-resync.txt")]
+    invalidate = web03_argv("invalidate-remote")
+    host.after[tuple(invalidate)] = host.recorded("proc-drbd-web03-syncsource.txt")
+    result, failed, calls = run_web03(host, {tuple(invalidate): OK_UNRECORDED})
+    assert not failed, result
+    assert calls == [SHOW100, invalidate] and result["changed"] is True
+    view = result["resource"]
+    assert (view["cstate"], view["role"], view["disk"], view["peer_disk"]) == (
+        "SyncSource", "Primary", "UpToDate", "Inconsistent")
+    # DRBD had INITIAL_SYNC_GRACE seconds to start it by itself
+    assert drbd.time.now == 1000.0 + drbd.INITIAL_SYNC_GRACE
+    # a second run finds the sync running and changes nothing
+    result, failed, calls = run_web03(host)
+    assert not failed and result["changed"] is False and calls == [SHOW100]
+
+
+def test_a_sync_that_starts_within_the_grace_is_left_alone(host):
+    host.set_proc(host.recorded("proc-drbd-connected-no-resync.txt"))
+    host.during_wait = [host.recorded("proc-drbd-web03-syncsource.txt")]
+    result, failed, calls = run_web03(host)
+    assert not failed, result
+    assert calls == [SHOW100] and result["changed"] is False
+
+
+def test_check_mode_names_invalidate_remote_and_runs_nothing(host):
+    host.set_proc(host.recorded("proc-drbd-connected-no-resync.txt"))
+    result, failed, calls = run_web03(host, check_mode=True)
+    assert not failed, result
+    assert calls == [SHOW100] and result["would_run"] == [web03_argv("invalidate-remote")]
+
+
 def test_force_is_not_used_on_an_uptodate_disk(host):
     host.put_res(host.recorded("fxd.res"))
     host.set_proc(host.recorded("proc-drbd-uptodate-secondary.txt"))
