@@ -15,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.migration import host_address
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import diskexport
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport, iscsi, raid1
 
 TRANSPORTS = ("iscsi", "aoe")
 BACKENDS = ("lio", "tgt")
@@ -111,16 +111,21 @@ def _request_problems(vm, vm_vars, dom0s, home, to, transport, state, backend, i
 
 
 def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", state="present", backend="lio",
-                interface="xenbr0", slots=(), luns=(), default_vg="xenvg", owner=None, disk_names=None):
+                interface="xenbr0", slots=(), luns=(), default_vg="xenvg", owner=None, disk_names=None,
+                mirrored_devices=(), mirror_replacement_timeout=None):
     """infos: dom0 -> registered xen_info result (disk_exports=true; home and the importers at least).
     addresses: dom0 -> storage address. dom0s: every dom0 of the inventory (the AoE shelf is the home's place
     among them). vm_vars: the VM's inventory variables (xen_home, xen_disks, xen_vg), None for an unknown VM.
     to: the importing dom0s. slots, luns: per disk, an AoE slot or iSCSI LUN asked for (else chosen).
     owner: the dom0 that holds and exports the LVs, when not the VM's xen_home (a raid1 VM's partner, which holds
     the other legs: the same LV names). disk_names: only these of xen_disks (a raid1 VM's mirrored disks).
+    mirrored_devices: the LV devices that are legs of a mirror in a guest (raid1.mirrored_leg_devices);
+    mirror_replacement_timeout: the iSCSI replacement timeout of a session that carries only such legs (None: the
+    sessions are left as they are). A session carries every LUN the home maps to the importer, so any other disk on
+    it keeps open-iscsi's default.
 
     Returns the plan: home, to, transport, state, backend, portal, target (iSCSI IQN), shelf (AoE), importers
-    (dom0 -> initiator IQN or MAC), disks (each vg, lv, device, path, lun or slot (None: the module picks the
+    (dom0 -> initiator IQN or MAC), replacement_timeouts (iSCSI, present: dom0 -> its session's timeout), disks (each vg, lv, device, path, lun or slot (None: the module picks the
     lowest free LUN), allowed (the initiators or MACs the export has after this run) and export (present: export
     with allowed; absent: remove it, no importer left; none: nothing exported)) and problems (the run must
     not change anything unless it is empty)."""
@@ -128,7 +133,8 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     dom0s = sorted(dom0s)
     home = owner or (vm_vars or {}).get("xen_home") or None
     plan = {"vm": vm, "home": home, "to": to, "transport": transport, "state": state, "backend": backend,
-            "interface": interface, "portal": None, "target": None, "shelf": None, "importers": {}, "disks": []}
+            "interface": interface, "portal": None, "target": None, "shelf": None, "importers": {}, "disks": [],
+            "replacement_timeouts": {}}
     plan["problems"] = problems = _request_problems(vm, vm_vars, dom0s, home, to, transport, state, backend, interface)
     if problems:
         return plan
@@ -168,7 +174,21 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
         if state == "present" and (vg, lv) not in lvs:
             problems.append("%s: LV %s/%s does not exist" % (home, vg, lv))
         plan["disks"].append(disk)
+    if transport == "iscsi" and state == "present" and mirror_replacement_timeout:
+        plan["replacement_timeouts"] = replacement_timeouts(plan, exports, mirrored_devices, mirror_replacement_timeout)
     return plan
+
+
+def replacement_timeouts(plan, exports, mirrored_devices, short):
+    """Per importer, its session's replacement timeout: short when every LUN the target maps to it (those exported
+    now included) is a mirrored leg, whose loss md in the guest rides out; else open-iscsi's default, which any
+    other disk on the session (a system disk, say) needs to outlast a network blip."""
+    timeouts = {}
+    for host, initiator in plan["importers"].items():
+        devices = set(e["device"] for e in exports if initiator in e["allowed"]) | \
+            set(d["device"] for d in plan["disks"])
+        timeouts[host] = short if devices <= set(mirrored_devices) else iscsi.OPEN_ISCSI_REPLACEMENT_TIMEOUT
+    return timeouts
 
 
 def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
@@ -221,7 +241,7 @@ def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
 
 def disk_export_plan(hostvars, dom0s, vm, to, transport="iscsi", state="present", backend="lio", interface="xenbr0",
                      slots=None, luns=None, vms=None, register="disk_export_info", default_vg="xenvg", owner=None,
-                     disks=None):
+                     disks=None, mirror_replacement_timeout=None):
     """Filter: plan_export from hostvars: each dom0's registered xen_info result (register) and storage address
     (xen_storage_address, else ansible_host, else its name), and the VM's variables when it is one of vms."""
     vm_vars = None
@@ -229,8 +249,10 @@ def disk_export_plan(hostvars, dom0s, vm, to, transport="iscsi", state="present"
         vm_vars = dict((key, hostvars[vm].get(key)) for key in ("xen_home", "xen_disks", "xen_vg"))
     infos = dict((h, hostvars[h].get(register)) for h in dom0s)
     addresses = dict((h, hostvars[h].get("xen_storage_address") or host_address(hostvars, h)) for h in dom0s)
+    mirrored = raid1.mirrored_leg_devices(dict((name, hostvars[name]) for name in vms or []), default_vg)
     return plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport, state, backend, interface, slots or [],
-                       luns or [], default_vg, owner or None, disks or None)
+                       luns or [], default_vg, owner or None, disks or None, mirrored,
+                       int(mirror_replacement_timeout) if mirror_replacement_timeout else None)
 
 
 def shared_disk_path(owner, vg, lv):

@@ -728,7 +728,8 @@ def parse_sessions(text):
 
 def parse_session_details(text):
     """``iscsiadm -m session -P 3``: [{target, address, port, tpgt, sid, initiator, local_address,
-    connection_state, session_state, chap_username, host, disks: [{lun, disk, state}], luns}].
+    connection_state, session_state, chap_username, host, recovery_timeout, disks: [{lun, disk, state}], luns}].
+    recovery_timeout is the session's replacement timeout in seconds (its sysfs recovery_tmo).
     Passwords (printed masked) are left out."""
     sessions = []
     current = None
@@ -738,7 +739,8 @@ def parse_session_details(text):
         if raw.startswith("Target: "):
             current = {"target": raw.split()[1], "address": None, "port": None, "tpgt": None, "sid": None,
                        "initiator": None, "local_address": None, "connection_state": None,
-                       "session_state": None, "chap_username": None, "host": None, "luns": [], "disks": []}
+                       "session_state": None, "chap_username": None, "host": None, "recovery_timeout": None,
+                       "luns": [], "disks": []}
             sessions.append(current)
             continue
         if current is None:
@@ -756,6 +758,8 @@ def parse_session_details(text):
             current["connection_state"] = value
         elif key == "iSCSI Session State":
             current["session_state"] = value
+        elif key == "Recovery Timeout":
+            current["recovery_timeout"] = int(value)
         elif key == "username":
             current["chap_username"] = None if value == "<empty>" else value
         elif line.startswith("Host Number:"):
@@ -794,6 +798,18 @@ def parse_initiatorname(text):
         if sep and key.strip() == "InitiatorName" and conv.is_iqn(value.strip()):
             return value.strip()
     return None
+
+
+# open-iscsi's node.session.timeo.replacement_timeout (iscsid.conf): what a session not set otherwise has.
+OPEN_ISCSI_REPLACEMENT_TIMEOUT = 120
+
+
+def session_recovery_tmo_path(sid):
+    """The sysfs file of a live session's replacement timeout (seconds; writable while it runs). The
+    node record's node.session.timeo.replacement_timeout only reaches a session at its login."""
+    if not isinstance(sid, int) or isinstance(sid, bool) or sid < 0:
+        raise IscsiParseError("not a session id: %r" % (sid,))
+    return "/sys/class/iscsi_session/session%d/recovery_tmo" % sid
 
 
 def scsi_delete_path(disk):

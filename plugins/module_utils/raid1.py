@@ -188,6 +188,25 @@ class Raid1Error(ValueError):
     """A raid1 VM's settings or state that the collection refuses to act on."""
 
 
+def is_mirrored(disk):
+    """A raid1 VM's disk has two legs unless it says raid1: false (a single LV on the home, the system disk)."""
+    return disk.get("raid1", True) not in (False, "false", "no")
+
+
+def mirrored_leg_devices(vms, default_vg="xenvg"):
+    """vms: VM name -> its inventory variables. The LV devices (/dev/<vg>/<lv>) that are legs of a raid1 VM's
+    mirrored disk, on whichever dom0 holds them: both legs of a disk have the same LV name and VG."""
+    devices = set()
+    for vm, vm_vars in vms.items():
+        if (vm_vars or {}).get("xen_storage_mode") != "raid1":
+            continue
+        vg = vm_vars.get("xen_vg") or default_vg
+        for disk in vm_vars.get("xen_disks") or []:
+            if isinstance(disk, dict) and is_mirrored(disk):
+                devices.add(conv.lv_path(vg, conv.vm_disk_lv(vm, disk.get("name"))))
+    return devices
+
+
 def layout(vm, disks, home, partner, vg, restart_on=()):
     """How a raid1 VM is built: its LVs on each dom0, the exports, the guest config's disks and the md arrays.
 
@@ -205,7 +224,7 @@ def layout(vm, disks, home, partner, vg, restart_on=()):
     out_disks, domain_disks, arrays, used = [], [], [], []
     lvs = {home: [], partner: []}
     for disk in disks:
-        mirrored = disk.get("raid1", True) not in (False, "false", "no")
+        mirrored = is_mirrored(disk)
         vdevs = [disk.get("vdev")] + ([disk.get("partner_vdev")] if mirrored else [])
         for vdev in vdevs:
             if not isinstance(vdev, str) or not conv.VDEV_RE.match(vdev):

@@ -76,6 +76,16 @@ options:
     description: Seconds to wait for the LUN's block device after the login.
     type: int
     default: 30
+  replacement_timeout:
+    description:
+      - Seconds open-iscsi holds the I/O of a lost session before it fails it (C(node.session.timeo.replacement_timeout),
+        120 in open-iscsi's defaults). A leg of a mirror wants a short one, so that md in the guest fails the leg
+        and the guest writes on, instead of stalling for two minutes when the leg's dom0 dies.
+      - Set on the node record and, when the session runs, on the session itself
+        (C(/sys/class/iscsi_session/session<sid>/recovery_tmo)).
+      - It applies to the whole session with O(target), so to every LUN of that target on this host.
+      - Not given, the record and the session keep theirs.
+    type: int
 notes:
   - Commands run with C(LANG=C), without a shell.
   - C(iscsiadm --op update) takes the CHAP secret as a command argument, visible in the process list while it runs.
@@ -146,6 +156,10 @@ session:
       description: iSCSI session state.
       type: str
       sample: LOGGED_IN
+    recovery_timeout:
+      description: The session's replacement timeout in seconds (see O(replacement_timeout)).
+      type: int
+      sample: 120
     disks:
       description: Attached disks, one per LUN with a disk.
       type: list
@@ -201,7 +215,14 @@ def node_updates(p, record, new_record):
             updates.append(("node.session.auth.username", p["chap_user"], p["chap_user"]))
         if new_record or user_changed or p["update_password"] == "always":
             updates.append(("node.session.auth.password", p["chap_password"], iscsi.MASK))
+    timeout = p.get("replacement_timeout")
+    if timeout is not None and record.get(REPLACEMENT_TIMEOUT) != str(timeout):
+        updates.append((REPLACEMENT_TIMEOUT, str(timeout), str(timeout)))
     return updates
+
+
+# The node record's setting of how long a lost session holds its I/O; recovery_tmo is the live session's.
+REPLACEMENT_TIMEOUT = "node.session.timeo.replacement_timeout"
 
 
 def _disk_of(session, lun):
@@ -224,6 +245,7 @@ def main():
             startup=dict(type="str", default="automatic", choices=["automatic", "manual"]),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             timeout=dict(type="int", default=30),
+            replacement_timeout=dict(type="int"),
             **diskexport.SHARED_PATH_OPTIONS
         ),
         required_together=[("chap_user", "chap_password"), diskexport.SHARED_PATH_TOGETHER],
@@ -235,6 +257,8 @@ def main():
         conv.check_address(p["portal"], "portal address")
         if not 0 < p["port"] < 65536:
             raise ValueError("invalid port %d" % p["port"])
+        if p["replacement_timeout"] is not None and not 1 <= p["replacement_timeout"] <= 86400:
+            raise ValueError("replacement_timeout %d out of range 1..86400 s" % p["replacement_timeout"])
         if p["chap_user"] is not None:
             conv.check_chap_user(p["chap_user"])
             conv.check_chap_secret(p["chap_password"])
@@ -275,6 +299,8 @@ def main():
     before = {"state": "logged in" if session else ("known" if record is not None else "absent")}
     if record is not None:
         before.update(startup=record.get("node.startup"), chap_user=record.get("node.session.auth.username") or None)
+        if p["replacement_timeout"] is not None:
+            before["replacement_timeout"] = record.get(REPLACEMENT_TIMEOUT)
 
     path = device = None
     others = [d for d in (session or {}).get("disks", []) if p["lun"] is not None and d["lun"] != p["lun"]]
@@ -321,6 +347,18 @@ def main():
         elif p["lun"] is not None and _disk_of(session, p["lun"]) is None:
             # mapped after the login (another disk exported to this dom0 later): the kernel sees it after a rescan
             change("rescan", iscsi.iscsiadm_rescan_argv(target, address, port))
+        if session is not None and p["replacement_timeout"] is not None:
+            live = session.get("recovery_timeout")
+            if live != p["replacement_timeout"]:
+                # the record reaches the session at its next login only: the running one is set too
+                actions.append("set session %d recovery_tmo=%d" % (session["sid"], p["replacement_timeout"]))
+                if not module.check_mode:
+                    try:
+                        with open(iscsi.ROOT + iscsi.session_recovery_tmo_path(session["sid"]), "w") as handle:
+                            handle.write("%d\n" % p["replacement_timeout"])
+                    except (IOError, OSError) as exc:
+                        fail("cannot set the replacement timeout of session %d (was %s): %s"
+                             % (session["sid"], live, exc))
         if not module.check_mode or session is not None:
             def appeared():
                 nonlocal session, path, device
@@ -345,6 +383,8 @@ def main():
                                                 {"ENV{ID_PATH}": os.path.basename(link_to)}, link_to, module.check_mode)
         after = {"state": "logged in", "startup": p["startup"],
                  "chap_user": p["chap_user"] or before.get("chap_user")}
+        if p["replacement_timeout"] is not None:
+            after["replacement_timeout"] = str(p["replacement_timeout"])
 
     result = {
         "changed": bool(actions),

@@ -178,3 +178,45 @@ def test_a_raid1_partner_exports_its_legs_to_the_home(infos):
     assert "hostb: LV xenvg/web05-disk does not exist" in plan(infos, vm_vars=vm_vars, to="hosta")["problems"]
     assert plan(infos, vm_vars=vm_vars, owner="hosta", disk_names=["nope"])["problems"] == [
         "VM web05 has no disk nope (xen_disks: root, disk)"]
+
+
+# --------------------------------------------------------------------------- the session's replacement timeout
+
+RAID1_WEB05 = {"xen_home": "hostb", "xen_vg": "xenvg", "xen_storage_mode": "raid1",
+               "xen_disks": [{"name": "root", "raid1": False}, {"name": "disk", "partner_vdev": "xvdc"}]}
+
+
+def test_mirrored_leg_devices_are_the_mirrored_disks_of_raid1_vms():
+    vms = {"web05": RAID1_WEB05, "web01": {"xen_disks": [{"name": "disk"}]},
+           "web07": {"xen_storage_mode": "raid1", "xen_disks": [{"name": "root", "raid1": "false"}, {"name": "data"}]}}
+    assert plan_filter.raid1.mirrored_leg_devices(vms, "xenvg") == {"/dev/xenvg/web05-disk", "/dev/xenvg/web07-data"}
+
+
+def test_a_session_of_mirrored_legs_only_gets_the_short_timeout(infos):
+    # hosta maps rec0 (LUN 0) to hostb already: the session carries it and web05's leg
+    legs = {"/dev/xenvg/web05-disk", "/dev/xenvg/rec0"}
+    result = plan(infos, vm_vars=RAID1_WEB05, owner="hosta", disk_names=["disk"], mirrored_devices=legs,
+                  mirror_replacement_timeout=15)
+    assert result["problems"] == [] and result["replacement_timeouts"] == {"hostb": 15}
+
+
+def test_a_session_with_any_other_disk_keeps_open_iscsis_default(infos):
+    # rec0, on the same session, is no leg of a mirror: a blip must not fail it after 15 s
+    result = plan(infos, vm_vars=RAID1_WEB05, owner="hosta", disk_names=["disk"],
+                  mirrored_devices={"/dev/xenvg/web05-disk"}, mirror_replacement_timeout=15)
+    assert result["replacement_timeouts"] == {"hostb": 120}
+    # a plain VM's export, and no timeout asked: the sessions are left as they are
+    assert plan(infos, mirror_replacement_timeout=15)["replacement_timeouts"] == {"hostb": 120}
+    assert plan(infos, vm_vars=RAID1_WEB05, owner="hosta", disk_names=["disk"],
+                mirrored_devices={"/dev/xenvg/web05-disk", "/dev/xenvg/rec0"})["replacement_timeouts"] == {}
+    assert plan(infos, transport="aoe", mirror_replacement_timeout=15)["replacement_timeouts"] == {}
+
+
+def test_the_filter_finds_the_mirrored_legs_in_hostvars(infos):
+    hostvars = {"hosta": {"disk_export_info": infos["hosta"], "ansible_host": "10.77.0.11"},
+                "hostb": {"disk_export_info": infos["hostb"], "xen_storage_address": "10.77.0.12"},
+                "web05": RAID1_WEB05, "rec0": {"xen_storage_mode": "raid1", "xen_disks": [{"name": "x"}]}}
+    result = plan_filter.disk_export_plan(hostvars, DOM0S, "web05", "hostb", vms=["web05"], owner="hosta",
+                                          disks=["disk"], mirror_replacement_timeout=15)
+    # rec0's LV is no leg of web05 (and the VM "rec0" would name rec0-x): 120
+    assert result["problems"] == [] and result["replacement_timeouts"] == {"hostb": 120}

@@ -207,3 +207,77 @@ def test_absent_of_one_lun_keeps_the_session_for_the_others(run, fixture_text):
     outputs[tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-node-delete")
     result, failed, calls = run(args, outputs)
     assert not failed and result["actions"] == ["log out", "delete node record"]
+
+
+# --------------------------------------------------------------------------- replacement timeout (mirrored legs)
+
+REPLACEMENT = iscsi_initiator.REPLACEMENT_TIMEOUT
+
+
+def recovery_tmo_file(root, sid):
+    """The live session's sysfs recovery_tmo under root (the module writes it; it reads the value from -P 3)."""
+    path = root / ("sys/class/iscsi_session/session%d/recovery_tmo" % sid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_replacement_timeout_is_on_the_record_before_the_first_login(run, fixture_text):
+    outputs = first_login(fixture_text)
+    outputs[update(REPLACEMENT, "15")] = rec(fixture_text, "iscsiadm-set-authmethod")
+    result, failed, calls = run(dict(ARGS, replacement_timeout=15), outputs)
+    assert not failed, result
+    assert "set %s=15" % REPLACEMENT in result["actions"]
+    assert calls.index(list(update(REPLACEMENT, "15"))) < calls.index(iscsi.iscsiadm_login_argv(HOSTA, "10.77.0.11", 3260))
+    # the session is made with it: nothing to set on a running one
+    assert not any(action.startswith("set session") for action in result["actions"])
+    assert not (run.root / "sys/class/iscsi_session").exists()
+    assert result["diff"]["after"]["replacement_timeout"] == "15"
+
+
+def test_a_running_session_gets_the_replacement_timeout_live(run, fixture_text):
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show"),
+               update(REPLACEMENT, "15"): rec(fixture_text, "iscsiadm-set-authmethod")}
+    # the recorded session shows open-iscsi's default
+    assert iscsi.parse_session_details(outputs[tuple(SESSIONS)][1])[0]["recovery_timeout"] == 120
+    live = recovery_tmo_file(run.root, 3)
+    result, failed, calls = run(dict(ARGS, startup="manual", replacement_timeout=15), outputs)
+    assert not failed, result
+    assert result["actions"] == ["set %s=15" % REPLACEMENT, "set session 3 recovery_tmo=15"]
+    assert live.read_text() == "15\n"
+    assert result["diff"]["before"]["replacement_timeout"] == "120"
+    # check mode names both and writes nothing
+    live.unlink()
+    result, failed, calls = run(dict(ARGS, startup="manual", replacement_timeout=15), outputs, check_mode=True)
+    assert not failed and result["changed"] and not live.exists()
+    assert result["would_run"] == [list(update(REPLACEMENT, "15"))]
+
+
+def test_a_mirrored_legs_session_as_the_raid1_provision_left_it_is_no_change(run, fixture_text):
+    # hosta importing web07's leg from hostb's LIO target, recorded after provision.yml (disk_export_mirrored_legs)
+    target = "iqn.2026-12.xen.sanless:hostb"
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3-raid1"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node-raid1"),
+               tuple(iscsi.iscsiadm_node_argv(target, "10.77.0.12", 3260)): rec(fixture_text, "iscsiadm-node-show-raid1")}
+    session = iscsi.parse_session_details(outputs[tuple(SESSIONS)][1])[0]
+    assert (session["sid"], session["recovery_timeout"]) == (1, 15)
+    by_path = iscsi.by_path("10.77.0.12", 3260, target, 0)
+    result, failed, calls = run({"target": target, "portal": "10.77.0.12", "lun": 0, "replacement_timeout": 15},
+                                outputs, present=(by_path,))
+    assert not failed, result
+    assert result["changed"] is False and result["actions"] == [], result["actions"]
+
+
+def test_replacement_timeout_out_of_range_fails_before_any_command(run, fixture_text):
+    result, failed, calls = run(dict(ARGS, replacement_timeout=0), {})
+    assert failed and calls == [] and "replacement_timeout 0 out of range" in result["msg"]
+
+
+def test_open_iscsis_default_asked_on_a_default_session_is_no_change(run, fixture_text):
+    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
+               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show")}
+    result, failed, calls = run(dict(ARGS, startup="manual", replacement_timeout=iscsi.OPEN_ISCSI_REPLACEMENT_TIMEOUT),
+                                outputs)
+    assert not failed and result["changed"] is False and result["actions"] == []
