@@ -99,7 +99,8 @@ class Lab:
         return {line.split()[0] for line in out if line.strip()}
 
     def lv_sha256(self, host, path, mib):
-        out = self.sh(host, "dd if=%s bs=1M count=%d 2>/dev/null | sha256sum" % (path, mib)).stdout
+        # direct: the page cache of a device DRBD or another dom0 writes under may hold older blocks
+        out = self.sh(host, "dd if=%s bs=1M count=%d iflag=direct 2>/dev/null | sha256sum" % (path, mib)).stdout
         return out.split()[0]
 
     def json_file(self, host, path):
