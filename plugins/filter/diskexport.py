@@ -125,10 +125,10 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     it keeps open-iscsi's default.
 
     Returns the plan: home, to, transport, state, backend, portal, target (iSCSI IQN), shelf (AoE), importers
-    (dom0 -> initiator IQN or MAC), replacement_timeouts (iSCSI, present: dom0 -> its session's timeout), disks (each vg, lv, device, path, lun or slot (None: the module picks the
-    lowest free LUN), allowed (the initiators or MACs the export has after this run) and export (present: export
-    with allowed; absent: remove it, no importer left; none: nothing exported)) and problems (the run must
-    not change anything unless it is empty)."""
+    (dom0 -> initiator IQN or MAC), replacement_timeouts (iSCSI, present: dom0 -> its session's timeout), disks
+    (each vg, lv, device, path, lun or slot (None: the module picks the lowest free LUN), allowed (the initiators or
+    MACs the export has after this run) and export (present: export with allowed; absent: remove it, no importer
+    left; none: nothing exported)) and problems (the run must not change anything unless it is empty)."""
     to = _hosts(to)
     dom0s = sorted(dom0s)
     home = owner or (vm_vars or {}).get("xen_home") or None
