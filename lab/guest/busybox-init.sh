@@ -25,10 +25,12 @@ DISK=""; [ -b /dev/xvda ] && DISK=/dev/xvda
 MARK_AT=$PATTERN_MIB; HB_AT=$((PATTERN_MIB + 1))
 pattern_sum() { dd if=$DISK bs=1M count=$PATTERN_MIB 2>/dev/null | sha256sum | cut -d' ' -f1; }
 if [ -n "$DISK" ]; then
-  MARK=$(dd if=$DISK bs=1M skip=$MARK_AT count=1 2>/dev/null | head -c 24)
-  if [ "$MARK" != "SANLESS-PATTERN-V1-$PATTERN_MIB" ] && [ "$MARK" != "SANLESS-PATTERN-V1-${PATTERN_MIB}" ]; then
+  WANT="SANLESS-PATTERN-V1-$PATTERN_MIB"
+  # exactly the marker's bytes: what follows it in its block is whatever the LV held before (a recycled extent)
+  MARK=$(dd if=$DISK bs=1M skip=$MARK_AT count=1 2>/dev/null | head -c ${#WANT})
+  if [ "$MARK" != "$WANT" ]; then
     dd if=/dev/urandom of=$DISK bs=1M count=$PATTERN_MIB conv=fsync 2>/dev/null
-    printf 'SANLESS-PATTERN-V1-%s' "$PATTERN_MIB" | dd of=$DISK bs=1M seek=$MARK_AT conv=fsync 2>/dev/null
+    printf '%s' "$WANT" | dd of=$DISK bs=1M seek=$MARK_AT conv=fsync 2>/dev/null
     echo "SANLESS-PATTERN written"
   fi
   echo "SANLESS-PATTERN sha256=$(pattern_sum)"
