@@ -88,7 +88,10 @@ def test_docs_render(kind, tmp_path):
     """ansible-doc prints each plugin's page (options, examples, return values) without complaint."""
     names = ["sanless.xen." + n for n in names_of(kind)]
     proc = run_cli("doc", "-t", kind, *names, cwd=tmp_path, env=collection_env(tmp_path))
-    problems = [line for line in proc.stderr.splitlines() if "sanless" in line or "ERROR" in line]
+    # Our plugins' names or their path, not "sanless" alone: the venvs live under ~/.cache/sanless-lab, and a
+    # third party's warning (cryptography's DSA deprecation) names its file there.
+    problems = [line for line in proc.stderr.splitlines()
+                if "sanless.xen" in line or "ansible_collections/sanless" in line or "ERROR" in line]
     assert not problems
     for name in names:
         assert name in proc.stdout
