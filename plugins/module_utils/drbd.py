@@ -22,7 +22,7 @@ import tempfile
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, wait_until
 
 PROC_DRBD = "/proc/drbd"
 
@@ -1137,12 +1137,7 @@ class DrbdResource(object):
             if initial_sync_stuck(state):
                 self.drbdadm("invalidate-remote")
             return
-        state = self.state()
-        deadline = self.clock() + INITIAL_SYNC_GRACE
-        while initial_sync_stuck(state) and self.clock() < deadline:
-            self.sleep(0.5)
-            state = self.state()
-        if initial_sync_stuck(state):
+        if not wait_until(lambda: not initial_sync_stuck(self.state()), INITIAL_SYNC_GRACE):
             self.drbdadm("invalidate-remote")
 
     def wait(self, window):

@@ -800,7 +800,9 @@ def parse_initiatorname(text):
     return None
 
 
-# open-iscsi's node.session.timeo.replacement_timeout (iscsid.conf): what a session not set otherwise has.
+# The node record's setting of how long a lost session holds its I/O (a live session's is its sysfs recovery_tmo),
+# and open-iscsi's default for it (iscsid.conf): what a session not set otherwise has.
+REPLACEMENT_TIMEOUT = "node.session.timeo.replacement_timeout"
 OPEN_ISCSI_REPLACEMENT_TIMEOUT = 120
 
 

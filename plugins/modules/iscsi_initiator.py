@@ -216,13 +216,9 @@ def node_updates(p, record, new_record):
         if new_record or user_changed or p["update_password"] == "always":
             updates.append(("node.session.auth.password", p["chap_password"], iscsi.MASK))
     timeout = p.get("replacement_timeout")
-    if timeout is not None and record.get(REPLACEMENT_TIMEOUT) != str(timeout):
-        updates.append((REPLACEMENT_TIMEOUT, str(timeout), str(timeout)))
+    if timeout is not None and record.get(iscsi.REPLACEMENT_TIMEOUT) != str(timeout):
+        updates.append((iscsi.REPLACEMENT_TIMEOUT, str(timeout), str(timeout)))
     return updates
-
-
-# The node record's setting of how long a lost session holds its I/O; recovery_tmo is the live session's.
-REPLACEMENT_TIMEOUT = "node.session.timeo.replacement_timeout"
 
 
 def _disk_of(session, lun):
@@ -300,7 +296,7 @@ def main():
     if record is not None:
         before.update(startup=record.get("node.startup"), chap_user=record.get("node.session.auth.username") or None)
         if p["replacement_timeout"] is not None:
-            before["replacement_timeout"] = record.get(REPLACEMENT_TIMEOUT)
+            before["replacement_timeout"] = record.get(iscsi.REPLACEMENT_TIMEOUT)
 
     path = device = None
     others = [d for d in (session or {}).get("disks", []) if p["lun"] is not None and d["lun"] != p["lun"]]

@@ -111,7 +111,9 @@ class Host(object):
 def host(tmp_path, fixture_text, module_main, monkeypatch):
     lab = Host(tmp_path, fixture_text, module_main)
     monkeypatch.setattr(drbd, "PROC_DRBD", str(lab.proc_path))
-    monkeypatch.setattr(drbd, "time", FakeTime(lab))
+    fake_time = FakeTime(lab)
+    monkeypatch.setattr(drbd, "time", fake_time)
+    monkeypatch.setattr(runner, "time", fake_time)  # runner.wait_until, the modules' one wait loop
     original = runner.CommandRunner.run
 
     def run(self, cmd, **kwargs):

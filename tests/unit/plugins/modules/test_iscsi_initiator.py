@@ -211,7 +211,7 @@ def test_absent_of_one_lun_keeps_the_session_for_the_others(run, fixture_text):
 
 # --------------------------------------------------------------------------- replacement timeout (mirrored legs)
 
-REPLACEMENT = iscsi_initiator.REPLACEMENT_TIMEOUT
+REPLACEMENT = iscsi.REPLACEMENT_TIMEOUT
 
 
 def recovery_tmo_file(root, sid):
