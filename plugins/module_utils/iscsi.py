@@ -501,6 +501,60 @@ def lio_sessions_argv():
     return ["targetcli", "sessions", "detail"]
 
 
+# Where Debian's targetcli-fb installs its shell; tests point it at a script of their own.
+TARGETCLI = "/usr/bin/targetcli"
+# `targetcli CMD` runs one command per process, and each process pays for its imports and a walk of LIO's whole tree
+# (8 s on a lab dom0 under TCG, most of an export's time). A module's commands run in one process of targetcli's own
+# shell instead: its lock, its preferences, one walk, then each command as `targetcli CMD` runs it (the arguments
+# joined by spaces), in order; the first that fails stops the rest, its words on stderr after "command N failed: ",
+# exit code 1, as `targetcli CMD` exits on a failure.
+LIO_BATCH_SCRIPT = """\
+import fcntl, importlib.machinery, importlib.util, os, sys
+try:
+    from targetcli import targetcli_shell as cli
+except ImportError:
+    loader = importlib.machinery.SourceFileLoader("targetcli_shell", sys.argv[1])
+    cli = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(cli)
+shell = cli.TargetCLI(os.getenv("TARGETCLI_HOME", "~/.targetcli"))
+lock = open(cli.lock_file, "w+")
+fcntl.flock(lock, fcntl.LOCK_EX)
+cli.UIRoot(shell, as_root=True).refresh()
+for n, line in enumerate(sys.argv[2:]):
+    try:
+        shell.run_cmdline(line)
+    except Exception as exc:
+        sys.stderr.write("targetcli batch: command %d failed: %s\\n" % (n, exc))
+        sys.exit(1)
+"""
+LIO_BATCH_FAILED_RE = re.compile(r"^targetcli batch: command (\d+) failed: ", re.M)
+
+
+def script_interpreter(text):
+    """The argv prefix a script's #! line names (["/usr/bin/python3"], ["/usr/bin/env", "python3"]), or None."""
+    first = (text or "").split("\n", 1)[0]
+    return first[2:].split() or None if first.startswith("#!") else None
+
+
+def lio_batch_argv(interpreter, targetcli, commands):
+    """One process running targetcli argvs (lio_*_argv) in order: LIO_BATCH_SCRIPT under targetcli's interpreter."""
+    for argv in commands:
+        if not argv or argv[0] != "targetcli":
+            raise ValueError("not a targetcli command: %r" % (argv,))
+    return list(interpreter) + ["-c", LIO_BATCH_SCRIPT, targetcli] + [" ".join(argv[1:]) for argv in commands]
+
+
+def lio_batch_failure(stderr):
+    """(index, targetcli's words) of the batch's command that failed (LIO_BATCH_SCRIPT's report on stderr), or
+    (None, the last line of stderr) when the batch failed before any command (targetcli missing, LIO not loadable)."""
+    text = stderr or ""
+    found = LIO_BATCH_FAILED_RE.search(text)
+    if found:
+        return int(found.group(1)), text[found.end():].strip()
+    lines = text.strip().splitlines()
+    return None, (lines[-1] if lines else "")
+
+
 # --------------------------------------------------------------------------- tgt
 
 
@@ -886,6 +940,13 @@ class Lio(RunnerTool):
 
     def sessions(self):
         return parse_targetcli_sessions(self.runner.stdout(lio_sessions_argv()))
+
+    def batch_argv(self, commands):
+        """lio_batch_argv under the interpreter of TARGETCLI's #! line."""
+        interpreter = script_interpreter(read_text(TARGETCLI))
+        if interpreter is None:
+            raise IscsiParseError("%s is missing or not a script: is targetcli-fb installed?" % TARGETCLI)
+        return lio_batch_argv(interpreter, TARGETCLI, commands)
 
 
 class Tgt(RunnerTool):

@@ -93,6 +93,10 @@ notes:
     C(targetcli)). C(/etc/rtslib-fb-target/saveconfig.json) (the module saves
     after every change) adds the CHAP user names and secrets while it describes the same; when it is missing or stale
     (for example after a failed restore at boot), CHAP is set again and the configuration saved anew.
+  - With LIO, every command of a run goes to one process of targetcli's own shell (C(targetcli-fb)'s classes, loaded
+    from C(/usr/bin/targetcli) under the interpreter its C(#!) line names), in order, each as C(targetcli CMD) would
+    run it; the first that fails stops the rest and is named in the message. One C(targetcli) per command costs its
+    start and a walk of the whole LIO tree each time (5 to 8 s on a slow dom0).
   - C(targetcli) and C(tgtadm) take the CHAP secret as a command argument, visible in the process list while they run.
 requirements:
   - targetcli-fb (LIO) or tgt, on the exporting dom0.
@@ -184,11 +188,12 @@ sessions:
   elements: str
   sample: []
 cmds:
-  description: The commands that ran, CHAP secrets masked.
+  description: The commands that ran, CHAP secrets masked. With LIO, the one targetcli process (its script shortened
+    here), its last arguments the targetcli command lines.
   returned: success
   type: list
   elements: list
-  sample: [["targetcli", "saveconfig"]]
+  sample: [["/usr/bin/python3", "-c", "import fcntl, ...", "/usr/bin/targetcli", "saveconfig"]]
 would_run:
   description: In check mode, the commands that would have changed the dom0, CHAP secrets masked.
   returned: success
@@ -493,7 +498,18 @@ def main():
         fail(str(exc))
 
     actions = [step[0] for step in steps]
-    for description, argv in steps:
+    if p["backend"] == "lio" and steps:
+        # one targetcli process for every step (iscsi.LIO_BATCH_SCRIPT); a failure names its step
+        try:
+            runner.run(lio.batch_argv([step[1] for step in steps]), changes_state=True)
+        except iscsi.IscsiParseError as exc:
+            fail(str(exc))
+        except CommandError as exc:
+            failed_at, words = iscsi.lio_batch_failure(exc.stderr)
+            if failed_at is not None and failed_at < len(steps):
+                fail("%s: `%s` failed: %s" % (steps[failed_at][0], " ".join(steps[failed_at][1]), words), exc)
+            fail("targetcli (rc %s): %s" % (exc.rc, words), exc)
+    for description, argv in (steps if p["backend"] == "tgt" else []):
         try:
             runner.run(argv, changes_state=True)
         except CommandError as exc:

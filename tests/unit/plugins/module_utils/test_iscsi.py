@@ -293,3 +293,68 @@ def test_a_shared_link_that_udev_rewrote_to_the_node_is_left_alone(tmp_path, mon
     assert iscsi.ensure_shared_path("hosta", "xenvg", "web05-disk", match, str(by_path), False) == [
         "link %s -> %s" % (link, by_path)]
     assert os.path.realpath(str(link)) == str(tmp_path / "dev/sdb")
+
+
+# A stand-in for targetcli-fb 2.1.53's /usr/bin/targetcli, as the batch uses it: the module it loads from that path
+# (TargetCLI, UIRoot, lock_file). Its shell prints each command line and raises targetcli's way on "boom".
+STAND_IN_TARGETCLI = '''#!/usr/bin/python3
+import sys
+lock_file = sys.argv[1] + ".lock"
+
+
+class TargetCLI(object):
+    def __init__(self, home):
+        self.home = home
+
+    def run_cmdline(self, line):
+        if "boom" in line:
+            raise RuntimeError("Could not open /dev/xenvg/boom")
+        print("ran: " + line)
+
+
+class UIRoot(object):
+    def __init__(self, shell, as_root=False):
+        assert as_root
+
+    def refresh(self):
+        print("refreshed")
+'''
+
+
+HOSTA = "iqn.2026-12.xen.sanless:hosta"
+
+
+def run_batch(tmp_path, commands):
+    import subprocess
+    import sys
+
+    script = tmp_path / "targetcli"
+    script.write_text(STAND_IN_TARGETCLI)
+    argv = iscsi.lio_batch_argv([sys.executable], str(script), commands)
+    # the stand-in is found by path only: nothing named targetcli on sys.path (the batch's first choice)
+    return subprocess.run(argv, capture_output=True, text=True, cwd=str(tmp_path), env={"PYTHONPATH": ""}, check=False)
+
+
+def test_lio_batch_runs_the_commands_in_order_after_one_refresh(tmp_path):
+    proc = run_batch(tmp_path, [iscsi.lio_target_create_argv(HOSTA), iscsi.lio_saveconfig_argv()])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["refreshed", "ran: /iscsi create %s" % HOSTA, "ran: saveconfig"]
+
+
+def test_lio_batch_stops_at_the_first_failure_and_names_it(tmp_path):
+    commands = [iscsi.lio_target_create_argv(HOSTA), iscsi.lio_backstore_create_argv("boom", "/dev/xenvg/boom"),
+                iscsi.lio_saveconfig_argv()]
+    proc = run_batch(tmp_path, commands)
+    assert proc.returncode == 1 and "saveconfig" not in proc.stdout
+    assert iscsi.lio_batch_failure(proc.stderr) == (1, "Could not open /dev/xenvg/boom")
+    # a batch that fails before its first command: its last words
+    assert iscsi.lio_batch_failure("Traceback ...\nModuleNotFoundError: No module named 'rtslib_fb'\n") == (
+        None, "ModuleNotFoundError: No module named 'rtslib_fb'")
+
+
+def test_lio_batch_takes_only_targetcli_commands_and_its_interpreter_from_the_script():
+    with pytest.raises(ValueError):
+        iscsi.lio_batch_argv(["/usr/bin/python3"], "/usr/bin/targetcli", [["rm", "-rf", "/"]])
+    assert iscsi.script_interpreter("#!/usr/bin/python3\nimport sys\n") == ["/usr/bin/python3"]
+    assert iscsi.script_interpreter("#! /usr/bin/env python3\n") == ["/usr/bin/env", "python3"]
+    assert iscsi.script_interpreter("\x7fELF") is None and iscsi.script_interpreter(None) is None

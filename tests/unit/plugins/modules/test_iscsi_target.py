@@ -38,6 +38,10 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
     monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(saved))
     monkeypatch.setattr(iscsi, "TGT_CONF_DIR", str(conf_dir))
     monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    # Debian's /usr/bin/targetcli names its interpreter on its #! line: the batch runs under it
+    targetcli = tmp_path / "targetcli"
+    targetcli.write_text("#!/usr/bin/python3\n")
+    monkeypatch.setattr(iscsi, "TARGETCLI", str(targetcli))
 
     def go(args, outputs, saveconfig=None, check_mode=False, diff=True, lvs=("rec0",), kernel=None):
         if saveconfig is not None:
@@ -53,7 +57,17 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
         return result, failed, calls
     go.conf_dir = conf_dir
     go.root = tmp_path
+    go.batch = lambda commands: iscsi.lio_batch_argv(["/usr/bin/python3"], str(targetcli), commands)
     return go
+
+
+def lines(batch_argv):
+    """The targetcli command lines of a batch (after the interpreter, -c, the script and targetcli's path)."""
+    return batch_argv[batch_argv.index("-c") + 3:]
+
+
+def line(argv):
+    return " ".join(argv[1:])
 
 
 def linked(host, lv):
@@ -62,39 +76,31 @@ def linked(host, lv):
                                     "/dev/xenvg/%s" % lv, False)
 
 
-def lio_fresh_outputs(fixture_text):
-    tpg = "/iscsi/%s/tpg1" % HOSTA
-    return {
-        tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")): recorded_run(fixture_text, TC, "tc-create-bs"),
-        tuple(iscsi.lio_target_create_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-create-tgt"),
-        tuple(iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0)): recorded_run(fixture_text, TC, "tc-create-lun"),
-        tuple(iscsi.targetcli_argv(tpg + "/portals", "delete", "0.0.0.0", 3260)): recorded_run(fixture_text, TC, "tc-portal-del"),
-        tuple(iscsi.targetcli_argv(tpg + "/portals", "create", "10.77.0.11", 3260)):
-            recorded_run(fixture_text, TC, "tc-portal-create"),
-        tuple(iscsi.lio_tpg_auth_argv(HOSTA, True)): recorded_run(fixture_text, TC, "tc-tpg-auth"),
-        tuple(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)): recorded_run(fixture_text, TC, "tc-acl-create"),
-        tuple(iscsi.lio_mapped_lun_create_argv(HOSTA, HOSTB_INIT, 0)): recorded_run(fixture_text, TC, "tc-acl-create"),
-        tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
-        tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig"),
-    }
+# A fresh export's commands, in the order the module runs them: the wildcard portal goes before the storage address is
+# bound, CHAP is set after the ACL exists, the configuration saved last.
+LIO_FRESH = [iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0"), iscsi.lio_target_create_argv(HOSTA),
+             iscsi.lio_lun_create_argv(HOSTA, "xenvg-rec0", 0), iscsi.lio_portal_delete_argv(HOSTA, "0.0.0.0", 3260),
+             iscsi.lio_portal_create_argv(HOSTA, "10.77.0.11", 3260), iscsi.lio_tpg_auth_argv(HOSTA, True),
+             iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT), iscsi.lio_mapped_lun_create_argv(HOSTA, HOSTB_INIT, 0),
+             iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET), iscsi.lio_saveconfig_argv()]
+
+
+def lio_fresh_outputs(run, fixture_text, recording="tc-batch-fresh"):
+    """The fresh export's one batch, answered by the lab's run of the same commands."""
+    return {tuple(run.batch(LIO_FRESH)): recorded_run(fixture_text, TC, recording)}
 
 
 def test_lio_fresh_host_exports_everything_and_saves(run, fixture_text):
-    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text))
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
     assert not failed, result
     assert result["changed"]
-    assert calls[0] == lvs_argv(["xenvg"]) and calls[1] == iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")
-    # the wildcard portal goes before the storage address is bound; CHAP is set after the ACL exists
-    assert calls.index(iscsi.targetcli_argv("/iscsi/%s/tpg1/portals" % HOSTA, "delete", "0.0.0.0", 3260)) < \
-        calls.index(iscsi.lio_portal_create_argv(HOSTA, "10.77.0.11", 3260))
-    assert calls.index(iscsi.lio_acl_create_argv(HOSTA, HOSTB_INIT)) < \
-        calls.index(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET))
-    assert calls[-1] == iscsi.lio_saveconfig_argv()
+    # one targetcli process for the whole export, after lvs (the only other command)
+    assert calls == [lvs_argv(["xenvg"]), run.batch(LIO_FRESH)]
+    assert calls[1][:2] == ["/usr/bin/python3", "-c"] and lines(calls[1])[-1] == "saveconfig"
     assert result["export"]["lun"] == 0 and result["export"]["backstore"] == "xenvg-rec0"
     assert result["export"]["portals"] == ["10.77.0.11:3260"]
     assert result["export"]["shared_path"] == "/dev/sanless/hosta/xenvg/rec0"
-    assert ["targetcli", "/iscsi/%s/tpg1/acls/%s" % (HOSTA, HOSTB_INIT), "set", "auth", "userid=hostb",
-            "password=********"] in result["cmds"]
+    assert "/iscsi/%s/tpg1/acls/%s set auth userid=hostb password=********" % (HOSTA, HOSTB_INIT) in result["cmds"][1]
     assert result["diff"]["before"] == {"state": "absent"}
     assert os.readlink(str(run.root / "dev/sanless/hosta/xenvg/rec0")) == "/dev/xenvg/rec0"
     rule = (run.root / "etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules").read_text()
@@ -120,13 +126,13 @@ def test_lio_stale_saveconfig_is_not_trusted_over_the_kernel(run, fixture_text):
     says nothing of the kernel) and the configuration saved; then, the kernel as recorded after that export
     (lio-configfs) agreeing with the file, the next run changes nothing."""
     stale = fixture_text(*TC + ("tc-saveconfig-json.out",))
-    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(fixture_text), saveconfig=stale, kernel="lio-configfs-empty")
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text), saveconfig=stale,
+                                kernel="lio-configfs-empty")
     assert not failed, result
     assert result["changed"] and result["diff"]["before"] == {"state": "absent"}
     assert result["actions"][:3] == ["create backstore xenvg-rec0", "create target %s" % HOSTA, "create LUN 0"]
     assert "set CHAP of %s" % HOSTB_INIT in result["actions"]
-    assert calls[-1] == iscsi.lio_saveconfig_argv()
-    assert iscsi.lio_target_create_argv(HOSTA) in calls
+    assert calls[-1] == run.batch(LIO_FRESH)
     assert result["export"]["lun"] == 0 and result["export"]["initiators"] == [HOSTB_INIT]
     result, failed, calls = run(LIO_ARGS, {})
     assert not failed, result
@@ -138,14 +144,14 @@ def test_lio_stale_saveconfig_in_check_mode_reports_the_export_and_the_save(run,
     result, failed, calls = run(LIO_ARGS, {}, check_mode=True, saveconfig=stale, kernel="lio-configfs-empty")
     assert not failed, result
     assert result["changed"] and calls == [lvs_argv(["xenvg"])]
-    assert iscsi.lio_target_create_argv(HOSTA) in result["would_run"]
-    assert result["would_run"][-1] == iscsi.lio_saveconfig_argv()
+    assert result["would_run"] == [iscsi.scrub(run.batch(LIO_FRESH), [SECRET])]
+    assert line(iscsi.lio_target_create_argv(HOSTA)) in result["would_run"][0] and result["would_run"][0][-1] == "saveconfig"
 
 
 def test_lio_new_secret_is_set_and_saved_without_leaking(run, fixture_text):
     new = "anothersecret99"
-    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", new)): recorded_run(fixture_text, TC, "tc-acl-chap"),
-               tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")}
+    outputs = {tuple(run.batch([iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", new), iscsi.lio_saveconfig_argv()])):
+               recorded_run(fixture_text, TC, "tc-batch-chap-save")}
     result, failed, calls = run(dict(LIO_ARGS, chap_password=new), outputs,
                                 saveconfig=fixture_text(*TC + ("tc-saveconfig-json.out",)))
     assert not failed, result
@@ -157,21 +163,21 @@ def test_lio_check_mode_runs_nothing_that_changes(run, fixture_text):
     result, failed, calls = run(LIO_ARGS, {}, check_mode=True)
     assert not failed, result
     assert result["changed"] and calls == [lvs_argv(["xenvg"])]
-    assert len(result["would_run"]) == 10 and result["actions"][-2:] == [
+    assert len(result["would_run"]) == 1 and len(lines(result["would_run"][0])) == 10 and result["actions"][-2:] == [
         "write %s/etc/udev/rules.d/61-sanless-hosta-xenvg-rec0.rules" % run.root,
         "link %s/dev/sanless/hosta/xenvg/rec0 -> /dev/xenvg/rec0" % run.root]
     assert SECRET not in json.dumps(result["would_run"])
 
 
-def test_lio_failing_chap_command_is_reported_masked(run, fixture_text):
-    outputs = lio_fresh_outputs(fixture_text)
-    rc, out, err = recorded_run(fixture_text, TC, "tc-acl-chap")
-    assert SECRET in out  # targetcli echoes the secret it was given
-    outputs[tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET))] = (1, out, err)
-    result, failed, calls = run(LIO_ARGS, outputs)
+def test_lio_failure_after_the_chap_command_is_reported_masked(run, fixture_text):
+    # the lab's fresh export with /etc/rtslib-fb-target read-only: every command ran but saveconfig, which failed
+    rc, out, err = recorded_run(fixture_text, TC, "tc-batch-save-fails")
+    assert rc == 1 and SECRET in out  # targetcli echoes the secret it was given
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text, "tc-batch-save-fails"))
     assert failed and result["rc"] == 1
-    assert result["msg"].startswith("set CHAP of %s" % HOSTB_INIT)
-    assert "password=********" in result["cmd"] and "'********'" in result["stdout"]
+    assert result["msg"].startswith("save config: `targetcli saveconfig` failed: "), result["msg"]
+    assert "password=********" in " ".join(result["cmd"]) and "'********'" in result["stdout"]
+    assert SECRET not in json.dumps(result)
 
 
 def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
@@ -181,14 +187,13 @@ def test_lio_absent_refused_while_logged_in_then_forced(run, fixture_text):
                                 saveconfig=saved)
     assert failed and HOSTB_INIT in result["msg"] and "force=true" in result["msg"]
     assert calls == [iscsi.lio_sessions_argv()]
-    sessions.update({tuple(iscsi.lio_target_delete_argv(HOSTA)): recorded_run(fixture_text, TC, "tc-delete-target"),
-                     tuple(iscsi.lio_backstore_delete_argv("xenvg-rec0")): recorded_run(fixture_text, TC, "tc-delete-bs"),
-                     tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")})
+    removal = [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
+               iscsi.lio_saveconfig_argv()]
+    sessions[tuple(run.batch(removal))] = recorded_run(fixture_text, TC, "tc-batch-absent")
     result, failed, calls = run({"vg": "xenvg", "lv": "rec0", "host": "hosta", "state": "absent", "force": True},
                                 sessions)
     assert not failed, result
-    assert calls[1:] == [iscsi.lio_target_delete_argv(HOSTA), iscsi.lio_backstore_delete_argv("xenvg-rec0"),
-                         iscsi.lio_saveconfig_argv()]
+    assert calls[1:] == [run.batch(removal)]
     assert result["export"] is None and result["sessions"] == [HOSTB_INIT]
 
 
@@ -302,13 +307,19 @@ def test_tgt_refusal_of_the_daemon_is_reported(run, fixture_text):
 
 def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
     # lvs lists the LV but targetcli cannot open it (an inactive LV): targetcli's own error, nothing after it
-    outputs = lio_fresh_outputs(fixture_text)
-    outputs[tuple(iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0"))] = \
-        recorded_run(fixture_text, TC, "tc-create-bs-missing")
-    result, failed, calls = run(LIO_ARGS, outputs)
+    # (the lab's batch named /dev/xenvg/nope, an LV that is not there)
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text, "tc-batch-create-bs-missing"))
     assert failed and result["rc"] == 1
-    assert result["msg"].startswith("create backstore xenvg-rec0: ") and "Could not open /dev/xenvg/nope" in result["msg"]
-    assert calls[-1] == iscsi.lio_backstore_create_argv("xenvg-rec0", "/dev/xenvg/rec0")
+    assert result["msg"].startswith("create backstore xenvg-rec0: `targetcli /backstores/block create name=xenvg-rec0 ")
+    assert "Could not open /dev/xenvg/nope" in result["msg"]
+    assert calls[-1] == run.batch(LIO_FRESH)
+
+
+def test_lio_batch_that_cannot_start_is_reported(run, fixture_text):
+    # no targetcli-fb on the dom0: nothing runs, the module says what is missing
+    os.unlink(iscsi.TARGETCLI)
+    result, failed, calls = run(LIO_ARGS, {})
+    assert failed and "is targetcli-fb installed?" in result["msg"] and calls == [lvs_argv(["xenvg"])]
 
 
 def test_tgt_refusing_the_backing_store_is_reported(run, fixture_text):
@@ -326,11 +337,12 @@ def test_lio_configured_but_never_saved_is_saved(run, fixture_text):
     # no saveconfig.json: the state comes from the kernel's recorded configfs tree, which holds no secret to
     # compare with, so CHAP is set again, and the configuration is saved for the next boot
     linked("hosta", "rec0")
-    outputs = {tuple(iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)): recorded_run(fixture_text, TC, "tc-acl-chap"),
-               tuple(iscsi.lio_saveconfig_argv()): recorded_run(fixture_text, TC, "tc-saveconfig")}
+    chap_save = [iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET), iscsi.lio_saveconfig_argv()]
+    outputs = {tuple(run.batch(chap_save)): recorded_run(fixture_text, TC, "tc-batch-chap-save"),
+               tuple(run.batch([iscsi.lio_saveconfig_argv()])): recorded_run(fixture_text, TC, "tc-batch-save")}
     result, failed, calls = run(LIO_ARGS, outputs, kernel="lio-configfs")
     assert not failed, result
     assert result["actions"] == ["set CHAP of %s" % HOSTB_INIT, "save config"]
-    assert calls[1] == iscsi.lio_acl_auth_argv(HOSTA, HOSTB_INIT, "hostb", SECRET)
+    assert calls[1] == run.batch(chap_save)
     result, failed, calls = run(dict(LIO_ARGS, chap_user=None, chap_password=None), outputs, kernel="lio-configfs")
     assert not failed and result["actions"] == ["save config"]
