@@ -32,8 +32,9 @@ JUNK = [".ansible/*", "*/.ansible/*", ".venv*", ".collections/*", ".hypothesis/*
         "scripts/*", "requirements/*", "awx/*", "collections/*", "execution-environment.yml"]
 # The artifact is a few hundred files (about 450 with the recorded iSCSI/AoE fixtures, three files per
 # command; about 560 with the md, evacuation, snapshot and guard work); the one with the local .ansible folder
-# had 628 when the collection had about 350: the JUNK patterns above are the real check, this cap a backstop.
-MAX_FILES = 700
+# had 628 when the collection had about 350; about 705 with the recorded targetcli batches): the JUNK patterns above
+# are the real check, this cap a backstop.
+MAX_FILES = 800
 
 
 def galaxy_yml():
