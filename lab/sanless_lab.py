@@ -43,8 +43,10 @@ XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem={m}M,max:{m}M dom0_max_vcpus=
             "guest_loglvl=all noreboot spec-ctrl=eager-fpu")
 DOM0_ARGS = "root=/dev/vda rw console=hvc0 earlyprintk=xen net.ifnames=0 sanless.host={name} sanless.addr={ip}/24"
 SSH_KEY = CACHE / "ssh" / "id_ed25519"
+# ConnectTimeout also bounds sshd's banner: a TCG dom0 busy with a guest's boot once took more than 5 s to send it
+# (stop 32's make test: "Connection timed out during banner exchange" while reading a console log).
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=10",
+            "-o", "ConnectTimeout=20", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=10",
             "-o", "ServerAliveCountMax=6"]
 
 
