@@ -228,8 +228,11 @@ def main():
                 item["action"] = "log out"
                 gone.add(key)
                 actions.append("log out %s at %s:%d" % key)
-                runner.run(iscsi.iscsiadm_logout_argv(*key), changes_state=True,
-                           ok_rcs=(0, iscsi.ISCSI_ERR_SESS_NOT_FOUND))
+                try:
+                    iscsi.Iscsiadm(runner).log_out(session, ok_rcs=(0, iscsi.ISCSI_ERR_SESS_NOT_FOUND))
+                except (IOError, OSError) as exc:
+                    module.fail_json(msg="cannot take the disks of %s at %s:%d off this host: %s" % (key + (exc,)),
+                                     cmds=runner.ran, actions=actions, removed=removed)
                 actions.append("delete node record of %s at %s:%d" % key)
                 runner.run(iscsi.iscsiadm_delete_argv(*key), changes_state=True,
                            ok_rcs=(0, iscsi.ISCSI_ERR_NO_OBJS_FOUND))
@@ -239,8 +242,7 @@ def main():
                 actions.append(item["action"] + " of %s" % item["target"])
                 if not module.check_mode:
                     try:
-                        with open(iscsi.ROOT + iscsi.scsi_delete_path(disk), "w") as handle:
-                            handle.write("1")
+                        iscsi.Iscsiadm(runner).remove_disk(disk)
                     except (IOError, OSError) as exc:
                         module.fail_json(msg="cannot take LUN %d (%s) off this host: %s" % (item["lun"], disk, exc),
                                          cmds=runner.ran, actions=actions, removed=removed)

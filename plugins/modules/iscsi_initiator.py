@@ -18,7 +18,9 @@ description:
   - With O(owner), O(vg) and O(lv), also makes C(/dev/sanless/<owner>/<vg>/<lv>) point to it, now (a symlink) and
     at every boot (a udev rule in C(/etc/udev/rules.d)), the path the owner has to its own LV, so one guest config
     works on every dom0.
-  - V(absent) logs out, deletes the node record and removes the shared path. With O(lun), while the session carries
+  - V(absent) takes each disk of the session off this host (C(blockdev --flushbufs), then
+    C(/sys/block/sdX/device/delete), while the session is logged in), logs out, deletes the node record and removes
+    the shared path. A logout that left the disks to the kernel hung lab dom0s. With O(lun), while the session carries
     other LUNs of the target (other disks the same dom0 exports to this one), only that LUN's disk is taken off this
     host (C(/sys/block/sdX/device/delete)) and the session stays.
   - A LUN mapped to this initiator after its login is found by a rescan of the session (C(iscsiadm --rescan)).
@@ -305,18 +307,28 @@ def main():
         disk = _disk_of(session, p["lun"])
         if disk is not None:
             actions.append("remove LUN %d (%s)" % (p["lun"], disk["disk"]))
-            if not module.check_mode:
-                try:
-                    with open(iscsi.ROOT + iscsi.scsi_delete_path(disk["disk"]), "w") as handle:
-                        handle.write("1")
-                except (IOError, OSError, iscsi.IscsiParseError) as exc:
-                    fail("cannot take LUN %d (%s) off this host: %s" % (p["lun"], disk["disk"], exc))
+            try:
+                adm.remove_disk(disk["disk"])
+            except CommandError as exc:
+                fail("cannot flush LUN %d (%s): %s" % (p["lun"], disk["disk"], exc.msg), exc)
+            except (IOError, OSError, iscsi.IscsiParseError) as exc:
+                fail("cannot take LUN %d (%s) off this host: %s" % (p["lun"], disk["disk"], exc))
         if shared:
             actions += iscsi.ensure_shared_path(p["owner"], p["vg"], p["lv"], {}, None, module.check_mode, "absent")
         after = {"state": "logged in", "without_lun": p["lun"]}
     elif p["state"] == "absent":
         if session is not None:
-            change("log out", iscsi.iscsiadm_logout_argv(target, address, port))
+            try:
+                luns = dict((d["disk"], d["lun"]) for d in session["disks"])
+                actions.extend("remove LUN %d (%s)" % (luns[disk], disk) for disk in adm.log_out(session))
+                actions.append("log out")
+            except CommandError as exc:
+                if exc.cmd[:1] == ["blockdev"]:
+                    fail("cannot flush the session's disks before the logout: %s" % exc.msg, exc)
+                kind, why = iscsi.classify_iscsiadm(exc.rc)
+                fail("log out at %s:%d: %s%s" % (address, port, why, "" if kind != "error" else ": " + exc.msg), exc)
+            except (IOError, OSError, iscsi.IscsiParseError) as exc:
+                fail("cannot take the session's disks off this host before the logout: %s" % exc)
             session = None
         if record is not None:
             change("delete node record", iscsi.iscsiadm_delete_argv(target, address, port))

@@ -25,6 +25,7 @@ HOSTA_IQN = conv.target_iqn("hosta")
 ADM = ("iscsiadm", "2.1.8")
 SESSIONS = tuple(iscsi.iscsiadm_session_argv(details=True))
 LOGOUT = tuple(iscsi.iscsiadm_logout_argv(HOSTA_IQN, "10.77.0.11", 3260))
+FLUSH_SDA = tuple(iscsi.blockdev_flushbufs_argv("sda"))
 DELETE = tuple(iscsi.iscsiadm_delete_argv(HOSTA_IQN, "10.77.0.11", 3260))
 FLUSH = tuple(aoe.aoe_flush_argv(1, 2))
 XL_LIST_L = ("xl", "list", "-l")
@@ -95,9 +96,13 @@ def test_imports_hosta_still_exports_and_links_lead_to_are_left_alone(hostb):
 def test_exports_gone_log_out_flush_and_remove_the_links_then_nothing_is_left(hostb, fixture_text):
     outputs = {LOGOUT: recorded_run(fixture_text, ADM, "iscsiadm-logout"),
                DELETE: recorded_run(fixture_text, ADM, "iscsiadm-node-delete"),
-               FLUSH: (0, "", "")}
+               FLUSH: (0, "", ""), FLUSH_SDA: (0, "", "")}  # blockdev --flushbufs prints nothing
+    (hostb.root / "sys/block/sda/device").mkdir(parents=True)
     result, failed, calls = hostb({"exports": []}, outputs)
     assert not failed, result
+    # sda flushed and deleted while the session is up, then the logout (a logout alone hung lab dom0s)
+    assert (hostb.root / "sys/block/sda/device/delete").read_text() == "1"
+    assert calls.index(list(FLUSH_SDA)) < calls.index(list(LOGOUT))
     assert [(r["transport"], r["device"], r["action"], r["reasons"]) for r in result["removed"]] == [
         ("iscsi", "/dev/sda", "log out", ["hosta no longer exports it to hostb"]),
         ("aoe", "/dev/etherd/e1.2", "aoe-flush e1.2", ["hosta no longer exports it to hostb"])]
@@ -186,7 +191,7 @@ def test_a_lun_of_a_session_that_carries_others_is_taken_off_alone(hostb, fixtur
     linked = diskexport.device_exists
     monkeypatch.setattr(diskexport, "device_exists", lambda path: path.endswith("/rec5") or linked(path))
     (hostb.root / "sys/block/sda/device").mkdir(parents=True)
-    result, failed, calls = hostb({"exports": [other, hostb.exports[1]]}, {SESSIONS: (0, text, "")})
+    result, failed, calls = hostb({"exports": [other, hostb.exports[1]]}, {SESSIONS: (0, text, ""), FLUSH_SDA: (0, "", "")})
     assert not failed, result
     assert [r["action"] for r in result["removed"]] == ["remove LUN 0 (sda)"]
     assert (hostb.root / "sys/block/sda/device/delete").read_text() == "1"

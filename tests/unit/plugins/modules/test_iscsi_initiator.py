@@ -141,19 +141,53 @@ def test_device_that_never_appears_times_out(run, fixture_text):
     assert failed and "%s did not appear within 0 s" % BY_PATH in result["msg"]
 
 
-def test_absent_logs_out_and_deletes_then_is_no_change(run, fixture_text):
-    outputs = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-P3"),
-               tuple(NODES): rec(fixture_text, "iscsiadm-node"),
-               tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show"),
-               tuple(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-logout"),
-               tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-delete")}
+FLUSH_SDA = iscsi.blockdev_flushbufs_argv("sda")
+
+
+def logged_in_outputs(fixture_text, sessions=None):
+    """hostb logged in to hosta's target with LUN 0 as sda (the recordings), until the logout and delete."""
+    return {tuple(SESSIONS): sessions or rec(fixture_text, "iscsiadm-session-P3"),
+            tuple(NODES): rec(fixture_text, "iscsiadm-node"),
+            tuple(iscsi.iscsiadm_node_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-show"),
+            tuple(FLUSH_SDA): (0, "", ""),  # blockdev --flushbufs prints nothing
+            tuple(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-logout"),
+            tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260)): rec(fixture_text, "iscsiadm-node-delete")}
+
+
+def test_absent_takes_the_disks_off_logs_out_and_deletes_then_is_no_change(run, fixture_text):
+    (run.root / "sys/block/sda/device").mkdir(parents=True)
     args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent"}
-    result, failed, calls = run(args, outputs)
-    assert not failed and result["actions"] == ["log out", "delete node record"]
+    result, failed, calls = run(args, logged_in_outputs(fixture_text))
+    assert not failed and result["actions"] == ["remove LUN 0 (sda)", "log out", "delete node record"]
+    # flushed and deleted while the session is up, before the logout (the logout alone hung lab dom0s)
+    assert (run.root / "sys/block/sda/device/delete").read_text() == "1"
+    assert calls.index(FLUSH_SDA) < calls.index(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260))
     gone = {tuple(SESSIONS): rec(fixture_text, "iscsiadm-session-none"),
             tuple(NODES): rec(fixture_text, "iscsiadm-discovery-tgt")}
     result, failed, calls = run(args, gone)
     assert not failed and not result["changed"] and calls == [SESSIONS, NODES]
+
+
+def test_absent_in_check_mode_deletes_no_disk(run, fixture_text):
+    (run.root / "sys/block/sda/device").mkdir(parents=True)
+    args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent"}
+    result, failed, calls = run(args, logged_in_outputs(fixture_text), check_mode=True)
+    assert not failed and result["changed"] and result["actions"][:2] == ["remove LUN 0 (sda)", "log out"]
+    assert not (run.root / "sys/block/sda/device/delete").exists()
+    assert FLUSH_SDA not in calls and iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260) not in calls
+
+
+def test_absent_of_a_session_that_lost_its_connection_logs_out_without_flushing(run, fixture_text):
+    """The recorded session with its connection down, as open-iscsi names that state (NOT a recording): a flush
+    would wait for the replacement timeout, so the logout goes first."""
+    (run.root / "sys/block/sda/device").mkdir(parents=True)
+    rc, out, err = rec(fixture_text, "iscsiadm-session-P3")
+    assert "iSCSI Connection State: LOGGED IN" in out
+    down = (rc, out.replace("iSCSI Connection State: LOGGED IN", "iSCSI Connection State: TRANSPORT WAIT"), err)
+    args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent"}
+    result, failed, calls = run(args, logged_in_outputs(fixture_text, down))
+    assert not failed and result["actions"] == ["log out", "delete node record"]
+    assert FLUSH_SDA not in calls and not (run.root / "sys/block/sda/device/delete").exists()
 
 
 @pytest.mark.parametrize("change", [{"target": "iqn.2026-12.x;reboot"}, {"portal": "$(id)"}, {"chap_user": "a b"},
@@ -195,18 +229,21 @@ def test_absent_of_one_lun_keeps_the_session_for_the_others(run, fixture_text):
     iscsi.ensure_shared_path("hosta", "xenvg", "rec0", {"ENV{ID_PATH}": os.path.basename(BY_PATH)}, BY_PATH, False)
     args = {"target": HOSTA, "portal": "10.77.0.11", "state": "absent", "lun": 0, "owner": "hosta", "vg": "xenvg",
             "lv": "rec0"}
-    result, failed, calls = run(args, known(fixture_text, two_luns(fixture_text)))
+    outputs = known(fixture_text, two_luns(fixture_text))
+    outputs[tuple(FLUSH_SDA)] = (0, "", "")
+    result, failed, calls = run(args, outputs)
     assert not failed, result
-    assert result["actions"][0] == "remove LUN 0 (sda)" and result["diff"]["after"]["state"] == "logged in"
+    assert FLUSH_SDA in calls and result["actions"][0] == "remove LUN 0 (sda)" and result["diff"]["after"]["state"] == "logged in"
     assert (run.root / "sys/block/sda/device/delete").read_text() == "1"
     assert not os.path.lexists(str(run.root / "dev/sanless/hosta/xenvg/rec0"))
     assert iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260) not in calls
     # the session's last LUN: log out and forget the target, as without lun
     outputs = known(fixture_text, rec(fixture_text, "iscsiadm-session-P3"))
+    outputs[tuple(FLUSH_SDA)] = (0, "", "")
     outputs[tuple(iscsi.iscsiadm_logout_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-logout")
     outputs[tuple(iscsi.iscsiadm_delete_argv(HOSTA, "10.77.0.11", 3260))] = rec(fixture_text, "iscsiadm-node-delete")
     result, failed, calls = run(args, outputs)
-    assert not failed and result["actions"] == ["log out", "delete node record"]
+    assert not failed and result["actions"] == ["remove LUN 0 (sda)", "log out", "delete node record"]
 
 
 # --------------------------------------------------------------------------- replacement timeout (mirrored legs)
