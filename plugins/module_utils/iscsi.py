@@ -533,7 +533,9 @@ LIO_BATCH_FAILED_RE = re.compile(r"^targetcli batch: command (\d+) failed: ", re
 def script_interpreter(text):
     """The argv prefix a script's #! line names (["/usr/bin/python3"], ["/usr/bin/env", "python3"]), or None."""
     first = (text or "").split("\n", 1)[0]
-    return first[2:].split() or None if first.startswith("#!") else None
+    if not first.startswith("#!"):
+        return None
+    return first[2:].split() or None
 
 
 def lio_batch_argv(interpreter, targetcli, commands):

@@ -498,22 +498,24 @@ def main():
         fail(str(exc))
 
     actions = [step[0] for step in steps]
-    if p["backend"] == "lio" and steps:
-        # one targetcli process for every step (iscsi.LIO_BATCH_SCRIPT); a failure names its step
-        try:
-            runner.run(lio.batch_argv([step[1] for step in steps]), changes_state=True)
-        except iscsi.IscsiParseError as exc:
-            fail(str(exc))
-        except CommandError as exc:
-            failed_at, words = iscsi.lio_batch_failure(exc.stderr)
-            if failed_at is not None and failed_at < len(steps):
-                fail("%s: `%s` failed: %s" % (steps[failed_at][0], " ".join(steps[failed_at][1]), words), exc)
-            fail("targetcli (rc %s): %s" % (exc.rc, words), exc)
-    for description, argv in (steps if p["backend"] == "tgt" else []):
-        try:
-            runner.run(argv, changes_state=True)
-        except CommandError as exc:
-            fail("%s: %s" % (description, exc.msg), exc)
+    if p["backend"] == "lio":
+        if steps:
+            # one targetcli process for every step (iscsi.LIO_BATCH_SCRIPT); a failure names its step
+            try:
+                runner.run(lio.batch_argv([step[1] for step in steps]), changes_state=True)
+            except iscsi.IscsiParseError as exc:
+                fail(str(exc))
+            except CommandError as exc:
+                failed_at, words = iscsi.lio_batch_failure(exc.stderr)
+                if failed_at is not None and failed_at < len(steps):
+                    fail("%s: `%s` failed: %s" % (steps[failed_at][0], " ".join(steps[failed_at][1]), words), exc)
+                fail("targetcli (rc %s): %s" % (exc.rc, words), exc)
+    else:
+        for description, argv in steps:
+            try:
+                runner.run(argv, changes_state=True)
+            except CommandError as exc:
+                fail("%s: %s" % (description, exc.msg), exc)
     if export is not None:
         # The owner reaches its own LV by the path the importers use (the link stays after an export's removal:
         # the LV is still there, and another transport may export it).
