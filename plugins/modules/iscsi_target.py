@@ -25,6 +25,9 @@ description:
   - On the exporting dom0, C(/dev/sanless/<host>/<vg>/<lv>) is made to point to the LV itself (a symlink now, a udev
     rule for every boot), the path the importing dom0s give it with M(sanless.xen.iscsi_initiator).
   - Bad names, an LV that does not exist and a LUN number used by another backstore fail before any change.
+  - A run that changes the dom0 holds its host lock (C(/run/sanless-xen/host.lock), the one live migration claims DRBD
+    minors under) from reading the target to its last change, so that two runs do not pick the same free LUN or change
+    the target at once; it waits up to 600 s for it.
 author:
   - sanless.xen developers (@sanless)
 extends_documentation_fragment:
@@ -209,12 +212,17 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, LvmParseError, check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
 
 
 class Refused(ValueError):
     """The task cannot be done as asked; nothing has changed."""
+
+
+# How long a run waits for the host lock (another export change, a migration claiming DRBD minors) before it fails.
+HOST_LOCK_TIMEOUT = 600
 
 
 def _free(used, start):
@@ -469,6 +477,23 @@ def main():
             kwargs.update(err.to_fail_kwargs(iscsi.scrub(msg, secrets)))
         module.fail_json(**kwargs)
 
+    # The dom0's host lock from the read of the target's state to the last change (released when the module exits):
+    # a free LUN picked by a run is not picked by another at the same time, and two runs do not change the target at
+    # once (two export changes between the same dom0s at once hung a lab dom0's kernel). Check mode changes nothing.
+    lock = lm.HostLock(conv.LOCK_DIR)
+    if not module.check_mode:
+        try:
+            lock.acquire(timeout=HOST_LOCK_TIMEOUT)
+        except lm.MigrationError as exc:
+            fail("the host lock: %s" % exc)
+    try:
+        _apply(module, p, runner, fail, secrets)
+    finally:
+        lock.release()
+
+
+def _apply(module, p, runner, fail, secrets):
+    """Read the target, plan, change, and exit_json (main holds the host lock)."""
     conf_path = iscsi.tgt_conf_path(p["target"])
     conf_before = conf_after = None
     try:

@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
 from ansible_collections.sanless.xen.plugins.modules import iscsi_target
@@ -38,6 +39,7 @@ def run(module_main, monkeypatch, tmp_path, fixture_text):
     monkeypatch.setattr(iscsi, "LIO_SAVECONFIG", str(saved))
     monkeypatch.setattr(iscsi, "TGT_CONF_DIR", str(conf_dir))
     monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    monkeypatch.setattr(conv, "LOCK_DIR", str(tmp_path / "run"))
     # Debian's /usr/bin/targetcli names its interpreter on its #! line: the batch runs under it
     targetcli = tmp_path / "targetcli"
     targetcli.write_text("#!/usr/bin/python3\n")
@@ -313,6 +315,26 @@ def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
     assert result["msg"].startswith("create backstore xenvg-rec0: `targetcli /backstores/block create name=xenvg-rec0 ")
     assert "Could not open /dev/xenvg/nope" in result["msg"]
     assert calls[-1] == run.batch(LIO_FRESH)
+
+
+def test_a_change_waits_for_the_host_lock_and_fails_before_any_change_when_held(run, fixture_text, monkeypatch):
+    import fcntl
+
+    # another run (an export change, a migration claiming DRBD minors) holds the dom0's host lock
+    (run.root / "run").mkdir()
+    holder = os.open(str(run.root / "run" / "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(iscsi_target, "HOST_LOCK_TIMEOUT", 1)
+    try:
+        result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
+        assert failed and result["msg"].startswith("the host lock: ") and calls == []
+        # check mode changes nothing and does not wait for it
+        result, failed, calls = run(LIO_ARGS, {}, check_mode=True)
+        assert not failed and result["changed"] and result["would_run"]
+    finally:
+        os.close(holder)
+    result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
+    assert not failed and calls[-1] == run.batch(LIO_FRESH)
 
 
 def test_lio_batch_that_cannot_start_is_reported(run, fixture_text):
