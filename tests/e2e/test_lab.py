@@ -77,6 +77,7 @@ def test_busybox_domu_writes_pattern_and_heartbeats(lab):
         lab.run(host, ["lvremove", "-q", "-y", "xenvg/%s-disk" % name], check=False)
 
 
+@pytest.mark.long  # the harness's fault tools, which the fault matrix (make test-faults) uses
 def test_link_cut_and_restore(lab):
     first, second = lab.hosts[:2]
     assert sanless_lab.can_reach(second, lab.ip(first))
@@ -128,6 +129,7 @@ def test_debian_domu_answers_ssh_with_python_and_mdadm(lab):
         lab.run(host, ["lvremove", "-q", "-y", "xenvg/%s-disk" % name], check=False)
 
 
+@pytest.mark.long  # the harness's fault tools, which the fault matrix (make test-faults) uses
 def test_pause_and_resume_a_host(lab):
     """A paused host (QEMU stopped) stops answering and comes back on resume."""
     first, last = lab.hosts[0], lab.hosts[-1]

@@ -157,6 +157,9 @@ def test_provision_pairs_the_legs_mirrors_them_in_the_guest_and_reruns_change_no
     assert dom0_arrays(lab) == {host: [] for host in lab.hosts}
 
 
+# long since stop 33: with its provision about 21 min of make test's lab hour at normal speed, and CI's machine ran
+# the lab at half speed (make test then passed 90 min); make test-faults runs it
+@pytest.mark.long
 def test_partner_power_off_degrades_then_repair_re_adds_the_leg(lab, web07):
     wait_clean()
     guest_sh(WRITER)
