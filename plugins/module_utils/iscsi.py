@@ -1003,10 +1003,10 @@ class Iscsiadm(RunnerTool):
         """Log out of a session (parse_session_details), its disks taken off this host first while it is
         logged in: a logout that removed the disks itself hung lab dom0s (Debian 12's 6.1 kernel) right after
         sd's "Synchronizing SCSI cache" (open-iscsi issue 90 and CoreOS bug 2357 report the same). Returns
-        the disks taken off."""
+        the disks taken off, as the session lists them ({lun, disk, state})."""
         removed = []
         if session.get("connection_state") == "LOGGED IN":
-            removed = [d["disk"] for d in session.get("disks", []) if self.remove_disk(d["disk"])]
+            removed = [d for d in session.get("disks", []) if self.remove_disk(d["disk"])]
         self.runner.run(iscsiadm_logout_argv(session["target"], session["address"], session["port"]),
                         changes_state=True, ok_rcs=ok_rcs)
         return removed

@@ -319,8 +319,7 @@ def main():
     elif p["state"] == "absent":
         if session is not None:
             try:
-                luns = dict((d["disk"], d["lun"]) for d in session["disks"])
-                actions.extend("remove LUN %d (%s)" % (luns[disk], disk) for disk in adm.log_out(session))
+                actions.extend("remove LUN %d (%s)" % (d["lun"], d["disk"]) for d in adm.log_out(session))
                 actions.append("log out")
             except CommandError as exc:
                 if exc.cmd[:1] == ["blockdev"]:

@@ -479,7 +479,8 @@ def main():
 
     # The dom0's host lock from the read of the target's state to the last change (released when the module exits):
     # a free LUN picked by a run is not picked by another at the same time, and two runs do not change the target at
-    # once (two export changes between the same dom0s at once hung a lab dom0's kernel). Check mode changes nothing.
+    # once. (The lab hang first blamed on two changes at once was the importer's logout: iscsi.Iscsiadm.log_out.)
+    # Check mode changes nothing.
     lock = lm.HostLock(conv.LOCK_DIR)
     if not module.check_mode:
         try:
