@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -48,6 +49,11 @@ SSH_KEY = CACHE / "ssh" / "id_ed25519"
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             "-o", "ConnectTimeout=20", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=10",
             "-o", "ServerAliveCountMax=6"]
+# The harness's logins to a dom0 share one connection per host (ssh ControlMaster): an ssh handshake costs a TCG
+# dom0 about 2 s, a command over the shared connection 0.3 s, and the tests log in thousands of times. Guests get no
+# shared connection (they come and go). The master ends SSH_PERSIST_S after its last command, and the harness closes
+# it by pid before a host loses power, link or CPU, and at lab down (close_ssh_master).
+SSH_PERSIST_S = 60
 
 
 class LabError(RuntimeError):
@@ -293,12 +299,50 @@ def boot_host(index, image, keep_disks=False):
 def ssh_argv(host, command_argv, tty=False):
     """argv that runs command_argv on the host (quoted for the remote shell, no local shell)."""
     argv = ["ip", "netns", "exec", NETNS, "ssh", "-i", str(SSH_KEY)] + SSH_OPTS
+    if "index" in host:     # a lab dom0 (guests have no index)
+        argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=" + control_path(host),
+                 "-o", "ControlPersist=%d" % SSH_PERSIST_S]
     if tty:
         argv.append("-t")
     argv.append("root@" + host["ip"])
     if command_argv:
         argv.append(shlex.join(command_argv))
     return argv
+
+
+def control_path(host):
+    return str(RUN / ("ssh-%s" % host["name"]))
+
+
+def close_ssh_master(host):
+    """End the harness's shared ssh connection to host, by pid (ssh -O check names it): a master whose peer
+    lost power, link or CPU would hold every later login until its keepalives give up (60 s)."""
+    path = control_path(host)
+    if not os.path.exists(path):
+        return None
+    ctl = ["ssh", "-o", "ControlPath=" + path, "root@" + host["ip"]]
+    try:
+        found = re.search(r"pid=(\d+)", run(ctl[:1] + ["-O", "check"] + ctl[1:], check=False, timeout=20).stderr)
+        pid = int(found.group(1)) if found else None
+        run(ctl[:1] + ["-O", "exit"] + ctl[1:], check=False, timeout=20)
+    except subprocess.TimeoutExpired:
+        pid = None
+    for _ in range(50):
+        if pid is None or not pid_alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:   # the master removed it as it exited
+        pass
+    return pid
+
+
+def close_ssh_masters():
+    """End the harness's shared connections to every lab host (the test session's end, lab down)."""
+    return [pid for pid in (close_ssh_master(host) for host in hosts()) if pid]
 
 
 def ssh(name, command_argv, check=True, timeout=600, input_text=None):
@@ -391,6 +435,7 @@ def up(count=2, build=True):
 
 def down():
     state = load_state()
+    close_ssh_masters()
     stopped = []
     for host in hosts(state):
         pid = host["pid"]
@@ -450,6 +495,7 @@ def tail(path, lines=30):
 # ---------------------------------------------------------------------------------------
 def cut_link(name):
     """Detach the host's tap from the lab bridge: it can reach nobody, nobody reaches it."""
+    close_ssh_master(get_host(name))
     run(["ip", "-n", NETNS, "link", "set", get_host(name)["tap"], "nomaster"])
 
 
@@ -493,7 +539,8 @@ def drop_ssh_masters(host):
     """Close ansible's ssh ControlPersist master for this host: a master whose peer lost power
     answers later logins with "mux_client_request_session: read from master failed: Broken
     pipe" instead of reconnecting. ansible-core names it sha1("<host>-<port>-<user>")[:10]
-    (port None when the inventory sets none) under ~/.ansible/cp."""
+    (port None when the inventory sets none) under ~/.ansible/cp. The harness's own goes too."""
+    close_ssh_master(host)
     for port in (None, 22):
         digest = hashlib.sha1(("%s-%s-root" % (host["ip"], port)).encode()).hexdigest()[:10]
         path = os.path.expanduser("~/.ansible/cp/" + digest)
@@ -546,6 +593,7 @@ def power_on(name, deadline_s=600):
 
 
 def pause_host(name):
+    close_ssh_master(get_host(name))
     monitor_command(name, "stop")
 
 

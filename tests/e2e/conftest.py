@@ -64,3 +64,5 @@ def lab():
                 print("\ncould not collect lab artifacts: %s" % exc)
         if started:
             sanless_lab.down()
+        else:   # the lab stays up; the shared ssh connections this session opened end here
+            sanless_lab.close_ssh_masters()
