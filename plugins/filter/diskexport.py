@@ -126,8 +126,8 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
 
     Returns the plan: home, to, transport, state, backend, portal, target (iSCSI IQN), shelf (AoE), importers
     (dom0 -> initiator IQN or MAC), replacement_timeouts (iSCSI, present: dom0 -> its session's timeout), disks
-    (each vg, lv, device, path, lun or slot (None: the module picks the lowest free LUN), allowed (the initiators or
-    MACs the export has after this run) and export (present: export with allowed; absent: remove it, no importer
+    (each vg, lv, device, path, lun or slot (None: the module picks the lowest free one under the home's host lock),
+    allowed (the initiators or MACs the export has after this run) and export (present: export with allowed; absent: remove it, no importer
     left; none: nothing exported)) and problems (the run must not change anything unless it is empty)."""
     to = _hosts(to)
     dom0s = sorted(dom0s)
@@ -168,9 +168,8 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     lvs = set((lv.get("vg"), lv.get("name")) for lv in infos[home].get("lvs") or [])
     exports = [e for e in facts[home].get("exports") or [] if e["transport"] == transport and
                (e.get("target") == plan["target"] if transport == "iscsi" else e["shelf"] == plan["shelf"])]
-    used = set(e["lun" if transport == "iscsi" else "slot"] for e in exports)
     for (vg, lv), (slot, lun) in zip(disks, pinned):
-        disk = _plan_disk(plan, facts, exports, used, vg, lv, slot if transport == "aoe" else lun)
+        disk = _plan_disk(plan, facts, exports, vg, lv, slot if transport == "aoe" else lun)
         if state == "present" and (vg, lv) not in lvs:
             problems.append("%s: LV %s/%s does not exist" % (home, vg, lv))
         plan["disks"].append(disk)
@@ -191,7 +190,7 @@ def replacement_timeouts(plan, exports, mirrored_devices, short):
     return timeouts
 
 
-def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
+def _plan_disk(plan, facts, exports, vg, lv, wanted):
     """One disk's part of the plan (see plan_export); adds to plan["problems"]."""
     problems, transport, home = plan["problems"], plan["transport"], plan["home"]
     key = "lun" if transport == "iscsi" else "slot"
@@ -222,8 +221,6 @@ def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
         if wanted is not None and wanted != current[key]:
             problems.append("%s is already exported as %s, not %s" % (device, where % current[key], where % wanted))
     else:
-        if transport == "aoe" and wanted is None:
-            wanted = conv.aoe_free_slot(used)
         occupant = next((e for e in exports if e[key] == wanted), None) if wanted is not None else None
         if wanted == 0 and plan["backend"] == "tgt" and transport == "iscsi":
             problems.append("LUN 0 of a tgt target is its controller: ask for LUN 1 or more")
@@ -232,8 +229,6 @@ def _plan_disk(plan, facts, exports, used, vg, lv, wanted):
                 where % wanted, "vblade pid %s" % occupant["pid"] if occupant.get("pid") else
                 occupant.get("unit") or occupant.get("backend") or transport, occupant["device"]))
         disk[key] = wanted
-        if wanted is not None:
-            used.add(wanted)
     disk.update(export="present", allowed=sorted(set(current["allowed"] if current else []) |
                                                  set(i for i in plan["importers"].values() if i)))
     return disk

@@ -181,6 +181,17 @@ def read_units(systemd_dir=None):
     return units
 
 
+def pick_slot(shelf, device, exports):
+    """The slot for exporting device on shelf: the one it has there already, else the lowest free one of the shelf.
+    exports: what the dom0 serves (parse_ps_vblade entries and read_units values). Call it under the host lock
+    (livemigrate.host_lock_held), so that two runs never pick the same slot. Raises ValueError when all are taken."""
+    on_shelf = [e for e in exports if e["shelf"] == shelf]
+    for entry in on_shelf:
+        if entry["device"] == device:
+            return entry["slot"]
+    return conv.aoe_free_slot(e["slot"] for e in on_shelf)
+
+
 def aoe_stat_argv():
     return ["aoe-stat"]
 

@@ -68,6 +68,8 @@ def check_address(value, what="address"):
 
 STATE_DIR = "/var/lib/sanless-xen"    # journals and history (persistent)
 LOCK_DIR = "/run/sanless-xen"         # flocks (tmpfs: a lock means nothing after a reboot)
+# How long a module waits for the host lock (another export change, a migration claiming DRBD minors) before it fails.
+HOST_LOCK_TIMEOUT_S = 600
 DRBD_CONF_DIR = "/etc/drbd.d"
 XEN_AUTO_DIR = "/etc/xen/auto"        # a config here is the VM's ownership: xendomains starts it at boot
 

@@ -37,6 +37,7 @@ rows check that every disk can be read on both hosts, then move the ownership an
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -296,6 +297,20 @@ class HostLock(StepLock):
         self.dir = lock_dir
         self.path = os.path.join(self.dir, "host.lock")
         self.fd = None
+
+
+@contextlib.contextmanager
+def host_lock_held(check_mode, lock_dir=None, timeout=None):
+    """The host lock around a module's read of a shared resource, its pick and its change (an iSCSI LUN, an AoE
+    slot): another run on this dom0 neither picks the same one nor changes the same config at once. Check mode
+    changes nothing and takes no lock. Raises MigrationError when another holder keeps it past timeout."""
+    lock = HostLock(conv.LOCK_DIR if lock_dir is None else lock_dir)
+    if not check_mode:
+        lock.acquire(timeout=conv.HOST_LOCK_TIMEOUT_S if timeout is None else timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):

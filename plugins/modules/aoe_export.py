@@ -23,8 +23,10 @@ description:
     already exported under another shelf.slot, bad names and an LV that does not exist fail before any change.
   - On the exporting dom0, C(/dev/sanless/<host>/<vg>/<lv>) is made to point to the LV itself (symlink and udev
     rule), the path the importing dom0s have to it.
-  - The conventional shelf is the exporting dom0's place in the sorted cluster host list, the slot the lowest free
-    one (see the collection's conventions); this module takes them as given.
+  - The conventional shelf is the exporting dom0's place in the sorted cluster host list (see the collection's
+    conventions); this module takes it as given. Without O(slot) the module picks the slot under the dom0's host lock
+    (the one the LV is exported under on that shelf already, else the lowest free one), so that two runs at once
+    never pick the same.
 author:
   - sanless.xen developers (@sanless)
 extends_documentation_fragment:
@@ -37,9 +39,10 @@ options:
     type: int
     required: true
   slot:
-    description: AoE slot (minor) number, 0 to 254.
+    description:
+      - AoE slot (minor) number, 0 to 254. Required with O(state=absent).
+      - Omitted with O(state=present), the module picks it (see above) and returns it in RV(export.slot).
     type: int
-    required: true
   interface:
     description: Network interface (or bridge) vblade serves on, for example V(xenbr0). Required with O(state=present).
     type: str
@@ -147,6 +150,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, LvmParseError, check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
 
@@ -171,20 +175,21 @@ def main():
             vg=dict(type="str", required=True),
             lv=dict(type="str", required=True),
             shelf=dict(type="int", required=True),
-            slot=dict(type="int", required=True),
+            slot=dict(type="int"),
             interface=dict(type="str"),
             macs=dict(type="list", elements="str", default=[]),
             host=dict(type="str"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
         ),
-        required_if=[("state", "present", ("interface",))],
+        required_if=[("state", "present", ("interface",)), ("state", "absent", ("slot",))],
         supports_check_mode=True,
     )
     p = dict(module.params)
     try:
         check_name(p["vg"], "VG name")
         check_name(p["lv"], "LV name")
-        conv.check_aoe_address(p["shelf"], p["slot"])
+        # (the shelf alone when the slot is left to the module)
+        conv.check_aoe_address(p["shelf"], 0 if p["slot"] is None else p["slot"])
         if p["interface"] is not None:
             aoe.check_interface(p["interface"])
         p["macs"] = sorted(set(aoe.check_mac(m) for m in p["macs"]))
@@ -192,9 +197,18 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     p["device"] = conv.lv_path(p["vg"], p["lv"])
-    unit = conv.vblade_unit_name(p["shelf"], p["slot"])
-    path = aoe.unit_path(p["shelf"], p["slot"])
     runner = CommandRunner(module)
+    # The dom0's host lock from the read of what it serves to the last change: a slot picked by one run is not picked
+    # by another at the same time (check mode changes nothing and takes none).
+    try:
+        with lm.host_lock_held(module.check_mode):
+            _apply(module, p, runner)
+    except lm.MigrationError as exc:
+        module.fail_json(msg="the host lock: %s" % exc, cmds=runner.ran)
+
+
+def _apply(module, p, runner):
+    """Read what the dom0 serves, pick the slot if not given, change, and exit_json (main holds the host lock)."""
     tools = aoe.Aoe(runner)
     actions = []
 
@@ -205,18 +219,25 @@ def main():
         except CommandError as exc:
             fail_from_error(module, exc, "%s: %s" % (description, exc.msg))
 
-    old_text = iscsi.read_text(path)
     vblades = []
     try:
         if p["state"] == "present":
             if Lvm(runner).find(p["vg"], p["lv"]) is None:
                 module.fail_json(msg="LV %s/%s does not exist" % (p["vg"], p["lv"]), cmds=runner.ran)
-            units = dict((address, unit) for address, unit in aoe.read_units().items()
-                         if os.path.abspath(unit["path"]) != os.path.abspath(path))
+            units = aoe.read_units()
             vblades = tools.vblades()
+            if p["slot"] is None:
+                try:
+                    p["slot"] = aoe.pick_slot(p["shelf"], p["device"], vblades + list(units.values()))
+                except ValueError as exc:
+                    module.fail_json(msg="e%d: %s" % (p["shelf"], exc), cmds=runner.ran)
+            mine = os.path.abspath(aoe.unit_path(p["shelf"], p["slot"]))
+            units = dict((address, unit) for address, unit in units.items() if os.path.abspath(unit["path"]) != mine)
             problem = occupant_problem(p, vblades, units)
             if problem:
                 module.fail_json(msg=problem, cmds=runner.ran)
+        unit = conv.vblade_unit_name(p["shelf"], p["slot"])
+        path = aoe.unit_path(p["shelf"], p["slot"])
         active, enabled = tools.unit_state(unit)
         if p["state"] == "present" and not active:
             # The same export already served by a vblade started some other way: a second one would answer too.
@@ -229,6 +250,7 @@ def main():
     except (LvmParseError, aoe.AoeParseError) as exc:
         module.fail_json(msg=str(exc), cmds=runner.ran)
 
+    old_text = iscsi.read_text(path)
     if p["state"] == "absent":
         if active:
             change("stop", aoe.systemctl_argv("stop", unit))

@@ -221,10 +221,6 @@ class Refused(ValueError):
     """The task cannot be done as asked; nothing has changed."""
 
 
-# How long a run waits for the host lock (another export change, a migration claiming DRBD minors) before it fails.
-HOST_LOCK_TIMEOUT = 600
-
-
 def _free(used, start):
     number = start
     while number in used:
@@ -480,17 +476,11 @@ def main():
     # The dom0's host lock from the read of the target's state to the last change (released when the module exits):
     # a free LUN picked by a run is not picked by another at the same time, and two runs do not change the target at
     # once. (The lab hang first blamed on two changes at once was the importer's logout: iscsi.Iscsiadm.log_out.)
-    # Check mode changes nothing.
-    lock = lm.HostLock(conv.LOCK_DIR)
-    if not module.check_mode:
-        try:
-            lock.acquire(timeout=HOST_LOCK_TIMEOUT)
-        except lm.MigrationError as exc:
-            fail("the host lock: %s" % exc)
     try:
-        _apply(module, p, runner, fail, secrets)
-    finally:
-        lock.release()
+        with lm.host_lock_held(module.check_mode):
+            _apply(module, p, runner, fail, secrets)
+    except lm.MigrationError as exc:
+        fail("the host lock: %s" % exc)
 
 
 def _apply(module, p, runner, fail, secrets):

@@ -12,7 +12,7 @@ import pytest
 from exporthelpers import (LV, LV_PATH, SHARED, TRANSPORTS, VM, export, exported_on_hosta, imported_on_hostb,
                            read_sha256, recap_changed, refused, write_through_import)
 from exporthelpers import cleanup, lv  # noqa: F401 (fixtures)
-from labhelpers import assert_moved, where_runs
+from labhelpers import assert_moved, start_playbook, tail, where_runs
 
 
 def export_and_check_round_trip(lab, lv, transport):
@@ -122,3 +122,35 @@ def test_guest_on_an_exported_disk_migrates_there_and_back(lab):
     proc = lab.playbook("playbooks/migrate.yml", "-e", "vm=%s" % VM, "-e", "target=hostb", check=False)
     assert proc.returncode != 0 and "hostb: lacks the import of %s" % SHARED in proc.stdout, proc.stdout[-3000:]
     assert where_runs(lab, VM) == ["hosta"]
+
+
+# Two exports from hosta started at once, one VM each (web05 and web01's LV): each aoe_export picks its AoE slot under
+# hosta's host lock, so the two get different slots of hosta's shelf and each import carries its own LV.
+@pytest.mark.faults
+def test_two_aoe_exports_at_once_get_different_slots(lab, lv):
+    if any(where_runs(lab, "web01")):
+        pytest.skip("web01 runs: its LV is in use")
+    other_lv, other_shared = "web01-disk", "/dev/sanless/hosta/xenvg/web01-disk"
+    lab.run("hosta", ["lvremove", "-q", "-y", "xenvg/" + other_lv], check=False)
+    lab.run("hosta", ["lvcreate", "-q", "-y", "-L", "64M", "-n", other_lv, "xenvg"])
+    try:
+        runs = [start_playbook(lab, "playbooks/export.yml", "-e", "vm=%s" % vm, "-e", "to=hostb", "-e", "transport=aoe")
+                for vm in (VM, "web01")]
+        for proc in runs:
+            assert proc.wait(timeout=1200) == 0, tail(proc)
+        devices = [lab.run("hostb", ["readlink", path]).stdout.strip() for path in (SHARED, other_shared)]
+        print("\nweb05 and web01 exported at once: imported on hostb as %s" % devices)
+        assert all(d.startswith("/dev/etherd/e1.") for d in devices) and devices[0] != devices[1], devices
+        # each import leads to its own LV: a pattern written through one reads back from that LV on hosta
+        for path, lv_path in ((SHARED, LV_PATH), (other_shared, "/dev/xenvg/" + other_lv)):
+            written = lab.sh("hostb", "set -e; dd if=/dev/urandom of=/root/p bs=1M count=4 status=none; "
+                                      "dd if=/root/p of=%s bs=1M oflag=direct conv=fsync status=none; "
+                                      "sha256sum /root/p; rm -f /root/p" % path).stdout.split()[0]
+            read = lab.sh("hosta", "dd if=%s bs=1M count=4 iflag=direct status=none | sha256sum" % lv_path).stdout.split()[0]
+            assert read == written, path
+    finally:
+        lab.playbook("playbooks/export.yml", "-e", "vm=web01", "-e", "to=hostb", "-e", "transport=aoe", "-e", "state=absent",
+                     check=False)
+        export(lab, "-e", "transport=aoe", "-e", "state=absent", check=False)
+        lab.run("hosta", ["lvremove", "-q", "-y", "xenvg/" + other_lv], check=False)
+        lab.run("hosta", ["rm", "-f", other_shared, "/etc/udev/rules.d/61-sanless-hosta-xenvg-web01--disk.rules"], check=False)

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, iscsi
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lvs_argv
 from ansible_collections.sanless.xen.plugins.modules import aoe_export, aoe_import
 from ansible_collections.sanless.xen.tests.unit.conftest import lvs_report_with, recorded_run
@@ -29,6 +30,7 @@ def export(module_main, monkeypatch, tmp_path, fixture_text):
     units.mkdir()
     monkeypatch.setattr(aoe, "SYSTEMD_DIR", str(units))
     monkeypatch.setattr(iscsi, "ROOT", str(tmp_path))
+    monkeypatch.setattr(conv, "LOCK_DIR", str(tmp_path / "run"))
 
     def go(args, outputs, check_mode=False):
         outputs = dict(outputs)
@@ -117,6 +119,68 @@ def test_check_mode_and_absent(export, fixture_text):
     result, failed, calls = export({"vg": "xenvg", "lv": "rec3", "shelf": 2, "slot": 1, "state": "absent"}, outputs)
     assert not failed and result["actions"][:3] == ["stop", "disable", "remove %s" % (export.units / UNIT)]
     assert not (export.units / UNIT).exists()
+
+
+def test_without_a_slot_the_module_picks_the_lowest_free_one_of_the_shelf(export, fixture_text):
+    # the lab's vblade serves rec3 as e2.1 (ps-vblade): rec1 gets e2.2, and says so for the importers
+    unit = "sanless-vblade-2-2.service"
+    outputs = {tuple(aoe.ps_argv()): recorded_run(fixture_text, VBLADE, "ps-vblade"),
+               tuple(aoe.systemctl_argv("is-active", unit)): recorded_run(fixture_text, VBLADE, "vblade-stop"),
+               tuple(aoe.systemctl_argv("is-enabled", unit)): (1, "disabled\n", ""),
+               tuple(aoe.systemctl_argv("daemon-reload")): (0, "", ""),
+               tuple(aoe.systemctl_argv("enable", unit)): (0, "", ""),
+               tuple(aoe.systemctl_argv("start", unit)): (0, "", "")}
+    args = dict(ARGS, lv="rec1")
+    del args["slot"]
+    result, failed, calls = export(args, outputs)
+    assert not failed, result
+    assert result["export"]["slot"] == 2 and result["export"]["unit"] == unit
+    assert aoe.parse_vblade_unit((export.units / unit).read_text())["device"] == "/dev/xenvg/rec1"
+    # the next run finds rec1 at e2.2 by its unit (vblade not listed yet): the same slot, nothing to change
+    outputs[tuple(aoe.systemctl_argv("is-active", unit))] = (0, "active\n", "")
+    outputs[tuple(aoe.systemctl_argv("is-enabled", unit))] = (0, "enabled\n", "")
+    result, failed, calls = export(args, outputs)
+    assert not failed and not result["changed"] and result["export"]["slot"] == 2
+    # an LV the shelf serves already keeps its slot: rec3 is e2.1 (served by hand here, so refused as before)
+    result, failed, calls = export(dict(args, lv="rec3"), states(fixture_text, False) | {
+        tuple(aoe.ps_argv()): recorded_run(fixture_text, VBLADE, "ps-vblade")})
+    assert failed and result["msg"].startswith("e2.1 is already served by vblade pid 969")
+
+
+def test_pick_slot_keeps_an_lvs_slot_and_takes_the_lowest_free_one_of_its_shelf(fixture_text):
+    served = aoe.parse_ps_vblade(fixture_text(*VBLADE + ("ps-vblade.out",)))
+    assert [(e["shelf"], e["slot"], e["device"]) for e in served] == [(2, 1, "/dev/xenvg/rec3")]
+    assert aoe.pick_slot(2, "/dev/xenvg/rec3", served) == 1
+    assert aoe.pick_slot(2, "/dev/xenvg/rec1", served) == 2
+    assert aoe.pick_slot(1, "/dev/xenvg/rec1", served) == 1  # another shelf's slots are not this one's
+    full = [{"shelf": 2, "slot": n, "device": "/dev/xenvg/lv%d" % n} for n in range(1, conv.AOE_MAX_SLOT + 1)]
+    with pytest.raises(ValueError, match="no free AoE slot"):
+        aoe.pick_slot(2, "/dev/xenvg/rec1", full)
+
+
+def test_an_export_waits_for_the_host_lock_and_fails_before_any_change_when_held(export, fixture_text, monkeypatch):
+    import fcntl
+
+    # another run (an export change, a migration claiming DRBD minors) holds the dom0's host lock
+    (export.root / "run").mkdir()
+    holder = os.open(str(export.root / "run" / "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(conv, "HOST_LOCK_TIMEOUT_S", 1)
+    outputs = dict(states(fixture_text, False))
+    outputs[tuple(aoe.ps_argv())] = (0, "", "")
+    try:
+        result, failed, calls = export(ARGS, outputs)
+        assert failed and result["msg"].startswith("the host lock: ") and calls == []
+        # check mode changes nothing and does not wait for it
+        result, failed, calls = export(ARGS, outputs, check_mode=True)
+        assert not failed and result["changed"] and not list(export.units.iterdir())
+    finally:
+        os.close(holder)
+
+
+def test_absent_needs_the_slot(export):
+    result, failed, calls = export({"vg": "xenvg", "lv": "rec3", "shelf": 2, "state": "absent"}, {})
+    assert failed and "slot" in result["msg"] and calls == []
 
 
 # --------------------------------------------------------------------------- import

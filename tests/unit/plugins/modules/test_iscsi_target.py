@@ -324,7 +324,7 @@ def test_a_change_waits_for_the_host_lock_and_fails_before_any_change_when_held(
     (run.root / "run").mkdir()
     holder = os.open(str(run.root / "run" / "host.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)
-    monkeypatch.setattr(iscsi_target, "HOST_LOCK_TIMEOUT", 1)
+    monkeypatch.setattr(conv, "HOST_LOCK_TIMEOUT_S", 1)
     try:
         result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
         assert failed and result["msg"].startswith("the host lock: ") and calls == []
