@@ -231,8 +231,10 @@ def _apply(module, p, runner):
                     p["slot"] = aoe.pick_slot(p["shelf"], p["device"], vblades + list(units.values()))
                 except ValueError as exc:
                     module.fail_json(msg="e%d: %s" % (p["shelf"], exc), cmds=runner.ran)
+            # this export's own unit is not an occupant, unless it serves another LV (never rewrite that one)
             mine = os.path.abspath(aoe.unit_path(p["shelf"], p["slot"]))
-            units = dict((address, unit) for address, unit in units.items() if os.path.abspath(unit["path"]) != mine)
+            units = dict((address, unit) for address, unit in units.items()
+                         if os.path.abspath(unit["path"]) != mine or unit["device"] != p["device"])
             problem = occupant_problem(p, vblades, units)
             if problem:
                 module.fail_json(msg=problem, cmds=runner.ran)

@@ -147,6 +147,15 @@ def test_without_a_slot_the_module_picks_the_lowest_free_one_of_the_shelf(export
     assert failed and result["msg"].startswith("e2.1 is already served by vblade pid 969")
 
 
+def test_a_unit_of_another_lv_at_the_asked_slot_is_refused_not_rewritten(export):
+    # its vblade is not running (nothing in ps): the unit still names the slot's LV
+    other = aoe.vblade_unit(2, 2, "xenbr0", "/dev/xenvg/rec3", [MAC])
+    (export.units / "sanless-vblade-2-2.service").write_text(other)
+    result, failed, calls = export(dict(ARGS, lv="rec1", slot=2), {tuple(aoe.ps_argv()): (0, "", "")})
+    assert failed and result["msg"] == "e2.2 is occupied: sanless-vblade-2-2.service exports /dev/xenvg/rec3 on xenbr0"
+    assert (export.units / "sanless-vblade-2-2.service").read_text() == other
+
+
 def test_pick_slot_keeps_an_lvs_slot_and_takes_the_lowest_free_one_of_its_shelf(fixture_text):
     served = aoe.parse_ps_vblade(fixture_text(*VBLADE + ("ps-vblade.out",)))
     assert [(e["shelf"], e["slot"], e["device"]) for e in served] == [(2, 1, "/dev/xenvg/rec3")]
