@@ -236,6 +236,16 @@ def pid_alive(pid):
         return False
 
 
+def wait_gone_or_kill(pid, grace_s=5.0):
+    """Wait up to grace_s for pid to end (it was asked to), then SIGKILL it."""
+    deadline = time.time() + grace_s
+    while pid_alive(pid):
+        if time.time() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
 def hosts(state=None):
     state = state or load_state()
     return [state["hosts"][name] for name in sorted(state["hosts"])]
@@ -314,30 +324,32 @@ def control_path(host):
     return str(RUN / ("ssh-%s" % host["name"]))
 
 
-def close_ssh_master(host):
-    """End the harness's shared ssh connection to host, by pid (ssh -O check names it): a master whose peer
-    lost power, link or CPU would hold every later login until its keepalives give up (60 s)."""
-    path = control_path(host)
+def end_ssh_master(path, ip):
+    """End the ssh ControlMaster behind the socket path, by pid (ssh -O check names it), and remove the socket;
+    the master's pid, or None when there was none."""
     if not os.path.exists(path):
         return None
-    ctl = ["ssh", "-o", "ControlPath=" + path, "root@" + host["ip"]]
+    ctl = ["-o", "ControlPath=" + path, "root@" + ip]
+    pid = None
     try:
-        found = re.search(r"pid=(\d+)", run(ctl[:1] + ["-O", "check"] + ctl[1:], check=False, timeout=20).stderr)
+        found = re.search(r"pid=(\d+)", run(["ssh", "-O", "check"] + ctl, check=False, timeout=20).stderr)
         pid = int(found.group(1)) if found else None
-        run(ctl[:1] + ["-O", "exit"] + ctl[1:], check=False, timeout=20)
+        run(["ssh", "-O", "exit"] + ctl, check=False, timeout=20)
     except subprocess.TimeoutExpired:
-        pid = None
-    for _ in range(50):
-        if pid is None or not pid_alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
+        pass
+    if pid is not None:
+        wait_gone_or_kill(pid)
     try:
         os.unlink(path)
     except FileNotFoundError:   # the master removed it as it exited
         pass
     return pid
+
+
+def close_ssh_master(host):
+    """End the harness's shared ssh connection to host: a master whose peer lost power, link or CPU would hold
+    every later login until its keepalives give up (60 s)."""
+    return end_ssh_master(control_path(host), host["ip"])
 
 
 def close_ssh_masters():
@@ -443,12 +455,7 @@ def down():
             os.kill(pid, signal.SIGTERM)
             stopped.append((host["name"], pid))
     for name, pid in stopped:
-        for _ in range(50):
-            if not pid_alive(pid):
-                break
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        wait_gone_or_kill(pid)
         log("stopped %s (pid %d)" % (name, pid))
     if netns_exists():
         run(["ip", "netns", "del", NETNS], check=False)
@@ -543,17 +550,7 @@ def drop_ssh_masters(host):
     close_ssh_master(host)
     for port in (None, 22):
         digest = hashlib.sha1(("%s-%s-root" % (host["ip"], port)).encode()).hexdigest()[:10]
-        path = os.path.expanduser("~/.ansible/cp/" + digest)
-        if not os.path.exists(path):
-            continue
-        try:
-            run(["ssh", "-O", "exit", "-o", "ControlPath=" + path, "root@" + host["ip"]], check=False, timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.unlink(path)
-        except FileNotFoundError:  # the master removed it as it exited
-            pass
+        end_ssh_master(os.path.expanduser("~/.ansible/cp/" + digest), host["ip"])
 
 
 def power_off(name):
@@ -564,11 +561,7 @@ def power_off(name):
         monitor_command(name, "quit")
     except OSError:
         pass
-    for _ in range(50):
-        if not pid_alive(host["pid"]):
-            return
-        time.sleep(0.1)
-    os.kill(host["pid"], signal.SIGKILL)
+    wait_gone_or_kill(host["pid"])
 
 
 def powered(name):

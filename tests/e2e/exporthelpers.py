@@ -84,11 +84,11 @@ def lv(lab):
     lab.run("hosta", ["lvremove", "-q", "-y", "xenvg/" + LV], check=False)
 
 
-def write_through_import(lab):
-    """A random pattern written on hostb through the import; its sha256."""
+def write_through_import(lab, path=SHARED):
+    """A random pattern written on hostb through the import at path (web05's by default); its sha256."""
     out = lab.sh("hostb", "set -e; dd if=/dev/urandom of=/root/pattern bs=1M count=%d status=none; "
                           "dd if=/root/pattern of=%s bs=1M oflag=direct conv=fsync status=none; "
-                          "sha256sum /root/pattern; rm -f /root/pattern" % (PATTERN_MIB, SHARED)).stdout
+                          "sha256sum /root/pattern; rm -f /root/pattern" % (PATTERN_MIB, path)).stdout
     return out.split()[0]
 
 

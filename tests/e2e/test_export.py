@@ -143,11 +143,8 @@ def test_two_aoe_exports_at_once_get_different_slots(lab, lv):
         assert all(d.startswith("/dev/etherd/e1.") for d in devices) and devices[0] != devices[1], devices
         # each import leads to its own LV: a pattern written through one reads back from that LV on hosta
         for path, lv_path in ((SHARED, LV_PATH), (other_shared, "/dev/xenvg/" + other_lv)):
-            written = lab.sh("hostb", "set -e; dd if=/dev/urandom of=/root/p bs=1M count=4 status=none; "
-                                      "dd if=/root/p of=%s bs=1M oflag=direct conv=fsync status=none; "
-                                      "sha256sum /root/p; rm -f /root/p" % path).stdout.split()[0]
-            read = lab.sh("hosta", "dd if=%s bs=1M count=4 iflag=direct status=none | sha256sum" % lv_path).stdout.split()[0]
-            assert read == written, path
+            written = write_through_import(lab, path)
+            assert read_sha256(lab, "hosta", lv_path) == written, path
     finally:
         lab.playbook("playbooks/export.yml", "-e", "vm=web01", "-e", "to=hostb", "-e", "transport=aoe", "-e", "state=absent",
                      check=False)
