@@ -65,8 +65,14 @@ def log(msg):
 
 
 def run(argv, check=True, capture=True, input_text=None, timeout=None):
-    """Run a local command (argv list, never a shell)."""
-    proc = subprocess.run(argv, input=input_text, capture_output=capture, text=True, timeout=timeout,
+    """Run a local command (argv list, never a shell).
+
+    Its stdin is its own /dev/null unless it is fed input: an ssh session through a ControlMaster hands its stdin
+    to the master, which sets O_NONBLOCK on it while the session lasts, and an inherited stdin shares that flag
+    with the caller (pytest) and with an ansible-playbook a test starts meanwhile, which then refuses to run
+    ("Non-blocking file handles detected: <stdin>"; CI, stop 34)."""
+    stdin = None if input_text is not None else subprocess.DEVNULL
+    proc = subprocess.run(argv, input=input_text, stdin=stdin, capture_output=capture, text=True, timeout=timeout,
                           env=dict(os.environ, LANG="C", LC_ALL="C"))
     if check and proc.returncode != 0:
         raise LabError("%s failed (rc=%s): %s" % (shlex.join(argv), proc.returncode,
@@ -609,7 +615,7 @@ def collect_artifacts(dest):
             shutil.copy(host["serial"], dest / Path(host["serial"]).name)
         if pid_alive(host["pid"]):
             proc = subprocess.run(ssh_argv(host, ["tar", "-C", "/var/log/xen", "-czf", "-", "."]),
-                                  capture_output=True, timeout=120, check=False)
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
             if proc.returncode == 0:
                 (dest / ("%s-xen-logs.tar.gz" % host["name"])).write_bytes(proc.stdout)
     return dest

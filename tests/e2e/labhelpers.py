@@ -37,7 +37,7 @@ class Lab:
         """Run ansible-playbook from the repo root with the lab inventory."""
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab.yml",
                 str(playbook)] + list(args)
-        proc = subprocess.run(argv, cwd=self.repo, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(argv, cwd=self.repo, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                               env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
         if check and proc.returncode != 0:
             raise AssertionError("ansible-playbook %s failed rc=%d\n%s\n%s" % (
@@ -49,7 +49,7 @@ class Lab:
         if args:
             argv += ["-a", args]
         argv += ["-o"] + list(extra)
-        proc = subprocess.run(argv, cwd=self.repo, capture_output=True, text=True, timeout=600,
+        proc = subprocess.run(argv, cwd=self.repo, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
                               env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
         if check and proc.returncode != 0:
             raise AssertionError("ansible %s -m %s failed\n%s\n%s" % (pattern, module, proc.stdout, proc.stderr))
@@ -214,7 +214,7 @@ def start_playbook(lab, *args, env=None):
     os.close(fd)
     path = Path(name)
     with open(path, "w") as log:
-        proc = subprocess.Popen(argv, cwd=lab.repo, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        proc = subprocess.Popen(argv, cwd=lab.repo, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", **(env or {})))
     proc.log_path = path
     STARTED.append(proc)

@@ -78,6 +78,30 @@ def test_busybox_domu_writes_pattern_and_heartbeats(lab):
 
 
 @pytest.mark.long  # the harness's fault tools, which the fault matrix (make test-faults) uses
+def test_a_session_through_the_shared_ssh_connection_leaves_the_callers_stdin_blocking(lab):
+    """CI, stop 34: while a harness login ran through the shared ssh connection, the master held the caller's
+    stdin (shared with pytest) in O_NONBLOCK, and an ansible-playbook a test started meanwhile refused to run
+    ("Non-blocking file handles detected: <stdin>"). The caller's stdin here is a pipe, as under CI."""
+    import os
+    import threading
+    host = lab.hosts[0]
+    lab.run(host, ["true"])     # the shared connection is up
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        login = threading.Thread(target=lab.run, args=(host, ["sleep", "4"]))
+        login.start()
+        time.sleep(2)
+        during = os.get_blocking(0)
+        login.join()
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+    assert during, "a login through the shared connection set the caller's stdin non-blocking"
+
+
 def test_link_cut_and_restore(lab):
     first, second = lab.hosts[:2]
     assert sanless_lab.can_reach(second, lab.ip(first))
@@ -152,7 +176,8 @@ def test_xen_info_reads_a_dom0_in_one_call(lab):
     from pathlib import Path
     host = lab.hosts[0]
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible"), "-i", "inventory/lab.yml", host,
-                           "-m", "sanless.xen.xen_info", "-o"], cwd=lab.repo, capture_output=True, text=True, timeout=300)
+                           "-m", "sanless.xen.xen_info", "-o"], cwd=lab.repo, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout.split(" => ", 1)[1])
     assert result["changed"] is False

@@ -276,7 +276,8 @@ def test_inventory_plugin_lists_the_lab_domus_under_their_dom0_and_a_second_call
 
     def graph(*args):
         proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(config), "--graph"]
-                              + list(args), cwd=str(REPO), capture_output=True, text=True, timeout=600, check=False,
+                              + list(args), cwd=str(REPO), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=600, check=False,
                               env=dict(os.environ, ANSIBLE_FORCE_COLOR="0"))
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
