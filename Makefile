@@ -66,14 +66,11 @@ e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
 test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "faults or long" tests/e2e
 
-# The lab-free checks run CHECK_JOBS at a time (each is one busy process; they share nothing but the venvs,
-# built first), then the lab e2e, which wants every CPU. Each stage prints its time: the whole stays under an hour.
+# The lab e2e in the foreground, the lab-free checks beside it at the lowest CPU priority, CHECK_JOBS at a time
+# (scripts/test.sh). Each stage prints its time: the whole stays under an hour.
 CHECK_JOBS ?= 2
 test: link unit-deps host-deps venvs
-	@start=$$SECONDS; $(MAKE) --no-print-directory -j$(CHECK_JOBS) --output-sync=target unit-newest unit-oldest sanity lint ee \
-	  && echo "make test: unit, sanity, lint and ee passed in $$((SECONDS - start)) s"
-	@start=$$SECONDS; $(MAKE) --no-print-directory e2e && echo "make test: lab e2e passed in $$((SECONDS - start)) s"
-	@echo "make test: unit, sanity, lint, execution environment and lab e2e all passed"
+	@bash scripts/test.sh $(CHECK_JOBS)
 
 image: host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(LAB) image
