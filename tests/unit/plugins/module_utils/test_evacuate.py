@@ -338,28 +338,41 @@ def test_partial_lets_the_others_move_and_waves_cap_each_source():
 # ---------------------------------------------------------------------------
 # Properties on random clusters
 
+import functools  # noqa: E402
+
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+
+# The strategies are made once, not in every draw: hypothesis validates each new strategy object, which cost
+# more than the planning itself; the same strategies draw the same examples.
+@functools.lru_cache(maxsize=None)
+def one_of(*values):
+    return st.sampled_from(values)
+
+
+@functools.lru_cache(maxsize=None)
+def some_of(names):
+    return st.lists(one_of(*names), min_size=1, max_size=2, unique=True)
 
 
 @st.composite
 def clusters(draw):
     n = draw(st.integers(2, 6))
-    names = [f"h{k}" for k in range(n)]
-    hosts = [host(name, draw(st.integers(0, 64 * GIB)), vg=draw(st.sampled_from([None, 0, 50 * GB, 500 * GB])),
+    names = tuple(f"h{k}" for k in range(n))
+    hosts = [host(name, draw(st.integers(0, 64 * GIB)), vg=draw(one_of(None, 0, 50 * GB, 500 * GB)),
                   drained=draw(st.booleans()) if k > 0 else False, online=draw(st.booleans()) if k > 1 else True)
              for k, name in enumerate(names)]
     vms = []
     for k in range(draw(st.integers(0, 12))):
-        on = draw(st.sampled_from(names))
-        storage = draw(st.sampled_from(["plain", "drbd", "shared", None]))
-        others = [n for n in names if n != on]
-        restart_on = [] if storage == "plain" else (draw(st.lists(st.sampled_from(others), min_size=1, max_size=2, unique=True))
-                                                    if storage and others else None)
+        on = draw(one_of(*names))
+        storage = draw(one_of("plain", "drbd", "shared", None))
+        others = tuple(n for n in names if n != on)
+        restart_on = [] if storage == "plain" else (draw(some_of(others)) if storage and others else None)
         vms.append(vm(f"v{k}", on, draw(st.integers(1, 16 * GIB)), storage=storage, restart_on=restart_on,
                       disk_bytes=draw(st.integers(0, 100)) * GB if storage == "plain" else 0,
-                      anti_affinity=draw(st.sampled_from([None, None, "g1", "g2"]))))
-    drain = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))
+                      anti_affinity=draw(one_of(None, None, "g1", "g2"))))
+    drain = draw(some_of(names))
     return hosts, vms, drain
 
 

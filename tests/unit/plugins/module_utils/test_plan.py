@@ -3,6 +3,7 @@
 
 
 import copy
+import functools
 import itertools
 import random
 
@@ -38,14 +39,28 @@ def vm(name, on, mem, protected=True, restart_on=None, **extra):
 
 VM_SIZES = [4 * GIB, 8 * GIB, 16 * GIB, 32 * GIB, 128 * GIB]
 HOST_FREE = [0, 4 * GIB, 8 * GIB, 12 * GIB, 16 * GIB, 24 * GIB, 32 * GIB, 48 * GIB, 64 * GIB, 128 * GIB, 136 * GIB, 256 * GIB]
+# The strategies are made once, not in every draw: hypothesis validates each new strategy object, which cost
+# more than the planning itself; the same strategies draw the same examples.
+HOST_FREE_MIB = st.sampled_from(HOST_FREE) | st.integers(0, 300 * GIB)
+VM_MIB = st.sampled_from(VM_SIZES) | st.integers(0, 40 * GIB)
+
+
+@functools.lru_cache(maxsize=None)
+def one_of(*names):
+    return st.sampled_from(names)
+
+
+@functools.lru_cache(maxsize=None)
+def some_of(names, min_size=0, max_size=None):
+    return st.lists(one_of(*names), unique=True, min_size=min_size, max_size=max_size)
 
 
 @st.composite
 def clusters(draw, max_hosts=5, max_vms=9, constrained=True, offline=True):
     n = draw(st.integers(1, max_hosts))
-    names = [f"h{k}" for k in range(n)]
+    names = tuple(f"h{k}" for k in range(n))
     # Equal free sizes are frequent on purpose: ties are where orders differ.
-    hosts = [host(name, draw(st.sampled_from(HOST_FREE) | st.integers(0, 300 * GIB)),
+    hosts = [host(name, draw(HOST_FREE_MIB),
                   online=draw(st.booleans()) if offline and draw(st.integers(0, 5)) == 0 else True)
              for name in names]
     vms = []
@@ -56,11 +71,10 @@ def clusters(draw, max_hosts=5, max_vms=9, constrained=True, offline=True):
             if kind == 0:
                 restart_on = []
             elif kind <= 2:
-                restart_on = draw(st.lists(st.sampled_from(names), unique=True, max_size=n))
+                restart_on = draw(some_of(names, max_size=n))
                 if not restart_on:
                     restart_on = None
-        vms.append(vm(f"v{k}", draw(st.sampled_from(names)),
-                      draw(st.sampled_from(VM_SIZES) | st.integers(0, 40 * GIB)),
+        vms.append(vm(f"v{k}", draw(one_of(*names)), draw(VM_MIB),
                       protected=draw(st.integers(0, 6)) > 0, restart_on=restart_on))
     return hosts, vms
 
@@ -92,22 +106,22 @@ def test_equals_brute_force_with_up_to_on_bigger_clusters(cluster, up_to):
 def tight_clusters(draw, constrained):
     """Hosts loaded so that the answer is often 1 or 2 and the shortcuts often fail."""
     n = draw(st.integers(3, 6))
-    names = [f"h{k}" for k in range(n)]
+    names = tuple(f"h{k}" for k in range(n))
     vms = []
     load = {name: 0 for name in names}
     for k in range(draw(st.integers(n, 4 * n))):
-        on = draw(st.sampled_from(names))
-        size = draw(st.sampled_from([4 * GIB, 4 * GIB, 8 * GIB, 16 * GIB, 128 * GIB]))
+        on = draw(one_of(*names))
+        size = draw(one_of(4 * GIB, 4 * GIB, 8 * GIB, 16 * GIB, 128 * GIB))
         restart_on = None
         if constrained and draw(st.booleans()):
-            restart_on = draw(st.lists(st.sampled_from([x for x in names if x != on]), min_size=1, max_size=2, unique=True))
+            restart_on = draw(some_of(tuple(x for x in names if x != on), min_size=1, max_size=2))
         vms.append(vm(f"v{k:02d}", on, size, restart_on=restart_on))
         load[on] += size
     total = sum(load.values())
     hosts = []
     for name in names:
         share = draw(st.integers(0, 8))
-        hosts.append(host(name, (total * share) // (4 * n) + draw(st.sampled_from([0, 4 * GIB, 128 * GIB]))))
+        hosts.append(host(name, (total * share) // (4 * n) + draw(one_of(0, 4 * GIB, 128 * GIB))))
     return hosts, vms
 
 
