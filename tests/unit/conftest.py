@@ -184,6 +184,31 @@ def module_main(monkeypatch):
     return run
 
 
+class SteppedClock(object):
+    """A clock only sleep() moves on: a wait for a timeout passes it at once, after the same polls."""
+
+    def __init__(self, now):
+        self.now = now
+        self.sleeps = []
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def lock_clock(monkeypatch):
+    """livemigrate's clock, which its StepLock and HostLock wait by, as a SteppedClock from now: a held lock's
+    timeout passes without the test waiting it out; .sleeps are the polls the wait made."""
+    from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
+    clock = SteppedClock(time.time())
+    monkeypatch.setattr(lm, "time", clock)
+    return clock
+
+
 @pytest.fixture
 def imported_devices(monkeypatch, tmp_path):
     """For the importing modules: the set of device paths that exist (diskexport.device_exists), no

@@ -305,13 +305,14 @@ def test_rerun_after_a_kill_cleans_up_first_then_backs_up(dom0, tmp_path):
     assert [h["outcome"] for h in _history(tmp_path)] == ["cleaned", "finished"]
 
 
-def test_cleanup_waits_for_the_lock_of_a_running_module(dom0, tmp_path):
+def test_cleanup_waits_for_the_lock_of_a_running_module(dom0, tmp_path, lock_clock):
     _host, ctx = dom0()
     held = lm.StepLock("fxrec", ctx.lock_dir)
     held.acquire()
     try:
         with pytest.raises(bk.BackupError, match="still holds"):
             bk.backup(ctx, "fxrec", bk.parse_dest(str(tmp_path / "bk")))
+        assert sum(lock_clock.sleeps) >= ctx.lock_timeout  # it waited the timeout out (on lock_clock)
     finally:
         held.release()
 

@@ -167,7 +167,7 @@ def test_pick_slot_keeps_an_lvs_slot_and_takes_the_lowest_free_one_of_its_shelf(
         aoe.pick_slot(2, "/dev/xenvg/rec1", full)
 
 
-def test_an_export_waits_for_the_host_lock_and_fails_before_any_change_when_held(export, fixture_text, monkeypatch):
+def test_an_export_waits_for_the_host_lock_and_fails_before_any_change_when_held(export, fixture_text, monkeypatch, lock_clock):
     import fcntl
 
     # another run (an export change, a migration claiming DRBD minors) holds the dom0's host lock
@@ -180,9 +180,11 @@ def test_an_export_waits_for_the_host_lock_and_fails_before_any_change_when_held
     try:
         result, failed, calls = export(ARGS, outputs)
         assert failed and result["msg"].startswith("the host lock: ") and calls == []
+        assert sum(lock_clock.sleeps) >= 1  # it waited the timeout out (on lock_clock)
         # check mode changes nothing and does not wait for it
+        polls = len(lock_clock.sleeps)
         result, failed, calls = export(ARGS, outputs, check_mode=True)
-        assert not failed and result["changed"] and not list(export.units.iterdir())
+        assert not failed and result["changed"] and not list(export.units.iterdir()) and len(lock_clock.sleeps) == polls
     finally:
         os.close(holder)
 

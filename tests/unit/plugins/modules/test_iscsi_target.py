@@ -317,7 +317,7 @@ def test_lio_refusal_of_targetcli_is_reported_with_its_words(run, fixture_text):
     assert calls[-1] == run.batch(LIO_FRESH)
 
 
-def test_a_change_waits_for_the_host_lock_and_fails_before_any_change_when_held(run, fixture_text, monkeypatch):
+def test_a_change_waits_for_the_host_lock_and_fails_before_any_change_when_held(run, fixture_text, monkeypatch, lock_clock):
     import fcntl
 
     # another run (an export change, a migration claiming DRBD minors) holds the dom0's host lock
@@ -328,9 +328,11 @@ def test_a_change_waits_for_the_host_lock_and_fails_before_any_change_when_held(
     try:
         result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
         assert failed and result["msg"].startswith("the host lock: ") and calls == []
+        assert sum(lock_clock.sleeps) >= 1  # it waited the timeout out (on lock_clock)
         # check mode changes nothing and does not wait for it
+        polls = len(lock_clock.sleeps)
         result, failed, calls = run(LIO_ARGS, {}, check_mode=True)
-        assert not failed and result["changed"] and result["would_run"]
+        assert not failed and result["changed"] and result["would_run"] and len(lock_clock.sleeps) == polls
     finally:
         os.close(holder)
     result, failed, calls = run(LIO_ARGS, lio_fresh_outputs(run, fixture_text))
