@@ -73,19 +73,6 @@ def dm_listing(fxs_table, clone=False):
     return tables
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def time(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class FakeRunner(object):
     def __init__(self, check_mode=False):
         self.check_mode = check_mode
@@ -93,7 +80,7 @@ class FakeRunner(object):
 
 def _takes(seconds):
     """A command's run time on the fake clock (when the test uses it)."""
-    if isinstance(lm.time, Clock):
+    if hasattr(lm.time, "sleeps"):     # conftest's SteppedClock (the clock fixture)
         lm.time.now += seconds
 
 
@@ -262,10 +249,11 @@ class FakeHost(object):
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr(lm, "time", fake)
-    return fake
+def clock(lock_clock):
+    """livemigrate's clock as conftest's SteppedClock from 1000 s (the times these tests expect): waits pass at
+    once, .sleeps are the polls."""
+    lock_clock.now = 1000.0
+    return lock_clock
 
 
 @pytest.fixture
