@@ -89,17 +89,24 @@ def test_a_session_through_the_shared_ssh_connection_leaves_the_callers_stdin_bl
     read_end, write_end = os.pipe()
     saved = os.dup(0)
     os.dup2(read_end, 0)
+    marker = "/run/sanless-stdin-check"
+    lab.run(host, ["rm", "-f", marker])
+    seen = []
     try:
-        login = threading.Thread(target=lab.run, args=(host, ["sleep", "4"]))
+        # the remote command leaves a marker once its session is up; stdin is read all through the session
+        login = threading.Thread(target=lab.sh, args=(host, "touch %s; sleep 3" % marker))
         login.start()
-        time.sleep(2)
-        during = os.get_blocking(0)
+        while login.is_alive():
+            seen.append(os.get_blocking(0))
+            time.sleep(0.05)
         login.join()
     finally:
         os.dup2(saved, 0)
         for fd in (saved, read_end, write_end):
             os.close(fd)
-    assert during, "a login through the shared connection set the caller's stdin non-blocking"
+    assert lab.run(host, ["test", "-e", marker], check=False).returncode == 0, "the session never ran"
+    lab.run(host, ["rm", "-f", marker])
+    assert seen and all(seen), "a login through the shared connection set the caller's stdin non-blocking"
 
 
 def test_link_cut_and_restore(lab):

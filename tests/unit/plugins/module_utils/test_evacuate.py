@@ -338,22 +338,9 @@ def test_partial_lets_the_others_move_and_waves_cap_each_source():
 # ---------------------------------------------------------------------------
 # Properties on random clusters
 
-import functools  # noqa: E402
-
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-
-# The strategies are made once, not in every draw: hypothesis validates each new strategy object, which cost
-# more than the planning itself; the same strategies draw the same examples.
-@functools.lru_cache(maxsize=None)
-def one_of(*values):
-    return st.sampled_from(values)
-
-
-@functools.lru_cache(maxsize=None)
-def some_of(names):
-    return st.lists(one_of(*names), min_size=1, max_size=2, unique=True)
+from ansible_collections.sanless.xen.tests.unit.plugins.module_utils.strategyhelpers import one_of, some_of  # noqa: E402
 
 
 @st.composite
@@ -368,11 +355,11 @@ def clusters(draw):
         on = draw(one_of(*names))
         storage = draw(one_of("plain", "drbd", "shared", None))
         others = tuple(n for n in names if n != on)
-        restart_on = [] if storage == "plain" else (draw(some_of(others)) if storage and others else None)
+        restart_on = [] if storage == "plain" else (draw(some_of(others, min_size=1, max_size=2)) if storage and others else None)
         vms.append(vm(f"v{k}", on, draw(st.integers(1, 16 * GIB)), storage=storage, restart_on=restart_on,
                       disk_bytes=draw(st.integers(0, 100)) * GB if storage == "plain" else 0,
                       anti_affinity=draw(one_of(None, None, "g1", "g2"))))
-    drain = draw(some_of(names))
+    drain = draw(some_of(names, min_size=1, max_size=2))
     return hosts, vms, drain
 
 

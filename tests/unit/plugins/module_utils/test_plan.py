@@ -3,7 +3,6 @@
 
 
 import copy
-import functools
 import itertools
 import random
 
@@ -14,6 +13,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.tests.unit.plugins.module_utils import (
     plan_reference as ref,
 )
+from ansible_collections.sanless.xen.tests.unit.plugins.module_utils.strategyhelpers import one_of, some_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,20 +39,10 @@ def vm(name, on, mem, protected=True, restart_on=None, **extra):
 
 VM_SIZES = [4 * GIB, 8 * GIB, 16 * GIB, 32 * GIB, 128 * GIB]
 HOST_FREE = [0, 4 * GIB, 8 * GIB, 12 * GIB, 16 * GIB, 24 * GIB, 32 * GIB, 48 * GIB, 64 * GIB, 128 * GIB, 136 * GIB, 256 * GIB]
-# The strategies are made once, not in every draw: hypothesis validates each new strategy object, which cost
-# more than the planning itself; the same strategies draw the same examples.
+# made once, not in every draw (strategyhelpers says why)
 HOST_FREE_MIB = st.sampled_from(HOST_FREE) | st.integers(0, 300 * GIB)
 VM_MIB = st.sampled_from(VM_SIZES) | st.integers(0, 40 * GIB)
 
-
-@functools.lru_cache(maxsize=None)
-def one_of(*names):
-    return st.sampled_from(names)
-
-
-@functools.lru_cache(maxsize=None)
-def some_of(names, min_size=0, max_size=None):
-    return st.lists(one_of(*names), unique=True, min_size=min_size, max_size=max_size)
 
 
 @st.composite
