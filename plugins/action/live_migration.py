@@ -7,10 +7,14 @@
 - Adds the identity of this ansible-playbook run to ``owner`` so a journal records who holds
   the VM's lock. A journal held by a run of this controller whose process is gone (killed) is
   taken over, which is how a rerun resumes; one held by a live run is refused.
-- ``step=promote`` is looped here, a short module call at a time, printing the sync progress
-  (percent, speed, ETA) at least every ``progress_interval`` seconds, until the step is done
-  (disks UpToDate on both sides, two primaries allowed, the target primary) or ``sync_timeout``
-  passes.
+- ``step=promote`` is looped here, printing the sync progress (percent, speed, ETA) at least every
+  ``progress_interval`` seconds, until the step is done (disks UpToDate on both sides, two primaries
+  allowed, the target primary) or ``sync_timeout`` passes. Between module calls a running sync is
+  watched by reading /proc/drbd with a plain ``cat`` over the connection (parsed here by the module's
+  own parser): a module start costs seconds of a dom0's CPU that the sync needs, so the number of
+  module calls does not grow with the disk. The module is called again, and decides, once the
+  watch sees every resource synced, a link that is not resyncing, a read that fails, or every
+  ``MODULE_RECALL_S`` seconds (its call renews the journal's lease).
 - Crash tests: with ``SANLESS_XEN_KILL_AFTER=STEP:ROLE`` in the controller's environment, the run
   SIGKILLs its own process group (as an operator's ``kill -9`` of ansible-playbook would) as soon
   as STEP has returned on the host of that ROLE, a precise point the e2e tests resume or abort from.
@@ -27,12 +31,19 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import format_progress, no_sync_running
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
+    LINKED_CSTATES, format_progress, is_synced, minor_state, no_sync_running, parse_proc_drbd, sync_report_item,
+)
+from ansible_collections.sanless.xen.plugins.module_utils.livemigrate import sync_poll_s
 
 display = Display()
 
 # A journal of another controller is considered abandoned after this long without updates.
 FOREIGN_LEASE_S = 900
+# a watched sync goes back to the module at least this often (the module renews the journal's lease)
+MODULE_RECALL_S = 300
+# ends a progress line the controller read from /proc/drbd (the others follow a module call)
+WATCHED_NOTE = " (read from /proc/drbd)"
 # After the sync, how long the target waits for the source to allow two primaries.
 PEER_PROMOTE_TIMEOUT_S = 120
 # How long a resource may sit Connected, UpToDate/Inconsistent with no sync running before the
@@ -157,6 +168,11 @@ class ActionModule(ActionBase):
                     host, args["vm"], PEER_PROMOTE_TIMEOUT_S)
                 break
             previous = current
+            if _watchable(current.get("sync")):
+                report = self._watch_sync(host, args["vm"], current["sync"], started, timeout, interval)
+                current = dict(current, sync=report)
+                if orphaned() or time.time() - started > timeout:
+                    continue  # said at the top of the loop
             current = self._call(args, task_vars)
             # what earlier calls changed stays reported
             current["changed"] = bool(current.get("changed") or previous.get("changed"))
@@ -168,9 +184,57 @@ class ActionModule(ActionBase):
         current["sync_seconds"] = round(time.time() - started, 1)
         return current
 
+    def _read_sync(self, report):
+        """The report's resources as /proc/drbd shows them now (a cat over the connection, no module
+        start), or None when the read fails or a minor is down."""
+        try:
+            res = self._low_level_execute_command("cat /proc/drbd", sudoable=True)
+            if res.get("rc") != 0:
+                return None
+            minors = parse_proc_drbd(res.get("stdout") or "")["minors"]
+        except Exception:  # the module is called instead: it reads and decides
+            return None
+        items = []
+        for item in report:
+            state = minor_state(minors, item["minor"])
+            if state is None:
+                return None
+            items.append(sync_report_item(item["resource"], item["minor"], state))
+        return items
 
-def _show_sync(host, vm, result, word="sync"):
-    display.display("  [%s] %s %s: %s" % (host, word, vm, ", ".join(_progress(item) for item in result.get("sync", []))))
+    def _watch_sync(self, host, vm, report, started, timeout, interval):
+        """Watch a running sync in /proc/drbd, printing its progress every ``interval`` seconds,
+        until every resource is synced, one is not resyncing (or cannot be read), MODULE_RECALL_S
+        passed, the sync timeout passed or this run is gone. Returns the last report seen."""
+        watched_at = shown_at = time.time()
+        while not orphaned() and time.time() - started <= timeout and time.time() - watched_at < MODULE_RECALL_S:
+            time.sleep(sync_poll_s(report))
+            seen = self._read_sync(report)
+            if seen is None:
+                break
+            report = seen
+            if all(is_synced(item) for item in report) or not _watchable(report):
+                break
+            if time.time() - shown_at >= interval:
+                _show_sync(host, vm, {"sync": report}, note=WATCHED_NOTE)
+                shown_at = time.time()
+        return report
+
+
+def _resyncing(item):
+    return item.get("cstate") in LINKED_CSTATES and item.get("cstate") != "Connected"
+
+
+def _watchable(report):
+    """A sync the controller can watch in /proc/drbd: every resource has its minor and is resyncing
+    or synced, and one at least is resyncing (anything else is the module's to judge)."""
+    return (bool(report) and all(isinstance(item.get("minor"), int) and (_resyncing(item) or is_synced(item))
+                                 for item in report) and any(_resyncing(item) for item in report))
+
+
+def _show_sync(host, vm, result, word="sync", note=""):
+    progress = ", ".join(_progress(item) for item in result.get("sync", []))
+    display.display("  [%s] %s %s: %s%s" % (host, word, vm, progress, note))
 
 
 def _progress(item):

@@ -753,6 +753,14 @@ def resource_view(name, minor, state):
     }
 
 
+def sync_report_item(name, minor, state):
+    """One resource's line of a sync report (the live_migration module's ``sync`` list, and what the
+    controller reads of /proc/drbd while it watches a sync): a parsed minor's state, by name."""
+    return {"resource": name, "minor": minor, "cstate": state.get("cstate"), "disk": state.get("disk"),
+            "peer_disk": state.get("peer_disk"), "percent": state.get("sync_percent"),
+            "speed_kib_s": state.get("speed_kib_s"), "eta_s": state.get("sync_eta_s")}
+
+
 def both_uptodate(state):
     """Both copies UpToDate (a parsed minor, or anything with its disk and peer_disk keys)."""
     return state.get("disk") == "UpToDate" and state.get("peer_disk") == "UpToDate"

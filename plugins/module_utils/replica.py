@@ -44,7 +44,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.dm import (
     linear_table, parse_table, points_at, render_table, table_sectors,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    minor_state, pair_resource_text, replica_problems, retry_transient, timed_out,
+    minor_state, pair_resource_text, replica_problems, retry_transient, sync_report_item, timed_out,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import dm_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
@@ -127,8 +127,7 @@ class DiskReplica(object):
 
     def sync_item(self, state):
         """What a user shows of the sync of a state (status()): the live_migration module's sync list."""
-        return {"resource": self.name, "cstate": state["cstate"], "disk": state["disk"], "peer_disk": state["peer_disk"],
-                "percent": state["sync_percent"], "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]}
+        return sync_report_item(self.name, self.disk["minor"], state)
 
     def on_drbd(self, tables):
         return on_drbd(tables.get(self.disk["lv_dm"], []), self.disk)

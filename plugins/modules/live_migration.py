@@ -42,7 +42,9 @@ options:
         step is done here); V(abort) undoes the steps this host began, last first. The table of steps, checks and
         undos is in the collection's C(docs/migration-steps.md).
       - V(promote) first waits up to O(sync_window) seconds for the DRBD sync; while it is not done it
-        returns RV(waiting) and the progress, and the action plugin calls it again.
+        returns RV(waiting) and the progress. The action plugin then watches the sync in C(/proc/drbd) (a
+        C(cat) over the connection, no module start, so its cost does not grow with the disk) and calls it
+        again once the sync is done, the link is not resyncing, or 300 seconds have passed.
       - V(abort) rolls back to the VM running on the source with its original LVs.
     type: str
     required: true
@@ -267,7 +269,7 @@ preflight:
         - A disk of the VM on C(/dev/drbdN) has C(drbd) set to the name of its resource (storage mode drbd).
       type: dict
 sync:
-  description: With O(step=promote), per disk the connection and disk states, percent, speed, ETA.
+  description: With O(step=promote), per disk its resource and minor, the connection and disk states, percent, speed, ETA.
   returned: when step is promote
   type: list
   elements: dict

@@ -223,7 +223,7 @@ def _fmt(value):
 def count_module_calls(stdout, controller_tasks):
     """Module runs per host in an ansible-playbook output: results of tasks that run on a dom0
     (not the controller-side tasks named in controller_tasks), plus one per sync progress line
-    (each is a module call)."""
+    that follows a module call (not the lines the controller read from /proc/drbd)."""
     calls = {}
     current_remote = False
     for line in stdout.splitlines():
@@ -234,7 +234,7 @@ def count_module_calls(stdout, controller_tasks):
             if line.startswith(prefix) and current_remote:
                 host = line[len(prefix):].split("]", 1)[0]
                 calls[host] = calls.get(host, 0) + 1
-        if line.startswith("  [") and "] sync " in line:
+        if line.startswith("  [") and "] sync " in line and not line.endswith("(read from /proc/drbd)"):
             host = line[3:].split("]", 1)[0]
             calls[host] = calls.get(host, 0) + 1
     return calls

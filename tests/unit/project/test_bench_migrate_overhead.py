@@ -153,6 +153,8 @@ def test_count_module_calls_counts_dom0_results_and_sync_lines():
         "TASK [sanless.xen.migrate : Plan the migration from the preflight] ***", "ok: [hosta]",
         "TASK [sanless.xen.migrate : Wait for the DRBD sync (progress below), allow two primaries] ***",
         "  [hostb] sync bench01: sl-bench01-0 SyncSource 40%", "  [hostb] sync bench01: sl-bench01-0 SyncSource 80%",
+        # read by the controller from /proc/drbd: no module call
+        "  [hostb] sync bench01: sl-bench01-0 SyncSource 90% (read from /proc/drbd)",
         "changed: [hosta]", "changed: [hostb]",
         "TASK [sanless.xen.migrate : Publish the outcome (vm, source) as job artifacts] ***", "ok: [hosta]"])
     calls = calc.count_module_calls(out, ("Plan the migration", "Publish the outcome"))

@@ -171,3 +171,71 @@ def test_an_orphaned_worker_stops_waiting_for_the_sync(run_action, monkeypatch):
     monkeypatch.setattr(action_mod, "orphaned", lambda: next(looks))
     res, calls, lines = run_action(dict(BASE, step="promote"), [promote_result(SYNCING, True)])
     assert len(calls) == 1 and res["failed"] is True and "stopped waiting for the sync" in res["msg"]
+
+
+# -- a running sync watched in /proc/drbd (recorded on the lab's dom0s, minor 90 of a migration)
+
+def proc(fixture_text, name, rc=0):
+    return {"rc": rc, "stdout": fixture_text("drbd", "8.4.11", name), "stderr": ""}
+
+
+WATCHED = dict(SYNCING, minor=90)
+WATCHED_DONE = dict(SYNCED, minor=90)
+
+
+def test_promote_watches_a_running_sync_in_proc_drbd_and_calls_the_module_once_more(run_action, fixture_text):
+    raw_calls = []
+    results = [promote_result(WATCHED, True, changed=True, events=["resync-rate"]),
+               promote_result(WATCHED_DONE, False, events=["two-primaries:sl-web01-0"])]
+    # the sync goes on for 30 looks at 1.8 s (a tenth of its 18 s ETA), then /proc/drbd shows it done
+    raw = [proc(fixture_text, "proc-drbd-syncsource.txt")] * 30 + [proc(fixture_text, "proc-drbd-uptodate.txt")]
+    res, calls, lines = run_action(dict(BASE, step="promote", progress_interval=20, sync_timeout=600), results,
+                                   raw=raw, raw_calls=raw_calls)
+    # two module starts whatever the sync's length: the first, and the one that finishes the step
+    assert len(calls) == 2
+    assert raw_calls == ["cat /proc/drbd"] * 31
+    progress = "  [hosta] sync web01: sl-web01-0 SyncSource 67.4% speed 3692 KiB/s eta 18s"
+    assert lines[0] == progress
+    # while watched: a line at most every progress_interval (20 s of 55.8 s watched), marked as read
+    assert lines[1:] == [progress + " (read from /proc/drbd)"] * 2
+    assert res["changed"] is True and not res.get("failed") and res["events"] == ["resync-rate", "two-primaries:sl-web01-0"]
+
+
+def test_a_lost_link_while_watched_goes_back_to_the_module_at_once(run_action, fixture_text):
+    # /proc/drbd shows WFConnection: not a sync the controller judges; the module is called and fails
+    failed = {"failed": True, "msg": "hosta: DRBD sl-web01-0 lost its peer during the sync (WFConnection)"}
+    raw_calls = []
+    res, calls, _lines = run_action(dict(BASE, step="promote", sync_timeout=600),
+                                    [promote_result(WATCHED, True), failed],
+                                    raw=[proc(fixture_text, "proc-drbd-wfconnection.txt")], raw_calls=raw_calls)
+    assert len(calls) == 2 and len(raw_calls) == 1
+    assert res["failed"] and "lost its peer" in res["msg"]
+
+
+def test_a_failed_read_or_a_minor_gone_goes_back_to_the_module(run_action, fixture_text):
+    for raw in ([{"rc": 1, "stdout": "", "stderr": "cat: /proc/drbd: No such file or directory"}],
+                [proc(fixture_text, "proc-drbd-standalone.txt")]):   # minors 110, 200, 456: ours is gone
+        raw_calls = []
+        res, calls, _lines = run_action(dict(BASE, step="promote", sync_timeout=600),
+                                        [promote_result(WATCHED, True), promote_result(WATCHED_DONE, False)],
+                                        raw=raw, raw_calls=raw_calls)
+        assert len(calls) == 2 and len(raw_calls) == 1 and not res.get("failed")
+
+
+def test_a_long_watched_sync_still_calls_the_module_every_recall_period(run_action, fixture_text):
+    res, calls, _lines = run_action(dict(BASE, step="promote", sync_timeout=7200), [promote_result(WATCHED, True)],
+                                    raw=[proc(fixture_text, "proc-drbd-syncsource.txt")])
+    # never done: a module call every MODULE_RECALL_S (300 s) until the 2 h timeout
+    assert res["failed"] and res["msg"] == "DRBD sync of web01 not done after 7200 s"
+    assert 7200 / 310 <= len(calls) <= 7200 / 300 + 1
+
+
+def test_a_target_watches_its_synctarget_too(run_action, fixture_text):
+    target = dict(BASE, role="target", host_name="hostb", step="promote", progress_interval=5)
+    item = dict(WATCHED, cstate="SyncTarget", disk="Inconsistent", peer_disk="UpToDate", percent=75.6)
+    res, calls, lines = run_action(target, [dict(promote_result(item, True), synced=False),
+                                            promote_result(WATCHED_DONE, False)],
+                                   raw=[proc(fixture_text, "proc-drbd-synctarget.txt")] * 12
+                                   + [proc(fixture_text, "proc-drbd-uptodate.txt")])
+    assert len(calls) == 2 and not res.get("failed")
+    assert any(line.endswith("(read from /proc/drbd)") and "SyncTarget" in line for line in lines)

@@ -435,7 +435,7 @@ def test_promote_waits_for_the_sync(dirs, clock, params, recorded, percent):
     host = FakeHost([proc(recorded)], tables=dm_listing(FXS_BEFORE, clone=True))
     done, report = lm.HostSide(host, journal, params).promote(0)
     assert done is False
-    assert report == [{"resource": "sl-fxm-0", "cstate": proc(recorded).split("cs:")[2].split()[0],
+    assert report == [{"resource": "sl-fxm-0", "minor": 90, "cstate": proc(recorded).split("cs:")[2].split()[0],
                        "disk": "UpToDate" if recorded == "syncsource" else "Inconsistent",
                        "peer_disk": "Inconsistent" if recorded == "syncsource" else "UpToDate",
                        "percent": percent, "speed_kib_s": report[0]["speed_kib_s"], "eta_s": report[0]["eta_s"]}]

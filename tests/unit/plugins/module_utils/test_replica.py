@@ -207,7 +207,7 @@ def test_sync_item_of_a_recorded_sync(fixture_text, fake_module, tmp_path):
     disk = dict(fxr_disk(), resource="fxd", minor=90, device="/dev/drbd90")
     rep, _module, _log = replica(fake_module, {}, disk, tmp_path)
     state = rep.status(minors(fixture_text, "proc-drbd-syncsource.txt"))
-    assert rep.sync_item(state) == {"resource": "fxd", "cstate": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
+    assert rep.sync_item(state) == {"resource": "fxd", "minor": 90, "cstate": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
                                     "percent": 67.4, "speed_kib_s": state["speed_kib_s"], "eta_s": state["sync_eta_s"]}
     assert state["speed_kib_s"] and state["sync_eta_s"]
 
