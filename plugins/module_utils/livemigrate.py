@@ -52,7 +52,9 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import XenParseError, move_disk_paths, pin_domain_identity, ssh_argv
+from ansible_collections.sanless.xen.plugins.module_utils.xen import (
+    XenParseError, move_disk_paths, pin_domain_identity, shared_ssh_argv,
+)
 
 STATE_DIR = conv.STATE_DIR
 LOCK_DIR = conv.LOCK_DIR
@@ -416,13 +418,13 @@ class Host(object):
 
     def peer_runs(self, address, vm):
         """Whether vm runs on the dom0 at address (root ssh, as xl migrate itself uses)."""
-        result = self.runner.run(ssh_argv("root@" + address, ["xl", "list", vm]), ok_rcs=tuple(range(256)))
+        result = self.runner.run(shared_ssh_argv("root@" + address, ["xl", "list", vm]), ok_rcs=tuple(range(256)))
         return result.rc == 0
 
     def send_file(self, address, path, text):
         """Write text to path on the dom0 at address (root ssh, as xl migrate uses): fixed argv,
         the content on stdin, never a shell string built from input."""
-        self.runner.run(ssh_argv("root@" + address, ["dd", "of=" + path, "conv=fsync", "status=none"]),
+        self.runner.run(shared_ssh_argv("root@" + address, ["dd", "of=" + path, "conv=fsync", "status=none"]),
                         data=text, changes_state=True)
 
     def settle_udev(self, timeout=30):
@@ -903,7 +905,7 @@ class HostSide(object):
         self._note("migrate-started")
         started = time.time()
         try:
-            self.host.xen.migrate(vm, self.p["peer_address"], config=config)
+            self.host.xen.migrate(vm, self.p["peer_address"], config=config, shared_ssh=True)
         except CommandError:
             if vm in self.host.domains():
                 self._take_back_config()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import re
 import socket
 
@@ -557,9 +558,12 @@ class Toolstack(object):
             raise
         self.unpause(domain)
 
-    def migrate(self, domain, host, timeout=None, config=None):
+    def migrate(self, domain, host, timeout=None, config=None, shared_ssh=False):
         # xl migrate is always live; xm needs --live or it suspends the domain for the copy.
-        return self.runner.run(self.prefix + migrate_argv(self.name, domain, host, timeout, config), changes_state=True)
+        if shared_ssh and not self.runner.check_mode:
+            ensure_ssh_control_dir()
+        return self.runner.run(self.prefix + migrate_argv(self.name, domain, host, timeout, config, shared_ssh),
+                               changes_state=True)
 
     def block_attach(self, domain, target, vdev, mode="w"):
         """Attach a dom0 block device (``phy:`` target path) as vdev."""
@@ -795,6 +799,15 @@ def domu_facts(domains, domains_long):
 _SSH_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "localhost6", "ip6-localhost", "ip6-loopback")
 SSH_OPTIONS = ("-o", "BatchMode=yes")
+# dom0 to dom0 in a migration: one ssh connection per peer, shared by the preflight's check, the
+# config's hand-over and xl migrate itself (a handshake costs seconds of a busy dom0's CPU); it
+# lives 60 s after its last use, and a peer that stops answering drops it within 15 s
+SSH_CONTROL_DIR = "/run/sanless-xen/ssh"
+SSH_SHARED_OPTIONS = ("-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % SSH_CONTROL_DIR, "-o", "ControlPersist=60",
+                      "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+# what xl migrate -s runs instead of ssh (xl passes it to sh with the host and its migrate-receive
+# appended): fixed words only, no input of anyone's
+SHARED_SSH_COMMAND = " ".join(("ssh",) + SSH_OPTIONS + SSH_SHARED_OPTIONS)
 
 
 def check_migrate_target(target):
@@ -813,6 +826,18 @@ def check_migrate_target(target):
 def target_host(target):
     """The host part of a target (``root@hostb`` -> ``hostb``), lower case, without a final dot."""
     return check_migrate_target(target).rpartition("@")[2].lower().rstrip(".")
+
+
+def ensure_ssh_control_dir():
+    """The folder of the shared connections' sockets (root only; in /run: gone at boot)."""
+    os.makedirs(SSH_CONTROL_DIR, mode=0o700, exist_ok=True)
+    return SSH_CONTROL_DIR
+
+
+def shared_ssh_argv(target, argv, connect_timeout=10):
+    """ssh_argv to another dom0 through the shared connection to it (SSH_SHARED_OPTIONS)."""
+    ensure_ssh_control_dir()
+    return ssh_argv(target, argv, connect_timeout=connect_timeout, options=SSH_SHARED_OPTIONS)
 
 
 def ssh_argv(target, argv, connect_timeout=10, user=None, port=None, identity_file=None, options=()):
@@ -955,17 +980,20 @@ def migrate_problems(name, domain_type, need_mib, local_virt_caps, target, targe
     return problems
 
 
-def migrate_argv(toolstack, domain, target, timeout=None, config=None):
+def migrate_argv(toolstack, domain, target, timeout=None, config=None, shared_ssh=False):
     """argv of the live migration (xl migrate NAME TARGET; xm migrate --live NAME TARGET), under
     coreutils timeout when timeout (seconds) is given: SIGTERM, SIGKILL 30 s later, rc 124. With
-    ``config`` (a path here), xl sends that config file instead of the domain's own (``-C``).
+    ``config`` (a path here), xl sends that config file instead of the domain's own (``-C``); with
+    ``shared_ssh``, xl connects through the shared connection to the peer (``-s``, SHARED_SSH_COMMAND).
     (The target is not checked here: callers validate it, see check_migrate_target.)"""
     if toolstack == "xm":
-        if config:
-            raise ValueError("xm migrate cannot send another config than the domain's own (xl migrate -C can)")
+        if config or shared_ssh:
+            raise ValueError("xm migrate can neither send another config than the domain's own nor use another ssh "
+                             "command (xl migrate -C and -s can)")
         argv = toolstack_argv("xm", "migrate", "--live", check_domain_name(domain), target)
     else:
-        argv = toolstack_argv(toolstack, "migrate", *((["-C", config] if config else []) + [check_domain_name(domain), target]))
+        options = (["-C", config] if config else []) + (["-s", SHARED_SSH_COMMAND] if shared_ssh else [])
+        argv = toolstack_argv(toolstack, "migrate", *(options + [check_domain_name(domain), target]))
     if timeout:
         argv = ["timeout", "--kill-after=30", str(int(timeout))] + argv
     return argv

@@ -306,7 +306,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import lv_of_path
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
-from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, ssh_argv
+from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, shared_ssh_argv
 
 
 def listening_ports():
@@ -403,7 +403,7 @@ class _SshCheck(threading.Thread):
         super(_SshCheck, self).__init__()
         self.daemon = True
         self.runner = runner
-        self.argv = ssh_argv("root@" + peer, ["true"], connect_timeout=5)
+        self.argv = shared_ssh_argv("root@" + peer, ["true"], connect_timeout=5)
         self.rc = None
 
     def run(self):

@@ -24,7 +24,12 @@ from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_na
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import drbdadm_argv, parse_proc_drbd, parse_resource
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
-from ansible_collections.sanless.xen.plugins.module_utils.xen import migrate_argv, parse_xl_list, parse_xl_list_long
+from ansible_collections.sanless.xen.plugins.module_utils.xen import (
+    SHARED_SSH_COMMAND, migrate_argv, parse_xl_list, parse_xl_list_long,
+)
+
+# xl migrate as the source runs it: through the shared connection to the target
+XL_MIGRATE = "xl migrate -s %s fxm 10.77.0.12" % SHARED_SSH_COMMAND
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures")
 
@@ -100,8 +105,8 @@ class FakeXen(object):
         self.host.record("xl", "list", "-l", vm)
         return [d for d in parse_xl_list_long(read_fixture("xl", "4.17.5", self.host.list_long_fixture)) if d["name"] == vm]
 
-    def migrate(self, vm, address, config=None):
-        self.host.record(*migrate_argv("xl", vm, address, config=config))
+    def migrate(self, vm, address, config=None, shared_ssh=False):
+        self.host.record(*migrate_argv("xl", vm, address, config=config, shared_ssh=shared_ssh))
         self.host.sent_config = config and open(config).read()
         if self.host.migrate_error:
             raise self.host.migrate_error
@@ -513,7 +518,7 @@ def test_migrate_runs_xl_migrate(dirs, clock):
     journal = journal_for(dirs, "source")
     host = FakeHost([proc("dual-primary")], domains=xl_list("migrate-source-before"))
     lm.HostSide(host, journal, SOURCE).migrate()
-    assert host.commands("xl", "peer_runs") == ["xl migrate fxm 10.77.0.12"]
+    assert host.commands("xl", "peer_runs") == [XL_MIGRATE]
     assert logged(journal) == ["migrate-started", "migrated"]
 
 
@@ -606,7 +611,7 @@ def test_source_finish_runs_xl_migrate_first(dirs, clock):
     host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
     lm.HostSide(host, journal, SOURCE).finish()
     assert host.commands("xl", "drbdadm", "lvremove")[:3] == [
-        "xl migrate fxm 10.77.0.12", "drbdadm down sl-fxm-0", "lvremove xenvg fxs-disk.drbdmeta"]
+        XL_MIGRATE, "drbdadm down sl-fxm-0", "lvremove xenvg fxs-disk.drbdmeta"]
     # ownership moves first: the config goes to the target's state folder and leaves /etc/xen/auto
     # before xl migrate; the target's copy was verified in the same step, before and after
     assert logged(journal)[1:6] == ["config-sent", "config-parked", "migrate-started", "migrated", "target-verified"]
@@ -773,7 +778,7 @@ def test_drbd_mode_finish_source_migrates_then_demotes(dirs, clock):
     host.domain_answers = [xl_list("migrate-source-before"), xl_list("migrate-source-after")]
     lm.HostSide(host, journal, SOURCE).finish()
     assert host.commands("xl", "drbdadm") == [
-        "xl migrate fxm 10.77.0.12", "drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd"]
+        XL_MIGRATE, "drbdadm secondary fxd", "drbdadm net-options --allow-two-primaries=no fxd"]
 
 
 # --------------------------------------------------------------------------- the target waits for the domain
@@ -1305,10 +1310,10 @@ def test_source_sends_the_config_with_the_target_vgs_paths_only_when_a_vg_differ
     outgoing = os.path.join(str(dirs), "state", "migrations", "fxm.cfg.outgoing")
     if target_vg == "xenvg":
         # the domain's own config goes (xl migrate without -C), and the file byte for byte to /etc/xen/auto
-        assert host.commands("xl")[0] == "xl migrate fxm 10.77.0.12" and host.sent_config is None
+        assert host.commands("xl")[0] == XL_MIGRATE and host.sent_config is None
         assert incoming == FXM_CFG
     else:
-        assert host.commands("xl")[:2] == ["xl list -l fxm", "xl migrate -C %s fxm 10.77.0.12" % outgoing]
+        assert host.commands("xl")[:2] == ["xl list -l fxm", "xl migrate -C %s -s %s fxm 10.77.0.12" % (outgoing, SHARED_SSH_COMMAND)]
         # the paths in datavg, and the running domain's uuid (xl-list-l-fxm.json), which the file leaves to libxl
         assert host.sent_config == incoming == FXM_CFG.replace(
             "disk = [ 'phy:/dev/xenvg/fxs-disk,xvda,w' ]", 'disk = [ "phy:/dev/datavg/fxs-disk,xvda,w" ]') + \

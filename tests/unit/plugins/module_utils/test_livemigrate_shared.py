@@ -19,7 +19,7 @@ from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as 
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.modules import live_migration
 from ansible_collections.sanless.xen.tests.unit.plugins.module_utils.test_livemigrate import (  # noqa: F401 pylint: disable=unused-import
-    SOURCE, TARGET, VM, FakeHost, clock, dirs, journal_for, logged, proc, xl_list,
+    SOURCE, TARGET, VM, XL_MIGRATE, FakeHost, clock, dirs, journal_for, logged, proc, xl_list,
 )
 
 PATH = conv.shared_disk_path("hosta", "xenvg", "fxs-disk")
@@ -108,7 +108,7 @@ def test_source_finish_is_ownership_and_xl_migrate_only(dirs, clock):
     incoming = conv.incoming_config_path(VM)
     parked = conv.parked_config_path(VM, str(dirs / "state"))
     # the config goes to the target and leaves /etc/xen/auto (parked) before xl migrate; nothing of DRBD, dm or LVM
-    assert changes(host) == ["send 10.77.0.12 %s" % incoming, "xl migrate fxm 10.77.0.12", "remove " + parked]
+    assert changes(host) == ["send 10.77.0.12 %s" % incoming, XL_MIGRATE, "remove " + parked]
     assert logged(journal)[3:] == ["config-sent", "config-parked", "migrate-started", "migrated", "config-removed"]
     assert not os.path.exists(cfg) and host.sent[incoming] == 'name = "fxm"\n'
     assert lm.HostSide(host, journal, SOURCE).run("finish") == ("held", None)
@@ -123,7 +123,7 @@ def test_source_finish_keeps_the_config_when_xl_migrate_fails_and_abort_takes_it
     assert os.path.exists(cfg) and logged(journal)[-1] == "config-restored"
     # abort: the domain runs here, nothing else to undo
     lm.HostSide(host, journal, SOURCE).abort()
-    assert changes(host) == ["send 10.77.0.12 %s" % conv.incoming_config_path(VM), "xl migrate fxm 10.77.0.12"]
+    assert changes(host) == ["send 10.77.0.12 %s" % conv.incoming_config_path(VM), XL_MIGRATE]
 
 
 def test_target_finish_waits_for_the_domain_and_installs_the_config(dirs, clock):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -78,8 +79,24 @@ def test_migrate_argv():
     # -C: the config xl sends instead of the domain's own (xl migrate [options] <Domain> <host>)
     assert migrate_argv("xl", "fxrec", "hostb", config="/var/lib/sanless-xen/migrations/fxrec.cfg.outgoing") == [
         "xl", "migrate", "-C", "/var/lib/sanless-xen/migrations/fxrec.cfg.outgoing", "fxrec", "hostb"]
-    with pytest.raises(ValueError, match="xm migrate cannot send another config"):
+    with pytest.raises(ValueError, match="xm migrate can neither send another config"):
         migrate_argv("xm", "fxrec", "hostb", config="/tmp/fxrec.cfg")
+    # -s: through the shared connection to the peer; one argument, fixed words, for xl to pass to sh
+    argv = migrate_argv("xl", "fxrec", "hostb", shared_ssh=True)
+    assert argv[:3] == ["xl", "migrate", "-s"] and argv[4:] == ["fxrec", "hostb"]
+    assert argv[3] == ("ssh -o BatchMode=yes -o ControlMaster=auto -o ControlPath=/run/sanless-xen/ssh/%C "
+                       "-o ControlPersist=60 -o ServerAliveInterval=5 -o ServerAliveCountMax=3")
+    assert re.match(r"^[A-Za-z0-9 =/%.-]+$", argv[3])
+    with pytest.raises(ValueError):
+        migrate_argv("xm", "fxrec", "hostb", shared_ssh=True)
+
+
+def test_shared_ssh_argv_makes_its_socket_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "ssh"
+    monkeypatch.setattr(xen, "SSH_CONTROL_DIR", str(folder))
+    argv = xen.shared_ssh_argv("root@10.77.0.12", ["true"], connect_timeout=5)
+    assert folder.is_dir() and (folder.stat().st_mode & 0o777) == 0o700
+    assert argv[-3:] == ["--", "root@10.77.0.12", "true"] and "ControlMaster=auto" in argv
 
 
 def test_toolstack_migrate_keeps_its_argv(fake_module):
