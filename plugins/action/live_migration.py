@@ -98,7 +98,8 @@ class ActionModule(ActionBase):
         sync_timeout = int(args.pop("sync_timeout", 3600))
         interval = int(args.pop("progress_interval", 10))
         args["owner"] = controller_owner()
-        if args.get("step") == "promote":
+        if args.get("step") in ("prepare", "promote"):
+            # prepare watches the sync it started for as long, then promote waits and reports
             args["sync_window"] = max(1, min(interval, 25))
         module_result = self._call(args, task_vars)
         owner = module_result.get("lock_owner")

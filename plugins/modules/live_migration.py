@@ -41,6 +41,7 @@ options:
       - A step runs nothing when this host already began a later one (RV(past_step)) or when its check holds (the
         step is done here); V(abort) undoes the steps this host began, last first. The table of steps, checks and
         undos is in the collection's C(docs/migration-steps.md).
+      - V(prepare) then watches the sync it started for up to O(sync_window) seconds (RV(synced)).
       - V(promote) first waits up to O(sync_window) seconds for the DRBD sync; while it is not done it
         returns RV(waiting) and the progress. The action plugin then watches the sync in C(/proc/drbd) (a
         C(cat) over the connection, no module start, so its cost does not grow with the disk) and calls it
@@ -136,7 +137,12 @@ options:
     type: bool
     default: false
   sync_window:
-    description: With O(step=promote), seconds to wait for UpToDate/UpToDate (and for the peer to allow two primaries) before returning progress.
+    description:
+      - With O(step=promote), seconds to wait for UpToDate/UpToDate (and for the peer to allow two primaries) before
+        returning progress.
+      - With O(step=prepare), seconds to watch the sync it started (counted once linked, and as long for the peer to
+        connect) before returning, from the same process, so that the next step's module start does not take the CPU
+        a short sync needs on a busy dom0. Nothing is journaled or refused meanwhile; promote judges the state.
     type: int
     default: 10
   resync_rate:
@@ -274,8 +280,10 @@ sync:
   type: list
   elements: dict
 synced:
-  description: With O(step=promote), all disks are UpToDate on both sides.
-  returned: when step is promote
+  description:
+    - With O(step=promote), all disks are UpToDate on both sides.
+    - With O(step=prepare), the sync prepare started was done within O(sync_window) seconds of it.
+  returned: when step is promote or prepare (not in check mode)
   type: bool
 waiting:
   description: With O(step=promote), the step is not done yet (sync running, or the peer has not allowed two primaries); call again.
@@ -628,6 +636,10 @@ def main():
                 result["msg"] = "%s: already past step %s" % (p["host_name"], step)
                 result["past_step"] = True
                 module.exit_json(**result)
+            if step == "prepare" and not module.check_mode:
+                # the sync prepare started, watched here: the promote module then starts after a
+                # short sync instead of slowing it down (see HostSide.sync_after_prepare)
+                result["synced"] = side.sync_after_prepare(p["sync_window"])
             if step == "promote":
                 done, report = value
                 result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)
