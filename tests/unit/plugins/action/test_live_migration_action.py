@@ -54,6 +54,13 @@ def test_promote_window_is_capped_at_25(run_action):
     assert lines == ["  [hosta] synced web01: sl-web01-0 Connected UpToDate/UpToDate speed - eta -"]
 
 
+def test_prepare_watches_the_sync_for_the_same_window_once(run_action):
+    res, calls, lines = run_action(dict(BASE, step="prepare", progress_interval=20, sync_timeout=600),
+                                   [{"changed": True, "synced": False, "events": ["up:sl-web01-0"]}])
+    assert [args["sync_window"] for _name, args in calls] == [20] and "sync_timeout" not in calls[0][1]
+    assert lines == [] and res["synced"] is False and not res.get("failed")   # no loop: promote waits and reports
+
+
 def test_promote_target_done_at_once_prints_nothing(run_action):
     res, calls, lines = run_action(dict(BASE, step="promote", role="target", host_name="hostb"),
                                    [promote_result(SYNCED, False)])
