@@ -811,47 +811,43 @@ class HostSide(object):
         synced = all(both_uptodate(r) for r in report)
         return synced, report
 
-    def wait_synced(self, window_s):
-        """Wait at most window_s for UpToDate/UpToDate; the controller loops and prints progress."""
+    def wait_synced(self, window_s, quiet=False):
+        """Wait at most window_s for UpToDate/UpToDate. Returns (synced, report).
+
+        Promote's wait (the controller loops and prints progress): a lost peer or a disk that is
+        down raises, the end of the sync is journaled.
+
+        quiet is prepare's watch of the sync it started, so that promote's module start, seconds of
+        a dom0 CPU the resync needs under TCG, comes after a short sync: it changes, journals and
+        raises nothing (promote judges the state), its window counts from the link (the peer gets
+        as long to connect), and a disk that is down ends it unsynced with an empty report."""
+        if quiet and (self.host.runner.check_mode or not self.replicas()):
+            return False, []
         deadline = time.time() + window_s
+        linked = False
         while True:
-            synced, report = self.sync_status()
+            try:
+                synced, report = self.sync_status()
+            except MigrationError:
+                if not quiet:
+                    raise
+                return False, []
+            if quiet and not linked and all(item["cstate"] in LINKED_CSTATES for item in report):
+                # prepare's peer may come up after it: the sync, and the window, start at the link
+                linked = True
+                deadline = time.time() + window_s
             if synced or time.time() >= deadline or self.host.runner.check_mode:
                 break
-            self.journal.renew()
-            for item in report:
-                if item["cstate"] in ("StandAlone", "WFConnection"):
-                    raise MigrationError("%s: DRBD %s lost its peer during the sync (%s)" % (
-                        self.p["host_name"], item["resource"], item["cstate"]))
+            if not quiet:
+                self.journal.renew()
+                for item in report:
+                    if item["cstate"] in ("StandAlone", "WFConnection"):
+                        raise MigrationError("%s: DRBD %s lost its peer during the sync (%s)" % (
+                            self.p["host_name"], item["resource"], item["cstate"]))
             time.sleep(max(SYNC_POLL_MIN_S, min(sync_poll_s(report), deadline - time.time())))
-        if synced and not self.journal.done("synced"):
+        if synced and not quiet and not self.journal.done("synced"):
             self._note("synced")
         return synced, report
-
-    def sync_after_prepare(self, window_s):
-        """After prepare, the sync it started, watched from the same process for at most window_s
-        once linked (and as long again for the peer to connect): a module start costs seconds of a
-        dom0 CPU that DRBD's resync needs under TCG, so the next step's starts after the sync when
-        it is short. Changes and journals nothing, raises nothing: promote judges the state.
-        Returns whether every disk is UpToDate/UpToDate."""
-        if self.host.runner.check_mode or not self.replicas():
-            return False
-        started = time.time()
-        linked_at = None
-        while True:
-            minors = self.host.drbd()
-            states = [rep.status(minors) for rep in self.replicas()]
-            if any(state is None for state in states):
-                return False
-            report = [rep.sync_item(state) for rep, state in zip(self.replicas(), states)]
-            if all(both_uptodate(item) for item in report):
-                return True
-            now = time.time()
-            if linked_at is None and all(state["cstate"] in LINKED_CSTATES for state in states):
-                linked_at = now
-            if now >= (linked_at or started) + window_s:
-                return False
-            time.sleep(sync_poll_s(report) if linked_at else SYNC_POLL_MIN_S)
 
     # ------------------------------------------------------------------ promote
     def _promote_source(self, window_s):

@@ -638,8 +638,8 @@ def main():
                 module.exit_json(**result)
             if step == "prepare" and not module.check_mode:
                 # the sync prepare started, watched here: the promote module then starts after a
-                # short sync instead of slowing it down (see HostSide.sync_after_prepare)
-                result["synced"] = side.sync_after_prepare(p["sync_window"])
+                # short sync instead of slowing it down (see HostSide.wait_synced, quiet)
+                result["synced"] = side.wait_synced(p["sync_window"], quiet=True)[0]
             if step == "promote":
                 done, report = value
                 result.update(waiting=not done, synced=all(both_uptodate(r) for r in report), sync=report)

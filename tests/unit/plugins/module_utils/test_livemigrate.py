@@ -461,37 +461,51 @@ def test_promote_looks_at_a_long_sync_less_often(dirs, clock):
 
 
 def test_prepare_watches_a_short_sync_to_its_end_changing_nothing(dirs, clock):
-    # recorded on hostb: WFConnection (the source not connected yet), SyncTarget (finish 0:00:16), then UpToDate
+    # prepare's watch is wait_synced quiet; recorded on hostb: WFConnection (the source not connected yet),
+    # SyncTarget (finish 0:00:16), then UpToDate
     journal = journal_for(dirs, "target")
     host = FakeHost([proc("wfconnection"), proc("synctarget"), proc("synctarget"), proc("uptodate")])
-    assert lm.HostSide(host, journal, TARGET).sync_after_prepare(20) is True
+    synced, report = lm.HostSide(host, journal, TARGET).wait_synced(20, quiet=True)
+    assert synced is True and [(item["disk"], item["peer_disk"]) for item in report] == [("UpToDate", "UpToDate")]
     assert clock.sleeps[0] == 0.5 and clock.sleeps[1] > 0.5   # linked: looks after a tenth of the ETA
     assert host.calls == [] and "synced" not in logged(journal)   # promote journals and judges it
 
 
 def test_prepare_stops_watching_a_long_sync_after_the_window(dirs, clock):
     host = FakeHost([proc("syncsource")])
-    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).sync_after_prepare(5) is False
+    synced, report = lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(5, quiet=True)
+    assert synced is False and [item["cstate"] for item in report] == ["SyncSource"]
     assert 1005 <= clock.now < 1005.5 and host.calls == []
 
 
 def test_prepare_waits_for_the_peer_then_a_window_from_the_link(dirs, clock):
     # the peer connects after 8 s of a 5 s window: the window counts from then
     host = FakeHost([proc("wfconnection")] * 16 + [proc("syncsource")])
-    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).sync_after_prepare(5) is False
+    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(5, quiet=True)[0] is False
     assert 1005 <= clock.now < 1005.5   # never linked: one window in all
     host = FakeHost([proc("wfconnection")] * 9 + [proc("syncsource")])
     clock.now = 1000.0
-    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).sync_after_prepare(5) is False
+    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(5, quiet=True)[0] is False
     assert 1009 <= clock.now < 1010.5
 
 
 def test_prepare_watch_returns_at_once_when_a_disk_is_down_or_in_check_mode(dirs, clock):
     host = FakeHost([proc("fxr-down")])
-    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).sync_after_prepare(20) is False
+    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(20, quiet=True) == (False, [])
     host = FakeHost([proc("syncsource")], check_mode=True)
-    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).sync_after_prepare(20) is False
+    assert lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(20, quiet=True) == (False, [])
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("recorded,error", [
+    ("wfconnection", "lost its peer during the sync (WFConnection)"),
+    ("fxr-down", "(minor 90) is down during the sync"),
+])
+def test_promote_wait_raises_where_the_prepare_watch_returns(dirs, clock, recorded, error):
+    host = FakeHost([proc(recorded)])
+    with pytest.raises(lm.MigrationError) as info:
+        lm.HostSide(host, journal_for(dirs, "source"), SOURCE).wait_synced(5)
+    assert error in info.value.msg and clock.sleeps == []
 
 
 @pytest.mark.parametrize("etas,poll", [
