@@ -15,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
-from ansible_collections.sanless.xen.plugins.module_utils.recovery import failover_actions, watcher_actions
+from ansible_collections.sanless.xen.plugins.module_utils.recovery import failover_actions, still_linked, watcher_actions
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.
@@ -57,6 +57,16 @@ def failover(hostvars, hosts, dead_host, vms=None, parallel=2, confirmed_by="con
         raise AnsibleFilterError("failover of %s: %s" % (dead_host, exc))
 
 
+def failover_still_linked(result, waiting, host):
+    """Filter: the names of the resources of ``waiting`` (a failover plan's) on ``host`` that its xen_info ``result``
+    still shows linked to their dead peer (recovery.still_linked)."""
+    try:
+        mine = [entry for entry in waiting or [] if entry["host"] == host]
+        return [res["name"] for res in still_linked(result if isinstance(result, dict) else {}, mine)]
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("failover_still_linked: %s" % exc)
+
+
 def watcher(hostvars, hosts, vms=None, last_boot_ids=None, parallel=4, register="watcher_info"):
     """Filter: recovery.watcher_actions."""
     try:
@@ -69,4 +79,5 @@ class FilterModule(object):
     """sanless.xen recovery filters."""
 
     def filters(self):
-        return {"runs_once": runs_once, "failover_actions": failover, "watcher_actions": watcher}
+        return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
+                "watcher_actions": watcher}

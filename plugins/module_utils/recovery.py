@@ -14,7 +14,7 @@ failover and watcher act on these plans with the modules vm_restart and xen_doma
 from __future__ import annotations
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import promotion_problems
+from ansible_collections.sanless.xen.plugins.module_utils.drbd import LINKED_CSTATES, promotion_problems
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
@@ -50,6 +50,14 @@ def replica_state(result, resources):
     return problems
 
 
+def still_linked(result, resources):
+    """The DRBD resources (of ``resources``) that a dom0's xen_info result shows still linked to their peer (cs:
+    Connected or resyncing). Right after its peer died, DRBD still says so until its ping timeout runs out (seen in
+    the lab: Connected, Secondary/Primary, seconds after the peer's power-off); a failover waits for that."""
+    minors = ((result or {}).get("drbd") or {}).get("minors") or {}
+    return [res for res in resources if (minors.get(str(res["minor"])) or {}).get("cstate") in LINKED_CSTATES]
+
+
 def _batches(items, parallel):
     parallel = max(1, int(parallel))
     for index, item in enumerate(items):
@@ -68,7 +76,10 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     is restarted only where its disks are up and UpToDate with no peer Primary (the vm_restart module checks it
     again in the step that promotes); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks
     (it runs somewhere, a dom0 that did not answer may run it) is not restarted. Restarts are numbered into
-    batches of ``parallel``. Returns ``{"host", "refused", "restarts", "lost", "guard", "notes", "summary"}``.
+    batches of ``parallel``. A DRBD VM whose disks on the survivor are still linked to the dead dom0 (DRBD has not
+    noticed the death yet) is not restarted; it is listed in ``waiting`` ({host, vm, name, minor}) for the failover
+    role to wait for and plan again. Returns ``{"host", "refused", "restarts", "lost", "waiting", "guard", "notes",
+    "summary"}``.
     """
     vm_meta = dict(vm_meta or {})
     if dead_host not in info:
@@ -100,6 +111,7 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         plan = {"restarts": [], "not_restarted": [], "lost_unprotected": []}
     restarts = []
     lost = []
+    waiting = []
     for entry in plan["restarts"]:
         if entry["from"] != dead_host:
             continue
@@ -115,7 +127,13 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         elif mode == "drbd":
             if not resources:
                 why.append("storage mode drbd without a drbd_minor on its disks")
-            why.extend(replica_state(info.get(target), resources))
+            linked = still_linked(info.get(target), resources)
+            if linked:
+                waiting.extend({"host": target, "vm": name, "name": res["name"], "minor": res["minor"]} for res in linked)
+                why.append("DRBD %s on %s still linked to %s: DRBD has not noticed its death yet (ping timeout)"
+                           % (", ".join(res["name"] for res in linked), target, dead_host))
+            else:
+                why.extend(replica_state(info.get(target), resources))
         blocked = runs_once_check(model_info, vm_meta, dead=[dead_host], starting={name: target})["blocked"]
         why.extend(blocked.get(name, []))
         if why:
@@ -141,8 +159,8 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         summary.append("  LOST %s: %s" % (item["vm"], item["reason"]))
     if not restarts and not lost:
         summary.append("  nothing of %s to restart (the inventory names no VM whose xen_home it is)" % dead_host)
-    return {"host": dead_host, "refused": refused, "restarts": restarts, "lost": lost, "guard": guard,
-            "notes": notes, "summary": summary}
+    return {"host": dead_host, "refused": refused, "restarts": restarts, "lost": lost, "waiting": waiting,
+            "guard": guard, "notes": notes, "summary": summary}
 
 
 def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):

@@ -195,3 +195,34 @@ def test_a_raid1_vm_is_not_failed_over_yet(recorded_xen_info):
     plan = failover_actions(info, vm_plan_vars(meta, ["r1"]), "hostb")
     assert plan["restarts"] == []
     assert [(entry["vm"], "raid1 restarts are not supported yet" in entry["reason"]) for entry in plan["lost"]] == [("r1", True)]
+
+
+def test_failover_waits_while_drbd_still_links_the_survivor_to_the_dead_dom0(recorded_xen_info, fixture_text, peer_lost):
+    """Seen in the lab: seconds after hostb's power-off, hosta's /proc/drbd still said cs:Connected ro:Secondary/Primary
+    (DRBD notices a dead peer when its ping timeout runs out), and the failover called web06 LOST ("the peer is
+    Primary"). Recorded hosta text with minor 90 Connected to a Primary hostb: the VM waits, it is not judged."""
+    connected = fixture_text("drbd", "8.4.11", "proc-drbd-uptodate-secondary.txt")
+    assert "90: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate" in connected
+    info = {"hosta": with_drbd(recorded_xen_info("hosta", "xl-list.txt"), connected),
+            "hostb": {"unreachable": True, "msg": "No route to host"}}
+    plan = failover_actions(info, vm_plan_vars(META, ["fxm"]), "hostb")
+    assert plan["restarts"] == []
+    assert plan["waiting"] == [{"host": "hosta", "vm": "fxm", "name": "fxm-disk", "minor": 90}]
+    assert "DRBD fxm-disk on hosta still linked to hostb" in plan["lost"][0]["reason"]
+    assert "the peer is Primary" not in plan["lost"][0]["reason"]
+    # once DRBD noticed (WFConnection, peer Unknown): restarted, nothing to wait for
+    info["hosta"] = with_drbd(recorded_xen_info("hosta", "xl-list.txt"), peer_lost)
+    plan = failover_actions(info, vm_plan_vars(META, ["fxm"]), "hostb")
+    assert [r["vm"] for r in plan["restarts"]] == ["fxm"] and plan["waiting"] == []
+
+
+def test_the_failover_role_s_wait_filter_names_what_is_still_linked_on_that_host(recorded_xen_info, fixture_text, peer_lost):
+    from ansible_collections.sanless.xen.plugins.filter.recovery import failover_still_linked
+    waiting = [{"host": "hosta", "vm": "fxm", "name": "fxm-disk", "minor": 90},
+               {"host": "hostc", "vm": "other", "name": "other-disk", "minor": 90}]
+    connected = with_drbd(recorded_xen_info("hosta", "xl-list.txt"),
+                          fixture_text("drbd", "8.4.11", "proc-drbd-uptodate-secondary.txt"))
+    assert failover_still_linked(connected, waiting, "hosta") == ["fxm-disk"]
+    assert failover_still_linked(with_drbd(recorded_xen_info("hosta", "xl-list.txt"), peer_lost), waiting, "hosta") == []
+    # an unreachable read (no drbd in it) is not linked: the plan made again judges it
+    assert failover_still_linked({"unreachable": True}, waiting, "hosta") == []
