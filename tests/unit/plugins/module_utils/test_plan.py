@@ -44,7 +44,6 @@ HOST_FREE_MIB = st.sampled_from(HOST_FREE) | st.integers(0, 300 * GIB)
 VM_MIB = st.sampled_from(VM_SIZES) | st.integers(0, 40 * GIB)
 
 
-
 @st.composite
 def clusters(draw, max_hosts=5, max_vms=9, constrained=True, offline=True):
     n = draw(st.integers(1, max_hosts))
