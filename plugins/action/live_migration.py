@@ -32,7 +32,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    LINKED_CSTATES, format_progress, is_synced, minor_state, no_sync_running, parse_proc_drbd, sync_report_item,
+    format_progress, is_resyncing, is_synced, minor_state, no_sync_running, parse_proc_drbd, sync_report_item,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.livemigrate import sync_poll_s
 
@@ -222,15 +222,11 @@ class ActionModule(ActionBase):
         return report
 
 
-def _resyncing(item):
-    return item.get("cstate") in LINKED_CSTATES and item.get("cstate") != "Connected"
-
-
 def _watchable(report):
     """A sync the controller can watch in /proc/drbd: every resource has its minor and is resyncing
     or synced, and one at least is resyncing (anything else is the module's to judge)."""
-    return (bool(report) and all(isinstance(item.get("minor"), int) and (_resyncing(item) or is_synced(item))
-                                 for item in report) and any(_resyncing(item) for item in report))
+    return (bool(report) and all(isinstance(item.get("minor"), int) and (is_resyncing(item) or is_synced(item))
+                                 for item in report) and any(is_resyncing(item) for item in report))
 
 
 def _show_sync(host, vm, result, word="sync", note=""):

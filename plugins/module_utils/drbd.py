@@ -775,6 +775,11 @@ def is_synced(state):
 INITIAL_SYNC_GRACE = 3
 
 
+def is_resyncing(state):
+    """Linked to the peer and a resync under way or paused (a parsed minor or a sync report item)."""
+    return bool(state) and state.get("cstate") in LINKED_CSTATES and state.get("cstate") != "Connected"
+
+
 def no_sync_running(state):
     """Connected, one disk UpToDate and the other Inconsistent, and no sync: a sync that DRBD will not
     start by itself (see initial_sync_stuck). Takes a parsed minor or a sync report item."""

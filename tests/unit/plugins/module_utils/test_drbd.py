@@ -16,6 +16,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     drbd9_minors,
     drbdadm_argv,
     format_progress,
+    is_resyncing,
     is_synced,
     mask_secret,
     metadata_state,
@@ -640,6 +641,11 @@ def test_is_synced_and_progress_on_recordings(fixture_text):
                  "proc-drbd-synctarget.txt"):
         assert not is_synced(minor(name)), name
     assert not is_synced(None)
+    for name in ("proc-drbd-syncsource.txt", "proc-drbd-synctarget.txt"):
+        assert is_resyncing(minor(name)), name
+    for name in ("proc-drbd-uptodate.txt", "proc-drbd-connected-inconsistent.txt", "proc-drbd-wfconnection.txt"):
+        assert not is_resyncing(minor(name)), name
+    assert not is_resyncing(None)
     view = resource_view("fxd", 90, minor("proc-drbd-synctarget.txt"))
     assert format_progress(view) == "fxd SyncTarget 75.6% speed 3788 KiB/s eta 13s"
     view = resource_view("fxd", 90, minor("proc-drbd-wfconnection.txt"))
