@@ -8,8 +8,9 @@ the drained mark (xen_info reports it) until playbooks/undrain.yml.
 
 Plan order: the longest move first (web01 copies 96 MiB of memory and 256 MiB of disk, web03 only its memory).
 
-Not yet proven in the lab: the small evacuation is marked long until it has run there (then it is meant for
-make test); the fault scenarios are marked faults (make test-faults).
+make test (2 dom0s) runs CI's small evacuation: hosta runs only web01, evacuate.yml -e host=hosta moves it to hostb,
+hosta is drained until undrain.yml. The three-dom0 evacuation of two VMs is marked long, the fault scenarios faults
+(make test-faults).
 """
 import json
 import re
@@ -96,9 +97,46 @@ def on_hosta(lab):
     remove_all(lab)
 
 
+@pytest.fixture
+def only_plain_on_hosta(lab):
+    """web01 alone on hosta, its checksum; removed afterwards."""
+    (lab.repo / "artifacts").mkdir(exist_ok=True)
+    remove_all(lab)
+    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % PLAIN)
+    assert lab.xl_domains(HOME) == {"Domain-0", PLAIN}, "hosta must run only %s: %s" % (PLAIN, lab.xl_domains(HOME))
+    text = lab.last_boot(lab.wait_console(HOME, PLAIN, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
+    yield lab.checksums(text)[0]
+    remove_all(lab)
+
+
+def test_evacuate_a_dom0_with_one_vm_then_undrain(lab, only_plain_on_hosta):
+    """CI's small evacuation: one plain VM, the plan in check mode, the move, the drained mark, the report, undrain."""
+    proc = evacuate(lab, "--check")
+    out = flat(proc.stdout)
+    assert "Evacuating hosta: 1 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
+    assert "1. %s (plain) hosta -> " % PLAIN in out, out[-3000:]
+    assert drained(lab, HOME) is None and where_runs(lab, PLAIN) == [HOME]
+
+    proc = evacuate(lab)
+    out = flat(proc.stdout)
+    assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
+    plain_on = where_runs(lab, PLAIN)
+    assert len(plain_on) == 1 and plain_on[0] != HOME, plain_on
+    assert_clean(lab, PLAIN, plain_on[0])
+    assert_data(lab, plain_on[0], PLAIN, only_plain_on_hosta)
+    mark = drained(lab, HOME)
+    assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, plain_on[0]), out), out[-3000:]
+    assert re.search(r"sanless_xen_evacuation\W.*\W\"?complete\"?: true", out), out[-3000:]
+
+    lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
+    assert drained(lab, HOME) is None
+    assert where_runs(lab, PLAIN) == plain_on
+
+
 @pytest.mark.long
 def test_evacuate_hosta_then_undrain(lab, on_hosta):
-    """CI's small evacuation (marked long until proven in the lab)."""
+    """Two VMs of two storage modes, on three dom0s."""
     # check mode: the plan, and nothing changes
     proc = evacuate(lab, "--check")
     out = flat(proc.stdout)

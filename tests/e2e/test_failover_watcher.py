@@ -157,7 +157,7 @@ def test_a_vm_started_by_hand_on_a_second_dom0_is_reported_and_nothing_makes_it_
     first = where_runs(lab, "web01")[0]
     second = [h for h in lab.hosts if h != first][0]
     # the same name, paused (as xl create leaves a starting domain), on the second dom0
-    lab.sh(second, "printf 'name = \"web01\"\\nmemory = 32\\nkernel = \"/usr/local/share/sanless/vmlinuz\"\\n"
+    lab.sh(second, "printf 'name = \"web01\"\\nmemory = 96\\nkernel = \"/usr/local/share/sanless/vmlinuz\"\\n"
                    "ramdisk = \"/usr/local/share/sanless/guest-busybox.img\"\\nextra = \"console=hvc0 quiet\"\\n' "
                    "> /tmp/dup-web01.cfg && xl create -p /tmp/dup-web01.cfg")
     try:
