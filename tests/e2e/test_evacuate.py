@@ -23,6 +23,7 @@ from test_migrate import assert_clean, assert_data, kill_when
 from test_migrate_drbd import MINOR, PATTERN_MIB, drbd_line, remove_drbd_vm
 
 PLAIN, DRBD = "web01", "web03"
+TWO_DISKS = "web02"
 HOME, PEER = "hosta", "hostb"
 
 
@@ -134,37 +135,60 @@ def test_evacuate_a_dom0_with_one_vm_then_undrain(lab, only_plain_on_hosta):
     assert where_runs(lab, PLAIN) == plain_on
 
 
-@pytest.mark.long
-def test_evacuate_hosta_then_undrain(lab, on_hosta):
-    """Two VMs of two storage modes, on three dom0s."""
-    # check mode: the plan, and nothing changes
-    proc = evacuate(lab, "--check")
-    out = flat(proc.stdout)
-    assert "Evacuating hosta: 2 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
-    assert "1. %s (plain) hosta -> " % PLAIN in out and "2. %s (drbd) hosta -> %s" % (DRBD, PEER) in out, out[-3000:]
-    assert drained(lab, HOME) is None
-    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+@pytest.fixture
+def three_on_hosta(lab, on_hosta, tmp_path):
+    """on_hosta and web02 (plain, two disks of 128 MiB; home hostb in the inventory, provisioned on hosta through an
+    inventory overlay); yields (checksums, overlay); web02 removed afterwards."""
+    overlay = tmp_path / "web02-on-hosta.yml"
+    overlay.write_text("all:\n  children:\n    xen_vms:\n      hosts:\n        %s: {xen_home: %s}\n" % (TWO_DISKS, HOME))
+    remove_vm(lab, TWO_DISKS)
+    lab.playbook("playbooks/provision.yml", "-i", str(overlay), "-e", "vm=%s" % TWO_DISKS)
+    assert where_runs(lab, TWO_DISKS) == [HOME]
+    text = lab.last_boot(lab.wait_console(HOME, TWO_DISKS, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
+    yield dict(on_hosta, **{TWO_DISKS: lab.checksums(text)[0]}), overlay
+    remove_vm(lab, TWO_DISKS)
 
-    proc = evacuate(lab)
+
+@pytest.mark.long
+def test_evacuate_hosta_then_undrain(lab, three_on_hosta):
+    """Three VMs of two storage modes and three sizes (web01 one disk of 256 MiB, web02 two of 128 MiB, web03 drbd)
+    on three dom0s."""
+    guests, overlay = three_on_hosta
+    # check mode: the plan, and nothing changes
+    proc = evacuate(lab, "--check", "-i", str(overlay))
     out = flat(proc.stdout)
-    target = assert_evacuated(lab, on_hosta)
+    assert "Evacuating hosta: 3 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
+    assert re.search(r"[12]\. %s \(plain\) hosta -> host[bc]" % PLAIN, out), out[-3000:]
+    assert re.search(r"[12]\. %s \(plain\) hosta -> host[bc]" % TWO_DISKS, out), out[-3000:]
+    assert "3. %s (drbd) hosta -> %s" % (DRBD, PEER) in out, out[-3000:]
+    assert drained(lab, HOME) is None
+    assert all(where_runs(lab, vm) == [HOME] for vm in guests)
+
+    proc = evacuate(lab, "-i", str(overlay))
+    out = flat(proc.stdout)
+    target = assert_evacuated(lab, guests)
+    two_on = where_runs(lab, TWO_DISKS)
+    assert len(two_on) == 1 and two_on[0] != HOME, two_on
+    assert_clean(lab, TWO_DISKS, two_on[0])
+    assert_data(lab, two_on[0], TWO_DISKS, guests[TWO_DISKS])
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (TWO_DISKS, two_on[0]), out), out[-3000:]
     mark = drained(lab, HOME)
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
     for host in lab.hosts:
         if host != HOME:
             assert drained(lab, host) is None, host
-    # the report: both moved, and the artifacts for AWX
+    # the report: all moved, and the artifacts for AWX
     assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, target), out), out[-3000:]
     assert re.search(r"%s\s+hosta\s+%s\s+moved" % (DRBD, PEER), out), out[-3000:]
     # CUSTOM STATS as the callback prints them: JSON, or YAML with callback_result_format=yaml (the repo's ansible.cfg)
     assert re.search(r"sanless_xen_evacuation\W.*\W\"?complete\"?: true", out), out[-3000:]
 
     # a rerun finds nothing left to move and changes nothing
-    proc = evacuate(lab)
+    proc = evacuate(lab, "-i", str(overlay))
     assert "Evacuating hosta: 0 move(s)" in flat(proc.stdout), proc.stdout[-3000:]
     assert where_runs(lab, PLAIN) == [target] and where_runs(lab, DRBD) == [PEER]
 
-    proc = lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
+    proc = lab.playbook("playbooks/undrain.yml", "-i", str(overlay), "-e", "host=%s" % HOME)
     assert drained(lab, HOME) is None
     assert where_runs(lab, PLAIN) == [target] and where_runs(lab, DRBD) == [PEER]
 
