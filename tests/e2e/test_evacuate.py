@@ -18,7 +18,7 @@ import re
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
-from labhelpers import leftovers, remove_vm, start_playbook, tail, where_runs
+from labhelpers import leftovers, remove_vm, start_playbook, tail, wait_for, where_runs
 from test_migrate import assert_clean, assert_data, kill_when
 from test_migrate_drbd import MINOR, PATTERN_MIB, drbd_line, remove_drbd_vm
 
@@ -142,6 +142,9 @@ def three_on_hosta(lab, on_hosta, tmp_path):
     overlay = tmp_path / "web02-on-hosta.yml"
     overlay.write_text("all:\n  children:\n    xen_vms:\n      hosts:\n        %s: {xen_home: %s}\n" % (TWO_DISKS, HOME))
     remove_vm(lab, TWO_DISKS)
+    # web03's first full sync done first: under it, web02's xl create on the busy TCG hosta once outlasted libxl's
+    # timeout for the block hotplug script ("killing execution of /etc/xen/scripts/block add because of timeout")
+    wait_for(lambda: "ds:UpToDate/UpToDate" in drbd_line(lab, HOME), 600, "web03's DRBD in sync on hosta")
     lab.playbook("playbooks/provision.yml", "-i", str(overlay), "-e", "vm=%s" % TWO_DISKS)
     assert where_runs(lab, TWO_DISKS) == [HOME]
     text = lab.last_boot(lab.wait_console(HOME, TWO_DISKS, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
