@@ -44,6 +44,7 @@ def remove_marks(lab):
 
 def remove_all(lab):
     remove_vm(lab, PLAIN)
+    remove_vm(lab, TWO_DISKS)
     remove_drbd_vm(lab)
     remove_marks(lab)
 
