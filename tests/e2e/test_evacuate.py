@@ -65,19 +65,34 @@ def assert_drbd_data(lab, host, expected):
     assert lab.checksums(text)[-1] == expected
 
 
+def provisioned_on_hosta(lab, vm, *extra):
+    """Provision vm (extra: ansible-playbook arguments) and return the checksum its guest prints on hosta."""
+    lab.playbook("playbooks/provision.yml", *(extra + ("-e", "vm=%s" % vm)))
+    assert where_runs(lab, vm) == [HOME], where_runs(lab, vm)
+    text = lab.last_boot(lab.wait_console(HOME, vm, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
+    return lab.checksums(text)[0]
+
+
+def moved_away(lab, vm, expected):
+    """The plain VM vm runs on exactly one dom0 other than hosta, nothing of its move left, its data unchanged;
+    returns that dom0."""
+    runs_on = where_runs(lab, vm)
+    assert len(runs_on) == 1 and runs_on[0] != HOME, runs_on
+    assert_clean(lab, vm, runs_on[0])
+    assert_data(lab, runs_on[0], vm, expected)
+    return runs_on[0]
+
+
 def assert_evacuated(lab, guests):
     """Both VMs left hosta, each runs on exactly one other dom0 with its data; web03 on its peer."""
     assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
-    plain_on = where_runs(lab, PLAIN)
-    assert len(plain_on) == 1 and plain_on[0] != HOME, plain_on
     assert where_runs(lab, DRBD) == [PEER]
-    assert_clean(lab, PLAIN, plain_on[0])
-    assert_data(lab, plain_on[0], PLAIN, guests[PLAIN])
+    target = moved_away(lab, PLAIN, guests[PLAIN])
     for host in lab.hosts:
         assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
     assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, PEER)), drbd_line(lab, PEER)
     assert_drbd_data(lab, PEER, guests[DRBD])
-    return plain_on[0]
+    return target
 
 
 @pytest.fixture
@@ -87,14 +102,9 @@ def on_hosta(lab):
         pytest.skip("needs three dom0s: SANLESS_LAB_HOSTS=3 (make lab-up N=3)")
     (lab.repo / "artifacts").mkdir(exist_ok=True)
     remove_all(lab)
-    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % PLAIN)
-    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % DRBD)
+    guests = dict((vm, provisioned_on_hosta(lab, vm)) for vm in (PLAIN, DRBD))
     assert lab.xl_domains(HOME) == {"Domain-0", PLAIN, DRBD}, "hosta must run only %s and %s: %s" % (
         PLAIN, DRBD, lab.xl_domains(HOME))
-    guests = {}
-    for vm in (PLAIN, DRBD):
-        text = lab.last_boot(lab.wait_console(HOME, vm, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
-        guests[vm] = lab.checksums(text)[0]
     yield guests
     remove_all(lab)
 
@@ -104,10 +114,9 @@ def only_plain_on_hosta(lab):
     """web01 alone on hosta, its checksum; removed afterwards."""
     (lab.repo / "artifacts").mkdir(exist_ok=True)
     remove_all(lab)
-    lab.playbook("playbooks/provision.yml", "-e", "vm=%s" % PLAIN)
+    checksum = provisioned_on_hosta(lab, PLAIN)
     assert lab.xl_domains(HOME) == {"Domain-0", PLAIN}, "hosta must run only %s: %s" % (PLAIN, lab.xl_domains(HOME))
-    text = lab.last_boot(lab.wait_console(HOME, PLAIN, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
-    yield lab.checksums(text)[0]
+    yield checksum
     remove_all(lab)
 
 
@@ -122,18 +131,15 @@ def test_evacuate_a_dom0_with_one_vm_then_undrain(lab, only_plain_on_hosta):
     proc = evacuate(lab)
     out = flat(proc.stdout)
     assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
-    plain_on = where_runs(lab, PLAIN)
-    assert len(plain_on) == 1 and plain_on[0] != HOME, plain_on
-    assert_clean(lab, PLAIN, plain_on[0])
-    assert_data(lab, plain_on[0], PLAIN, only_plain_on_hosta)
+    target = moved_away(lab, PLAIN, only_plain_on_hosta)
     mark = drained(lab, HOME)
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
-    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, plain_on[0]), out), out[-3000:]
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, target), out), out[-3000:]
     assert re.search(r"sanless_xen_evacuation\W.*\W\"?complete\"?: true", out), out[-3000:]
 
     lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
     assert drained(lab, HOME) is None
-    assert where_runs(lab, PLAIN) == plain_on
+    assert where_runs(lab, PLAIN) == [target]
 
 
 @pytest.fixture
@@ -146,10 +152,7 @@ def three_on_hosta(lab, on_hosta, tmp_path):
     # web03's first full sync done first: under it, web02's xl create on the busy TCG hosta once outlasted libxl's
     # timeout for the block hotplug script ("killing execution of /etc/xen/scripts/block add because of timeout")
     wait_for(lambda: "ds:UpToDate/UpToDate" in drbd_line(lab, HOME), 600, "web03's DRBD in sync on hosta")
-    lab.playbook("playbooks/provision.yml", "-i", str(overlay), "-e", "vm=%s" % TWO_DISKS)
-    assert where_runs(lab, TWO_DISKS) == [HOME]
-    text = lab.last_boot(lab.wait_console(HOME, TWO_DISKS, lambda t: lab.checksums(lab.last_boot(t)), timeout=300))
-    yield dict(on_hosta, **{TWO_DISKS: lab.checksums(text)[0]}), overlay
+    yield dict(on_hosta, **{TWO_DISKS: provisioned_on_hosta(lab, TWO_DISKS, "-i", str(overlay))}), overlay
     remove_vm(lab, TWO_DISKS)
 
 
@@ -171,11 +174,8 @@ def test_evacuate_hosta_then_undrain(lab, three_on_hosta):
     proc = evacuate(lab, "-i", str(overlay))
     out = flat(proc.stdout)
     target = assert_evacuated(lab, guests)
-    two_on = where_runs(lab, TWO_DISKS)
-    assert len(two_on) == 1 and two_on[0] != HOME, two_on
-    assert_clean(lab, TWO_DISKS, two_on[0])
-    assert_data(lab, two_on[0], TWO_DISKS, guests[TWO_DISKS])
-    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (TWO_DISKS, two_on[0]), out), out[-3000:]
+    two_on = moved_away(lab, TWO_DISKS, guests[TWO_DISKS])
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (TWO_DISKS, two_on), out), out[-3000:]
     mark = drained(lab, HOME)
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
     for host in lab.hosts:
@@ -223,9 +223,7 @@ def test_a_deadline_too_short_for_the_last_vm_defers_it(lab, on_hosta):
                      out), out[-3000:]
     assert re.search(r"%s\s+hosta\s+%s\s+deferred" % (DRBD, PEER), out), out[-3000:]
     assert "hosta not emptied: %s" % DRBD in out, out[-3000:]
-    plain_on = where_runs(lab, PLAIN)
-    assert len(plain_on) == 1 and plain_on[0] != HOME
-    assert_data(lab, plain_on[0], PLAIN, on_hosta[PLAIN])
+    moved_away(lab, PLAIN, on_hosta[PLAIN])
     assert where_runs(lab, DRBD) == [HOME]
     assert drained(lab, HOME)
 
