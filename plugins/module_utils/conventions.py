@@ -70,6 +70,12 @@ STATE_DIR = "/var/lib/sanless-xen"    # journals and history (persistent)
 LOCK_DIR = "/run/sanless-xen"         # flocks (tmpfs: a lock means nothing after a reboot)
 # How long a module waits for the host lock (another export change, a migration claiming DRBD minors) before it fails.
 HOST_LOCK_TIMEOUT_S = 600
+# The flock every xl create of vm_restart and xen_domain runs under, one domain build at a time per dom0: a build
+# loads the guest's kernel and ramdisk into dom0 memory, and two at once on a 384 MiB lab dom0 got one OOM-killed.
+DOMAIN_BUILD_LOCK = "domain-build"
+# How long a create waits for it: below the watcher's and failover's start timeout (300 s), so that a start still
+# waiting fails with this reason rather than being cut off by async.
+DOMAIN_BUILD_LOCK_TIMEOUT_S = 240
 DRBD_CONF_DIR = "/etc/drbd.d"
 XEN_AUTO_DIR = "/etc/xen/auto"        # a config here is the VM's ownership: xendomains starts it at boot
 

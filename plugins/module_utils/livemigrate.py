@@ -53,7 +53,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
-    XenParseError, move_disk_paths, pin_domain_identity, shared_ssh_argv,
+    XenParseError, domain_state, find_domain, move_disk_paths, pin_domain_identity, shared_ssh_argv,
 )
 
 STATE_DIR = conv.STATE_DIR
@@ -292,27 +292,57 @@ class StepLock(object):
 
 
 class HostLock(StepLock):
-    """The host-wide flock under which shared resources (DRBD minors and ports) are checked and
-    claimed: a claim is an open journal, written before the lock is released."""
+    """A host-wide flock: by default (name "host") the one under which shared resources (DRBD minors and ports)
+    are checked and claimed: a claim is an open journal, written before the lock is released. Another name is
+    another lock of the host (conv.DOMAIN_BUILD_LOCK: one xl create at a time)."""
 
-    def __init__(self, lock_dir=LOCK_DIR):
+    def __init__(self, lock_dir=LOCK_DIR, name="host"):
         self.dir = lock_dir
-        self.path = os.path.join(self.dir, "host.lock")
+        self.path = os.path.join(self.dir, "%s.lock" % check_vm_name(name))
         self.fd = None
 
 
 @contextlib.contextmanager
-def host_lock_held(check_mode, lock_dir=None, timeout=None):
+def host_lock_held(check_mode, lock_dir=None, timeout=None, name="host"):
     """The host lock around a module's read of a shared resource, its pick and its change (an iSCSI LUN, an AoE
-    slot): another run on this dom0 neither picks the same one nor changes the same config at once. Check mode
-    changes nothing and takes no lock. Raises MigrationError when another holder keeps it past timeout."""
-    lock = HostLock(conv.LOCK_DIR if lock_dir is None else lock_dir)
+    slot): another run on this dom0 neither picks the same one nor changes the same config at once. ``name``
+    picks another host-wide lock (HostLock). Check mode changes nothing and takes no lock. Raises MigrationError
+    when another holder keeps it past timeout."""
+    lock = HostLock(conv.LOCK_DIR if lock_dir is None else lock_dir, name=name)
     if not check_mode:
         lock.acquire(timeout=conv.HOST_LOCK_TIMEOUT_S if timeout is None else timeout)
     try:
         yield lock
     finally:
         lock.release()
+
+
+def create_domain(xen, name, config_path, paused=False, lock_dir=None):
+    """``xl create`` of domain ``name`` from config_path (a xen.Toolstack) under the dom0's domain build lock
+    (conv.DOMAIN_BUILD_LOCK; none in check mode): one build at a time per dom0, as each loads its guest's kernel
+    and ramdisk into dom0 memory; the guests still boot in parallel once their create returned.
+
+    A failed create is judged by ``xl list``, still under the lock: a paused domain of that name is the shell a
+    failed build leaves (xl create unpauses only at its very end; one killed mid-build leaves 0 MiB and 0 vCPUs,
+    and the next create fails with "already exists"), so it is destroyed; a running (or blocked) one was started
+    by that create, which is then no failure. Returns (the create's CommandError or None, whether a shell was
+    destroyed). Raises MigrationError when another build holds the lock past conv.DOMAIN_BUILD_LOCK_TIMEOUT_S."""
+    with host_lock_held(xen.runner.check_mode, lock_dir, conv.DOMAIN_BUILD_LOCK_TIMEOUT_S, conv.DOMAIN_BUILD_LOCK):
+        try:
+            xen.create(config_path, paused=paused)
+            return None, False
+        except CommandError as exc:
+            error = exc
+        try:
+            state = domain_state(find_domain(xen.list(), name))
+        except (CommandError, XenParseError):
+            return error, False  # nothing known of a shell: the create's own error is the one to report
+        if state == "running" and not paused:
+            return None, False
+        if state == "paused":
+            xen.destroy(name)
+            return error, True
+        return error, False
 
 
 def claimed_resources(state_dir=STATE_DIR, conf_dir=DRBD_CONF_DIR, proc_minors=None, except_vm=None):

@@ -936,6 +936,23 @@ def test_step_lock_waits_for_the_holder_then_times_out(tmp_path, clock):
     assert os.listdir(str(tmp_path / "run")) == ["fxm.lock"]
 
 
+def test_named_host_locks_are_separate_and_check_mode_takes_none(tmp_path, clock):
+    run = str(tmp_path / "run")
+    host = lm.HostLock(run)
+    assert host.acquire() is False
+    # the domain build lock is another file: a build does not wait for a DRBD claim or an export change
+    with lm.host_lock_held(False, run, timeout=5, name="domain-build") as build:
+        assert build.path == os.path.join(run, "domain-build.lock") and clock.sleeps == []
+        with pytest.raises(lm.MigrationError, match="still holds .*domain-build.lock after 5 s"):
+            lm.HostLock(run, name="domain-build").acquire(timeout=5, poll=1)
+        with lm.host_lock_held(True, run, timeout=5, name="domain-build") as unheld:
+            assert unheld.fd is None  # check mode: no lock, no wait
+    assert sorted(os.listdir(run)) == ["domain-build.lock", "host.lock"]
+    host.release()
+    with pytest.raises(lm.MigrationError, match="invalid VM name"):
+        lm.HostLock(run, name="../host")  # a lock name is a file name under the lock dir
+
+
 # --------------------------------------------------------------------------- xl processes from /proc
 
 def fake_proc(tmp_path, fixture):
