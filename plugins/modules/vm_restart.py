@@ -17,6 +17,12 @@ description:
     makes the resource Primary (C(drbdadm primary), never C(--force)) only when it is up, its local disk is
     C(UpToDate) and its peer is not Primary; otherwise it fails and starts nothing.
   - With O(start=true), starts the domain from its config in O(config_dir) (C(xl create)), trying up to O(tries) times.
+  - Each C(xl create) runs under the dom0's domain build lock (C(/run/sanless-xen/domain-build.lock), shared with
+    M(sanless.xen.xen_domain)), one build at a time per dom0, as each loads its guest's kernel and ramdisk into dom0
+    memory (two at once got one killed by dom0's OOM killer in the lab). The guests boot in parallel once built.
+  - After a failed attempt, C(xl list) tells what it left. A paused domain of that name is the shell of a failed
+    build (C(xl create) unpauses only at its very end), which is destroyed before the next attempt (RV(removed_shells));
+    a running one was started, and counts as started. The failure message gives every attempt's error.
   - With O(give_up_after), failed runs are counted in C(/var/lib/sanless-xen/watcher/VM.tries); once that many
     failed, the module starts nothing and says so until the file is removed (or a start succeeds).
 author:
@@ -115,6 +121,15 @@ attempts:
   returned: always
   type: int
   sample: 1
+removed_shells:
+  description:
+    - The domain, when a failed C(xl create) left it paused (the shell of a build killed midway, 0 MiB and 0 vCPUs)
+      and it was destroyed so that the next attempt could build it.
+    - Also returned when the module fails.
+  returned: always
+  type: list
+  elements: str
+  sample: [web01]
 failed_runs:
   description: Failed runs counted so far (with O(give_up_after)).
   returned: always
@@ -137,6 +152,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import auto_config_path, check_vm_name
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     drbdadm_argv,
@@ -154,7 +170,17 @@ from ansible_collections.sanless.xen.plugins.module_utils.xen import (
 
 
 class RestartError(Exception):
-    """Why nothing (more) was started."""
+    """Why nothing (more) was started; ``details``: result keys the failure reports too."""
+
+    def __init__(self, msg, **details):
+        super(RestartError, self).__init__(msg)
+        self.details = details
+
+
+def attempt_error(attempt, exc):
+    """One failed xl create as the failure message lists it: its rc (137: killed, as by dom0's OOM killer), stderr."""
+    killed = ", killed" if exc.rc == 137 else ""
+    return "attempt %d (rc %s%s): %s" % (attempt, exc.rc, killed, (exc.stderr or str(exc)).strip())
 
 
 def tries_path(state_dir, vm):
@@ -185,7 +211,8 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     """Everything the module does; returns the result dict. Raises RestartError/CommandError."""
     name = check_vm_name(params["name"])
     xen = Toolstack(runner, detect_toolstack(runner, params["toolstack"]))
-    result = {"changed": False, "promoted": [], "restarted": False, "attempts": 0, "failed_runs": 0}
+    result = {"changed": False, "promoted": [], "restarted": False, "attempts": 0, "failed_runs": 0,
+              "removed_shells": []}
     state = domain_state(find_domain(xen.list(), name))
     result["state_before"] = state
     if state in ("running", "paused"):
@@ -219,22 +246,32 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
         raise RestartError("%s: no config %s on this dom0" % (name, config))
     if state in ("shutdown", "crashed"):
         xen.destroy(name)
-    last = None
+    # Each attempt builds under the dom0's domain build lock; a failed one's paused shell is destroyed there, or the
+    # next attempt would fail with "already exists" (lm.create_domain).
+    errors = []
     for attempt in range(1, max(1, params["tries"]) + 1):
         result["attempts"] = attempt
         try:
-            xen.create(config)
-            last = None
+            error, shell_removed = lm.create_domain(xen, name, config)
+        except lm.MigrationError as exc:
+            errors.append("attempt %d: the domain build lock: %s" % (attempt, exc))
+            break  # another wait would outlast the caller's async timeout
+        if shell_removed and name not in result["removed_shells"]:
+            result["removed_shells"].append(name)
+            result["changed"] = True
+        if error is None:
+            errors = []
             break
-        except CommandError as exc:
-            last = exc
-            if attempt < params["tries"]:
-                sleep(params["retry_delay"])
-    if last is not None:
+        errors.append(attempt_error(attempt, error))
+        if attempt < params["tries"]:
+            sleep(params["retry_delay"])
+    if errors:
         if counter and not runner.check_mode:
             write_count(counter, failed_runs + 1)
             result["failed_runs"] = failed_runs + 1
-        raise RestartError("%s: xl create failed %d time(s): %s" % (name, result["attempts"], (last.stderr or str(last)).strip()))
+        raise RestartError("%s: xl create failed %d time(s): %s" % (name, result["attempts"], "; ".join(errors)),
+                           attempts=result["attempts"], failed_runs=result["failed_runs"],
+                           removed_shells=result["removed_shells"], promoted=result["promoted"])
     result["changed"] = True
     result["restarted"] = True
     if counter and not runner.check_mode:
@@ -267,7 +304,7 @@ def main():
                 raise RestartError("each of drbd_resources needs a name and an integer minor, got %r" % (resource,))
         result = restart(runner, module.params)
     except RestartError as exc:
-        module.fail_json(msg=str(exc), cmds=runner.ran, would_run=runner.would_run)
+        module.fail_json(msg=str(exc), cmds=runner.ran, would_run=runner.would_run, **exc.details)
     except CommandError as exc:
         module.fail_json(**exc.to_fail_kwargs())
     except ValueError as exc:
