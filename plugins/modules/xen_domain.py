@@ -16,6 +16,10 @@ description:
     C(/etc/xen/auto) is where C(xendomains) starts domains from at boot.
   - Brings the domain to O(state) with the C(xl) toolstack or the legacy C(xm) one, and does nothing when it is there.
   - A changed config file does not restart a running domain; RV(restart_needed) tells, and a warning says so.
+  - C(xl create) runs under the dom0's domain build lock (C(/run/sanless-xen/domain-build.lock), shared with
+    M(sanless.xen.vm_restart); none in check mode), one build at a time per dom0, as each loads its guest's kernel
+    and ramdisk into dom0 memory (two at once got one killed by dom0's OOM killer in the lab). When a create fails
+    and leaves the domain paused (the shell of a failed build), that shell is destroyed and the module fails.
   - Invalid input (a VM name with spaces, shell metacharacters or path separators, a disk target with a comma, ...)
     fails before anything runs.
 author:
@@ -229,6 +233,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     Toolstack,
@@ -329,7 +334,12 @@ class Domain(object):
             self.destroy()
         if self.state == "dying" and not self.wait_gone(30):
             raise DomainError("domain %s is still dying after 30 s; cannot start it" % self.name)
-        self.xen.create(config_path, paused=paused)
+        # under the dom0's domain build lock, like vm_restart's; a failed build's paused shell is destroyed there
+        error, shell_removed = lm.create_domain(self.xen, self.name, config_path, paused=paused)
+        if error is not None:
+            if shell_removed:
+                error.msg += "; the paused shell it left of domain %s was destroyed" % self.name
+            raise error
         self._did("create paused" if paused else "create", "paused" if paused else "running")
         if not self.check_mode and self.state not in ("running", "paused"):
             raise DomainError("domain %s is %s right after %s create" % (self.name, self.state, self.xen.name))
@@ -519,6 +529,8 @@ def main():
         result = run(module, runner)
     except CommandError as exc:
         fail_from_error(module, exc)
+    except lm.MigrationError as exc:
+        module.fail_json(msg="the domain build lock: %s" % exc, cmds=runner.ran)
     except (DomainError, ValueError, IOError, OSError) as exc:
         module.fail_json(msg=str(exc), cmds=runner.ran)
     module.exit_json(**result)

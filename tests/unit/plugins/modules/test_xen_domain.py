@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 import pytest
 
 from ansible.module_utils import basic
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     build_domain_config,
     check_vm_name,
@@ -62,6 +64,7 @@ def run_module(module_main, monkeypatch, tmp_path):
         monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                             lambda self, name, required=False, opt_dirs=None: ("/usr/sbin/" + name) if name in tools else None)
         monkeypatch.setattr(xen_domain, "POLL_S", 0)
+        monkeypatch.setattr(conv, "LOCK_DIR", str(tmp_path / "run"))
         return module_main(xen_domain.main, dict({"config_dir": str(tmp_path / "auto")}, **args), outputs, check_mode, diff)
     return run
 
@@ -161,6 +164,45 @@ def test_create_writes_config_and_starts(run_module, xl_list, tmp_path, fixture_
     assert result["diff"][0]["before"] == "" and result["diff"][0]["after"] == EXPECTED_TEXT
     assert result["diff"][1] == {"before_header": "domain fxrec", "after_header": "domain fxrec",
                                  "before": "state: absent\n", "after": "state: running\n"}
+
+
+def test_create_waits_for_the_domain_build_lock_and_fails_without_a_create_when_held(run_module, xl_list, tmp_path,
+                                                                                     monkeypatch, lock_clock):
+    # another build on this dom0 (vm_restart's or xen_domain's xl create) holds the lock past the timeout
+    (tmp_path / "run").mkdir()
+    holder = os.open(str(tmp_path / "run" / "domain-build.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(conv, "DOMAIN_BUILD_LOCK_TIMEOUT_S", 1)
+    try:
+        result, failed, calls = run_module(CONFIG, {("xl", "list"): xl_list("absent")})
+        assert failed and result["msg"].startswith("the domain build lock: ") and "after 1 s" in result["msg"]
+        assert calls == [["xl", "list"]] and sum(lock_clock.sleeps) >= 1
+        # check mode takes no lock: it does not wait
+        polls = len(lock_clock.sleeps)
+        result, failed, calls = run_module(CONFIG, {("xl", "list"): xl_list("absent")}, check_mode=True)
+        assert not failed and result["would_run"] == [["xl", "create", cfg_path(tmp_path)]]
+        assert len(lock_clock.sleeps) == polls
+    finally:
+        os.close(holder)
+    # free again: the create runs (and the lock file is the tests' one, not /run's)
+    create = ("xl", "create", cfg_path(tmp_path))
+    outputs = {("xl", "list"): [xl_list("absent"), xl_list("running")], create: (0, "", "")}
+    result, failed, calls = run_module(CONFIG, outputs)
+    assert not failed and list(create) in calls and os.listdir(str(tmp_path / "run")) == ["domain-build.lock"]
+
+
+def test_a_killed_create_has_its_shell_destroyed_and_fails(run_module, tmp_path, fixture_text):
+    # recorded on the 384 MiB lab dom0 (SOURCE): a create killed mid-build (rc 137) left wbench02 paused, 0 MiB
+    write_cfg(tmp_path, 'name = "wbench02"\n', name="wbench02")
+    create = ["xl", "create", cfg_path(tmp_path, "wbench02")]
+    outputs = {("xl", "list"): [(0, fixture_text(*XL + ("xl-list.txt",)), ""),
+                                (0, fixture_text(*XL + ("xl-list-failed-build-shell.txt",)), "")],
+               tuple(create): (137, "", fixture_text(*XL + ("xl-create-killed.stderr",))),
+               ("xl", "destroy", "wbench02"): (0, "", "")}
+    result, failed, calls = run_module({"name": "wbench02"}, outputs)
+    assert failed and result["rc"] == 137
+    assert result["msg"].endswith("; the paused shell it left of domain wbench02 was destroyed")
+    assert calls == [["xl", "list"], create, ["xl", "list"], ["xl", "destroy", "wbench02"]]
 
 
 def test_check_mode_writes_and_runs_nothing(run_module, xl_list, tmp_path):
