@@ -77,6 +77,10 @@ options:
     description: Where the failed runs are counted.
     type: path
     default: /var/lib/sanless-xen
+  lock_dir:
+    description: Folder of the dom0's locks (flock; on tmpfs, they vanish at boot), where C(domain-build.lock) is.
+    type: path
+    default: /run/sanless-xen
 seealso:
   - module: sanless.xen.xen_domain
   - module: sanless.xen.drbd_resource
@@ -152,6 +156,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import auto_config_path, check_vm_name
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
@@ -252,7 +257,7 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     for attempt in range(1, max(1, params["tries"]) + 1):
         result["attempts"] = attempt
         try:
-            error, shell_removed = lm.create_domain(xen, name, config)
+            error, shell_removed = lm.create_domain(xen, name, config, lock_dir=params.get("lock_dir"))
         except lm.MigrationError as exc:
             errors.append("attempt %d: the domain build lock: %s" % (attempt, exc))
             break  # another wait would outlast the caller's async timeout
@@ -293,6 +298,7 @@ def main():
             retry_delay=dict(type="int", default=5),
             give_up_after=dict(type="int", default=0),
             state_dir=dict(type="path", default="/var/lib/sanless-xen"),
+            lock_dir=dict(type="path", default=conv.LOCK_DIR),
         ),
         supports_check_mode=True,
     )

@@ -121,6 +121,10 @@ options:
     description: Destroy the domain when it does not shut down within O(shutdown_timeout) seconds.
     type: bool
     default: false
+  lock_dir:
+    description: Folder of the dom0's locks (flock; on tmpfs, they vanish at boot), where C(domain-build.lock) is.
+    type: path
+    default: /run/sanless-xen
 notes:
   - Commands run with C(LANG=C), without a shell.
   - A domain found shut down or crashed but kept by Xen (C(on_poweroff=preserve)) is destroyed before it is started again.
@@ -233,6 +237,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
@@ -293,8 +298,9 @@ def write_atomic(module, path, text):
 class Domain(object):
     """One domain through a Toolstack; check mode aware (assumed state is tracked)."""
 
-    def __init__(self, xen, name, check_mode, sleep=None, clock=None):
+    def __init__(self, xen, name, check_mode, sleep=None, clock=None, lock_dir=None):
         self.xen = xen
+        self.lock_dir = lock_dir
         self.name = name
         self.check_mode = check_mode
         self.sleep = sleep or time.sleep
@@ -335,7 +341,8 @@ class Domain(object):
         if self.state == "dying" and not self.wait_gone(30):
             raise DomainError("domain %s is still dying after 30 s; cannot start it" % self.name)
         # under the dom0's domain build lock, like vm_restart's; a failed build's paused shell is destroyed there
-        error, shell_removed = lm.create_domain(self.xen, self.name, config_path, paused=paused)
+        error, shell_removed = lm.create_domain(self.xen, self.name, config_path, paused=paused,
+                                                lock_dir=self.lock_dir)
         if error is not None:
             if shell_removed:
                 error.msg += "; the paused shell it left of domain %s was destroyed" % self.name
@@ -404,7 +411,7 @@ def run(module, runner):
             current_text = handle.read()
 
     xen = Toolstack(runner, toolstack)
-    dom = Domain(xen, name, module.check_mode)
+    dom = Domain(xen, name, module.check_mode, lock_dir=params["lock_dir"])
     state_before = dom.state
     wanted = params["state"]
 
@@ -499,6 +506,7 @@ def main():
             settings=dict(type="dict", default={}),
             shutdown_timeout=dict(type="int", default=120),
             force=dict(type="bool", default=False),
+            lock_dir=dict(type="path", default=conv.LOCK_DIR),
         ),
         mutually_exclusive=[("kernel", "bootloader")],
         supports_check_mode=True,

@@ -194,7 +194,8 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     state = str(root) + "/state"
     rc, out, report, calls = run("failover", {"failover_host": "hostb", "failover_confirm_dead": "hostb",
                                               "failover_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
-                                              "failover_toolstack": "xl", "failover_state_dir": state}, check=False)
+                                              "failover_toolstack": "xl", "failover_state_dir": state,
+                                              "failover_lock_dir": str(root) + "/run"}, check=False)
     assert report is not None, out[-4000:]
     assert [(r["vm"], r["to"], r["result"]) for r in report["restarts"]] == [("web05", "hosta", "started")], out[-4000:]
     assert "hosta xl create %s/hosta/auto/web05.cfg" % root in calls
@@ -204,9 +205,12 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     assert rc == 0, out[-4000:]
     # the watcher: web02 is down and owned by hosta; web05 runs now
     rc, out, report, calls = run("watcher", {"watcher_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
-                                             "watcher_toolstack": "xl", "watcher_state_dir": state}, check=False)
+                                             "watcher_toolstack": "xl", "watcher_state_dir": state,
+                                             "watcher_lock_dir": str(root) + "/run"}, check=False)
     assert report is not None, out[-4000:]
     assert [(r["vm"], r["host"], r["result"]) for r in report["restarts"]] == [("web02", "hosta", "started")], out[-4000:]
     assert "hosta xl create %s/hosta/auto/web02.cfg" % root in calls
     assert (root / "state" / "watcher" / "boot_id").read_text().strip()
+    # both created under the domain build lock of the lock folder given (here, not /run)
+    assert os.listdir(str(root / "run")) == ["domain-build.lock"]
     assert rc == 0, out[-4000:]
