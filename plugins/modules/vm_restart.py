@@ -183,8 +183,9 @@ class RestartError(Exception):
 
 
 def attempt_error(attempt, exc):
-    """One failed xl create as the failure message lists it: its rc (137: killed, as by dom0's OOM killer), stderr."""
-    killed = ", killed" if exc.rc == 137 else ""
+    """One failed xl create as the failure message lists it: its rc (-9, or 137 through a shell: killed, as by dom0's
+    OOM killer; the lab's watcher run saw -9), stderr."""
+    killed = ", killed" if exc.rc in (-9, 137) else ""
     return "attempt %d (rc %s%s): %s" % (attempt, exc.rc, killed, (exc.stderr or str(exc)).strip())
 
 

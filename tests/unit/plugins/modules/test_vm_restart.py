@@ -167,7 +167,7 @@ SHELL_VM = "wbench02"
 
 class BuildDom0(Sequence):
     """One dom0 as the recordings show it: ``xl list`` is xl-list.txt, or xl-list-failed-build-shell.txt while
-    wbench02's shell is there; ``xl create`` takes the next of ``creates``: "killed" (rc 137 as recorded, leaving
+    wbench02's shell is there; ``xl create`` takes the next of ``creates``: "killed" (rc -9, as the module saw it in the lab, leaving
     the shell), "ok" (built; wbench02's shell is not there then), "shell-meanwhile" (another create was killed since
     the module's first look: the shell is there); while the shell is there, a create fails as recorded ("already
     exists", rc 3). ``xl destroy wbench02`` removes the shell. ``lock_held_at_create``: whether the domain build
@@ -197,7 +197,7 @@ class BuildDom0(Sequence):
                 return (3, "", self.recorded("xl-create-exists.stderr"))
             if outcome == "killed":
                 self.shell = True
-                return (137, "", self.recorded("xl-create-killed.stderr"))
+                return (-9, "", self.recorded("xl-create-killed.stderr"))
             return (0, "", "")
         if args == ["xl", "destroy", SHELL_VM] and self.shell:
             self.shell = False
@@ -252,7 +252,7 @@ def test_a_failure_reports_the_killed_attempt_and_the_removed_shell(build_dom0, 
     with pytest.raises(RestartError) as info:
         restart(runner, args, proc_drbd=proc)
     killed = fixture_text(*XL + ("xl-create-killed.stderr",)).strip()
-    assert str(info.value) == "wbench02: xl create failed 1 time(s): attempt 1 (rc 137, killed): " + killed
+    assert str(info.value) == "wbench02: xl create failed 1 time(s): attempt 1 (rc -9, killed): " + killed
     assert info.value.details["removed_shells"] == [SHELL_VM] and info.value.details["failed_runs"] == 1
     assert commands(module)[-1] == ["xl", "destroy", SHELL_VM] and not module.shell
     assert (tmp_path / "state" / "watcher" / "wbench02.tries").read_text() == "1\n"
@@ -263,8 +263,8 @@ def test_the_failure_message_gives_every_attempt(build_dom0, fixture_text):
     with pytest.raises(RestartError) as info:
         restart(runner, args, proc_drbd=proc)
     killed = fixture_text(*XL + ("xl-create-killed.stderr",)).strip()
-    assert str(info.value) == ("wbench02: xl create failed 2 time(s): attempt 1 (rc 137, killed): %s; "
-                               "attempt 2 (rc 137, killed): %s" % (killed, killed))
+    assert str(info.value) == ("wbench02: xl create failed 2 time(s): attempt 1 (rc -9, killed): %s; "
+                               "attempt 2 (rc -9, killed): %s" % (killed, killed))
     assert commands(module).count(["xl", "destroy", SHELL_VM]) == 2
 
 
@@ -336,10 +336,10 @@ def test_main_reports_the_removed_shell_when_it_fails(module_main, fixture_text,
     config = str(auto / "wbench02.cfg")
     outputs = {("xl", "list"): [(0, fixture_text(*XL + ("xl-list.txt",)), ""),
                                 (0, fixture_text(*XL + ("xl-list-failed-build-shell.txt",)), "")],
-               ("xl", "create", config): (137, "", fixture_text(*XL + ("xl-create-killed.stderr",))),
+               ("xl", "create", config): (-9, "", fixture_text(*XL + ("xl-create-killed.stderr",))),
                ("xl", "destroy", SHELL_VM): (0, "", "")}
     args = {"name": SHELL_VM, "toolstack": "xl", "config_dir": str(auto), "state_dir": str(tmp_path / "state")}
     result, failed, calls = module_main(vm_restart.main, args, outputs)
     assert failed and result["removed_shells"] == [SHELL_VM] and result["attempts"] == 1
-    assert "attempt 1 (rc 137, killed): Parsing config from /etc/xen/auto/wbench02.cfg" in result["msg"]
+    assert "attempt 1 (rc -9, killed): Parsing config from /etc/xen/auto/wbench02.cfg" in result["msg"]
     assert calls == [["xl", "list"], ["xl", "create", config], ["xl", "list"], ["xl", "destroy", SHELL_VM]]
