@@ -167,8 +167,8 @@ SHELL_VM = "wbench02"
 
 class BuildDom0(Sequence):
     """One dom0 as the recordings show it: ``xl list`` is xl-list.txt, or xl-list-failed-build-shell.txt while
-    wbench02's shell is there; ``xl create`` takes the next of ``creates``: "killed" (rc -9, as the module saw it in the lab, leaving
-    the shell), "ok" (built; wbench02's shell is not there then), "shell-meanwhile" (another create was killed since
+    wbench02's shell is there; ``xl create`` takes the next of ``creates``: "killed" (rc -9, as the module saw it in
+    the lab, leaving the shell), "ok" (built; wbench02's shell is not there then), "shell-meanwhile" (another create was killed since
     the module's first look: the shell is there); while the shell is there, a create fails as recorded ("already
     exists", rc 3). ``xl destroy wbench02`` removes the shell. ``lock_held_at_create``: whether the domain build
     lock was held at each create (another open file's flock on it failing)."""
