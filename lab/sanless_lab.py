@@ -411,6 +411,17 @@ exit $fail
 """
 
 
+NIC_WATCHDOG = HERE / "nic-watchdog.sh"
+NIC_WATCHDOG_ON_HOST = "/run/sanless-lab-nic-watchdog.sh"
+
+
+def start_nic_watchdog(name):
+    """Start lab/nic-watchdog.sh on the dom0 (detached, until it powers off): it resets the dom0's virtio NIC when
+    the kernel counts a TX timeout (a NIC that stopped for good under TCG in CI, stop 38)."""
+    script = "cat > {0} && {{ setsid sh {0} </dev/null >/dev/null 2>&1 & }}".format(NIC_WATCHDOG_ON_HOST)
+    ssh(name, ["sh", "-c", script], timeout=60, input_text=NIC_WATCHDOG.read_text())
+
+
 def self_check(name):
     proc = sh(name, SELF_CHECK, check=False, timeout=300)
     report = proc.stdout.strip()
@@ -439,6 +450,7 @@ def up(count=2, build=True):
             log("%s booting: pid %d, %s, serial %s" % (host["name"], host["pid"], host["ip"], host["serial"]))
         wait_ssh(hosts(state))
         for host in hosts(state):
+            start_nic_watchdog(host["name"])
             report = self_check(host["name"])
             host["self_check"] = report
             log("%s self-check ok: %s" % (host["name"], " | ".join(report.splitlines())))
@@ -588,6 +600,7 @@ def power_on(name, deadline_s=600):
     log("%s powered on: pid %d" % (name, booted["pid"]))
     drop_ssh_masters(booted)
     wait_ssh([booted], deadline_s)
+    start_nic_watchdog(name)
     return booted
 
 

@@ -5,6 +5,7 @@ import time
 import pytest
 
 import sanless_lab
+from labhelpers import wait_for
 
 GUEST_CFG = """name = "{name}"
 type = "pv"
@@ -123,6 +124,21 @@ def test_link_cut_and_restore(lab):
         assert time.time() < deadline, "link restored but %s still unreachable" % first
         time.sleep(1)
 
+
+
+def test_a_nic_reset_by_the_watchdog_keeps_the_dom0_in_the_lab(lab):
+    """The lab's NIC watchdog (lab/nic-watchdog.sh) runs on every dom0, and its reset of the virtio NIC (what it
+    does on a kernel TX timeout) brings the dom0 back: eth0 in xenbr0 again, the other dom0 reaches it."""
+    first, second = lab.hosts[:2]
+    assert lab.run(first, ["pgrep", "-f", sanless_lab.NIC_WATCHDOG_ON_HOST], check=False).returncode == 0, \
+        "no NIC watchdog on %s" % first
+    since = lab.run(first, ["sh", "-c", "dmesg | grep -c 'nic-watchdog: eth0 back' || true"]).stdout.strip()
+    lab.run(first, ["touch", "/run/sanless-lab-nic-reset"])
+    wait_for(lambda: lab.run(first, ["sh", "-c", "dmesg | grep -c 'nic-watchdog: eth0 back' || true"],
+                             check=False).stdout.strip() not in ("", since), 60, "%s: NIC reset" % first)
+    assert "master xenbr0" in lab.run(first, ["ip", "-o", "link", "show", "eth0"]).stdout
+    wait_for(lambda: sanless_lab.can_reach(second, lab.ip(first)), 30, "%s reaches %s" % (second, first))
+    assert lab.run(first, ["ssh", second, "hostname"]).stdout.strip() == second
 
 DEBIAN_CFG = """name = "{name}"
 type = "pv"
