@@ -32,7 +32,8 @@ SUBNET = "10.77.0"
 CONTROLLER_IP = SUBNET + ".1"
 HOST_NAMES = ("hosta", "hostb", "hostc", "hostd")
 HOST_MEM_MIB = int(os.environ.get("SANLESS_LAB_HOST_MEM", "1024"))
-DOM0_MEM_MIB = int(os.environ.get("SANLESS_LAB_DOM0_MEM", "384"))
+# 512, not 384: a 384 MiB dom0 OOM-killed domain builds while the watcher's restart jobs waited beside them (lab/NOTES.md)
+DOM0_MEM_MIB = int(os.environ.get("SANLESS_LAB_DOM0_MEM", "512"))
 DATA_DISK_GIB = int(os.environ.get("SANLESS_LAB_DATA_GIB", "8"))
 ROOT_IMAGE_GIB = 4
 DOMU_IMAGE_MIB = 1024
@@ -270,7 +271,7 @@ def get_host(name, state=None):
 # ---------------------------------------------------------------------------------------
 # Hosts
 # ---------------------------------------------------------------------------------------
-def boot_host(index, image, keep_disks=False):
+def boot_host(index, image, keep_disks=False, host_mem_mib=HOST_MEM_MIB, dom0_mem_mib=DOM0_MEM_MIB):
     """Boot host number index on a fresh overlay and data disk, or (keep_disks) on the ones it
     had: a power-on after power_off, with whatever QEMU had written when the plug was pulled."""
     name = HOST_NAMES[index - 1]
@@ -295,10 +296,10 @@ def boot_host(index, image, keep_disks=False):
     run(["ip", "-n", NETNS, "link", "set", tap, "master", BRIDGE, "up"])
     argv = [
         "ip", "netns", "exec", NETNS, "qemu-system-x86_64", "-name", name,
-        "-accel", "tcg,thread=single,tb-size=256", "-cpu", QEMU_CPU, "-smp", "2", "-m", str(HOST_MEM_MIB),
+        "-accel", "tcg,thread=single,tb-size=256", "-cpu", QEMU_CPU, "-smp", "2", "-m", str(host_mem_mib),
         "-display", "none", "-no-reboot", "-daemonize", "-pidfile", str(pidfile),
         "-monitor", "unix:%s,server,nowait" % monitor, "-serial", "file:%s" % serial,
-        "-kernel", str(image / "xen"), "-append", XEN_ARGS.format(m=DOM0_MEM_MIB),
+        "-kernel", str(image / "xen"), "-append", XEN_ARGS.format(m=dom0_mem_mib),
         "-initrd", "%s %s,%s" % (image / "vmlinuz", DOM0_ARGS.format(name=name, ip=ip), image / "initrd.img"),
         "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % overlay,
         "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % data,
@@ -309,7 +310,8 @@ def boot_host(index, image, keep_disks=False):
     run(argv)
     pid = int(pidfile.read_text().strip())
     return {"name": name, "index": index, "ip": ip, "pid": pid, "tap": tap, "serial": str(serial),
-            "monitor": str(monitor), "overlay": str(overlay), "data": str(data), "booted_at": time.time()}
+            "monitor": str(monitor), "overlay": str(overlay), "data": str(data), "booted_at": time.time(),
+            "host_mem_mib": host_mem_mib, "dom0_mem_mib": dom0_mem_mib}
 
 
 def ssh_argv(host, command_argv, tty=False):
@@ -594,7 +596,10 @@ def power_on(name, deadline_s=600):
     host = get_host(name, state)
     if pid_alive(host["pid"]) and _is_our_qemu(host["pid"], host):
         raise LabError("%s is running (pid %d)" % (name, host["pid"]))
-    booted = boot_host(host["index"], Path(state["image"]), keep_disks=True)
+    # the memory it was first booted with (lab-up's SANLESS_LAB_*_MEM), not this process's environment
+    booted = boot_host(host["index"], Path(state["image"]), keep_disks=True,
+                       host_mem_mib=host.get("host_mem_mib", HOST_MEM_MIB),
+                       dom0_mem_mib=host.get("dom0_mem_mib", DOM0_MEM_MIB))
     state["hosts"][name] = booted
     save_state(state)
     log("%s powered on: pid %d" % (name, booted["pid"]))

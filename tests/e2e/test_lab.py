@@ -130,7 +130,7 @@ def test_a_nic_reset_by_the_watchdog_keeps_the_dom0_in_the_lab(lab):
     """The lab's NIC watchdog (lab/nic-watchdog.sh) runs on every dom0, and its reset of the virtio NIC (what it
     does on a kernel TX timeout) brings the dom0 back: eth0 in xenbr0 again, the other dom0 reaches it."""
     first, second = lab.hosts[:2]
-    assert lab.run(first, ["pgrep", "-f", sanless_lab.NIC_WATCHDOG_ON_HOST], check=False).returncode == 0, \
+    assert lab.run(first, ["pgrep", "-f", "^sh " + sanless_lab.NIC_WATCHDOG_ON_HOST], check=False).returncode == 0, \
         "no NIC watchdog on %s" % first
     since = lab.run(first, ["sh", "-c", "dmesg | grep -c 'nic-watchdog: eth0 back' || true"]).stdout.strip()
     lab.run(first, ["touch", "/run/sanless-lab-nic-reset"])
