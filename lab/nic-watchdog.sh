@@ -11,7 +11,7 @@
 set -u
 NIC=eth0
 BRIDGE=xenbr0
-REQUEST=/run/sanless-lab-nic-reset
+REQUEST=/run/sanless-lab-nic-reset     # sanless_lab.NIC_RESET_REQUEST
 COUNTER=/sys/class/net/$NIC/queues/tx-0/tx_timeout
 
 timeouts() { cat "$COUNTER" 2>/dev/null || echo 0; }

@@ -415,6 +415,8 @@ exit $fail
 
 NIC_WATCHDOG = HERE / "nic-watchdog.sh"
 NIC_WATCHDOG_ON_HOST = "/run/sanless-lab-nic-watchdog.sh"
+NIC_RESET_REQUEST = "/run/sanless-lab-nic-reset"      # the REQUEST of lab/nic-watchdog.sh
+NIC_RESET_DONE = "nic-watchdog: eth0 back"             # what it writes to the kernel log after a reset
 
 
 def start_nic_watchdog(name):
@@ -422,6 +424,17 @@ def start_nic_watchdog(name):
     the kernel counts a TX timeout (a NIC that stopped for good under TCG in CI, stop 38)."""
     script = "cat > {0} && {{ setsid sh {0} </dev/null >/dev/null 2>&1 & }}".format(NIC_WATCHDOG_ON_HOST)
     ssh(name, ["sh", "-c", script], timeout=60, input_text=NIC_WATCHDOG.read_text())
+
+
+def nic_resets(name):
+    """How many NIC resets the dom0's kernel log shows."""
+    out = ssh(name, ["dmesg"], timeout=60).stdout
+    return out.count(NIC_RESET_DONE)
+
+
+def request_nic_reset(name):
+    """Ask the dom0's NIC watchdog for a reset (what it does on a TX timeout); it acts within 5 s."""
+    ssh(name, ["touch", NIC_RESET_REQUEST], timeout=60)
 
 
 def self_check(name):
