@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sanless.xen developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The failover batch's choice of the gated VMs (DRBD) that start: only those whose promote step passed, rendered by
+ansible-core on loop results shaped as the promote loop registers them. The start step used to start every VM not
+listed as refused, so a promote step that failed as a whole (no results) started its DRBD VMs on a Secondary disk
+(lab, stop 38). An item that ran has no `skipped` key and may have no `failed` key: `rejectattr('skipped', 'true')`
+failed the start step as a whole on such a result (lab, stop 39)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from projecthelpers import ROOT
+
+template = pytest.importorskip("ansible.template")
+if not hasattr(template, "trust_as_template"):  # ansible-core before 2.19 templates every string
+    template.trust_as_template = lambda text: text
+
+
+def passed(results):
+    with open(os.path.join(ROOT, "roles", "failover", "tasks", "batch.yml")) as stream:
+        [start] = [t for t in yaml.safe_load(stream) if t["name"].startswith("Start batch")]
+    from ansible.parsing.dataloader import DataLoader
+    templar = template.Templar(loader=DataLoader(), variables={"failover_promoted": results})
+    return templar.template(template.trust_as_template(start["vars"]["failover_passed"]))
+
+
+def test_a_promoted_vm_passes_and_a_refused_or_skipped_one_does_not():
+    results = {"results": [
+        {"item": {"vm": "web06"}, "changed": True},  # ran: no failed, no skipped key
+        {"item": {"vm": "web08"}, "changed": True, "failed": False},
+        {"item": {"vm": "web07"}, "failed": True, "msg": "web07-disk is not UpToDate here"},
+        {"item": {"vm": "web09"}, "skipped": True, "changed": False}]}
+    assert passed(results) == ["web06", "web08"]
+
+
+def test_a_step_that_failed_as_a_whole_passes_none():
+    assert passed({"failed": True, "msg": "the loop could not be templated"}) == []
