@@ -15,10 +15,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     PlanError, inputs_from_xen_info, judge_host, overcommit_check, placement, raid1_partner,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.raid1 import restart_hosts as raid1_restart_hosts
 
 # The VM variables the planner reads (plan.inputs_from_xen_info).
 PLAN_VARS = ("xen_storage_mode", "xen_protected", "xen_restart_on", "xen_home", "xen_memory_mib", "xen_restart_order",
-             "xen_anti_affinity", "xen_disk_bytes", "xen_drbd_peer", "xen_disks", "xen_vg", "xen_type")
+             "xen_anti_affinity", "xen_disk_bytes", "xen_drbd_peer", "xen_disks", "xen_vg", "xen_type", "xen_raid1_partner")
 
 
 def _answered(info):
@@ -145,6 +146,13 @@ def vm_plan_vars(hostvars, vms):
             pair = [h for h in (out[vm].get("xen_home"), out[vm].get("xen_drbd_peer")) if h]
             if pair:
                 out[vm]["xen_restart_on"] = pair
+        # a raid1 VM restarts where its legs are: its home, its partner when every disk is mirrored, and the dom0s
+        # of xen_restart_on (its legs are exported to them)
+        if out[vm].get("xen_storage_mode") == "raid1":
+            hosts = raid1_restart_hosts(out[vm].get("xen_home"), out[vm].get("xen_raid1_partner"),
+                                        out[vm].get("xen_disks") or [], out[vm].get("xen_restart_on") or [])
+            if hosts:
+                out[vm]["xen_restart_on"] = hosts
     return out
 
 

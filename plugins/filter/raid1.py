@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import md, raid1, xen
 
 
@@ -25,14 +24,25 @@ def raid1_layout(spec, home, partner, restart_on=None):
         raise AnsibleFilterError("raid1 layout of %s: %s" % (spec.get("name") if isinstance(spec, dict) else spec, exc))
 
 
-def raid1_config_disks(text, vm, dom0s):
-    """Filter: raid1.disks_from_config of a domain config file's text (slurped, decoded)."""
+def raid1_config_disks(text, vm, dom0s, inventory=None):
+    """Filter: raid1.disks_from_config of a domain config file's text (slurped, decoded); with inventory (the
+    inventory's disks, raid1_inventory_disks), a leg the config lacks is added, marked attached: false
+    (raid1.with_missing_legs: a VM the failover restarted degraded)."""
     try:
         config = xen.parse_domain_config(text or "")
         disks = config.get("disk") or []
-        return raid1.disks_from_config(vm, disks if isinstance(disks, list) else [disks], dom0s)
+        disks = raid1.disks_from_config(vm, disks if isinstance(disks, list) else [disks], dom0s)
+        return raid1.with_missing_legs(disks, inventory) if inventory else disks
     except (xen.XenParseError, ValueError) as exc:
         raise AnsibleFilterError("the domain config of %s: %s" % (vm, exc))
+
+
+def raid1_config_with_legs(text, legs):
+    """Filter: raid1.config_with_legs, a domain config's text with legs ({path, vdev}) added to its disks."""
+    try:
+        return raid1.config_with_legs(text or "", legs or [])
+    except (xen.XenParseError, KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("cannot add the legs to the config: %s" % exc)
 
 
 def _arrays(md_results):
@@ -96,7 +106,9 @@ def raid1_where(hostvars, dom0s, vm, register="raid1_info"):
     answered = [h for h in dom0s if raid1._answered(results[h])]
     owners = [h for h in answered if vm in (results[h].get("config_files") or {})]
     running = raid1.running_on(vm, results)
-    owner = owners[0] if len(owners) == 1 else None
+    # the config where the guest runs is the one it runs with (a stale one may be left where it ran before a failover)
+    guest = running[0] if len(running) == 1 else None
+    owner = guest if guest in owners else (owners[0] if len(owners) == 1 else None)
     return {"answered": answered, "down": [h for h in dom0s if h not in answered], "running_on": running,
             "guest_host": running[0] if len(running) == 1 else None, "owner": owner, "owners": owners,
             "config": results[owner]["config_files"][vm] if owner else None}
@@ -126,9 +138,8 @@ def raid1_inventory_disks(vm_vars, vm, default_vg="xenvg"):
     """Filter: a raid1 VM's disks and legs as its inventory describes them (xen_home, xen_raid1_partner, xen_disks),
     for when no dom0 holding its config answers."""
     try:
-        disks = [dict(d, lv=conv.vm_disk_lv(vm, d.get("name")), size_bytes=0) for d in vm_vars.get("xen_disks") or []]
-        return raid1.layout(vm, disks, vm_vars.get("xen_home"), vm_vars.get("xen_raid1_partner"),
-                            vm_vars.get("xen_vg") or default_vg, [])["disks"]
+        return raid1.inventory_disks(vm, vm_vars.get("xen_disks"), vm_vars.get("xen_home"), vm_vars.get("xen_raid1_partner"),
+                                     vm_vars.get("xen_vg") or default_vg)
     except (AttributeError, TypeError, ValueError) as exc:
         raise AnsibleFilterError("the raid1 disks of %s in the inventory: %s" % (vm, exc))
 
@@ -140,4 +151,4 @@ class FilterModule(object):
         return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
                 "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines,
                 "raid1_inventory_disks": raid1_inventory_disks, "raid1_where": raid1_where,
-                "raid1_pairs": raid1_pairs}
+                "raid1_pairs": raid1_pairs, "raid1_config_with_legs": raid1_config_with_legs}

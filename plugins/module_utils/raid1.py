@@ -13,7 +13,8 @@ it is in the mirror; per disk and for the pair a state and, for a degraded one, 
 down, its LV missing, its export missing, the session lost, or the leg failed in md.
 
 Also pure: the layout a raid1 VM is provisioned with (layout), its legs read back from its domain config
-(disks_from_config) and the repair plan (repair_plan). Not pure, at the end: the repair journal on the guest's
+(disks_from_config, with_missing_legs), the disks of a degraded restart on the surviving legs (restart_disks, the
+failover of a dead dom0) and the repair plan (repair_plan). Not pure, at the end: the repair journal on the guest's
 dom0 (RepairJournal, the VM's lock) and the identity of the controller run that holds it (controller_run).
 """
 
@@ -24,7 +25,7 @@ import socket
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import diskexport, livemigrate
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport, livemigrate, xen
 
 # Causes of a leg out of the mirror, most basic first: the first that holds is the leg's cause.
 HOST_DOWN = "host_down"
@@ -110,6 +111,8 @@ def leg_verdict(leg, guest_host, results, exports, md_leg):
             else:
                 state = "%s %s" % (session["transport"] or "no session", session["state"] or "gone")
             return fault(SESSION_LOST, "%s: %s lost its import (%s)" % (where, guest_host, state))
+    if leg.get("attached") is False:
+        return fault(MISSING_IN_MD, "%s: not attached to the guest (it was restarted without it)" % where)
     if md_leg == "faulty":
         return fault(FAILED_IN_MD, "%s: failed in the guest's md (faulty)" % where)
     if md_leg in ("missing", "spare"):
@@ -207,6 +210,19 @@ def mirrored_leg_devices(vms, default_vg="xenvg"):
     return devices
 
 
+def restart_hosts(home, partner, disks, restart_on=()):
+    """The dom0s that may run a raid1 VM, as the planner's restart_on: its home (it holds every disk), its partner
+    when every disk is mirrored (it holds a leg of each) and restart_on (the other dom0s its legs are exported to);
+    each once. Which of them can start it after a dom0 died is restart_disks' answer."""
+    out = []
+    restart_on = [restart_on] if isinstance(restart_on, str) else restart_on
+    everything = all(is_mirrored(disk) for disk in disks or [] if isinstance(disk, dict))
+    for host in [home] + ([partner] if everything else []) + list(restart_on or []):
+        if host and host not in out:
+            out.append(host)
+    return out
+
+
 def layout(vm, disks, home, partner, vg, restart_on=()):
     """How a raid1 VM is built: its LVs on each dom0, the exports, the guest config's disks and the md arrays.
 
@@ -257,6 +273,44 @@ def layout(vm, disks, home, partner, vg, restart_on=()):
     return {"vm": vm, "home": home, "partner": partner, "hosts_may_run": [home, partner] + others,
             "disks": out_disks, "lvs": lvs, "exports": exports, "domain_disks": domain_disks, "arrays": arrays,
             "health_disks": health_disks(out_disks)}
+
+
+def inventory_disks(vm, disks, home, partner, vg):
+    """A raid1 VM's disks and legs as its inventory describes them (xen_disks, xen_home, xen_raid1_partner, xen_vg):
+    layout's disks, sizes left out."""
+    disks = [dict(d, lv=conv.vm_disk_lv(vm, d.get("name")), size_bytes=0) for d in disks or []]
+    return layout(vm, disks, home, partner, vg)["disks"]
+
+
+def restart_disks(disks, dead, target, target_result=None):
+    """The disks of a raid1 VM whose dom0 ``dead`` died, started again on ``target`` (the failover): each disk by its
+    legs that are not on the dead dom0 (xl create fails on a phy device that is not there); md in the guest runs on
+    the legs it finds, degraded. disks: inventory_disks (or layout's). target_result: target's xen_info result; with
+    its disk_exports, each leg kept must be present among target's shared paths.
+    Returns {domain_disks: [{target, vdev}], left_out: [{disk, host, path, vdev}], degraded: [disk], problems: [why
+    it cannot start on target]}; a disk whose every leg is on the dead dom0 (not mirrored) is a problem."""
+    out = {"domain_disks": [], "left_out": [], "degraded": [], "problems": []}
+    shared = None
+    if _answered(target_result) and isinstance(target_result.get("disk_exports"), dict):
+        shared = dict((entry["path"], entry) for entry in target_result["disk_exports"].get("shared_paths") or [])
+    for disk in disks:
+        kept = [leg for leg in disk["legs"] if _label(leg["host"]) != _label(dead)]
+        gone = [leg for leg in disk["legs"] if _label(leg["host"]) == _label(dead)]
+        if not kept:
+            out["problems"].append("disk %s is not mirrored (raid1: false): its only LV %s/%s is on %s, which is dead; "
+                                   "the VM cannot start without it (lost until %s returns)" % (
+                                       disk["name"], gone[0]["vg"], gone[0]["lv"], dead, dead))
+            continue
+        for leg in kept:
+            if shared is not None and not (shared.get(leg["path"]) or {}).get("present"):
+                out["problems"].append("disk %s: %s's leg %s is not present on %s (export it there: playbooks/export.yml)"
+                                       % (disk["name"], leg["host"], leg["path"], target))
+            out["domain_disks"].append({"target": leg["path"], "vdev": leg["vdev"]})
+        for leg in gone:
+            out["left_out"].append({"disk": disk["name"], "host": leg["host"], "path": leg["path"], "vdev": leg["vdev"]})
+        if gone:
+            out["degraded"].append(disk["name"])
+    return out
 
 
 def health_disks(disks):
@@ -311,6 +365,37 @@ def disks_from_config(vm, disk_specs, dom0s):
         disk["array"] = "/dev/md/%s" % conv.md_array_name(name) if disk["mirrored"] else None
         out.append(disk)
     return out
+
+
+def with_missing_legs(disks, inventory):
+    """A raid1 VM's disks as its config holds them (disks_from_config) with the leg the config lacks where the
+    inventory (inventory_disks) names it: a VM the failover restarted degraded has a config with the surviving leg of
+    each mirrored disk only. The leg added is marked attached: false (not in the guest; the repair attaches it before
+    md re-adds it). A disk with both legs in the config, or whose one leg is none of the inventory's, stays as it is."""
+    known = dict((d["name"], d) for d in inventory or [] if d.get("mirrored") and len(d["legs"]) == conv.RAID1_LEGS)
+    out = []
+    for disk in disks:
+        mine = known.get(disk["name"])
+        if len(disk["legs"]) == 1 and mine and disk["legs"][0]["path"] in [leg["path"] for leg in mine["legs"]]:
+            legs = [disk["legs"][0] if leg["path"] == disk["legs"][0]["path"] else dict(leg, attached=False)
+                    for leg in mine["legs"]]
+            disk = dict(disk, legs=legs, mirrored=True, array="/dev/md/%s" % conv.md_array_name(disk["name"]))
+        out.append(disk)
+    return out
+
+
+def config_with_legs(text, legs):
+    """A domain config's text with legs ({path, vdev}) added to its disk list, as provision writes them (phy:,
+    writable), unless a disk there names the leg's path already; the rest of the text kept as written."""
+    config = xen.parse_domain_config(text)
+    specs = config.get("disk") or []
+    specs = specs if isinstance(specs, list) else [specs]
+    have = [_disk_spec(spec)[0] for spec in specs if isinstance(spec, str)]
+    added = [xen.disk_spec({"target": leg["path"], "vdev": leg["vdev"]}) for leg in legs if leg["path"] not in have]
+    if not added:
+        return text
+    config["disk"] = list(specs) + added
+    return xen.render_domain_config(config, template=text)
 
 
 # --------------------------------------------------------------------------- repair plan (pure)

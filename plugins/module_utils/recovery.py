@@ -7,12 +7,14 @@
 
 Pure: the xen_info result of every dom0 and the VMs' inventory variables in, plain dicts out. The
 order and the targets of a failover are the planner's (plan.failover_plan); who runs what is the
-runs-once guard's (xen.runs_once_check); DRBD states are xen_info's (drbd.py's parser). The roles
-failover and watcher act on these plans with the modules vm_restart and xen_domain.
+runs-once guard's (xen.runs_once_check); DRBD states are xen_info's (drbd.py's parser); a raid1 VM's legs are
+raid1.py's (inventory_disks, restart_disks). The roles failover and watcher act on these plans with the modules
+vm_restart and xen_domain.
 """
 
 from __future__ import annotations
 
+from ansible_collections.sanless.xen.plugins.module_utils import raid1
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import LINKED_CSTATES, promotion_problems
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
@@ -58,6 +60,50 @@ def still_linked(result, resources):
     return [res for res in resources if (minors.get(str(res["minor"])) or {}).get("cstate") in LINKED_CSTATES]
 
 
+def _lv_hosts(info, lv):
+    """{dom0 that answered and holds an LV named lv: its VGs}."""
+    out = {}
+    for host, result in sorted(info.items()):
+        if _answered(result):
+            for row in result.get("lvs") or []:
+                if isinstance(row, dict) and row.get("name") == lv:
+                    out.setdefault(host, []).append(row.get("vg"))
+    return out
+
+
+def raid1_restart(vm, meta, info, dead_host, target):
+    """How a raid1 VM of the dead dom0 starts on target: raid1.restart_disks of its legs as the inventory describes
+    them (xen_home, xen_raid1_partner, xen_disks, xen_vg). Without xen_raid1_partner, the partner is the one dom0 that
+    answered, other than its home, holding the LV of every mirrored disk (where provision put the legs), else the dead
+    dom0 when it is not the home (its legs are left out either way); without xen_vg, the VG of the leg on target."""
+    home = _meta(meta, "home")
+    disks = [d for d in _meta(meta, "disks") or [] if isinstance(d, dict)]
+    try:
+        lvs = [vm_disk_lv(vm, d.get("name")) for d in disks]
+    except ValueError as exc:
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)]}
+    mirrored = [lv for lv, d in zip(lvs, disks) if raid1.is_mirrored(d)]
+    partner = _meta(meta, "raid1_partner")
+    if not partner and mirrored:
+        holding = [h for h in _lv_hosts(info, mirrored[0]) if h != home
+                   and all(h in _lv_hosts(info, lv) for lv in mirrored)]
+        partner = holding[0] if len(holding) == 1 else (dead_host if dead_host != home else None)
+    vg = _meta(meta, "vg") or next(iter(sorted(_lv_hosts(info, lvs[0] if lvs else "").get(target) or [])), None)
+    problems = []
+    if not partner:
+        problems.append("its partner is unknown (no xen_raid1_partner, and no dom0 but its home holds its legs): set "
+                        "xen_raid1_partner")
+    if not vg:
+        problems.append("its VG is unknown (no xen_vg, and %s has no LV of it): set xen_vg" % target)
+    if problems:
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": problems}
+    try:
+        return raid1.restart_disks(raid1.inventory_disks(vm, disks, home, partner, vg), dead_host, target,
+                                   info.get(target))
+    except ValueError as exc:
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)]}
+
+
 def _batches(items, parallel):
     parallel = max(1, int(parallel))
     for index, item in enumerate(items):
@@ -69,19 +115,25 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     """The failover of ``dead_host``: which of its VMs restart where, in which order, and which are lost.
 
     ``info``: ``{dom0: xen_info result}`` (the dead dom0's is ignored: it is offline), ``vm_meta``: ``{vm:
-    inventory variables}``, a DRBD VM's ``xen_restart_on`` being its pair (xen_home, xen_drbd_peer) when not set.
-    Its VMs are those whose xen_home it is, and the DRBD VMs it shares with a survivor that run nowhere and that the
-    survivor does not own (migrated there: the ownership moved with them).
+    inventory variables}``, a DRBD VM's ``xen_restart_on`` being its pair (xen_home, xen_drbd_peer) when not set, a
+    raid1 VM's the dom0s holding its legs (placement.vm_plan_vars).
+    Its VMs are those whose xen_home it is, and the DRBD and raid1 VMs it shares with a survivor that run nowhere and
+    that no survivor owns (migrated there: the ownership moved with them).
     The planner (plan.failover_plan) gives the order (xen_restart_order, then name) and the targets; a DRBD VM
     is restarted only where its disks are up and UpToDate with no peer Primary (the vm_restart module checks it
-    again in the step that promotes); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks
-    (it runs somewhere, a dom0 that did not answer may run it) is not restarted. Restarts are numbered into
-    batches of ``parallel``. A DRBD VM whose disks on the survivor are still linked to the dead dom0 (DRBD has not
-    noticed the death yet) is not restarted; it is listed in ``waiting`` ({host, vm, name, minor}) for the failover
-    role to wait for and plan again. Returns ``{"host", "refused", "restarts", "lost", "waiting", "guard", "notes",
+    again in the step that promotes); a raid1 VM is started degraded on the legs that are not on the dead dom0
+    (``domain_disks``: its config there names only those; ``left_out``: the dead dom0's legs, for the repair), never
+    when a disk has no leg left (raid1: false, its LV on the dead dom0) or a leg it needs is not present on the
+    target (read in its disk_exports when xen_info returned them; vm_restart checks ``require_paths`` again in the
+    step before the start); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks (it runs
+    somewhere, a dom0 that did not answer may run it) or that another survivor owns is not restarted. Restarts are
+    numbered into batches of ``parallel``. A DRBD VM whose disks on the survivor are still linked to the dead dom0 (DRBD
+    has not noticed the death yet) is not restarted; it is listed in ``waiting`` ({host, vm, name, minor}) for the
+    failover role to wait for and plan again. Returns ``{"host", "refused", "restarts", "lost", "waiting", "guard", "notes",
     "summary"}``.
     """
     vm_meta = dict(vm_meta or {})
+    given = dict(vm_meta)
     if dead_host not in info:
         raise PlanError("dom0 %r to fail over is not one of %s" % (dead_host, ", ".join(sorted(info))))
     refused = None
@@ -92,14 +144,18 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     model_info = dict(info)
     model_info[dead_host] = {"unreachable": True, "msg": "confirmed dead (%s)" % confirmed_by}
     guard = runs_once_check(model_info, vm_meta, dead=[dead_host])
-    # A DRBD VM of the pair (dead, survivor) that runs nowhere and that the survivor does not own ran on the dead
-    # dom0 (a migration moves the ownership with the VM), whatever its xen_home says: plan it from there.
+    # A DRBD VM of the pair (dead, survivor), or a raid1 VM the dead dom0 may run, that runs nowhere and that no
+    # survivor owns ran on the dead dom0 (a migration moves the ownership with the VM), whatever its xen_home says:
+    # plan it from there.
     for name, meta in sorted(vm_meta.items()):
-        pair = [_meta(meta, "home"), _meta(meta, "drbd_peer")]
+        mode = _meta(meta, "storage_mode")
+        may_run = [_meta(meta, "home")] + ([_meta(meta, "drbd_peer")] if mode == "drbd" else [])
+        if mode == "raid1":
+            others = _meta(meta, "restart_on") or []
+            may_run += [_meta(meta, "raid1_partner")] + ([others] if isinstance(others, str) else list(others))
         seen = guard["vms"].get(name) or {"active_on": [], "in_flight_on": [], "owned_on": []}
-        if (_meta(meta, "storage_mode") == "drbd" and dead_host in pair and pair[0] != dead_host
-                and not seen["active_on"] and not seen["in_flight_on"]
-                and not [h for h in pair if h != dead_host and h in seen["owned_on"]]):
+        if (mode in ("drbd", "raid1") and dead_host in may_run and may_run[0] != dead_host
+                and not seen["active_on"] and not seen["in_flight_on"] and not seen["owned_on"]):
             vm_meta[name] = dict(meta, xen_home=dead_host)
             vm_meta[name].pop("home", None)
     try:
@@ -119,11 +175,13 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         meta = vm_meta.get(name) or {}
         mode = _meta(meta, "storage_mode")
         resources = drbd_resources(name, meta)
+        start = {"domain_disks": None, "left_out": [], "degraded": []}
         why = []
         if mode is None:
             why.append("no xen_storage_mode: where its disks are is unknown")
         elif mode == "raid1":
-            why.append("raid1 restarts are not supported yet")
+            start = raid1_restart(name, given.get(name) or meta, info, dead_host, target)
+            why.extend(start["problems"])
         elif mode == "drbd":
             if not resources:
                 why.append("storage mode drbd without a drbd_minor on its disks")
@@ -136,11 +194,18 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
                 why.extend(replica_state(info.get(target), resources))
         blocked = runs_once_check(model_info, vm_meta, dead=[dead_host], starting={name: target})["blocked"]
         why.extend(blocked.get(name, []))
+        owners = [h for h in (guard["vms"].get(name) or {}).get("owned_on", []) if h != target]
+        if owners:
+            why.append("owned by %s (its config is there): it stopped there, not with %s" % (
+                " and ".join(owners), dead_host))
         if why:
             lost.append({"vm": name, "from": dead_host, "reason": "not restarted on %s: %s" % (target, "; ".join(why))})
             continue
         restarts.append({"vm": name, "from": dead_host, "to": target, "storage_mode": mode, "resources": resources,
-                         "memory_mib": entry["memory_mib"], "order": entry["order"]})
+                         "memory_mib": entry["memory_mib"], "order": entry["order"],
+                         "domain_disks": start["domain_disks"], "left_out": start["left_out"],
+                         "degraded": start["degraded"],
+                         "require_paths": [d["target"] for d in start["domain_disks"] or []]})
     for entry in plan["not_restarted"]:
         if entry["from"] == dead_host:
             lost.append({"vm": entry["vm"], "from": dead_host,
@@ -152,9 +217,12 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     _batches(restarts, parallel)
     summary = ["Failover of %s (%s)%s" % (dead_host, confirmed_by, ": REFUSED, " + refused if refused else "")]
     for item in restarts:
-        summary.append("  restart %s on %s (batch %d%s)" % (
+        summary.append("  restart %s on %s (batch %d%s%s)" % (
             item["vm"], item["to"], item["batch"] + 1,
-            ", promote " + ", ".join(r["name"] for r in item["resources"]) if item["resources"] else ""))
+            ", promote " + ", ".join(r["name"] for r in item["resources"]) if item["resources"] else "",
+            ", DEGRADED without %s's leg%s of %s (re-add it with raid1_repair.yml once %s is back)" % (
+                dead_host, "s" if len(item["left_out"]) > 1 else "", ", ".join(item["degraded"]), dead_host)
+            if item["left_out"] else ""))
     for item in lost:
         summary.append("  LOST %s: %s" % (item["vm"], item["reason"]))
     if not restarts and not lost:
@@ -171,8 +239,10 @@ def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
     says ``xen_desired_state: stopped``; a VM with ``xen_desired_state: running`` and no config anywhere is
     reported. ``last_boot_ids``: ``{dom0: boot id}`` of the previous run; a dom0 whose boot id changed rebooted
     since, and its DRBD resources (of the inventory's DRBD VMs) that are not up are brought up (they connect
-    and resync from the peer that kept running). Returns ``{"restarts", "reconnect", "disown", "problems",
-    "rebooted", "boot_ids", "guard", "summary"}``; restarts are numbered into batches of ``parallel``.
+    and resync from the peer that kept running); a raid1 VM running on another dom0 that has a leg on it (its home
+    or xen_raid1_partner) is listed in ``raid1_readd``: md in the guest lost that leg, raid1_repair.yml re-adds it.
+    Returns ``{"restarts", "reconnect", "disown", "raid1_readd", "problems", "rebooted", "boot_ids", "guard",
+    "summary"}``; restarts are numbered into batches of ``parallel``.
     """
     vm_meta = dict(vm_meta or {})
     last_boot_ids = dict(last_boot_ids or {})
@@ -240,15 +310,26 @@ def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
                                      "(disk %s/%s): split brain or a refused connection; NOT resolved (no data is "
                                      "discarded): decide which copy to keep by hand" % (
                                          name, res["name"], host, state.get("disk"), state.get("peer_disk"))})
+    readd = []
+    for name in sorted(vm_meta):
+        active = (guard["vms"].get(name) or {}).get("active_on") or []
+        if _meta(vm_meta[name], "storage_mode") != "raid1" or len(active) != 1:
+            continue
+        for host in (_meta(vm_meta[name], "home"), _meta(vm_meta[name], "raid1_partner")):
+            if host in rebooted and host != active[0]:
+                readd.append({"vm": name, "host": host, "runs_on": active[0], "message": (
+                    "%s runs on %s and %s rebooted: its leg on %s is out of the guest's mirror until it is re-added: "
+                    "ansible-playbook playbooks/raid1_repair.yml -e vm=%s" % (name, active[0], host, host, name))})
     unknown_text = ", unknown: " + ", ".join(unknown) if unknown else ""
     rebooted_text = ", rebooted: " + ", ".join(rebooted) if rebooted else ""
     summary = ["Watcher: %d dom0(s) answered%s%s" % (len(answered), unknown_text, rebooted_text)]
     summary.extend("  restart %s on %s (batch %d)" % (r["vm"], r["to"], r["batch"] + 1) for r in restarts)
     summary.extend("  drbd up %s on %s (rebooted)" % (r["resource"], r["host"]) for r in reconnect)
     summary.extend("  disown %s on %s (it runs on %s)" % (d["vm"], d["host"], d["runs_on"]) for d in disown)
+    summary.extend("  RAID1 RE-ADD: %s" % r["message"] for r in readd)
     summary.extend("  %s: %s" % (p["kind"].upper(), p["message"]) for p in problems)
     summary.extend("  guard %s: %s" % (f["kind"], f["message"]) for f in guard["findings"] if f["severity"] != "info")
     if len(summary) == 1:
         summary.append("  nothing to do: every VM that should run runs once")
-    return {"restarts": restarts, "reconnect": reconnect, "disown": disown, "problems": problems, "rebooted": rebooted,
-            "boot_ids": boot_ids, "guard": guard, "summary": summary}
+    return {"restarts": restarts, "reconnect": reconnect, "disown": disown, "raid1_readd": readd, "problems": problems,
+            "rebooted": rebooted, "boot_ids": boot_ids, "guard": guard, "summary": summary}

@@ -13,7 +13,7 @@ import copy
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils import md, raid1
+from ansible_collections.sanless.xen.plugins.module_utils import md, raid1, xen
 
 MDADM = ("mdadm", "4.2")
 VM = "web01"
@@ -242,6 +242,60 @@ def test_repair_refusals(cluster, fixture_text):
     legs = [leg("hosta", "rec0", "dm-1"), leg("hostb", "rec2", "dm-0")]
     plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "faulty")}, legs))
     assert "is the local one on hosta" in plan["refused"] and plan["summary"][0].startswith("raid1 repair of web01 REFUSED")
+
+
+# A VM the failover restarted degraded on hosta (the dead hostb's leg left out of its config): the config names hosta's
+# leg only, the inventory both; md in the guest runs on the one leg (detail-degraded: dm-0 active sync, slot 1 removed).
+def test_a_leg_the_config_lacks_comes_from_the_inventory_and_is_re_attached(cluster, fixture_text):
+    config = [{"name": "data", "lv": "rec0", "legs": ISCSI_DISK["legs"][:1], "mirrored": False, "array": None}]
+    inventory = [dict(ISCSI_DISK, name="data", mirrored=True)]
+    [disk] = raid1.with_missing_legs(config, inventory)
+    assert disk["mirrored"] and disk["array"] == "/dev/md/data"
+    assert [(leg["host"], leg.get("attached")) for leg in disk["legs"]] == [("hosta", None), ("hostb", False)]
+    # hostb is back, exports its leg and hosta's session is up: the leg is not in the guest, the repair attaches and
+    # re-adds it
+    health = raid1.pair_health(VM, raid1.health_disks([disk]), cluster(), {"data": array(fixture_text, "degraded")})
+    assert health["state"] == "degraded"
+    assert [(c["cause"], c["problem"]) for c in health["causes"]] == [
+        ("missing_in_md", "hostb's leg %s: not attached to the guest (it was restarted without it)"
+         % ISCSI_DISK["legs"][1]["path"])]
+    plan = raid1.repair_plan(health)
+    [entry] = plan["disks"]
+    assert (entry["action"], entry["old_host"], entry["leg"]["attached"], entry["leg"]["vdev"]) == (
+        "re_add", "hostb", False, "dm-1")
+    # hostb still down: wait for it (or replace)
+    health = raid1.pair_health(VM, raid1.health_disks([disk]), cluster(down=("hostb",)),
+                               {"data": array(fixture_text, "degraded")})
+    assert "wait until hostb is back" in raid1.repair_plan(health)["refused"]
+    # both legs in the config, or a leg that is none of the inventory's: as the config says
+    both = [dict(config[0], legs=ISCSI_DISK["legs"], mirrored=True, array="/dev/md/data")]
+    assert raid1.with_missing_legs(both, inventory) == both
+    other = [dict(config[0], legs=[leg("hostc", "rec0", "dm-1")])]
+    assert raid1.with_missing_legs(other, inventory) == other
+
+
+def test_the_re_attached_leg_goes_back_into_the_config(fixture_text):
+    text = fixture_text("xl", "4.17.5", "domu-fxrec.cfg")
+    leg = {"path": "/dev/sanless/hostb/xenvg/fxrec-disk", "vdev": "xvdb"}
+    out = raid1.config_with_legs(text, [leg])
+    assert out.startswith('name = "fxrec"\n') and 'on_crash = "preserve"' in out
+    assert xen.parse_domain_config(out)["disk"] == ["phy:/dev/xenvg/fxrec-disk,xvda,w",
+                                                    "phy:/dev/sanless/hostb/xenvg/fxrec-disk,xvdb,w"]
+    assert raid1.config_with_legs(out, [leg]) == out
+    assert raid1.config_with_legs(text, [{"path": "/dev/xenvg/fxrec-disk", "vdev": "xvdb"}]) == text
+
+
+def test_restart_disks_keeps_the_legs_off_the_dead_dom0():
+    xen_disks = [{"name": "root", "vdev": "xvda", "raid1": False}, {"name": "data", "vdev": "xvdb", "partner_vdev": "xvdc"}]
+    disks = raid1.inventory_disks("web07", xen_disks, "hosta", "hostb", "xenvg")
+    start = raid1.restart_disks(disks, "hostb", "hosta")
+    assert start["problems"] == [] and start["degraded"] == ["data"]
+    assert [d["vdev"] for d in start["domain_disks"]] == ["xvda", "xvdb"]
+    start = raid1.restart_disks(disks, "hosta", "hostb")
+    assert start["problems"][0].startswith("disk root is not mirrored (raid1: false): its only LV xenvg/web07-root is "
+                                           "on hosta, which is dead")
+    assert raid1.restart_hosts("hosta", "hostb", xen_disks) == ["hosta"]
+    assert raid1.restart_hosts("hosta", "hostb", xen_disks[1:], "hostc") == ["hosta", "hostb", "hostc"]
 
 
 def test_journal_is_the_lock_and_goes_to_the_history(tmp_path):

@@ -13,9 +13,12 @@ proc-drbd-uptodate-secondary.txt.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import shared_disk_path
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.plugins.module_utils.recovery import (
     drbd_resources, failover_actions, replica_state, watcher_actions,
@@ -189,12 +192,151 @@ def test_a_raid1_vm_is_never_restarted_while_it_may_run_elsewhere(recorded_xen_i
     assert [(r["vm"], r["to"]) for r in watcher_actions(info, RAID1)["restarts"]] == [("r1", "hosta")]
 
 
-def test_a_raid1_vm_is_not_failed_over_yet(recorded_xen_info):
-    info = {"hosta": recorded_xen_info("hosta", "xl-list.txt"), "hostb": {"unreachable": True}}
-    meta = dict(RAID1, r1=dict(RAID1["r1"], xen_home="hostb", xen_restart_on=["hosta"]))
+# raid1 failover. hosta's storage facts are the lab's recorded ones (lab_storage_facts: hosta's own xenvg/rec0 and
+# rec1 on their shared paths, hostb's rec2 and rec3 imported) with the LVs of the shared paths RENAMED (DERIVED, not
+# recorded) to the raid1 VMs' legs.
+
+
+@pytest.fixture
+def hosta_with_legs(recorded_xen_info, lab_storage_facts):
+    """legs(names, configs=()) -> hosta's xen_info (xl-list: no domU) with disk_exports whose shared paths' LVs are
+    renamed by names ({recorded LV: new LV})."""
+    facts = lab_storage_facts("hosta")
+
+    def legs(names, configs=()):
+        exports = copy.deepcopy(facts)
+        for entry in exports["shared_paths"]:
+            if entry["lv"] in names:
+                entry["lv"] = names[entry["lv"]]
+                entry["path"] = shared_disk_path(entry["owner"], entry["vg"], entry["lv"])
+        return dict(recorded_xen_info("hosta", "xl-list.txt", configs=configs), disk_exports=exports)
+    return legs
+
+
+R1 = dict(GUEST, xen_storage_mode="raid1", xen_home="hostb", xen_raid1_partner="hosta", xen_vg="xenvg",
+          xen_disks=[{"name": "data", "size": "8M", "vdev": "xvdb", "partner_vdev": "xvdc"}])
+R1_LEGS = {"hosta": shared_disk_path("hosta", "xenvg", "r1-data"), "hostb": shared_disk_path("hostb", "xenvg", "r1-data")}
+
+
+def test_the_planner_restarts_a_raid1_vm_where_its_legs_are():
+    # every disk mirrored: home and partner hold a leg of each; a system disk on the home only: the home alone
+    assert vm_plan_vars({"r1": R1}, ["r1"])["r1"]["xen_restart_on"] == ["hostb", "hosta"]
+    web07 = dict(R1, xen_home="hosta", xen_raid1_partner="hostb", xen_restart_on=["hostc"],
+                 xen_disks=[{"name": "root", "size": "1G", "vdev": "xvda", "raid1": False}] + R1["xen_disks"])
+    assert vm_plan_vars({"web07": web07}, ["web07"])["web07"]["xen_restart_on"] == ["hosta", "hostc"]
+
+
+def test_failover_starts_a_raid1_vm_degraded_on_its_partner(hosta_with_legs):
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}), "hostb": {"unreachable": True, "msg": "No route to host"}}
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")
+    assert plan["refused"] is None and plan["lost"] == []
+    [item] = plan["restarts"]
+    assert (item["vm"], item["from"], item["to"], item["storage_mode"]) == ("r1", "hostb", "hosta", "raid1")
+    # its config on hosta names hosta's leg only (xl create fails on a missing phy device); md runs degraded on it
+    assert item["domain_disks"] == [{"target": R1_LEGS["hosta"], "vdev": "xvdc"}]
+    assert item["require_paths"] == [R1_LEGS["hosta"]]
+    assert item["left_out"] == [{"disk": "data", "host": "hostb", "path": R1_LEGS["hostb"], "vdev": "xvdb"}]
+    assert item["degraded"] == ["data"] and item["resources"] == []
+    assert ("  restart r1 on hosta (batch 1, DEGRADED without hostb's leg of data (re-add it with raid1_repair.yml "
+            "once hostb is back))") in plan["summary"]
+
+
+def test_failover_never_starts_a_raid1_vm_where_a_leg_is_missing(hosta_with_legs, recorded_xen_info):
+    # hosta has no shared path of r1's leg (the recorded facts, nothing renamed): not started, why said
+    info = {"hosta": hosta_with_legs({}), "hostb": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")
+    assert plan["restarts"] == []
+    [lost] = plan["lost"]
+    assert lost["vm"] == "r1" and ("disk data: hosta's leg %s is not present on hosta" % R1_LEGS["hosta"]) in lost["reason"]
+    # xen_info without disk_exports: planned, and vm_restart checks require_paths on hosta in the step before the start
+    info["hosta"] = recorded_xen_info("hosta", "xl-list.txt")
+    [item] = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")["restarts"]
+    assert item["require_paths"] == [R1_LEGS["hosta"]]
+
+
+def test_a_raid1_vm_with_a_disk_only_on_the_dead_dom0_is_lost(hosta_with_legs):
+    meta = {"r1": dict(R1, xen_restart_on=["hosta"], xen_disks=[{"name": "root", "size": "1G", "vdev": "xvda",
+                                                                 "raid1": False}] + R1["xen_disks"])}
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}), "hostb": {"unreachable": True}}
     plan = failover_actions(info, vm_plan_vars(meta, ["r1"]), "hostb")
     assert plan["restarts"] == []
-    assert [(entry["vm"], "raid1 restarts are not supported yet" in entry["reason"]) for entry in plan["lost"]] == [("r1", True)]
+    [lost] = plan["lost"]
+    assert lost["reason"] == ("not restarted on hosta: disk root is not mirrored (raid1: false): its only LV "
+                              "xenvg/r1-root is on hostb, which is dead; the VM cannot start without it (lost until "
+                              "hostb returns)")
+    # without xen_restart_on the planner knows it: no dom0 but its home holds every disk
+    plan = failover_actions(info, vm_plan_vars(dict(meta, r1=dict(meta["r1"], xen_restart_on=[])), ["r1"]), "hostb")
+    assert [(e["vm"], e["reason"]) for e in plan["lost"]] == [
+        ("r1", "plain storage: no replica to restart from; lost until hostb returns")]
+
+
+WEB07 = dict(GUEST, xen_storage_mode="raid1", xen_home="hosta", xen_raid1_partner="hostb", xen_vg="xenvg",
+             xen_disks=[{"name": "root", "size": "1G", "vdev": "xvda", "raid1": False},
+                        {"name": "data", "size": "256M", "vdev": "xvdb", "partner_vdev": "xvdc"}])
+
+
+def test_a_raid1_vm_migrated_to_its_dead_partner_restarts_on_its_home(hosta_with_legs):
+    # web07 (home hosta) ran on hostb: it runs nowhere and hosta does not own it (the migration moved its config)
+    info = {"hosta": hosta_with_legs({"rec0": "web07-data", "rec1": "web07-root"}), "hostb": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"web07": WEB07}, ["web07"]), "hostb")
+    [item] = plan["restarts"]
+    assert (item["vm"], item["from"], item["to"]) == ("web07", "hostb", "hosta")
+    assert item["domain_disks"] == [{"target": shared_disk_path("hosta", "xenvg", "web07-root"), "vdev": "xvda"},
+                                    {"target": shared_disk_path("hosta", "xenvg", "web07-data"), "vdev": "xvdb"}]
+    assert item["left_out"] == [{"disk": "data", "host": "hostb", "vdev": "xvdc",
+                                 "path": shared_disk_path("hostb", "xenvg", "web07-data")}]
+    # owned by hosta (stopped there): hosta's, not the dead dom0's
+    info["hosta"] = hosta_with_legs({"rec0": "web07-data", "rec1": "web07-root"}, configs=["web07"])
+    plan = failover_actions(info, vm_plan_vars({"web07": WEB07}, ["web07"]), "hostb")
+    assert plan["restarts"] == [] and plan["lost"] == []
+
+
+def test_a_raid1_vm_owned_by_a_survivor_is_not_failed_over(hosta_with_legs):
+    # r1's home is the dead hostb, but hosta owns it (it was stopped there): never owned twice
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}, configs=["r1"]), "hostb": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")
+    # hosta is the target and owns it: its config there is rewritten, it is not owned twice
+    assert [r["vm"] for r in plan["restarts"]] == ["r1"]
+    info["hostc"] = dict(info["hosta"], disk_exports={"shared_paths": []})
+    info["hosta"] = hosta_with_legs({"rec0": "r1-data"})
+    meta = vm_plan_vars({"r1": dict(R1, xen_restart_on=["hosta"])}, ["r1"])
+    plan = failover_actions(info, meta, "hostb")
+    assert plan["restarts"] == []
+    assert "owned by hostc (its config is there): it stopped there, not with hostb" in plan["lost"][0]["reason"]
+
+
+def test_failover_finds_a_raid1_partner_that_is_not_in_the_inventory(hosta_with_legs):
+    # no xen_raid1_partner (the placement chose it at provisioning): the one survivor holding the legs' LVs
+    hosta = hosta_with_legs({"rec0": "r1-data"})
+    hosta["lvs"] = [dict(hosta["lvs"][0], name="r1-data")]  # DERIVED: the recorded LV renamed to the leg
+    meta = dict(R1, xen_restart_on=["hosta"])
+    meta.pop("xen_raid1_partner")
+    plan = failover_actions({"hosta": hosta, "hostb": {"unreachable": True}}, vm_plan_vars({"r1": meta}, ["r1"]), "hostb")
+    assert [(r["vm"], r["to"], r["domain_disks"]) for r in plan["restarts"]] == [
+        ("r1", "hosta", [{"target": R1_LEGS["hosta"], "vdev": "xvdc"}])]
+
+
+def test_a_raid1_vm_is_not_failed_over_while_another_dom0_may_run_it(hosta_with_legs):
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}), "hostb": {"unreachable": True}, "hostc": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")
+    assert plan["restarts"] == []
+    assert "r1 may run on hostc, which did not answer" in plan["lost"][0]["reason"]
+
+
+def test_watcher_asks_for_the_re_add_of_a_raid1_leg_on_a_rebooted_dom0(recorded_xen_info):
+    # r1 runs on hosta (the failover put it there, hosta owns it); hostb, its home, rebooted and still has the stale
+    # config: handed back, and hostb's leg is to be re-added
+    info = {"hosta": recorded_xen_info("hosta", "xl-list-domu.txt", configs=["fxrec"], boot_id="a-1"),
+            "hostb": recorded_xen_info("hostb", "xl-list.txt", configs=["fxrec"], boot_id="b-2")}
+    meta = {"fxrec": dict(R1, xen_raid1_partner="hosta")}
+    plan = watcher_actions(info, meta, {"hosta": "a-1", "hostb": "b-1"})
+    assert plan["disown"] == [{"vm": "fxrec", "host": "hostb", "runs_on": "hosta"}]
+    [readd] = plan["raid1_readd"]
+    assert (readd["vm"], readd["host"], readd["runs_on"]) == ("fxrec", "hostb", "hosta")
+    assert "ansible-playbook playbooks/raid1_repair.yml -e vm=fxrec" in readd["message"]
+    assert any(line.startswith("  RAID1 RE-ADD: fxrec runs on hosta and hostb rebooted") for line in plan["summary"])
+    # no reboot: nothing to re-add
+    assert watcher_actions(info, meta, {"hosta": "a-1", "hostb": "b-2"})["raid1_readd"] == []
 
 
 def test_failover_waits_while_drbd_still_links_the_survivor_to_the_dead_dom0(recorded_xen_info, fixture_text, peer_lost):
