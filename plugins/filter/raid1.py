@@ -24,17 +24,21 @@ def raid1_layout(spec, home, partner, restart_on=None):
         raise AnsibleFilterError("raid1 layout of %s: %s" % (spec.get("name") if isinstance(spec, dict) else spec, exc))
 
 
-def raid1_config_disks(text, vm, dom0s, inventory=None):
-    """Filter: raid1.disks_from_config of a domain config file's text (slurped, decoded); with inventory (the
-    inventory's disks, raid1_inventory_disks), a leg the config lacks is added, marked attached: false
-    (raid1.with_missing_legs: a VM the failover restarted degraded)."""
+def raid1_config_disks(text, vm, dom0s, vm_vars=None, default_vg="xenvg"):
+    """Filter: raid1.disks_from_config of a domain config file's text (slurped, decoded); with vm_vars (the VM's
+    inventory variables), a leg the config lacks is added from the inventory, marked attached: false
+    (raid1.with_missing_legs: a VM the failover restarted degraded), unless the inventory cannot tell its legs."""
     try:
         config = xen.parse_domain_config(text or "")
         disks = config.get("disk") or []
         disks = raid1.disks_from_config(vm, disks if isinstance(disks, list) else [disks], dom0s)
-        return raid1.with_missing_legs(disks, inventory) if inventory else disks
     except (xen.XenParseError, ValueError) as exc:
         raise AnsibleFilterError("the domain config of %s: %s" % (vm, exc))
+    try:
+        inventory = raid1_inventory_disks(vm_vars, vm, default_vg) if vm_vars else None
+    except AnsibleFilterError:
+        inventory = None  # no partner in the inventory (the placement chose it): the config's legs stand
+    return raid1.with_missing_legs(disks, inventory) if inventory else disks
 
 
 def raid1_config_with_legs(text, legs):

@@ -16,6 +16,8 @@ description:
   - For each DRBD resource in O(drbd_resources), reads C(/proc/drbd) with the collection's parser in this same step and
     makes the resource Primary (C(drbdadm primary), never C(--force)) only when it is up, its local disk is
     C(UpToDate) and its peer is not Primary; otherwise it fails and starts nothing.
+  - Each of O(require_paths) (a raid1 VM's legs on their shared paths) must be a block device here, checked in this
+    same step before anything is promoted or started; otherwise it fails and starts nothing.
   - With O(start=true), starts the domain from its config in O(config_dir) (C(xl create)), trying up to O(tries) times.
   - Each C(xl create) runs under the dom0's domain build lock (C(/run/sanless-xen/domain-build.lock), shared with
     M(sanless.xen.xen_domain)), one build at a time per dom0, as each loads its guest's kernel and ramdisk into dom0
@@ -47,6 +49,13 @@ options:
     description: The VM's DRBD resources on this dom0, each with C(name) and C(minor).
     type: list
     elements: dict
+    default: []
+  require_paths:
+    description:
+      - Dom0 paths of the disks the VM needs here (a raid1 VM's legs, C(/dev/sanless/OWNER/VG/LV)); each must lead to a
+        block device, or the module fails before any promotion or start.
+    type: list
+    elements: path
     default: []
   start:
     description: Start the domain from its config in O(config_dir) after the promotion.
@@ -92,6 +101,13 @@ EXAMPLES = r"""
     name: web03
     drbd_resources:
       - {name: web03-disk, minor: 100}
+    start: false
+
+- name: Check that the surviving leg of web07's data disk is here before it is started degraded
+  sanless.xen.vm_restart:
+    name: web07
+    require_paths:
+      - /dev/sanless/hosta/xenvg/web07-data
     start: false
 
 - name: Restart web01 from /etc/xen/auto/web01.cfg, three attempts, giving up after five failed runs
@@ -152,6 +168,7 @@ would_run:
 """
 
 import os
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -213,6 +230,25 @@ def write_count(path, count):
         handle.write("%d\n" % count)
 
 
+def device_mode(path):
+    """The mode of what path leads to (tests replace it)."""
+    return os.stat(path).st_mode
+
+
+def missing_devices(paths):
+    """Why each of paths is no block device here (it is not there, or leads to something else); empty: all are."""
+    problems = []
+    for path in paths or []:
+        try:
+            mode = device_mode(path)
+        except OSError as exc:
+            problems.append("%s is not there (%s)" % (path, exc.strerror or exc))
+            continue
+        if not stat.S_ISBLK(mode):
+            problems.append("%s is no block device" % path)
+    return problems
+
+
 def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     """Everything the module does; returns the result dict. Raises RestartError/CommandError."""
     name = check_vm_name(params["name"])
@@ -229,6 +265,10 @@ def restart(runner, params, proc_drbd="/proc/drbd", sleep=time.sleep):
     result["failed_runs"] = failed_runs
     if counter and failed_runs >= params["give_up_after"]:
         raise RestartError("%s: gave up after %d failed runs (remove %s to try again)" % (name, failed_runs, counter))
+    missing = missing_devices(params.get("require_paths"))
+    if missing:
+        raise RestartError("%s not started, nothing promoted: a disk it needs is missing on this dom0: %s" % (
+            name, "; ".join(missing)))
     minors = read_proc_drbd(proc_drbd)["minors"]
     problems = []
     todo = []
@@ -292,6 +332,7 @@ def main():
         argument_spec=dict(
             name=dict(type="str", required=True),
             drbd_resources=dict(type="list", elements="dict", default=[]),
+            require_paths=dict(type="list", elements="path", default=[]),
             start=dict(type="bool", default=True),
             config_dir=dict(type="path", default="/etc/xen/auto"),
             toolstack=dict(type="str", default="auto", choices=["auto", "xl", "xm"]),

@@ -33,6 +33,34 @@ def test_the_config_written_from_the_layout_reads_back_as_its_legs():
         filters.raid1_layout(SPEC, "hosta", "hosta")
 
 
+def test_a_degraded_config_reads_back_with_the_left_out_leg_from_the_inventory():
+    # the config the failover writes on hostb when hosta (web07's home) died: hostb's leg of data only (a VM whose
+    # every disk is mirrored, root dropped here for that)
+    layout = filters.raid1_layout(dict(SPEC, disks=SPEC["disks"][1:]), "hosta", "hostb")
+    kept = [d for d in layout["domain_disks"] if d["target"].startswith("/dev/sanless/hostb/")]
+    text = xen.render_domain_config(xen.build_domain_config("web07", 256, disks=kept, kernel="/k"))
+    inventory = {"xen_home": "hosta", "xen_raid1_partner": "hostb", "xen_disks": [dict(SPEC["disks"][1], size="1G")]}
+    [disk] = filters.raid1_config_disks(text, "web07", ["hosta", "hostb"], inventory)
+    assert disk["mirrored"] and [(leg["host"], leg["vdev"], leg.get("attached")) for leg in disk["legs"]] == [
+        ("hosta", "xvdb", False), ("hostb", "xvdc", None)]
+    # no partner in the inventory: the config's one leg stands
+    [disk] = filters.raid1_config_disks(text, "web07", ["hosta", "hostb"], dict(inventory, xen_raid1_partner=""))
+    assert not disk["mirrored"] and len(disk["legs"]) == 1
+    # the repair puts the leg back: the config reads back with both legs
+    again = filters.raid1_config_with_legs(text, [disk for disk in layout["disks"][0]["legs"] if disk["host"] == "hosta"])
+    assert filters.raid1_config_disks(again, "web07", ["hosta", "hostb"])[0]["mirrored"]
+
+
+def test_where_prefers_the_config_where_the_guest_runs():
+    hostvars = {"hosta": {"raid1_info": {"host": {}, "domains": [{"name": "web07"}],
+                                         "config_files": {"web07": "/etc/xen/auto/web07.cfg"}}},
+                "hostb": {"raid1_info": {"host": {}, "domains": [], "config_files": {"web07": "/etc/xen/auto/web07.cfg"}}}}
+    where = filters.raid1_where(hostvars, ["hosta", "hostb"], "web07")
+    assert (where["owner"], where["owners"]) == ("hosta", ["hosta", "hostb"])
+    hostvars["hosta"]["raid1_info"]["domains"] = []
+    assert filters.raid1_where(hostvars, ["hosta", "hostb"], "web07")["owner"] is None
+
+
 def test_where_and_health_from_registered_results(lab_storage_facts, fixture_text):
     facts = {"hosta": lab_storage_facts("hosta"), "hostb": lab_storage_facts("hostb")}
     hostvars = {"hosta": {"raid1_info": {"host": {}, "domains": [{"name": "Domain-0"}, {"name": "web01"}],

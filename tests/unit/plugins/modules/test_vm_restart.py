@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 
 import pytest
 
@@ -343,3 +344,22 @@ def test_main_reports_the_removed_shell_when_it_fails(module_main, fixture_text,
     assert failed and result["removed_shells"] == [SHELL_VM] and result["attempts"] == 1
     assert "attempt 1 (rc -9, killed): Parsing config from /etc/xen/auto/wbench02.cfg" in result["msg"]
     assert calls == [["xl", "list"], ["xl", "create", config], ["xl", "list"], ["xl", "destroy", SHELL_VM]]
+
+
+def test_a_disk_it_needs_must_be_a_block_device_here(dom0, tmp_path, monkeypatch):
+    # a raid1 VM's surviving leg: missing, or not a block device: nothing started; there (os.stat says a block
+    # device): started
+    leg = tmp_path / "dev" / "sanless" / "hosta" / "xenvg" / "fxm-data"
+    module, runner, args, proc = dom0("xl-list.txt", require_paths=[str(leg)])
+    with pytest.raises(RestartError, match=r"fxm not started, nothing promoted: a disk it needs is missing on this "
+                                           r"dom0: .*/fxm-data is not there \(No such file or directory\)"):
+        restart(runner, args, proc_drbd=proc)
+    assert commands(module) == [["xl", "list"]]
+    leg.parent.mkdir(parents=True)
+    leg.write_text("")
+    with pytest.raises(RestartError, match="fxm-data is no block device"):
+        restart(runner, args, proc_drbd=proc)
+    monkeypatch.setattr(vm_restart, "device_mode", lambda path: stat.S_IFBLK | 0o660)
+    module, runner, args, proc = dom0("xl-list.txt", require_paths=[str(leg)])
+    assert restart(runner, args, proc_drbd=proc)["restarted"]
+    assert commands(module) == [["xl", "list"], ["xl", "create", args["config_dir"] + "/fxm.cfg"]]
