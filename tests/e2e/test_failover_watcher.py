@@ -6,6 +6,11 @@ and the watcher brings web06's DRBD up there (resync from hosta), hands web06's 
 starts twice. Then: VMs that should run and are down are restarted by the watcher, in parallel, unless paused; a VM
 started by hand on a second dom0 is reported by the guard and no playbook starts anything over it.
 
+The acceptance with a RAID1 VM too: web07 (storage mode raid1, home hosta, partner hostb; its root disk raid1: false on
+hosta) migrated to hostb next to web06; hostb powered off; failover.yml brings both up on hosta, web07 degraded on its
+hosta leg (its root is on hosta: restartable), the data written before intact; hostb back: the watcher disowns hostb's
+old configs and reports the re-add, raid1_repair.yml attaches hostb's leg again and md re-adds it, [UU].
+
 All of it is marked long (make test-faults): each scenario powers a dom0 off or runs several minutes.
 """
 import re
@@ -14,7 +19,9 @@ import time
 import pytest
 
 import sanless_lab
-from labhelpers import remove_vm, where_runs
+import test_raid1 as r1
+from labhelpers import remove_vm, wait_for, where_runs
+from test_raid1 import web07  # noqa: F401 (the fixture: web07 provisioned, md [UU], running on hosta)
 
 pytestmark = pytest.mark.long
 
@@ -117,6 +124,55 @@ def test_failover_of_a_powered_off_dom0_then_the_watcher_when_it_returns(lab, on
     proc = lab.playbook("playbooks/watcher.yml")
     assert "OK, every VM runs at most once" in flat(proc.stdout), proc.stdout[-3000:]
     assert where_runs(lab, DRBD_VM) == ["hosta"] and where_runs(lab, PLAIN_VM) == ["hostb"]
+
+
+def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_added(lab, on_hostb, web07):  # noqa: F811
+    r1.wait_clean()
+    r1.guest_sh("dd if=/dev/urandom of=/tmp/pattern bs=1M count=16 2>/dev/null; "
+                "dd if=/tmp/pattern of=%s bs=1M oflag=direct conv=fsync,notrunc 2>/dev/null" % r1.ARRAY)
+    expected = r1.guest_sh("sha256sum < /tmp/pattern").stdout.split()[0]
+    lab.playbook("playbooks/migrate.yml", "-e", "vm=%s" % r1.VM, "-e", "target=hostb", timeout=2400)
+    assert where_runs(lab, r1.VM) == ["hostb"] and where_runs(lab, DRBD_VM) == ["hostb"]
+    lab.playbook("playbooks/watcher.yml")  # the boot ids
+
+    sanless_lab.power_off("hostb")
+    out = flat(lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb", "--check").stdout)
+    assert "restart %s on hosta" % DRBD_VM in out, out[-4000:]
+    assert re.search(r"restart web07 on hosta \(batch \d+, DEGRADED without hostb's leg of data", out), out[-4000:]
+    lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb")
+    assert where_runs(lab, DRBD_VM) == ["hosta"] and where_runs(lab, r1.VM) == ["hosta"]
+    text = lab.wait_console("hosta", DRBD_VM, lambda t: lab.checksums(lab.last_boot(t)), timeout=300)
+    assert lab.checksums(lab.last_boot(text))[-1] == on_hostb["checksum"]
+    # web07's config on hosta names its root and hosta's leg only; the restart is journaled with the leg left out
+    config = lab.run("hosta", ["cat", "/etc/xen/auto/%s.cfg" % r1.VM]).stdout
+    assert "/dev/sanless/hosta/xenvg/web07-root,xvda" in config and "/dev/sanless/hosta/xenvg/web07-data,xvdb" in config
+    assert "/dev/sanless/hostb/" not in config
+    journal = lab.sh("hosta", "cat /var/lib/sanless-xen/failover/%s-*.json" % r1.VM).stdout
+    assert '"result": "started"' in journal and "/dev/sanless/hostb/xenvg/web07-data" in journal
+    # md in the guest runs on the one leg (mdadm's last-resort start of a degraded array), the data acknowledged on
+    # hostb is there
+    wait_for(lambda: r1.guest(["cat", "/proc/mdstat"], check=False).returncode == 0 and r1.mdstat_map()[0] in ("U_", "_U"),
+             900, "web07 up on hosta with %s degraded" % r1.ARRAY, interval=5)
+    assert r1.guest_sh("dd if=%s bs=1M count=16 iflag=direct 2>/dev/null | sha256sum" % r1.ARRAY).stdout.split()[0] \
+        == expected
+
+    # hostb returns: its old configs are handed back, web07's leg there is to be re-added, nothing starts twice
+    sanless_lab.power_on("hostb")
+    out = flat(lab.playbook("playbooks/watcher.yml", check=False).stdout)
+    assert "rebooted: hostb" in out, out[-4000:]
+    assert "RAID1 RE-ADD: web07 runs on hosta and hostb rebooted" in out
+    assert where_runs(lab, r1.VM) == ["hosta"] and where_runs(lab, DRBD_VM) == ["hosta"]
+    assert lab.run("hostb", ["test", "-e", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode != 0
+    out = flat(r1.raid1_playbook(lab, "repair", timeout=3600).stdout)
+    assert "data: re-add hostb's leg" in out, out[-4000:]
+    r1.wait_clean()
+    config = lab.run("hosta", ["cat", "/etc/xen/auto/%s.cfg" % r1.VM]).stdout
+    assert "/dev/sanless/hostb/xenvg/web07-data,xvdc" in config
+    r1.guest_sh("sync")
+    assert r1.leg_sha256("/dev/xvdb") == r1.leg_sha256("/dev/xvdc")
+    out = flat(lab.playbook("playbooks/watcher.yml").stdout)
+    assert "OK, every VM runs at most once" in out, out[-3000:]
+    assert r1.dom0_arrays(lab) == {host: [] for host in lab.hosts}
 
 
 @pytest.fixture
