@@ -11,6 +11,7 @@ with set_stats."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -131,6 +132,23 @@ def test_failover_check_mode_prints_the_plan_and_changes_nothing(fake_cluster):
     # only read-only commands ran
     read_only = (["xl", "info"], ["xl", "list"], ["vgs", "--reportformat"], ["lvs", "--reportformat"])
     assert not [line for line in calls.splitlines() if line.split()[1:3] not in read_only]
+
+
+def test_failover_check_mode_starts_a_raid1_vm_only_where_its_legs_are(fake_cluster):
+    # r1 (raid1, home hostb, partner hosta): xen_info reads the storage facts; this machine has no shared path of
+    # hosta's leg (no /dev/sanless), so r1 is not restarted, and the run says why
+    root, run = fake_cluster
+    inventory = copy.deepcopy(INVENTORY)
+    inventory["all"]["children"]["xen_vms"]["hosts"]["r1"] = dict(
+        GUEST, xen_home="hostb", xen_storage_mode="raid1", xen_raid1_partner="hosta", xen_vg="xenvg",
+        xen_disks=[{"name": "data", "size": "8M", "vdev": "xvdb", "partner_vdev": "xvdc"}])
+    (root / "inventory.json").write_text(json.dumps(inventory))
+    rc, out, report, _calls = run("failover", {"failover_host": "hostb", "failover_confirm_dead": "hostb",
+                                               "failover_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
+                                               "failover_toolstack": "xl"})
+    assert rc == 0, out[-4000:]
+    lost = dict((entry["vm"], entry["reason"]) for entry in report["lost"])
+    assert "disk data: hosta's leg /dev/sanless/hosta/xenvg/r1-data is not present on hosta" in lost["r1"], lost
 
 
 def test_failover_refused_without_confirmation(fake_cluster):
