@@ -128,13 +128,16 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     (dom0 -> initiator IQN or MAC), replacement_timeouts (iSCSI, present: dom0 -> its session's timeout), disks
     (each vg, lv, device, path, lun or slot (None: the module picks the lowest free one under the home's host lock),
     allowed (the initiators or MACs the export has after this run) and export (present: export with allowed; absent: remove it, no importer
-    left; none: nothing exported)) and problems (the run must not change anything unless it is empty)."""
+    left; none: nothing exported)) and problems (the run must not change anything unless it is empty).
+    With state absent, an importer that does not answer (a dead dom0) is taken off the exports all the same: its IDs
+    are those on the disks' allow-lists that no dom0 that answered has (silent_ids), refused when another dom0 did
+    not answer either (whose is whose cannot be told); nothing runs on it."""
     to = _hosts(to)
     dom0s = sorted(dom0s)
     home = owner or (vm_vars or {}).get("xen_home") or None
     plan = {"vm": vm, "home": home, "to": to, "transport": transport, "state": state, "backend": backend,
-            "interface": interface, "portal": None, "target": None, "shelf": None, "importers": {}, "disks": [],
-            "replacement_timeouts": {}}
+            "interface": interface, "portal": None, "target": None, "shelf": None, "importers": {}, "silent_ids": [],
+            "disks": [], "replacement_timeouts": {}}
     plan["problems"] = problems = _request_problems(vm, vm_vars, dom0s, home, to, transport, state, backend, interface)
     if problems:
         return plan
@@ -145,13 +148,15 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
         problems.append(str(exc))
         return plan
     silent = [h for h in [home] + to if not _answered(infos.get(h))]
+    # a dom0 that does not answer (dead: the failover's storage fence) can still be taken off the exports
+    gone = [h for h in silent if h != home] if state == "absent" else []
     problems.extend("%s did not answer (or ran xen_info without disk_exports): %s" % (
-        h, (infos.get(h) or {}).get("msg", "no result")) for h in silent)
+        h, (infos.get(h) or {}).get("msg", "no result")) for h in silent if h not in gone)
     if not conv.is_address(addresses.get(home)):
         problems.append("%s: invalid storage address %r (want a host name or an IP address)" % (home, addresses.get(home)))
     if problems:
         return plan
-    facts = dict((h, infos[h]["disk_exports"]) for h in [home] + to)
+    facts = dict((h, infos[h]["disk_exports"] if h not in gone else {}) for h in [home] + to)
     plan["portal"] = addresses[home]
     if transport == "iscsi":
         plan["target"] = conv.target_iqn(home)
@@ -168,6 +173,14 @@ def plan_export(infos, addresses, dom0s, vm, vm_vars, to, transport="iscsi", sta
     lvs = set((lv.get("vg"), lv.get("name")) for lv in infos[home].get("lvs") or [])
     exports = [e for e in facts[home].get("exports") or [] if e["transport"] == transport and
                (e.get("target") == plan["target"] if transport == "iscsi" else e["shelf"] == plan["shelf"])]
+    if gone:
+        # their IDs, told from the allow-lists of these disks' exports (diskexport.silent_importer_ids)
+        devices = [conv.lv_path(vg, lv) for vg, lv in disks]
+        plan["silent_ids"], problem = diskexport.silent_importer_ids(
+            [e for e in exports if e["device"] in devices], infos, gone)
+        if problem:
+            problems.append(problem)
+            return plan
     for (vg, lv), (slot, lun) in zip(disks, pinned):
         disk = _plan_disk(plan, facts, exports, vg, lv, slot if transport == "aoe" else lun)
         if state == "present" and (vg, lv) not in lvs:
@@ -200,7 +213,7 @@ def _plan_disk(plan, facts, exports, vg, lv, wanted):
             "export": "none"}
     where = "LUN %%d of %s" % plan["target"] if transport == "iscsi" else "e%d.%%d" % plan["shelf"]
     if plan["state"] == "absent":
-        ids = set(i for i in plan["importers"].values() if i)
+        ids = set(i for i in plan["importers"].values() if i) | set(plan.get("silent_ids") or [])
         if current is not None:
             disk.update(allowed=sorted(set(current["allowed"]) - ids))
             disk.update(export="present" if disk["allowed"] else "absent")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
+from ansible_collections.sanless.xen.plugins.module_utils.diskexport import fence_check
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.plugins.module_utils.recovery import failover_actions, still_linked, watcher_actions
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
@@ -48,11 +49,12 @@ def runs_once(hostvars, hosts, vms=None, dead=None, starting=None, register="run
         raise AnsibleFilterError("runs-once guard: %s" % exc)
 
 
-def failover(hostvars, hosts, dead_host, vms=None, parallel=2, confirmed_by="confirm_dead", register="failover_info"):
+def failover(hostvars, hosts, dead_host, vms=None, parallel=2, confirmed_by="confirm_dead", register="failover_info",
+             unfenced=False):
     """Filter: recovery.failover_actions of ``dead_host``."""
     try:
         return failover_actions(_infos(hostvars, hosts, register), _vm_meta(hostvars, vms), dead_host, parallel,
-                                confirmed_by)
+                                confirmed_by, bool(unfenced))
     except (PlanError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError("failover of %s: %s" % (dead_host, exc))
 
@@ -65,6 +67,23 @@ def failover_still_linked(result, waiting, host):
         return [res["name"] for res in still_linked(result if isinstance(result, dict) else {}, mine)]
     except (KeyError, TypeError) as exc:
         raise AnsibleFilterError("failover_still_linked: %s" % exc)
+
+
+def failover_fence_check(fence, result, error=None):
+    """Filter: whether a raid1 VM's storage fence (a failover restart's fence) held, from its holder's xen_info result
+    read after it (diskexport.fence_check) and the error of the disk_export run, if any: {result (fenced, failed,
+    not needed, skipped), message, problems}."""
+    if not isinstance(fence, dict):
+        raise AnsibleFilterError("failover_fence_check: a restart's fence (a dict), got %r" % (fence,))
+    if fence.get("skipped"):
+        return {"result": "skipped", "message": fence["message"], "problems": list(fence["problems"])}
+    if not fence["needed"]:
+        return {"result": "not needed", "message": fence["message"], "problems": []}
+    problems = (["stopping the exports failed: %s" % error] if error else []) + fence_check(fence, result)
+    if problems:
+        return {"result": "failed", "problems": problems, "message": "NOT fenced: %s may still see %s's disks on %s (%s)" % (
+            fence["importer"], fence["vm"], fence["holder"], "; ".join(problems))}
+    return {"result": "fenced", "message": fence["message"], "problems": []}
 
 
 def watcher(hostvars, hosts, vms=None, last_boot_ids=None, parallel=4, register="watcher_info"):
@@ -80,4 +99,4 @@ class FilterModule(object):
 
     def filters(self):
         return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
-                "watcher_actions": watcher}
+                "watcher_actions": watcher, "failover_fence_check": failover_fence_check}

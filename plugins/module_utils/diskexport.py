@@ -359,3 +359,110 @@ def import_users(item, names, devno, holders, domain_disks, dm_tables):
                 users.append("dm device %s is on it" % name)
     users.extend("%s holds it" % holder for holder in holders)
     return users
+
+
+# --------------------------------------------------------------------------- fencing an importer (pure)
+#
+# A dom0 that is dead (the failover's) cannot say who it is: the IDs it has on another dom0's exports (its initiator
+# IQN, its MAC) are told from those exports' allow-lists, as the IDs no dom0 that answered has. That is exact while
+# it is the one dom0 that did not answer; with another one silent too, whose ID is whose cannot be told.
+
+def importer_ids(facts, transport):
+    """The IDs a dom0 (its storage_facts) is allowed on another's exports by: its initiator IQN (iscsi) or its MACs."""
+    if transport == "iscsi":
+        return [facts["initiator"]] if facts.get("initiator") else []
+    return sorted(set((facts.get("macs") or {}).values()))
+
+
+def silent_importer_ids(exports, results, silent):
+    """The IDs on exports' allow-lists (storage_facts exports of one dom0: those of the disks concerned) that no dom0
+    that answered has (results: dom0 -> xen_info result with disk_exports), which are the IDs of the dom0s in silent
+    (the importers that did not answer). Returns (ids, problem): when IDs are left and a dom0 other than those of
+    silent did not answer either, whose they are cannot be told: no ids, and the problem says why."""
+    known = set()
+    for result in results.values():
+        facts = _facts(result)
+        if facts is not None:
+            for transport in ("iscsi", "aoe"):
+                known.update(importer_ids(facts, transport))
+    ids = sorted(set(i for export in exports for i in export["allowed"]) - known)
+    others = sorted(h for h, result in results.items() if _facts(result) is None and h not in silent)
+    if ids and others:
+        return [], ("%s did not answer either: which of %s on the exports is %s's cannot be told" % (
+            " and ".join(others), ", ".join(ids), " and ".join(sorted(silent))))
+    return ids, None
+
+
+def _address(export):
+    if export["transport"] == "aoe":
+        return "e%d.%d" % (export["shelf"], export["slot"])
+    return "LUN %d of %s" % (export["lun"], export["target"])
+
+
+def fence_plan(holder, importer, devices, results):
+    """How dom0 holder stops exporting devices (its LVs, /dev/VG/LV) to importer, a dom0 that does not answer (dead):
+    for each export of one of them (holder's storage facts in results, dom0 -> xen_info result with disk_exports), the
+    importer's IDs to take off its allow-list (silent_importer_ids) and what it keeps. The disk_export role does it
+    (state absent, from holder, to importer); fence_check tells, from holder's exports read again, that it held.
+
+    Returns {holder, importer, devices, transports: {transport: backend (iscsi) or None}, exports: [{device, transport,
+    backend, address, allowed, remove, keep}], ids (all removed), needed (something to remove), problems (why holder's
+    exports to importer cannot be removed: its export state unknown, an export open to every importer, a tgt target
+    whose per-target ACL other importers keep, whose ID is whose unknown)}."""
+    out = {"holder": holder, "importer": importer, "devices": list(devices), "transports": {}, "exports": [],
+           "ids": [], "needed": False, "problems": []}
+    facts = _facts(results.get(holder))
+    if facts is None:
+        out["problems"].append("the export state of %s is unknown (%s): its exports to %s cannot be removed" % (
+            holder, (results.get(holder) or {}).get("msg") or "no storage facts", importer))
+        return out
+    if facts.get("errors"):
+        out["problems"].append("the export state of %s is unknown (%s): its exports to %s cannot be removed" % (
+            holder, "; ".join(facts["errors"]), importer))
+        return out
+    exports = [e for e in facts.get("exports") or [] if e["device"] in devices]
+    others = dict((h, r) for h, r in results.items() if h != importer)
+    ids, problem = silent_importer_ids(exports, others, [importer])
+    if problem:
+        out["problems"].append(problem)
+        return out
+    for export in exports:
+        where = "%s (%s)" % (_address(export), export["device"])
+        remove = sorted(set(export["allowed"]) & set(ids))
+        keep = sorted(set(export["allowed"]) - set(remove))
+        out["exports"].append({"device": export["device"], "transport": export["transport"],
+                               "backend": export.get("backend"), "address": _address(export),
+                               "allowed": list(export["allowed"]), "remove": remove, "keep": keep})
+        if export["transport"] == "aoe" and not export["allowed"]:
+            out["problems"].append("%s on %s is open to every MAC: it cannot be closed to %s alone" % (
+                where, holder, importer))
+        elif remove and keep and export.get("backend") == "tgt":
+            out["problems"].append("%s on %s: a tgt ACL is per target and %s keeps it: %s cannot be taken off it "
+                                   "alone" % (where, holder, ", ".join(keep), importer))
+        if remove or (export["transport"] == "aoe" and not export["allowed"]):
+            out["transports"][export["transport"]] = export.get("backend")
+    if len(set(e.get("backend") for e in exports if e["transport"] == "iscsi")) > 1:
+        out["problems"].append("%s exports these disks over LIO and tgt at once: fence them by hand" % holder)
+    out["ids"] = sorted(set(i for e in out["exports"] for i in e["remove"]))
+    out["needed"] = bool(out["ids"])
+    return out
+
+
+def fence_check(fence, result):
+    """Whether a fence held, from holder's xen_info result (disk_exports) read after it: problems, empty when none of
+    the fenced devices is exported to an ID the fence removed (nor open to every MAC)."""
+    facts = _facts(result)
+    if facts is None or facts.get("errors"):
+        return ["the exports of %s could not be read again: %s" % (
+            fence["holder"], "; ".join((facts or {}).get("errors") or []) or (result or {}).get("msg") or "no storage facts")]
+    problems = []
+    for export in facts.get("exports") or []:
+        if export["device"] not in fence["devices"]:
+            continue
+        left = sorted(set(export["allowed"]) & set(fence["ids"]))
+        if left:
+            problems.append("%s (%s) on %s still allows %s" % (_address(export), export["device"], fence["holder"],
+                                                               ", ".join(left)))
+        elif export["transport"] == "aoe" and not export["allowed"]:
+            problems.append("%s (%s) on %s is open to every MAC" % (_address(export), export["device"], fence["holder"]))
+    return problems

@@ -313,6 +313,14 @@ def restart_disks(disks, dead, target, target_result=None):
     return out
 
 
+def held_legs(disks, host):
+    """The legs of a raid1 VM's disks (inventory_disks, layout's or disks_from_config) that dom0 host holds: its leg
+    of each mirrored disk and, on the home, the disks that are not mirrored; each with its disk's name (disk). What
+    host exports to the VM's other dom0s (layout's exports), what the failover's storage fence stops exporting to a
+    dead one and what the repair exports to it again."""
+    return [dict(leg, disk=disk["name"]) for disk in disks for leg in disk["legs"] if _label(leg["host"]) == _label(host)]
+
+
 def health_disks(disks):
     """The mirrored disks as pair_health reads them: [{disk, legs}]."""
     return [{"disk": d["name"], "legs": d["legs"]} for d in disks if len(d["legs"]) == conv.RAID1_LEGS]

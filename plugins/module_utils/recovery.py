@@ -14,8 +14,8 @@ vm_restart and xen_domain.
 
 from __future__ import annotations
 
-from ansible_collections.sanless.xen.plugins.module_utils import raid1
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import vm_disk_lv
+from ansible_collections.sanless.xen.plugins.module_utils import diskexport, raid1
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import lv_path, vm_disk_lv
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import LINKED_CSTATES, promotion_problems
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError, failover_plan, inputs_from_xen_info
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
@@ -81,7 +81,7 @@ def raid1_restart(vm, meta, info, dead_host, target):
     try:
         lvs = [vm_disk_lv(vm, d.get("name")) for d in disks]
     except ValueError as exc:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)]}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)], "fence": None}
     mirrored = [lv for lv, d in zip(lvs, disks) if raid1.is_mirrored(d)]
     partner = _meta(meta, "raid1_partner")
     if not partner and mirrored:
@@ -96,12 +96,42 @@ def raid1_restart(vm, meta, info, dead_host, target):
     if not vg:
         problems.append("its VG is unknown (no xen_vg, and %s has no LV of it): set xen_vg" % target)
     if problems:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": problems}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": problems, "fence": None}
     try:
-        return raid1.restart_disks(raid1.inventory_disks(vm, disks, home, partner, vg), dead_host, target,
-                                   info.get(target))
+        legs = raid1.inventory_disks(vm, disks, home, partner, vg)
+        out = raid1.restart_disks(legs, dead_host, target, info.get(target))
     except ValueError as exc:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)]}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)], "fence": None}
+    out["fence"] = raid1_fence(vm, legs, info, dead_host, target, vg)
+    return out
+
+
+def raid1_fence(vm, disks, info, dead_host, target, vg):
+    """The storage fence of a raid1 VM restarted on target: target stops exporting to the dead dom0 every disk of the
+    VM it holds (raid1.held_legs: its legs, and the disks that are not mirrored when it is the home), as
+    diskexport.fence_plan tells from target's storage facts, before the VM starts there. A dead dom0 that boots again
+    then cannot log in to them: the stale config in its /etc/xen/auto fails (xl create: a disk is missing) instead of
+    starting a second guest on the same legs. Returns fence_plan's dict with vm, disks (the names, for the disk_export
+    role's disk_export_disks), vg, message (what the report says once done) and step (does, check, undo: for the
+    journal)."""
+    held = raid1.held_legs(disks, target)
+    info = dict(info)
+    info[dead_host] = {"unreachable": True, "msg": "confirmed dead"}
+    fence = diskexport.fence_plan(target, dead_host, [lv_path(leg["vg"], leg["lv"]) for leg in held], info)
+    names = [leg["disk"] for leg in held]
+    fence.update(vm=vm, disks=names, vg=vg, message=(
+        "%s no longer sees %s's disks on %s (%s)" % (dead_host, vm, target, ", ".join(names)) if fence["needed"] else
+        "%s exports none of %s's disks to %s: nothing to fence" % (target, vm, dead_host)))
+    fence["step"] = {
+        "does": "%s takes %s off the exports of %s's disks it holds (%s)" % (
+            target, ", ".join(fence["ids"]) or dead_host, vm, "; ".join(
+                "%s: %s" % (e["address"], "removed" if not e["keep"] else "keeps " + ", ".join(e["keep"]))
+                for e in fence["exports"] if e["remove"]) or "none exported to it"),
+        "check": "%s's exports read again allow none of %s on %s" % (target, ", ".join(fence["ids"]) or "them",
+                                                                     ", ".join(fence["devices"])),
+        "undo": "ansible-playbook playbooks/raid1_repair.yml -e vm=%s once %s is back and the watcher disowned its "
+                "stale config (it exports them to %s again)" % (vm, dead_host, dead_host)}
+    return fence
 
 
 def _batches(items, parallel):
@@ -111,7 +141,7 @@ def _batches(items, parallel):
     return items
 
 
-def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm_dead"):
+def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm_dead", unfenced=False):
     """The failover of ``dead_host``: which of its VMs restart where, in which order, and which are lost.
 
     ``info``: ``{dom0: xen_info result}`` (the dead dom0's is ignored: it is offline), ``vm_meta``: ``{vm:
@@ -125,12 +155,17 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     (``domain_disks``: its config there names only those; ``left_out``: the dead dom0's legs, for the repair), never
     when a disk has no leg left (raid1: false, its LV on the dead dom0) or a leg it needs is not present on the
     target (read in its disk_exports when xen_info returned them; vm_restart checks ``require_paths`` again in the
-    step before the start); a plain one is lost until its dom0 returns; a VM the runs-once guard blocks (it runs
-    somewhere, a dom0 that did not answer may run it) or that another survivor owns is not restarted. Restarts are
-    numbered into batches of ``parallel``. A DRBD VM whose disks on the survivor are still linked to the dead dom0 (DRBD
-    has not noticed the death yet) is not restarted; it is listed in ``waiting`` ({host, vm, name, minor}) for the
-    failover role to wait for and plan again. Returns ``{"host", "refused", "restarts", "lost", "waiting", "guard", "notes",
-    "summary"}``.
+    step before the start); a raid1 VM's restart carries its storage fence (``fence``, raid1_fence: the target stops
+    exporting the VM's disks it holds to the dead dom0 before the start, so that the dead dom0 cannot start the
+    VM a second time from its stale /etc/xen/auto config when it boots), and the VM is not restarted when the fence
+    cannot be done (the target's export state unknown, ...), unless ``unfenced`` (the operator's override: the restart
+    goes ahead unfenced, said in notes and in the summary); a plain one is lost until its dom0 returns; a VM the
+    runs-once guard blocks (it runs somewhere, a dom0 that did not answer may run it) or that another survivor owns
+    is not restarted. Restarts are numbered into batches of ``parallel``. A DRBD VM whose disks on the survivor are
+    still linked to the dead dom0 (DRBD has not noticed the death yet) is not restarted; it is listed in ``waiting``
+    ({host, vm, name, minor}) for the failover role to wait for and plan again. Returns ``{"host", "refused",
+    "restarts", "lost", "waiting", "guard", "notes", "summary"}``; a restart's ``fence`` is None for a VM that is not
+    raid1.
     """
     vm_meta = dict(vm_meta or {})
     given = dict(vm_meta)
@@ -175,13 +210,21 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         meta = vm_meta.get(name) or {}
         mode = _meta(meta, "storage_mode")
         resources = drbd_resources(name, meta)
-        start = {"domain_disks": None, "left_out": [], "degraded": []}
+        start = {"domain_disks": None, "left_out": [], "degraded": [], "fence": None}
         why = []
         if mode is None:
             why.append("no xen_storage_mode: where its disks are is unknown")
         elif mode == "raid1":
             start = raid1_restart(name, given.get(name) or meta, info, dead_host, target)
             why.extend(start["problems"])
+            fence = start["fence"]
+            if fence and fence["problems"] and unfenced:
+                fence["skipped"] = True
+                fence["message"] = "UNFENCED (unfenced=true): %s may start %s a second time when it boots (%s)" % (
+                    dead_host, name, "; ".join(fence["problems"]))
+            elif fence and fence["problems"]:
+                why.extend("storage fence: %s (run again with -e unfenced=true to start it unfenced)" % problem
+                           for problem in fence["problems"])
         elif mode == "drbd":
             if not resources:
                 why.append("storage mode drbd without a drbd_minor on its disks")
@@ -201,10 +244,12 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         if why:
             lost.append({"vm": name, "from": dead_host, "reason": "not restarted on %s: %s" % (target, "; ".join(why))})
             continue
+        if (start["fence"] or {}).get("skipped"):
+            notes.append("%s starts on %s %s" % (name, target, start["fence"]["message"]))
         restarts.append({"vm": name, "from": dead_host, "to": target, "storage_mode": mode, "resources": resources,
                          "memory_mib": entry["memory_mib"], "order": entry["order"],
                          "domain_disks": start["domain_disks"], "left_out": start["left_out"],
-                         "degraded": start["degraded"],
+                         "degraded": start["degraded"], "fence": start["fence"],
                          "require_paths": [d["target"] for d in start["domain_disks"] or []]})
     for entry in plan["not_restarted"]:
         if entry["from"] == dead_host:
@@ -223,6 +268,13 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
             ", DEGRADED without %s's leg%s of %s (re-add it with raid1_repair.yml once %s is back)" % (
                 dead_host, "s" if len(item["left_out"]) > 1 else "", ", ".join(item["degraded"]), dead_host)
             if item["left_out"] else ""))
+        fence = item["fence"]
+        if fence and fence.get("skipped"):
+            summary.append("    %s" % fence["message"])
+        elif fence and fence["needed"]:
+            summary.append("    first fence %s: %s, so that %s" % (dead_host, fence["step"]["does"], fence["message"]))
+        elif fence:
+            summary.append("    fence: %s" % fence["message"])
     for item in lost:
         summary.append("  LOST %s: %s" % (item["vm"], item["reason"]))
     if not restarts and not lost:

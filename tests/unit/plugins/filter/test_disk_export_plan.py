@@ -221,3 +221,30 @@ def test_the_filter_finds_the_mirrored_legs_in_hostvars(infos):
                                           disks=["disk"], mirror_replacement_timeout=15)
     # rec0's LV is no leg of web05 (and the VM "rec0" would name rec0-x): 120
     assert result["problems"] == [] and result["replacement_timeouts"] == {"hostb": 120}
+
+
+def test_absent_takes_a_dom0_that_does_not_answer_off_the_exports(infos):
+    # the failover's storage fence: hostb is dead; its initiator is the one on the ACL that no dom0 that answered has
+    existing = renamed(infos, "rec0", "web05-disk")
+    dead = dict(existing, hostb={"unreachable": True, "msg": "confirmed dead"})
+    result = plan(dead, state="absent")
+    assert result["problems"] == [] and result["silent_ids"] == [LAB_INITIATORS["hostb"]]
+    [disk] = result["disks"]
+    assert (disk["lun"], disk["allowed"], disk["export"]) == (0, [], "absent")
+    # a second run: nothing left to take off, nothing exported
+    gone = copy.deepcopy(dead)
+    gone["hosta"]["disk_exports"]["exports"] = []
+    [disk] = plan(gone, state="absent")["disks"]
+    assert disk["export"] == "none"
+    # over AoE: its MAC (DERIVED: the recorded unit has no allow-list)
+    existing = renamed(infos, "rec1", "web05-disk")
+    [aoe] = [e for e in existing["hosta"]["disk_exports"]["exports"] if e["transport"] == "aoe"]
+    aoe["allowed"] = [LAB_MACS["hostb"]]
+    result = plan(dict(existing, hostb={"unreachable": True}), state="absent", transport="aoe")
+    assert result["problems"] == [] and [(d["slot"], d["export"]) for d in result["disks"]] == [(2, "absent")]
+    # present still needs every importer to answer; absent, a third silent dom0 makes the IDs ambiguous
+    assert plan(dead)["problems"] == ["hostb did not answer (or ran xen_info without disk_exports): confirmed dead"]
+    result = plan_filter.plan_export(dict(dead, hostc={"unreachable": True}), LAB_ADDRESSES, DOM0S + ["hostc"], "web05",
+                                     WEB05, "hostb", state="absent")
+    assert result["problems"] == ["hostc did not answer either: which of %s on the exports is hostb's cannot be told"
+                                  % LAB_INITIATORS["hostb"]]

@@ -14,15 +14,19 @@ proc-drbd-uptodate-secondary.txt.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
+from ansible_collections.sanless.xen.plugins.module_utils import recovery
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import shared_disk_path
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.plugins.module_utils.recovery import (
     drbd_resources, failover_actions, replica_state, watcher_actions,
 )
+from ansible_collections.sanless.xen.plugins.filter.recovery import failover_fence_check
+from ansible_collections.sanless.xen.tests.unit.conftest import LAB_INITIATORS, LAB_MACS
 
 GUEST = {"xen_memory_mib": 96}
 META = {
@@ -248,10 +252,18 @@ def test_failover_never_starts_a_raid1_vm_where_a_leg_is_missing(hosta_with_legs
     assert plan["restarts"] == []
     [lost] = plan["lost"]
     assert lost["vm"] == "r1" and ("disk data: hosta's leg %s is not present on hosta" % R1_LEGS["hosta"]) in lost["reason"]
-    # xen_info without disk_exports: planned, and vm_restart checks require_paths on hosta in the step before the start
+    # xen_info without disk_exports: hosta's export state is unknown, so its exports to hostb cannot be removed (the
+    # storage fence): refused, unless the operator starts it unfenced; vm_restart checks require_paths on hosta then
     info["hosta"] = recorded_xen_info("hosta", "xl-list.txt")
-    [item] = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")["restarts"]
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")
+    assert plan["restarts"] == []
+    assert ("storage fence: the export state of hosta is unknown (no storage facts): its exports to hostb cannot be "
+            "removed (run again with -e unfenced=true to start it unfenced)") in plan["lost"][0]["reason"]
+    plan = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb", unfenced=True)
+    [item] = plan["restarts"]
     assert item["require_paths"] == [R1_LEGS["hosta"]]
+    assert item["fence"]["skipped"] and item["fence"]["message"].startswith("UNFENCED (unfenced=true): hostb may start r1")
+    assert "r1 starts on hosta " + item["fence"]["message"] in plan["notes"]
 
 
 def test_a_raid1_vm_with_a_disk_only_on_the_dead_dom0_is_lost(hosta_with_legs):
@@ -368,3 +380,86 @@ def test_the_failover_role_s_wait_filter_names_what_is_still_linked_on_that_host
     assert failover_still_linked(with_drbd(recorded_xen_info("hosta", "xl-list.txt"), peer_lost), waiting, "hosta") == []
     # an unreachable read (no drbd in it) is not linked: the plan made again judges it
     assert failover_still_linked({"unreachable": True}, waiting, "hosta") == []
+
+
+# The storage fence: hosta's recorded exports (lab_storage_facts: xenvg/rec0 LUN 0 of its LIO target with hostb's
+# ACL, xenvg/rec1 AoE e1.2 from a unit without an allow-list) with the LVs RENAMED (DERIVED, not recorded) to web07's.
+
+
+@pytest.fixture
+def hosta_exporting(recorded_xen_info, lab_storage_facts):
+    """exporting(names) -> hosta's xen_info with disk_exports in which the recorded LVs are renamed by names, in its
+    exports and shared paths alike."""
+    text = json.dumps(lab_storage_facts("hosta"))
+
+    def exporting(names):
+        facts = text
+        for old, new in names.items():
+            facts = facts.replace("/xenvg/%s\"" % old, "/xenvg/%s\"" % new).replace('"lv": "%s"' % old, '"lv": "%s"' % new)
+        return dict(recorded_xen_info("hosta", "xl-list.txt"), disk_exports=json.loads(facts))
+    return exporting
+
+
+def test_failover_fences_the_dead_dom0_off_the_disks_before_the_restart(hosta_exporting):
+    # web07 ran on hostb (migrated there); hosta holds its root (not mirrored) and its leg of data: data is exported
+    # to hostb as LUN 0 (hostb's initiator in the ACL), root as e1.2 with hostb's MAC as allow-list (DERIVED: the
+    # recorded unit has none)
+    hosta = hosta_exporting({"rec0": "web07-data", "rec1": "web07-root"})
+    [aoe] = [e for e in hosta["disk_exports"]["exports"] if e["transport"] == "aoe"]
+    aoe["allowed"] = [LAB_MACS["hostb"]]
+    info = {"hosta": hosta, "hostb": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"web07": WEB07}, ["web07"]), "hostb")
+    [item] = plan["restarts"]
+    fence = item["fence"]
+    assert (fence["holder"], fence["importer"], fence["vm"], fence["disks"], fence["vg"]) == (
+        "hosta", "hostb", "web07", ["root", "data"], "xenvg")
+    assert fence["devices"] == ["/dev/xenvg/web07-root", "/dev/xenvg/web07-data"]
+    assert fence["problems"] == [] and fence["needed"] is True
+    # hostb is told by the IDs no dom0 that answered has (hosta's own initiator and MAC are hosta's)
+    assert fence["ids"] == sorted([LAB_INITIATORS["hostb"], LAB_MACS["hostb"]])
+    assert fence["transports"] == {"iscsi": "lio", "aoe": None}
+    assert [(e["device"], e["address"], e["remove"], e["keep"]) for e in fence["exports"]] == [
+        ("/dev/xenvg/web07-data", "LUN 0 of iqn.2026-12.xen.sanless:hosta", [LAB_INITIATORS["hostb"]], []),
+        ("/dev/xenvg/web07-root", "e1.2", [LAB_MACS["hostb"]], [])]
+    assert fence["message"] == "hostb no longer sees web07's disks on hosta (root, data)"
+    assert "raid1_repair.yml -e vm=web07" in fence["step"]["undo"]
+    assert ("    first fence hostb: hosta takes %s off the exports of web07's disks it holds (LUN 0 of "
+            "iqn.2026-12.xen.sanless:hosta: removed; e1.2: removed), so that hostb no longer sees web07's disks on "
+            "hosta (root, data)" % ", ".join(fence["ids"])) in plan["summary"]
+    # the check, on hosta's exports read again: as they were, the fence did not hold; without them, it did
+    assert failover_fence_check(fence, hosta) == {"result": "failed", "problems": [
+        "LUN 0 of iqn.2026-12.xen.sanless:hosta (/dev/xenvg/web07-data) on hosta still allows %s" % LAB_INITIATORS["hostb"],
+        "e1.2 (/dev/xenvg/web07-root) on hosta still allows %s" % LAB_MACS["hostb"]],
+        "message": "NOT fenced: hostb may still see web07's disks on hosta (LUN 0 of iqn.2026-12.xen.sanless:hosta "
+                   "(/dev/xenvg/web07-data) on hosta still allows %s; e1.2 (/dev/xenvg/web07-root) on hosta still "
+                   "allows %s)" % (LAB_INITIATORS["hostb"], LAB_MACS["hostb"])}
+    after = copy.deepcopy(hosta)
+    after["disk_exports"]["exports"] = [e for e in after["disk_exports"]["exports"] if e["device"] not in fence["devices"]]
+    assert failover_fence_check(fence, after) == {"result": "fenced", "message": fence["message"], "problems": []}
+    assert failover_fence_check(fence, after, "hosta: LIO: boom")["result"] == "failed"
+    assert failover_fence_check(fence, {"unreachable": True, "msg": "gone"})["problems"] == [
+        "the exports of hosta could not be read again: gone"]
+
+
+def test_a_fence_with_nothing_exported_to_the_dead_dom0_is_not_needed(hosta_with_legs):
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}), "hostb": {"unreachable": True}}
+    [item] = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")["restarts"]
+    assert item["fence"]["needed"] is False and item["fence"]["problems"] == []
+    assert item["fence"]["message"] == "hosta exports none of r1's disks to hostb: nothing to fence"
+
+
+def test_a_raid1_vm_whose_fence_cannot_be_done_is_not_restarted(hosta_exporting):
+    # root is exported as e1.2 from a unit without an allow-list (the recorded rec1): open to every MAC, hostb
+    # cannot be taken off it alone
+    info = {"hosta": hosta_exporting({"rec0": "web07-data", "rec1": "web07-root"}), "hostb": {"unreachable": True}}
+    plan = failover_actions(info, vm_plan_vars({"web07": WEB07}, ["web07"]), "hostb")
+    assert plan["restarts"] == []
+    assert ("storage fence: e1.2 (/dev/xenvg/web07-root) on hosta is open to every MAC: it cannot be closed to hostb "
+            "alone (run again with -e unfenced=true to start it unfenced)") in plan["lost"][0]["reason"]
+    # another dom0 silent too: whose initiator is whose on the ACL cannot be told
+    info = {"hosta": hosta_exporting({"rec0": "web07-data"}), "hostb": {"unreachable": True},
+            "hostc": {"unreachable": True}}
+    meta = vm_plan_vars({"web07": dict(WEB07, xen_restart_on=[])}, ["web07"])
+    fence = recovery.raid1_restart("web07", meta["web07"], info, "hostb", "hosta")["fence"]
+    assert fence["problems"] == ["hostc did not answer either: which of %s on the exports is hostb's cannot be told"
+                                 % LAB_INITIATORS["hostb"]]
