@@ -148,6 +148,15 @@ def raid1_inventory_disks(vm_vars, vm, default_vg="xenvg"):
         raise AnsibleFilterError("the raid1 disks of %s in the inventory: %s" % (vm, exc))
 
 
+def raid1_restore_exports(plan, disks, answered, gone=None):
+    """Filter: raid1.restore_exports, the exports the repair gives again from the guest's dom0 (the undo of the
+    failover's storage fence)."""
+    try:
+        return raid1.restore_exports(plan, disks or [], answered or [], gone or [])
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise AnsibleFilterError("the exports to restore: %s" % exc)
+
+
 class FilterModule(object):
     """sanless.xen guest RAID1 filters."""
 
@@ -155,4 +164,5 @@ class FilterModule(object):
         return {"raid1_layout": raid1_layout, "raid1_config_disks": raid1_config_disks, "raid1_health": raid1_health,
                 "raid1_repair_plan": raid1_repair_plan, "raid1_status_lines": raid1_status_lines,
                 "raid1_inventory_disks": raid1_inventory_disks, "raid1_where": raid1_where,
-                "raid1_pairs": raid1_pairs, "raid1_config_with_legs": raid1_config_with_legs}
+                "raid1_pairs": raid1_pairs, "raid1_config_with_legs": raid1_config_with_legs,
+                "raid1_restore_exports": raid1_restore_exports}

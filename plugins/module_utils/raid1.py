@@ -507,6 +507,25 @@ def repair_plan(health, replace=False, gone=(), new_host=None, new_host_why=None
     return plan
 
 
+def restore_exports(plan, disks, answered, gone=()):
+    """What the repair exports again from the guest's dom0 (the undo of the failover's storage fence, which stopped its
+    exports to the dead dom0): the disks it holds (held_legs) to each other dom0 holding a leg of a disk the repair
+    re-adds or leaves as it is, that answered and is not gone; none when the repair is refused or replaces a leg (the
+    new leg's dom0 is exported to by the replace). plan: repair_plan's; disks: the VM's (disks_from_config, with
+    with_missing_legs). Returns [{to, disks: [names]}] (one entry per dom0; a second run changes nothing)."""
+    guest = plan.get("guest_host")
+    if plan.get("refused") or not guest or any(d["action"] == "replace" for d in plan["disks"]):
+        return []
+    names = [leg["disk"] for leg in held_legs(disks, guest)]
+    hosts = []
+    for disk in disks:
+        for leg in disk["legs"]:
+            host = leg["host"]
+            if _label(host) != _label(guest) and host in answered and host not in gone and host not in hosts:
+                hosts.append(host)
+    return [{"to": host, "disks": names} for host in hosts] if names else []
+
+
 # --------------------------------------------------------------------------- repair journal and its owner
 
 

@@ -332,3 +332,23 @@ def test_controller_run_is_the_topmost_ansible_playbook(tmp_path):
     # outside ansible-playbook (ad hoc ansible, a test): no owner
     process(40, 1, ["/usr/bin/python3", "/venv/bin/ansible", "all"], 800)
     assert raid1.controller_run(40, str(proc), "ctl") is None
+
+
+def test_held_legs_and_the_exports_the_repair_restores(cluster, fixture_text):
+    # what hosta holds of web07 (its root, not mirrored, and its leg of data): what the failover's fence stops
+    # exporting to a dead hostb, and what the repair exports to hostb again once it is back
+    xen_disks = [{"name": "root", "vdev": "xvda", "raid1": False}, {"name": "data", "vdev": "xvdb", "partner_vdev": "xvdc"}]
+    disks = raid1.inventory_disks("web07", xen_disks, "hosta", "hostb", "xenvg")
+    assert [(leg["disk"], leg["path"]) for leg in raid1.held_legs(disks, "hosta")] == [
+        ("root", "/dev/sanless/hosta/xenvg/web07-root"), ("data", "/dev/sanless/hosta/xenvg/web07-data")]
+    assert [leg["disk"] for leg in raid1.held_legs(disks, "hostb")] == ["data"]
+    # the repair re-adds hostb's leg (the guest runs on hosta): hosta's disks go to hostb again
+    plan = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "degraded")}))
+    assert raid1.restore_exports(plan, disks, ["hosta", "hostb"]) == [{"to": "hostb", "disks": ["root", "data"]}]
+    # not to a dom0 that did not answer or is gone, nor when the repair is refused or replaces the leg
+    assert raid1.restore_exports(plan, disks, ["hosta"]) == []
+    assert raid1.restore_exports(plan, disks, ["hosta", "hostb"], gone=["hostb"]) == []
+    assert raid1.restore_exports(dict(plan, refused="no"), disks, ["hosta", "hostb"]) == []
+    replacing = raid1.repair_plan(health_of(cluster(), {"data": array(fixture_text, "clean")}), replace=True,
+                                  new_host="hostc", used_vdevs=["xvda", "xvdb", "xvdc"])
+    assert raid1.restore_exports(replacing, disks, ["hosta", "hostb", "hostc"]) == []
