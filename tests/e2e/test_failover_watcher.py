@@ -139,8 +139,13 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     out = flat(lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb", "--check").stdout)
     assert "restart %s on hosta" % DRBD_VM in out, out[-4000:]
     assert re.search(r"restart web07 on hosta \(batch \d+, DEGRADED without hostb's leg of data", out), out[-4000:]
-    lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb")
+    # the storage fence is planned (check mode changes nothing: hostb is still on the ACL of web07's LUNs on hosta)
+    assert "first fence hostb: hosta takes" in out and "planned (check mode): hosta takes" in out, out[-4000:]
+    out = flat(lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb").stdout)
+    assert "fenced: hostb no longer sees web07's disks on hosta (root, data)" in out, out[-4000:]
     assert where_runs(lab, DRBD_VM) == ["hosta"] and where_runs(lab, r1.VM) == ["hosta"]
+    journal = lab.sh("hosta", "cat /var/lib/sanless-xen/failover/%s-fence-*.json" % r1.VM).stdout
+    assert '"step": "fence"' in journal and '"importer": "hostb"' in journal
     text = lab.wait_console("hosta", DRBD_VM, lambda t: lab.checksums(lab.last_boot(t)), timeout=300)
     assert lab.checksums(lab.last_boot(text))[-1] == on_hostb["checksum"]
     # web07's config on hosta names its root and hosta's leg only; the restart is journaled with the leg left out
@@ -149,6 +154,7 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert "/dev/sanless/hostb/" not in config
     journal = lab.sh("hosta", "cat /var/lib/sanless-xen/failover/%s-*.json" % r1.VM).stdout
     assert '"result": "started"' in journal and "/dev/sanless/hostb/xenvg/web07-data" in journal
+    assert '"result": "fenced"' in journal
     # md in the guest runs on the one leg (mdadm's last-resort start of a degraded array), the data acknowledged on
     # hostb is there
     wait_for(lambda: r1.guest(["cat", "/proc/mdstat"], check=False).returncode == 0 and r1.mdstat_map()[0] in ("U_", "_U"),
@@ -156,8 +162,17 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert r1.guest_sh("dd if=%s bs=1M count=16 iflag=direct 2>/dev/null | sha256sum" % r1.ARRAY).stdout.split()[0] \
         == expected
 
-    # hostb returns: its old configs are handed back, web07's leg there is to be re-added, nothing starts twice
+    # hostb returns with its old /etc/xen/auto/web07.cfg (xendomains would start it at boot on a real cluster; the lab
+    # masks it): fenced, its iSCSI logins of boot bring none of web07's disks on hosta back, so xl create fails there
     sanless_lab.power_on("hostb")
+    wait_for(lambda: lab.run("hostb", ["systemctl", "is-active", "open-iscsi.service"], check=False).returncode == 0,
+             300, "hostb's iSCSI logins of boot")
+    lab.sh("hostb", "udevadm settle")
+    assert lab.sh("hostb", "ls /dev/sanless/hosta/xenvg/ 2>/dev/null | grep '^web07-' || true").stdout.strip() == ""
+    assert lab.run("hostb", ["test", "-e", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode == 0
+    assert lab.run("hostb", ["xl", "create", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode != 0
+    assert where_runs(lab, r1.VM) == ["hosta"]
+    # the watcher: its old configs are handed back, web07's leg there is to be re-added, nothing starts twice
     out = flat(lab.playbook("playbooks/watcher.yml", check=False).stdout)
     assert "rebooted: hostb" in out, out[-4000:]
     assert "RAID1 RE-ADD: web07 runs on hosta and hostb rebooted" in out
@@ -165,6 +180,8 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert lab.run("hostb", ["test", "-e", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode != 0
     out = flat(r1.raid1_playbook(lab, "repair", timeout=3600).stdout)
     assert "data: re-add hostb's leg" in out, out[-4000:]
+    # the repair undid the fence: hosta exports web07's root and leg to hostb again, hostb sees them
+    assert {"web07-data", "web07-root"} <= set(lab.sh("hostb", "ls /dev/sanless/hosta/xenvg/").stdout.split())
     r1.wait_clean()
     config = lab.run("hosta", ["cat", "/etc/xen/auto/%s.cfg" % r1.VM]).stdout
     assert "/dev/sanless/hostb/xenvg/web07-data,xvdc" in config
