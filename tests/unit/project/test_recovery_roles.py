@@ -213,7 +213,9 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     rc, out, report, calls = run("failover", {"failover_host": "hostb", "failover_confirm_dead": "hostb",
                                               "failover_config_dir": str(root) + "/{{ inventory_hostname }}/auto",
                                               "failover_toolstack": "xl", "failover_state_dir": state,
-                                              "failover_lock_dir": str(root) + "/run"}, check=False)
+                                              "failover_lock_dir": str(root) + "/run",
+                                              # as failover.yml passes it: a role parameter (stop 38's shadowing)
+                                              "failover_unfenced": False}, check=False)
     assert report is not None, out[-4000:]
     assert [(r["vm"], r["to"], r["result"]) for r in report["restarts"]] == [("web05", "hosta", "started")], out[-4000:]
     assert "hosta xl create %s/hosta/auto/web05.cfg" % root in calls
