@@ -292,7 +292,8 @@ def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
     reported. ``last_boot_ids``: ``{dom0: boot id}`` of the previous run; a dom0 whose boot id changed rebooted
     since, and its DRBD resources (of the inventory's DRBD VMs) that are not up are brought up (they connect
     and resync from the peer that kept running); a raid1 VM running on another dom0 that has a leg on it (its home
-    or xen_raid1_partner) is listed in ``raid1_readd``: md in the guest lost that leg, raid1_repair.yml re-adds it.
+    or xen_raid1_partner) is listed in ``raid1_readd``: md in the guest lost that leg; the watcher role re-adds it with
+    the raid1 role's repair (raid1_repair.yml by hand).
     Returns ``{"restarts", "reconnect", "disown", "raid1_readd", "problems", "rebooted", "boot_ids", "guard",
     "summary"}``; restarts are numbered into batches of ``parallel``.
     """
@@ -370,8 +371,9 @@ def watcher_actions(info, vm_meta=None, last_boot_ids=None, parallel=4):
         for host in (_meta(vm_meta[name], "home"), _meta(vm_meta[name], "raid1_partner")):
             if host in rebooted and host != active[0]:
                 readd.append({"vm": name, "host": host, "runs_on": active[0], "message": (
-                    "%s runs on %s and %s rebooted: its leg on %s is out of the guest's mirror until it is re-added: "
-                    "ansible-playbook playbooks/raid1_repair.yml -e vm=%s" % (name, active[0], host, host, name))})
+                    "%s runs on %s and %s rebooted: its leg on %s is out of the guest's mirror until it is re-added "
+                    "(by this pass, or: ansible-playbook playbooks/raid1_repair.yml -e vm=%s)" % (
+                        name, active[0], host, host, name))})
     unknown_text = ", unknown: " + ", ".join(unknown) if unknown else ""
     rebooted_text = ", rebooted: " + ", ".join(rebooted) if rebooted else ""
     summary = ["Watcher: %d dom0(s) answered%s%s" % (len(answered), unknown_text, rebooted_text)]

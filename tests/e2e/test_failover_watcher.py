@@ -9,7 +9,7 @@ started by hand on a second dom0 is reported by the guard and no playbook starts
 The acceptance with a RAID1 VM too: web07 (storage mode raid1, home hosta, partner hostb; its root disk raid1: false on
 hosta) migrated to hostb next to web06; hostb powered off; failover.yml brings both up on hosta, web07 degraded on its
 hosta leg (its root is on hosta: restartable), the data written before intact; hostb back: the watcher disowns hostb's
-old configs and reports the re-add, raid1_repair.yml attaches hostb's leg again and md re-adds it, [UU].
+old configs and, in the same pass, re-adds hostb's leg (the raid1 role's repair: attached again, md re-adds it), [UU].
 
 All of it is marked long (make test-faults): each scenario powers a dom0 off or runs several minutes.
 """
@@ -172,14 +172,17 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert lab.run("hostb", ["test", "-e", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode == 0
     assert lab.run("hostb", ["xl", "create", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode != 0
     assert where_runs(lab, r1.VM) == ["hosta"]
-    # the watcher: its old configs are handed back, web07's leg there is to be re-added, nothing starts twice
-    out = flat(lab.playbook("playbooks/watcher.yml", check=False).stdout)
+    # the watcher: its old configs are handed back, web07's leg there is re-added in the same pass, nothing starts
+    # twice
+    proc = lab.playbook("playbooks/watcher.yml", check=False, timeout=3600)
+    out = flat(proc.stdout)
     assert "rebooted: hostb" in out, out[-4000:]
     assert "RAID1 RE-ADD: web07 runs on hosta and hostb rebooted" in out
+    assert "data: re-add hostb's leg" in out, out[-4000:]
+    assert "RAID1 web07: re-added" in out, out[-4000:]
+    assert proc.returncode == 0, out[-4000:]
     assert where_runs(lab, r1.VM) == ["hosta"] and where_runs(lab, DRBD_VM) == ["hosta"]
     assert lab.run("hostb", ["test", "-e", "/etc/xen/auto/%s.cfg" % r1.VM], check=False).returncode != 0
-    out = flat(r1.raid1_playbook(lab, "repair", timeout=3600).stdout)
-    assert "data: re-add hostb's leg" in out, out[-4000:]
     # the repair undid the fence: hosta exports web07's root and leg to hostb again, hostb sees them
     assert {"web07-data", "web07-root"} <= set(lab.sh("hostb", "ls /dev/sanless/hosta/xenvg/").stdout.split())
     r1.wait_clean()
@@ -187,8 +190,10 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert "/dev/sanless/hostb/xenvg/web07-data,xvdc" in config
     r1.guest_sh("sync")
     assert r1.leg_sha256("/dev/xvdb") == r1.leg_sha256("/dev/xvdc")
+    # the next pass: hostb's reboot was recorded, nothing more to re-add
     out = flat(lab.playbook("playbooks/watcher.yml").stdout)
     assert "OK, every VM runs at most once" in out, out[-3000:]
+    assert "RAID1 RE-ADD" not in out and "rebooted: hostb" not in out, out[-3000:]
     assert r1.dom0_arrays(lab) == {host: [] for host in lab.hosts}
 
 

@@ -79,13 +79,13 @@ def kept_report(out):
     return json.loads(found[-1]).get("unit_report") if found else None
 
 
-@pytest.fixture
-def fake_cluster(tmp_path):
-    log = fake_dom0_tools(tmp_path, FAKE_XL, xl_list="xl-list-domu.txt",
-                          started=lambda host: tmp_path / ("%s.started" % host))
+def make_cluster(tmp_path, script=FAKE_XL, inventory=INVENTORY, xl_list=lambda host: "xl-list-domu.txt"):
+    """The fake dom0s (script), fxrec and web02 owned by hosta, and run(role, args, check): ansible-playbook of the
+    role on them, returning (rc, output, kept report, tool calls)."""
+    log = fake_dom0_tools(tmp_path, script, xl_list=xl_list, started=lambda host: tmp_path / ("%s.started" % host))
     (tmp_path / "hosta" / "auto" / "fxrec.cfg").write_text('name = "fxrec"\n')
     (tmp_path / "hosta" / "auto" / "web02.cfg").write_text('name = "web02"\n')
-    (tmp_path / "inventory.json").write_text(json.dumps(INVENTORY))
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
 
     def run(role, args, check=True):
         lines = "\n".join("      %s: %s" % (k, json.dumps(v)) for k, v in args.items())
@@ -104,7 +104,12 @@ def fake_cluster(tmp_path):
             pytest.fail("ansible-playbook %s timed out:\n%s" % (role, (exc.stdout or b"")[-4000:].decode(errors="replace")))
         out = proc.stdout + proc.stderr
         return proc.returncode, out, kept_report(proc.stdout), log.read_text() if log.exists() else ""
-    yield tmp_path, run
+    return run
+
+
+@pytest.fixture
+def fake_cluster(tmp_path):
+    yield tmp_path, make_cluster(tmp_path)
     end_processes(tmp_path)
 
 
@@ -234,3 +239,48 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     # both created under the domain build lock of the lock folder given (here, not /run)
     assert os.listdir(str(root / "run")) == ["domain-build.lock"]
     assert rc == 0, out[-4000:]
+
+
+def test_watcher_re_adds_the_raid1_leg_of_a_rebooted_dom0_and_reports_a_failure_and_tries_again(tmp_path):
+    """Both fake dom0s answer; fxrec (raid1, home hosta, partner hostb) runs on hosta and hostb's boot id changed: the
+    pass runs the raid1 repair for fxrec. Here the repair cannot read a guest md (there is none), so the re-add fails:
+    it is reported, the pass fails (a scheduled job notifies), and hostb's new boot id is not kept, so the next pass
+    sees the reboot again and tries again. -e raid1_readd=false only reports it."""
+    inventory = copy.deepcopy(INVENTORY)
+    vms = inventory["all"]["children"]["xen_vms"]["hosts"]
+    del vms["web03"]  # no DRBD: nothing to bring up on hostb
+    vms["fxrec"] = dict(GUEST, xen_home="hosta", xen_storage_mode="raid1", xen_raid1_partner="hostb",
+                        xen_disks=[{"name": "data", "size": "64M", "vdev": "xvdb", "raid1": True}])
+    script = FAKE_XL.replace('  "hostb "*) echo "xl: cannot connect to the hypervisor" >&2; exit 1 ;;\n', "")
+    run = make_cluster(tmp_path, script, inventory,
+                       xl_list=lambda host: "xl-list-domu.txt" if host == "hosta" else "xl-list.txt")
+    try:
+        args = {"watcher_config_dir": str(tmp_path) + "/{{ inventory_hostname }}/auto", "watcher_toolstack": "xl",
+                "watcher_state_dir": str(tmp_path) + "/state-{{ inventory_hostname }}",
+                "watcher_lock_dir": str(tmp_path) + "/run"}
+        for host in ("hosta", "hostb"):
+            (tmp_path / ("state-%s" % host) / "watcher").mkdir(parents=True)
+        (tmp_path / "state-hostb" / "watcher" / "boot_id").write_text("an-older-boot\n")
+        rc, out, report, _calls = run("watcher", dict(args, watcher_raid1_readd=False), check=False)
+        assert report is not None, out[-4000:]
+        assert report["rebooted"] == ["hostb"], out[-4000:]
+        assert [(r["vm"], r["host"], r["result"]) for r in report["raid1_readd"]] == [("fxrec", "hostb", "reported")]
+        assert rc == 0, out[-4000:]
+        # only reported: the reboot is recorded
+        assert (tmp_path / "state-hostb" / "watcher" / "boot_id").read_text().strip() != "an-older-boot"
+
+        (tmp_path / "state-hostb" / "watcher" / "boot_id").write_text("an-older-boot\n")
+        rc, out, report, _calls = run("watcher", args, check=False)
+        assert "Repair the pair of fxrec" in out, out[-4000:]
+        # the pass failed: the test play kept nothing, the watcher's own stats are the report
+        report = json.loads(re.findall(r"^\s*RUN: (\{.*\})\s*$", out, re.M)[-1])["sanless_xen_watcher"]
+        [readd] = report["raid1_readd"]
+        assert (readd["vm"], readd["host"], readd["result"]) == ("fxrec", "hostb", "failed"), out[-4000:]
+        assert readd["msg"], readd
+        assert "RAID1 fxrec: failed" in out
+        assert rc != 0
+        # not recorded on hostb (tried again next pass), recorded on hosta
+        assert (tmp_path / "state-hostb" / "watcher" / "boot_id").read_text().strip() == "an-older-boot"
+        assert (tmp_path / "state-hosta" / "watcher" / "boot_id").read_text().strip()
+    finally:
+        end_processes(tmp_path)
