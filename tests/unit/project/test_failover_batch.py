@@ -3,11 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The failover batch's choice of the gated VMs (DRBD) that start: only those whose promote step passed, rendered by
-ansible-core on loop results shaped as the promote loop registers them. The start step used to start every VM not
-listed as refused, so a promote step that failed as a whole (no results) started its DRBD VMs on a Secondary disk
-(lab, stop 38). An item that ran has no `skipped` key and may have no `failed` key: `rejectattr('skipped', 'true')`
-failed the start step as a whole on such a result (lab, stop 39)."""
+"""The failover batch's choice of the gated VMs (DRBD, raid1) that start: those whose promote step passed, rendered
+by ansible-core on loop results shaped as the promote loop registers them. An item that ran has no `skipped` key and
+may have no `failed` key; `rejectattr('skipped', 'true')` failed the start step as a whole on such a result (lab,
+stop 39: web06 promoted on hosta and not started)."""
 
 from __future__ import annotations
 
