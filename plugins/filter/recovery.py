@@ -16,7 +16,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.module_utils.diskexport import fence_check
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
-from ansible_collections.sanless.xen.plugins.module_utils.recovery import failover_actions, still_linked, watcher_actions
+from ansible_collections.sanless.xen.plugins.module_utils.recovery import (failover_actions, guest_md_outcome, still_linked,
+                                                                          watcher_actions)
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.
@@ -86,6 +87,14 @@ def failover_fence_check(fence, result, error=None):
     return {"result": "fenced", "message": fence["message"], "problems": []}
 
 
+def failover_md_check(reached, vm, arrays, started=None):
+    """Filter: recovery.guest_md_outcome (what md did in a raid1 guest the failover restarted degraded)."""
+    if not isinstance(arrays, list):
+        raise AnsibleFilterError("failover_md_check: arrays is a list, got %r" % (arrays,))
+    return guest_md_outcome(vm, arrays, reached if isinstance(reached, dict) else None,
+                            started if isinstance(started, dict) else None)
+
+
 def watcher(hostvars, hosts, vms=None, last_boot_ids=None, parallel=4, register="watcher_info"):
     """Filter: recovery.watcher_actions."""
     try:
@@ -99,4 +108,5 @@ class FilterModule(object):
 
     def filters(self):
         return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
+                "failover_md_check": failover_md_check,
                 "watcher_actions": watcher, "failover_fence_check": failover_fence_check}

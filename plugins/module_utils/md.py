@@ -39,8 +39,9 @@ _FLAGS = {"F": "faulty", "S": "spare", "W": "write_mostly", "R": "replacement", 
 # mdadm --detail: "    Rebuild Status : 24% complete", "     Resync Status : 37% complete".
 _STATUS_KEYS = {"Rebuild Status": "recovery", "Resync Status": "resync", "Check Status": "check",
                 "Reshape Status": "reshape"}
-_LEG_RE = re.compile(r"^\s*(?P<number>[0-9]+|-)\s+(?P<major>[0-9]+)\s+(?P<minor>[0-9]+)\s+(?P<raid>[0-9]+|-)\s+"
-                     r"(?P<state>.*?)(?:\s+(?P<device>/\S+))?\s*\Z")
+# The row of an inactive array has no state column: "       -     252        0        -        /dev/dm-0".
+_LEG_RE = re.compile(r"^\s*(?P<number>[0-9]+|-)\s+(?P<major>[0-9]+)\s+(?P<minor>[0-9]+)\s+(?P<raid>[0-9]+|-)"
+                     r"(?:\s+(?P<state>[^/\s][^/]*?))?(?:\s+(?P<device>/\S+))?\s*\Z")
 
 
 class MdParseError(ValueError):
@@ -199,7 +200,7 @@ def parse_detail(text):
         match = _LEG_RE.match(line)
         if not match:
             raise MdParseError("cannot read mdadm --detail device line %r" % line)
-        words = match.group("state").split()
+        words = (match.group("state") or "").split()
         number, raid = match.group("number"), match.group("raid")
         legs.append({"number": None if number == "-" else int(number), "major": int(match.group("major")),
                      "minor": int(match.group("minor")), "raid_device": None if raid == "-" else int(raid),
@@ -260,7 +261,7 @@ def find_leg(detail, device, resolve=None):
 
 def array_health(detail, mdstat_entry=None):
     """One array read from mdadm --detail (and its /proc/mdstat entry, for progress): {device, uuid, state
-    (clean, degraded, resyncing, recovering, failed), degraded, in_sync (legs), raid_devices, legs: [{device,
+    (clean, degraded, resyncing, recovering, failed, inactive), degraded, in_sync (legs), raid_devices, legs: [{device,
     status, slot}], sync ({action, percent, done_blocks, total_blocks, finish_min, speed_kib_s}, or None),
     bitmap (bool), map ('UU', 'U_', or None)}."""
     legs = [{"device": leg["device"], "status": leg["status"], "slot": leg["raid_device"]}
@@ -271,8 +272,10 @@ def array_health(detail, mdstat_entry=None):
     if mdstat_entry and mdstat_entry.get("sync"):
         sync = dict(mdstat_entry["sync"])
     words = set(detail["state"])
-    degraded = "degraded" in words or in_sync < raid_devices
-    if in_sync == 0 or "FAILED" in words or "failed" in words:
+    degraded = "degraded" in words or in_sync < raid_devices or "inactive" in words
+    if "inactive" in words:
+        state = "inactive"  # assembled, not started: md waits for a leg (mdadm --run starts it degraded)
+    elif in_sync == 0 or "FAILED" in words or "failed" in words:
         state = "failed"
     elif sync and sync["action"] in ("recovery",) or "recovering" in words:
         state = "recovering"
@@ -292,6 +295,27 @@ def mdstat_entry(mdstat, device, resolve=None):
     """The /proc/mdstat entry of an array path (/dev/md90, or /dev/md/NAME, a link to it), or None."""
     name = os.path.basename((resolve or resolve_device)(device))
     return mdstat["arrays"].get(name)
+
+
+def array_name(md_name):
+    """The name part of an md name as --detail/--examine print it ('web07:data' -> 'data')."""
+    return (md_name or "").rsplit(":", 1)[-1]
+
+
+def inactive_array_named(mdstat, examined, name):
+    """The /dev/mdN of the inactive array (assembled, waiting for a leg) whose members' superblocks name it name
+    ('data' or 'web07:data'), or None. udev links /dev/md/NAME only to an array that runs, so an inactive one is
+    found by its members. examined: {member as /proc/mdstat names it ('xvdb', 'dm-0'): parse_examine of it, or
+    None}; the members of one array that disagree on its uuid make it no match."""
+    for entry in mdstat["arrays"].values():
+        if entry["active"] or not entry["members"]:
+            continue
+        supers = [examined.get(member["device"]) for member in entry["members"]]
+        if any(sb is None for sb in supers) or len(set(sb["array_uuid"] for sb in supers)) != 1:
+            continue
+        if array_name(supers[0]["name"]) == array_name(name):
+            return "/dev/%s" % entry["name"]
+    return None
 
 
 def drop_refusal(detail, stat, device, resolve=None):
@@ -350,6 +374,11 @@ def create_argv(array, legs, name, bitmap="internal", metadata="1.2"):
             "--name=%s" % name] + [check_device(leg, "leg") for leg in legs]
 
 
+def run_argv(array):
+    """mdadm --run ARRAY: start an assembled array that md holds inactive, with the legs it has (degraded)."""
+    return [MDADM, "--run", check_device(array, "array")]
+
+
 def stop_argv(array):
     return [MDADM, "--stop", check_device(array, "array")]
 
@@ -386,3 +415,6 @@ class Mdadm(RunnerTool):
 
     def create(self, array, legs, name):
         return self.runner.run(create_argv(array, legs, name), changes_state=True)
+
+    def start(self, array):
+        return self.runner.run(run_argv(array), changes_state=True)

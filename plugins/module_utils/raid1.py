@@ -287,9 +287,10 @@ def restart_disks(disks, dead, target, target_result=None):
     legs that are not on the dead dom0 (xl create fails on a phy device that is not there); md in the guest runs on
     the legs it finds, degraded. disks: inventory_disks (or layout's). target_result: target's xen_info result; with
     its disk_exports, each leg kept must be present among target's shared paths.
-    Returns {domain_disks: [{target, vdev}], left_out: [{disk, host, path, vdev}], degraded: [disk], problems: [why
-    it cannot start on target]}; a disk whose every leg is on the dead dom0 (not mirrored) is a problem."""
-    out = {"domain_disks": [], "left_out": [], "degraded": [], "problems": []}
+    Returns {domain_disks: [{target, vdev}], left_out: [{disk, host, path, vdev}], degraded: [disk], arrays: [the md
+    array in the guest of each degraded disk, which md holds inactive until it is started], problems: [why it cannot
+    start on target]}; a disk whose every leg is on the dead dom0 (not mirrored) is a problem."""
+    out = {"domain_disks": [], "left_out": [], "degraded": [], "arrays": [], "problems": []}
     shared = None
     if _answered(target_result) and isinstance(target_result.get("disk_exports"), dict):
         shared = dict((entry["path"], entry) for entry in target_result["disk_exports"].get("shared_paths") or [])
@@ -310,6 +311,7 @@ def restart_disks(disks, dead, target, target_result=None):
             out["left_out"].append({"disk": disk["name"], "host": leg["host"], "path": leg["path"], "vdev": leg["vdev"]})
         if gone:
             out["degraded"].append(disk["name"])
+            out["arrays"].append(disk.get("array") or "/dev/md/%s" % conv.md_array_name(disk["name"]))
     return out
 
 

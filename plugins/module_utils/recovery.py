@@ -81,7 +81,7 @@ def raid1_restart(vm, meta, info, dead_host, target):
     try:
         lvs = [vm_disk_lv(vm, d.get("name")) for d in disks]
     except ValueError as exc:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)], "fence": None}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "arrays": [], "problems": [str(exc)], "fence": None}
     mirrored = [lv for lv, d in zip(lvs, disks) if raid1.is_mirrored(d)]
     partner = _meta(meta, "raid1_partner")
     if not partner and mirrored:
@@ -96,14 +96,47 @@ def raid1_restart(vm, meta, info, dead_host, target):
     if not vg:
         problems.append("its VG is unknown (no xen_vg, and %s has no LV of it): set xen_vg" % target)
     if problems:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": problems, "fence": None}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "arrays": [], "problems": problems, "fence": None}
     try:
         legs = raid1.inventory_disks(vm, disks, home, partner, vg)
         out = raid1.restart_disks(legs, dead_host, target, info.get(target))
     except ValueError as exc:
-        return {"domain_disks": [], "left_out": [], "degraded": [], "problems": [str(exc)], "fence": None}
+        return {"domain_disks": [], "left_out": [], "degraded": [], "arrays": [], "problems": [str(exc)], "fence": None}
     out["fence"] = raid1_fence(vm, legs, info, dead_host, target, vg)
     return out
+
+
+# md_mirror's array states in which md serves the array (degraded or not).
+_MD_SERVING = ("clean", "degraded", "recovering", "resyncing")
+
+
+def guest_md_outcome(vm, arrays, reached, started):
+    """What md did in a raid1 guest the failover restarted on the legs that survived: md holds each degraded array
+    inactive at boot, waiting for the leg that is gone, until md_mirror (state=running) starts it. reached: the
+    guest's wait_for_connection result; started: the md_mirror loop result over arrays (None: not run).
+    Returns {result (running, unreachable, failed), message, arrays: [{array, state, started}]}."""
+    by_hand = "ansible %s -m sanless.xen.md_mirror -a 'array=ARRAY state=running'" % vm
+    reached = reached or {}
+    if reached.get("failed") or reached.get("unreachable") or reached.get("skipped") or not reached:
+        return {"result": "unreachable", "arrays": [], "message": "%s did not answer (%s): md not started in it (%s); "
+                "once it answers: %s" % (vm, reached.get("msg") or "not tried", ", ".join(arrays), by_hand)}
+    results = dict((r.get("item"), r) for r in (started or {}).get("results") or [])
+    out, problems = [], []
+    for array in arrays:
+        result = results.get(array) or {}
+        state = (result.get("array") or {}).get("state")
+        if result.get("failed") or result.get("unreachable") or result.get("skipped") or not result:
+            problems.append("%s: %s" % (array, result.get("msg") or "not run"))
+        elif state not in _MD_SERVING:
+            problems.append("%s: md shows it %s" % (array, state))
+        else:
+            out.append({"array": array, "state": state, "started": bool(result.get("changed"))})
+    if problems:
+        return {"result": "failed", "arrays": out, "message": "md did not start in %s: %s; by hand: %s" % (
+            vm, "; ".join(problems), by_hand)}
+    return {"result": "running", "arrays": out, "message": "md runs %s in %s (%s)" % (
+        ", ".join("%s %s" % (a["array"], a["state"]) for a in out), vm,
+        "started by the failover" if any(a["started"] for a in out) else "already running")}
 
 
 def raid1_fence(vm, disks, info, dead_host, target, vg):
@@ -210,7 +243,7 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         meta = vm_meta.get(name) or {}
         mode = _meta(meta, "storage_mode")
         resources = drbd_resources(name, meta)
-        start = {"domain_disks": None, "left_out": [], "degraded": [], "fence": None}
+        start = {"domain_disks": None, "left_out": [], "degraded": [], "arrays": [], "fence": None}
         why = []
         if mode is None:
             why.append("no xen_storage_mode: where its disks are is unknown")
@@ -249,7 +282,7 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         restarts.append({"vm": name, "from": dead_host, "to": target, "storage_mode": mode, "resources": resources,
                          "memory_mib": entry["memory_mib"], "order": entry["order"],
                          "domain_disks": start["domain_disks"], "left_out": start["left_out"],
-                         "degraded": start["degraded"], "fence": start["fence"],
+                         "degraded": start["degraded"], "arrays": start["arrays"], "fence": start["fence"],
                          "require_paths": [d["target"] for d in start["domain_disks"] or []]})
     for entry in plan["not_restarted"]:
         if entry["from"] == dead_host:

@@ -28,6 +28,10 @@ description:
   - "Guard: a leg that is in sync is only failed or removed when, read in the same step, another leg is in sync
     too by both C(mdadm --detail) (V(active sync)) and C(/proc/mdstat) (V([UU])) and no resync runs; the last
     in-sync leg is never dropped."
+  - "V(running) starts the array when md assembled it but holds it inactive, waiting for a leg that is gone (a raid1
+    guest restarted by the failover on the legs that survived): C(mdadm --run) starts it degraded on the legs it
+    has. udev links C(/dev/md/NAME) only to an array that runs, so an inactive one is found by the name in its
+    members' superblocks. An array that runs is no change; one that is not assembled at all is an error."
   - Legs are compared by the device they lead to, so an LV path and the C(/dev/dm-N) that mdadm prints are one leg.
 author:
   - sanless.xen developers (@sanless)
@@ -57,8 +61,9 @@ options:
       - V(created) creates the array over O(legs) unless it exists.
       - V(absent) takes it out of the array.
       - V(replaced) replaces O(leg) by O(replacement) while O(leg) stays in sync until the copy is done.
+      - V(running) starts the array if md holds it inactive (degraded, on the legs it has).
     type: str
-    choices: [present, absent, replaced, created]
+    choices: [present, absent, replaced, created, running]
     default: present
   replacement:
     description: The new leg of O(state=replaced).
@@ -125,6 +130,12 @@ EXAMPLES = r"""
     legs: [/dev/xvdb, /dev/xvdc]
   delegate_to: web07
 
+- name: After a failover, start web07's mirror on the one leg that survived (md holds it inactive)
+  sanless.xen.md_mirror:
+    array: /dev/md/data
+    state: running
+  delegate_to: web07
+
 - name: Take a failed leg out (refused if it is the last one in sync)
   sanless.xen.md_mirror:
     array: /dev/md/data
@@ -148,7 +159,8 @@ array:
       type: str
       sample: 3bcf7815:a5712de0:e16bfbc3:f1e44bde
     state:
-      description: V(clean), V(degraded), V(resyncing), V(recovering) or V(failed).
+      description: V(clean), V(degraded), V(resyncing), V(recovering), V(failed) or V(inactive) (assembled, not
+        started: md waits for a leg).
       type: str
       sample: clean
     degraded:
@@ -212,6 +224,8 @@ would_run:
   sample: []
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import md
@@ -219,6 +233,8 @@ from ansible_collections.sanless.xen.plugins.module_utils.runner import (Command
                                                                          wait_until)
 
 POLL_SECONDS = 2
+# How long udev may take to link /dev/md/NAME once the array runs.
+LINK_SECONDS = 10
 
 
 class Mirror(object):
@@ -326,6 +342,37 @@ class Mirror(object):
         return progress
 
 
+def start(module, mirror):
+    """Start the array when md holds it inactive; the array's path to read it by afterwards."""
+    path = mirror.array
+    if not os.path.exists(path):
+        # /dev/md/NAME: udev links it only once the array runs; an inactive one is found by its members
+        stat = mirror.tool.mdstat()
+        examined = dict((member["device"], mirror.tool.examine("/dev/%s" % member["device"]))
+                        for entry in stat["arrays"].values() if not entry["active"] for member in entry["members"])
+        found = md.inactive_array_named(stat, examined, os.path.basename(path))
+        if found is None:
+            module.fail_json(msg="md array %s is not assembled in the guest (neither running nor inactive: /proc/mdstat "
+                                 "lists %s); assemble it (mdadm --assemble) first" % (
+                                     path, ", ".join(sorted(stat["arrays"])) or "no array"),
+                             cmds=mirror.runner.ran)
+        path = found
+    detail = mirror.tool.detail(path)
+    if detail is None:
+        module.fail_json(msg="md array %s does not exist" % path, cmds=mirror.runner.ran)
+    if "inactive" not in detail["state"]:
+        return mirror.array if os.path.exists(mirror.array) else path
+    legs = [leg["device"] for leg in detail["legs"] if leg["device"]]
+    if not legs:
+        module.fail_json(msg="md holds %s inactive without a leg: nothing to start it on" % path, cmds=mirror.runner.ran)
+    mirror.actions.append("run %s degraded on %s" % (path, " ".join(legs)))
+    mirror.tool.start(path)
+    if module.check_mode:
+        return path
+    wait_until(lambda: os.path.exists(mirror.array), LINK_SECONDS, poll=0.5)
+    return mirror.array if os.path.exists(mirror.array) else path
+
+
 def create(module, mirror, legs, name):
     """Create the array over legs unless it exists; the actions taken."""
     detail = mirror.tool.detail(mirror.array)
@@ -375,7 +422,7 @@ def main():
         argument_spec=dict(
             array=dict(type="str", required=True),
             leg=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent", "replaced", "created"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "replaced", "created", "running"]),
             legs=dict(type="list", elements="str"),
             name=dict(type="str"),
             replacement=dict(type="str"),
@@ -400,6 +447,8 @@ def main():
         module.fail_json(msg=str(exc))
     if p["state"] == "created" and (p["leg"] or len(p["legs"]) != 2 or md.same_device(p["legs"][0], p["legs"][1])):
         module.fail_json(msg="state=created wants two different legs in legs (and no leg), got %s" % (p["legs"],))
+    if p["leg"] and p["state"] == "running":
+        module.fail_json(msg="state=running starts the array on the legs md has: it takes no leg")
     if (p["legs"] or p["name"]) and p["state"] != "created":
         module.fail_json(msg="legs and name go with state=created")
     if p["replacement"] and p["state"] != "replaced":
@@ -416,6 +465,11 @@ def main():
             create(module, mirror, p["legs"], p["name"])
             created = bool(mirror.actions)
             names = list(p["legs"])
+        before_state = None
+        if p["state"] == "running":
+            mirror.array = start(module, mirror)
+            if mirror.actions:
+                before_state = "inactive"
         if created and module.check_mode:
             before = {}
             mirror.detail = {"device": p["array"], "uuid": None, "state": ["clean"], "raid_devices": 2, "sync": None,
@@ -460,6 +514,10 @@ def main():
     if module._diff:
         result["diff"] = {"before_header": p["array"], "after_header": p["array"], "before": {"legs": before},
                           "after": {"legs": after}}
+        if p["state"] == "running":
+            # check mode: md would run it degraded on the legs it holds
+            result["diff"]["before"]["state"] = before_state or result["array"]["state"]
+            result["diff"]["after"]["state"] = "degraded" if module.check_mode and before_state else result["array"]["state"]
     module.exit_json(**result)
 
 

@@ -41,3 +41,24 @@ def test_a_promoted_vm_passes_and_a_refused_or_skipped_one_does_not():
 
 def test_a_step_that_failed_as_a_whole_passes_none():
     assert passed({"failed": True, "msg": "the loop could not be templated"}) == []
+
+
+def md_guests(waited):
+    """The restarts whose guest md the batch starts (guest_md.yml's loop), from the start waits as registered."""
+    with open(os.path.join(ROOT, "roles", "failover", "tasks", "batch.yml")) as stream:
+        [task] = [t for t in yaml.safe_load(stream) if t["name"].startswith("Start md degraded")]
+    from ansible.parsing.dataloader import DataLoader
+    templar = template.Templar(loader=DataLoader(), variables={"failover_waited": waited})
+    return templar.template(trusted(task["loop"]))
+
+
+def test_md_is_started_in_the_raid1_guests_that_started_degraded_only():
+    web07 = {"vm": "web07", "arrays": ["/dev/md/data"]}
+    waited = {"results": [
+        {"item": {"item": web07}, "finished": 1, "changed": True},  # no failed key
+        {"item": {"item": {"vm": "web06", "arrays": []}}, "finished": 1, "failed": False},  # DRBD
+        {"item": {"item": {"vm": "web02"}}, "finished": 1},  # plain, a plan without the key
+        {"item": {"item": {"vm": "web08", "arrays": ["/dev/md/data"]}}, "finished": 1, "failed": True},
+        {"item": {"item": {"vm": "web09", "arrays": ["/dev/md/data"]}}, "finished": 0, "failed": True}]}
+    assert md_guests(waited) == [web07]
+    assert md_guests({"failed": True, "msg": "no jobs"}) == []

@@ -223,3 +223,30 @@ def test_runner_re_add_of_a_member_fails_with_what_mdadm_said(fixture_text):
     runner = CommandRunner(module)
     assert md.Mdadm(runner).manage("/dev/md90", "--fail", "/dev/xenvg/fxmd-b").skipped
     assert runner.would_run == [md.manage_argv("/dev/md90", "--fail", "/dev/xenvg/fxmd-b")] and module.calls == []
+
+
+def test_an_inactive_array_parsed_and_judged(fixture_text):
+    detail = md.parse_detail(json.loads(fixture_text("mdadm", "4.2", "mdadm-detail-inactive.json"))["stdout"])
+    assert detail["state"] == ["inactive"] and detail["raid_devices"] is None and detail["events"] == 18
+    assert detail["legs"] == [{"number": None, "major": 252, "minor": 0, "raid_device": None, "state": [],
+                               "status": "unknown", "device": "/dev/dm-0"}]
+    health = md.array_health(detail, md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-inactive.txt"))["arrays"]["md127"])
+    assert health["state"] == "inactive" and health["degraded"] and health["in_sync"] == 0
+    started = md.parse_detail(fixture_text("mdadm", "4.2", "detail-run-degraded.txt"))
+    assert md.array_health(started)["state"] == "degraded" and md.array_health(started)["in_sync"] == 1
+
+
+def test_an_inactive_array_is_found_by_the_name_in_its_members(fixture_text):
+    inactive = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-inactive.txt"))
+    examined = {"dm-0": md.parse_examine(fixture_text("mdadm", "4.2", "examine-one-leg.txt"))}
+    assert examined["dm-0"]["name"] == "hosta:fxmd"
+    assert md.inactive_array_named(inactive, examined, "fxmd") == "/dev/md127"
+    assert md.inactive_array_named(inactive, examined, "hosta:fxmd") == "/dev/md127"
+    assert md.inactive_array_named(inactive, examined, "data") is None
+    assert md.inactive_array_named(inactive, {"dm-0": None}, "fxmd") is None
+    # an array that runs is not one to start
+    running = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-run-degraded.txt"))
+    assert md.inactive_array_named(running, examined, "fxmd") is None
+    assert md.run_argv("/dev/md127") == ["mdadm", "--run", "/dev/md127"]
+    with pytest.raises(ValueError):
+        md.run_argv("/dev/md127; reboot")

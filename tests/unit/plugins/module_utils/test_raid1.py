@@ -289,7 +289,7 @@ def test_restart_disks_keeps_the_legs_off_the_dead_dom0():
     xen_disks = [{"name": "root", "vdev": "xvda", "raid1": False}, {"name": "data", "vdev": "xvdb", "partner_vdev": "xvdc"}]
     disks = raid1.inventory_disks("web07", xen_disks, "hosta", "hostb", "xenvg")
     start = raid1.restart_disks(disks, "hostb", "hosta")
-    assert start["problems"] == [] and start["degraded"] == ["data"]
+    assert start["problems"] == [] and start["degraded"] == ["data"] and start["arrays"] == ["/dev/md/data"]
     assert [d["vdev"] for d in start["domain_disks"]] == ["xvda", "xvdb"]
     start = raid1.restart_disks(disks, "hosta", "hostb")
     assert start["problems"][0].startswith("disk root is not mirrored (raid1: false): its only LV xenvg/web07-root is "

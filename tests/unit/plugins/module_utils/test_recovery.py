@@ -240,7 +240,7 @@ def test_failover_starts_a_raid1_vm_degraded_on_its_partner(hosta_with_legs):
     assert item["domain_disks"] == [{"target": R1_LEGS["hosta"], "vdev": "xvdc"}]
     assert item["require_paths"] == [R1_LEGS["hosta"]]
     assert item["left_out"] == [{"disk": "data", "host": "hostb", "path": R1_LEGS["hostb"], "vdev": "xvdb"}]
-    assert item["degraded"] == ["data"] and item["resources"] == []
+    assert item["degraded"] == ["data"] and item["arrays"] == ["/dev/md/data"] and item["resources"] == []
     assert ("  restart r1 on hosta (batch 1, DEGRADED without hostb's leg of data (re-add it with raid1_repair.yml "
             "once hostb is back))") in plan["summary"]
 
@@ -463,3 +463,28 @@ def test_a_raid1_vm_whose_fence_cannot_be_done_is_not_restarted(hosta_exporting)
     fence = recovery.raid1_restart("web07", meta["web07"], info, "hostb", "hosta")["fence"]
     assert fence["problems"] == ["hostc did not answer either: which of %s on the exports is hostb's cannot be told"
                                  % LAB_INITIATORS["hostb"]]
+
+
+def test_guest_md_outcome_after_a_degraded_restart():
+    arrays = ["/dev/md/data"]
+    reached = {"changed": False, "elapsed": 95, "failed": False}
+    started = {"results": [{"item": "/dev/md/data", "changed": True, "array": {"state": "degraded", "map": "U_"}}]}
+    out = recovery.guest_md_outcome("web07", arrays, reached, started)
+    assert out["result"] == "running" and out["arrays"] == [{"array": "/dev/md/data", "state": "degraded", "started": True}]
+    assert out["message"] == "md runs /dev/md/data degraded in web07 (started by the failover)"
+    already = {"results": [{"item": "/dev/md/data", "changed": False, "array": {"state": "recovering"}}]}
+    assert "already running" in recovery.guest_md_outcome("web07", arrays, reached, already)["message"]
+    # the guest did not answer: md is not started, the report says how to start it by hand
+    late = {"failed": True, "elapsed": 600, "msg": "timed out waiting for ping module test: ..."}
+    out = recovery.guest_md_outcome("web07", arrays, late, None)
+    assert out["result"] == "unreachable" and "timed out" in out["message"]
+    assert "ansible web07 -m sanless.xen.md_mirror -a 'array=ARRAY state=running'" in out["message"]
+    assert recovery.guest_md_outcome("web07", arrays, {"unreachable": True, "msg": "no route"}, None)["result"] == "unreachable"
+    assert recovery.guest_md_outcome("web07", arrays, None, None)["result"] == "unreachable"
+    # md_mirror failed, skipped an array, or md still holds it inactive
+    failed = {"results": [{"item": "/dev/md/data", "failed": True, "msg": "md array /dev/md/data is not assembled"}]}
+    out = recovery.guest_md_outcome("web07", arrays, reached, failed)
+    assert out["result"] == "failed" and "/dev/md/data: md array /dev/md/data is not assembled" in out["message"]
+    inactive = {"results": [{"item": "/dev/md/data", "changed": False, "array": {"state": "inactive"}}]}
+    assert "md shows it inactive" in recovery.guest_md_outcome("web07", arrays, reached, inactive)["message"]
+    assert recovery.guest_md_outcome("web07", arrays + ["/dev/md/logs"], reached, started)["result"] == "failed"

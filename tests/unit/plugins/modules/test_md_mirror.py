@@ -274,3 +274,74 @@ def test_created_wants_two_legs_and_a_name(mirror):
     assert failed and "invalid md array name" in result["msg"] and calls == []
     result, failed, calls = mirror({"name": "fxmd", "legs": [A, B]}, ["clean"])
     assert failed and "go with state=created" in result["msg"]
+
+
+# An array that came back with one leg (recorded on hosta: another array, md127 over fxmd-a alone): inactive
+# until mdadm --run, and /dev/md/fxmd links to it only once it runs.
+LINK, INACTIVE = "/dev/md/fxmd", "/dev/md127"
+
+
+@pytest.fixture
+def one_leg(module_main, monkeypatch, fixture_text):
+    """go(args, running_before, check_mode, mdstats): md_mirror on the link /dev/md/fxmd, which udev makes once
+    mdadm --run ran (or before, when running_before)."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    ran = []
+    monkeypatch.setattr(md_mirror.os.path, "exists", lambda path: path == LINK and (bool(ran) or state["running"]))
+    monkeypatch.setattr(md, "resolve_device", lambda path: INACTIVE if path == LINK else path)
+    state = {"running": False}
+    started = md.Mdadm.start
+
+    def start_then_udev_links(self, array):  # what udev does once the array runs
+        result = started(self, array)
+        if not self.runner.check_mode:
+            ran.append(True)
+        return result
+    monkeypatch.setattr(md.Mdadm, "start", start_then_udev_links)
+
+    def go(args, running_before=False, check_mode=False, mdstats=("inactive", "run-degraded")):
+        state["running"] = running_before
+        texts = [fixture_text(*RECORDED + ("mdstat-%s.txt" % name,)) for name in mdstats]
+        monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
+        inactive = command(fixture_text, "mdadm-detail-inactive")[tuple(md.detail_argv(INACTIVE))]
+        degraded = (0, fixture_text(*RECORDED + ("detail-run-degraded.txt",)), "")
+        run = command(fixture_text, "mdadm-run")[tuple(md.run_argv(INACTIVE))]
+        outputs = {tuple(md.detail_argv(INACTIVE)): degraded if running_before else (inactive if check_mode else [inactive, degraded]),
+                   tuple(md.detail_argv(LINK)): degraded,
+                   tuple(md.examine_argv("/dev/dm-0")): (0, fixture_text(*RECORDED + ("examine-one-leg.txt",)), ""),
+                   tuple(md.run_argv(INACTIVE)): run}
+        ran.clear()
+        return module_main(md_mirror.main, dict({"array": LINK, "state": "running"}, **args), outputs, check_mode, True)
+    return go
+
+
+def test_running_starts_the_array_md_holds_inactive_found_by_its_members(one_leg):
+    result, failed, calls = one_leg({})
+    assert not failed, result
+    assert result["changed"] and result["actions"] == ["run %s degraded on /dev/dm-0" % INACTIVE]
+    assert manage(calls) == [md.run_argv(INACTIVE)]
+    assert calls.index(md.examine_argv("/dev/dm-0")) < calls.index(md.run_argv(INACTIVE))
+    assert result["array"]["state"] == "degraded" and result["array"]["map"] == "U_"
+    assert result["array"]["legs"] == [{"device": "/dev/dm-0", "status": "in_sync", "slot": 0}]
+    assert result["diff"]["before"]["state"] == "inactive" and result["diff"]["after"]["state"] == "degraded"
+
+
+def test_running_is_no_change_on_an_array_that_runs(one_leg):
+    result, failed, calls = one_leg({}, running_before=True, mdstats=("run-degraded",))
+    assert not failed and not result["changed"] and manage(calls) == [] and result["actions"] == []
+    assert result["array"]["state"] == "degraded"
+    assert result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_running_in_check_mode_runs_nothing(one_leg):
+    result, failed, calls = one_leg({}, check_mode=True, mdstats=("inactive",))
+    assert not failed and result["changed"] and manage(calls) == []
+    assert result["would_run"] == [md.run_argv(INACTIVE)]
+    assert result["array"]["state"] == "inactive" and result["diff"]["after"]["state"] == "degraded"
+
+
+def test_running_fails_when_the_array_is_not_assembled_or_given_a_leg(one_leg):
+    result, failed, calls = one_leg({}, mdstats=("empty",))
+    assert failed and "is not assembled" in result["msg"] and manage(calls) == []
+    result, failed, calls = one_leg({"leg": "/dev/xvdb"})
+    assert failed and "takes no leg" in result["msg"] and calls == []
