@@ -160,7 +160,7 @@ array:
       sample: 3bcf7815:a5712de0:e16bfbc3:f1e44bde
     state:
       description: V(clean), V(degraded), V(resyncing), V(recovering), V(failed) or V(inactive) (assembled, not
-        started: md waits for a leg).
+        started, md waiting for a leg).
       type: str
       sample: clean
     degraded:
