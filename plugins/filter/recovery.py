@@ -16,8 +16,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.module_utils.diskexport import fence_check
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
-from ansible_collections.sanless.xen.plugins.module_utils.recovery import (failover_actions, guest_md_outcome, still_linked,
-                                                                          watcher_actions)
+from ansible_collections.sanless.xen.plugins.module_utils.recovery import (failover_actions, guest_md_outcome, readd_outcome,
+                                                                          still_linked, watcher_actions)
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.
@@ -95,6 +95,14 @@ def failover_md_check(reached, vm, arrays, started=None):
                             started if isinstance(started, dict) else None)
 
 
+def watcher_readd_check(health, vm, plan):
+    """Filter: recovery.readd_outcome (the watcher's re-add of a raid1 leg, judged by the pair after the repair)."""
+    if not isinstance(health, dict) or not isinstance(plan, dict):
+        raise AnsibleFilterError("watcher_readd_check: the pair's health and the repair's plan (dicts), got %r, %r"
+                                 % (health, plan))
+    return readd_outcome(vm, plan, health)
+
+
 def watcher(hostvars, hosts, vms=None, last_boot_ids=None, parallel=4, register="watcher_info"):
     """Filter: recovery.watcher_actions."""
     try:
@@ -108,5 +116,5 @@ class FilterModule(object):
 
     def filters(self):
         return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
-                "failover_md_check": failover_md_check,
+                "failover_md_check": failover_md_check, "watcher_readd_check": watcher_readd_check,
                 "watcher_actions": watcher, "failover_fence_check": failover_fence_check}

@@ -139,6 +139,19 @@ def guest_md_outcome(vm, arrays, reached, started):
         "started by the failover" if any(a["started"] for a in out) else "already running")}
 
 
+def readd_outcome(vm, plan, health):
+    """The watcher's re-add of a rebooted dom0's raid1 leg (the raid1 role's repair), judged by the pair read again at
+    the end of the repair: plan, the repair's plan (raid1.repair_plan); health, the pair after it (raid1.pair_health).
+    Returns {vm, result (re-added; healthy: nothing was left to do; failed), msg}."""
+    if (health or {}).get("state") == "healthy":
+        acted = any(disk.get("action") != "none" for disk in (plan or {}).get("disks") or [])
+        return {"vm": vm, "result": "re-added" if acted else "healthy", "msg": ""}
+    state = (health or {}).get("state") or "unknown"
+    causes = [c.get("problem") for c in (health or {}).get("causes") or [] if c.get("problem")]
+    return {"vm": vm, "result": "failed",
+            "msg": "the pair is %s after the repair%s" % (state, (": " + "; ".join(causes)) if causes else "")}
+
+
 def raid1_fence(vm, disks, info, dead_host, target, vg):
     """The storage fence of a raid1 VM restarted on target: target stops exporting to the dead dom0 every disk of the
     VM it holds (raid1.held_legs: its legs, and the disks that are not mirrored when it is the home), as

@@ -488,3 +488,17 @@ def test_guest_md_outcome_after_a_degraded_restart():
     inactive = {"results": [{"item": "/dev/md/data", "changed": False, "array": {"state": "inactive"}}]}
     assert "md shows it inactive" in recovery.guest_md_outcome("web07", arrays, reached, inactive)["message"]
     assert recovery.guest_md_outcome("web07", arrays + ["/dev/md/logs"], reached, started)["result"] == "failed"
+
+
+def test_readd_outcome_judges_the_pair_after_the_repair():
+    plan = {"disks": [{"disk": "data", "action": "re_add"}]}
+    assert recovery.readd_outcome("web07", plan, {"state": "healthy", "causes": []}) == {
+        "vm": "web07", "result": "re-added", "msg": ""}
+    nothing = {"disks": [{"disk": "data", "action": "none"}]}
+    assert recovery.readd_outcome("web07", nothing, {"state": "healthy", "causes": []})["result"] == "healthy"
+    degraded = {"state": "degraded", "causes": [{"problem": "data: hostb's leg: not in the guest's md mirror (missing)"},
+                                                {"problem": None}]}
+    assert recovery.readd_outcome("web07", plan, degraded) == {
+        "vm": "web07", "result": "failed",
+        "msg": "the pair is degraded after the repair: data: hostb's leg: not in the guest's md mirror (missing)"}
+    assert recovery.readd_outcome("web07", plan, {"state": "unknown"})["msg"] == "the pair is unknown after the repair"
