@@ -302,20 +302,22 @@ def array_name(md_name):
     return (md_name or "").rsplit(":", 1)[-1]
 
 
-def inactive_array_named(mdstat, examined, name):
-    """The /dev/mdN of the inactive array (assembled, waiting for a leg) whose members' superblocks name it name
-    ('data' or 'web07:data'), or None. udev links /dev/md/NAME only to an array that runs, so an inactive one is
-    found by its members. examined: {member as /proc/mdstat names it ('xvdb', 'dm-0'): parse_examine of it, or
-    None}; the members of one array that disagree on its uuid make it no match."""
-    for entry in mdstat["arrays"].values():
-        if entry["active"] or not entry["members"]:
+def arrays_named(mdstat, examined, name, inactive_only=False):
+    """The /dev/mdN of each array (running or, with inactive_only, only those md holds inactive, waiting for a leg)
+    whose members' superblocks name it name ('data' or 'web07:data'). udev links /dev/md/NAME only to an array that
+    runs, and names it /dev/md/HOST:NAME when md took it for another host's (its homehost is not the hostname md read
+    when it assembled it), so an array is found by its members. examined: {member as /proc/mdstat names it ('xvdb',
+    'dm-0'): parse_examine of it, or None}; an array whose members disagree on its uuid is no match."""
+    out = []
+    for entry in sorted(mdstat["arrays"].values(), key=lambda e: e["name"]):
+        if (inactive_only and entry["active"]) or not entry["members"]:
             continue
         supers = [examined.get(member["device"]) for member in entry["members"]]
         if any(sb is None for sb in supers) or len(set(sb["array_uuid"] for sb in supers)) != 1:
             continue
         if array_name(supers[0]["name"]) == array_name(name):
-            return "/dev/%s" % entry["name"]
-    return None
+            out.append("/dev/%s" % entry["name"])
+    return out
 
 
 def drop_refusal(detail, stat, device, resolve=None):

@@ -30,8 +30,10 @@ description:
     in-sync leg is never dropped."
   - "V(running) starts the array when md assembled it but holds it inactive, waiting for a leg that is gone (a raid1
     guest restarted by the failover on the legs that survived): C(mdadm --run) starts it degraded on the legs it
-    has. udev links C(/dev/md/NAME) only to an array that runs, so an inactive one is found by the name in its
-    members' superblocks. An array that runs is no change; one that is not assembled at all is an error."
+    has. An array that runs is no change; one that is not assembled at all is an error."
+  - "An O(array) C(/dev/md/NAME) that is not linked is the one array whose members' superblocks name it NAME: udev
+    links only an array that runs, and links it C(/dev/md/HOST:NAME) when md took it for another host's (its
+    homehost is not the hostname md read when it assembled it at boot)."
   - Legs are compared by the device they lead to, so an LV path and the C(/dev/dm-N) that mdadm prints are one leg.
 author:
   - sanless.xen developers (@sanless)
@@ -233,8 +235,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.runner import (Command
                                                                          wait_until)
 
 POLL_SECONDS = 2
-# How long udev may take to link /dev/md/NAME once the array runs.
-LINK_SECONDS = 10
 
 
 class Mirror(object):
@@ -342,35 +342,37 @@ class Mirror(object):
         return progress
 
 
-def start(module, mirror):
-    """Start the array when md holds it inactive; the array's path to read it by afterwards."""
+def resolve(module, mirror):
+    """The array's path to run mdadm on: the one given when it exists; for /dev/md/NAME that does not, the /dev/mdN of
+    the one array whose members' superblocks name it NAME (udev links only a running array, and links it
+    /dev/md/HOST:NAME when md took it for another host's), else the one given (for state=created)."""
     path = mirror.array
-    if not os.path.exists(path):
-        # /dev/md/NAME: udev links it only once the array runs; an inactive one is found by its members
-        stat = mirror.tool.mdstat()
-        examined = dict((member["device"], mirror.tool.examine("/dev/%s" % member["device"]))
-                        for entry in stat["arrays"].values() if not entry["active"] for member in entry["members"])
-        found = md.inactive_array_named(stat, examined, os.path.basename(path))
-        if found is None:
-            module.fail_json(msg="md array %s is not assembled in the guest (neither running nor inactive: /proc/mdstat "
-                                 "lists %s); assemble it (mdadm --assemble) first" % (
-                                     path, ", ".join(sorted(stat["arrays"])) or "no array"),
-                             cmds=mirror.runner.ran)
-        path = found
-    detail = mirror.tool.detail(path)
+    if os.path.exists(path) or not path.startswith("/dev/md/"):
+        return path
+    stat = mirror.tool.mdstat()
+    examined = dict((member["device"], mirror.tool.examine("/dev/%s" % member["device"]))
+                    for entry in stat["arrays"].values() for member in entry["members"])
+    found = md.arrays_named(stat, examined, os.path.basename(path))
+    if len(found) > 1:
+        module.fail_json(msg="%s is not linked, and more than one array is named %s: %s; give the one meant"
+                             % (path, os.path.basename(path), ", ".join(found)), cmds=mirror.runner.ran)
+    return found[0] if found else path
+
+
+def start(module, mirror):
+    """Start the array when md holds it inactive (mdadm --run, degraded on the legs it has)."""
+    detail = mirror.tool.detail(mirror.array)
     if detail is None:
-        module.fail_json(msg="md array %s does not exist" % path, cmds=mirror.runner.ran)
+        module.fail_json(msg="md array %s is not assembled in the guest (neither running nor inactive); assemble it "
+                             "(mdadm --assemble) first" % mirror.array, cmds=mirror.runner.ran)
     if "inactive" not in detail["state"]:
-        return mirror.array if os.path.exists(mirror.array) else path
+        return
     legs = [leg["device"] for leg in detail["legs"] if leg["device"]]
     if not legs:
-        module.fail_json(msg="md holds %s inactive without a leg: nothing to start it on" % path, cmds=mirror.runner.ran)
-    mirror.actions.append("run %s degraded on %s" % (path, " ".join(legs)))
-    mirror.tool.start(path)
-    if module.check_mode:
-        return path
-    wait_until(lambda: os.path.exists(mirror.array), LINK_SECONDS, poll=0.5)
-    return mirror.array if os.path.exists(mirror.array) else path
+        module.fail_json(msg="md holds %s inactive without a leg: nothing to start it on" % mirror.array,
+                         cmds=mirror.runner.ran)
+    mirror.actions.append("run %s degraded on %s" % (mirror.array, " ".join(legs)))
+    mirror.tool.start(mirror.array)
 
 
 def create(module, mirror, legs, name):
@@ -465,9 +467,10 @@ def main():
             create(module, mirror, p["legs"], p["name"])
             created = bool(mirror.actions)
             names = list(p["legs"])
+        mirror.array = resolve(module, mirror)
         before_state = None
         if p["state"] == "running":
-            mirror.array = start(module, mirror)
+            start(module, mirror)
             if mirror.actions:
                 before_state = "inactive"
         if created and module.check_mode:

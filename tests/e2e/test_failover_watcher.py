@@ -163,7 +163,8 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     assert r1.mdstat_map()[0] in ("U_", "_U")
     journal = lab.sh("hosta", "cat /var/lib/sanless-xen/failover/%s-*.json" % r1.VM).stdout
     assert '"result": "running"' in journal and "started by the failover" in journal
-    assert r1.guest_sh("dd if=%s bs=1M count=16 iflag=direct 2>/dev/null | sha256sum" % r1.ARRAY).stdout.split()[0] \
+    device = r1.array_device()
+    assert r1.guest_sh("dd if=%s bs=1M count=16 iflag=direct 2>/dev/null | sha256sum" % device).stdout.split()[0] \
         == expected
 
     # hostb returns with its old /etc/xen/auto/web07.cfg (xendomains would start it at boot on a real cluster; the lab

@@ -64,6 +64,13 @@ def dom0_arrays(lab):
             for host in lab.hosts if sanless_lab.powered(host)}
 
 
+def array_device():
+    """The array's device in the guest: /dev/md/data, or /dev/md/HOST:data when md assembled it at boot taking it for
+    another host's (lab, stop 40: after the failover's restart, udev linked /dev/md/web07:data)."""
+    return guest_sh("for d in %s /dev/md/*:%s; do [ -e \"$d\" ] && { echo \"$d\"; break; }; done"
+                    % (ARRAY, ARRAY.rsplit("/", 1)[1])).stdout.strip() or ARRAY
+
+
 def wait_clean(timeout=900):
     wait_for(lambda: mdstat_map() == ("UU", False), timeout, "%s [UU] with no resync in %s" % (ARRAY, VM), interval=5)
 
@@ -71,7 +78,7 @@ def wait_clean(timeout=900):
 def leg_sha256(leg):
     """sha256 of a leg's data area (md's data offset on, the array's size), read in the guest."""
     offset = int(re.search(r"Data Offset : (\d+) sectors", guest(["mdadm", "--examine", leg]).stdout).group(1))
-    size_kib = int(re.search(r"Array Size : (\d+)", guest(["mdadm", "--detail", ARRAY]).stdout).group(1))
+    size_kib = int(re.search(r"Array Size : (\d+)", guest(["mdadm", "--detail", array_device()]).stdout).group(1))
     out = guest_sh("dd if=%s bs=1M iflag=skip_bytes,count_bytes skip=%d count=%d 2>/dev/null | sha256sum"
                    % (leg, offset * 512, size_kib * 1024)).stdout
     return out.split()[0]

@@ -236,17 +236,23 @@ def test_an_inactive_array_parsed_and_judged(fixture_text):
     assert md.array_health(started)["state"] == "degraded" and md.array_health(started)["in_sync"] == 1
 
 
-def test_an_inactive_array_is_found_by_the_name_in_its_members(fixture_text):
+def test_an_array_is_found_by_the_name_in_its_members(fixture_text):
     inactive = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-inactive.txt"))
     examined = {"dm-0": md.parse_examine(fixture_text("mdadm", "4.2", "examine-one-leg.txt"))}
     assert examined["dm-0"]["name"] == "hosta:fxmd"
-    assert md.inactive_array_named(inactive, examined, "fxmd") == "/dev/md127"
-    assert md.inactive_array_named(inactive, examined, "hosta:fxmd") == "/dev/md127"
-    assert md.inactive_array_named(inactive, examined, "data") is None
-    assert md.inactive_array_named(inactive, {"dm-0": None}, "fxmd") is None
-    # an array that runs is not one to start
+    assert md.arrays_named(inactive, examined, "fxmd") == ["/dev/md127"]
+    assert md.arrays_named(inactive, examined, "hosta:fxmd", inactive_only=True) == ["/dev/md127"]
+    assert md.arrays_named(inactive, examined, "data") == []
+    assert md.arrays_named(inactive, {"dm-0": None}, "fxmd") == []
+    # running: found, unless only an inactive one is asked for
     running = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-run-degraded.txt"))
-    assert md.inactive_array_named(running, examined, "fxmd") is None
+    assert md.arrays_named(running, examined, "fxmd") == ["/dev/md127"]
+    assert md.arrays_named(running, examined, "fxmd", inactive_only=True) == []
+    # members that disagree on the array's uuid are no match
+    clean = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-clean.txt"))
+    other = dict(examined["dm-0"], array_uuid="00000000:00000000:00000000:00000000")
+    assert md.arrays_named(clean, {"dm-0": examined["dm-0"], "dm-1": other}, "fxmd") == []
+    assert md.arrays_named(clean, {"dm-0": examined["dm-0"], "dm-1": examined["dm-0"]}, "fxmd") == ["/dev/md90"]
     assert md.run_argv("/dev/md127") == ["mdadm", "--run", "/dev/md127"]
     with pytest.raises(ValueError):
         md.run_argv("/dev/md127; reboot")

@@ -286,21 +286,13 @@ def one_leg(module_main, monkeypatch, fixture_text):
     """go(args, running_before, check_mode, mdstats): md_mirror on the link /dev/md/fxmd, which udev makes once
     mdadm --run ran (or before, when running_before)."""
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    ran = []
-    monkeypatch.setattr(md_mirror.os.path, "exists", lambda path: path == LINK and (bool(ran) or state["running"]))
+    # linked only when it ran before (as udev does; a foreign-named one is linked /dev/md/HOST:NAME)
+    monkeypatch.setattr(md_mirror.os.path, "exists", lambda path: path == LINK and state["linked"])
     monkeypatch.setattr(md, "resolve_device", lambda path: INACTIVE if path == LINK else path)
-    state = {"running": False}
-    started = md.Mdadm.start
+    state = {"linked": False}
 
-    def start_then_udev_links(self, array):  # what udev does once the array runs
-        result = started(self, array)
-        if not self.runner.check_mode:
-            ran.append(True)
-        return result
-    monkeypatch.setattr(md.Mdadm, "start", start_then_udev_links)
-
-    def go(args, running_before=False, check_mode=False, mdstats=("inactive", "run-degraded")):
-        state["running"] = running_before
+    def go(args, running_before=False, check_mode=False, mdstats=("inactive", "run-degraded"), linked=None):
+        state["linked"] = running_before if linked is None else linked
         texts = [fixture_text(*RECORDED + ("mdstat-%s.txt" % name,)) for name in mdstats]
         monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
         inactive = command(fixture_text, "mdadm-detail-inactive")[tuple(md.detail_argv(INACTIVE))]
@@ -310,7 +302,6 @@ def one_leg(module_main, monkeypatch, fixture_text):
                    tuple(md.detail_argv(LINK)): degraded,
                    tuple(md.examine_argv("/dev/dm-0")): (0, fixture_text(*RECORDED + ("examine-one-leg.txt",)), ""),
                    tuple(md.run_argv(INACTIVE)): run}
-        ran.clear()
         return module_main(md_mirror.main, dict({"array": LINK, "state": "running"}, **args), outputs, check_mode, True)
     return go
 
@@ -333,6 +324,13 @@ def test_running_is_no_change_on_an_array_that_runs(one_leg):
     assert result["diff"]["before"] == result["diff"]["after"]
 
 
+def test_an_array_that_runs_without_its_link_is_read_by_its_members(one_leg):
+    # /dev/md/fxmd not linked (udev named it /dev/md/HOST:fxmd): read and started as /dev/md127
+    result, failed, calls = one_leg({}, running_before=True, mdstats=("run-degraded",), linked=False)
+    assert not failed and not result["changed"] and md.detail_argv(INACTIVE) in calls and md.detail_argv(LINK) not in calls
+    assert result["array"]["device"] == INACTIVE and result["array"]["state"] == "degraded"
+
+
 def test_running_in_check_mode_runs_nothing(one_leg):
     result, failed, calls = one_leg({}, check_mode=True, mdstats=("inactive",))
     assert not failed and result["changed"] and manage(calls) == []
@@ -340,8 +338,10 @@ def test_running_in_check_mode_runs_nothing(one_leg):
     assert result["array"]["state"] == "inactive" and result["diff"]["after"]["state"] == "degraded"
 
 
-def test_running_fails_when_the_array_is_not_assembled_or_given_a_leg(one_leg):
-    result, failed, calls = one_leg({}, mdstats=("empty",))
-    assert failed and "is not assembled" in result["msg"] and manage(calls) == []
+def test_running_fails_when_the_array_is_not_assembled_or_given_a_leg(one_leg, module_main, fixture_text):
+    # /dev/md91 (recorded: mdadm cannot open it)
+    result, failed, calls = module_main(md_mirror.main, {"array": "/dev/md91", "state": "running"},
+                                        command(fixture_text, "mdadm-detail-missing"), False, True)
+    assert failed and "is not assembled" in result["msg"] and calls == [md.detail_argv("/dev/md91")]
     result, failed, calls = one_leg({"leg": "/dev/xvdb"})
     assert failed and "takes no leg" in result["msg"] and calls == []
