@@ -16,8 +16,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.module_utils.diskexport import fence_check
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
-from ansible_collections.sanless.xen.plugins.module_utils.recovery import (failover_actions, guest_md_outcome, readd_outcome,
-                                                                          still_linked, watcher_actions)
+from ansible_collections.sanless.xen.plugins.module_utils.recovery import (
+    failover_actions, guest_md_outcome, readd_outcome, still_linked, watcher_actions)
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.

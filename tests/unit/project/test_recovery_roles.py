@@ -79,13 +79,13 @@ def kept_report(out):
     return json.loads(found[-1]).get("unit_report") if found else None
 
 
-def make_cluster(tmp_path, script=FAKE_XL, inventory=INVENTORY, xl_list=lambda host: "xl-list-domu.txt"):
+def make_cluster(tmp_path, script=FAKE_XL, inventory=None, xl_list=lambda host: "xl-list-domu.txt"):
     """The fake dom0s (script), fxrec and web02 owned by hosta, and run(role, args, check): ansible-playbook of the
     role on them, returning (rc, output, kept report, tool calls)."""
     log = fake_dom0_tools(tmp_path, script, xl_list=xl_list, started=lambda host: tmp_path / ("%s.started" % host))
     (tmp_path / "hosta" / "auto" / "fxrec.cfg").write_text('name = "fxrec"\n')
     (tmp_path / "hosta" / "auto" / "web02.cfg").write_text('name = "web02"\n')
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory or INVENTORY))
 
     def run(role, args, check=True):
         lines = "\n".join("      %s: %s" % (k, json.dumps(v)) for k, v in args.items())
