@@ -302,15 +302,15 @@ def array_name(md_name):
     return (md_name or "").rsplit(":", 1)[-1]
 
 
-def arrays_named(mdstat, examined, name, inactive_only=False):
-    """The /dev/mdN of each array (running or, with inactive_only, only those md holds inactive, waiting for a leg)
-    whose members' superblocks name it name ('data' or 'web07:data'). udev links /dev/md/NAME only to an array that
+def arrays_named(mdstat, examined, name):
+    """The /dev/mdN of each array (running, or held inactive by md, waiting for a leg) whose members' superblocks
+    name it name ('data' or 'web07:data'). udev links /dev/md/NAME only to an array that
     runs, and names it /dev/md/HOST:NAME when md took it for another host's (its homehost is not the hostname md read
     when it assembled it), so an array is found by its members. examined: {member as /proc/mdstat names it ('xvdb',
     'dm-0'): parse_examine of it, or None}; an array whose members disagree on its uuid is no match."""
     out = []
     for entry in sorted(mdstat["arrays"].values(), key=lambda e: e["name"]):
-        if (inactive_only and entry["active"]) or not entry["members"]:
+        if not entry["members"]:
             continue
         supers = [examined.get(member["device"]) for member in entry["members"]]
         if any(sb is None for sb in supers) or len(set(sb["array_uuid"] for sb in supers)) != 1:

@@ -462,12 +462,13 @@ def main():
     leg, names = p["leg"], [p["leg"], p["replacement"]]
     progress = []
     try:
+        # before create: an array that exists under another link is no change, not a leg to refuse
+        mirror.array = resolve(module, mirror)
         created = False
         if p["state"] == "created":
             create(module, mirror, p["legs"], p["name"])
             created = bool(mirror.actions)
             names = list(p["legs"])
-        mirror.array = resolve(module, mirror)
         before_state = None
         if p["state"] == "running":
             start(module, mirror)

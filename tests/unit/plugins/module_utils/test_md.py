@@ -241,13 +241,12 @@ def test_an_array_is_found_by_the_name_in_its_members(fixture_text):
     examined = {"dm-0": md.parse_examine(fixture_text("mdadm", "4.2", "examine-one-leg.txt"))}
     assert examined["dm-0"]["name"] == "hosta:fxmd"
     assert md.arrays_named(inactive, examined, "fxmd") == ["/dev/md127"]
-    assert md.arrays_named(inactive, examined, "hosta:fxmd", inactive_only=True) == ["/dev/md127"]
+    assert md.arrays_named(inactive, examined, "hosta:fxmd") == ["/dev/md127"]
     assert md.arrays_named(inactive, examined, "data") == []
     assert md.arrays_named(inactive, {"dm-0": None}, "fxmd") == []
-    # running: found, unless only an inactive one is asked for
+    # running: found too
     running = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-run-degraded.txt"))
     assert md.arrays_named(running, examined, "fxmd") == ["/dev/md127"]
-    assert md.arrays_named(running, examined, "fxmd", inactive_only=True) == []
     # members that disagree on the array's uuid are no match
     clean = md.parse_mdstat(fixture_text("mdadm", "4.2", "mdstat-clean.txt"))
     other = dict(examined["dm-0"], array_uuid="00000000:00000000:00000000:00000000")

@@ -298,8 +298,10 @@ def one_leg(module_main, monkeypatch, fixture_text):
         inactive = command(fixture_text, "mdadm-detail-inactive")[tuple(md.detail_argv(INACTIVE))]
         degraded = (0, fixture_text(*RECORDED + ("detail-run-degraded.txt",)), "")
         run = command(fixture_text, "mdadm-run")[tuple(md.run_argv(INACTIVE))]
+        missing = command(fixture_text, "mdadm-detail-missing")[tuple(md.detail_argv("/dev/md91"))]
         outputs = {tuple(md.detail_argv(INACTIVE)): degraded if running_before else (inactive if check_mode else [inactive, degraded]),
-                   tuple(md.detail_argv(LINK)): degraded,
+                   # not linked: mdadm cannot open it (recorded for /dev/md91)
+                   tuple(md.detail_argv(LINK)): degraded if state["linked"] else missing,
                    tuple(md.examine_argv("/dev/dm-0")): (0, fixture_text(*RECORDED + ("examine-one-leg.txt",)), ""),
                    tuple(md.run_argv(INACTIVE)): run}
         return module_main(md_mirror.main, dict({"array": LINK, "state": "running"}, **args), outputs, check_mode, True)
@@ -345,3 +347,11 @@ def test_running_fails_when_the_array_is_not_assembled_or_given_a_leg(one_leg, m
     assert failed and "is not assembled" in result["msg"] and calls == [md.detail_argv("/dev/md91")]
     result, failed, calls = one_leg({"leg": "/dev/xvdb"})
     assert failed and "takes no leg" in result["msg"] and calls == []
+
+
+def test_created_is_no_change_when_the_array_runs_under_another_link(one_leg):
+    # a rerun of the first provisioning after a reboot that linked the array /dev/md/HOST:fxmd: no create over its legs
+    result, failed, calls = one_leg({"state": "created", "name": "fxmd", "legs": ["/dev/dm-0", "/dev/dm-1"]},
+                                    running_before=True, mdstats=("run-degraded",), linked=False)
+    assert not failed and not result["changed"] and manage(calls) == [], result
+    assert md.detail_argv(INACTIVE) in calls and result["array"]["device"] == INACTIVE
