@@ -11,6 +11,9 @@ Documentation of each filter: the YAML file named after it next to this file.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
@@ -50,12 +53,27 @@ def runs_once(hostvars, hosts, vms=None, dead=None, starting=None, register="run
         raise AnsibleFilterError("runs-once guard: %s" % exc)
 
 
+def watcher_boot_ids(hostvars, hosts, register="watcher_last_boot"):
+    """Filter: {dom0: boot id} the watcher's last pass kept on each of ``hosts`` (its watcher/boot_id file, slurped
+    into ``register``); a dom0 without the file (no pass yet) or that did not answer is left out."""
+    out = {}
+    for host in hosts or []:
+        seen = hostvars[host].get(register) if host in hostvars else None
+        if isinstance(seen, dict) and seen.get("content"):
+            try:
+                out[host] = base64.b64decode(seen["content"]).decode("ascii").strip()
+            except (binascii.Error, UnicodeDecodeError, TypeError) as exc:
+                raise AnsibleFilterError("watcher_boot_ids: %s's %s is not a boot id: %s" % (host, register, exc))
+    return out
+
+
 def failover(hostvars, hosts, dead_host, vms=None, parallel=2, confirmed_by="confirm_dead", register="failover_info",
-             unfenced=False):
-    """Filter: recovery.failover_actions of ``dead_host``."""
+             unfenced=False, boot_register="failover_watcher_boot", legs_current=False):
+    """Filter: recovery.failover_actions of ``dead_host``; the watcher's boot ids are read from ``boot_register``."""
     try:
         return failover_actions(_infos(hostvars, hosts, register), _vm_meta(hostvars, vms), dead_host, parallel,
-                                confirmed_by, bool(unfenced))
+                                confirmed_by, bool(unfenced), watcher_boot_ids(hostvars, hosts, boot_register),
+                                bool(legs_current))
     except (PlanError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError("failover of %s: %s" % (dead_host, exc))
 
@@ -117,4 +135,5 @@ class FilterModule(object):
     def filters(self):
         return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
                 "failover_md_check": failover_md_check, "watcher_readd_check": watcher_readd_check,
-                "watcher_actions": watcher, "failover_fence_check": failover_fence_check}
+                "watcher_actions": watcher, "failover_fence_check": failover_fence_check,
+                "watcher_boot_ids": watcher_boot_ids}

@@ -180,6 +180,29 @@ def raid1_fence(vm, disks, info, dead_host, target, vg):
     return fence
 
 
+def legs_since_reboot(vm, host, result, last_boot_id, legs_current=False):
+    """Whether ``host``'s raid1 legs of ``vm`` may lack writes, judged by its boot ids: ``result``, its xen_info
+    (boot_id now); ``last_boot_id``, the boot id the watcher's last pass there kept (watcher/boot_id; a pass keeps it
+    only once the legs of that dom0 are re-added). A dom0 that rebooted since that pass had its legs out of the guest's
+    mirror while it was down, and md in the guest, running elsewhere, wrote on without them: started alone, those legs
+    would bring back old data as if it were current (their own superblocks still say the array was whole). Returns
+    ``(problem, note)``: a problem refuses the degraded start (``legs_current``, the operator's word that the legs are
+    current, makes it a note); a note only says what is not known."""
+    now = (result or {}).get("boot_id")
+    if not last_boot_id:
+        return None, ("%s has no watcher pass on record (no watcher/boot_id): whether its legs of %s were re-added "
+                      "after its last reboot is not known" % (host, vm))
+    if not now or now == last_boot_id:
+        return None, None
+    problem = ("%s rebooted after the watcher's last pass there (boot id %s then, %s now) and no pass has re-added its "
+               "legs since: md in %s may have written on without them, so they may lack acknowledged writes; let the "
+               "watcher re-add them when the dead dom0 is back, or run again with -e legs_current=true if you know "
+               "%s's legs are current" % (host, last_boot_id, now, vm, host))
+    if legs_current:
+        return None, "%s starts on %s's legs on the operator's word (legs_current=true): %s" % (vm, host, problem)
+    return problem, None
+
+
 def _batches(items, parallel):
     parallel = max(1, int(parallel))
     for index, item in enumerate(items):
@@ -187,7 +210,8 @@ def _batches(items, parallel):
     return items
 
 
-def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm_dead", unfenced=False):
+def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm_dead", unfenced=False,
+                     last_boot_ids=None, legs_current=False):
     """The failover of ``dead_host``: which of its VMs restart where, in which order, and which are lost.
 
     ``info``: ``{dom0: xen_info result}`` (the dead dom0's is ignored: it is offline), ``vm_meta``: ``{vm:
@@ -205,7 +229,9 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
     exporting the VM's disks it holds to the dead dom0 before the start, so that the dead dom0 cannot start the
     VM a second time from its stale /etc/xen/auto config when it boots), and the VM is not restarted when the fence
     cannot be done (the target's export state unknown, ...), unless ``unfenced`` (the operator's override: the restart
-    goes ahead unfenced, said in notes and in the summary); a plain one is lost until its dom0 returns; a VM the
+    goes ahead unfenced, said in notes and in the summary), and not when its target rebooted after the watcher's last
+    pass there (``last_boot_ids``, ``{dom0: boot id}`` the watcher kept; legs_since_reboot: its legs may be stale)
+    unless ``legs_current`` (the operator's word); a plain one is lost until its dom0 returns; a VM the
     runs-once guard blocks (it runs somewhere, a dom0 that did not answer may run it) or that another survivor owns
     is not restarted. Restarts are numbered into batches of ``parallel``. A DRBD VM whose disks on the survivor are
     still linked to the dead dom0 (DRBD has not noticed the death yet) is not restarted; it is listed in ``waiting``
@@ -258,6 +284,7 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         resources = drbd_resources(name, meta)
         start = {"domain_disks": None, "left_out": [], "degraded": [], "arrays": [], "fence": None}
         why = []
+        leg_note = None
         if mode is None:
             why.append("no xen_storage_mode: where its disks are is unknown")
         elif mode == "raid1":
@@ -271,6 +298,10 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
             elif fence and fence["problems"]:
                 why.extend("storage fence: %s (run again with -e unfenced=true to start it unfenced)" % problem
                            for problem in fence["problems"])
+            stale, note = legs_since_reboot(name, target, info.get(target), (last_boot_ids or {}).get(target),
+                                            legs_current)
+            why.extend([stale] if stale else [])
+            leg_note = note
         elif mode == "drbd":
             if not resources:
                 why.append("storage mode drbd without a drbd_minor on its disks")
@@ -290,6 +321,8 @@ def failover_actions(info, vm_meta, dead_host, parallel=2, confirmed_by="confirm
         if why:
             lost.append({"vm": name, "from": dead_host, "reason": "not restarted on %s: %s" % (target, "; ".join(why))})
             continue
+        if leg_note:
+            notes.append(leg_note)
         if (start["fence"] or {}).get("skipped"):
             notes.append("%s starts on %s %s" % (name, target, start["fence"]["message"]))
         restarts.append({"vm": name, "from": dead_host, "to": target, "storage_mode": mode, "resources": resources,

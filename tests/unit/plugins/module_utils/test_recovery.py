@@ -207,13 +207,13 @@ def hosta_with_legs(recorded_xen_info, lab_storage_facts):
     renamed by names ({recorded LV: new LV})."""
     facts = lab_storage_facts("hosta")
 
-    def legs(names, configs=()):
+    def legs(names, configs=(), boot_id=None):
         exports = copy.deepcopy(facts)
         for entry in exports["shared_paths"]:
             if entry["lv"] in names:
                 entry["lv"] = names[entry["lv"]]
                 entry["path"] = shared_disk_path(entry["owner"], entry["vg"], entry["lv"])
-        return dict(recorded_xen_info("hosta", "xl-list.txt", configs=configs), disk_exports=exports)
+        return dict(recorded_xen_info("hosta", "xl-list.txt", configs=configs, boot_id=boot_id), disk_exports=exports)
     return legs
 
 
@@ -243,6 +243,35 @@ def test_failover_starts_a_raid1_vm_degraded_on_its_partner(hosta_with_legs):
     assert item["degraded"] == ["data"] and item["arrays"] == ["/dev/md/data"] and item["resources"] == []
     assert ("  restart r1 on hosta (batch 1, DEGRADED without hostb's leg of data (re-add it with raid1_repair.yml "
             "once hostb is back))") in plan["summary"]
+
+
+def test_failover_never_starts_a_raid1_vm_on_the_legs_of_a_dom0_that_rebooted_since_the_watcher_re_added_them(
+        hosta_with_legs):
+    # hosta rebooted (boot a-2) after the watcher's last pass there (a-1): while it was down the guest ran on hostb
+    # and md wrote on hostb's leg alone; hosta's leg, whose superblock still says the array was whole, would bring
+    # back old data. Not started; the operator's word (legs_current) starts it, said in the notes.
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}, boot_id="a-2"), "hostb": {"unreachable": True}}
+    meta = vm_plan_vars({"r1": R1}, ["r1"])
+    plan = failover_actions(info, meta, "hostb", last_boot_ids={"hosta": "a-1", "hostb": "b-1"})
+    assert plan["restarts"] == []
+    [lost] = plan["lost"]
+    assert lost["vm"] == "r1" and lost["reason"] == (
+        "not restarted on hosta: hosta rebooted after the watcher's last pass there (boot id a-1 then, a-2 now) and no "
+        "pass has re-added its legs since: md in r1 may have written on without them, so they may lack acknowledged "
+        "writes; let the watcher re-add them when the dead dom0 is back, or run again with -e legs_current=true if you "
+        "know hosta's legs are current")
+    plan = failover_actions(info, meta, "hostb", last_boot_ids={"hosta": "a-1"}, legs_current=True)
+    assert [item["vm"] for item in plan["restarts"]] == ["r1"]
+    assert any(note.startswith("r1 starts on hosta's legs on the operator's word (legs_current=true): hosta rebooted")
+               for note in plan["notes"])
+    # the pass kept a-2 (it re-added hosta's legs after that boot): started, nothing said
+    plan = failover_actions(info, meta, "hostb", last_boot_ids={"hosta": "a-2"})
+    assert [item["vm"] for item in plan["restarts"]] == ["r1"] and not any("watcher" in n for n in plan["notes"])
+    # no pass on record on hosta: started, and the plan says what is not known
+    plan = failover_actions(info, meta, "hostb", last_boot_ids={"hostb": "b-1"})
+    assert [item["vm"] for item in plan["restarts"]] == ["r1"]
+    assert ("hosta has no watcher pass on record (no watcher/boot_id): whether its legs of r1 were re-added after its "
+            "last reboot is not known") in plan["notes"]
 
 
 def test_failover_never_starts_a_raid1_vm_where_a_leg_is_missing(hosta_with_legs, recorded_xen_info):
@@ -502,3 +531,25 @@ def test_readd_outcome_judges_the_pair_after_the_repair():
         "vm": "web07", "result": "failed",
         "msg": "the pair is degraded after the repair: data: hostb's leg: not in the guest's md mirror (missing)"}
     assert recovery.readd_outcome("web07", plan, {"state": "unknown"})["msg"] == "the pair is unknown after the repair"
+
+
+def test_the_failover_filter_reads_the_boot_ids_the_watcher_kept(hosta_with_legs):
+    # the roles' path: the slurped watcher/boot_id of each dom0 (base64, as slurp returns it), the dead one unanswered
+    import base64
+
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.sanless.xen.plugins.filter import recovery as recovery_filter
+    hostvars = {
+        "hosta": {"failover_info": hosta_with_legs({"rec0": "r1-data"}, boot_id="a-2"),
+                  "failover_watcher_boot": {"content": base64.b64encode(b"a-1\n").decode(), "encoding": "base64"}},
+        "hostb": {"failover_info": {"unreachable": True}, "failover_watcher_boot": {"unreachable": True}},
+        "r1": dict(R1)}
+    assert recovery_filter.watcher_boot_ids(hostvars, ["hosta", "hostb"], "failover_watcher_boot") == {"hosta": "a-1"}
+    plan = recovery_filter.failover(hostvars, ["hosta", "hostb"], "hostb", ["r1"])
+    assert plan["restarts"] == [] and "hosta rebooted after the watcher's last pass there" in plan["lost"][0]["reason"]
+    plan = recovery_filter.failover(hostvars, ["hosta", "hostb"], "hostb", ["r1"], legs_current=True)
+    assert [item["vm"] for item in plan["restarts"]] == ["r1"]
+    hostvars["hosta"]["failover_watcher_boot"] = {"content": "not base64!"}
+    with pytest.raises(AnsibleFilterError, match="hosta's failover_watcher_boot is not a boot id"):
+        recovery_filter.watcher_boot_ids(hostvars, ["hosta"], "failover_watcher_boot")
