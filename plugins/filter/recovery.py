@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Surviving host loss for roles: the runs-once guard (xen.runs_once_check) and the failover and watcher plans
-(module_utils/recovery.py) from the registered xen_info results and the VMs' inventory variables.
+(module_utils/recovery.py) from the registered xen_info results and the VMs' inventory variables; what the failover
+and the watcher then did, from the results their roles registered.
 
 Documentation of each filter: the YAML file named after it next to this file.
 """
@@ -17,10 +18,10 @@ import binascii
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
-from ansible_collections.sanless.xen.plugins.module_utils.diskexport import fence_check
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.plugins.module_utils.recovery import (
-    failover_actions, guest_md_outcome, readd_outcome, still_linked, watcher_actions)
+    batch_gate, batch_outcomes, failover_actions, fence_outcome, guest_md_outcome, readd_outcome, still_linked,
+    watcher_actions)
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.
@@ -89,20 +90,27 @@ def failover_still_linked(result, waiting, host):
 
 
 def failover_fence_check(fence, result, error=None):
-    """Filter: whether a raid1 VM's storage fence (a failover restart's fence) held, from its holder's xen_info result
-    read after it (diskexport.fence_check) and the error of the disk_export run, if any: {result (fenced, failed,
-    not needed, skipped), message, problems}."""
+    """Filter: recovery.fence_outcome (whether a raid1 VM's storage fence held, from its holder's xen_info result read
+    after it and the error of the disk_export run, if any)."""
     if not isinstance(fence, dict):
         raise AnsibleFilterError("failover_fence_check: a restart's fence (a dict), got %r" % (fence,))
-    if fence.get("skipped"):
-        return {"result": "skipped", "message": fence["message"], "problems": list(fence["problems"])}
-    if not fence["needed"]:
-        return {"result": "not needed", "message": fence["message"], "problems": []}
-    problems = (["stopping the exports failed: %s" % error] if error else []) + fence_check(fence, result)
-    if problems:
-        return {"result": "failed", "problems": problems, "message": "NOT fenced: %s may still see %s's disks on %s (%s)" % (
-            fence["importer"], fence["vm"], fence["holder"], "; ".join(problems))}
-    return {"result": "fenced", "message": fence["message"], "problems": []}
+    return fence_outcome(fence, result, error)
+
+
+def failover_batch_gate(restarts, host, batch, fences=None, promoted=None):
+    """Filter: recovery.batch_gate (which restarts of a batch ``host`` promotes, and which it starts)."""
+    try:
+        return batch_gate(restarts or [], host, int(batch), fences, promoted)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("failover_batch_gate: %s" % exc)
+
+
+def failover_batch_outcomes(restarts, host, batch, fences=None, promoted=None, waited=None, md=None):
+    """Filter: recovery.batch_outcomes (the outcome of each restart of a batch on ``host``)."""
+    try:
+        return batch_outcomes(restarts or [], host, int(batch), fences, promoted, waited, md)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("failover_batch_outcomes: %s" % exc)
 
 
 def failover_md_check(reached, vm, arrays, started=None):
@@ -136,4 +144,5 @@ class FilterModule(object):
         return {"runs_once": runs_once, "failover_actions": failover, "failover_still_linked": failover_still_linked,
                 "failover_md_check": failover_md_check, "watcher_readd_check": watcher_readd_check,
                 "watcher_actions": watcher, "failover_fence_check": failover_fence_check,
-                "watcher_boot_ids": watcher_boot_ids}
+                "watcher_boot_ids": watcher_boot_ids, "failover_batch_gate": failover_batch_gate,
+                "failover_batch_outcomes": failover_batch_outcomes}

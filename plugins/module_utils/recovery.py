@@ -9,7 +9,8 @@ Pure: the xen_info result of every dom0 and the VMs' inventory variables in, pla
 order and the targets of a failover are the planner's (plan.failover_plan); who runs what is the
 runs-once guard's (xen.runs_once_check); DRBD states are xen_info's (drbd.py's parser); a raid1 VM's legs are
 raid1.py's (inventory_disks, restart_disks). The roles failover and watcher act on these plans with the modules
-vm_restart and xen_domain.
+vm_restart and xen_domain; what a failover batch then did is judged here too, from the results the role registered
+(batch_gate, batch_outcomes).
 """
 
 from __future__ import annotations
@@ -137,6 +138,91 @@ def guest_md_outcome(vm, arrays, reached, started):
     return {"result": "running", "arrays": out, "message": "md runs %s in %s (%s)" % (
         ", ".join("%s %s" % (a["array"], a["state"]) for a in out), vm,
         "started by the failover" if any(a["started"] for a in out) else "already running")}
+
+
+def fence_outcome(fence, result, error=None):
+    """Whether a raid1 VM's storage fence (a failover restart's fence) held, from its holder's xen_info result read
+    after it (diskexport.fence_check; None: not read) and the error of the disk_export run, if any: {result (fenced,
+    failed, not needed, skipped), message, problems}."""
+    if fence.get("skipped"):
+        return {"result": "skipped", "message": fence["message"], "problems": list(fence["problems"])}
+    if not fence["needed"]:
+        return {"result": "not needed", "message": fence["message"], "problems": []}
+    problems = (["stopping the exports failed: %s" % error] if error else []) + diskexport.fence_check(fence, result)
+    if problems:
+        return {"result": "failed", "problems": problems, "message": "NOT fenced: %s may still see %s's disks on %s (%s)" % (
+            fence["importer"], fence["vm"], fence["holder"], "; ".join(problems))}
+    return {"result": "fenced", "message": fence["message"], "problems": []}
+
+
+def _batch_of(restarts, host, batch):
+    return [r for r in restarts if r["batch"] == batch and r["to"] == host]
+
+
+def _fence_failed(fences, vm):
+    return (fences.get(vm) or {}).get("result") == "failed"
+
+
+def _gated(restart):
+    """Whether a restart starts only once the promote step passed for it: a DRBD disk to promote, raid1 legs to
+    check."""
+    return bool(restart.get("resources")) or restart.get("storage_mode") == "raid1"
+
+
+def batch_gate(restarts, host, batch, fences, promoted=None):
+    """Which restarts of a failover batch ``host`` promotes and which it starts. restarts: the plan's (``batch``
+    0-based, as there); fences: {vm: fence_outcome} of the batch's fences so far (a VM whose fence failed does neither);
+    promoted: the registered result of the promote step (vm_restart start=false looped over ``promote``), None before
+    it ran. A gated restart (_gated) starts only on a passed loop result of its own: none when the step failed as a
+    whole (no results). Returns {promote, start}, restarts in the plan's order."""
+    fences = fences or {}
+    mine = [r for r in _batch_of(restarts, host, batch) if not _fence_failed(fences, r["vm"])]
+    # a loop result may lack 'failed', and has 'skipped' only when skipped
+    passed = [r["item"]["vm"] for r in (promoted or {}).get("results") or []
+              if not r.get("failed") and not r.get("skipped")]
+    return {"promote": [r for r in mine if _gated(r)],
+            "start": [r for r in mine if not _gated(r) or r["vm"] in passed]}
+
+
+def batch_outcomes(restarts, host, batch, fences, promoted, waited, md):
+    """The outcome of each restart of a failover batch on ``host``, for its journal and the report: refused by a fence
+    that failed, refused because the promote step failed as a whole (its gated restarts) or for that VM, then started
+    or failed for each start waited for. fences: {vm: fence_outcome}; promoted: the promote step's registered result;
+    waited: the async_status loop result over the start jobs (each result's item is the job, whose item is the
+    restart); md: {vm: guest_md_outcome} of the raid1 guests that started. Returns [{vm, from, to, batch (1-based),
+    result (refused, started, failed), msg, fence}], a started or failed one with md and left_out too."""
+    fences = fences or {}
+    promoted = promoted or {}
+    md = md or {}
+    mine = _batch_of(restarts, host, batch)
+
+    def outcome(restart, result, msg, **more):
+        return dict({"vm": restart["vm"], "from": restart["from"], "to": host, "batch": batch + 1, "result": result,
+                     "msg": msg}, **more)
+
+    out = [outcome(r, "refused", "not started: " + fences[r["vm"]]["message"], fence=fences[r["vm"]])
+           for r in mine if _fence_failed(fences, r["vm"])]
+    if "results" not in promoted and promoted.get("failed"):
+        out.extend(outcome(r, "refused", "not started: the promote step failed: %s" % promoted.get("msg", ""))
+                   for r in mine if _gated(r) and not _fence_failed(fences, r["vm"]))
+    out.extend(outcome(r["item"], "refused", r.get("msg", ""), fence=fences.get(r["item"]["vm"]))
+               for r in promoted.get("results") or [] if r.get("failed"))
+    for r in (waited or {}).get("results") or []:
+        restart = r["item"]["item"]
+        ok = bool(r.get("finished")) and not r.get("failed")
+        guest_md = md.get(restart["vm"]) if ok else None
+        if restart["vm"] in fences:
+            fence = fences[restart["vm"]]
+        elif restart.get("fence"):
+            # fence.yml ran only for a needed fence: a skipped or unneeded one is judged without a read (a needed
+            # one never read would count as failed)
+            fence = fence_outcome(restart["fence"], None)
+        else:
+            fence = None
+        out.append(outcome(restart, "started" if ok else "failed",
+                           guest_md["message"] if guest_md else r.get("msg", "started" if ok else "did not finish"),
+                           md=guest_md, left_out=restart.get("left_out", []), fence=fence))
+    return out
 
 
 def readd_outcome(vm, plan, health):

@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The failover batch's choice of the gated VMs (DRBD, raid1) that start: those whose promote step passed, rendered
-by ansible-core on loop results shaped as the promote loop registers them. An item that ran has no `skipped` key and
-may have no `failed` key; `rejectattr('skipped', 'true')` failed the start step as a whole on such a result (lab,
-stop 39: web06 promoted on hosta and not started)."""
+"""The failover batch's choice of the raid1 guests whose md it starts (guest_md.yml's loop), rendered by ansible-core on
+async_status results shaped as the start waits register them: a result may lack a key that selectattr/rejectattr would
+test (lab, stop 39). The gate and the outcomes of a batch are recovery.batch_gate and batch_outcomes, tested with
+module_utils/recovery.py."""
 
 from __future__ import annotations
 
@@ -20,27 +20,6 @@ from projecthelpers import ROOT
 template = pytest.importorskip("ansible.template")
 # ansible-core before 2.19 templates every string; 2.19 and later only strings marked trusted
 trusted = getattr(template, "trust_as_template", lambda text: text)
-
-
-def passed(results):
-    with open(os.path.join(ROOT, "roles", "failover", "tasks", "batch.yml")) as stream:
-        [start] = [t for t in yaml.safe_load(stream) if t["name"].startswith("Start batch")]
-    from ansible.parsing.dataloader import DataLoader
-    templar = template.Templar(loader=DataLoader(), variables={"failover_promoted": results})
-    return templar.template(trusted(start["vars"]["failover_passed"]))
-
-
-def test_a_promoted_vm_passes_and_a_refused_or_skipped_one_does_not():
-    results = {"results": [
-        {"item": {"vm": "web06"}, "changed": True},  # ran: no failed, no skipped key
-        {"item": {"vm": "web08"}, "changed": True, "failed": False},
-        {"item": {"vm": "web07"}, "failed": True, "msg": "web07-disk is not UpToDate here"},
-        {"item": {"vm": "web09"}, "skipped": True, "changed": False}]}
-    assert passed(results) == ["web06", "web08"]
-
-
-def test_a_step_that_failed_as_a_whole_passes_none():
-    assert passed({"failed": True, "msg": "the loop could not be templated"}) == []
 
 
 def md_guests(waited):

@@ -553,3 +553,196 @@ def test_the_failover_filter_reads_the_boot_ids_the_watcher_kept(hosta_with_legs
     hostvars["hosta"]["failover_watcher_boot"] = {"content": "not base64!"}
     with pytest.raises(AnsibleFilterError, match="hosta's failover_watcher_boot is not a boot id"):
         recovery_filter.watcher_boot_ids(hostvars, ["hosta"], "failover_watcher_boot")
+
+
+# What a failover batch did (recovery.batch_gate, batch_outcomes; roles/failover/tasks/batch.yml), on a real plan and
+# on results shaped as ansible-core 2.21 registered the same loops on a local run: a loop result has a 'skipped' key
+# only when skipped (lab, stop 39: a gate that tested the key refused a promoted VM); a step that failed as a whole
+# has no 'results'; an async start waited for is async_status's result, whose item is the start job, whose item is
+# the restart; a start that did not finish when the retries ran out is failed without a msg.
+
+
+@pytest.fixture
+def batch_plan(hosta_exporting, peer_lost):
+    """The failover of hostb to hosta, all in batch 0: shared2, fxm (DRBD), shared1, web07 (raid1, fence needed)."""
+    hosta = with_drbd(hosta_exporting({"rec0": "web07-data", "rec1": "web07-root"}), peer_lost)
+    [aoe] = [e for e in hosta["disk_exports"]["exports"] if e["transport"] == "aoe"]
+    aoe["allowed"] = [LAB_MACS["hostb"]]
+    vms = dict(META, web07=WEB07)
+    plan = failover_actions({"hosta": hosta, "hostb": {"unreachable": True}}, vm_plan_vars(vms, sorted(vms)), "hostb",
+                            parallel=4)
+    assert [(r["vm"], r["to"], r["batch"]) for r in plan["restarts"]] == [
+        ("shared2", "hosta", 0), ("fxm", "hosta", 0), ("shared1", "hosta", 0), ("web07", "hosta", 0)]
+    after = copy.deepcopy(hosta)
+    after["disk_exports"]["exports"] = []
+    plan["fenced"] = {"web07": recovery.fence_outcome(plan["restarts"][3]["fence"], after)}
+    plan["not_fenced"] = {"web07": recovery.fence_outcome(plan["restarts"][3]["fence"], hosta)}
+    assert (plan["fenced"]["web07"]["result"], plan["not_fenced"]["web07"]["result"]) == ("fenced", "failed")
+    return plan
+
+
+def promote_item(restart, error=None):
+    """vm_restart's (start=false) loop result for one restart."""
+    if error:
+        return {"ansible_loop_var": "item", "changed": False, "cmds": [["xl", "list"]],
+                "exception": "(traceback unavailable)", "failed": True, "item": restart, "msg": error, "would_run": []}
+    done = [res["name"] for res in restart["resources"]]
+    return {"ansible_loop_var": "item", "attempts": 0, "changed": bool(done), "cmds": [["xl", "list"]], "failed": False,
+            "failed_runs": 0, "item": restart, "promoted": done, "removed_shells": [], "restarted": False,
+            "state_before": "absent", "would_run": [],
+            "msg": "%s: %s" % (restart["vm"], "promoted " + ", ".join(done) if done else "nothing to promote")}
+
+
+def loop_result(items):
+    failed = any(item.get("failed") for item in items)
+    return {"changed": any(item["changed"] for item in items), "failed": failed, "results": items,
+            "msg": "One or more items failed" if failed else "All items completed"}
+
+
+def waited_for(starts, not_finished=(), errors=None):
+    """The async_status loop result over xen_domain's start jobs of ``starts``: each finished and started, but those
+    named in not_finished (the retries ran out) and in errors ({vm: the module's msg})."""
+    errors = errors or {}
+    results = []
+    for number, restart in enumerate(starts):
+        jid = "j%d.4242" % number
+        job = {"ansible_job_id": jid, "ansible_loop_var": "item", "changed": True, "failed": False, "finished": False,
+               "item": restart, "results_file": "/root/.ansible_async/" + jid, "started": True}
+        result = {"ansible_job_id": jid, "ansible_loop_var": "item", "attempts": 1, "item": job,
+                  "results_file": "/root/.ansible_async/" + jid, "started": True}
+        if restart["vm"] in not_finished:
+            result.update(attempts=121, changed=False, failed=True, finished=False, stderr="", stderr_lines=[],
+                          stdout="", stdout_lines=[])
+        elif restart["vm"] in errors:
+            result.update(changed=False, failed=True, finished=True, exception="(traceback unavailable)",
+                          msg=errors[restart["vm"]])
+        else:
+            result.update(changed=True, failed=False, finished=True, state="running", state_before="absent", domid=42,
+                          actions=["write config", "create"], toolstack="xl")
+        results.append(result)
+    return loop_result(results)
+
+
+def summary(outcomes):
+    return [(o["vm"], o["result"], o["msg"]) for o in outcomes]
+
+
+MD_RUNNING = recovery.guest_md_outcome(
+    "web07", ["/dev/md/data"], {"changed": False, "elapsed": 95, "failed": False},
+    {"results": [{"item": "/dev/md/data", "changed": True, "array": {"state": "degraded", "map": "U_"}}]})
+
+
+def test_a_batch_promoted_and_started_with_md_in_the_raid1_guest(batch_plan):
+    restarts, fences = batch_plan["restarts"], batch_plan["fenced"]
+    shared2, fxm, shared1, web07 = restarts
+    # before the promote step: the DRBD and raid1 VMs to promote; only the others may start yet
+    assert recovery.batch_gate(restarts, "hosta", 0, fences) == {"promote": [fxm, web07], "start": [shared2, shared1]}
+    assert recovery.batch_gate(restarts, "hostc", 0, fences) == {"promote": [], "start": []}
+    promoted = loop_result([promote_item(fxm), promote_item(web07)])
+    gate = recovery.batch_gate(restarts, "hosta", 0, fences, promoted)
+    assert gate["start"] == restarts
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, fences, promoted, waited_for(gate["start"]),
+                                       {"web07": MD_RUNNING})
+    assert summary(outcomes) == [
+        ("shared2", "started", "started"), ("fxm", "started", "started"), ("shared1", "started", "started"),
+        ("web07", "started", "md runs /dev/md/data degraded in web07 (started by the failover)")]
+    assert outcomes[3] == {"vm": "web07", "from": "hostb", "to": "hosta", "batch": 1, "result": "started",
+                           "msg": MD_RUNNING["message"], "md": MD_RUNNING, "left_out": web07["left_out"],
+                           "fence": fences["web07"]}
+    assert (outcomes[0]["md"], outcomes[0]["left_out"], outcomes[0]["fence"]) == (None, [], None)
+
+
+def test_a_vm_whose_fence_failed_is_refused_and_neither_promoted_nor_started(batch_plan):
+    restarts, fences = batch_plan["restarts"], batch_plan["not_fenced"]
+    shared2, fxm, shared1, _web07 = restarts
+    promoted = loop_result([promote_item(fxm)])
+    gate = recovery.batch_gate(restarts, "hosta", 0, fences, promoted)
+    assert gate == {"promote": [fxm], "start": [shared2, fxm, shared1]}
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, fences, promoted, waited_for(gate["start"]), {})
+    assert outcomes[0] == {"vm": "web07", "from": "hostb", "to": "hosta", "batch": 1, "result": "refused",
+                           "msg": "not started: " + fences["web07"]["message"], "fence": fences["web07"]}
+    assert outcomes[0]["msg"].startswith("not started: NOT fenced: hostb may still see web07's disks on hosta (")
+    assert [o["vm"] for o in outcomes[1:]] == ["shared2", "fxm", "shared1"]
+
+
+def test_when_the_promote_step_failed_as_a_whole_no_drbd_or_raid1_vm_starts(batch_plan):
+    restarts, fences = batch_plan["restarts"], batch_plan["fenced"]
+    shared2, _fxm, shared1, _web07 = restarts
+    promoted = {"changed": False, "exception": "(traceback unavailable)", "failed": True,
+                "msg": "Task failed: 'no_such_var' is undefined"}
+    gate = recovery.batch_gate(restarts, "hosta", 0, fences, promoted)
+    assert gate["start"] == [shared2, shared1]
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, fences, promoted, waited_for(gate["start"]), {})
+    why = "not started: the promote step failed: Task failed: 'no_such_var' is undefined"
+    assert summary(outcomes) == [("fxm", "refused", why), ("web07", "refused", why),
+                                 ("shared2", "started", "started"), ("shared1", "started", "started")]
+    assert "fence" not in outcomes[1]
+    # a VM whose fence failed is refused once, for its fence
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, batch_plan["not_fenced"], promoted, None, {})
+    assert [(o["vm"], o["msg"].split(":")[1]) for o in outcomes] == [
+        ("web07", " NOT fenced"), ("fxm", " the promote step failed")]
+
+
+def test_a_vm_refused_by_the_promote_step_is_reported_and_the_others_start(batch_plan):
+    restarts, fences = batch_plan["restarts"], batch_plan["fenced"]
+    shared2, fxm, shared1, web07 = restarts
+    refusal = "fxm not started, no DRBD resource promoted: fxm-disk (minor 90) is Inconsistent here"
+    web07_ran = promote_item(web07)
+    del web07_ran["failed"]  # a result that ran need not say it did not fail
+    promoted = loop_result([promote_item(fxm, refusal), web07_ran])
+    gate = recovery.batch_gate(restarts, "hosta", 0, fences, promoted)
+    assert gate["start"] == [shared2, shared1, web07]
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, fences, promoted, waited_for(gate["start"]), {})
+    assert outcomes[0] == {"vm": "fxm", "from": "hostb", "to": "hosta", "batch": 1, "result": "refused",
+                           "msg": refusal, "fence": None}
+    assert [o["vm"] for o in outcomes[1:]] == ["shared2", "shared1", "web07"]
+    # a skipped result does not pass; nothing promoted (an empty loop): only the others start
+    skipped = {"changed": False, "false_condition": "false", "item": web07, "skip_reason": "Conditional result was False",
+               "skipped": True}
+    assert recovery.batch_gate(restarts, "hosta", 0, fences, loop_result([skipped]))["start"] == [shared2, shared1]
+    empty = {"changed": False, "failed": False, "results": [], "skip_reason": "No items in the list", "skipped": True}
+    assert recovery.batch_gate(restarts, "hosta", 0, fences, empty)["start"] == [shared2, shared1]
+    assert recovery.batch_outcomes(restarts, "hosta", 0, fences, empty, None, {}) == []
+
+
+def test_a_start_that_did_not_finish_or_failed_is_a_failed_outcome(batch_plan):
+    restarts, fences = batch_plan["restarts"], batch_plan["fenced"]
+    promoted = loop_result([promote_item(restarts[1]), promote_item(restarts[3])])
+    waited = waited_for(restarts, not_finished=["web07"], errors={"fxm": "xl create failed: boom"})
+    # md is judged only for a guest that started
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, fences, promoted, waited, {"web07": MD_RUNNING})
+    assert summary(outcomes) == [("shared2", "started", "started"), ("fxm", "failed", "xl create failed: boom"),
+                                 ("shared1", "started", "started"), ("web07", "failed", "did not finish")]
+    assert outcomes[3]["md"] is None and outcomes[3]["fence"] == fences["web07"]
+    assert outcomes[3]["left_out"] == restarts[3]["left_out"]
+
+
+def test_a_raid1_vm_started_without_a_fence_step_reports_its_fence(hosta_with_legs, hosta_exporting):
+    # the fence step ran for neither (failover_fences has no entry): r1's was not needed (hosta exports none of its
+    # disks to hostb); web07's was skipped (its root is open to every MAC, started on the operator's unfenced=true)
+    info = {"hosta": hosta_with_legs({"rec0": "r1-data"}), "hostb": {"unreachable": True}}
+    [r1] = failover_actions(info, vm_plan_vars({"r1": R1}, ["r1"]), "hostb")["restarts"]
+    info = {"hosta": hosta_exporting({"rec0": "web07-data", "rec1": "web07-root"}), "hostb": {"unreachable": True}}
+    [web07] = failover_actions(info, vm_plan_vars({"web07": WEB07}, ["web07"]), "hostb", unfenced=True)["restarts"]
+    assert web07["fence"]["skipped"]
+    restarts = [r1, web07]
+    promoted = loop_result([promote_item(r1), promote_item(web07)])
+    gate = recovery.batch_gate(restarts, "hosta", 0, {}, promoted)
+    assert gate == {"promote": restarts, "start": restarts}
+    outcomes = recovery.batch_outcomes(restarts, "hosta", 0, {}, promoted, waited_for(gate["start"]), {})
+    assert [(o["vm"], o["result"], o["fence"]["result"]) for o in outcomes] == [
+        ("r1", "started", "not needed"), ("web07", "started", "skipped")]
+    assert outcomes[0]["fence"]["message"] == "hosta exports none of r1's disks to hostb: nothing to fence"
+    assert outcomes[1]["fence"]["message"].startswith("UNFENCED (unfenced=true): hostb may start web07 a second time")
+    assert outcomes[1]["fence"]["problems"] == web07["fence"]["problems"] != []
+
+
+def test_the_batch_filters_say_what_is_wrong():
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.sanless.xen.plugins.filter import recovery as recovery_filter
+    assert recovery_filter.failover_batch_gate([], "hosta", 0) == {"promote": [], "start": []}
+    with pytest.raises(AnsibleFilterError, match="failover_batch_gate: 'to'"):
+        recovery_filter.failover_batch_gate([{"vm": "web01", "batch": 0}], "hosta", 0)
+    with pytest.raises(AnsibleFilterError, match="failover_batch_outcomes: 'item'"):
+        recovery_filter.failover_batch_outcomes([], "hosta", 0, {}, {"results": [{"failed": True}]})
