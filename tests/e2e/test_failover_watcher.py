@@ -128,12 +128,30 @@ def test_failover_of_a_powered_off_dom0_then_the_watcher_when_it_returns(lab, on
     assert where_runs(lab, DRBD_VM) == ["hosta"] and where_runs(lab, PLAIN_VM) == ["hostb"]
 
 
+# libxl kills a hotplug script after 40 s; on the lab's TCG dom0 the block scripts of web07's three disks, run one
+# after the other under the script's lock at the end of xl migrate, took 20-40 s each (stops 40 and 41): libxl gave
+# up on the third, "Migration failed, resuming at sender", web07 kept running on hosta. The engine reports it and the
+# rerun of migrate.yml goes on from its journal, as an operator would do; once, said in the output.
+LAB_HOTPLUG_TIMEOUT = "block add because of timeout"
+
+
+def migrate_web07_to_hostb(lab):
+    argv = ("playbooks/migrate.yml", "-e", "vm=%s" % r1.VM, "-e", "target=hostb")
+    proc = lab.playbook(*argv, timeout=2400, check=False)
+    if proc.returncode != 0 and LAB_HOTPLUG_TIMEOUT in proc.stdout + proc.stderr:
+        assert where_runs(lab, r1.VM) == ["hosta"], "web07 after the failed xl migrate"
+        print("\nlab: libxl's hotplug timeout on hostb during xl migrate (slow TCG dom0); web07 still runs on hosta "
+              "alone; migrate.yml again")
+        proc = lab.playbook(*argv, timeout=2400, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
 def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_added(lab, on_hostb, web07):  # noqa: F811
     r1.wait_clean()
     r1.guest_sh("dd if=/dev/urandom of=/tmp/pattern bs=1M count=16 2>/dev/null; "
                 "dd if=/tmp/pattern of=%s bs=1M oflag=direct conv=fsync,notrunc 2>/dev/null" % r1.ARRAY)
     expected = r1.guest_sh("sha256sum < /tmp/pattern").stdout.split()[0]
-    lab.playbook("playbooks/migrate.yml", "-e", "vm=%s" % r1.VM, "-e", "target=hostb", timeout=2400)
+    migrate_web07_to_hostb(lab)
     assert where_runs(lab, r1.VM) == ["hostb"] and where_runs(lab, DRBD_VM) == ["hostb"]
     lab.playbook("playbooks/watcher.yml")  # the boot ids
 
@@ -141,6 +159,8 @@ def test_failover_brings_a_drbd_vm_and_a_raid1_vm_up_then_the_raid1_leg_is_re_ad
     out = flat(lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb", "--check").stdout)
     assert "restart %s on hosta" % DRBD_VM in out, out[-4000:]
     assert re.search(r"restart web07 on hosta \(batch \d+, DEGRADED without hostb's leg of data", out), out[-4000:]
+    # the watcher's pass above kept hosta's boot id: its legs are current (recovery.legs_since_reboot), nothing said
+    assert "rebooted after the watcher's last pass" not in out and "no watcher pass on record" not in out, out[-4000:]
     # the storage fence is planned (check mode changes nothing: hostb is still on the ACL of web07's LUNs on hosta)
     assert "first fence hostb: hosta takes" in out and "planned (check mode): hosta takes" in out, out[-4000:]
     out = flat(lab.playbook("playbooks/failover.yml", "-e", "host=hostb", "-e", "confirm_dead=hostb").stdout)
