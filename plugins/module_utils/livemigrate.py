@@ -47,7 +47,8 @@ import time
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
+    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, fsync_dir, read_proc_drbd, resource_files,
+    write_file_atomic,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
@@ -109,17 +110,6 @@ class _Clock(object):
 
 # --------------------------------------------------------------------------- journal
 
-def fsync_dir(path):
-    """Make the renames in a folder durable: without it a power cut right after a journal save
-    or close can bring back the journal's previous version, or leave only its temp file (lab:
-    the target's journal of a finished migration gone after its power cut, web01.json.tmp left)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Journal(object):
     """One JSON file per VM on each host: the lock and what cannot be read back live."""
 
@@ -142,17 +132,8 @@ class Journal(object):
         return self.data
 
     def save(self):
-        if not os.path.isdir(self.dir):
-            os.makedirs(self.dir, 0o700)
         self.data["updated_at"] = time.time()
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, self.path)
-        fsync_dir(self.dir)
+        write_file_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600, 0o700)
 
     def mark(self, event, **info):
         entry = {"event": event, "at": time.time()}
@@ -208,19 +189,6 @@ class Journal(object):
         """True when this journal's last xl pause has no unpause after it (a run killed between)."""
         events = [e["event"] for e in self.data.get("log", []) if e["event"] in ("pause", "unpause")]
         return bool(events) and events[-1] == "pause"
-
-
-def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
-    """text into path through path.sanless-tmp (mode), fsynced and renamed: a reader sees the old file or the whole new one."""
-    if not os.path.isdir(os.path.dirname(path)):
-        os.makedirs(os.path.dirname(path), folder_mode)
-    tmp = path + ".sanless-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
 
 
 def journaled_pause_holds(journal, vm, domains):

@@ -19,6 +19,7 @@ import os
 
 import pytest
 
+from ansible_collections.sanless.xen.plugins.module_utils import drbd
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
@@ -1003,9 +1004,15 @@ def test_journal_close_keeps_no_secret_and_knows_the_outcome(dirs, clock):
 def test_journal_renames_are_made_durable_with_a_folder_fsync(dirs, clock, monkeypatch):
     # lab: a power cut of the target right after the migration left neither its journal nor its history, only
     # migrations/web01.json.tmp: the renames had not reached the disk
+    # saves go through drbd.write_file_atomic (the one durable writer), the close's renames through fsync_dir
     synced = []
-    real = lm.fsync_dir
-    monkeypatch.setattr(lm, "fsync_dir", lambda path: synced.append((path, sorted(os.listdir(path)))) or real(path))
+    real = drbd.fsync_dir
+
+    def record(path):
+        synced.append((path, sorted(os.listdir(path))))
+        real(path)
+    monkeypatch.setattr(drbd, "fsync_dir", record)
+    monkeypatch.setattr(lm, "fsync_dir", record)
     journal = journal_for(dirs, "source")
     assert synced == [(journal.dir, ["fxm.json"])]
     del synced[:]
