@@ -41,6 +41,7 @@ NO_GROUP = {
     "vm_backup": "needs xl (xl list -l): no toolstack option a group default could set to xm",
     "raid1_journal": "only the raid1 repair's journal options",
     "xen_block": "xl only (xl list -l JSON): a group's toolstack xm would not fit it",
+    "state_file": "only a file's path, content and mode",
 }
 
 
