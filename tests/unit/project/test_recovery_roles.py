@@ -235,7 +235,10 @@ def test_failover_and_watcher_for_real_on_the_fake_dom0s(fake_cluster):
     assert report is not None, out[-4000:]
     assert [(r["vm"], r["host"], r["result"]) for r in report["restarts"]] == [("web02", "hosta", "started")], out[-4000:]
     assert "hosta xl create %s/hosta/auto/web02.cfg" % root in calls
-    assert (root / "state" / "watcher" / "boot_id").read_text().strip()
+    # kept by state_file: the boot id xen_info read (this machine's), one line, as the failover's slurp reads it
+    kept = root / "state" / "watcher" / "boot_id"
+    with open("/proc/sys/kernel/random/boot_id") as handle:
+        assert kept.read_text() == handle.read() and kept.stat().st_mode & 0o7777 == 0o644
     # both created under the domain build lock of the lock folder given (here, not /run)
     assert os.listdir(str(root / "run")) == ["domain-build.lock"]
     assert rc == 0, out[-4000:]
