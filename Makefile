@@ -66,8 +66,8 @@ e2e: link host-deps $(VENV_NEWEST)/.requirements.sha256
 test-faults: link host-deps $(VENV_NEWEST)/.requirements.sha256
 	$(VENV_NEWEST)/bin/python -m pytest -p no:cacheprovider --durations=30 -m "faults or long" tests/e2e
 
-# The lab e2e in the foreground, the lab-free checks beside it at the lowest CPU priority, CHECK_JOBS at a time
-# (scripts/test.sh). Each stage prints its time: the whole stays under an hour.
+# The lab e2e in the foreground, the lab-free checks beside it at the lowest CPU priority (a session of their own,
+# its autogroup niced too), CHECK_JOBS at a time (scripts/test.sh). Each stage prints its time: the whole stays under an hour.
 CHECK_JOBS ?= 2
 test: link unit-deps host-deps venvs
 	@bash scripts/test.sh $(CHECK_JOBS)

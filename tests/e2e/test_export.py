@@ -36,8 +36,11 @@ def unexport_and_check_gone(lab, transport):
     assert exported_on_hosta(lab) == {"lio": False, "tgt": False, "vblade": []}
 
 
-# make test: one round trip per transport (two export.yml runs, about 2-3 min each in the lab)
-@pytest.mark.parametrize("transport", TRANSPORTS)
+# make test: the AoE round trip (two export.yml runs, about 3 min in the lab). Its iSCSI round trip (184-201 s) is long:
+# make test exports, imports and unexports over iSCSI in its raid1 case (tests/e2e/test_zz_power_off.py: the provision
+# exports web07's legs both ways, the guest's writes through hosta's import are read back from hostb's LV, export.yml
+# state=absent takes hostb's export down, nothing left on either dom0)
+@pytest.mark.parametrize("transport", [pytest.param("iscsi", marks=pytest.mark.long), "aoe"])
 def test_export_import_round_trip(lab, lv, transport):
     export_and_check_round_trip(lab, lv, transport)
     unexport_and_check_gone(lab, transport)
