@@ -27,7 +27,8 @@ setsid --wait bash -c '
   echo "checks rc=$rc after $((SECONDS - t0)) s" >>"$2"
   exit $rc' checks "$jobs" "$checks_log" &
 checks_pid=$!
-# a Ctrl-C or a kill reaches the foreground session only: end the checks' process group too, by its id
+# a Ctrl-C or a kill reaches the foreground session only: end the checks' process group too, by its id (bash runs
+# the trap once the foreground make returns: a Ctrl-C ends that make at once; a TERM sent to this script alone waits for it)
 trap 'kill -TERM -- -"$checks_pid" 2>/dev/null; exit 130' INT TERM
 make --no-print-directory e2e
 e2e_rc=$?

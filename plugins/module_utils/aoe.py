@@ -17,7 +17,7 @@ import os
 import re
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.runner import RunnerTool
 
 SYSTEMD_DIR = "/etc/systemd/system"

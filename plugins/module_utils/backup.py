@@ -46,7 +46,7 @@ import zlib
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import write_file_atomic
+from ansible_collections.sanless.xen.plugins.module_utils.files import write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import (
     check_name, fit_problem, format_size, lv_is_open, lv_is_origin, lv_of_path, parse_snapshot_size, round_to_extents,
     snapshot_cow_bytes,

@@ -15,7 +15,7 @@ import os
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, dm, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 

@@ -8,8 +8,7 @@ one resource brought up, down or removed (module drbd_resource).
 
 Parsers and planning helpers are pure (text or dicts in, plain dicts out) and raise
 DrbdParseError/DrbdError on input they do not recognise; DrbdResource, at the end, is the
-only code that runs commands (through runner.CommandRunner). Before it stand the collection's
-one file reader and one durable writer (read_text, write_file_atomic), which every module uses.
+only code that runs commands (through runner.CommandRunner) or writes files (through files.py).
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ import glob
 import json
 import os
 import re
-import tempfile
 import time
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, wait_until
 
 PROC_DRBD = "/proc/drbd"
@@ -892,58 +891,6 @@ def runtime_changes(old_text, new_text):
                 dict((k, v) for k, v in res["net"].items() if k not in RUNTIME_NET),
                 dict((k, v) for k, v in res["disk"].items() if k not in RUNTIME_DISK))
     return net, disk, rest(old) != rest(new)
-
-
-# --------------------------------------------------------------------------- state and config files
-
-# The collection's one reader and one durable writer of small files (resource files, the journals of
-# livemigrate.py, backup manifests, exports' config and udev rules, the watcher's boot id through the
-# state_file module): every module imports them from here.
-
-def read_text(path):
-    """The text of a file, or None when there is none."""
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-
-
-def fsync_dir(path):
-    """Make the renames in a folder durable: without it a power cut right after a rename can bring back the file's
-    previous version, or leave only its temp file (lab: the target's journal of a finished migration gone after its
-    power cut, web01.json.tmp left; a dom0 that lost power seconds after a watcher pass booted without its boot id)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
-    """Write text to path durably: a reader, and the disk after a power cut, has the old file or the whole new one.
-
-    Through a temporary file in the same folder (the folder made with folder_mode when missing), given mode whatever
-    the umask, fsynced and renamed over path; then the folder is fsynced (fsync_dir). On any error the temporary
-    file is removed and path is left as it was."""
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        os.makedirs(folder, folder_mode)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(folder)
 
 
 # --------------------------------------------------------------------------- one resource: commands

@@ -18,7 +18,7 @@ import os
 import re
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text, write_file_atomic  # noqa: F401 (used by modules too)
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, RunnerTool
 
 # Debian's rtslib-fb-targetctl restores this file at boot; targetcli saveconfig writes it.
@@ -1010,12 +1010,6 @@ class Iscsiadm(RunnerTool):
         self.runner.run(iscsiadm_logout_argv(session["target"], session["address"], session["port"]),
                         changes_state=True, ok_rcs=ok_rcs)
         return removed
-
-
-# --------------------------------------------------------------------------- files
-
-
-# read_text and write_file_atomic: drbd.py's (imported above), one copy for every module.
 
 
 # --------------------------------------------------------------------------- the shared path

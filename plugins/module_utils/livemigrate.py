@@ -47,9 +47,9 @@ import time
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils.dm import DeviceMapper
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
-    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, fsync_dir, read_proc_drbd, resource_files,
-    write_file_atomic,
+    LINKED_CSTATES, both_uptodate, device_minor, drbdadm_argv, read_proc_drbd, resource_files,
 )
+from ansible_collections.sanless.xen.plugins.module_utils.files import fsync_dir, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, RunnerTool
 
 MDSTAT = "/proc/mdstat"

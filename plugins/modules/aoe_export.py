@@ -150,6 +150,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import aoe
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, LvmParseError, check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
@@ -252,7 +253,7 @@ def _apply(module, p, runner):
     except (LvmParseError, aoe.AoeParseError) as exc:
         module.fail_json(msg=str(exc), cmds=runner.ran)
 
-    old_text = iscsi.read_text(path)
+    old_text = read_text(path)
     if p["state"] == "absent":
         if active:
             change("stop", aoe.systemctl_argv("stop", unit))
@@ -270,7 +271,7 @@ def _apply(module, p, runner):
         if rewritten:
             actions.append("write %s" % path)
             if not module.check_mode:
-                iscsi.write_file_atomic(path, text, 0o644)
+                write_file_atomic(path, text, 0o644)
             change("daemon-reload", aoe.systemctl_argv("daemon-reload"))
         if not enabled:
             change("enable", aoe.systemctl_argv("enable", unit))

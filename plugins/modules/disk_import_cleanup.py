@@ -140,7 +140,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import aoe, diskexport, dm, iscsi
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner, fail_from_error
 from ansible_collections.sanless.xen.plugins.module_utils.xen import Toolstack, XenParseError
 

@@ -212,6 +212,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import iscsi
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, LvmParseError, check_name
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, CommandRunner
@@ -503,7 +504,7 @@ def _apply(module, p, runner, fail, secrets):
         else:
             tgt = iscsi.Tgt(runner)
             targets, accounts = tgt.targets(), tgt.accounts()
-            conf_text = iscsi.read_text(conf_path)
+            conf_text = read_text(conf_path)
             conf_before = iscsi.parse_tgt_conf(conf_text) if conf_text else None
             steps, export, in_use, conf_after, before = plan_tgt(p, targets, accounts, conf_before)
     except Refused as exc:
@@ -540,12 +541,12 @@ def _apply(module, p, runner, fail, secrets):
     if p["backend"] == "tgt" and p["save"]:
         new_text = iscsi.render_tgt_conf(conf_after["iqn"], conf_after["luns"], conf_after["initiators"],
                                          conf_after["users"]) if conf_after else None
-        old_text = iscsi.read_text(conf_path)
+        old_text = read_text(conf_path)
         if new_text != old_text:
             actions.append(("write %s" % conf_path) if new_text else ("remove %s" % conf_path))
             if not module.check_mode:
                 if new_text:
-                    iscsi.write_file_atomic(conf_path, new_text, 0o600)
+                    write_file_atomic(conf_path, new_text, 0o600)
                 else:
                     os.unlink(conf_path)
 

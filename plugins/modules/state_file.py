@@ -76,7 +76,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sanless.xen.plugins.module_utils.drbd import read_text, write_file_atomic
+from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
 
 
 def parse_mode(value):

@@ -176,6 +176,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sanless.xen.plugins.module_utils import conventions as conv
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import auto_config_path, check_vm_name
+from ansible_collections.sanless.xen.plugins.module_utils.files import write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     drbdadm_argv,
     minor_state,
@@ -223,11 +224,7 @@ def write_count(path, count):
         if os.path.exists(path):
             os.unlink(path)
         return
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder, 0o755)
-    with open(path, "w") as handle:
-        handle.write("%d\n" % count)
+    write_file_atomic(path, "%d\n" % count, 0o644)
 
 
 def device_mode(path):

@@ -138,11 +138,22 @@ def leg_area(leg):
     return offset * 512, size_kib * 1024
 
 
+# sha256sum of no bytes: what a pipeline prints when its dd read nothing (the pipe's status is sha256sum's)
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def read_something(sha256sum_out):
+    """The hash sha256sum printed, asserted not to be that of no bytes."""
+    digest = sha256sum_out.split()[0]
+    assert digest != EMPTY_SHA256, "the dd before sha256sum read nothing"
+    return digest
+
+
 def leg_sha256(leg):
     """sha256 of a leg's data area, read in the guest, its buffer cache dropped first (md writes around it)."""
     out = guest_sh("blockdev --flushbufs %s && dd if=%s bs=1M iflag=skip_bytes,count_bytes skip=%d count=%d "
                    "2>/dev/null | sha256sum" % ((leg, leg) + leg_area(leg))).stdout
-    return out.split()[0]
+    return read_something(out)
 
 
 def lv_area_sha256(lab, host, lv, area):
@@ -151,11 +162,13 @@ def lv_area_sha256(lab, host, lv, area):
     path = "/dev/xenvg/%s-%s" % (VM, lv)
     out = lab.sh(host, "blockdev --flushbufs %s && dd if=%s bs=1M iflag=skip_bytes,count_bytes skip=%d count=%d "
                        "2>/dev/null | sha256sum" % ((path, path) + area)).stdout
-    return out.split()[0]
+    return read_something(out)
 
 
 def array_sha256():
-    return guest_sh("dd if=%s bs=1M 2>/dev/null | sha256sum" % ARRAY).stdout.split()[0]
+    """sha256 of the whole array as the guest reads it, its buffer cache dropped first."""
+    return read_something(guest_sh("blockdev --flushbufs %s && dd if=%s bs=1M 2>/dev/null | sha256sum"
+                                   % (ARRAY, ARRAY)).stdout)
 
 
 def export_absent(lab, owner, to, disks):
@@ -305,7 +318,7 @@ def re_added_when_partner_back(lab):
     assert guest_sh("cat /tmp/writer.err 2>/dev/null | grep -ci 'error'; true").stdout.strip() in ("", "0")
     partner_leg = leg_sha256(LEGS[1])
     assert leg_sha256(LEGS[0]) == partner_leg
-    assert array_sha256()
+    assert array_sha256() == partner_leg  # a leg's data area is the array, byte for byte
     # what the guest wrote through hosta's iSCSI import of hostb's leg is on hostb's LV
     assert lv_area_sha256(lab, PARTNER, "data", leg_area(LEGS[1])) == partner_leg
     # hostb booted with its leg's LV: its dom0 did not assemble the guest's array from it
@@ -330,6 +343,8 @@ def unexport_partner_leg(lab):
     """web07 stopped (domain and config gone, nothing restarts it): export.yml state=absent takes hostb's export of
     its leg to hosta down over iSCSI; hosta has no import of it left (no shared path, no session to hostb's target),
     hostb's LIO no backstore on it."""
+    backstores = "cat /sys/kernel/config/target/core/*/*/udev_path 2>/dev/null | grep -cE '%s-+data'; true" % VM
+    assert lab.sh(PARTNER, backstores).stdout.strip() not in ("", "0")  # the pattern sees the export before it goes
     for host in lab.hosts:
         lab.sh(host, "xl destroy {0} 2>/dev/null; rm -f /etc/xen/auto/{0}.cfg; true".format(VM))
     with timed(lab, "hostb's leg unexported (export.yml state=absent)"):
@@ -341,8 +356,7 @@ def unexport_partner_leg(lab):
     assert lab.run(HOME, ["readlink", shared], check=False).stdout.strip() == ""
     assert lab.sh(HOME, "iscsiadm -m session 2>/dev/null | grep -c 'sanless:%s'; true" % PARTNER).stdout.strip() \
         in ("", "0")
-    assert lab.sh(PARTNER, "cat /sys/kernel/config/target/core/*/*/udev_path 2>/dev/null | grep -cE '%s-+data'; true"
-                  % VM).stdout.strip() in ("", "0")
+    assert lab.sh(PARTNER, backstores).stdout.strip() in ("", "0")
 
 
 # long since stop 33: with its provision about 21 min of make test's lab hour at normal speed, and CI's machine ran

@@ -5,11 +5,8 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from ansible_collections.sanless.xen.plugins.module_utils import drbd
 from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     DrbdError,
     DrbdParseError,
@@ -31,7 +28,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     parse_proc_drbd,
     parse_resource,
     read_proc_drbd,
-    read_text,
     render_resource,
     replica_problems,
     resource_text,
@@ -39,7 +35,6 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
     retry_transient,
     runtime_changes,
     userland_version,
-    write_file_atomic,
 )
 from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
 
@@ -729,73 +724,3 @@ def test_replica_problems_when_out_of_sync_cannot_be_read(fixture_text):
     minors = parse_proc_drbd(fixture_text("drbd", "8.4.11", "proc-drbd-uptodate.txt"))["minors"]
     state = dict(minor_state(minors, 90), stats={})
     assert replica_problems(state) == ["out-of-sync unknown (None)"]
-
-
-# --------------------------------------------------------------------------- state and config files
-
-def fd_path(fd):
-    return os.readlink("/proc/self/fd/%d" % fd)
-
-
-@pytest.fixture
-def disk_events(monkeypatch):
-    """What reaches the disk, in order: ("fsync", path) for each os.fsync, ("rename", src, dst) for each os.rename."""
-    events = []
-    real_fsync, real_rename = os.fsync, os.rename
-
-    def fsync(fd):
-        events.append(("fsync", fd_path(fd)))
-        real_fsync(fd)
-
-    def rename(src, dst):
-        events.append(("rename", src, dst))
-        real_rename(src, dst)
-    monkeypatch.setattr(drbd.os, "fsync", fsync)
-    monkeypatch.setattr(drbd.os, "rename", rename)
-    return events
-
-
-def test_write_file_atomic_replaces_the_file_durably(tmp_path, disk_events):
-    path = tmp_path / "boot_id"
-    path.write_text("old\n")
-    write_file_atomic(str(path), "new\n", 0o644)
-    assert read_text(str(path)) == "new\n" and os.listdir(str(tmp_path)) == ["boot_id"]
-    # the temporary file (same folder) is fsynced, renamed over the file, then the folder is fsynced
-    (_, tmp), rename, folder = disk_events
-    assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".boot_id.")
-    assert rename == ("rename", tmp, str(path)) and folder == ("fsync", str(tmp_path))
-
-
-def test_write_file_atomic_mode_whatever_the_umask_and_the_missing_folder(tmp_path):
-    old = os.umask(0o077)
-    try:
-        write_file_atomic(str(tmp_path / "a" / "b" / "rule"), "x", 0o644, folder_mode=0o750)
-        write_file_atomic(str(tmp_path / "secret.res"), "y")
-    finally:
-        os.umask(old)
-    assert os.stat(str(tmp_path / "a" / "b" / "rule")).st_mode & 0o7777 == 0o644
-    assert os.stat(str(tmp_path / "a" / "b")).st_mode & 0o7777 == 0o700  # folder_mode, under the umask as mkdir has it
-    assert os.stat(str(tmp_path / "secret.res")).st_mode & 0o7777 == 0o600  # the default mode
-    old = os.umask(0o022)
-    try:
-        write_file_atomic(str(tmp_path / "c" / "file"), "z", 0o600, folder_mode=0o750)
-    finally:
-        os.umask(old)
-    assert os.stat(str(tmp_path / "c")).st_mode & 0o7777 == 0o750
-
-
-def test_write_file_atomic_leaves_the_old_file_and_no_temp_file_on_error(tmp_path, monkeypatch):
-    path = tmp_path / "sl-web01-disk.res"
-    path.write_text("old")
-
-    def fsync(fd):
-        raise OSError(5, "Input/output error")
-    monkeypatch.setattr(drbd.os, "fsync", fsync)
-    with pytest.raises(OSError, match="Input/output error"):
-        write_file_atomic(str(path), "new")
-    assert path.read_text() == "old" and os.listdir(str(tmp_path)) == ["sl-web01-disk.res"]
-    monkeypatch.undo()
-    (tmp_path / "folder").mkdir()
-    with pytest.raises(OSError):  # a rename over a folder fails
-        write_file_atomic(str(tmp_path / "folder"), "new")
-    assert sorted(os.listdir(str(tmp_path))) == ["folder", "sl-web01-disk.res"] and not os.listdir(str(tmp_path / "folder"))

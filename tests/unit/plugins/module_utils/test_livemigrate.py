@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.module_utils import drbd
+from ansible_collections.sanless.xen.plugins.module_utils import files
 from ansible_collections.sanless.xen.plugins.module_utils import livemigrate as lm
 from ansible_collections.sanless.xen.plugins.module_utils.replica import disk_names, on_drbd
 from ansible_collections.sanless.xen.plugins.module_utils.dm import parse_table, parse_tables, render_table
@@ -1004,14 +1004,14 @@ def test_journal_close_keeps_no_secret_and_knows_the_outcome(dirs, clock):
 def test_journal_renames_are_made_durable_with_a_folder_fsync(dirs, clock, monkeypatch):
     # lab: a power cut of the target right after the migration left neither its journal nor its history, only
     # migrations/web01.json.tmp: the renames had not reached the disk
-    # saves go through drbd.write_file_atomic (the one durable writer), the close's renames through fsync_dir
+    # saves go through files.write_file_atomic (the one durable writer), the close's renames through fsync_dir
     synced = []
-    real = drbd.fsync_dir
+    real = files.fsync_dir
 
     def record(path):
         synced.append((path, sorted(os.listdir(path))))
         real(path)
-    monkeypatch.setattr(drbd, "fsync_dir", record)
+    monkeypatch.setattr(files, "fsync_dir", record)
     monkeypatch.setattr(lm, "fsync_dir", record)
     journal = journal_for(dirs, "source")
     assert synced == [(journal.dir, ["fxm.json"])]

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""sanless.xen.state_file: a small state file (the watcher's boot id) under tmp_path, written by drbd.write_file_atomic
+"""sanless.xen.state_file: a small state file (the watcher's boot id) under tmp_path, written by files.write_file_atomic
 (no commands)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.sanless.xen.plugins.module_utils import drbd
+from ansible_collections.sanless.xen.plugins.module_utils import files
 from ansible_collections.sanless.xen.plugins.modules import state_file
 
 BOOT = "4f1c2d0e-8a1b-4c1e-9d3f-2b7a6c5e4d10\n"
@@ -22,7 +22,7 @@ BOOT = "4f1c2d0e-8a1b-4c1e-9d3f-2b7a6c5e4d10\n"
 def writes(monkeypatch):
     """The paths the module wrote, through the one durable writer."""
     written = []
-    real = drbd.write_file_atomic
+    real = files.write_file_atomic
 
     def write(path, text, mode=0o600, folder_mode=0o755):
         written.append(path)
@@ -98,7 +98,7 @@ def test_failures_say_what_and_where(module_main, tmp_path, monkeypatch):
 
     def fsync(fd):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(drbd.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     result, failed = keep(module_main, path)
     assert failed and result["msg"] == "cannot write %s: [Errno 28] No space left on device" % path
     assert result["errno"] == 28 and result["path"] == str(path)
