@@ -26,7 +26,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Nothing is written; RV(changed) says whether O(path) would change.
+      - Nothing is written; the result's C(changed) says whether O(path) would change.
   diff_mode:
     support: full
     details:

@@ -49,7 +49,8 @@ def test_write_file_atomic_replaces_the_file_durably(tmp_path, disk_events):
     write_file_atomic(str(path), "new\n", 0o644)
     assert read_text(str(path)) == "new\n" and os.listdir(str(tmp_path)) == ["boot_id"]
     # the temporary file (same folder) is fsynced, renamed over the file, then the folder is fsynced
-    (_, tmp), rename, folder = disk_events
+    (kind, tmp), rename, folder = disk_events
+    assert kind == "fsync"
     assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".boot_id.")
     assert rename == ("rename", tmp, str(path)) and folder == ("fsync", str(tmp_path))
 
