@@ -8,8 +8,10 @@ the drained mark (xen_info reports it) until playbooks/undrain.yml.
 
 Plan order: the longest move first (web01 copies 96 MiB of memory and 256 MiB of disk, web03 only its memory).
 
-make test (2 dom0s) runs CI's small evacuation: hosta runs only web01, evacuate.yml -e host=hosta moves it to hostb,
-hosta is drained until undrain.yml. The three-dom0 evacuation of two VMs is marked long, the fault scenarios faults
+make test (2 dom0s) runs CI's small evacuation: hosta runs only web03, evacuate.yml -e host=hosta moves it to its
+peer hostb, hosta is drained until undrain.yml. It is also make test's DRBD-backed VM (its provision and its move
+with the migrate role: test_migrate_drbd.py's migrate.yml run is long); make test's plain VM moves in
+test_migrate.py. The three-dom0 evacuation of two VMs is marked long, the fault scenarios faults
 (make test-faults).
 """
 import json
@@ -20,6 +22,7 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from labhelpers import leftovers, remove_vm, start_playbook, tail, wait_for, where_runs
 from test_migrate import assert_clean, assert_data, kill_when
+import test_migrate_drbd as drbd_vm
 from test_migrate_drbd import MINOR, PATTERN_MIB, drbd_line, remove_drbd_vm
 
 PLAIN, DRBD = "web01", "web03"
@@ -110,36 +113,36 @@ def on_hosta(lab):
 
 
 @pytest.fixture
-def only_plain_on_hosta(lab):
-    """web01 alone on hosta, its checksum; removed afterwards."""
+def nothing_on_hosta(lab):
+    """No VM of the tests on any dom0 before and after."""
     (lab.repo / "artifacts").mkdir(exist_ok=True)
     remove_all(lab)
-    checksum = provisioned_on_hosta(lab, PLAIN)
-    assert lab.xl_domains(HOME) == {"Domain-0", PLAIN}, "hosta must run only %s: %s" % (PLAIN, lab.xl_domains(HOME))
-    yield checksum
+    yield
     remove_all(lab)
 
 
-def test_evacuate_a_dom0_with_one_vm_then_undrain(lab, only_plain_on_hosta):
-    """CI's small evacuation: one plain VM, the plan in check mode, the move, the drained mark, the report, undrain."""
+def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta):
+    """CI's small evacuation, and make test's DRBD-backed VM: web03 (storage mode drbd) provisioned on hosta (a
+    second run changes nothing), the plan in check mode, the move to its secondary hostb by the migrate role, the
+    drained mark, the report, undrain."""
+    expected = drbd_vm.provisioned_on_its_home(lab)
+    assert lab.xl_domains(HOME) == {"Domain-0", DRBD}, "hosta must run only %s: %s" % (DRBD, lab.xl_domains(HOME))
     proc = evacuate(lab, "--check")
     out = flat(proc.stdout)
     assert "Evacuating hosta: 1 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
-    assert "1. %s (plain) hosta -> " % PLAIN in out, out[-3000:]
-    assert drained(lab, HOME) is None and where_runs(lab, PLAIN) == [HOME]
-
+    assert "1. %s (drbd) hosta -> %s" % (DRBD, PEER) in out, out[-3000:]
+    assert drained(lab, HOME) is None and where_runs(lab, DRBD) == [HOME]
     proc = evacuate(lab)
     out = flat(proc.stdout)
     assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
-    target = moved_away(lab, PLAIN, only_plain_on_hosta)
+    drbd_vm.assert_moved_to_its_secondary(lab, expected)
     mark = drained(lab, HOME)
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
-    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (PLAIN, target), out), out[-3000:]
+    assert re.search(r"%s\s+hosta\s+%s\s+moved" % (DRBD, PEER), out), out[-3000:]
     assert re.search(r"sanless_xen_evacuation\W.*\W\"?complete\"?: true", out), out[-3000:]
-
     lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
     assert drained(lab, HOME) is None
-    assert where_runs(lab, PLAIN) == [target]
+    assert where_runs(lab, DRBD) == [PEER]
 
 
 @pytest.fixture
