@@ -22,8 +22,8 @@ import pytest
 from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
 from labhelpers import leftovers, remove_vm, start_playbook, tail, wait_for, where_runs
 from test_migrate import assert_clean, assert_data, kill_when
-import test_migrate_drbd as drbd_vm
-from test_migrate_drbd import MINOR, PATTERN_MIB, drbd_line, remove_drbd_vm
+from test_migrate_drbd import (MINOR, PATTERN_MIB, assert_moved_to_its_secondary, drbd_line, provisioned_on_its_home,
+                               remove_drbd_vm)
 
 PLAIN, DRBD = "web01", "web03"
 TWO_DISKS = "web02"
@@ -125,7 +125,7 @@ def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta):
     """CI's small evacuation, and make test's DRBD-backed VM: web03 (storage mode drbd) provisioned on hosta (a
     second run changes nothing), the plan in check mode, the move to its secondary hostb by the migrate role, the
     drained mark, the report, undrain."""
-    expected = drbd_vm.provisioned_on_its_home(lab)
+    expected = provisioned_on_its_home(lab)
     assert lab.xl_domains(HOME) == {"Domain-0", DRBD}, "hosta must run only %s: %s" % (DRBD, lab.xl_domains(HOME))
     proc = evacuate(lab, "--check")
     out = flat(proc.stdout)
@@ -135,7 +135,7 @@ def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta):
     proc = evacuate(lab)
     out = flat(proc.stdout)
     assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
-    drbd_vm.assert_moved_to_its_secondary(lab, expected)
+    assert_moved_to_its_secondary(lab, expected)
     mark = drained(lab, HOME)
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
     assert re.search(r"%s\s+hosta\s+%s\s+moved" % (DRBD, PEER), out), out[-3000:]
