@@ -20,8 +20,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.module_utils.plan import PlanError
 from ansible_collections.sanless.xen.plugins.module_utils.recovery import (
-    batch_gate, batch_outcomes, failover_actions, fence_outcome, guest_md_outcome, readd_outcome, still_linked,
-    watcher_actions)
+    batch_gate, batch_outcomes, failover_actions, fence_outcome, guest_md_outcome, hosts_to_retry_readd, readd_outcome,
+    still_linked, watcher_actions)
 from ansible_collections.sanless.xen.plugins.module_utils.xen import runs_once_check
 
 # What the guard and the plans read of a VM beyond the planner's variables.
@@ -129,6 +129,15 @@ def watcher_readd_check(health, vm, plan):
     return readd_outcome(vm, plan, health)
 
 
+def watcher_readd_retry(readd_plan, outcomes):
+    """Filter: recovery.hosts_to_retry_readd (the dom0s whose boot id the pass does not keep: a re-add failed)."""
+    try:
+        return hosts_to_retry_readd(readd_plan, outcomes)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("watcher_readd_retry: a plan's raid1_readd and the re-adds' outcomes (lists of dicts "
+                                 "with vm, host / vm, result): %r" % (exc,))
+
+
 def watcher(hostvars, hosts, vms=None, last_boot_ids=None, parallel=4, register="watcher_info"):
     """Filter: recovery.watcher_actions."""
     try:
@@ -145,4 +154,4 @@ class FilterModule(object):
                 "failover_md_check": failover_md_check, "watcher_readd_check": watcher_readd_check,
                 "watcher_actions": watcher, "failover_fence_check": failover_fence_check,
                 "watcher_boot_ids": watcher_boot_ids, "failover_batch_gate": failover_batch_gate,
-                "failover_batch_outcomes": failover_batch_outcomes}
+                "failover_batch_outcomes": failover_batch_outcomes, "watcher_readd_retry": watcher_readd_retry}

@@ -28,10 +28,9 @@ def read_text(path):
         raise
 
 
-def fsync_dir(path):
-    """Make the renames in a folder durable: without it a power cut right after a rename can bring back the file's
-    previous version, or leave only its temp file (lab: the target's journal of a finished migration gone after its
-    power cut, web01.json.tmp left; a dom0 that lost power seconds after a watcher pass booted without its boot id)."""
+def fsync_file(path):
+    """Make a file's last changes durable, its mode and owner too: a chmod or chown, like a write, is only in memory
+    until the file is fsynced (state_file after a mode change). A folder is fsynced the same way (fsync_dir)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -39,12 +38,21 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
+def fsync_dir(path):
+    """Make the renames in a folder durable: without it a power cut right after a rename can bring back the file's
+    previous version, or leave only its temp file (lab: the target's journal of a finished migration gone after its
+    power cut, web01.json.tmp left; a dom0 that lost power seconds after a watcher pass booted without its boot id)."""
+    fsync_file(path)
+
+
+def write_file_atomic(path, text, mode=0o600, folder_mode=0o755, before_rename=None):
     """Write text to path durably: a reader, and the disk after a power cut, has the old file or the whole new one.
 
     Through a temporary file in the same folder (the folder made with folder_mode when missing), given mode whatever
-    the umask, fsynced and renamed over path; then the folder is fsynced (fsync_dir). On any error the temporary
-    file is removed and path is left as it was."""
+    the umask, fsynced and renamed over path; then the folder is fsynced (fsync_dir). before_rename, when given, is
+    called with the temporary file's path once its text is written and before the fsync (state_file sets the file's
+    mode and owner there, so that the fsync keeps them and a mode it cannot set leaves path as it was). On any error
+    the temporary file is removed and path is left as it was."""
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         os.makedirs(folder, folder_mode)
@@ -54,6 +62,8 @@ def write_file_atomic(path, text, mode=0o600, folder_mode=0o755):
             os.fchmod(handle.fileno(), mode)
             handle.write(text)
             handle.flush()
+            if before_rename is not None:
+                before_rename(tmp)
             os.fsync(handle.fileno())
         os.rename(tmp, path)
     except BaseException:

@@ -238,6 +238,16 @@ def readd_outcome(vm, plan, health):
             "msg": "the pair is %s after the repair%s" % (state, (": " + "; ".join(causes)) if causes else "")}
 
 
+def hosts_to_retry_readd(readd_plan, readd_outcomes):
+    """The dom0s whose boot id the watcher's pass does not keep, so that the next pass sees their reboot again and
+    tries their re-add again (and a failover meanwhile does not start a raid1 VM on their legs: legs_since_reboot):
+    the rebooted dom0 (host) of each entry of ``readd_plan`` (watcher_actions' raid1_readd) whose VM's re-add failed
+    in ``readd_outcomes`` (readd_outcome's dicts, or the role's for a repair that failed outright). A VM with no
+    outcome (re-adds off, or not tried) retries nothing. Returns the hosts, sorted, each once."""
+    failed = set(out["vm"] for out in readd_outcomes or [] if out["result"] == "failed")
+    return sorted(set(entry["host"] for entry in readd_plan or [] if entry["vm"] in failed))
+
+
 def raid1_fence(vm, disks, info, dead_host, target, vg):
     """The storage fence of a raid1 VM restarted on target: target stops exporting to the dead dom0 every disk of the
     VM it holds (raid1.held_legs: its legs, and the disks that are not mirrored when it is the home), as

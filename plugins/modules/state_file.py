@@ -11,16 +11,23 @@ module: state_file
 short_description: Keep a small state file on a dom0, durably (the watcher's boot id)
 version_added: 0.1.0
 description:
-  - Writes O(content) to O(path) with O(mode) through the collection's one durable writer (a temporary file in the
-    same folder, fsynced, renamed over O(path), then the folder fsynced), so that a power cut right after the task
-    leaves the old file or the new one, never none or a part. The folder is made (mode C(0755)) when missing.
-  - No change, and nothing written, when O(path) already holds O(content) with O(mode).
+  - Writes O(content) to O(path) through the collection's one durable writer (a temporary file in the same folder,
+    fsynced, renamed over O(path), then the folder fsynced), so that a power cut right after the task leaves the old
+    file or the new one, never none or a part. The folder is made (mode C(0755)) when missing.
+  - O(mode), O(owner), O(group) and the other file options are AnsibleModule's own (octal or symbolic modes, as
+    C(ansible.builtin.copy) takes them). Without O(mode) a new file gets C(0644), whatever the umask (not as the
+    text of O(mode) below says), and a file there keeps its mode. New text goes to a temporary file with the file's
+    present permissions (C(0600) for a new file) that is given these options before its fsync and rename, so the file
+    is never more open than it was or is asked to be, and with a mode that cannot be set it is not written. With the
+    same text, they are set on the file, then the file is fsynced.
+  - No change, and nothing written, when O(path) already holds O(content) with those attributes.
   - The watcher role keeps each dom0's boot id with it (C(STATE_DIR/watcher/boot_id)); C(ansible.builtin.copy)
     renames its file into place without an fsync, and a dom0 that lost power within the kernel's write-back delay
     after a pass booted without the file.
 author:
   - sanless.xen developers (@sanless)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - sanless.xen.attributes
 attributes:
   check_mode:
@@ -30,7 +37,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The file's text before and after; the headers give its mode.
+      - The file's text before and after (the headers give its mode), then the mode, owner and group that change.
 options:
   path:
     description: The file.
@@ -40,10 +47,6 @@ options:
     description: The whole text of the file (give the trailing newline, if any).
     type: str
     required: true
-  mode:
-    description: The file's permissions, as an octal string (V('0644')); set whatever the umask.
-    type: raw
-    default: '0644'
 """
 
 EXAMPLES = r"""
@@ -66,8 +69,8 @@ path:
   type: str
   sample: /var/lib/sanless-xen/watcher/boot_id
 mode:
-  description: The file's permissions after the run (in check mode, as they would be).
-  returned: always
+  description: The file's permissions after the run, in octal (in check mode, as they would be).
+  returned: always, but in check mode for a file not there yet
   type: str
   sample: "0644"
 """
@@ -76,17 +79,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
-
-
-def parse_mode(value):
-    """The permission bits of the mode option: an octal string (0644) or the number YAML made of an unquoted one."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
-        return value
-    text = str(value).strip()
-    if len(text) in (3, 4) and all(c in "01234567" for c in text):
-        return int(text, 8)
-    raise ValueError("invalid mode %r: octal permissions such as '0644'" % (value,))
+from ansible_collections.sanless.xen.plugins.module_utils.files import fsync_file, read_text, write_file_atomic
 
 
 def current(path):
@@ -106,31 +99,50 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             content=dict(type="str", required=True),
-            mode=dict(type="raw", default="0644"),
         ),
+        add_file_common_args=True,
         supports_check_mode=True,
     )
-    p = module.params
-    path = p["path"]
-    try:
-        mode = parse_mode(p["mode"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), path=path)
+    path, content = module.params["path"], module.params["content"]
+    file_args = module.load_file_common_arguments(module.params)
     try:
         before, before_mode = current(path)
     except (IOError, OSError, ValueError) as exc:  # a folder, unreadable, not text
         module.fail_json(msg="cannot read %s: %s" % (path, exc), path=path, error=str(exc))
-    changed = before != p["content"] or before_mode != mode
-    if changed and not module.check_mode:
-        try:
-            write_file_atomic(path, p["content"], mode)
-        except (IOError, OSError) as exc:
-            module.fail_json(msg="cannot write %s: %s" % (path, exc), path=path, error=str(exc),
-                             errno=getattr(exc, "errno", None))
-    result = {"changed": changed, "path": path, "mode": "%04o" % mode}
+    if file_args["mode"] is None and before is None:
+        file_args["mode"] = "0644"  # a new file's mode, whatever the umask (a file there keeps its own)
+    changed = before != content
+    attr_diff = {}  # set_fs_attributes_if_different's: the mode, owner and group before and after
+
+    def settle(tmp):
+        """The attributes on the temporary file, which has path's permissions (0600 for a new file: no diff then)."""
+        module.set_fs_attributes_if_different(dict(file_args, path=tmp), True, None if before is None else attr_diff)
+    try:
+        if before is None and module.check_mode:
+            pass  # changed; no file to lstat for the attributes
+        elif changed and not module.check_mode:
+            write_file_atomic(path, content, 0o600 if before_mode is None else before_mode, before_rename=settle)
+        else:
+            changed = module.set_fs_attributes_if_different(file_args, changed, attr_diff)
+            if changed and not module.check_mode:
+                fsync_file(path)  # the same text: only a chmod or chown to keep
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot write %s: %s" % (path, exc), path=path, error=str(exc),
+                         errno=getattr(exc, "errno", None))
+    if not module.check_mode:
+        after_mode = os.stat(path).st_mode & 0o7777
+    elif before is not None:
+        after_mode = int(attr_diff.get("after", {}).get("mode", "%o" % before_mode), 8)
+    else:
+        after_mode = None
+    result = {"changed": changed, "path": path}
+    if after_mode is not None:
+        result["mode"] = "%04o" % after_mode
     if module._diff:
-        result["diff"] = {"before_header": header(path, before_mode), "after_header": header(path, mode),
-                          "before": before or "", "after": p["content"]}
+        result["diff"] = [{"before_header": header(path, before_mode), "before": before or "", "after": content,
+                           "after_header": header(path, after_mode) if after_mode is not None else path}]
+        if attr_diff:
+            result["diff"].append(attr_diff)
     module.exit_json(**result)
 
 

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ansible_collections.sanless.xen.plugins.module_utils import files
-from ansible_collections.sanless.xen.plugins.module_utils.files import read_text, write_file_atomic
+from ansible_collections.sanless.xen.plugins.module_utils.files import fsync_file, read_text, write_file_atomic
 
 
 def test_read_text_of_a_missing_file_is_none(tmp_path):
@@ -53,6 +53,39 @@ def test_write_file_atomic_replaces_the_file_durably(tmp_path, disk_events):
     assert kind == "fsync"
     assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".boot_id.")
     assert rename == ("rename", tmp, str(path)) and folder == ("fsync", str(tmp_path))
+
+
+def test_before_rename_sees_the_written_temporary_file_and_its_changes_are_fsynced(tmp_path, disk_events):
+    # state_file sets the file's mode there: the fsync that follows keeps it with the text
+    path = tmp_path / "boot_id"
+    seen = []
+
+    def before_rename(tmp):
+        seen.append((tmp, read_text(tmp), list(disk_events)))
+        os.chmod(tmp, 0o640)
+    write_file_atomic(str(path), "new\n", 0o600, before_rename=before_rename)
+    [(tmp, text, events_then)] = seen
+    assert text == "new\n" and events_then == [] and os.stat(str(path)).st_mode & 0o7777 == 0o640
+    assert disk_events == [("fsync", tmp), ("rename", tmp, str(path)), ("fsync", str(tmp_path))]
+
+
+def test_a_failing_before_rename_leaves_the_file_as_it_was(tmp_path):
+    path = tmp_path / "boot_id"
+    path.write_text("old\n")
+
+    def before_rename(tmp):
+        raise SystemExit(1)  # AnsibleModule.fail_json
+    with pytest.raises(SystemExit):
+        write_file_atomic(str(path), "new\n", before_rename=before_rename)
+    assert path.read_text() == "old\n" and os.listdir(str(tmp_path)) == ["boot_id"]
+
+
+def test_fsync_file_keeps_a_chmod(tmp_path, disk_events):
+    path = tmp_path / "boot_id"
+    path.write_text("x\n")
+    os.chmod(str(path), 0o644)
+    fsync_file(str(path))
+    assert disk_events == [("fsync", str(path))]
 
 
 def test_write_file_atomic_mode_whatever_the_umask_and_the_missing_folder(tmp_path):

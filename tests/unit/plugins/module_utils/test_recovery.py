@@ -533,6 +533,44 @@ def test_readd_outcome_judges_the_pair_after_the_repair():
     assert recovery.readd_outcome("web07", plan, {"state": "unknown"})["msg"] == "the pair is unknown after the repair"
 
 
+def test_the_watcher_keeps_no_boot_id_where_a_re_add_failed(recorded_xen_info):
+    # the role's inputs: watcher_actions' raid1_readd, and per VM readd_outcome's dict or the role's rescue's (a repair
+    # that failed outright); hostc runs fxrec, whose home hostb and partner hosta both rebooted, and fxrec2, whose
+    # home hostb alone did
+    info = {"hosta": recorded_xen_info("hosta", "xl-list.txt", boot_id="a-2"),
+            "hostb": recorded_xen_info("hostb", "xl-list.txt", boot_id="b-2"),
+            "hostc": recorded_xen_info("hostc", "xl-list-domu.txt", configs=["fxrec"], boot_id="c-1")}
+    meta = {"fxrec": dict(R1)}
+    plan = watcher_actions(info, meta, {"hosta": "a-1", "hostb": "b-1", "hostc": "c-1"})["raid1_readd"]
+    assert [(r["vm"], r["host"], r["runs_on"]) for r in plan] == [("fxrec", "hostb", "hostc"), ("fxrec", "hosta", "hostc")]
+    plan = plan + [dict(plan[0], vm="fxrec2")]
+    re_added = recovery.readd_outcome("fxrec2", {"disks": [{"disk": "data", "action": "re_add"}]},
+                                      {"state": "healthy", "causes": []})
+    degraded = recovery.readd_outcome("fxrec", {"disks": [{"disk": "data", "action": "re_add"}]}, {
+        "state": "degraded", "causes": [{"problem": "data: hostb's leg: not in the guest's md mirror (missing)"}]})
+    assert degraded["result"] == "failed" and re_added["result"] == "re-added"
+    # fxrec failed: both its rebooted dom0s keep their old boot id, once each, sorted
+    assert recovery.hosts_to_retry_readd(plan, [re_added, degraded]) == ["hosta", "hostb"]
+    rescued = {"vm": "fxrec2", "result": "failed", "msg": "raid1 repair of fxrec2: the guest did not answer"}
+    assert recovery.hosts_to_retry_readd(plan, [rescued, dict(degraded, result="healthy", msg="")]) == ["hostb"]
+    assert recovery.hosts_to_retry_readd(plan, [re_added]) == []
+    assert recovery.hosts_to_retry_readd(plan, []) == []  # watcher_raid1_readd=false: reported, boot ids kept
+    assert recovery.hosts_to_retry_readd([], [degraded]) == []
+
+
+def test_the_watcher_readd_retry_filter_says_what_is_wrong():
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.sanless.xen.plugins.filter import recovery as recovery_filter
+    plan = [{"vm": "web07", "host": "hostb", "runs_on": "hosta", "message": "web07 runs on hosta and hostb rebooted"}]
+    assert recovery_filter.watcher_readd_retry(plan, [{"vm": "web07", "result": "failed", "msg": ""}]) == ["hostb"]
+    assert recovery_filter.FilterModule().filters()["watcher_readd_retry"] is recovery_filter.watcher_readd_retry
+    with pytest.raises(AnsibleFilterError, match="watcher_readd_retry: .*'result'"):
+        recovery_filter.watcher_readd_retry(plan, [{"vm": "web07"}])
+    with pytest.raises(AnsibleFilterError, match="watcher_readd_retry: "):
+        recovery_filter.watcher_readd_retry(plan, [None])
+
+
 def test_the_failover_filter_reads_the_boot_ids_the_watcher_kept(hosta_with_legs):
     # the roles' path: the slurped watcher/boot_id of each dom0 (base64, as slurp returns it), the dead one unanswered
     import base64
