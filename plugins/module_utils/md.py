@@ -272,7 +272,10 @@ def array_health(detail, mdstat_entry=None):
     if mdstat_entry and mdstat_entry.get("sync"):
         sync = dict(mdstat_entry["sync"])
     words = set(detail["state"])
-    degraded = "degraded" in words or in_sync < raid_devices or "inactive" in words
+    # /proc/mdstat's map is the kernel's own count of the slots it reads from: a hole there is a degraded mirror even
+    # when mdadm --detail counts every leg in sync (a replacement left beside an emptied slot: stuck_replacement)
+    hole = bool(mdstat_entry and "_" in (mdstat_entry.get("map") or ""))
+    degraded = "degraded" in words or in_sync < raid_devices or "inactive" in words or hole
     if "inactive" in words:
         state = "inactive"  # assembled, not started: md waits for a leg (mdadm --run starts it degraded)
     elif in_sync == 0 or "FAILED" in words or "failed" in words:
@@ -289,6 +292,21 @@ def array_health(detail, mdstat_entry=None):
             "in_sync": in_sync, "raid_devices": raid_devices, "legs": legs, "sync": sync,
             "bitmap": detail["bitmap"] is not None or bool(mdstat_entry and mdstat_entry.get("bitmap")),
             "map": mdstat_entry.get("map") if mdstat_entry else None}
+
+
+def stuck_replacement(mdstat_entry, device, resolve=None):
+    """Whether md holds device as the replacement of a slot whose main leg is gone, with no sync running.
+
+    Linux 6.1's raid1 left this after a hot replace in the lab (stop 43, the guest writing): on dropping the replaced
+    leg it emptied the slot, then did not move the replacement down (it does not while I/O is in flight on it).
+    mdadm --detail counts the device active sync; /proc/mdstat has the hole in its map and the device flagged (R), md
+    reads from the slot no more, and a loss of the other leg would fail the array. A fail, remove and re-add of the
+    device (its bitmap: a short recovery) puts it in the slot."""
+    if not mdstat_entry or mdstat_entry.get("sync") or "_" not in (mdstat_entry.get("map") or ""):
+        return False
+    name = os.path.basename((resolve or resolve_device)(device))
+    return any(member["device"] == name and "replacement" in member["flags"] and "faulty" not in member["flags"]
+               for member in mdstat_entry["members"])
 
 
 def mdstat_entry(mdstat, device, resolve=None):

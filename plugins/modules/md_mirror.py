@@ -24,7 +24,10 @@ description:
     no change (a rerun); a leg that holds an md superblock is refused (an array to assemble, never to create over)."
   - "V(replaced) hot-replaces O(leg) by O(replacement) (C(mdadm --add) then C(--replace --with)): O(leg) stays in
     the mirror until O(replacement) is in sync, then md marks it faulty and the module (or its next run)
-    removes it."
+    removes it. When md leaves O(replacement) flagged as a replacement beside the emptied slot (C(/proc/mdstat) shows
+    the hole, C([U_]), though C(mdadm --detail) counts it in sync: Linux 6.1 under guest I/O, lab), the module (or its
+    next run) fails, removes and re-adds it, which puts it in the slot after a bitmap recovery; only when, read in the
+    same step, the other leg is in sync."
   - "Guard: a leg that is in sync is only failed or removed when, read in the same step, another leg is in sync
     too by both C(mdadm --detail) (V(active sync)) and C(/proc/mdstat) (V([UU])) and no resync runs; the last
     in-sync leg is never dropped."
@@ -306,6 +309,7 @@ class Mirror(object):
         """Start the replacement of old by new, or finish one that md completed."""
         old_status, new_status = self.status(old), self.status(new)
         if old_status == "absent" and new_status == "in_sync":
+            self.heal_replacement(new)  # a rerun after md left the new leg beside an emptied slot
             return
         if old_status == "faulty" and new_status == "in_sync":
             self.drop(old)
@@ -322,6 +326,25 @@ class Mirror(object):
             self.join(new, "add")
         self.actions.append("replace %s with %s" % (old, new))
         self.tool.replace(self.array, old, new)
+
+    def heal_replacement(self, leg):
+        """leg left in the replacement slot of an emptied one (md.stuck_replacement): out and back in by its bitmap
+        (fail, remove, re-add), which puts it in the slot. Only when the caller's reading, just made, shows every other
+        leg in sync and in md's map: leg is then no copy md counts, and the one in sync stays. Returns whether it
+        acted."""
+        if not md.stuck_replacement(self.stat, leg):
+            return False
+        others = [other for other in self.health()["legs"] if not md.same_device(other["device"], leg)]
+        in_map = (self.stat.get("map") or "").count("U")
+        if not others or any(other["status"] != "in_sync" for other in others) or in_map != len(others):
+            self.module.fail_json(msg="%s is left as a replacement beside an empty slot of %s, but the other legs are not "
+                                      "all in sync (%s, map %s): refusing to take it out"
+                                      % (leg, self.array, others, self.stat.get("map")),
+                                  array=self.health(), actions=self.actions, cmds=self.runner.ran)
+        self.run("--fail", leg, "fail the replacement left beside an empty slot")
+        self.run("--remove", leg, "remove")
+        self.run("--re-add", leg, "re-add")
+        return True
 
     def wait(self, timeout, done):
         """Read until done() holds and no sync runs; the progress seen."""
@@ -501,6 +524,9 @@ def main():
                     if mirror.status(leg) == "faulty":
                         mirror.drop(leg)
                         mirror.read()
+                    # md may leave the new leg beside the emptied slot: then it goes back in, and the wait goes on
+                    if mirror.heal_replacement(p["replacement"]):
+                        progress += mirror.wait(p["timeout"], lambda: "_" not in ((mirror.stat or {}).get("map") or ""))
             elif waits:
                 progress = mirror.wait(p["timeout"], lambda: True)
     except CommandError as exc:

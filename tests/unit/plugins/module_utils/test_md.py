@@ -148,6 +148,29 @@ def test_array_health(fixture_text, name, state, degraded, in_sync, action):
         assert health["sync"]["done_blocks"] > 0
 
 
+def test_a_replacement_md_left_beside_an_emptied_slot_is_a_degraded_mirror(fixture_text):
+    """The guest's array after a hot replace under I/O (lab, stop 43): --detail counts both legs active sync, but
+    /proc/mdstat shows the hole and the new leg still flagged (R)."""
+    stuck = mdstat(fixture_text, "replacement-stuck")["arrays"]["md127"]
+    assert stuck["map"] == "U_" and stuck["sync"] is None
+    assert stuck["members"] == [{"device": "xvdd", "slot": 2, "flags": ["replacement"]},
+                                {"device": "xvdb", "slot": 0, "flags": []}]
+    health = md.array_health(detail(fixture_text, "replacement-stuck"), stuck)
+    assert health["in_sync"] == 2 and (health["state"], health["degraded"], health["map"]) == ("degraded", True, "U_")
+    # without /proc/mdstat, --detail alone would call it clean: the map decides
+    assert md.array_health(detail(fixture_text, "replacement-stuck"), None)["state"] == "clean"
+    assert md.stuck_replacement(stuck, "/dev/xvdd", resolve=lambda path: path)
+    assert not md.stuck_replacement(stuck, "/dev/xvdb", resolve=lambda path: path)
+    # failed, removed, and after the re-add: a replacement no more (its (R) flag stays until the next assembly)
+    for name in ("replacement-stuck-failed", "replacement-stuck-removed"):
+        entry = mdstat(fixture_text, name)["arrays"]["md127"]
+        assert not md.stuck_replacement(entry, "/dev/xvdd", resolve=lambda path: path)
+        assert md.array_health(detail(fixture_text, "replacement-stuck-failed"), entry)["state"] == "degraded"
+    healed = mdstat(fixture_text, "replacement-healed")["arrays"]["md127"]
+    assert healed["map"] == "UU" and not md.stuck_replacement(healed, "/dev/xvdd", resolve=lambda path: path)
+    assert md.array_health(detail(fixture_text, "replacement-healed"), healed)["state"] == "clean"
+
+
 def test_array_health_of_the_recovery_lists_the_rebuilding_leg(fixture_text):
     health = md.array_health(detail(fixture_text, "recovery"), None)
     assert health["legs"] == [{"device": "/dev/dm-0", "status": "in_sync", "slot": 0},

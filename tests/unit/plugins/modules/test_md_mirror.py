@@ -191,6 +191,50 @@ def test_hot_replace_reruns(mirror, fixture_text):
     assert result["diff"]["after"]["legs"] == {"/dev/dm-0": "in_sync", C: "in_sync"}
 
 
+def guest_array(module_main, monkeypatch, fixture_text, args, details, mdstats, commands=(), check_mode=False):
+    """md_mirror on the guest's array /dev/md127 (legs /dev/xvd*, recorded in web07 at stop 43), --detail and
+    /proc/mdstat answering the recordings named in turn (the last repeats)."""
+    monkeypatch.setattr(md, "resolve_device", lambda path: path)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    texts = [fixture_text(*RECORDED + ("mdstat-%s.txt" % name,)) for name in mdstats]
+    monkeypatch.setattr(md, "read_text", lambda path: texts.pop(0) if len(texts) > 1 else texts[0])
+    outputs = command(fixture_text, *commands)
+    outputs[tuple(md.detail_argv("/dev/md127"))] = [(0, fixture_text(*RECORDED + ("detail-%s.txt" % name,)), "")
+                                                    for name in details]
+    return module_main(md_mirror.main, dict({"array": "/dev/md127"}, **args), outputs, check_mode, True)
+
+
+def test_a_new_leg_md_left_beside_the_emptied_slot_goes_back_in(module_main, monkeypatch, fixture_text):
+    """After the hot replace of xvdc by xvdd, md dropped xvdc but left xvdd in the replacement slot ([U_], lab): the
+    rerun (or the same run's end) fails, removes and re-adds xvdd while xvdb is in sync, and waits for [UU]."""
+    args = {"leg": "/dev/xvdc", "replacement": "/dev/xvdd", "state": "replaced", "wait": True, "timeout": 60}
+    result, failed, calls = guest_array(
+        module_main, monkeypatch, fixture_text, args,
+        ["replacement-stuck", "replacement-healed"], ["replacement-stuck", "replacement-healed"],
+        ("mdadm-fail-stuck", "mdadm-remove-stuck", "mdadm-re-add-stuck"))
+    assert not failed, result
+    assert manage(calls) == [md.manage_argv("/dev/md127", verb, "/dev/xvdd") for verb in ("--fail", "--remove", "--re-add")]
+    assert result["changed"] and result["actions"][0] == "fail the replacement left beside an empty slot /dev/xvdd"
+    assert result["array"]["state"] == "clean" and result["array"]["map"] == "UU" and result["leg"] == "absent"
+    # the healed array: no change
+    result, failed, calls = guest_array(module_main, monkeypatch, fixture_text, args, ["replacement-healed"],
+                                        ["replacement-healed"])
+    assert not failed and not result["changed"] and manage(calls) == []
+    # check mode says what it would run and runs nothing
+    result, failed, calls = guest_array(module_main, monkeypatch, fixture_text, dict(args, wait=False),
+                                        ["replacement-stuck"], ["replacement-stuck"], check_mode=True)
+    assert result["changed"] and manage(calls) == [] and len(result["would_run"]) == 3
+
+
+def test_a_hot_replace_of_the_other_leg_is_refused_while_the_hole_is_there(module_main, monkeypatch, fixture_text):
+    """The same array, asked to replace xvdb (the one leg md reads from) by xvdd: refused, nothing run; --detail alone
+    would have called the array clean, /proc/mdstat's hole makes it degraded."""
+    args = {"leg": "/dev/xvdb", "replacement": "/dev/xvdd", "state": "replaced"}
+    result, failed, calls = guest_array(module_main, monkeypatch, fixture_text, args, ["replacement-stuck"],
+                                        ["replacement-stuck"])
+    assert failed and "/dev/md127 is degraded" in result["msg"] and manage(calls) == []
+
+
 def test_hot_replace_wants_a_clean_mirror(mirror, fixture_text):
     result, failed, calls = mirror({"leg": A, "state": "replaced", "replacement": C}, ["degraded"])
     assert failed and "a hot replace wants a clean array" in result["msg"] and manage(calls) == []
