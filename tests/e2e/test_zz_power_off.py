@@ -9,7 +9,7 @@ its DRBD copy with the data the guest wrote on hostb; md in web07 degrades ([U_]
 raid1_status.yml says hostb is down. hostb is powered on again: raid1_repair.yml re-adds its leg, [UU], both legs hold
 the same data, and what the guest wrote through hosta's iSCSI import of hostb's leg is on hostb's LV. Last, web07
 stopped, export.yml takes hostb's iSCSI export of the leg to hosta down: with the provision's exports, make test's
-iSCSI export, import and unexport (test_export.py's iSCSI round trip is long; its AoE round trip runs in make test).
+iSCSI export, import and unexport (test_export.py's round trips, iSCSI and AoE, are long).
 
 Left to make test-faults (long): hostb's return after the failover (the watcher reconnecting DRBD, handing the stale
 configs back, nothing started twice) and a raid1 VM's own failover (test_failover_watcher.py); the repair refused while
