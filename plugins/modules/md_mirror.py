@@ -526,7 +526,7 @@ def main():
                         mirror.read()
                     # md may leave the new leg beside the emptied slot: then it goes back in, and the wait goes on
                     if mirror.heal_replacement(p["replacement"]):
-                        progress += mirror.wait(p["timeout"], lambda: "_" not in ((mirror.stat or {}).get("map") or ""))
+                        progress += mirror.wait(p["timeout"], lambda: not mirror.health()["degraded"])
             elif waits:
                 progress = mirror.wait(p["timeout"], lambda: True)
     except CommandError as exc:
