@@ -92,15 +92,90 @@ def evacuation_homecoming(hostvars, hosts, returned, vms=None, register="evacuat
 
 
 # How each kind of outcome reads in the report.
-_RESULTS = {"migrated": "moved", "refused": "refused", "failed": "failed", "incomplete": "failed", "checked": "checked"}
+_RESULTS = {"migrated": "moved", "refused": "refused", "failed": "failed", "incomplete": "failed", "checked": "checked",
+            "skipped": "skipped"}
+
+HOOK_PHASES = ("pre", "post")
+
+
+def evacuation_hook_problems(hostvars, vms):
+    """What is wrong with the VMs' ``xen_migrate_hooks`` (an empty list when nothing), read before any change.
+
+    ``xen_migrate_hooks``: ``{"pre": [HOOK, ...], "post": [HOOK, ...]}``; a HOOK is ``{"command": [argv, ...]}``
+    (run without a shell, on ``delegate_to``, the controller by default) or ``{"tasks": "path/to/tasks.yml"}``
+    (included in the evacuation's play), with an optional ``name``."""
+    problems = []
+    for vm in vms or []:
+        hooks = (hostvars.get(vm) or {}).get("xen_migrate_hooks") if vm in hostvars else None
+        if hooks in (None, "", {}):
+            continue
+        if not isinstance(hooks, dict):
+            problems.append("%s: xen_migrate_hooks must be a dict with pre and/or post, not %s" % (vm, type(hooks).__name__))
+            continue
+        unknown = sorted(str(key) for key in hooks if key not in HOOK_PHASES)
+        if unknown:
+            problems.append("%s: xen_migrate_hooks has %s; only pre and post" % (vm, ", ".join(unknown)))
+        for phase in HOOK_PHASES:
+            listed = hooks.get(phase) or []
+            if not isinstance(listed, list):
+                problems.append("%s: xen_migrate_hooks.%s must be a list of hooks" % (vm, phase))
+                continue
+            for index, hook in enumerate(listed, 1):
+                where = "%s: xen_migrate_hooks.%s[%d]" % (vm, phase, index)
+                if not isinstance(hook, dict):
+                    problems.append("%s must be a dict with command or tasks" % where)
+                    continue
+                extra = sorted(str(key) for key in hook if key not in ("command", "tasks", "delegate_to", "name"))
+                kinds = [key for key in ("command", "tasks") if key in hook]
+                if extra:
+                    problems.append("%s has %s; only command or tasks, delegate_to and name" % (where, ", ".join(extra)))
+                if len(kinds) != 1:
+                    problems.append("%s needs exactly one of command (an argv list) or tasks (a tasks file)" % where)
+                elif kinds == ["command"] and not (isinstance(hook["command"], list) and hook["command"]
+                                                   and all(isinstance(arg, str) for arg in hook["command"])):
+                    # a list, never a string: nothing of a VM's variables goes through a shell
+                    problems.append("%s: command must be a non-empty list of strings (argv, no shell)" % where)
+                elif kinds == ["tasks"] and not (isinstance(hook["tasks"], str) and hook["tasks"].strip()):
+                    problems.append("%s: tasks must be the path of a tasks file" % where)
+                if "tasks" in hook and "delegate_to" in hook:
+                    problems.append("%s: delegate_to is for a command; a tasks file delegates its own tasks" % where)
+    return problems
+
+
+def evacuation_hooks(hostvars, vm, phase):
+    """The ``phase`` (pre or post) hooks of a VM, each with a ``name`` to print (``NAME`` or ``hook N``)."""
+    hooks = ((hostvars.get(vm) or {}).get("xen_migrate_hooks") or {}) if vm in hostvars else {}
+    return [dict(hook, name=hook.get("name") or "%s-move hook %d" % (phase, index))
+            for index, hook in enumerate(hooks.get(phase) or [], 1)]
+
+
+def evacuation_hook_failure(failed_result, hook_name):
+    """One line saying why a hook failed, from the failed task's result: a command's rc and last stderr line (its
+    msg then only says the rc was not 0, in words that change with ansible-core), else the msg's first line."""
+    result = failed_result if isinstance(failed_result, dict) else {}
+    if result.get("rc") not in (None, 0):
+        parts = ["rc %s" % result["rc"]]
+    else:
+        parts = [str(result.get("msg") or "failed").strip().splitlines()[0][:300] if result.get("msg") else "failed"]
+    stderr = [line for line in str(result.get("stderr") or "").splitlines() if line.strip()]
+    if stderr:
+        parts.append(stderr[-1][:300])
+    return "%s failed: %s" % (hook_name, ", ".join(parts))
+
+
+_EMPTY_ROW = {"vm": None, "source": None, "target": None, "result": None, "reason": None, "bytes": None,
+              "estimate_s": None, "seconds": None, "xl_migrate_seconds": None, "pause_ms": None, "hook_failed": None}
 
 
 def evacuation_report(plan, outcomes):
-    """One row per VM of the plan: vm, source, target, result (moved, deferred, refused, failed, checked,
-    not run), reason, bytes, estimate_s, seconds, xl_migrate_seconds; and the totals per result.
+    """One row per VM of the plan: vm, source, target, result (moved, deferred, refused, skipped, failed, checked,
+    not run), reason, bytes, estimate_s, seconds, xl_migrate_seconds, pause_ms (the longest pause of the guest
+    by the engine's table swaps) and hook_failed (why a post-move hook failed); the totals per result; complete
+    (every VM moved and no post-move hook failed).
 
     ``outcomes``: what the evacuate role recorded per move, each a migration_summary of the migrate role, or
-    ``{"vm", "result": "deferred"|"failed", "msg"}`` for a move it did not start or whose run failed."""
+    ``{"vm", "result": "deferred"|"failed"|"skipped", "msg"}`` for a move it did not start (a failed pre-move hook
+    skips it) or whose run failed; ``hook_failed`` added when a post-move hook failed."""
     by_vm = {}
     for outcome in outcomes or []:
         if isinstance(outcome, dict) and outcome.get("vm"):
@@ -108,29 +183,31 @@ def evacuation_report(plan, outcomes):
     rows = []
     for move in plan.get("moves") or []:
         done = by_vm.get(move["vm"])
-        row = {"vm": move["vm"], "source": move["source"], "target": move["target"], "result": "not run",
-               "reason": None, "bytes": move.get("bytes"), "estimate_s": move.get("duration_s"), "seconds": None,
-               "xl_migrate_seconds": None}
+        row = dict(_EMPTY_ROW, vm=move["vm"], source=move["source"], target=move["target"], result="not run",
+                   bytes=move.get("bytes"), estimate_s=move.get("duration_s"))
         if done:
             row["result"] = _RESULTS.get(done.get("result"), done.get("result") or "failed")
             row["reason"] = done.get("msg") or "; ".join(done.get("problems") or []) or None
             row["seconds"] = done.get("seconds")
             row["xl_migrate_seconds"] = done.get("xl_migrate_seconds")
+            row["pause_ms"] = done.get("pause_ms")
+            row["hook_failed"] = done.get("hook_failed")
             row["target"] = done.get("target") or move["target"]
         rows.append(row)
     for move in plan.get("deferred") or []:
-        rows.append({"vm": move["vm"], "source": move["source"], "target": move["target"], "result": "deferred",
-                     "reason": move["reason"], "bytes": move["bytes"], "estimate_s": move["duration_s"], "seconds": None,
-                     "xl_migrate_seconds": None})
+        rows.append(dict(_EMPTY_ROW, vm=move["vm"], source=move["source"], target=move["target"], result="deferred",
+                         reason=move["reason"], bytes=move["bytes"], estimate_s=move["duration_s"]))
     for stuck in plan.get("not_movable") or []:
-        rows.append({"vm": stuck["vm"], "source": stuck["host"], "target": None, "result": "refused",
-                     "reason": stuck["reason"], "bytes": None, "estimate_s": None, "seconds": None,
-                     "xl_migrate_seconds": None})
+        rows.append(dict(_EMPTY_ROW, vm=stuck["vm"], source=stuck["host"], result="refused", reason=stuck["reason"]))
     totals = {}
     for row in rows:
         totals[row["result"]] = totals.get(row["result"], 0) + 1
+    hook_failures = [row["vm"] for row in rows if row["hook_failed"]]
+    if hook_failures:
+        totals["post-hook failed"] = len(hook_failures)
+    # a post-move hook that failed (a load balancer not told the VM is back) leaves work for the operator
     return {"hosts": list(plan.get("hosts") or []), "rows": rows, "totals": totals,
-            "complete": all(row["result"] == "moved" for row in rows)}
+            "complete": all(row["result"] == "moved" for row in rows) and not hook_failures}
 
 
 class FilterModule(object):
@@ -139,4 +216,6 @@ class FilterModule(object):
     def filters(self):
         return {"evacuation_hosts": evacuation_hosts, "evacuation_plan": evacuation_plan,
                 "evacuation_report": evacuation_report, "drained_mark": drained_mark,
+                "evacuation_hook_problems": evacuation_hook_problems, "evacuation_hooks": evacuation_hooks,
+                "evacuation_hook_failure": evacuation_hook_failure,
                 "evacuation_homecoming": evacuation_homecoming}

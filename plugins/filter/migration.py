@@ -369,15 +369,15 @@ def summarize_migration(vm, action, plan, results, check_mode=False):
     Returns vm, action, source, target, migration_id, mode, resumed, result (migrated, aborted,
     refused, failed, checked or incomplete), closed_earlier (a resumed migration that the killed
     run's last step had ended), failed_step, failed_host, msg, problems, seconds (first to last
-    event of the source's journal), sync_seconds (the wait for the DRBD sync) and
-    xl_migrate_seconds. Only figures and names: no journal, no secret, no config text."""
+    event of the source's journal), sync_seconds (the wait for the DRBD sync), xl_migrate_seconds and
+    pause_ms (the longest pause of the guest by a table swap, on either side). Only figures and names: no journal, no secret, no config text."""
     plan = plan if isinstance(plan, dict) else {}
     hosts = {"source": plan.get("source"), "target": plan.get("target")}
     summary = {"vm": vm, "action": action, "source": hosts["source"], "target": hosts["target"],
                "migration_id": plan.get("migration_id"), "mode": plan.get("mode"), "resumed": bool(plan.get("resume")),
                "result": None, "closed_earlier": False, "failed_step": None, "failed_host": None, "msg": None,
                "problems": list(plan.get("problems") or []), "seconds": None, "sync_seconds": None,
-               "xl_migrate_seconds": None}
+               "xl_migrate_seconds": None, "pause_ms": None}
     journals = [r["journal"] for _s, _h, r in results if _ran(r) and isinstance(r.get("journal"), dict)]
     if summary["migration_id"] is None and journals:
         summary["migration_id"] = journals[0].get("id")
@@ -389,6 +389,10 @@ def summarize_migration(vm, action, plan, results, check_mode=False):
         summary["seconds"] = round(max(times) - min(times), 1)
     migrated = [e.get("seconds") for e in log if e.get("event") == "migrated"]
     summary["xl_migrate_seconds"] = migrated[-1] if migrated else None
+    # the guest's pauses by the engine (the dm table swaps), on either side: the longest
+    pauses = [e["pause_ms"] for journal in journals for e in journal.get("log") or []
+              if isinstance(e, dict) and isinstance(e.get("pause_ms"), (int, float))]
+    summary["pause_ms"] = max(pauses) if pauses else None
     promoted = [r for step, who, r in results if step == "promote" and who == "source" and _ran(r)]
     summary["sync_seconds"] = promoted[0].get("sync_seconds") if promoted else None
     failed = [(step, who, r) for step, who, r in results if _failed(r)]

@@ -16,6 +16,8 @@ test_migrate.py. The three-dom0 evacuation of two VMs is marked long, the fault 
 """
 import json
 import re
+import sys
+import time
 
 import pytest
 
@@ -121,18 +123,43 @@ def nothing_on_hosta(lab):
     remove_all(lab)
 
 
-def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta):
+# a user's hook: writes its argv and what the evacuation told it (SANLESS_XEN_*) as JSON to its first argument
+HOOK_RECORDER = """import json, os, sys, time
+with open(sys.argv[1], "w") as handle:
+    json.dump({"argv": sys.argv[2:], "at": time.time(),
+               "env": dict((k, v) for k, v in os.environ.items() if k.startswith("SANLESS_XEN_"))}, handle)
+"""
+
+
+def hooks_overlay(tmp_path, vm):
+    """An inventory overlay giving vm a pre-move and a post-move command hook (run on the controller) that record
+    what they were told in tmp_path/pre.json and post.json."""
+    recorder = tmp_path / "hook_recorder.py"
+    recorder.write_text(HOOK_RECORDER)
+    hooks = {"pre": [{"name": "drain lb", "command": [sys.executable, str(recorder), str(tmp_path / "pre.json"), "$HOME"]}],
+             "post": [{"name": "enable lb", "command": [sys.executable, str(recorder), str(tmp_path / "post.json")]}]}
+    overlay = tmp_path / "hooks.yml"
+    overlay.write_text(json.dumps({"all": {"children": {"xen_vms": {"hosts": {vm: {"xen_migrate_hooks": hooks}}}}}}))
+    return overlay
+
+
+def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta, tmp_path):
     """CI's small evacuation, and make test's DRBD-backed VM: web03 (storage mode drbd) provisioned on hosta (a
-    second run changes nothing), the plan in check mode, the move to its secondary hostb by the migrate role, the
-    drained mark, the report, undrain."""
+    second run changes nothing), the plan in check mode, the move to its secondary hostb by the migrate role between
+    the VM's pre-move and post-move hooks, the drained mark, the report (table, stats, JSON file), undrain."""
     expected = provisioned_on_its_home(lab)
     assert lab.xl_domains(HOME) == {"Domain-0", DRBD}, "hosta must run only %s: %s" % (DRBD, lab.xl_domains(HOME))
-    proc = evacuate(lab, "--check")
+    overlay = hooks_overlay(tmp_path, DRBD)
+    proc = evacuate(lab, "--check", "-i", str(overlay))
     out = flat(proc.stdout)
     assert "Evacuating hosta: 1 move(s)" in out and ": fits" in out, proc.stdout[-3000:]
     assert "1. %s (drbd) hosta -> %s" % (DRBD, PEER) in out, out[-3000:]
     assert drained(lab, HOME) is None and where_runs(lab, DRBD) == [HOME]
-    proc = evacuate(lab)
+    assert not (tmp_path / "pre.json").exists(), "check mode runs no hook"
+    report_file = tmp_path / "report.json"
+    started = time.time()
+    proc = evacuate(lab, "-i", str(overlay), "-e", "report_file=%s" % report_file)
+    ended = time.time()
     out = flat(proc.stdout)
     assert lab.xl_domains(HOME) == {"Domain-0"}, lab.xl_domains(HOME)
     assert_moved_to_its_secondary(lab, expected)
@@ -140,6 +167,19 @@ def test_evacuate_a_dom0_with_its_drbd_vm_then_undrain(lab, nothing_on_hosta):
     assert mark and mark["by"] == "evacuate" and mark["reason"] == "evacuate", mark
     assert re.search(r"%s\s+hosta\s+%s\s+moved" % (DRBD, PEER), out), out[-3000:]
     assert re.search(r"sanless_xen_evacuation\W.*\W\"?complete\"?: true", out), out[-3000:]
+    # the hooks ran once each, in order around the move, told which VM went where ($HOME not expanded)
+    pre, post = (json.loads((tmp_path / name).read_text()) for name in ("pre.json", "post.json"))
+    told = {"SANLESS_XEN_VM": DRBD, "SANLESS_XEN_SOURCE": HOME, "SANLESS_XEN_TARGET": PEER}
+    assert pre["env"] == dict(told, SANLESS_XEN_HOOK="pre", SANLESS_XEN_RESULT="") and pre["argv"] == ["$HOME"], pre
+    assert post["env"] == dict(told, SANLESS_XEN_HOOK="post", SANLESS_XEN_RESULT="moved"), post
+    # the move ran between them: at least its xl migrate, as the report measured it
+    report = json.loads(report_file.read_text())
+    assert (report["action"], report["complete"], report["hosts"]) == ("evacuate", True, [HOME]), report
+    (row,) = report["rows"]
+    assert (row["vm"], row["source"], row["target"], row["result"], row["hook_failed"]) == (
+        DRBD, HOME, PEER, "moved", None), row
+    assert row["xl_migrate_seconds"] > 0 and started < pre["at"] < post["at"] - row["xl_migrate_seconds"] < ended, (
+        pre["at"], post["at"], row)
     lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME)
     assert drained(lab, HOME) is None
     assert where_runs(lab, DRBD) == [PEER]

@@ -112,6 +112,77 @@ def test_report_one_row_per_vm():
     assert evacuation.evacuation_report({"hosts": ["hosta"], "moves": []}, [])["complete"] is True
 
 
+def test_report_a_skipped_vm_a_pause_and_a_failed_post_hook():
+    drain = {"hosts": ["hosta"],
+             "moves": [{"vm": "a", "source": "hosta", "target": "hostb", "bytes": 10, "duration_s": 1.0},
+                       {"vm": "b", "source": "hosta", "target": "hostc", "bytes": 20, "duration_s": 2.0}]}
+    outcomes = [{"vm": "a", "result": "migrated", "target": "hostb", "pause_ms": 412,
+                 "hook_failed": "lb enable failed: rc 3, pool busy"},
+                {"vm": "b", "target": "hostc", "result": "skipped", "msg": "not moved: lb drain failed: rc 1"}]
+    report = evacuation.evacuation_report(drain, outcomes)
+    rows = dict((row["vm"], row) for row in report["rows"])
+    assert (rows["a"]["result"], rows["a"]["pause_ms"], rows["a"]["hook_failed"]) == (
+        "moved", 412, "lb enable failed: rc 3, pool busy")
+    assert (rows["b"]["result"], rows["b"]["reason"], rows["b"]["hook_failed"]) == (
+        "skipped", "not moved: lb drain failed: rc 1", None)
+    assert report["totals"] == {"moved": 1, "skipped": 1, "post-hook failed": 1}
+    assert report["complete"] is False
+    # moved, its post-move hook failed: still not complete (the operator has a load balancer to fix)
+    assert evacuation.evacuation_report(drain, outcomes[:1] + [{"vm": "b", "result": "migrated"}])["complete"] is False
+    assert evacuation.evacuation_report(drain, [{"vm": "a", "result": "migrated"},
+                                                {"vm": "b", "result": "migrated"}])["complete"] is True
+
+
+HOOKS = {"pre": [{"name": "drain lb", "command": ["/usr/local/bin/lb", "drain", "web01"]},
+                 {"tasks": "/srv/hooks/quiesce.yml"}],
+         "post": [{"command": ["/usr/local/bin/lb", "enable", "web01"], "delegate_to": "lb01"}]}
+
+
+def test_hooks_well_formed_and_named():
+    hv = {"web01": {"xen_migrate_hooks": HOOKS}, "web02": {}, "web03": {"xen_migrate_hooks": {}}}
+    assert evacuation.evacuation_hook_problems(hv, ["web01", "web02", "web03", "not-in-inventory"]) == []
+    assert [h["name"] for h in evacuation.evacuation_hooks(hv, "web01", "pre")] == ["drain lb", "pre-move hook 2"]
+    assert evacuation.evacuation_hooks(hv, "web01", "post") == [
+        {"command": ["/usr/local/bin/lb", "enable", "web01"], "delegate_to": "lb01", "name": "post-move hook 1"}]
+    assert evacuation.evacuation_hooks(hv, "web02", "pre") == [] and evacuation.evacuation_hooks(hv, "nope", "post") == []
+
+
+@pytest.mark.parametrize("hooks, problem", [
+    ("lb drain", "web01: xen_migrate_hooks must be a dict with pre and/or post, not str"),
+    ({"before": []}, "web01: xen_migrate_hooks has before; only pre and post"),
+    ({"pre": {"command": ["true"]}}, "web01: xen_migrate_hooks.pre must be a list of hooks"),
+    ({"pre": ["true"]}, "web01: xen_migrate_hooks.pre[1] must be a dict with command or tasks"),
+    # a string would go through a shell with a VM's variables in it
+    ({"pre": [{"command": "lb drain web01; reboot"}]},
+     "web01: xen_migrate_hooks.pre[1]: command must be a non-empty list of strings (argv, no shell)"),
+    ({"post": [{"command": []}]},
+     "web01: xen_migrate_hooks.post[1]: command must be a non-empty list of strings (argv, no shell)"),
+    ({"post": [{"command": ["lb", 3]}]},
+     "web01: xen_migrate_hooks.post[1]: command must be a non-empty list of strings (argv, no shell)"),
+    ({"pre": [{"command": ["true"], "tasks": "x.yml"}]},
+     "web01: xen_migrate_hooks.pre[1] needs exactly one of command (an argv list) or tasks (a tasks file)"),
+    ({"pre": [{"name": "nothing"}]},
+     "web01: xen_migrate_hooks.pre[1] needs exactly one of command (an argv list) or tasks (a tasks file)"),
+    ({"pre": [{"tasks": ""}]}, "web01: xen_migrate_hooks.pre[1]: tasks must be the path of a tasks file"),
+    ({"pre": [{"command": ["true"], "shell": True}]},
+     "web01: xen_migrate_hooks.pre[1] has shell; only command or tasks, delegate_to and name"),
+    ({"pre": [{"tasks": "x.yml", "delegate_to": "lb01"}]},
+     "web01: xen_migrate_hooks.pre[1]: delegate_to is for a command; a tasks file delegates its own tasks"),
+])
+def test_malformed_hooks_are_refused_with_where(hooks, problem):
+    assert evacuation.evacuation_hook_problems({"web01": {"xen_migrate_hooks": hooks}}, ["web01"]) == [problem]
+
+
+def test_hook_failure_in_one_line():
+    failed = {"failed": True, "msg": "non-zero return code", "rc": 3, "stderr": "connecting\nlb01: pool busy\n",
+              "cmd": ["/usr/local/bin/lb", "drain", "web01"]}
+    assert evacuation.evacuation_hook_failure(failed, "drain lb") == (
+        "drain lb failed: rc 3, lb01: pool busy")
+    assert evacuation.evacuation_hook_failure({"msg": "[Errno 2] No such file or directory: b'/nope'"}, "pre-move hook 1") == (
+        "pre-move hook 1 failed: [Errno 2] No such file or directory: b'/nope'")
+    assert evacuation.evacuation_hook_failure(None, "x") == "x failed: failed"
+
+
 def lab_info(free_mib, domains, lvs=(), vg_free=8 * 2 ** 30):
     """A dom0's xen_info result with LVs (vg, name, size) as lvm.lvs reads them."""
     result = info(free_mib, domains, vg_free=vg_free)

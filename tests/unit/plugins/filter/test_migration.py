@@ -555,13 +555,17 @@ def test_summary_of_a_migration():
         hosta={"migrate_prepared": dict(ok, journal=journal(("step:prepare", 0, {}))),
                "migrate_promoted": dict(ok, sync_seconds=27.1, synced=True, journal=journal()),
                "migrate_finished": dict(ok, journal=SOURCE_LOG), "migrate_secret": "s3cr3t"},
-        hostb={"migrate_prepared": ok, "migrate_promoted": ok, "migrate_finished": ok},
+        # the target's swap back paused the guest longer than the source's swap: pause_ms is the longest of both
+        hostb={"migrate_prepared": ok, "migrate_promoted": ok,
+               "migrate_finished": dict(ok, journal=dict(journal(("step:finish", 31, {}),
+                                                                 ("tables-restored", 40.1, {"pause_ms": 118})),
+                                                         role="target"))},
         hostc={})
     summary = migration_summary(hostvars, PLAN, "web01")
     assert summary == {"vm": "web01", "action": "migrate", "source": "hosta", "target": "hostb",
                        "migration_id": "k3j9x0a1bq", "mode": "plain", "resumed": False, "result": "migrated",
                        "closed_earlier": False, "failed_step": None, "failed_host": None, "msg": None, "problems": [],
-                       "seconds": 42.7, "sync_seconds": 27.1, "xl_migrate_seconds": 8.04}
+                       "seconds": 42.7, "sync_seconds": 27.1, "xl_migrate_seconds": 8.04, "pause_ms": 118}
     assert "s3cr3t" not in repr(summary) and "log" not in summary
 
 
@@ -575,6 +579,7 @@ def test_summary_of_a_failed_step_names_it():
     assert (summary["result"], summary["failed_step"], summary["failed_host"]) == ("failed", "promote", "hosta")
     assert summary["msg"] == "DRBD sync of web01 not done after 3600 s"
     assert (summary["seconds"], summary["sync_seconds"], summary["xl_migrate_seconds"]) == (5.0, 3600.2, None)
+    assert summary["pause_ms"] is None  # no swap yet
 
 
 def test_summary_of_a_refused_run_and_of_no_plan():
