@@ -122,9 +122,9 @@ def test_hooks_around_moves(tmp_path):
     outcomes = dict((o["vm"], o) for o in json.loads(kept[-1])["unit_outcomes"])
 
     pre = json.loads((out / "pre-web01.json").read_text())
-    assert pre == {"argv": ["$HOME", "~"], "env": {"SANLESS_XEN_HOOK": "pre", "SANLESS_XEN_RESULT": "",
-                                                  "SANLESS_XEN_SOURCE": "hosta", "SANLESS_XEN_TARGET": "hostb",
-                                                  "SANLESS_XEN_VM": "web01"}}
+    assert pre == {"argv": ["$HOME", "~"],
+                   "env": {"SANLESS_XEN_HOOK": "pre", "SANLESS_XEN_RESULT": "", "SANLESS_XEN_SOURCE": "hosta",
+                           "SANLESS_XEN_TARGET": "hostb", "SANLESS_XEN_VM": "web01"}}
     assert json.loads((out / "tasks-web01.json").read_text()) == {
         "phase": "pre", "vm": "web01", "source": "hosta", "target": "hostb", "result": ""}
     assert json.loads((out / "post-web01.json").read_text())["env"] == {
