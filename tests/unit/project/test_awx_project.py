@@ -100,7 +100,8 @@ def test_job_templates_and_schedules():
     names = [t["name"] for t in templates]
     assert len(set(names)) == len(names)
     playbooks = {t["playbook"] for t in templates}
-    assert {"playbooks/migrate.yml", "playbooks/vmlist.yml", "playbooks/hoststats.yml", "playbooks/plan.yml"} <= playbooks
+    assert {"playbooks/migrate.yml", "playbooks/vmlist.yml", "playbooks/hoststats.yml", "playbooks/plan.yml",
+            "playbooks/evacuate.yml", "playbooks/undrain.yml", "playbooks/nightly.yml", "playbooks/watcher.yml"} <= playbooks
     for template in templates:
         assert set(template) <= {"name", "description", "playbook", "allow_simultaneous", "survey"}, template["name"]
         path = os.path.join(ROOT, template["playbook"])
@@ -178,6 +179,13 @@ def job(awx_job, playbook, inventory=None, extra_env=None, **answers):
     ("playbooks/plan.yml", {"evacuate": "hosta hostb"}, "evacuate a dom0 name"),
     ("playbooks/report.yml", {"format": "pdf"}, "format must be table, json or html"),
     ("playbooks/hoststats.yml", {"format": "xml"}, "format must be table, json or csv"),
+    ("playbooks/evacuate.yml", {"host": "hosta; reboot", "parallel": 1, "partial": "no"}, "refused: letters, digits"),
+    ("playbooks/evacuate.yml", {"host": "hosta", "parallel": "2; reboot", "partial": "no"}, "parallel a whole number"),
+    ("playbooks/evacuate.yml", {"host": "hosta", "window_end": "25:00", "parallel": 1, "partial": "no"}, "window_end HH:MM"),
+    ("playbooks/evacuate.yml", {"host": "hosta", "parallel": 1, "partial": "maybe"}, "force and partial must be yes or no"),
+    ("playbooks/undrain.yml", {"host": "hosta", "move_home": "always"}, "move_home must be yes or no"),
+    ("playbooks/nightly.yml", {"window_end": "5:30; reboot"}, "window_end must be HH:MM"),
+    ("playbooks/watcher.yml", {"watcher": "stop; reboot"}, "must be one of: run, pause, resume"),
 ])
 def test_hostile_survey_answers_stop_the_job_at_the_check(awx_job, playbook, answers, refusal):
     rc, out = job(awx_job, playbook, **answers)
@@ -195,6 +203,9 @@ def test_hostile_survey_answers_stop_the_job_at_the_check(awx_job, playbook, ans
     ("playbooks/plan.yml", {"min_failures": "", "evacuate": ""}, "Read the dom0"),
     ("playbooks/report.yml", {"format": "html"}, "Read the dom0"),
     ("playbooks/hostlist.yml", {"format": "csv"}, "Read the dom0"),
+    ("playbooks/evacuate.yml", {"host": "host[a]", "deadline_s": 3600, "window_end": "05:30", "parallel": 2,
+                                "ha_tolerate": 0, "partial": "yes"}, "Read every dom0"),
+    ("playbooks/undrain.yml", {"host": "hosta", "move_home": "yes"}, "Read every dom0"),
 ])
 def test_good_survey_answers_pass_the_check(awx_job, playbook, answers, next_task):
     _rc, out = job(awx_job, playbook, **answers)
@@ -252,7 +263,7 @@ def test_migrate_job_publishes_its_summary_as_artifacts(awx_job, tmp_path):
     assert "unknown VM web01" in summary["problems"][0] and "unreachable: hosta, hostb" in summary["problems"][0]
     assert set(summary) == {"vm", "action", "source", "target", "migration_id", "mode", "resumed", "result",
                             "closed_earlier", "failed_step", "failed_host", "msg", "problems", "seconds",
-                            "sync_seconds", "xl_migrate_seconds"}
+                            "sync_seconds", "xl_migrate_seconds", "pause_ms"}
 
 
 def test_plan_job_publishes_its_verdict_as_artifacts(awx_job):
