@@ -298,3 +298,58 @@ def test_an_anti_affinity_group_lands_on_different_hosts(lab, on_hosta, tmp_path
     assert "group evacuation-test" in flat(proc.stdout), proc.stdout[-3000:]
     target = assert_evacuated(lab, on_hosta)
     assert target != PEER and target in lab.hosts
+
+
+@pytest.mark.faults
+def test_a_failing_pre_hook_skips_its_vm_the_rerun_moves_it_and_undrain_brings_both_home(lab, on_hosta, tmp_path):
+    """Scenarios 8 and 10: web01's pre-move hook fails (its load balancer refuses), so web01 stays on hosta, reported
+    skipped with the hook's reason, while web03 moves and its post-move hook is told so; the job fails after the
+    report. The rerun without the failing hook moves web01. undrain.yml -e move_home=yes brings both home."""
+    recorder = tmp_path / "hook_recorder.py"
+    recorder.write_text(HOOK_RECORDER)
+    hooks = {PLAIN: {"pre": [{"name": "drain lb", "command": [sys.executable, "-c", "import sys; sys.exit('lb01: pool busy')"]}],
+                     "post": [{"command": [sys.executable, str(recorder), str(tmp_path / "post-web01.json")]}]},
+             DRBD: {"post": [{"command": [sys.executable, str(recorder), str(tmp_path / "post-web03.json")]}]}}
+    overlay = tmp_path / "hooks.yml"
+    overlay.write_text(json.dumps({"all": {"children": {"xen_vms": {"hosts": dict(
+        (vm, {"xen_migrate_hooks": vm_hooks}) for vm, vm_hooks in hooks.items())}}}}))
+    report_file = tmp_path / "report.json"
+    proc = evacuate(lab, "-i", str(overlay), "-e", "report_file=%s" % report_file, check=False)
+    out = flat(proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    assert "hosta not emptied: %s" % PLAIN in out, out[-3000:]
+    rows = dict((row["vm"], row) for row in json.loads(report_file.read_text())["rows"])
+    assert rows[PLAIN]["result"] == "skipped" and rows[PLAIN]["reason"] == (
+        "not moved: drain lb failed: rc 1, lb01: pool busy"), rows[PLAIN]
+    assert (rows[DRBD]["result"], rows[DRBD]["target"]) == ("moved", PEER), rows[DRBD]
+    # web01 untouched: still on hosta, nothing of a migration begun, its data as it was; no post hook for it
+    assert where_runs(lab, PLAIN) == [HOME]
+    assert_clean(lab, PLAIN, HOME)
+    assert not (tmp_path / "post-web01.json").exists()
+    assert json.loads((tmp_path / "post-web03.json").read_text())["env"] == {
+        "SANLESS_XEN_HOOK": "post", "SANLESS_XEN_VM": DRBD, "SANLESS_XEN_SOURCE": HOME, "SANLESS_XEN_TARGET": PEER,
+        "SANLESS_XEN_RESULT": "moved"}
+    assert where_runs(lab, DRBD) == [PEER] and drained(lab, HOME)
+
+    # the load balancer is fine again (no overlay): the rerun moves web01
+    proc = evacuate(lab)
+    assert "Evacuating hosta: 1 move(s)" in flat(proc.stdout), proc.stdout[-3000:]
+    assert_evacuated(lab, on_hosta)
+
+    # undrain with the moves home: both back on hosta, the DRBD VM primary there again, data unchanged
+    proc = lab.playbook("playbooks/undrain.yml", "-e", "host=%s" % HOME, "-e", "move_home=yes", "-e",
+                        "report_file=%s" % report_file)
+    assert drained(lab, HOME) is None
+    report = json.loads(report_file.read_text())
+    assert (report["action"], report["complete"]) == ("undrain", True), report
+    rows = dict((row["vm"], row) for row in report["rows"])
+    assert sorted(rows) == [PLAIN, DRBD], report["rows"]
+    assert (rows[DRBD]["source"], rows[DRBD]["target"], rows[DRBD]["result"]) == (PEER, HOME, "moved"), rows[DRBD]
+    assert rows[PLAIN]["source"] != HOME and (rows[PLAIN]["target"], rows[PLAIN]["result"]) == (HOME, "moved"), rows
+    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+    assert_clean(lab, PLAIN, HOME)
+    assert_data(lab, HOME, PLAIN, on_hosta[PLAIN])
+    for host in lab.hosts:
+        assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
+    assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
+    assert_drbd_data(lab, HOME, on_hosta[DRBD])
