@@ -353,3 +353,47 @@ def test_a_failing_pre_hook_skips_its_vm_the_rerun_moves_it_and_undrain_brings_b
         assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
     assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
     assert_drbd_data(lab, HOME, on_hosta[DRBD])
+
+
+MAINTENANCE_TASKS = """---
+- name: What runs on the dom0 under maintenance
+  ansible.builtin.command:
+    argv: [xl, list]
+  register: unit_maintenance_xl
+  changed_when: false
+
+- name: Leave the maintenance's mark, with what ran then
+  ansible.builtin.copy:
+    dest: /root/sanless-maintenance.txt
+    content: "{{ unit_maintenance_xl.stdout }}\\n"
+    mode: "0644"
+"""
+
+
+@pytest.mark.long
+def test_nightly_empties_the_flagged_dom0_runs_its_maintenance_and_brings_its_vms_home(lab, on_hosta, tmp_path):
+    """Scenario 11 (written at stop 44, not run yet): hosta flagged xen_maintenance in an inventory overlay;
+    nightly.yml --check names it and changes nothing; nightly.yml evacuates it, runs the maintenance tasks there
+    while it is empty (they record xl list), returns it and moves web01 and web03 home, checksums unchanged."""
+    overlay = tmp_path / "maintenance.yml"
+    overlay.write_text("all:\n  children:\n    dom0:\n      hosts:\n        %s: {xen_maintenance: true}\n" % HOME)
+    tasks = tmp_path / "maintenance-tasks.yml"
+    tasks.write_text(MAINTENANCE_TASKS)
+    lab.run(HOME, ["rm", "-f", "/root/sanless-maintenance.txt"])
+    try:
+        proc = lab.playbook("playbooks/nightly.yml", "-i", str(overlay), "--check")
+        assert "maintenance tonight: %s" % HOME in flat(proc.stdout), proc.stdout[-3000:]
+        assert drained(lab, HOME) is None and where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+        proc = lab.playbook("playbooks/nightly.yml", "-i", str(overlay), "-e", "maintenance_tasks=%s" % tasks)
+        seen = lab.run(HOME, ["cat", "/root/sanless-maintenance.txt"]).stdout
+        assert "Domain-0" in seen and PLAIN not in seen and DRBD not in seen, seen
+        assert drained(lab, HOME) is None
+        assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+        assert_clean(lab, PLAIN, HOME)
+        assert_data(lab, HOME, PLAIN, on_hosta[PLAIN])
+        for host in lab.hosts:
+            assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
+        assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
+        assert_drbd_data(lab, HOME, on_hosta[DRBD])
+    finally:
+        lab.run(HOME, ["rm", "-f", "/root/sanless-maintenance.txt"])
