@@ -372,7 +372,7 @@ MAINTENANCE_TASKS = """---
 
 @pytest.mark.long
 def test_nightly_empties_the_flagged_dom0_runs_its_maintenance_and_brings_its_vms_home(lab, on_hosta, tmp_path):
-    """Scenario 11 (written at stop 44, not run yet): hosta flagged xen_maintenance in an inventory overlay;
+    """Scenario 11 (passed at stop 44 in a 3-dom0 lab, 939 s call): hosta flagged xen_maintenance in an inventory overlay;
     nightly.yml --check names it and changes nothing; nightly.yml evacuates it, runs the maintenance tasks there
     while it is empty (they record xl list), returns it and moves web01 and web03 home, checksums unchanged."""
     overlay = tmp_path / "maintenance.yml"
