@@ -98,6 +98,11 @@ _RESULTS = {"migrated": "moved", "refused": "refused", "failed": "failed", "inco
 HOOK_PHASES = ("pre", "post")
 
 
+def _vm_hooks(hostvars, vm):
+    """A VM's xen_migrate_hooks as the inventory gives it (None when the VM or the variable is not there)."""
+    return (hostvars[vm] or {}).get("xen_migrate_hooks") if vm in hostvars else None
+
+
 def evacuation_hook_problems(hostvars, vms):
     """What is wrong with the VMs' ``xen_migrate_hooks`` (an empty list when nothing), read before any change.
 
@@ -106,7 +111,7 @@ def evacuation_hook_problems(hostvars, vms):
     (included in the evacuation's play), with an optional ``name``."""
     problems = []
     for vm in vms or []:
-        hooks = (hostvars.get(vm) or {}).get("xen_migrate_hooks") if vm in hostvars else None
+        hooks = _vm_hooks(hostvars, vm)
         if hooks in (None, "", {}):
             continue
         if not isinstance(hooks, dict):
@@ -144,7 +149,7 @@ def evacuation_hook_problems(hostvars, vms):
 
 def evacuation_hooks(hostvars, vm, phase):
     """The ``phase`` (pre or post) hooks of a VM, each with a ``name`` to print (``NAME`` or ``hook N``)."""
-    hooks = ((hostvars.get(vm) or {}).get("xen_migrate_hooks") or {}) if vm in hostvars else {}
+    hooks = _vm_hooks(hostvars, vm) or {}
     return [dict(hook, name=hook.get("name") or "%s-move hook %d" % (phase, index))
             for index, hook in enumerate(hooks.get(phase) or [], 1)]
 
@@ -156,7 +161,7 @@ def evacuation_hook_failure(failed_result, hook_name):
     if result.get("rc") not in (None, 0):
         parts = ["rc %s" % result["rc"]]
     else:
-        parts = [str(result.get("msg") or "failed").strip().splitlines()[0][:300] if result.get("msg") else "failed"]
+        parts = [(str(result.get("msg") or "").strip().splitlines() or ["failed"])[0][:300]]
     stderr = [line for line in str(result.get("stderr") or "").splitlines() if line.strip()]
     if stderr:
         parts.append(stderr[-1][:300])

@@ -214,6 +214,14 @@ def backup_id(vm, epoch):
     return "%s-%s" % (check_vm_name(vm), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(epoch))))
 
 
+WINDOW_END_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
+
+
+def is_window_end(value):
+    """Whether value is the end of a maintenance window as the evacuate role reads it: HH:MM (UTC, 00:00-23:59)."""
+    return isinstance(value, str) and bool(WINDOW_END_RE.match(value))
+
+
 def is_backup_id(value, vm=None):
     """Whether value is a backup id (of vm, when given)."""
     match = BACKUP_ID_RE.match(value) if isinstance(value, str) else None

@@ -100,6 +100,17 @@ def assert_evacuated(lab, guests):
     return target
 
 
+def assert_both_home(lab, guests):
+    """web01 and web03 back on hosta: nothing of the moves left, web03 primary there and in sync, data unchanged."""
+    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
+    assert_clean(lab, PLAIN, HOME)
+    assert_data(lab, HOME, PLAIN, guests[PLAIN])
+    for host in lab.hosts:
+        assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
+    assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
+    assert_drbd_data(lab, HOME, guests[DRBD])
+
+
 @pytest.fixture
 def on_hosta(lab):
     """web01 and web03 running on hosta (and nothing else there), their checksums; all removed afterwards."""
@@ -346,13 +357,7 @@ def test_a_failing_pre_hook_skips_its_vm_the_rerun_moves_it_and_undrain_brings_b
     assert sorted(rows) == [PLAIN, DRBD], report["rows"]
     assert (rows[DRBD]["source"], rows[DRBD]["target"], rows[DRBD]["result"]) == (PEER, HOME, "moved"), rows[DRBD]
     assert rows[PLAIN]["source"] != HOME and (rows[PLAIN]["target"], rows[PLAIN]["result"]) == (HOME, "moved"), rows
-    assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
-    assert_clean(lab, PLAIN, HOME)
-    assert_data(lab, HOME, PLAIN, on_hosta[PLAIN])
-    for host in lab.hosts:
-        assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
-    assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
-    assert_drbd_data(lab, HOME, on_hosta[DRBD])
+    assert_both_home(lab, on_hosta)
 
 
 MAINTENANCE_TASKS = """---
@@ -388,12 +393,6 @@ def test_nightly_empties_the_flagged_dom0_runs_its_maintenance_and_brings_its_vm
         seen = lab.run(HOME, ["cat", "/root/sanless-maintenance.txt"]).stdout
         assert "Domain-0" in seen and PLAIN not in seen and DRBD not in seen, seen
         assert drained(lab, HOME) is None
-        assert where_runs(lab, PLAIN) == [HOME] and where_runs(lab, DRBD) == [HOME]
-        assert_clean(lab, PLAIN, HOME)
-        assert_data(lab, HOME, PLAIN, on_hosta[PLAIN])
-        for host in lab.hosts:
-            assert leftovers(lab, host, DRBD) == [], leftovers(lab, host, DRBD)
-        assert re.search(r"ro:Primary/Secondary ds:UpToDate/UpToDate", drbd_line(lab, HOME)), drbd_line(lab, HOME)
-        assert_drbd_data(lab, HOME, on_hosta[DRBD])
+        assert_both_home(lab, on_hosta)
     finally:
         lab.run(HOME, ["rm", "-f", "/root/sanless-maintenance.txt"])

@@ -320,3 +320,10 @@ def test_raid1_journal_paths():
         conv.raid1_history_path("web07", "../x")
     with pytest.raises(ValueError):
         conv.raid1_journal_path("web 07")
+
+
+def test_window_end_is_hh_mm_of_one_day():
+    from ansible_collections.sanless.xen.plugins.test.window_end import TestModule as WindowEndTests
+    is_window_end = WindowEndTests().tests()["window_end"]
+    assert all(is_window_end(v) for v in ("00:00", "05:30", "23:59"))
+    assert not any(is_window_end(v) for v in ("24:00", "5:30", "05:60", "05:30\n", "05:30; reboot", "", None, 530))
