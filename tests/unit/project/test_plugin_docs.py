@@ -37,6 +37,7 @@ INPUTS = {
     "sanless.xen.valid_vm_name": {"vm"},
     "sanless.xen.vm_name": {"vm"},
     "sanless.xen.backup_id": {"vm", "backup"},
+    "sanless.xen.window_end": {"window_end"},
 }
 # Task keywords whose value is a bare Jinja expression.
 EXPRESSION_KEYS = {"when", "that", "failed_when", "changed_when", "until"}
