@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sanless.xen.plugins.filter.placement import vm_plan_vars
 from ansible_collections.sanless.xen.plugins.filter.report import is_glob
-from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path
+from ansible_collections.sanless.xen.plugins.module_utils.conventions import drained_mark_path, seconds_to_window_end
 from ansible_collections.sanless.xen.plugins.module_utils.plan import (
     PlanError,
     evacuation_lines,
@@ -101,6 +101,14 @@ HOOK_PHASES = ("pre", "post")
 def _vm_hooks(hostvars, vm):
     """A VM's xen_migrate_hooks as the inventory gives it (None when the VM or the variable is not there)."""
     return (hostvars[vm] or {}).get("xen_migrate_hooks") if vm in hostvars else None
+
+
+def evacuation_window_left(window_end, now):
+    """Seconds from now (a UTC datetime, ``now(utc=true)``) to the next window end HH:MM (conventions' one rule)."""
+    try:
+        return seconds_to_window_end(window_end, now)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def evacuation_hook_problems(hostvars, vms):
@@ -223,4 +231,4 @@ class FilterModule(object):
                 "evacuation_report": evacuation_report, "drained_mark": drained_mark,
                 "evacuation_hook_problems": evacuation_hook_problems, "evacuation_hooks": evacuation_hooks,
                 "evacuation_hook_failure": evacuation_hook_failure,
-                "evacuation_homecoming": evacuation_homecoming}
+                "evacuation_homecoming": evacuation_homecoming, "evacuation_window_left": evacuation_window_left}

@@ -222,6 +222,16 @@ def is_window_end(value):
     return isinstance(value, str) and bool(WINDOW_END_RE.match(value))
 
 
+def seconds_to_window_end(value, now):
+    """Seconds from ``now`` (a UTC datetime) to the next ``value`` (HH:MM, UTC): today's when it is still ahead, else
+    tomorrow's (a window end equal to now is a whole day away). ValueError for anything but HH:MM."""
+    if not is_window_end(value):
+        raise ValueError("window end must be HH:MM (UTC), got %r" % (value,))
+    hour, minute = value.split(":")
+    left = int(hour) * 3600 + int(minute) * 60 - (now.hour * 3600 + now.minute * 60 + now.second)
+    return left if left > 0 else left + 86400
+
+
 def is_backup_id(value, vm=None):
     """Whether value is a backup id (of vm, when given)."""
     match = BACKUP_ID_RE.match(value) if isinstance(value, str) else None

@@ -327,3 +327,13 @@ def test_window_end_is_hh_mm_of_one_day():
     is_window_end = WindowEndTests().tests()["window_end"]
     assert all(is_window_end(v) for v in ("00:00", "05:30", "23:59"))
     assert not any(is_window_end(v) for v in ("24:00", "5:30", "05:60", "05:30\n", "05:30; reboot", "", None, 530))
+
+
+def test_seconds_to_window_end_is_the_next_one():
+    import datetime
+    at = datetime.datetime(2026, 12, 7, 22, 15, 30)
+    assert conv.seconds_to_window_end("23:00", at) == 44 * 60 + 30
+    assert conv.seconds_to_window_end("05:30", at) == (7 * 60 + 15) * 60 - 30   # tomorrow's
+    assert conv.seconds_to_window_end("22:15", datetime.datetime(2026, 12, 7, 22, 15)) == 86400
+    with pytest.raises(ValueError):
+        conv.seconds_to_window_end("5:30", at)
