@@ -66,6 +66,8 @@ meta_bytes = conv.meta_bytes
 ARRIVAL_START_S = 90
 ARRIVAL_TIMEOUT_S = 3600
 ORPHAN_INCOMING_S = 10
+# how long the target, its guest arrived, waits for the source to take its DRBD side down before the swap back
+PEER_LEAVE_S = 60
 # While the sync runs, /proc/drbd is read again after a tenth of the longest ETA DRBD gives, within these bounds
 # (a look costs a Python wake-up on a dom0 whose CPU the sync needs; the end of the sync is seen within 10 %).
 SYNC_POLL_MIN_S = 0.5
@@ -1052,9 +1054,32 @@ class HostSide(object):
         self._single_primary(demote=False)
         self._move_config()
 
+    def _wait_peer_left(self, timeout=PEER_LEAVE_S, poll=0.3):
+        """Target, its guest arrived and its copy checked: wait (up to timeout) until the source has taken its side of
+        every DRBD down, which it does only once it verified this copy. The swap back's dm suspend then flushes on this
+        host alone: while connected (protocol C) the flush and each write in flight wait for a source that is busy
+        with the end of xl migrate and its own finish, which made the target's swap back stall the guest twice as long
+        as the source's swap (issue 18). A source that does not leave in time changes nothing but the wait: the swap
+        goes ahead connected, as it did before; this host's copy is UpToDate either way."""
+        started = _Clock.time()
+        while True:
+            minors = self.host.drbd()
+            connected = [rep.name for rep in self.replicas()
+                         if (rep.status(minors) or {}).get("cstate") in LINKED_CSTATES]
+            waited = round(_Clock.time() - started, 1)
+            if not connected:
+                self._note("peer-left", waited_s=waited)
+                return
+            if waited >= timeout:
+                self._note("peer-still-connected", waited_s=waited, drbd=connected)
+                return
+            _Clock.sleep(poll)
+
     def _finish_plain_target(self):
         self.wait_arrival()
         self._check_local_copy()
+        if not self.journal.done("tables-restored") and not self.host.runner.check_mode:
+            self._wait_peer_left()
         self._restore_tables(pause_vm=self.p.get("pause_domain", True))
         self._teardown_drbd()
         fixed = self.host.settle_lv_paths([d["lv_path"] for d in self.disks()])

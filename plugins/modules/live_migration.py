@@ -34,7 +34,9 @@ options:
       - V(prepare), V(promote), V(finish) are the migration, in that order, each run on both hosts at once.
       - V(finish) on the source runs C(xl migrate) (unless its journal has one done), then removes what the
         source no longer needs; on the target it waits for the domain to arrive (xl renames C(VM--incoming) to
-        C(VM) once the source has handed it over) and restores its tables. It fails when no incoming domain
+        C(VM) once the source has handed it over), waits up to 60 s for the source to take its side of DRBD down (which
+        it does once it has verified the target's copy, so the swap back flushes on the target alone), then restores
+        its tables. It fails when no incoming domain
         shows up within 180 s or when it vanishes without arriving (C(xl migrate) failed).
       - V(migrate) runs only the C(xl migrate) on the source, for callers that order the steps themselves.
       - A step waits for a step of the same VM still running on this host (from a killed run) to end first.

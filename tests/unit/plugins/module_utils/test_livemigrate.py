@@ -723,7 +723,7 @@ def test_source_finish_refuses_while_the_vm_runs_here(dirs, clock):
 
 def test_target_finish_restores_under_pause_and_installs_the_config(dirs, clock):
     journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+    host = FakeHost([proc(name) for name in TARGET_FINISH_PROCS], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, TARGET).finish()
     cfg = os.path.join(str(dirs), "auto", "fxm.cfg")
@@ -737,6 +737,43 @@ def test_target_finish_restores_under_pause_and_installs_the_config(dirs, clock)
     ]
     with open(cfg) as handle:
         assert handle.read() == 'name = "fxm"\n'
+
+
+def test_target_finish_swaps_back_once_the_source_took_its_side_down(dirs, clock):
+    # issue 18: the swap back's flush stays on this host once the source, which verified this copy, left the pair
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")] * 3 + [proc("primary-standalone-peer")], tables=dm_listing(FXS_SWAPPED, clone=True),
+                    domains=xl_list("migrate-target-after"), lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, TARGET).finish()
+    assert clock.sleeps == [0.3, 0.3]
+    left = [e for e in journal.data["log"] if e["event"] == "peer-left"]
+    assert len(left) == 1 and left[0]["waited_s"] == 0.6
+    assert logged(journal).index("peer-left") < logged(journal).index("tables-restored")
+    assert host.commands("xl", "drbdadm") == ["xl pause fxm", "xl unpause fxm", "drbdadm down sl-fxm-0"]
+
+
+def test_target_finish_swaps_back_connected_when_the_source_stays(dirs, clock):
+    # a source that does not leave (slow, or its finish failed) costs the wait, nothing else: the swap goes ahead
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, TARGET).finish()
+    stayed = [e for e in journal.data["log"] if e["event"] == "peer-still-connected"]
+    assert len(stayed) == 1 and stayed[0]["waited_s"] >= lm.PEER_LEAVE_S and stayed[0]["drbd"] == ["sl-fxm-0"]
+    assert len(clock.sleeps) == 200 and set(clock.sleeps) == {0.3}
+    assert host.commands("xl", "drbdadm") == ["xl pause fxm", "xl unpause fxm", "drbdadm down sl-fxm-0"]
+    assert "tables-restored" in logged(journal)
+
+
+def test_target_finish_resumed_after_its_swap_back_does_not_wait(dirs, clock):
+    # a finish rerun after the tables went back (killed before DRBD down): the flush is done, nothing to wait for
+    journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0",
+                                                  "arrived", "tables-restored"])
+    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_BEFORE, clone=True), domains=xl_list("migrate-target-after"),
+                    lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
+    lm.HostSide(host, journal, TARGET).finish()
+    assert clock.sleeps == [] and "peer-left" not in logged(journal) and "peer-still-connected" not in logged(journal)
+    assert host.commands("drbdadm") == ["drbdadm down sl-fxm-0"]
 
 
 def test_check_mode_finish_leaves_the_journal_alone(dirs, clock):
@@ -832,9 +869,14 @@ def test_drbd_mode_finish_source_migrates_then_demotes(dirs, clock):
 
 # --------------------------------------------------------------------------- the target waits for the domain
 
+# the target after the guest arrived: its local copy checked on the connected pair, then the source gone (it verified
+# this copy and took its side down): what primary-standalone-peer.txt recorded on the side left primary
+TARGET_FINISH_PROCS = ("dual-primary", "primary-standalone-peer")
+
+
 def target_to_finish(dirs):
     journal = journal_for(dirs, "target", events=["two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True),
+    host = FakeHost([proc(name) for name in TARGET_FINISH_PROCS], tables=dm_listing(FXS_SWAPPED, clone=True),
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
     return journal, host
 
@@ -1344,7 +1386,7 @@ def test_target_abort_removes_what_it_made_in_the_target_vg(dirs, clock):
 def test_target_finish_swaps_back_without_pause_when_told(dirs, clock):
     # migrate_pause_domain=false reaches finish too: the target's swap back runs under the guest, unpaused
     journal = journal_for(dirs, "target", events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
+    host = FakeHost([proc(name) for name in TARGET_FINISH_PROCS], tables=dm_listing(FXS_SWAPPED, clone=True), domains=xl_list("migrate-target-after"),
                     lvs=[("xenvg", "fxs-disk"), ("xenvg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, dict(TARGET, pause_domain=False)).finish()
     assert host.commands("dmsetup", "xl", "udevadm")[:2] == [
@@ -1357,7 +1399,7 @@ def test_target_finish_swaps_back_without_pause_when_told(dirs, clock):
 def test_target_finish_settles_the_lv_in_the_target_vg(dirs, clock):
     journal = journal_for(dirs, "target", disks=[moved_disk("target")],
                           events=["lv-created", "two-primaries:sl-fxm-0", "primary:sl-fxm-0"])
-    host = FakeHost([proc("dual-primary")], tables=datavg_listing(FXS_SWAPPED, clone=True),
+    host = FakeHost([proc(name) for name in TARGET_FINISH_PROCS], tables=datavg_listing(FXS_SWAPPED, clone=True),
                     domains=xl_list("migrate-target-after"), lvs=[("datavg", "fxs-disk"), ("datavg", "fxs-disk.drbdmeta")])
     lm.HostSide(host, journal, TARGET).finish()
     assert host.commands("dmsetup", "lvremove", "settle") == [
