@@ -52,7 +52,7 @@ from ansible_collections.sanless.xen.plugins.module_utils.drbd import (
 from ansible_collections.sanless.xen.plugins.module_utils.files import fsync_dir, write_file_atomic
 from ansible_collections.sanless.xen.plugins.module_utils.lvm import Lvm, lv_is_open, vgmknodes_argv
 from ansible_collections.sanless.xen.plugins.module_utils.replica import DiskReplica, ReplicaError
-from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError
+from ansible_collections.sanless.xen.plugins.module_utils.runner import CommandError, wait_until
 from ansible_collections.sanless.xen.plugins.module_utils.xen import (
     XenParseError, domain_state, find_domain, move_disk_paths, pin_domain_identity, shared_ssh_argv,
 )
@@ -240,20 +240,21 @@ class StepLock(object):
         if not os.path.isdir(self.dir):
             os.makedirs(self.dir, 0o700)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.time() + timeout
-        waited = False
-        while True:
+        refused = []
+
+        def locked():
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return waited
+                return True
             except (IOError, OSError):
-                if time.time() > deadline:
-                    os.close(self.fd)
-                    self.fd = None
-                    raise MigrationError("another step on %s still holds %s after %d s" % (
-                        self.path.split("/")[-1][:-5], self.path, timeout))
-                waited = True
-                time.sleep(poll)
+                refused.append(True)
+                return False
+        if not wait_until(locked, timeout, poll, clock=_Clock):
+            os.close(self.fd)
+            self.fd = None
+            raise MigrationError("another step on %s still holds %s after %d s" % (
+                self.path.split("/")[-1][:-5], self.path, timeout))
+        return bool(refused)
 
     def release(self):
         if self.fd is not None:
@@ -731,18 +732,18 @@ class HostSide(object):
     def _wait_connected(self, timeout):
         if self.host.runner.check_mode:
             return
-        deadline = time.time() + timeout
-        while True:
+        states = {}
+
+        def connected():
             minors = self.host.drbd()
-            states = dict((rep.name, rep.status(minors)) for rep in self.replicas())
+            states.clear()
+            states.update((rep.name, rep.status(minors)) for rep in self.replicas())
+            return all(s is not None and s["cstate"] in LINKED_CSTATES for s in states.values())
+        if not wait_until(connected, timeout, 0.2, clock=_Clock):
             waiting = [r for r, s in states.items() if s is None or s["cstate"] not in LINKED_CSTATES]
-            if not waiting:
-                return
-            if time.time() > deadline:
-                raise MigrationError("%s: DRBD not connected to %s after %d s: %s" % (
-                    self.p["host_name"], self.p["peer_name"], timeout,
-                    ", ".join("%s=%s" % (r, (states[r] or {}).get("cstate")) for r in waiting)))
-            time.sleep(0.2)
+            raise MigrationError("%s: DRBD not connected to %s after %d s: %s" % (
+                self.p["host_name"], self.p["peer_name"], timeout,
+                ", ".join("%s=%s" % (r, (states[r] or {}).get("cstate")) for r in waiting)))
 
     def _swap_source_to_drbd(self):
         """Route the source LVs through DRBD with the guest stalled as briefly as possible.
@@ -886,16 +887,18 @@ class HostSide(object):
     def _wait_migrate_process(self, timeout=1800):
         """A killed run's xl migrate may still be running here: wait for it to end, so its
         outcome (the domain here or gone) decides what happens next."""
-        deadline = time.time() + timeout
         pids = self.host.migrate_pids(self.p["vm"])
-        if pids and not self.host.runner.check_mode:
-            self._note("waited-for-xl-migrate", pids=pids)
-        while pids and not self.host.runner.check_mode:
-            if time.time() > deadline:
-                raise MigrationError("%s: xl migrate of %s (pid %s) still running after %d s" % (
-                    self.p["host_name"], self.p["vm"], ", ".join(str(p) for p in pids), timeout))
-            time.sleep(1)
-            pids = self.host.migrate_pids(self.p["vm"])
+        if not pids or self.host.runner.check_mode:
+            return
+        self._note("waited-for-xl-migrate", pids=pids)
+
+        def ended():
+            pids[:] = self.host.migrate_pids(self.p["vm"])
+            return not pids
+        _Clock.sleep(1)  # it was running a moment ago: look again in a second, not at once
+        if not wait_until(ended, timeout, 1, clock=_Clock):
+            raise MigrationError("%s: xl migrate of %s (pid %s) still running after %d s" % (
+                self.p["host_name"], self.p["vm"], ", ".join(str(p) for p in pids), timeout))
 
     def _xl_migrate(self):
         vm = self.p["vm"]
@@ -1062,18 +1065,17 @@ class HostSide(object):
         as the source's swap (issue 18). A source that does not leave in time changes nothing but the wait: the swap
         goes ahead connected, as it did before; this host's copy is UpToDate either way."""
         started = _Clock.time()
-        while True:
+        connected = []
+
+        def left():
             minors = self.host.drbd()
-            connected = [rep.name for rep in self.replicas()
-                         if (rep.status(minors) or {}).get("cstate") in LINKED_CSTATES]
-            waited = round(_Clock.time() - started, 1)
-            if not connected:
-                self._note("peer-left", waited_s=waited)
-                return
-            if waited >= timeout:
-                self._note("peer-still-connected", waited_s=waited, drbd=connected)
-                return
-            _Clock.sleep(poll)
+            connected[:] = [rep.name for rep in self.replicas()
+                            if (rep.status(minors) or {}).get("cstate") in LINKED_CSTATES]
+            return not connected
+        if wait_until(left, timeout, poll, clock=_Clock):
+            self._note("peer-left", waited_s=round(_Clock.time() - started, 1))
+        else:
+            self._note("peer-still-connected", waited_s=round(_Clock.time() - started, 1), drbd=connected)
 
     def _finish_plain_target(self):
         self.wait_arrival()

@@ -25,15 +25,30 @@ SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 RC_NOT_FOUND = 127
 
 
-def wait_until(done, timeout, poll=0.5):
+class MonotonicClock(object):
+    """time() and sleep() for wait_until: the monotonic clock, looked up at each call (tests replace
+    this module's time)."""
+
+    @staticmethod
+    def time():
+        return time.monotonic()
+
+    @staticmethod
+    def sleep(seconds):
+        time.sleep(seconds)
+
+
+def wait_until(done, timeout, poll=0.5, clock=MonotonicClock):
     """Call done() until it returns true or timeout seconds passed; returns its last answer. The
-    modules' one wait loop (a device that udev creates after a login, an md resync)."""
-    deadline = time.monotonic() + max(timeout, 0)
+    modules' one wait loop (a device that udev creates after a login, an md resync, a DRBD state).
+
+    clock: an object with time() and sleep(seconds) (the engine passes its own, which its tests step)."""
+    deadline = clock.time() + max(timeout, 0)
     while True:
         answer = done()
-        if answer or time.monotonic() >= deadline:
+        if answer or clock.time() >= deadline:
             return answer
-        time.sleep(poll)
+        clock.sleep(poll)
 
 
 class CommandError(Exception):
